@@ -1,0 +1,41 @@
+/**
+ * `npm start`: the whole service on localhost, on DynamoDB Local and a local
+ * signing key. See README "Local mode" for the variables.
+ */
+import { ConfigError, loadLocalConfig } from '../functions/config.js'
+import { assertJava, stopOnSignals } from '../functions/adapters/dynamodb-local.js'
+import { DEMO_USERNAME, startLocalMode } from '../functions/adapters/local-mode.js'
+
+async function main() {
+  const config = loadLocalConfig()
+  assertJava()
+  const local = await startLocalMode(config)
+  stopOnSignals(local.dynamodb, () => new Promise<void>((resolve) => local.server.close(() => resolve())))
+  const u = local.url
+  const demoPassword = process.env.DEMO_PASSWORD ? '$DEMO_PASSWORD' : config.demoPassword
+  console.log(`
+Token service running at ${u}  (DynamoDB Local at ${local.dynamodb.endpoint}, ${config.dataDir ? `data in ${config.dataDir}` : 'in memory'})
+Demo user: ${DEMO_USERNAME}    Clients: ${[...local.runtime.config.clients.keys()].join(', ')}
+
+Log in:
+  curl -s ${u}/login -d username=${DEMO_USERNAME} -d password=${demoPassword} -d client_id=demo-native
+
+Refresh (use the refresh_token from the answer; every refresh returns a new one):
+  curl -s ${u}/token -d grant_type=refresh_token -d client_id=demo-native -d refresh_token=<refresh_token>
+
+Revoke (logout):
+  curl -s ${u}/revoke -d client_id=demo-native -d token=<refresh_token>
+
+Keys and metadata:
+  curl -s ${u}/.well-known/jwks.json
+  curl -s ${u}/.well-known/openid-configuration
+
+Ctrl-C stops the service and DynamoDB Local.`)
+}
+
+main().catch((error) => {
+  // One line, no stack: the messages here are written for the person at the terminal.
+  const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error)
+  console.error(`npm start: ${message}`)
+  process.exit(1)
+})

@@ -1,0 +1,256 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
+import middy, { type MiddlewareObj } from '@middy/core'
+import httpCors from '@middy/http-cors'
+import httpHeaderNormalizer from '@middy/http-header-normalizer'
+import httpSecurityHeaders from '@middy/http-security-headers'
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  Context,
+} from 'aws-lambda'
+import { inLambda } from '../config.js'
+import type { Client } from '../core/clients.js'
+import {
+  InvalidRequest,
+  OAuthError,
+  OriginNotAllowed,
+  PayloadTooLarge,
+  ServerError,
+  TemporarilyUnavailable,
+  UnsupportedMediaType,
+} from '../core/errors.js'
+import { defaultRuntime, type Runtime } from './runtime.js'
+
+/** What a route sees: a parsed, normalized request. */
+export interface HttpRequest {
+  readonly method: string
+  readonly path: string
+  /** Lower-case header names. */
+  readonly headers: Readonly<Record<string, string>>
+  readonly cookies: ReadonlyMap<string, string>
+  /** Body parameters (form or JSON), all strings, null prototype. Empty without a body. */
+  readonly params: Readonly<Record<string, string>>
+  readonly pathParameters: Readonly<Record<string, string>>
+}
+
+export interface HttpResponse {
+  readonly status: number
+  readonly body?: unknown
+  readonly headers?: Record<string, string>
+  /** Set-Cookie values. */
+  readonly cookies?: string[]
+}
+
+export type Route = (request: HttpRequest, runtime: Runtime) => Promise<HttpResponse>
+
+export interface RouteOptions {
+  /** Parse a form or JSON body (413 above 8 KiB, 415 for other types). @default false */
+  readonly body?: boolean
+  /** `Cache-Control: no-store` on every answer, errors included (RFC 6749 §5.1). @default true */
+  readonly noStore?: boolean
+}
+
+export const MAX_BODY_BYTES = 8 * 1024
+
+type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>
+
+/**
+ * Wraps a route in the one middy stack every HTTP function shares: logging
+ * context, metrics, header normalization, body parsing, security headers, CORS
+ * and the single OAuth error mapper.
+ */
+export function httpHandler(route: Route, options: RouteOptions = {}, runtime?: Runtime): Handler {
+  if (runtime) return build(route, options, runtime)
+  // A deployed function builds at module scope (cold start); an import elsewhere
+  // (local mode, tests) builds nothing until the handler is first called.
+  let built = inLambda() ? build(route, options, defaultRuntime()) : undefined
+  return (event, context) => {
+    built ??= build(route, options, defaultRuntime())
+    return built(event, context)
+  }
+}
+
+function build(route: Route, options: RouteOptions, rt: Runtime): Handler {
+  const noStore = options.noStore ?? true
+  const parsed = new WeakMap<object, Record<string, string>>()
+
+  const core = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+    const response = await route(toRequest(event, parsed.get(event) ?? Object.create(null)), rt)
+    return toResult(response, noStore)
+  }
+
+  // Answer 503 shortly before Lambda's own timeout would cut the request off.
+  const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core, {
+    timeoutEarlyInMillis: 250,
+  })
+    .use(injectLambdaContext(rt.logger, { resetKeys: true }))
+    .use(logMetrics(rt.metrics))
+    .use(httpHeaderNormalizer())
+    .use(
+      httpCors({
+        origins: [...rt.corsOrigins],
+        credentials: true,
+        headers: 'Authorization, Content-Type',
+        methods: 'GET, POST, DELETE, OPTIONS',
+        maxAge: 600,
+      }),
+    )
+    .use(httpSecurityHeaders())
+    .use(oauthErrors(rt, noStore))
+  if (options.body) handler.use(parseBody(parsed))
+  return handler as unknown as Handler
+}
+
+function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    if (value !== undefined) headers[name.toLowerCase()] = value
+  }
+  return {
+    method: event.requestContext?.http?.method ?? 'GET',
+    path: event.rawPath ?? '/',
+    headers,
+    cookies: parseCookies(event.cookies ?? (headers.cookie ? headers.cookie.split(';') : [])),
+    params,
+    pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+  }
+}
+
+function toResult(response: HttpResponse, noStore: boolean): APIGatewayProxyStructuredResultV2 {
+  const headers: Record<string, string> = {
+    ...(noStore ? { 'Cache-Control': 'no-store', Pragma: 'no-cache' } : {}),
+    ...response.headers,
+  }
+  if (response.body !== undefined) headers['Content-Type'] = 'application/json'
+  return {
+    statusCode: response.status,
+    headers,
+    ...(response.cookies?.length ? { cookies: response.cookies } : {}),
+    body: response.body === undefined ? '' : JSON.stringify(response.body),
+  }
+}
+
+/** Cookie pairs as API Gateway gives them; the first of a repeated name wins. */
+function parseCookies(pairs: readonly string[]): Map<string, string> {
+  const cookies = new Map<string, string>()
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    if (at <= 0) continue
+    const name = pair.slice(0, at).trim()
+    if (!cookies.has(name)) cookies.set(name, pair.slice(at + 1).trim())
+  }
+  return cookies
+}
+
+/**
+ * Body parsing of our own rather than @middy/http-json-body-parser and
+ * http-urlencode-body-parser: those answer malformed JSON with 415 instead of
+ * 400, copy form fields onto a plain object (so `__proto__=` reaches its
+ * setter), and turn repeated parameters into arrays that RFC 6749 §3.1 forbids.
+ */
+function parseBody(parsed: WeakMap<object, Record<string, string>>): MiddlewareObj<APIGatewayProxyEventV2> {
+  return {
+    before: async (request) => {
+      const { event } = request
+      const raw = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8')
+      if (raw.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES)
+      const type = (event.headers?.['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+      const text = raw.toString('utf8')
+      if (type === 'application/x-www-form-urlencoded') parsed.set(event, parseForm(text))
+      else if (type === 'application/json') parsed.set(event, parseJson(text))
+      else throw new UnsupportedMediaType()
+    },
+  }
+}
+
+function parseForm(text: string): Record<string, string> {
+  const params: Record<string, string> = Object.create(null)
+  for (const [name, value] of new URLSearchParams(text)) {
+    if (Object.hasOwn(params, name)) throw new InvalidRequest('a request parameter is repeated')
+    params[name] = value
+  }
+  return params
+}
+
+function parseJson(text: string): Record<string, string> {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new InvalidRequest('request body is not valid JSON')
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidRequest('request body must be a JSON object')
+  }
+  const params: Record<string, string> = Object.create(null)
+  for (const [name, member] of Object.entries(value)) {
+    if (typeof member !== 'string') throw new InvalidRequest('request parameters must be strings')
+    params[name] = member
+  }
+  return params
+}
+
+/** The one place that turns errors into responses: OAuth shape, nothing leaked. */
+function oauthErrors(rt: Runtime, noStore: boolean): MiddlewareObj<APIGatewayProxyEventV2> {
+  return {
+    onError: async (request) => {
+      const error = toOAuthError(request.error)
+      const fields = { status: error.status, error: error.error, detail: error.detail }
+      if (error.status >= 500) {
+        const cause = error.cause instanceof Error ? error.cause.name : undefined
+        rt.logger.error('request failed', { ...fields, cause })
+      } else {
+        rt.logger.info('request refused', fields)
+      }
+      request.response = toResult(
+        {
+          status: error.status,
+          headers: error.headers,
+          body: { error: error.error, error_description: error.description },
+        },
+        noStore,
+      )
+    },
+  }
+}
+
+function toOAuthError(error: unknown): OAuthError {
+  if (error instanceof OAuthError) return error
+  if (error instanceof Error && error.name === 'TimeoutError') {
+    return new TemporarilyUnavailable('function ran out of time', { cause: error })
+  }
+  // Errors from middy middlewares carry a statusCode; their messages are generic.
+  const status = (error as { statusCode?: unknown } | null)?.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new InvalidRequest('the request is malformed', (error as Error).message)
+  }
+  return new ServerError(error instanceof Error ? error.name : 'unknown error', error)
+}
+
+/** A required string parameter, or `invalid_request` naming it. */
+export function param(request: HttpRequest, name: string): string {
+  const value = request.params[name]
+  if (value === undefined || value === '') throw new InvalidRequest(`${name} is required`)
+  return value
+}
+
+export const optionalParam = (request: HttpRequest, name: string): string | undefined =>
+  request.params[name] || undefined
+
+/** The refresh-token cookie of a cookie-mode client (`__Host-`: Secure, host-only, Path=/). */
+export const refreshCookieName = (client: Client) => `__Host-rt_${client.clientId}`
+
+export function refreshCookie(client: Client, token: string, expiresAt: number, now: number): string {
+  const maxAge = Math.max(0, Math.floor((expiresAt - now) / 1000))
+  return `${refreshCookieName(client)}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAge}`
+}
+
+export const clearedRefreshCookie = (client: Client) =>
+  `${refreshCookieName(client)}=; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=0`
+
+/** CSRF defence for cookie mode: the browser's Origin must be one of the client's. */
+export function assertOrigin(request: HttpRequest, client: Client): void {
+  const origin = request.headers.origin
+  if (!origin || !client.allowedOrigins.includes(origin)) throw new OriginNotAllowed()
+}

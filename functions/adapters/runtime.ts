@@ -1,0 +1,129 @@
+import { Logger } from '@aws-lambda-powertools/logger'
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { KMSClient } from '@aws-sdk/client-kms'
+import { type Config, inLambda, loadConfig } from '../config.js'
+import { type Clock, systemClock } from '../core/clock.js'
+import type { DomainEvent, Events, Signer } from '../core/ports.js'
+import type { Deps } from '../core/service.js'
+import { DynamoStore } from './dynamo-store.js'
+import { KmsSigner } from './kms-signer.js'
+import { LocalSigner } from './local-signer.js'
+
+/** What a handler runs with: the domain's ports plus logging and metrics. */
+export interface Runtime {
+  readonly config: Config
+  readonly deps: Deps
+  readonly store: DynamoStore
+  readonly logger: Logger
+  readonly metrics: Metrics
+  /** Every client's allowed origins: the CORS allow-list. */
+  readonly corsOrigins: readonly string[]
+}
+
+const METRIC_NAMES: Record<DomainEvent, string> = {
+  login: 'Logins',
+  login_failed: 'LoginFailures',
+  refresh: 'Refreshes',
+  grace_replay: 'GraceReplays',
+  reuse_detected: 'ReuseDetections',
+  revoke: 'Revocations',
+}
+
+const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set(['reuse_detected', 'login_failed'])
+
+export interface RuntimeOverrides {
+  readonly clock?: Clock
+  readonly signer?: Signer
+  readonly dynamodb?: DynamoDBClient
+  readonly kms?: KMSClient
+  readonly logger?: Logger
+}
+
+/** Builds clients and adapters once; no network I/O happens here. */
+export function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
+  const logger = overrides.logger ?? new Logger({ serviceName: 'token-service' })
+  const metrics = new Metrics({ namespace: 'TokenService', serviceName: 'token-service' })
+  const sdk = {
+    maxAttempts: config.awsMaxAttempts,
+    requestHandler: {
+      connectionTimeout: config.awsCallTimeoutMs,
+      requestTimeout: config.awsCallTimeoutMs,
+    },
+  }
+  const dynamodb =
+    overrides.dynamodb ??
+    new DynamoDBClient({
+      ...sdk,
+      ...(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
+    })
+  const store = new DynamoStore(dynamodb, config.tableName)
+  const signer = overrides.signer ?? createSigner(config, () => overrides.kms ?? new KMSClient(sdk))
+
+  const events: Events = {
+    emit(event, fields = {}) {
+      metrics.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
+      if (SECURITY_EVENTS.has(event)) logger.warn('security event', { event, ...fields })
+      else logger.info(event, fields)
+    },
+  }
+
+  return {
+    config,
+    store,
+    logger,
+    metrics,
+    corsOrigins: [...new Set([...config.clients.values()].flatMap((c) => c.allowedOrigins))],
+    deps: {
+      store,
+      signer,
+      clock: overrides.clock ?? systemClock,
+      events,
+      settings: {
+        issuer: config.issuer,
+        clients: config.clients,
+        backdateSeconds: config.backdateSeconds,
+      },
+    },
+  }
+}
+
+function createSigner(config: Config, kms: () => KMSClient): Signer {
+  if (config.signer.kind === 'kms') {
+    return new KmsSigner({
+      client: kms(),
+      activeKeyId: config.signer.activeKeyId,
+      retiringKeyIds: [...config.signer.retiringKeyIds],
+      alg: config.signer.alg,
+    })
+  }
+  return deferred(LocalSigner.open(config.signer.keyDir), 'RS256')
+}
+
+/** A signer that becomes usable once its key is loaded. */
+function deferred(opening: Promise<Signer>, alg: Signer['alg']): Signer {
+  opening.catch(() => {}) // reported by the first call that needs it
+  return {
+    alg,
+    keyId: async () => (await opening).keyId(),
+    sign: async (input) => (await opening).sign(input),
+    publicKeys: async () => (await opening).publicKeys(),
+  }
+}
+
+let lambdaRuntime: Runtime | undefined
+
+/**
+ * The runtime of a deployed function, built from the environment once per
+ * container. Inside Lambda it is built at module scope (cold start) and the
+ * signing key's public half is fetched ahead of the first request.
+ */
+export function defaultRuntime(): Runtime {
+  if (!lambdaRuntime) {
+    lambdaRuntime = createRuntime(loadConfig())
+    lambdaRuntime.deps.signer.keyId().catch(() => {}) // warm the key cache; errors surface per request
+  }
+  return lambdaRuntime
+}
+
+if (inLambda()) defaultRuntime()

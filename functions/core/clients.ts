@@ -1,0 +1,126 @@
+/**
+ * Clients are configuration, not data: the stack passes them as props, local
+ * mode reads them from a file. `parseClients` validates them and fills in the
+ * defaults, failing with a message that names the bad field.
+ */
+export interface Client {
+  readonly clientId: string
+  readonly type: 'spa' | 'native'
+  /** `aud` of the access tokens issued to this client. */
+  readonly audience: string
+  /** Exact origins allowed for CORS and, in cookie mode, for the CSRF check. @default [] */
+  readonly allowedOrigins: readonly string[]
+  /** Scopes the client may ask for; with no `scope` parameter it gets all of them. @default ['openid'] */
+  readonly scopes: readonly string[]
+  /** @default 900 (60..3600) */
+  readonly accessTokenTtlSeconds: number
+  /** A session unused this long ends. @default 604800 (7 days) */
+  readonly refreshIdleTtlSeconds: number
+  /** A session ends this long after login, however it is used. @default 2592000 (30 days) */
+  readonly refreshAbsoluteTtlSeconds: number
+  /** How long a rotated refresh token may be replayed for the same answer. @default 10 (0..60) */
+  readonly reuseGraceSeconds: number
+  /** Refresh token in a `__Host-` cookie instead of the body. @default false */
+  readonly cookieMode: boolean
+}
+
+/** The shape clients take in props and in the clients file (DESIGN.md "Clients"). */
+export interface ClientConfig {
+  client_id: string
+  type: 'spa' | 'native'
+  audience: string
+  allowed_origins?: string[]
+  scopes?: string[]
+  access_token_ttl_seconds?: number
+  refresh_idle_ttl_seconds?: number
+  refresh_absolute_ttl_seconds?: number
+  reuse_grace_seconds?: number
+  cookie_mode?: boolean
+}
+
+export const CLIENT_DEFAULTS = {
+  allowed_origins: [] as string[],
+  scopes: ['openid'],
+  access_token_ttl_seconds: 900,
+  refresh_idle_ttl_seconds: 7 * 24 * 3600,
+  refresh_absolute_ttl_seconds: 30 * 24 * 3600,
+  reuse_grace_seconds: 10,
+  cookie_mode: false,
+} as const
+
+const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/ // RFC 6749 §3.3 scope-token
+
+export class ClientConfigError extends Error {}
+
+export function parseClients(input: unknown): Map<string, Client> {
+  if (!Array.isArray(input) || input.length === 0) {
+    throw new ClientConfigError('clients must be a non-empty array')
+  }
+  const clients = new Map<string, Client>()
+  for (const [index, raw] of input.entries()) {
+    const client = parseClient(raw, `clients[${index}]`)
+    if (clients.has(client.clientId)) {
+      throw new ClientConfigError(`clients[${index}].client_id "${client.clientId}" is repeated`)
+    }
+    clients.set(client.clientId, client)
+  }
+  return clients
+}
+
+function parseClient(raw: unknown, at: string): Client {
+  if (typeof raw !== 'object' || raw === null) throw new ClientConfigError(`${at} must be an object`)
+  const c = { ...CLIENT_DEFAULTS, ...(raw as Partial<ClientConfig>) }
+  const fail = (field: string, why: string): never => {
+    throw new ClientConfigError(`${at}.${field} ${why}`)
+  }
+  if (typeof c.client_id !== 'string' || !CLIENT_ID.test(c.client_id)) {
+    fail('client_id', 'must be 1-64 characters of A-Z a-z 0-9 . _ -')
+  }
+  if (c.type !== 'spa' && c.type !== 'native') fail('type', 'must be "spa" or "native"')
+  if (typeof c.audience !== 'string' || c.audience === '') fail('audience', 'must be a string')
+  if (!Array.isArray(c.allowed_origins) || !c.allowed_origins.every(isOrigin)) {
+    fail('allowed_origins', 'must be a list of exact origins such as https://app.example.com')
+  }
+  if (!Array.isArray(c.scopes) || !c.scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) {
+    fail('scopes', 'must be a list of scope tokens')
+  }
+  const int = (field: keyof typeof CLIENT_DEFAULTS, min: number, max: number): number => {
+    const value = c[field]
+    if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
+      fail(field, `must be an integer from ${min} to ${max}`)
+    }
+    return value as number
+  }
+  const accessTtl = int('access_token_ttl_seconds', 60, 3600)
+  const idle = int('refresh_idle_ttl_seconds', 60, 365 * 24 * 3600)
+  const absolute = int('refresh_absolute_ttl_seconds', 60, 365 * 24 * 3600)
+  if (idle > absolute) fail('refresh_idle_ttl_seconds', 'must not exceed refresh_absolute_ttl_seconds')
+  const grace = int('reuse_grace_seconds', 0, 60)
+  if (typeof c.cookie_mode !== 'boolean') fail('cookie_mode', 'must be true or false')
+  if (c.cookie_mode && c.allowed_origins.length === 0) {
+    fail('allowed_origins', 'must name at least one origin when cookie_mode is true')
+  }
+  return {
+    clientId: c.client_id as string,
+    type: c.type as Client['type'],
+    audience: c.audience as string,
+    allowedOrigins: [...c.allowed_origins],
+    scopes: [...c.scopes],
+    accessTokenTtlSeconds: accessTtl,
+    refreshIdleTtlSeconds: idle,
+    refreshAbsoluteTtlSeconds: absolute,
+    reuseGraceSeconds: grace,
+    cookieMode: c.cookie_mode,
+  }
+}
+
+function isOrigin(value: unknown): boolean {
+  if (typeof value !== 'string') return false
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value
+  } catch {
+    return false
+  }
+}

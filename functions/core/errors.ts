@@ -1,0 +1,141 @@
+/**
+ * One error hierarchy for the whole service, mapped to OAuth 2.0 error codes
+ * (RFC 6749 §5.2, RFC 6750 §3.1, RFC 7009 §2.2.1).
+ *
+ * `description` is public and goes to the client; `detail` is private and goes
+ * to the logs only. Neither may ever hold a token, a password or a hash.
+ */
+export class OAuthError extends Error {
+  /** HTTP status code of the response. */
+  readonly status: number
+  /** OAuth error code, the `error` member of the response body. */
+  readonly error: string
+  /** Human text for the client, the `error_description` member. */
+  readonly description: string
+  /** Why it happened, for the logs only. */
+  readonly detail: string | undefined
+  /** Extra response headers (for example `Retry-After`). */
+  readonly headers: Record<string, string>
+
+  constructor(
+    status: number,
+    error: string,
+    description: string,
+    options: { detail?: string; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(description, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.status = status
+    this.error = error
+    this.description = description
+    this.detail = options.detail
+    this.headers = options.headers ?? {}
+  }
+
+  /** Client errors are shown as they are; server errors never reveal their detail. */
+  get expose(): boolean {
+    return this.status < 500
+  }
+}
+
+export class InvalidRequest extends OAuthError {
+  constructor(description: string, detail?: string) {
+    super(400, 'invalid_request', description, { detail })
+  }
+}
+
+export class PayloadTooLarge extends OAuthError {
+  constructor(limitBytes: number) {
+    super(413, 'invalid_request', `request body is larger than ${limitBytes} bytes`)
+  }
+}
+
+export class UnsupportedMediaType extends OAuthError {
+  constructor() {
+    super(
+      415,
+      'invalid_request',
+      'content type must be application/x-www-form-urlencoded or application/json',
+    )
+  }
+}
+
+/** The request's Origin is not allowed for a cookie-mode client (CSRF defence). */
+export class OriginNotAllowed extends OAuthError {
+  constructor() {
+    super(403, 'access_denied', 'origin not allowed for this client')
+  }
+}
+
+export class InvalidClient extends OAuthError {
+  constructor(detail?: string) {
+    super(401, 'invalid_client', 'unknown client', { detail })
+  }
+}
+
+/**
+ * Every refusal of a grant uses one of a few fixed public descriptions, so the
+ * answer never tells an attacker which check failed (no user enumeration).
+ */
+export class InvalidGrant extends OAuthError {
+  constructor(description: string, detail?: string) {
+    super(400, 'invalid_grant', description, { detail })
+  }
+}
+
+export class UnsupportedGrantType extends OAuthError {
+  constructor() {
+    super(400, 'unsupported_grant_type', 'grant_type must be refresh_token')
+  }
+}
+
+export class InvalidScope extends OAuthError {
+  constructor() {
+    super(400, 'invalid_scope', 'requested scope is not allowed for this client')
+  }
+}
+
+export class InvalidToken extends OAuthError {
+  constructor(detail?: string) {
+    super(401, 'invalid_token', 'the access token is missing, invalid or expired', {
+      detail,
+      headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+    })
+  }
+}
+
+export class NotFound extends OAuthError {
+  constructor(description = 'not found') {
+    super(404, 'not_found', description)
+  }
+}
+
+export class TooManyRequests extends OAuthError {
+  constructor(retryAfterSeconds: number, detail?: string) {
+    super(429, 'slow_down', 'too many attempts, try again later', {
+      detail,
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    })
+  }
+}
+
+/**
+ * A dependency (KMS, DynamoDB) failed or timed out. Nothing was committed that
+ * the client could lose: retrying with the same refresh token is safe.
+ */
+export class TemporarilyUnavailable extends OAuthError {
+  constructor(detail: string, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(503, 'temporarily_unavailable', 'the service is temporarily unavailable, retry shortly', {
+      detail,
+      cause: options.cause,
+      headers: { 'Retry-After': String(options.retryAfterSeconds ?? 1) },
+    })
+  }
+}
+
+/** Anything that is not an `OAuthError` becomes this: a 500 that reveals nothing. */
+export class ServerError extends OAuthError {
+  constructor(detail: string, cause?: unknown) {
+    super(500, 'server_error', 'internal error', { detail, cause })
+  }
+}

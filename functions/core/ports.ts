@@ -1,0 +1,146 @@
+/**
+ * The ports the domain talks through. Each has one real adapter in
+ * `functions/adapters`; the domain never sees AWS, HTTP or middy.
+ */
+
+export type UserStatus = 'active' | 'disabled'
+
+export interface User {
+  /** Immutable user id, the `sub` claim. Never the username. */
+  readonly sub: string
+  /** Normalized username (see `normalizeUsername`). */
+  readonly username: string
+  /** PHC string, for example `$scrypt$ln=17,r=8,p=1$<salt>$<hash>`. */
+  readonly passwordHash: string
+  readonly roles: readonly string[]
+  readonly status: UserStatus
+  /** Epoch ms. Sessions created before this instant are void (logout everywhere, disable). */
+  readonly sessionsValidAfter?: number
+  readonly createdAt: number
+}
+
+export type SessionStatus = 'active' | 'revoked'
+
+export interface Session {
+  readonly sid: string
+  readonly sub: string
+  readonly clientId: string
+  readonly scope: string
+  readonly status: SessionStatus
+  readonly revokedReason?: string
+  /** All times are epoch ms. */
+  readonly createdAt: number
+  readonly lastUsedAt: number
+  readonly idleExpiresAt: number
+  readonly absoluteExpiresAt: number
+  /** How many rotations this session has seen. The first token is generation 0. */
+  readonly generation: number
+  /** SHA-256 (base64url) of the one refresh token that may rotate now. */
+  readonly currentHash: string
+  /** SHA-256 of the token retired by the last rotation, replayable within grace. */
+  readonly previousHash?: string
+  readonly rotatedAt?: number
+  /** The current token, sealed under a key derived from the previous one (grace replay). */
+  readonly graceChild?: string
+  readonly userAgent?: string
+}
+
+/** The single batched, strongly consistent read that starts a refresh. */
+export interface RefreshState {
+  readonly user?: User
+  readonly session?: Session
+  /** This hash was issued for this session at some point (authentic, maybe retired). */
+  readonly tokenIssued: boolean
+}
+
+/** What a rotation writes, conditional on the session still being at `expect`. */
+export interface Rotation {
+  readonly sid: string
+  readonly expect: { readonly currentHash: string; readonly generation: number }
+  readonly next: {
+    readonly currentHash: string
+    readonly previousHash: string
+    readonly generation: number
+    readonly rotatedAt: number
+    readonly graceChild: string
+    readonly lastUsedAt: number
+    readonly idleExpiresAt: number
+  }
+  /** Epoch ms after which DynamoDB may delete the session and its token records. */
+  readonly absoluteExpiresAt: number
+}
+
+export type RotationResult = 'committed' | 'lost'
+
+export interface Store {
+  /** One read: the user with this normalized username. */
+  findUserByUsername(username: string): Promise<User | undefined>
+  /** One batched, strongly consistent read of the user, the session and the token's record. */
+  loadRefreshState(key: { sub: string; sid: string; tokenHash: string }): Promise<RefreshState>
+  /** A strongly consistent read of one session. */
+  getSession(sid: string): Promise<Session | undefined>
+  /**
+   * Writes a new session and its first token record, only if the user is still
+   * active with the password hash that was checked. Returns false if not.
+   */
+  createSession(session: Session, guard: { sub: string; passwordHash: string }): Promise<boolean>
+  /** Commits a rotation atomically. `lost` means someone else rotated (or revoked) first. */
+  rotate(rotation: Rotation): Promise<RotationResult>
+  /** Marks a session revoked. Revoking a revoked or missing session is a no-op. */
+  revokeSession(sid: string, reason: string, at: number): Promise<void>
+  /** The user's sessions, newest first, including revoked and expired ones. */
+  listSessions(sub: string): Promise<Session[]>
+}
+
+export type SigningAlgorithm = 'RS256' | 'ES256'
+
+/** A public verification key as published in the JWKS. */
+export interface PublicJwk {
+  readonly kty: string
+  readonly kid: string
+  readonly alg: SigningAlgorithm
+  readonly use: 'sig'
+  readonly [member: string]: unknown
+}
+
+export interface Signer {
+  readonly alg: SigningAlgorithm
+  /** `kid` of the active key: its RFC 7638 thumbprint. */
+  keyId(): Promise<string>
+  /** Signs a JWS signing input; returns the JWS signature (R||S for ES256). */
+  sign(signingInput: Uint8Array): Promise<Uint8Array>
+  /** Every verification key, active first, then the retiring ones. */
+  publicKeys(): Promise<PublicJwk[]>
+}
+
+export type DomainEvent =
+  | 'login'
+  | 'login_failed'
+  | 'refresh'
+  | 'grace_replay'
+  | 'reuse_detected'
+  | 'revoke'
+
+/** Where the domain reports what happened (metrics, security events). Never pass secrets. */
+export interface Events {
+  emit(event: DomainEvent, fields?: Record<string, string | number>): void
+}
+
+export const noEvents: Events = { emit: () => {} }
+
+/** User administration, for the users command and the sessions API. */
+export interface UserStore {
+  /** Creates the user unless the username is taken; returns false if it is. */
+  createUser(user: User): Promise<boolean>
+  findUserByUsername(username: string): Promise<User | undefined>
+  /**
+   * Sets the status. `sessionsValidAfter`, when given, voids every session
+   * created before that instant (disable, logout everywhere).
+   */
+  updateUser(
+    sub: string,
+    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+  ): Promise<void>
+  listSessions(sub: string): Promise<Session[]>
+  revokeSession(sid: string, reason: string, at: number): Promise<void>
+}

@@ -1,0 +1,183 @@
+import { type IssuedAccessToken, issueAccessToken } from './access-token.js'
+import type { Client } from './clients.js'
+import { InvalidGrant, TemporarilyUnavailable } from './errors.js'
+import type { Session, User } from './ports.js'
+import {
+  hashToken,
+  newRefreshToken,
+  openChild,
+  parseRefreshToken,
+  type RefreshTokenLocator,
+  sameHash,
+  sealChild,
+} from './refresh-token.js'
+import { type Deps, findClient, grantScope, type TokenResult } from './service.js'
+
+export interface RefreshInput {
+  readonly refreshToken: string
+  readonly clientId: string
+  readonly scope?: string
+}
+
+/** One public message for every refused refresh: the logs get the reason. */
+const REFUSED = 'refresh token is invalid, expired or revoked'
+
+/** How often a rotation that collided with another writer is re-examined. */
+const ROTATION_ATTEMPTS = 4
+
+/**
+ * Exchanges a refresh token for a new pair (DESIGN.md "Sessions, rotation,
+ * reuse", rules 1 to 7). Network stages on success: one batched read, then the
+ * signature and the conditional write in parallel.
+ */
+export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenResult> {
+  const { store, clock, settings } = deps
+  const client = findClient(settings, input.clientId)
+  const locator = parseRefreshToken(input.refreshToken)
+  if (!locator) throw new InvalidGrant(REFUSED, 'malformed refresh token')
+
+  const presentedHash = hashToken(input.refreshToken)
+  const state = await store.loadRefreshState({ ...locator, tokenHash: presentedHash })
+  const { user } = state
+  let session = state.session
+  // Garbage that merely names a session is refused here, before any rule can revoke it.
+  if (!session || !state.tokenIssued || session.sub !== locator.sub) {
+    throw new InvalidGrant(REFUSED, 'unknown refresh token')
+  }
+  if (session.clientId !== client.clientId) {
+    throw new InvalidGrant(REFUSED, 'refresh token belongs to another client')
+  }
+  const now = clock.now()
+  assertUsable(session, user, now)
+  const scope = input.scope === undefined ? session.scope : grantScope(input.scope, session.scope.split(' '))
+
+  let accessToken: IssuedAccessToken | undefined
+  const presented: Presented = { token: input.refreshToken, hash: presentedHash, locator }
+  for (let attempt = 1; ; attempt++) {
+    if (sameHash(presentedHash, session.currentHash)) {
+      // Rule 1: rotate. Rule 7: answer only once the one conditional write committed.
+      const rotated = await rotate(deps, { client, session, user, scope, now, presented, accessToken })
+      if (rotated.result) return rotated.result
+      accessToken = rotated.accessToken
+      // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
+      const fresh = await store.getSession(session.sid)
+      if (!fresh) throw new InvalidGrant(REFUSED, 'session disappeared')
+      assertUsable(fresh, user, now)
+      if (sameHash(presentedHash, fresh.currentHash)) {
+        // A transaction conflict that left the session unchanged: try again, a few times.
+        if (attempt >= ROTATION_ATTEMPTS) {
+          throw new TemporarilyUnavailable('rotation kept colliding with another writer')
+        }
+        await pause(attempt)
+      }
+      session = fresh
+      continue
+    }
+    if (sameHash(presentedHash, session.previousHash) && withinGrace(session, client, now)) {
+      return graceReplay(deps, { client, session, user, scope, now, presented, accessToken })
+    }
+    return detectedReuse(deps, session)
+  }
+}
+
+interface Presented {
+  readonly token: string
+  readonly hash: string
+  readonly locator: RefreshTokenLocator
+}
+
+interface Step {
+  readonly client: Client
+  readonly session: Session
+  readonly user: User | undefined
+  readonly scope: string
+  readonly now: number
+  readonly presented: Presented
+  /** Signed in an earlier attempt of this same request, still good to send. */
+  readonly accessToken: IssuedAccessToken | undefined
+}
+
+/** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
+function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
+  if (session.status !== 'active') throw new InvalidGrant(REFUSED, `session ${session.revokedReason ?? 'revoked'}`)
+  if (now >= session.absoluteExpiresAt) throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
+  if (now >= session.idleExpiresAt) throw new InvalidGrant(REFUSED, 'session idle for too long')
+  if (!user || user.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
+  if (user.sessionsValidAfter !== undefined && session.createdAt < user.sessionsValidAfter) {
+    throw new InvalidGrant(REFUSED, 'session ended by logout everywhere')
+  }
+}
+
+/** Rule 2, and rule 4's "a grace of 0 makes a concurrent duplicate count as reuse". */
+function withinGrace(session: Session, client: Client, now: number): boolean {
+  return (
+    client.reuseGraceSeconds > 0 &&
+    session.rotatedAt !== undefined &&
+    now - session.rotatedAt <= client.reuseGraceSeconds * 1000
+  )
+}
+
+async function rotate(
+  deps: Deps,
+  step: Step & { user: User },
+): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
+  const { store, signer, events, settings } = deps
+  const { client, session, user, scope, now, presented } = step
+  const child = newRefreshToken(presented.locator)
+  const [signed, written] = await Promise.allSettled([
+    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    store.rotate({
+      sid: session.sid,
+      expect: { currentHash: session.currentHash, generation: session.generation },
+      next: {
+        currentHash: hashToken(child),
+        previousHash: presented.hash,
+        generation: session.generation + 1,
+        rotatedAt: now,
+        graceChild: sealChild(presented.token, session.sid, child),
+        lastUsedAt: now,
+        idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
+      },
+      absoluteExpiresAt: session.absoluteExpiresAt,
+    }),
+  ])
+  // A failed write loses nothing: the presented token is still current.
+  if (written.status === 'rejected') throw written.reason
+  const accessToken = signed.status === 'fulfilled' ? signed.value : undefined
+  if (written.value === 'lost') return accessToken ? { accessToken } : {}
+  // Committed but unsigned: the client's retry within grace gets this same child.
+  if (signed.status === 'rejected') throw signed.reason
+  events.emit('refresh', { client_id: client.clientId })
+  return {
+    result: {
+      client,
+      accessToken: signed.value,
+      refreshToken: child,
+      scope,
+      sessionExpiresAt: session.absoluteExpiresAt,
+    },
+  }
+}
+
+/** Rule 2: the retired token, replayed within grace, gets the same child and a fresh access token. */
+async function graceReplay(deps: Deps, step: Step & { user: User }): Promise<TokenResult> {
+  const { signer, events, settings } = deps
+  const { client, session, user, scope, now, presented } = step
+  const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
+  if (!child) throw new InvalidGrant(REFUSED, 'grace child cannot be opened')
+  const accessToken =
+    step.accessToken ?? (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
+  events.emit('grace_replay', { client_id: client.clientId })
+  return { client, accessToken, refreshToken: child, scope, sessionExpiresAt: session.absoluteExpiresAt }
+}
+
+/** Rule 3: an authentic but retired token, outside grace: the whole session ends. */
+async function detectedReuse(deps: Deps, session: Session): Promise<never> {
+  const { store, clock, events } = deps
+  await store.revokeSession(session.sid, 'reuse_detected', clock.now())
+  events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
+  throw new InvalidGrant(REFUSED, 'retired refresh token reused: session revoked')
+}
+
+const pause = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, attempt * 10 + Math.random() * 20))

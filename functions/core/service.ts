@@ -1,0 +1,49 @@
+import type { IssuedAccessToken } from './access-token.js'
+import type { Client } from './clients.js'
+import type { Clock } from './clock.js'
+import { InvalidClient, InvalidScope } from './errors.js'
+import type { Events, Signer, Store } from './ports.js'
+
+/** Everything the use cases need, passed in (never read from the environment). */
+export interface Deps {
+  readonly store: Store
+  readonly signer: Signer
+  readonly clock: Clock
+  readonly events: Events
+  readonly settings: Settings
+}
+
+export interface Settings {
+  /** The `iss` claim, exactly as verifiers compare it. */
+  readonly issuer: string
+  readonly clients: ReadonlyMap<string, Client>
+  /** `iat`/`nbf` are set this many seconds early. @default 5 */
+  readonly backdateSeconds: number
+}
+
+/** A token response (RFC 6749 §5.1), before the HTTP layer decides body or cookie. */
+export interface TokenResult {
+  readonly client: Client
+  readonly accessToken: IssuedAccessToken
+  readonly refreshToken: string
+  readonly scope: string
+  /** Epoch ms at which the session ends whatever happens (for the cookie's lifetime). */
+  readonly sessionExpiresAt: number
+}
+
+export function findClient(settings: Settings, clientId: string | undefined): Client {
+  const client = clientId === undefined ? undefined : settings.clients.get(clientId)
+  if (!client) throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
+  return client
+}
+
+/**
+ * The scope granted: everything the client may have when none is asked for,
+ * else exactly what was asked, which must be within `allowed`.
+ */
+export function grantScope(requested: string | undefined, allowed: readonly string[]): string {
+  if (requested === undefined || requested.trim() === '') return allowed.join(' ')
+  const wanted = [...new Set(requested.split(' ').filter(Boolean))]
+  if (!wanted.every((scope) => allowed.includes(scope))) throw new InvalidScope()
+  return wanted.join(' ')
+}
