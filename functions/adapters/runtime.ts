@@ -43,7 +43,18 @@ export interface RuntimeOverrides {
 /** Builds clients and adapters once; no network I/O happens here. */
 export function createRuntime(config: Config, overrides: RuntimeOverrides = {}): Runtime {
   const logger = overrides.logger ?? new Logger({ serviceName: 'token-service' })
-  const metrics = new Metrics({ namespace: 'TokenService', serviceName: 'token-service' })
+  const metrics = new Metrics({
+    namespace: 'TokenService',
+    serviceName: 'token-service',
+    // Its only warning is "no metrics to publish", true of every JWKS request: keep it at debug.
+    logger: {
+      trace: (...args: unknown[]) => logger.trace(String(args[0])),
+      debug: (...args: unknown[]) => logger.debug(String(args[0])),
+      info: (...args: unknown[]) => logger.info(String(args[0])),
+      warn: (...args: unknown[]) => logger.debug(String(args[0])),
+      error: (...args: unknown[]) => logger.error(String(args[0])),
+    },
+  })
   const sdk = {
     maxAttempts: config.awsMaxAttempts,
     requestHandler: {
