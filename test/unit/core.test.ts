@@ -1,0 +1,151 @@
+import { describe, expect, it } from 'vitest'
+import { parseClients } from '../../functions/core/clients.js'
+import { InvalidScope, OAuthError, TemporarilyUnavailable } from '../../functions/core/errors.js'
+import { dummyHash, hashPassword, normalizeUsername, verifyPassword } from '../../functions/core/passwords.js'
+import {
+  hashToken,
+  newRefreshToken,
+  newSessionId,
+  newUserId,
+  openChild,
+  parseRefreshToken,
+  sealChild,
+} from '../../functions/core/refresh-token.js'
+import { grantScope } from '../../functions/core/service.js'
+
+const FAST = { ln: 10, r: 8, p: 1 } // unit tests of the format only; the OWASP cost is tested once below
+
+describe('refresh tokens', () => {
+  const locator = { sub: newUserId(), sid: newSessionId() }
+
+  it('carry 256 random bits behind a recognisable prefix and a non-secret locator', () => {
+    const token = newRefreshToken(locator)
+    expect(token.startsWith(`rt1_${locator.sub}.${locator.sid}.`)).toBe(true)
+    const secret = Buffer.from(token.split('.')[2] as string, 'base64url')
+    expect(secret.length).toBe(32)
+    expect(newRefreshToken(locator)).not.toBe(token)
+    expect(parseRefreshToken(token)).toEqual(locator)
+  })
+
+  it('parse nothing but their own shape', () => {
+    const token = newRefreshToken(locator)
+    for (const bad of ['', 'rt1_', token.slice(0, -1), `${token}x`, token.replace('rt1_', 'rt2_'), ` ${token}`, `${token}\n`]) {
+      expect(parseRefreshToken(bad), bad).toBeUndefined()
+    }
+  })
+
+  it('are stored as SHA-256, base64url', () => {
+    expect(hashToken('abc')).toBe('ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0')
+  })
+})
+
+describe('the grace child seal (HKDF-SHA256 + AES-256-GCM)', () => {
+  const sid = newSessionId()
+  const parent = newRefreshToken({ sub: newUserId(), sid })
+  const child = newRefreshToken({ sub: newUserId(), sid })
+
+  it('opens only with the parent token and the same session', () => {
+    const sealed = sealChild(parent, sid, child)
+    expect(sealed).not.toContain(child.split('.')[2])
+    expect(openChild(parent, sid, sealed)).toBe(child)
+    expect(openChild(`${parent}x`, sid, sealed)).toBeUndefined()
+    expect(openChild(parent, newSessionId(), sealed)).toBeUndefined()
+  })
+
+  it('refuses a tampered seal', () => {
+    const sealed = sealChild(parent, sid, child)
+    const parts = sealed.split('.')
+    const ciphertext = Buffer.from(parts[2] as string, 'base64url')
+    ciphertext[0] = (ciphertext[0] as number) ^ 1
+    parts[2] = ciphertext.toString('base64url')
+    expect(openChild(parent, sid, parts.join('.'))).toBeUndefined()
+    expect(openChild(parent, sid, 'v1.garbage')).toBeUndefined()
+  })
+})
+
+describe('passwords', () => {
+  it('hash with scrypt N=2^17, r=8, p=1 by default into a PHC string that verifies', async () => {
+    const phc = await hashPassword('a password of some length')
+    expect(phc).toMatch(/^\$scrypt\$ln=17,r=8,p=1\$[A-Za-z0-9+/]{22}\$[A-Za-z0-9+/]{43}$/)
+    expect(await verifyPassword('a password of some length', phc)).toBe(true)
+    expect(await verifyPassword('a password of some lengtH', phc)).toBe(false)
+  })
+
+  it('keep their parameters in the hash, so they can be raised later', async () => {
+    const phc = await hashPassword('pw-12345678', FAST)
+    expect(phc.startsWith('$scrypt$ln=10,r=8,p=1$')).toBe(true)
+    expect(await verifyPassword('pw-12345678', phc)).toBe(true)
+  })
+
+  it('never truncate long passwords', async () => {
+    const long = 'x'.repeat(200)
+    const phc = await hashPassword(long, FAST)
+    expect(await verifyPassword(`${'x'.repeat(199)}y`, phc)).toBe(false)
+    expect(await verifyPassword(long, phc)).toBe(true)
+  })
+
+  it('give a well-formed dummy hash that no password matches, costing one full hash', async () => {
+    const dummy = dummyHash()
+    expect(dummy).toMatch(/^\$scrypt\$ln=17,r=8,p=1\$/)
+    expect(await verifyPassword('anything', dummy)).toBe(false)
+  })
+
+  it('never match a malformed stored hash', async () => {
+    for (const phc of ['', 'plain', '$scrypt$ln=17,r=8,p=1$$', '$scrypt$ln=40,r=8,p=1$AAAA$AAAAAAAAAAAAAAAAAAAAAA']) {
+      expect(await verifyPassword('x', phc)).toBe(false)
+    }
+  })
+
+  it('compare usernames case-insensitively after normalization', () => {
+    expect(normalizeUsername('  Alice ')).toBe('alice')
+    expect(normalizeUsername('ＡＬＩＣＥ')).toBe('alice')
+  })
+})
+
+describe('clients', () => {
+  it('fill in the DESIGN.md defaults', () => {
+    const [client] = parseClients([{ client_id: 'app', type: 'native', audience: 'https://api' }]).values()
+    expect(client).toEqual({
+      clientId: 'app',
+      type: 'native',
+      audience: 'https://api',
+      allowedOrigins: [],
+      scopes: ['openid'],
+      accessTokenTtlSeconds: 900,
+      refreshIdleTtlSeconds: 604_800,
+      refreshAbsoluteTtlSeconds: 2_592_000,
+      reuseGraceSeconds: 10,
+      cookieMode: false,
+    })
+  })
+
+  it('refuse out-of-range values, wildcard origins and repeated ids, naming the field', () => {
+    const base = { client_id: 'app', type: 'spa', audience: 'a' }
+    expect(() => parseClients([{ ...base, access_token_ttl_seconds: 30 }])).toThrow(/access_token_ttl_seconds/)
+    expect(() => parseClients([{ ...base, reuse_grace_seconds: 61 }])).toThrow(/reuse_grace_seconds/)
+    expect(() => parseClients([{ ...base, allowed_origins: ['*'] }])).toThrow(/allowed_origins/)
+    expect(() => parseClients([{ ...base, cookie_mode: true }])).toThrow(/allowed_origins/)
+    expect(() => parseClients([base, base])).toThrow(/repeated/)
+    expect(() => parseClients([])).toThrow()
+  })
+})
+
+describe('scope', () => {
+  it('grants everything allowed when none is asked, and exactly what is asked otherwise', () => {
+    expect(grantScope(undefined, ['openid', 'api'])).toBe('openid api')
+    expect(grantScope('api api', ['openid', 'api'])).toBe('api')
+    expect(() => grantScope('admin', ['openid'])).toThrow(InvalidScope)
+  })
+})
+
+describe('errors', () => {
+  it('expose client errors and hide server errors, with Retry-After on 503', () => {
+    expect(new InvalidScope().expose).toBe(true)
+    const unavailable = new TemporarilyUnavailable('dynamodb down')
+    expect(unavailable).toBeInstanceOf(OAuthError)
+    expect(unavailable.expose).toBe(false)
+    expect(unavailable.status).toBe(503)
+    expect(unavailable.headers['Retry-After']).toBe('1')
+    expect(unavailable.description).not.toContain('dynamodb')
+  })
+})
