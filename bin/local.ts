@@ -2,15 +2,19 @@
  * `npm start`: the whole service on localhost, on DynamoDB Local and a local
  * signing key. See README "Local mode" for the variables.
  */
-import { ConfigError, loadLocalConfig } from '../functions/config.js'
+
 import { assertJava, stopOnSignals } from '../functions/adapters/dynamodb-local.js'
 import { DEMO_USERNAME, startLocalMode } from '../functions/adapters/local-mode.js'
+import { ConfigError, loadLocalConfig } from '../functions/config.js'
 
 async function main() {
   const config = loadLocalConfig()
   assertJava()
   const local = await startLocalMode(config)
-  stopOnSignals(local.dynamodb, () => new Promise<void>((resolve) => local.server.close(() => resolve())))
+  stopOnSignals(
+    local.dynamodb,
+    () => new Promise<void>((resolve) => local.server.close(() => resolve())),
+  )
   const u = local.url
   const demoPassword = process.env.DEMO_PASSWORD ? '$DEMO_PASSWORD' : config.demoPassword
   console.log(`
@@ -35,7 +39,8 @@ Ctrl-C stops the service and DynamoDB Local.`)
 
 main().catch((error) => {
   // One line, no stack: the messages here are written for the person at the terminal.
-  const message = error instanceof ConfigError || error instanceof Error ? error.message : String(error)
+  const message =
+    error instanceof ConfigError || error instanceof Error ? error.message : String(error)
   console.error(`npm start: ${message}`)
   process.exit(1)
 })

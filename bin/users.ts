@@ -11,18 +11,21 @@
  */
 import { parseArgs } from 'node:util'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { LOCAL_TABLE, loadLocalConfig } from '../functions/config.js'
 import { DynamoStore } from '../functions/adapters/dynamo-store.js'
+import { LOCAL_TABLE, loadLocalConfig } from '../functions/config.js'
 import { systemClock } from '../functions/core/clock.js'
 import { addUser, disableUser, enableUser } from '../functions/core/users.js'
 
-const USAGE = 'usage: npm run users -- add|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
+const USAGE =
+  'usage: npm run users -- add|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) process.stderr.write('password: ')
   const chunks: Buffer[] = []
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
 }
 
 async function main() {
@@ -37,21 +40,32 @@ async function main() {
   const [command, username] = positionals
   if (!command || !username || positionals.length > 2) throw new Error(USAGE)
   const local = values.table === undefined
-  const endpoint = values.endpoint ?? (local ? `http://127.0.0.1:${loadLocalConfig().dynamodbPort}` : undefined)
+  const endpoint =
+    values.endpoint ?? (local ? `http://127.0.0.1:${loadLocalConfig().dynamodbPort}` : undefined)
   const client = new DynamoDBClient({
     ...(endpoint ? { endpoint } : {}),
     // DynamoDB Local accepts any credentials; a deployed table uses the usual chain.
-    ...(local ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } } : {}),
+    ...(local
+      ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
   })
   const store = new DynamoStore(client, values.table ?? LOCAL_TABLE)
   switch (command) {
     case 'add': {
-      const user = await addUser(store, systemClock, { username, password: await readStdin(), roles: values.role })
-      console.log(`added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`)
+      const user = await addUser(store, systemClock, {
+        username,
+        password: await readStdin(),
+        roles: values.role,
+      })
+      console.log(
+        `added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`,
+      )
       break
     }
     case 'disable':
-      console.log(`disabled ${username}; ended ${await disableUser(store, systemClock, username)} session(s)`)
+      console.log(
+        `disabled ${username}; ended ${await disableUser(store, systemClock, username)} session(s)`,
+      )
       break
     case 'enable':
       await enableUser(store, username)

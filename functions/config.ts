@@ -67,7 +67,9 @@ export function loadConfig(env: Env = process.env): Config {
     const url = new URL(issuer)
     if (url.search || url.hash || issuer.endsWith('/')) throw new Error()
   } catch {
-    throw new ConfigError('ISSUER must be an absolute URL with no query, fragment or trailing slash')
+    throw new ConfigError(
+      'ISSUER must be an absolute URL with no query, fragment or trailing slash',
+    )
   }
 
   let clients: Map<string, Client>
@@ -83,11 +85,15 @@ export function loadConfig(env: Env = process.env): Config {
   let signer: Config['signer']
   if (kind === 'kms') {
     const alg = env.SIGNING_ALG?.trim() || 'RS256'
-    if (alg !== 'RS256' && alg !== 'ES256') throw new ConfigError('SIGNING_ALG must be RS256 or ES256')
+    if (alg !== 'RS256' && alg !== 'ES256')
+      throw new ConfigError('SIGNING_ALG must be RS256 or ES256')
     signer = {
       kind,
       activeKeyId: required('SIGNING_KEY_ID'),
-      retiringKeyIds: (env.RETIRING_KEY_IDS ?? '').split(',').map((id) => id.trim()).filter(Boolean),
+      retiringKeyIds: (env.RETIRING_KEY_IDS ?? '')
+        .split(',')
+        .map((id) => id.trim())
+        .filter(Boolean),
       alg,
     }
   } else if (kind === 'local') {

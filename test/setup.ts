@@ -16,7 +16,9 @@ if (!global[CAPTURING]) {
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream) as (...args: unknown[]) => boolean
     stream.write = ((chunk: unknown, ...rest: unknown[]) => {
-      capture().output.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString())
+      capture().output.push(
+        typeof chunk === 'string' ? chunk : Buffer.from(chunk as Uint8Array).toString(),
+      )
       return write(chunk, ...rest)
     }) as typeof stream.write
   }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
@@ -11,7 +12,6 @@ import {
   TransactWriteCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
-import { createHash } from 'node:crypto'
 import { OAuthError, TemporarilyUnavailable } from '../core/errors.js'
 import type {
   RefreshState,
@@ -64,7 +64,11 @@ export class DynamoStore implements Store, UserStore {
     return Items?.[0] ? toUser(Items[0]) : undefined
   }
 
-  async loadRefreshState(key: { sub: string; sid: string; tokenHash: string }): Promise<RefreshState> {
+  async loadRefreshState(key: {
+    sub: string
+    sid: string
+    tokenHash: string
+  }): Promise<RefreshState> {
     let pending: Record<string, unknown>[] = [
       userKey(key.sub),
       sessionKey(key.sid),
@@ -104,7 +108,10 @@ export class DynamoStore implements Store, UserStore {
     return Item ? toSession(Item) : undefined
   }
 
-  async createSession(session: Session, guard: { sub: string; passwordHash: string }): Promise<boolean> {
+  async createSession(
+    session: Session,
+    guard: { sub: string; passwordHash: string },
+  ): Promise<boolean> {
     try {
       await this.call('TransactWrite', () =>
         this.doc.send(
@@ -153,7 +160,10 @@ export class DynamoStore implements Store, UserStore {
           new TransactWriteCommand({
             // Makes the SDK's own retry of a committed rotation succeed instead of
             // failing its condition (and looking like someone else rotated).
-            ClientRequestToken: createHash('sha256').update(next.currentHash).digest('hex').slice(0, 36),
+            ClientRequestToken: createHash('sha256')
+              .update(next.currentHash)
+              .digest('hex')
+              .slice(0, 36),
             TransactItems: [
               {
                 Update: {
@@ -212,9 +222,15 @@ export class DynamoStore implements Store, UserStore {
             Key: sessionKey(sid),
             // Only an existing, active session changes; revoking twice keeps the first reason.
             ConditionExpression: 'attribute_exists(pk) AND #status = :active',
-            UpdateExpression: 'SET #status = :revoked, revoked_reason = :reason, revoked_at = :at REMOVE grace_child',
+            UpdateExpression:
+              'SET #status = :revoked, revoked_reason = :reason, revoked_at = :at REMOVE grace_child',
             ExpressionAttributeNames: { '#status': 'status' },
-            ExpressionAttributeValues: { ':active': 'active', ':revoked': 'revoked', ':reason': reason, ':at': at },
+            ExpressionAttributeValues: {
+              ':active': 'active',
+              ':revoked': 'revoked',
+              ':reason': reason,
+              ':at': at,
+            },
           }),
         ),
       )
@@ -340,7 +356,11 @@ function cancelledBy(error: unknown, ...codes: string[]): boolean {
     return reasons.length > 0 && reasons.every((code) => codes.includes(code as string))
   }
   // A single-item write that collided with a transaction in progress.
-  return codes.includes('TransactionConflict') && error instanceof Error && error.name === 'TransactionConflictException'
+  return (
+    codes.includes('TransactionConflict') &&
+    error instanceof Error &&
+    error.name === 'TransactionConflictException'
+  )
 }
 
 function fromUser(user: User): Record<string, unknown> {
@@ -393,7 +413,7 @@ function fromSession(session: Session): Record<string, unknown> {
     rotated_at: session.rotatedAt,
     grace_child: session.graceChild,
     user_agent: session.userAgent,
-    [`expires_at`]: ttl(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)),
+    expires_at: ttl(Math.min(session.idleExpiresAt, session.absoluteExpiresAt)),
   }
 }
 

@@ -4,11 +4,7 @@ import middy, { type MiddlewareObj } from '@middy/core'
 import httpCors from '@middy/http-cors'
 import httpHeaderNormalizer from '@middy/http-header-normalizer'
 import httpSecurityHeaders from '@middy/http-security-headers'
-import type {
-  APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
-  Context,
-} from 'aws-lambda'
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda'
 import { inLambda } from '../config.js'
 import type { Client } from '../core/clients.js'
 import {
@@ -53,7 +49,10 @@ export interface RouteOptions {
 
 export const MAX_BODY_BYTES = 8 * 1024
 
-type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>
+type Handler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>
 
 /**
  * Wraps a route in the one middy stack every HTTP function shares: logging
@@ -75,7 +74,9 @@ function build(route: Route, options: RouteOptions, rt: Runtime): Handler {
   const noStore = options.noStore ?? true
   const parsed = new WeakMap<object, Record<string, string>>()
 
-  const core = async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => {
+  const core = async (
+    event: APIGatewayProxyEventV2,
+  ): Promise<APIGatewayProxyStructuredResultV2> => {
     const response = await route(toRequest(event, parsed.get(event) ?? Object.create(null)), rt)
     return toResult(response, noStore)
   }
@@ -96,7 +97,7 @@ function build(route: Route, options: RouteOptions, rt: Runtime): Handler {
         maxAge: 600,
       }),
     )
-    .use(httpSecurityHeaders())
+    .use(httpSecurityHeaders({ reportTo: false }))
     .use(oauthErrors(rt, noStore))
   if (options.body) handler.use(parseBody(parsed))
   return handler as unknown as Handler
@@ -149,7 +150,9 @@ function parseCookies(pairs: readonly string[]): Map<string, string> {
  * 400, copy form fields onto a plain object (so `__proto__=` reaches its
  * setter), and turn repeated parameters into arrays that RFC 6749 §3.1 forbids.
  */
-function parseBody(parsed: WeakMap<object, Record<string, string>>): MiddlewareObj<APIGatewayProxyEventV2> {
+function parseBody(
+  parsed: WeakMap<object, Record<string, string>>,
+): MiddlewareObj<APIGatewayProxyEventV2> {
   return {
     before: async (request) => {
       const { event } = request
@@ -241,7 +244,12 @@ export const optionalParam = (request: HttpRequest, name: string): string | unde
 /** The refresh-token cookie of a cookie-mode client (`__Host-`: Secure, host-only, Path=/). */
 export const refreshCookieName = (client: Client) => `__Host-rt_${client.clientId}`
 
-export function refreshCookie(client: Client, token: string, expiresAt: number, now: number): string {
+export function refreshCookie(
+  client: Client,
+  token: string,
+  expiresAt: number,
+  now: number,
+): string {
   const maxAge = Math.max(0, Math.floor((expiresAt - now) / 1000))
   return `${refreshCookieName(client)}=${token}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age=${maxAge}`
 }

@@ -48,7 +48,10 @@ export async function ensureTable(client: DynamoDBClient, tableName: string): Pr
 }
 
 /** The deployed functions' configuration, as local mode sets it. */
-export async function localFunctionConfig(local: LocalConfig, dynamodbEndpoint: string): Promise<Config> {
+export async function localFunctionConfig(
+  local: LocalConfig,
+  dynamodbEndpoint: string,
+): Promise<Config> {
   return loadConfig({
     TABLE_NAME: LOCAL_TABLE,
     ISSUER: local.issuer,
@@ -69,7 +72,10 @@ export interface LocalMode {
 }
 
 /** Everything `npm start` runs: DynamoDB Local, the table, the demo user, the HTTP API. */
-export async function startLocalMode(local: LocalConfig, overrides: RuntimeOverrides = {}): Promise<LocalMode> {
+export async function startLocalMode(
+  local: LocalConfig,
+  overrides: RuntimeOverrides = {},
+): Promise<LocalMode> {
   const dynamodb = await startDynamoDbLocal({ port: local.dynamodbPort, dataDir: local.dataDir })
   try {
     const runtime = createRuntime(await localFunctionConfig(local, dynamodb.endpoint), {

@@ -9,7 +9,10 @@ import { tokenRoute } from '../token/handler.js'
 import { httpHandler, type Route, type RouteOptions } from './http.js'
 import type { Runtime } from './runtime.js'
 
-type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>
+type Handler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>
 
 interface LocalRoute {
   readonly method: string
@@ -48,8 +51,11 @@ export function createLocalServer(runtime: Runtime): Server {
   const routes = localRoutes(runtime)
   return createServer((req, res) => {
     serve(routes, runtime, req, res).catch((error) => {
-      runtime.logger.error('local adapter failed', { cause: error instanceof Error ? error.name : 'unknown' })
-      if (!res.headersSent) send(res, 500, { error: 'server_error', error_description: 'internal error' })
+      runtime.logger.error('local adapter failed', {
+        cause: error instanceof Error ? error.name : 'unknown',
+      })
+      if (!res.headersSent)
+        send(res, 500, { error: 'server_error', error_description: 'internal error' })
       else res.destroy()
     })
   })
@@ -63,7 +69,12 @@ export async function listen(server: Server, port: number, host = '127.0.0.1'): 
   return (server.address() as AddressInfo).port
 }
 
-async function serve(routes: LocalRoute[], runtime: Runtime, req: IncomingMessage, res: ServerResponse) {
+async function serve(
+  routes: LocalRoute[],
+  runtime: Runtime,
+  req: IncomingMessage,
+  res: ServerResponse,
+) {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
   if (method === 'OPTIONS') return preflight(runtime, req, res)
@@ -76,7 +87,10 @@ async function serve(routes: LocalRoute[], runtime: Runtime, req: IncomingMessag
   }
   const body = await readBody(req)
   if (body === undefined) {
-    return send(res, 413, { error: 'invalid_request', error_description: 'request body is too large' })
+    return send(res, 413, {
+      error: 'invalid_request',
+      error_description: 'request body is too large',
+    })
   }
   const event = toEvent(req, url, route, body)
   const result = await route.handler(event, lambdaContext(route.name))
@@ -89,7 +103,12 @@ async function serve(routes: LocalRoute[], runtime: Runtime, req: IncomingMessag
   res.end(result.body ?? '')
 }
 
-function toEvent(req: IncomingMessage, url: URL, route: LocalRoute, body: Buffer): APIGatewayProxyEventV2 {
+function toEvent(
+  req: IncomingMessage,
+  url: URL,
+  route: LocalRoute,
+  body: Buffer,
+): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(req.headers)) {
     if (name === 'cookie' || value === undefined) continue
@@ -127,7 +146,9 @@ function toEvent(req: IncomingMessage, url: URL, route: LocalRoute, body: Buffer
       time: now.toISOString(),
       timeEpoch: now.getTime(),
     },
-    ...(body.length ? { body: body.toString('base64'), isBase64Encoded: true } : { isBase64Encoded: false }),
+    ...(body.length
+      ? { body: body.toString('base64'), isBase64Encoded: true }
+      : { isBase64Encoded: false }),
   }
 }
 

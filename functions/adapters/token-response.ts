@@ -15,6 +15,10 @@ export function tokenResponse(result: TokenResult, now: number): HttpResponse {
     scope,
   }
   return client.cookieMode
-    ? { status: 200, body, cookies: [refreshCookie(client, refreshToken, result.sessionExpiresAt, now)] }
+    ? {
+        status: 200,
+        body,
+        cookies: [refreshCookie(client, refreshToken, result.sessionExpiresAt, now)],
+      }
     : { status: 200, body }
 }

@@ -69,7 +69,8 @@ export function parseClients(input: unknown): Map<string, Client> {
 }
 
 function parseClient(raw: unknown, at: string): Client {
-  if (typeof raw !== 'object' || raw === null) throw new ClientConfigError(`${at} must be an object`)
+  if (typeof raw !== 'object' || raw === null)
+    throw new ClientConfigError(`${at} must be an object`)
   const c = { ...CLIENT_DEFAULTS, ...(raw as Partial<ClientConfig>) }
   const fail = (field: string, why: string): never => {
     throw new ClientConfigError(`${at}.${field} ${why}`)
@@ -82,7 +83,10 @@ function parseClient(raw: unknown, at: string): Client {
   if (!Array.isArray(c.allowed_origins) || !c.allowed_origins.every(isOrigin)) {
     fail('allowed_origins', 'must be a list of exact origins such as https://app.example.com')
   }
-  if (!Array.isArray(c.scopes) || !c.scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) {
+  if (
+    !Array.isArray(c.scopes) ||
+    !c.scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))
+  ) {
     fail('scopes', 'must be a list of scope tokens')
   }
   const int = (field: keyof typeof CLIENT_DEFAULTS, min: number, max: number): number => {
@@ -95,7 +99,8 @@ function parseClient(raw: unknown, at: string): Client {
   const accessTtl = int('access_token_ttl_seconds', 60, 3600)
   const idle = int('refresh_idle_ttl_seconds', 60, 365 * 24 * 3600)
   const absolute = int('refresh_absolute_ttl_seconds', 60, 365 * 24 * 3600)
-  if (idle > absolute) fail('refresh_idle_ttl_seconds', 'must not exceed refresh_absolute_ttl_seconds')
+  if (idle > absolute)
+    fail('refresh_idle_ttl_seconds', 'must not exceed refresh_absolute_ttl_seconds')
   const grace = int('reuse_grace_seconds', 0, 60)
   if (typeof c.cookie_mode !== 'boolean') fail('cookie_mode', 'must be true or false')
   if (c.cookie_mode && c.allowed_origins.length === 0) {

@@ -26,7 +26,12 @@ export const MAX_PASSWORD_BYTES = 1024
 function derive(password: string, salt: Buffer, params: ScryptParams, length: number) {
   const N = 2 ** params.ln
   // Node refuses N=2^17 with its default maxmem (32 MiB); scrypt needs 128*N*r*p bytes.
-  const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r * params.p }
+  const options: ScryptOptions = {
+    N,
+    r: params.r,
+    p: params.p,
+    maxmem: 256 * N * params.r * params.p,
+  }
   return new Promise<Buffer>((resolve, reject) =>
     scrypt(password.normalize('NFC'), salt, length, options, (error, key) =>
       error ? reject(error) : resolve(key),
@@ -46,7 +51,14 @@ export async function hashPassword(password: string, params = OWASP_SCRYPT): Pro
 export async function verifyPassword(password: string, phc: string): Promise<boolean> {
   const match = PHC.exec(phc)
   if (!match) return false
-  const [, ln, r, p, salt, hash] = match as unknown as [string, string, string, string, string, string]
+  const [, ln, r, p, salt, hash] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ]
   const expected = Buffer.from(hash, 'base64')
   const params = { ln: Number(ln), r: Number(r), p: Number(p) }
   if (params.ln < 10 || params.ln > 22 || expected.length < 16) return false
@@ -64,4 +76,5 @@ export function dummyHash(params = OWASP_SCRYPT): string {
 }
 
 /** Usernames compare case-insensitively after Unicode normalization. */
-export const normalizeUsername = (username: string): string => username.normalize('NFKC').trim().toLowerCase()
+export const normalizeUsername = (username: string): string =>
+  username.normalize('NFKC').trim().toLowerCase()

@@ -21,7 +21,9 @@ import {
 export const REFRESH_TOKEN_PREFIX = 'rt1_'
 
 const ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
-const SHAPE = new RegExp(`^${REFRESH_TOKEN_PREFIX}(${ID})\\.([A-Za-z0-9_-]{22})\\.([A-Za-z0-9_-]{43})$`)
+const SHAPE = new RegExp(
+  `^${REFRESH_TOKEN_PREFIX}(${ID})\\.([A-Za-z0-9_-]{22})\\.([A-Za-z0-9_-]{43})$`,
+)
 
 export interface RefreshTokenLocator {
   readonly sub: string

@@ -49,14 +49,23 @@ export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenRes
   }
   const now = clock.now()
   assertUsable(session, user, now)
-  const scope = input.scope === undefined ? session.scope : grantScope(input.scope, session.scope.split(' '))
+  const scope =
+    input.scope === undefined ? session.scope : grantScope(input.scope, session.scope.split(' '))
 
   let accessToken: IssuedAccessToken | undefined
   const presented: Presented = { token: input.refreshToken, hash: presentedHash, locator }
   for (let attempt = 1; ; attempt++) {
     if (sameHash(presentedHash, session.currentHash)) {
       // Rule 1: rotate. Rule 7: answer only once the one conditional write committed.
-      const rotated = await rotate(deps, { client, session, user, scope, now, presented, accessToken })
+      const rotated = await rotate(deps, {
+        client,
+        session,
+        user,
+        scope,
+        now,
+        presented,
+        accessToken,
+      })
       if (rotated.result) return rotated.result
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
@@ -99,10 +108,12 @@ interface Step {
 
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
-  if (session.status !== 'active') throw new InvalidGrant(REFUSED, `session ${session.revokedReason ?? 'revoked'}`)
-  if (now >= session.absoluteExpiresAt) throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
+  if (session.status !== 'active')
+    throw new InvalidGrant(REFUSED, `session ${session.revokedReason ?? 'revoked'}`)
+  if (now >= session.absoluteExpiresAt)
+    throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
   if (now >= session.idleExpiresAt) throw new InvalidGrant(REFUSED, 'session idle for too long')
-  if (!user || user.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
+  if (user?.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
   if (user.sessionsValidAfter !== undefined && session.createdAt < user.sessionsValidAfter) {
     throw new InvalidGrant(REFUSED, 'session ended by logout everywhere')
   }
@@ -136,7 +147,10 @@ async function rotate(
         rotatedAt: now,
         graceChild: sealChild(presented.token, session.sid, child),
         lastUsedAt: now,
-        idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
+        idleExpiresAt: Math.min(
+          now + client.refreshIdleTtlSeconds * 1000,
+          session.absoluteExpiresAt,
+        ),
       },
       absoluteExpiresAt: session.absoluteExpiresAt,
     }),
@@ -166,9 +180,16 @@ async function graceReplay(deps: Deps, step: Step & { user: User }): Promise<Tok
   const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
   if (!child) throw new InvalidGrant(REFUSED, 'grace child cannot be opened')
   const accessToken =
-    step.accessToken ?? (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
+    step.accessToken ??
+    (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
   events.emit('grace_replay', { client_id: client.clientId })
-  return { client, accessToken, refreshToken: child, scope, sessionExpiresAt: session.absoluteExpiresAt }
+  return {
+    client,
+    accessToken,
+    refreshToken: child,
+    scope,
+    sessionExpiresAt: session.absoluteExpiresAt,
+  }
 }
 
 /** Rule 3: an authentic but retired token, outside grace: the whole session ends. */

@@ -33,7 +33,8 @@ export interface TokenResult {
 
 export function findClient(settings: Settings, clientId: string | undefined): Client {
   const client = clientId === undefined ? undefined : settings.clients.get(clientId)
-  if (!client) throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
+  if (!client)
+    throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
   return client
 }
 

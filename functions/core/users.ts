@@ -1,6 +1,11 @@
 import type { Clock } from './clock.js'
 import { InvalidRequest } from './errors.js'
-import { hashPassword, MAX_PASSWORD_BYTES, normalizeUsername, type ScryptParams } from './passwords.js'
+import {
+  hashPassword,
+  MAX_PASSWORD_BYTES,
+  normalizeUsername,
+  type ScryptParams,
+} from './passwords.js'
 import type { User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
 
@@ -17,13 +22,15 @@ export async function addUser(
   input: { username: string; password: string; roles: readonly string[]; params?: ScryptParams },
 ): Promise<User> {
   const username = normalizeUsername(input.username)
-  if (!USERNAME.test(username)) throw new InvalidRequest('username must be 1-128 letters, digits or . _ @ + -')
+  if (!USERNAME.test(username))
+    throw new InvalidRequest('username must be 1-128 letters, digits or . _ @ + -')
   const bytes = Buffer.byteLength(input.password, 'utf8')
   if (bytes < 8 || bytes > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must be 8 to ${MAX_PASSWORD_BYTES} bytes`)
   }
   const badRole = input.roles.find((role) => !ROLE.test(role))
-  if (badRole !== undefined) throw new InvalidRequest('roles must be 1-64 characters of A-Z a-z 0-9 : . _ -')
+  if (badRole !== undefined)
+    throw new InvalidRequest('roles must be 1-64 characters of A-Z a-z 0-9 : . _ -')
   const user: User = {
     sub: newUserId(),
     username,
@@ -40,7 +47,11 @@ export async function addUser(
  * Disables a user and ends all their sessions at once: refresh checks
  * `sessionsValidAfter`, and each session is also marked revoked.
  */
-export async function disableUser(users: UserStore, clock: Clock, username: string): Promise<number> {
+export async function disableUser(
+  users: UserStore,
+  clock: Clock,
+  username: string,
+): Promise<number> {
   const user = await requireUser(users, username)
   const now = clock.now()
   await users.updateUser(user.sub, { status: 'disabled', sessionsValidAfter: now })
@@ -53,7 +64,12 @@ export async function enableUser(users: UserStore, username: string): Promise<vo
 }
 
 /** Marks every active session of the user revoked; returns how many were. */
-export async function endSessions(users: UserStore, sub: string, at: number, reason: string): Promise<number> {
+export async function endSessions(
+  users: UserStore,
+  sub: string,
+  at: number,
+  reason: string,
+): Promise<number> {
   const active = (await users.listSessions(sub)).filter((session) => session.status === 'active')
   await Promise.all(active.map((session) => users.revokeSession(session.sid, reason, at)))
   return active.length

@@ -26,14 +26,14 @@ export function discovery(issuer: string, alg: string) {
     token_endpoint: `${issuer}/token`,
     revocation_endpoint: `${issuer}/revoke`,
     grant_types_supported: ['refresh_token'],
-    response_types_supported: ['token'],
+    // No authorization endpoint: no response type is offered (OAuth 2.0 Multiple Response Types).
+    response_types_supported: ['none'],
     token_endpoint_auth_methods_supported: ['none'],
     revocation_endpoint_auth_methods_supported: ['none'],
     subject_types_supported: ['public'],
     // The access tokens' algorithm, so that OIDC-discovery verifiers (the HTTP API
     // JWT authorizer among them) accept this document.
     id_token_signing_alg_values_supported: [alg],
-    token_endpoint_auth_signing_alg_values_supported: [alg],
   }
 }
 

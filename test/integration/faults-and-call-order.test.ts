@@ -25,7 +25,10 @@ class AwsProbe {
         this.calls.push(call)
         try {
           if (this.failing.delete(name)) {
-            throw new InternalServerError({ message: 'injected fault', $metadata: { httpStatusCode: 500 } })
+            throw new InternalServerError({
+              message: 'injected fault',
+              $metadata: { httpStatusCode: 500 },
+            })
           }
           return await next(args)
         } finally {
@@ -118,7 +121,11 @@ describe('refresh success path', () => {
     probe.signDelayMs = 0
     expect(reply.status).toBe(200)
     const names = probe.calls.map((call) => call.name)
-    expect(names.sort()).toEqual(['BatchGetItemCommand', 'SignCommand', 'TransactWriteItemsCommand'])
+    expect(names.sort()).toEqual([
+      'BatchGetItemCommand',
+      'SignCommand',
+      'TransactWriteItemsCommand',
+    ])
     const read = probe.calls.find((c) => c.name === 'BatchGetItemCommand') as Call
     const sign = probe.calls.find((c) => c.name === 'SignCommand') as Call
     const write = probe.calls.find((c) => c.name === 'TransactWriteItemsCommand') as Call

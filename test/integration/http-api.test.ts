@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
-import { type Harness, NATIVE, PASSWORD, SPA, SPA_ORIGIN, startHarness } from '../support/harness.js'
+import {
+  type Harness,
+  NATIVE,
+  PASSWORD,
+  SPA,
+  SPA_ORIGIN,
+  startHarness,
+} from '../support/harness.js'
 
 let h: Harness
 let user: User
@@ -12,7 +19,8 @@ beforeAll(async () => {
 afterAll(() => h.close())
 
 const oauthError = (code: string) => ({ error: code, error_description: expect.any(String) })
-const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString())
+const claimsOf = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString())
 
 describe('POST /login', () => {
   it('answers a form body with an RFC 6749 token response, no-store, and RFC 9068 claims', async () => {
@@ -27,7 +35,9 @@ describe('POST /login', () => {
       refresh_token: expect.stringMatching(/^rt1_[0-9a-f-]{36}\.[\w-]{22}\.[\w-]{43}$/),
       scope: 'openid api',
     })
-    const header = JSON.parse(Buffer.from(reply.body.access_token.split('.')[0], 'base64url').toString())
+    const header = JSON.parse(
+      Buffer.from(reply.body.access_token.split('.')[0], 'base64url').toString(),
+    )
     expect(header).toEqual({ alg: 'RS256', typ: 'at+jwt', kid: expect.any(String) })
     const claims = claimsOf(reply.body.access_token)
     expect(claims).toEqual({
@@ -59,7 +69,11 @@ describe('POST /login', () => {
 
   it('answers one invalid_grant for a wrong password, an unknown user and a disabled user', async () => {
     const wrong = await h.login(user, NATIVE.client_id, 'wrong password!')
-    const unknown = await h.post('/login', { username: 'nobody-here', password: PASSWORD, client_id: NATIVE.client_id })
+    const unknown = await h.post('/login', {
+      username: 'nobody-here',
+      password: PASSWORD,
+      client_id: NATIVE.client_id,
+    })
     const disabledUser = await h.addUser()
     await h.runtime.store.updateUser(disabledUser.sub, { status: 'disabled' })
     const disabled = await h.login(disabledUser)
@@ -72,7 +86,11 @@ describe('POST /login', () => {
   })
 
   it('answers invalid_client for an unknown client and invalid_request for a missing parameter', async () => {
-    const unknown = await h.post('/login', { username: user.username, password: PASSWORD, client_id: 'nope' })
+    const unknown = await h.post('/login', {
+      username: user.username,
+      password: PASSWORD,
+      client_id: 'nope',
+    })
     expect(unknown.status).toBe(401)
     expect(unknown.body).toEqual(oauthError('invalid_client'))
     const missing = await h.post('/login', { username: user.username, client_id: NATIVE.client_id })
@@ -94,7 +112,11 @@ describe('POST /login', () => {
 
 describe('request bodies', () => {
   it('refuses a repeated form parameter with invalid_request', async () => {
-    const reply = await h.post('/login', {}, { rawBody: `username=a&username=b&password=x&client_id=${NATIVE.client_id}` })
+    const reply = await h.post(
+      '/login',
+      {},
+      { rawBody: `username=a&username=b&password=x&client_id=${NATIVE.client_id}` },
+    )
     expect(reply.status).toBe(400)
     expect(reply.body).toEqual(oauthError('invalid_request'))
   })
@@ -106,7 +128,11 @@ describe('request bodies', () => {
   })
 
   it('refuses other content types with 415', async () => {
-    const reply = await h.post('/token', {}, { rawBody: 'x', headers: { 'content-type': 'text/plain' } })
+    const reply = await h.post(
+      '/token',
+      {},
+      { rawBody: 'x', headers: { 'content-type': 'text/plain' } },
+    )
     expect(reply.status).toBe(415)
     expect(reply.body).toEqual(oauthError('invalid_request'))
   })
@@ -120,11 +146,19 @@ describe('request bodies', () => {
   })
 
   it('ignores __proto__ and constructor keys instead of failing', async () => {
-    const reply = await h.post('/login', {}, {
-      rawBody: `__proto__=x&constructor=y&username=${user.username}&password=${encodeURIComponent(PASSWORD)}&client_id=${NATIVE.client_id}`,
-    })
+    const reply = await h.post(
+      '/login',
+      {},
+      {
+        rawBody: `__proto__=x&constructor=y&username=${user.username}&password=${encodeURIComponent(PASSWORD)}&client_id=${NATIVE.client_id}`,
+      },
+    )
     expect(reply.status).toBe(200)
-    const json = await h.post('/login', {}, { json: true, rawBody: '{"__proto__":{"admin":"1"},"client_id":"test-native"}' })
+    const json = await h.post(
+      '/login',
+      {},
+      { json: true, rawBody: '{"__proto__":{"admin":"1"},"client_id":"test-native"}' },
+    )
     expect(json.status).toBe(400)
   })
 
@@ -144,7 +178,7 @@ describe('POST /token', () => {
     expect(none.body).toEqual(oauthError('invalid_request'))
   })
 
-  it('answers invalid_grant for an unknown token and for another client\'s token, invalid_client for an unknown client', async () => {
+  it("answers invalid_grant for an unknown token and for another client's token, invalid_client for an unknown client", async () => {
     const token = (await h.login(user)).body.refresh_token
     expect((await h.refresh('rt1_nonsense')).body).toEqual(oauthError('invalid_grant'))
     const otherClient = await h.refresh(token, 'test-no-grace')
@@ -171,7 +205,11 @@ describe('POST /revoke', () => {
   it('answers 200 {} and ends the session, also for unknown and already revoked tokens', async () => {
     const token = (await h.login(user)).body.refresh_token
     for (const t of [token, token, 'rt1_unknown', 'anything']) {
-      const reply = await h.post('/revoke', { token: t, client_id: NATIVE.client_id, token_type_hint: 'refresh_token' })
+      const reply = await h.post('/revoke', {
+        token: t,
+        client_id: NATIVE.client_id,
+        token_type_hint: 'refresh_token',
+      })
       expect(reply.status).toBe(200)
       expect(reply.body).toEqual({})
       expect(reply.headers.get('cache-control')).toBe('no-store')
@@ -180,7 +218,9 @@ describe('POST /revoke', () => {
   })
 
   it('answers invalid_request without a token and invalid_client for an unknown client', async () => {
-    expect((await h.post('/revoke', { client_id: NATIVE.client_id })).body).toEqual(oauthError('invalid_request'))
+    expect((await h.post('/revoke', { client_id: NATIVE.client_id })).body).toEqual(
+      oauthError('invalid_request'),
+    )
     const reply = await h.post('/revoke', { token: 'x', client_id: 'nope' })
     expect(reply.status).toBe(401)
     expect(reply.body).toEqual(oauthError('invalid_client'))
@@ -199,7 +239,14 @@ describe('JWKS and discovery', () => {
     expect(reply.status).toBe(200)
     expect(reply.headers.get('cache-control')).toBe('public, max-age=300')
     expect(reply.body.keys).toEqual([
-      expect.objectContaining({ kty: 'RSA', alg: 'RS256', use: 'sig', kid: expect.any(String), n: expect.any(String), e: 'AQAB' }),
+      expect.objectContaining({
+        kty: 'RSA',
+        alg: 'RS256',
+        use: 'sig',
+        kid: expect.any(String),
+        n: expect.any(String),
+        e: 'AQAB',
+      }),
     ])
     expect(reply.body.keys[0]).not.toHaveProperty('d')
   })
@@ -225,7 +272,11 @@ describe('JWKS and discovery', () => {
 describe('SPA cookie mode', () => {
   const origin = { origin: SPA_ORIGIN }
   const loginSpa = () =>
-    h.post('/login', { username: user.username, password: PASSWORD, client_id: SPA.client_id }, { headers: origin })
+    h.post(
+      '/login',
+      { username: user.username, password: PASSWORD, client_id: SPA.client_id },
+      { headers: origin },
+    )
   const cookieOf = (setCookie: string) => setCookie.split(';')[0] as string
 
   it('puts the refresh token in a __Host- cookie (HttpOnly; Secure; SameSite=Strict; Path=/) and not in the body', async () => {
@@ -234,7 +285,8 @@ describe('SPA cookie mode', () => {
     expect(reply.body.refresh_token).toBeUndefined()
     const [cookie] = reply.headers.getSetCookie()
     expect(cookie).toMatch(/^__Host-rt_test-spa=rt1_/)
-    for (const attribute of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/']) expect(cookie).toContain(attribute)
+    for (const attribute of ['HttpOnly', 'Secure', 'SameSite=Strict', 'Path=/'])
+      expect(cookie).toContain(attribute)
     expect(cookie).not.toContain('Domain=')
     expect(reply.headers.get('access-control-allow-origin')).toBe(SPA_ORIGIN)
     expect(reply.headers.get('access-control-allow-credentials')).toBe('true')
@@ -255,8 +307,15 @@ describe('SPA cookie mode', () => {
 
   it('refuses a refresh or revoke from another origin or with no origin (CSRF defence)', async () => {
     const cookie = cookieOf((await loginSpa()).headers.getSetCookie()[0] as string)
-    for (const headers of [{ origin: 'https://evil.example', cookie }, { cookie }]) {
-      const refresh = await h.post('/token', { grant_type: 'refresh_token', client_id: SPA.client_id }, { headers })
+    for (const headers of [{ origin: 'https://evil.example', cookie }, { cookie }] as Record<
+      string,
+      string
+    >[]) {
+      const refresh = await h.post(
+        '/token',
+        { grant_type: 'refresh_token', client_id: SPA.client_id },
+        { headers },
+      )
       expect(refresh.status).toBe(403)
       expect(refresh.body).toEqual(oauthError('access_denied'))
       expect(refresh.headers.get('access-control-allow-origin')).toBeNull()
@@ -264,17 +323,29 @@ describe('SPA cookie mode', () => {
       expect(revoke.status).toBe(403)
     }
     // The cookie is still good for the real origin.
-    const ok = await h.post('/token', { grant_type: 'refresh_token', client_id: SPA.client_id }, { headers: { ...origin, cookie } })
+    const ok = await h.post(
+      '/token',
+      { grant_type: 'refresh_token', client_id: SPA.client_id },
+      { headers: { ...origin, cookie } },
+    )
     expect(ok.status).toBe(200)
   })
 
   it('revokes the session in the cookie and clears the cookie', async () => {
     const cookie = cookieOf((await loginSpa()).headers.getSetCookie()[0] as string)
-    const reply = await h.post('/revoke', { client_id: SPA.client_id }, { headers: { ...origin, cookie } })
+    const reply = await h.post(
+      '/revoke',
+      { client_id: SPA.client_id },
+      { headers: { ...origin, cookie } },
+    )
     expect(reply.status).toBe(200)
     expect(reply.body).toEqual({})
     expect(reply.headers.getSetCookie()[0]).toMatch(/^__Host-rt_test-spa=; .*Max-Age=0/)
-    const after = await h.post('/token', { grant_type: 'refresh_token', client_id: SPA.client_id }, { headers: { ...origin, cookie } })
+    const after = await h.post(
+      '/token',
+      { grant_type: 'refresh_token', client_id: SPA.client_id },
+      { headers: { ...origin, cookie } },
+    )
     expect(after.status).toBe(400)
     expect(after.body).toEqual(oauthError('invalid_grant'))
   })

@@ -1,5 +1,4 @@
-import { GetCommand } from '@aws-sdk/lib-dynamodb'
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
@@ -24,7 +23,11 @@ async function sessionItem(refreshToken: string) {
   const sid = parseRefreshToken(refreshToken)?.sid
   const doc = DynamoDBDocumentClient.from(h.dynamodb)
   const { Item } = await doc.send(
-    new GetCommand({ TableName: h.tableName, Key: { pk: `SESSION#${sid}`, sk: 'SESSION' }, ConsistentRead: true }),
+    new GetCommand({
+      TableName: h.tableName,
+      Key: { pk: `SESSION#${sid}`, sk: 'SESSION' },
+      ConsistentRead: true,
+    }),
   )
   return Item as Record<string, unknown>
 }
@@ -119,7 +122,9 @@ describe('rule 4: concurrency', () => {
 
   it('counts a concurrent duplicate as reuse when the grace is 0', async () => {
     const token = await newSession(NO_GRACE.client_id)
-    const replies = await Promise.all(Array.from({ length: 5 }, () => h.refresh(token, NO_GRACE.client_id)))
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => h.refresh(token, NO_GRACE.client_id)),
+    )
     expect(replies.filter((r) => r.status >= 500)).toEqual([])
     expect(replies.some((r) => r.status === 400)).toBe(true)
     const item = await sessionItem(token)
@@ -157,7 +162,9 @@ describe('rule 6: fresh roles and status', () => {
     const login = await h.login(someone)
     await h.runtime.store.updateUser(someone.sub, { roles: ['reader', 'editor'] })
     const refreshed = await h.refresh(login.body.refresh_token)
-    const claims = JSON.parse(Buffer.from(refreshed.body.access_token.split('.')[1], 'base64url').toString())
+    const claims = JSON.parse(
+      Buffer.from(refreshed.body.access_token.split('.')[1], 'base64url').toString(),
+    )
     expect(claims.roles).toEqual(['reader', 'editor'])
     await h.runtime.store.updateUser(someone.sub, { status: 'disabled' })
     const refused = await h.refresh(refreshed.body.refresh_token)

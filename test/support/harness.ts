@@ -6,7 +6,11 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { freePort } from '../../functions/adapters/dynamodb-local.js'
 import { createLocalServer, listen } from '../../functions/adapters/local-server.js'
 import { LocalSigner } from '../../functions/adapters/local-signer.js'
-import { createRuntime, type Runtime, type RuntimeOverrides } from '../../functions/adapters/runtime.js'
+import {
+  createRuntime,
+  type Runtime,
+  type RuntimeOverrides,
+} from '../../functions/adapters/runtime.js'
 import { loadConfig } from '../../functions/config.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { hashPassword, normalizeUsername } from '../../functions/core/passwords.js'
@@ -34,7 +38,11 @@ export const SPA: ClientConfig = {
   cookie_mode: true,
 }
 
-export const NO_GRACE: ClientConfig = { ...NATIVE, client_id: 'test-no-grace', reuse_grace_seconds: 0 }
+export const NO_GRACE: ClientConfig = {
+  ...NATIVE,
+  client_id: 'test-no-grace',
+  reuse_grace_seconds: 0,
+}
 
 export const PASSWORD = 'correct horse battery staple'
 
@@ -147,7 +155,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     server,
     post(path, params, opts = {}) {
       const body =
-        opts.rawBody ?? (opts.json ? JSON.stringify(params) : new URLSearchParams(params).toString())
+        opts.rawBody ??
+        (opts.json ? JSON.stringify(params) : new URLSearchParams(params).toString())
       const type = opts.json ? 'application/json' : 'application/x-www-form-urlencoded'
       return request(path, {
         method: opts.method ?? 'POST',
@@ -162,7 +171,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       const password = opts.password ?? PASSWORD
       const user: User = {
         sub: newUserId(),
-        username: normalizeUsername(opts.username ?? `user-${Math.random().toString(36).slice(2, 10)}`),
+        username: normalizeUsername(
+          opts.username ?? `user-${Math.random().toString(36).slice(2, 10)}`,
+        ),
         passwordHash: await passwordHash(password),
         roles: opts.roles ?? ['reader'],
         status: 'active',

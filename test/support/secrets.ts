@@ -24,5 +24,7 @@ export function recordSecret(...values: (string | undefined)[]): void {
 
 /** The recorded secrets that appear in `text`, shown by their first characters only. */
 export function leakedSecrets(text: string): string[] {
-  return [...capture().secrets].filter((secret) => text.includes(secret)).map((s) => `${s.slice(0, 6)}…`)
+  return [...capture().secrets]
+    .filter((secret) => text.includes(secret))
+    .map((s) => `${s.slice(0, 6)}…`)
 }

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest'
 import { parseClients } from '../../functions/core/clients.js'
 import { InvalidScope, OAuthError, TemporarilyUnavailable } from '../../functions/core/errors.js'
-import { dummyHash, hashPassword, normalizeUsername, verifyPassword } from '../../functions/core/passwords.js'
+import {
+  dummyHash,
+  hashPassword,
+  normalizeUsername,
+  verifyPassword,
+} from '../../functions/core/passwords.js'
 import {
   hashToken,
   newRefreshToken,
@@ -29,7 +34,15 @@ describe('refresh tokens', () => {
 
   it('parse nothing but their own shape', () => {
     const token = newRefreshToken(locator)
-    for (const bad of ['', 'rt1_', token.slice(0, -1), `${token}x`, token.replace('rt1_', 'rt2_'), ` ${token}`, `${token}\n`]) {
+    for (const bad of [
+      '',
+      'rt1_',
+      token.slice(0, -1),
+      `${token}x`,
+      token.replace('rt1_', 'rt2_'),
+      ` ${token}`,
+      `${token}\n`,
+    ]) {
       expect(parseRefreshToken(bad), bad).toBeUndefined()
     }
   })
@@ -91,7 +104,12 @@ describe('passwords', () => {
   })
 
   it('never match a malformed stored hash', async () => {
-    for (const phc of ['', 'plain', '$scrypt$ln=17,r=8,p=1$$', '$scrypt$ln=40,r=8,p=1$AAAA$AAAAAAAAAAAAAAAAAAAAAA']) {
+    for (const phc of [
+      '',
+      'plain',
+      '$scrypt$ln=17,r=8,p=1$$',
+      '$scrypt$ln=40,r=8,p=1$AAAA$AAAAAAAAAAAAAAAAAAAAAA',
+    ]) {
       expect(await verifyPassword('x', phc)).toBe(false)
     }
   })
@@ -104,7 +122,9 @@ describe('passwords', () => {
 
 describe('clients', () => {
   it('fill in the DESIGN.md defaults', () => {
-    const [client] = parseClients([{ client_id: 'app', type: 'native', audience: 'https://api' }]).values()
+    const [client] = parseClients([
+      { client_id: 'app', type: 'native', audience: 'https://api' },
+    ]).values()
     expect(client).toEqual({
       clientId: 'app',
       type: 'native',
@@ -121,8 +141,12 @@ describe('clients', () => {
 
   it('refuse out-of-range values, wildcard origins and repeated ids, naming the field', () => {
     const base = { client_id: 'app', type: 'spa', audience: 'a' }
-    expect(() => parseClients([{ ...base, access_token_ttl_seconds: 30 }])).toThrow(/access_token_ttl_seconds/)
-    expect(() => parseClients([{ ...base, reuse_grace_seconds: 61 }])).toThrow(/reuse_grace_seconds/)
+    expect(() => parseClients([{ ...base, access_token_ttl_seconds: 30 }])).toThrow(
+      /access_token_ttl_seconds/,
+    )
+    expect(() => parseClients([{ ...base, reuse_grace_seconds: 61 }])).toThrow(
+      /reuse_grace_seconds/,
+    )
     expect(() => parseClients([{ ...base, allowed_origins: ['*'] }])).toThrow(/allowed_origins/)
     expect(() => parseClients([{ ...base, cookie_mode: true }])).toThrow(/allowed_origins/)
     expect(() => parseClients([base, base])).toThrow(/repeated/)
