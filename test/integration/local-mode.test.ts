@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from '../../functions/adapters/dynamodb-local.js'
+import { freePort, pidExists } from '../../functions/adapters/dynamodb-local.js'
 import { recordSecret } from '../support/secrets.js'
 
 const DEMO_PASSWORD = 'a-demo-password-for-this-test'
@@ -13,14 +13,6 @@ let url: string
 let dynamoPort: number
 let output = ''
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 const javaPids = () =>
   spawnSync('pgrep', ['-f', `DynamoDBLocal.jar.*-port ${dynamoPort}`], { encoding: 'utf8' })
     .stdout.split('\n')
@@ -110,7 +102,7 @@ describe('npm start (local mode)', () => {
     child.kill('SIGTERM')
     const [code] = await once(child, 'exit')
     expect(code).toBe(0)
-    expect(pids.filter(alive)).toEqual([])
+    expect(pids.filter(pidExists)).toEqual([])
     expect(output).not.toContain(DEMO_PASSWORD)
   })
 })
