@@ -20,6 +20,7 @@ async function main() {
   console.log(`
 Token service running at ${u}  (DynamoDB Local at ${local.dynamodb.endpoint}, ${config.dataDir ? `data in ${config.dataDir}` : 'in memory'})
 Demo user: ${DEMO_USERNAME}    Clients: ${[...local.runtime.config.clients.keys()].join(', ')}
+Demo page: ${u}/  (sign in as ${DEMO_USERNAME} / ${demoPassword}; open it at this exact origin)
 
 Log in:
   curl -s ${u}/login -d username=${DEMO_USERNAME} -d password=${demoPassword} -d client_id=demo-native
@@ -33,6 +34,12 @@ Revoke (logout):
 Keys and metadata:
   curl -s ${u}/.well-known/jwks.json
   curl -s ${u}/.well-known/openid-configuration
+
+Behind the authorizer (use the access_token from the login answer${local.runtime.config.authorizer.strict ? '; strict mode: logout ends access within seconds' : ''}):
+  curl -s ${u}/me -H "Authorization: Bearer <access_token>"
+  curl -s ${u}/sessions -H "Authorization: Bearer <access_token>"
+  curl -s -X DELETE ${u}/sessions/<sid> -H "Authorization: Bearer <access_token>"   (end one session)
+  curl -s -X DELETE ${u}/sessions -H "Authorization: Bearer <access_token>"         (logout everywhere)
 
 Ctrl-C stops the service and DynamoDB Local.`)
 }

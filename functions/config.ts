@@ -1,5 +1,6 @@
 import { type Client, ClientConfigError, parseClients } from './core/clients.js'
 import type { SigningAlgorithm } from './core/ports.js'
+import type { BackoffPolicy } from './core/throttle.js'
 
 /**
  * The only place that reads environment variables. `loadConfig` validates them
@@ -38,6 +39,34 @@ export interface Config {
   readonly awsCallTimeoutMs: number
   /** `AWS_MAX_ATTEMPTS`: attempts per AWS call, the first included. @default 2 */
   readonly awsMaxAttempts: number
+  /** The Lambda authorizer's settings (DESIGN.md "Authorizer"). */
+  readonly authorizer: AuthorizerConfig
+  /**
+   * Login back-off per username (core/throttle.ts):
+   * `LOGIN_FREE_FAILURES` (default 3), `LOGIN_BACKOFF_BASE_SECONDS` (default 1),
+   * `LOGIN_BACKOFF_MAX_SECONDS` (default 900), `LOGIN_FAILURE_WINDOW_SECONDS`
+   * (default 86400, at least the longest back-off).
+   */
+  readonly loginBackoff: BackoffPolicy
+}
+
+export interface AuthorizerConfig {
+  /**
+   * `AUTHORIZER_STRICT`: also check that the token's session is still active
+   * (one DynamoDB read per session, cached briefly). @default false
+   */
+  readonly strict: boolean
+  /** `AUTHORIZER_SKEW_SECONDS`: clock skew allowed on `exp`, `nbf` and `iat`. @default 30 */
+  readonly skewSeconds: number
+  /** `AUTHORIZER_SESSION_CACHE_SECONDS`: strict mode keeps a session's verdict this long. @default 5 */
+  readonly sessionCacheSeconds: number
+  /** `AUTHORIZER_MAX_TOKEN_BYTES`: longer tokens are refused unread. @default 4096 */
+  readonly maxTokenBytes: number
+  /**
+   * `AUTHORIZER_AUDIENCES`: comma-separated `aud` values accepted.
+   * @default every client's audience
+   */
+  readonly audiences: readonly string[]
 }
 
 export class ConfigError extends Error {
@@ -60,6 +89,21 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`)
     }
     return value
+  }
+
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.trim().toLowerCase()
+    if (!raw) return fallback
+    if (raw === 'true') return true
+    if (raw === 'false') return false
+    throw new ConfigError(`${name} must be true or false, got "${env[name]}"`)
+  }
+  const list = (name: string, fallback: string[]): string[] => {
+    const values = (env[name] ?? '')
+      .split(',')
+      .map((value) => value.trim())
+      .filter(Boolean)
+    return values.length > 0 ? values : fallback
   }
 
   const issuer = required('ISSUER')
@@ -112,7 +156,33 @@ export function loadConfig(env: Env = process.env): Config {
     jwksMaxAgeSeconds: integer('JWKS_MAX_AGE_SECONDS', 300, 0, 86_400),
     awsCallTimeoutMs: integer('AWS_CALL_TIMEOUT_MS', 1000, 50, 30_000),
     awsMaxAttempts: integer('AWS_MAX_ATTEMPTS', 2, 1, 5),
+    authorizer: {
+      strict: boolean('AUTHORIZER_STRICT', false),
+      skewSeconds: integer('AUTHORIZER_SKEW_SECONDS', 30, 0, 300),
+      sessionCacheSeconds: integer('AUTHORIZER_SESSION_CACHE_SECONDS', 5, 0, 60),
+      maxTokenBytes: integer('AUTHORIZER_MAX_TOKEN_BYTES', 4096, 1024, 16_384),
+      audiences: list('AUTHORIZER_AUDIENCES', [
+        ...new Set([...clients.values()].map((client) => client.audience)),
+      ]),
+    },
+    loginBackoff: loginBackoff(integer),
   }
+}
+
+function loginBackoff(
+  integer: (name: string, fallback: number, min: number, max: number) => number,
+): BackoffPolicy {
+  const maxSeconds = integer('LOGIN_BACKOFF_MAX_SECONDS', 900, 1, 86_400)
+  const policy = {
+    freeFailures: integer('LOGIN_FREE_FAILURES', 3, 0, 100),
+    baseSeconds: integer('LOGIN_BACKOFF_BASE_SECONDS', 1, 1, 3600),
+    maxSeconds,
+    windowSeconds: integer('LOGIN_FAILURE_WINDOW_SECONDS', 86_400, 60, 30 * 86_400),
+  }
+  if (policy.windowSeconds < maxSeconds) {
+    throw new ConfigError('LOGIN_FAILURE_WINDOW_SECONDS must be at least LOGIN_BACKOFF_MAX_SECONDS')
+  }
+  return policy
 }
 
 /** True inside AWS Lambda, where cold-start work belongs at module scope. */
@@ -134,6 +204,8 @@ export interface LocalConfig {
   readonly dynamodbPort: number
   /** `LOCAL_KEY_DIR`: where the local signing key is kept. @default .local/keys */
   readonly keyDir: string
+  /** The `AUTHORIZER_*` variables, handed to the local authorizer as the stack would. */
+  readonly authorizerEnv: Readonly<Record<string, string>>
 }
 
 export const LOCAL_TABLE = 'token-service'
@@ -157,5 +229,11 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
     dataDir: env.DATA_DIR?.trim() || undefined,
     dynamodbPort: port('DYNAMODB_PORT', 8000),
     keyDir: env.LOCAL_KEY_DIR?.trim() || '.local/keys',
+    authorizerEnv: Object.fromEntries(
+      Object.entries(env).filter(
+        (entry): entry is [string, string] =>
+          entry[0].startsWith('AUTHORIZER_') && entry[1] !== undefined,
+      ),
+    ),
   }
 }

@@ -3,6 +3,7 @@ import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
   TransactionCanceledException,
+  TransactionConflictException,
 } from '@aws-sdk/client-dynamodb'
 import {
   BatchGetCommand,
@@ -14,10 +15,13 @@ import {
 } from '@aws-sdk/lib-dynamodb'
 import { OAuthError, TemporarilyUnavailable } from '../core/errors.js'
 import type {
+  FailedLogins,
+  LoginState,
   RefreshState,
   Rotation,
   RotationResult,
   Session,
+  SessionState,
   Store,
   User,
   UserStatus,
@@ -132,13 +136,21 @@ export class DynamoStore implements Store, UserStore {
                 },
               },
               {
-                // The user is still active and has the password that was checked.
+                // The user is still active and has the password that was checked, and no
+                // logout everywhere voids sessions created at this instant.
                 ConditionCheck: {
                   TableName: this.tableName,
                   Key: userKey(guard.sub),
-                  ConditionExpression: '#status = :active AND password_hash = :hash',
+                  ConditionExpression:
+                    '#status = :active AND password_hash = :hash AND ' +
+                    '(attribute_not_exists(sessions_valid_after) OR sessions_valid_after <= :created)',
                   ExpressionAttributeNames: { '#status': 'status' },
-                  ExpressionAttributeValues: { ':active': 'active', ':hash': guard.passwordHash },
+                  ExpressionAttributeValues: {
+                    ':active': 'active',
+                    ':hash': guard.passwordHash,
+                    ':created': session.createdAt,
+                  },
+                  ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
                 },
               },
             ],
@@ -147,7 +159,18 @@ export class DynamoStore implements Store, UserStore {
       )
       return true
     } catch (error) {
+      // A logout everywhere committed between the login's clock reading and this
+      // write: the session is written after it, so it must not start before it.
+      const loggedOutAt = loggedOutOnly(error, guard.passwordHash)
+      forgetReturnedItems(error)
+      if (loggedOutAt !== undefined) {
+        return this.createSession({ ...session, createdAt: loggedOutAt }, guard)
+      }
       if (cancelledBy(error, 'ConditionalCheckFailed')) return false
+      // Collided with another transaction on the user (a logout everywhere, another login).
+      if (cancelledBy(error, 'ConditionalCheckFailed', 'TransactionConflict')) {
+        throw new TemporarilyUnavailable('dynamodb TransactWrite collided', { cause: error })
+      }
       throw error
     }
   }
@@ -215,7 +238,7 @@ export class DynamoStore implements Store, UserStore {
 
   async revokeSession(sid: string, reason: string, at: number): Promise<void> {
     try {
-      await this.call('UpdateItem', () =>
+      await this.write('UpdateItem', () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
@@ -313,21 +336,173 @@ export class DynamoStore implements Store, UserStore {
       values[':after'] = change.sessionsValidAfter
     }
     if (sets.length === 0) return
-    await this.call('UpdateItem', () =>
+    await this.write('UpdateItem', () =>
       this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: userKey(sub),
           ConditionExpression: 'attribute_exists(pk)',
           UpdateExpression: `SET ${sets.join(', ')}`,
-          ExpressionAttributeNames: {
-            ...(change.status !== undefined ? { '#status': 'status' } : {}),
-            ...(change.roles !== undefined ? { '#roles': 'roles' } : {}),
-          },
+          // DynamoDB refuses an empty ExpressionAttributeNames (sessionsValidAfter alone).
+          ...(change.status !== undefined || change.roles !== undefined
+            ? {
+                ExpressionAttributeNames: {
+                  ...(change.status !== undefined ? { '#status': 'status' } : {}),
+                  ...(change.roles !== undefined ? { '#roles': 'roles' } : {}),
+                },
+              }
+            : {}),
           ExpressionAttributeValues: values,
         }),
       ),
     )
+  }
+
+  // Login throttling (core/throttle.ts): one record per username, whether or not the
+  // user exists, at `USERNAME#<name>` / `THROTTLE` and in gsi1 under the username, so
+  // that login's one Query returns it next to the user.
+
+  async loadLogin(username: string): Promise<LoginState> {
+    // gsi1 is eventually consistent: the throttle writes below re-check their
+    // conditions on the table, and createSession re-checks the user as it commits.
+    const { Items = [] } = await this.call('Query', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: GSI1,
+          KeyConditionExpression: 'gsi1pk = :name',
+          ExpressionAttributeValues: { ':name': `USERNAME#${username}` },
+        }),
+      ),
+    )
+    const user = Items.find((item) => item.gsi1sk === 'USER')
+    const failed = Items.find((item) => item.gsi1sk === THROTTLE)
+    return {
+      ...(user ? { user: toUser(user) } : {}),
+      ...(failed ? { failedLogins: toFailedLogins(failed) } : {}),
+    }
+  }
+
+  async recordLoginFailure(
+    username: string,
+    at: number,
+    forgetBefore: number,
+    expiresAt: number,
+  ): Promise<void> {
+    const values = { ':one': 1, ':at': at, ':forget': forgetBefore, ':ttl': ttl(expiresAt) }
+    const update = (condition: string, expression: string, more = {}) =>
+      this.write('UpdateItem', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: throttleKey(username),
+            ConditionExpression: condition,
+            UpdateExpression: expression,
+            ExpressionAttributeValues: { ...values, ...more },
+          }),
+        ),
+      )
+    // Each round either adds to a recent count or restarts a forgotten one; losing
+    // both conditions means another failure changed the record in between.
+    for (let round = 0; round < 3; round++) {
+      try {
+        // ADD is atomic, so concurrent failures all count.
+        await update(
+          'attribute_not_exists(pk) OR last_failed_at > :forget',
+          'SET last_failed_at = :at, expires_at = :ttl, gsi1pk = :name, gsi1sk = :throttle ADD failures :one',
+          { ':name': `USERNAME#${username}`, ':throttle': THROTTLE },
+        )
+        return
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error
+      }
+      try {
+        // Old enough to be forgotten (DynamoDB TTL may lag by days): start again.
+        await update(
+          'last_failed_at <= :forget',
+          'SET failures = :one, last_failed_at = :at, expires_at = :ttl',
+        )
+        return
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error
+      }
+    }
+    throw new TemporarilyUnavailable('failed-login count kept changing')
+  }
+
+  async claimLoginAttempt(
+    username: string,
+    seen: FailedLogins,
+    next: FailedLogins,
+    expiresAt: number,
+  ): Promise<boolean> {
+    try {
+      await this.write('UpdateItem', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: throttleKey(username),
+            // Exactly one of several concurrent attempts finds the record as it read it.
+            ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
+            UpdateExpression: 'SET failures = :next, last_failed_at = :at, expires_at = :ttl',
+            ExpressionAttributeValues: {
+              ':seen': seen.failures,
+              ':seenAt': seen.lastFailedAt,
+              ':next': next.failures,
+              ':at': next.lastFailedAt,
+              ':ttl': ttl(expiresAt),
+            },
+          }),
+        ),
+      )
+      return true
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false
+      throw error
+    }
+  }
+
+  async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
+    try {
+      await this.write('UpdateItem', () =>
+        this.doc.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: throttleKey(username),
+            // Failures that landed after `seen` (an attacker racing the user) still count.
+            ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
+            UpdateExpression: 'SET failures = :zero',
+            ExpressionAttributeValues: {
+              ':seen': seen.failures,
+              ':seenAt': seen.lastFailedAt,
+              ':zero': 0,
+            },
+          }),
+        ),
+      )
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error
+    }
+  }
+
+  /**
+   * A single-item write that must land even when a transaction holds its item
+   * for a moment (a revoke during a rotation, a logout everywhere during a
+   * login): DynamoDB refuses it with TransactionConflictException, which the SDK
+   * does not retry, so it is tried again a few times before it becomes a 503.
+   */
+  private async write<T>(operation: string, send: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(operation, send)
+      } catch (error) {
+        if (!(error instanceof TransactionConflictException)) throw error
+        if (attempt === 3) {
+          throw new TemporarilyUnavailable(`dynamodb ${operation} kept colliding`, { cause: error })
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10 * attempt + Math.random() * 20))
+      }
+    }
   }
 
   /** Runs one AWS call; anything but our own errors and lost conditions becomes a 503. */
@@ -340,6 +515,37 @@ export class DynamoStore implements Store, UserStore {
       if (cancelledBy(error, 'ConditionalCheckFailed', 'TransactionConflict')) throw error
       const name = error instanceof Error ? error.name : 'unknown error'
       throw new TemporarilyUnavailable(`dynamodb ${operation} failed: ${name}`, { cause: error })
+    }
+  }
+
+  /**
+   * The authorizer's strict check: the session and its user in one strongly
+   * consistent BatchGetItem, so that a revoked session, a logout everywhere
+   * (`sessions_valid_after`) and a disabled user are all seen in one round trip.
+   */
+  async loadSessionState(key: { sub: string; sid: string }): Promise<SessionState> {
+    const { Responses, UnprocessedKeys } = await this.call('BatchGet', () =>
+      this.doc.send(
+        new BatchGetCommand({
+          RequestItems: {
+            [this.tableName]: {
+              Keys: [sessionKey(key.sid), userKey(key.sub)],
+              ConsistentRead: true,
+            },
+          },
+        }),
+      ),
+    )
+    // Two small items never exceed BatchGet's limits; leftovers mean throttling.
+    if (UnprocessedKeys?.[this.tableName]?.Keys?.length) {
+      throw new TemporarilyUnavailable('dynamodb BatchGet left keys unprocessed')
+    }
+    const items = Responses?.[this.tableName] ?? []
+    const user = items.find((item) => item.sk === 'USER')
+    const session = items.find((item) => item.sk === 'SESSION')
+    return {
+      ...(user ? { user: toUser(user) } : {}),
+      ...(session ? { session: toSession(session) } : {}),
     }
   }
 }
@@ -361,6 +567,30 @@ function cancelledBy(error: unknown, ...codes: string[]): boolean {
     error instanceof Error &&
     error.name === 'TransactionConflictException'
   )
+}
+
+/**
+ * ALL_OLD puts the user item, password hash included, into the cancellation
+ * reasons. Drop it once read, so that no error (or its `cause`) carries it.
+ */
+function forgetReturnedItems(error: unknown): void {
+  if (!(error instanceof TransactionCanceledException)) return
+  for (const reason of error.CancellationReasons ?? []) delete reason.Item
+}
+
+/**
+ * The user's `sessions_valid_after` when createSession's transaction failed on
+ * that alone (the user still active with the same password), else undefined.
+ */
+function loggedOutOnly(error: unknown, passwordHash: string): number | undefined {
+  if (!(error instanceof TransactionCanceledException)) return undefined
+  const reasons = error.CancellationReasons ?? []
+  const failed = reasons.filter((reason) => reason.Code !== 'None')
+  const user = failed.length === 1 && failed[0] === reasons[2] ? reasons[2]?.Item : undefined
+  // The item comes back in DynamoDB's attribute-value form.
+  if (user?.status?.S !== 'active' || user.password_hash?.S !== passwordHash) return undefined
+  const after = Number(user.sessions_valid_after?.N)
+  return Number.isFinite(after) ? after : undefined
 }
 
 function fromUser(user: User): Record<string, unknown> {
@@ -452,5 +682,15 @@ function tokenItem(
     generation,
     issued_at: session.createdAt,
     expires_at: ttl(session.absoluteExpiresAt),
+  }
+}
+
+const THROTTLE = 'THROTTLE'
+const throttleKey = (username: string) => ({ pk: `USERNAME#${username}`, sk: THROTTLE })
+
+function toFailedLogins(item: Record<string, unknown>): FailedLogins {
+  return {
+    failures: typeof item.failures === 'number' ? item.failures : 0,
+    lastFailedAt: typeof item.last_failed_at === 'number' ? item.last_failed_at : 0,
   }
 }

@@ -16,7 +16,7 @@ import {
   TemporarilyUnavailable,
   UnsupportedMediaType,
 } from '../core/errors.js'
-import { defaultRuntime, type Runtime } from './runtime.js'
+import { defaultRuntime, type Runtime, warmSigningKeys } from './runtime.js'
 
 /** What a route sees: a parsed, normalized request. */
 export interface HttpRequest {
@@ -28,6 +28,8 @@ export interface HttpRequest {
   /** Body parameters (form or JSON), all strings, null prototype. Empty without a body. */
   readonly params: Readonly<Record<string, string>>
   readonly pathParameters: Readonly<Record<string, string>>
+  /** `requestContext.authorizer` as API Gateway set it (bearer routes), else undefined. */
+  readonly authorizer?: unknown
 }
 
 export interface HttpResponse {
@@ -45,9 +47,17 @@ export interface RouteOptions {
   readonly body?: boolean
   /** `Cache-Control: no-store` on every answer, errors included (RFC 6749 §5.1). @default true */
   readonly noStore?: boolean
+  /**
+   * In Lambda, fetch public keys at cold start: `active` for functions that
+   * sign, `all` for the one that publishes them. @default none
+   */
+  readonly warmKeys?: 'active' | 'all'
 }
 
 export const MAX_BODY_BYTES = 8 * 1024
+
+/** Response headers a cross-origin caller may read (CORS). */
+export const EXPOSED_HEADERS = 'WWW-Authenticate, Retry-After'
 
 type Handler = (
   event: APIGatewayProxyEventV2,
@@ -64,6 +74,7 @@ export function httpHandler(route: Route, options: RouteOptions = {}, runtime?: 
   // A deployed function builds at module scope (cold start); an import elsewhere
   // (local mode, tests) builds nothing until the handler is first called.
   let built = inLambda() ? build(route, options, defaultRuntime()) : undefined
+  if (built && options.warmKeys) warmSigningKeys(defaultRuntime(), options.warmKeys)
   return (event, context) => {
     built ??= build(route, options, defaultRuntime())
     return built(event, context)
@@ -93,6 +104,8 @@ function build(route: Route, options: RouteOptions, rt: Runtime): Handler {
         origins: [...rt.corsOrigins],
         credentials: true,
         headers: 'Authorization, Content-Type',
+        // A cross-origin client must read why it was refused and when to retry.
+        exposeHeaders: EXPOSED_HEADERS,
         methods: 'GET, POST, DELETE, OPTIONS',
         maxAge: 600,
       }),
@@ -115,6 +128,7 @@ function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>
     cookies: parseCookies(event.cookies ?? (headers.cookie ? headers.cookie.split(';') : [])),
     params,
     pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
+    authorizer: (event.requestContext as { authorizer?: unknown } | undefined)?.authorizer,
   }
 }
 
@@ -156,6 +170,7 @@ function parseBody(
   return {
     before: async (request) => {
       const { event } = request
+      refuseCredentialsInQuery(event)
       const raw = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8')
       if (raw.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES)
       const type = (event.headers?.['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
@@ -189,9 +204,41 @@ function parseJson(text: string): Record<string, string> {
   const params: Record<string, string> = Object.create(null)
   for (const [name, member] of Object.entries(value)) {
     if (typeof member !== 'string') throw new InvalidRequest('request parameters must be strings')
+    // JSON can carry lone surrogates, which UTF-8 cannot: two different passwords
+    // would hash alike, and DynamoDB refuses such strings.
+    if (LONE_SURROGATE.test(name) || LONE_SURROGATE.test(member)) {
+      throw new InvalidRequest('request parameters must be well-formed Unicode')
+    }
     params[name] = member
   }
   return params
+}
+
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** Query parameters that carry credentials (any letter case). */
+const CREDENTIAL_PARAMS = new Set([
+  'username',
+  'password',
+  'refresh_token',
+  'token',
+  'access_token',
+  'client_secret',
+])
+
+/**
+ * Credentials belong in the body (RFC 6749 §3.2, RFC 6819 §5.4.1): URLs end
+ * up in proxy, CDN and browser logs. The request is refused, and neither the
+ * value nor the query string is logged.
+ */
+function refuseCredentialsInQuery(event: APIGatewayProxyEventV2): void {
+  const names = [
+    ...new URLSearchParams(event.rawQueryString ?? '').keys(),
+    ...Object.keys(event.queryStringParameters ?? {}),
+  ]
+  if (names.some((name) => CREDENTIAL_PARAMS.has(name.trim().toLowerCase()))) {
+    throw new InvalidRequest('credentials must be sent in the request body, never in the URL')
+  }
 }
 
 /** The one place that turns errors into responses: OAuth shape, nothing leaked. */

@@ -7,6 +7,7 @@ import {
   ResourceInUseException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
+import { demoAssets } from '../../demo/assets.js'
 import { type Config, LOCAL_TABLE, type LocalConfig, loadConfig } from '../config.js'
 import { addUser, UserExists } from '../core/users.js'
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
@@ -59,6 +60,7 @@ export async function localFunctionConfig(
     SIGNER: 'local',
     LOCAL_KEY_DIR: local.keyDir,
     DYNAMODB_ENDPOINT: dynamodbEndpoint,
+    ...local.authorizerEnv,
   })
 }
 
@@ -84,7 +86,7 @@ export async function startLocalMode(
     })
     await ensureTable(runtime.store.client, LOCAL_TABLE)
     await seedDemoUser(runtime, local.demoPassword)
-    const server = createLocalServer(runtime)
+    const server = createLocalServer(runtime, { assets: await demoAssets() })
     const port = await listen(server, local.port)
     return {
       runtime,

@@ -1,12 +1,21 @@
 import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda'
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  APIGatewayRequestAuthorizerEventV2,
+  Context,
+} from 'aws-lambda'
+import { type Authorizer, createAuthorizer } from '../authorizer/authorizer.js'
+import { InvalidToken, OAuthError, ServerError } from '../core/errors.js'
 import { jwksRoute } from '../jwks/handler.js'
 import { loginRoute } from '../login/handler.js'
+import { meRoute } from '../me/handler.js'
 import { revokeRoute } from '../revoke/handler.js'
+import { sessionsRoute } from '../sessions/handler.js'
 import { tokenRoute } from '../token/handler.js'
-import { httpHandler, type Route, type RouteOptions } from './http.js'
+import { EXPOSED_HEADERS, httpHandler, type Route, type RouteOptions } from './http.js'
 import type { Runtime } from './runtime.js'
 
 type Handler = (
@@ -16,41 +25,81 @@ type Handler = (
 
 interface LocalRoute {
   readonly method: string
+  /** A route key path: `{name}` matches one path segment, as in API Gateway. */
   readonly path: string
   readonly name: string
   readonly handler: Handler
+  /** Behind the Lambda authorizer. */
+  readonly bearer: boolean
 }
 
-/** The routes of the HTTP API (DESIGN.md), each wrapped exactly as its Lambda is. */
+/**
+ * The routes of the HTTP API (DESIGN.md), each wrapped exactly as its Lambda
+ * is; routes served by one function share one handler, as in AWS.
+ */
 export function localRoutes(runtime: Runtime): LocalRoute[] {
-  const route = (method: string, path: string, name: string, fn: Route, options: RouteOptions) => ({
+  const wrap = (fn: Route, options: RouteOptions) => httpHandler(fn, options, runtime)
+  const entry = (method: string, path: string, name: string, handler: Handler, bearer = false) => ({
     method,
     path,
     name,
-    handler: httpHandler(fn, options, runtime),
+    handler,
+    bearer,
   })
-  const jwks = { noStore: false }
+  const jwks = wrap(jwksRoute, { noStore: false })
+  const sessions = wrap(sessionsRoute, {})
   return [
-    route('POST', '/login', 'login', loginRoute, { body: true }),
-    route('POST', '/token', 'token', tokenRoute, { body: true }),
-    route('POST', '/revoke', 'revoke', revokeRoute, { body: true }),
-    route('GET', '/.well-known/jwks.json', 'jwks', jwksRoute, jwks),
-    route('GET', '/.well-known/openid-configuration', 'jwks', jwksRoute, jwks),
-    route('GET', '/.well-known/oauth-authorization-server', 'jwks', jwksRoute, jwks),
+    entry('POST', '/login', 'login', wrap(loginRoute, { body: true })),
+    entry('POST', '/token', 'token', wrap(tokenRoute, { body: true })),
+    entry('POST', '/revoke', 'revoke', wrap(revokeRoute, { body: true })),
+    entry('GET', '/.well-known/jwks.json', 'jwks', jwks),
+    entry('GET', '/.well-known/openid-configuration', 'jwks', jwks),
+    entry('GET', '/.well-known/oauth-authorization-server', 'jwks', jwks),
+    entry('GET', '/sessions', 'sessions', sessions, true),
+    entry('DELETE', '/sessions', 'sessions', sessions, true),
+    entry('DELETE', '/sessions/{sid}', 'sessions', sessions, true),
+    entry('GET', '/me', 'me', wrap(meRoute, {}), true),
   ]
 }
 
 /** Bodies above this are refused before any handler runs (API Gateway's own limit is larger). */
 const MAX_LOCAL_BODY = 1024 * 1024
 
+/** A static file served by the local server (the demo page), by exact path. */
+export interface LocalAsset {
+  readonly contentType: string
+  readonly body: string | Uint8Array
+}
+
+export interface LocalServerOptions {
+  /** Static files, served on GET/HEAD of their exact path, ahead of the API routes. */
+  readonly assets?: ReadonlyMap<string, LocalAsset>
+  /**
+   * How long each request may run, as a Lambda timeout: the handlers answer 503 shortly
+   * before it. Tests on a loaded machine raise it. @default 10000
+   */
+  readonly timeoutMs?: number
+}
+
+/** Headers of every static file: never cached, never sniffed, scripts only from this origin. */
+const ASSET_HEADERS = {
+  'Cache-Control': 'no-store',
+  'X-Content-Type-Options': 'nosniff',
+  'Content-Security-Policy': "default-src 'self'; frame-ancestors 'none'",
+  'Referrer-Policy': 'no-referrer',
+} as const
+
 /**
  * Serves the HTTP API on localhost by turning each request into the API
  * Gateway HTTP API (payload 2.0) event that the deployed handlers receive.
  */
-export function createLocalServer(runtime: Runtime): Server {
+export function createLocalServer(runtime: Runtime, options: LocalServerOptions = {}): Server {
   const routes = localRoutes(runtime)
+  const assets = options.assets ?? new Map<string, LocalAsset>()
+  const authorizer = createAuthorizer(runtime)
+  const timeoutMs = options.timeoutMs ?? 10_000
   return createServer((req, res) => {
-    serve(routes, runtime, req, res).catch((error) => {
+    serve({ routes, assets, authorizer, runtime, timeoutMs }, req, res).catch((error) => {
       runtime.logger.error('local adapter failed', {
         cause: error instanceof Error ? error.name : 'unknown',
       })
@@ -69,18 +118,32 @@ export async function listen(server: Server, port: number, host = '127.0.0.1'): 
   return (server.address() as AddressInfo).port
 }
 
+interface ServerParts {
+  readonly routes: LocalRoute[]
+  readonly assets: ReadonlyMap<string, LocalAsset>
+  readonly authorizer: Authorizer
+  readonly runtime: Runtime
+  readonly timeoutMs: number
+}
+
 async function serve(
-  routes: LocalRoute[],
-  runtime: Runtime,
+  { routes, assets, authorizer, runtime, timeoutMs }: ServerParts,
   req: IncomingMessage,
   res: ServerResponse,
 ) {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
   if (method === 'OPTIONS') return preflight(runtime, req, res)
-  const route = routes.find((r) => r.path === url.pathname && r.method === method)
+  const asset = assets.get(url.pathname)
+  if (asset && (method === 'GET' || method === 'HEAD')) return serveAsset(asset, method, res)
+  let pathParameters: Record<string, string> | undefined
+  const route = routes.find((r) => {
+    if (r.method !== method) return false
+    pathParameters = matchPath(r.path, url.pathname)
+    return pathParameters !== undefined
+  })
   if (!route) {
-    const known = routes.some((r) => r.path === url.pathname)
+    const known = routes.some((r) => matchPath(r.path, url.pathname) !== undefined)
     return known
       ? send(res, 405, { error: 'invalid_request', error_description: 'method not allowed' })
       : send(res, 404, { error: 'not_found', error_description: 'no such route' })
@@ -92,8 +155,12 @@ async function serve(
       error_description: 'request body is too large',
     })
   }
-  const event = toEvent(req, url, route, body)
-  const result = await route.handler(event, lambdaContext(route.name))
+  const event = toEvent(req, url, route, body, pathParameters ?? {})
+  if (route.bearer) {
+    const denied = await authorize(authorizer, event, runtime)
+    if (denied) return sendError(res, denied, corsHeaders(runtime, req))
+  }
+  const result = await route.handler(event, lambdaContext(route.name, timeoutMs))
   const headers: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(result.headers ?? {})) {
     if (value !== undefined) headers[name] = String(value) // API Gateway drops undefined values too
@@ -103,11 +170,76 @@ async function serve(
   res.end(result.body ?? '')
 }
 
+/** The path parameters if `pathname` matches the route key path, else undefined. */
+function matchPath(pattern: string, pathname: string): Record<string, string> | undefined {
+  const want = pattern.split('/')
+  const got = pathname.split('/')
+  if (want.length !== got.length) return undefined
+  const parameters: Record<string, string> = {}
+  for (const [i, segment] of want.entries()) {
+    const value = got[i] as string
+    const name = /^\{(\w+)\}$/.exec(segment)?.[1]
+    if (name === undefined) {
+      if (segment !== value) return undefined
+    } else {
+      if (value === '') return undefined
+      try {
+        parameters[name] = decodeURIComponent(value)
+      } catch {
+        return undefined
+      }
+    }
+  }
+  return parameters
+}
+
+/**
+ * Runs the Lambda authorizer as API Gateway does for a route behind it: no
+ * identity source means no call; a deny stops the request; an allow hands the
+ * context to the route as `requestContext.authorizer.lambda`. Where API
+ * Gateway answers 401/403 `{"message": ...}`, local mode answers RFC 6750's
+ * 401 with `WWW-Authenticate` (README "Protecting routes" says how AWS differs).
+ */
+async function authorize(
+  authorizer: Authorizer,
+  event: APIGatewayProxyEventV2,
+  runtime: Runtime,
+): Promise<OAuthError | undefined> {
+  const authorization = event.headers.authorization
+  if (!authorization) return new InvalidToken('no Authorization header')
+  const { body: _body, isBase64Encoded: _encoded, ...request } = event
+  const authorizerEvent: APIGatewayRequestAuthorizerEventV2 = {
+    ...request,
+    type: 'REQUEST',
+    routeArn: `arn:aws:execute-api:local:000000000000:local/$default/${event.requestContext.http.method}${event.rawPath}`,
+    identitySource: [authorization],
+    cookies: event.cookies ?? [],
+  }
+  let result: Awaited<ReturnType<Authorizer['http']>>
+  try {
+    result = await authorizer.http(authorizerEvent)
+  } catch (error) {
+    // API Gateway answers 500 here; local mode keeps our own 503 for a dependency fault.
+    const failure =
+      error instanceof OAuthError ? error : new ServerError('authorizer failed', error)
+    runtime.logger.error('authorizer failed', {
+      status: failure.status,
+      detail: failure.detail,
+      cause: error instanceof Error ? error.name : 'unknown',
+    })
+    return failure
+  }
+  if (!result.isAuthorized) return new InvalidToken('authorizer denied')
+  Object.assign(event.requestContext, { authorizer: { lambda: result.context ?? {} } })
+  return undefined
+}
+
 function toEvent(
   req: IncomingMessage,
   url: URL,
   route: LocalRoute,
   body: Buffer,
+  pathParameters: Record<string, string>,
 ): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(req.headers)) {
@@ -128,6 +260,7 @@ function toEvent(
     ...(cookies.length ? { cookies } : {}),
     headers,
     ...(url.search ? { queryStringParameters: Object.fromEntries(url.searchParams) } : {}),
+    ...(Object.keys(pathParameters).length ? { pathParameters } : {}),
     requestContext: {
       accountId: 'local',
       apiId: 'local',
@@ -152,8 +285,8 @@ function toEvent(
   }
 }
 
-function lambdaContext(functionName: string): Context {
-  const deadline = Date.now() + 10_000
+function lambdaContext(functionName: string, timeoutMs: number): Context {
+  const deadline = Date.now() + timeoutMs
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName,
@@ -197,6 +330,38 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks)
+}
+
+function serveAsset(asset: LocalAsset, method: string, res: ServerResponse) {
+  const body = typeof asset.body === 'string' ? Buffer.from(asset.body, 'utf8') : asset.body
+  res.writeHead(200, {
+    ...ASSET_HEADERS,
+    'Content-Type': asset.contentType,
+    'Content-Length': String(body.byteLength),
+  })
+  res.end(method === 'HEAD' ? undefined : body)
+}
+
+/** The CORS headers the HTTP API adds to its own answers (here: authorizer refusals). */
+function corsHeaders(runtime: Runtime, req: IncomingMessage): Record<string, string> {
+  const origin = req.headers.origin
+  if (!origin || !runtime.corsOrigins.includes(origin)) return { Vary: 'Origin' }
+  return {
+    'Access-Control-Allow-Origin': origin,
+    'Access-Control-Allow-Credentials': 'true',
+    'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+    Vary: 'Origin',
+  }
+}
+
+function sendError(res: ServerResponse, error: OAuthError, headers: Record<string, string>) {
+  res.writeHead(error.status, {
+    ...headers,
+    ...error.headers,
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+  })
+  res.end(JSON.stringify({ error: error.error, error_description: error.description }))
 }
 
 function send(res: ServerResponse, status: number, body: unknown) {

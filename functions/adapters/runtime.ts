@@ -4,7 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { type Config, inLambda, loadConfig } from '../config.js'
 import { type Clock, systemClock } from '../core/clock.js'
-import type { DomainEvent, Events, Signer } from '../core/ports.js'
+import type { DomainEvent, Events, PublicJwk, Signer } from '../core/ports.js'
 import type { Deps } from '../core/service.js'
 import { DynamoStore } from './dynamo-store.js'
 import { KmsSigner } from './kms-signer.js'
@@ -19,6 +19,12 @@ export interface Runtime {
   readonly metrics: Metrics
   /** Every client's allowed origins: the CORS allow-list. */
   readonly corsOrigins: readonly string[]
+  /**
+   * Every verification key, fetched anew (KMS `GetPublicKey` on the active and
+   * retiring keys, or the local key), past the signer's per-container memo: the
+   * authorizer's key-set refresh.
+   */
+  readonly fetchPublicKeys: () => Promise<PublicJwk[]>
 }
 
 const METRIC_NAMES: Record<DomainEvent, string> = {
@@ -28,6 +34,7 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   grace_replay: 'GraceReplays',
   reuse_detected: 'ReuseDetections',
   revoke: 'Revocations',
+  login_throttled: 'LoginThrottled',
 }
 
 const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set(['reuse_detected', 'login_failed'])
@@ -60,6 +67,10 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     requestHandler: {
       connectionTimeout: config.awsCallTimeoutMs,
       requestTimeout: config.awsCallTimeoutMs,
+      // Without it the SDK only logs a warning when requestTimeout passes and keeps
+      // waiting (up to its 5-minute socket timeout); with it the attempt fails with a
+      // TimeoutError, which the SDK retries and which then answers 503.
+      throwOnRequestTimeout: true,
     },
   }
   const dynamodb =
@@ -69,7 +80,16 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       ...(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
     })
   const store = new DynamoStore(dynamodb, config.tableName)
-  const signer = overrides.signer ?? createSigner(config, () => overrides.kms ?? new KMSClient(sdk))
+  let kms: KMSClient | undefined
+  const kmsClient = () => {
+    kms ??= overrides.kms ?? new KMSClient(sdk)
+    return kms
+  }
+  const signer = overrides.signer ?? createSigner(config, kmsClient)
+  const fetchPublicKeys =
+    config.signer.kind === 'kms' && !overrides.signer
+      ? () => createSigner(config, kmsClient).publicKeys()
+      : () => signer.publicKeys()
 
   const events: Events = {
     emit(event, fields = {}) {
@@ -85,6 +105,7 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
     logger,
     metrics,
     corsOrigins: [...new Set([...config.clients.values()].flatMap((c) => c.allowedOrigins))],
+    fetchPublicKeys,
     deps: {
       store,
       signer,
@@ -126,15 +147,24 @@ let lambdaRuntime: Runtime | undefined
 
 /**
  * The runtime of a deployed function, built from the environment once per
- * container. Inside Lambda it is built at module scope (cold start) and the
- * signing key's public half is fetched ahead of the first request.
+ * container. Inside Lambda it is built at module scope (cold start). It does
+ * no I/O: only the functions that sign or publish keys (and may call
+ * `kms:GetPublicKey`) warm the key cache, with `warmSigningKeys`.
  */
 export function defaultRuntime(): Runtime {
-  if (!lambdaRuntime) {
-    lambdaRuntime = createRuntime(loadConfig())
-    lambdaRuntime.deps.signer.keyId().catch(() => {}) // warm the key cache; errors surface per request
-  }
+  lambdaRuntime ??= createRuntime(loadConfig())
   return lambdaRuntime
+}
+
+/**
+ * Fetches public keys ahead of the first request: the active key's for the
+ * functions that sign (login, token), all of them for the one that publishes
+ * them (jwks). Never rejects: a failure surfaces in the request that needs the key.
+ */
+export function warmSigningKeys(runtime: Runtime, which: 'active' | 'all'): void {
+  const { signer } = runtime.deps
+  const warming = which === 'active' ? signer.keyId() : signer.publicKeys()
+  warming.catch(() => {})
 }
 
 if (inLambda()) defaultRuntime()

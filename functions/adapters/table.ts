@@ -9,9 +9,12 @@ import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
  * | username claim  | `USERNAME#<name>` | `USERNAME`     |                    |                         |
  * | session         | `SESSION#<sid>`   | `SESSION`      | `USER#<sub>`       | `SESSION#<created>#<sid>` |
  * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                         |
+ * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`              |
  *
  * The one GSI is overloaded: by username it finds a user at login, by user it
  * lists their sessions. `expires_at` (epoch seconds) is the TTL attribute.
+ * The failed-logins record sits in the GSI under the username too, so that
+ * login's one Query returns it with the user (and alone for unknown usernames).
  */
 export const GSI1 = 'gsi1'
 export const TTL_ATTRIBUTE = 'expires_at'

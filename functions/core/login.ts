@@ -1,9 +1,24 @@
 import { issueAccessToken } from './access-token.js'
-import { InvalidGrant, InvalidRequest } from './errors.js'
-import { dummyHash, MAX_PASSWORD_BYTES, normalizeUsername, verifyPassword } from './passwords.js'
-import type { Session } from './ports.js'
+import type { Client } from './clients.js'
+import { InvalidGrant, InvalidRequest, TooManyRequests } from './errors.js'
+import {
+  couldBeUsername,
+  dummyHash,
+  MAX_PASSWORD_BYTES,
+  normalizeUsername,
+  verifyPassword,
+} from './passwords.js'
+import type { FailedLogins, Session } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import { type Deps, findClient, grantScope, type TokenResult } from './service.js'
+import {
+  type BackoffPolicy,
+  backoffSeconds,
+  DEFAULT_BACKOFF,
+  forgetAt,
+  lockedUntil,
+  recentFailures,
+} from './throttle.js'
 
 export interface LoginInput {
   readonly username: string
@@ -20,26 +35,44 @@ const DUMMY_HASH = dummyHash()
 const BAD_CREDENTIALS = 'invalid username or password'
 
 /**
- * Starts a session: one read, the password check, then the access token is
- * signed while the session is written.
+ * Starts a session: one read (the user and the username's failed logins),
+ * the password check, then the access token is signed while the session is
+ * written. A username in back-off gets 429 before any hashing, whether or not
+ * the user exists (core/throttle.ts).
  */
-export async function login(deps: Deps, input: LoginInput): Promise<TokenResult> {
+export async function login(
+  deps: Deps,
+  input: LoginInput,
+  backoff: BackoffPolicy = DEFAULT_BACKOFF,
+): Promise<TokenResult> {
   const { store, signer, clock, events, settings } = deps
   const client = findClient(settings, input.clientId)
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
+  const username = normalizeUsername(input.username)
+  if (!couldBeUsername(username)) throw new InvalidGrant(BAD_CREDENTIALS, 'impossible username')
 
-  const user = await store.findUserByUsername(normalizeUsername(input.username))
+  const { user, failedLogins } = await store.loadLogin(username)
+  const now = clock.now()
+  const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
+    // A claimed turn was counted as a failure when it was taken.
+    if (!claimed) {
+      await store.recordLoginFailure(
+        username,
+        now,
+        now - backoff.windowSeconds * 1000,
+        forgetAt(backoff, now),
+      )
+    }
     events.emit('login_failed', { client_id: client.clientId })
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(BAD_CREDENTIALS, why)
   }
 
-  const now = clock.now()
   const sid = newSessionId()
   const refreshToken = newRefreshToken({ sub: user.sub, sid })
   const session: Session = {
@@ -54,17 +87,61 @@ export async function login(deps: Deps, input: LoginInput): Promise<TokenResult>
     absoluteExpiresAt: now + client.refreshAbsoluteTtlSeconds * 1000,
     generation: 0,
     currentHash: hashToken(refreshToken),
-    ...(input.userAgent ? { userAgent: input.userAgent.slice(0, 256) } : {}),
+    // By code points, so that a cut never leaves half a surrogate pair.
+    ...(input.userAgent ? { userAgent: Array.from(input.userAgent).slice(0, 256).join('') } : {}),
   }
+  const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
+  // Guarded by the user's status and hash as read: a disable or password change
+  // that lands between the read and this write makes the login fail.
+  const writing = store.createSession(session, { sub: user.sub, passwordHash: user.passwordHash })
   const [accessToken, created] = await settle([
-    issueAccessToken(signer, settings, { user, session, client, scope, now }),
-    // Guarded by the user's status and hash as read: a disable or password change
-    // that lands between the read and this write makes the login fail.
-    store.createSession(session, { sub: user.sub, passwordHash: user.passwordHash }),
-  ])
+    signing,
+    writing,
+    // The right password resets the count.
+    claimed ? store.clearLoginFailures(username, claimed) : Promise.resolve(),
+  ]).catch(async (error: unknown) => {
+    // The session may be written (or its answer lost) while its token is never sent:
+    // revoke it so that it does not show as active for its whole lifetime.
+    if ((await writing.catch(() => undefined)) !== false) {
+      await store.revokeSession(sid, 'login_failed', clock.now()).catch(() => undefined)
+    }
+    throw error
+  })
   if (!created) throw new InvalidGrant(BAD_CREDENTIALS, 'user changed during login')
   events.emit('login', { client_id: client.clientId })
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
+}
+
+/**
+ * A username with recent failures gets one password check per back-off
+ * period. During the back-off the answer is 429, before any hashing. Once it
+ * has passed, the attempt takes the turn by counting itself as the next
+ * failure up front (a conditional write that only one of several concurrent
+ * attempts wins) and returns what it wrote; a success clears it again.
+ * Returns undefined for a username with no recent failures.
+ */
+async function takeTurn(
+  deps: Deps,
+  backoff: BackoffPolicy,
+  attempt: { username: string; client: Client; now: number },
+  stored: FailedLogins | undefined,
+): Promise<FailedLogins | undefined> {
+  const { username, client, now } = attempt
+  const recent = recentFailures(backoff, stored, now)
+  if (!recent) return undefined
+  const until = lockedUntil(backoff, recent)
+  if (until > now) throw throttled(deps, client, (until - now) / 1000, 'in back-off')
+  const next: FailedLogins = { failures: recent.failures + 1, lastFailedAt: now }
+  if (await deps.store.claimLoginAttempt(username, recent, next, forgetAt(backoff, now))) {
+    return next
+  }
+  // A concurrent attempt took this turn; its failure would start this back-off.
+  throw throttled(deps, client, backoffSeconds(backoff, next.failures), 'turn taken')
+}
+
+function throttled(deps: Deps, client: Client, seconds: number, why: string): TooManyRequests {
+  deps.events.emit('login_throttled', { client_id: client.clientId })
+  return new TooManyRequests(seconds, why)
 }
 
 /**

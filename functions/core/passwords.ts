@@ -78,3 +78,16 @@ export function dummyHash(params = OWASP_SCRYPT): string {
 /** Usernames compare case-insensitively after Unicode normalization. */
 export const normalizeUsername = (username: string): string =>
   username.normalize('NFKC').trim().toLowerCase()
+
+/** The longest username `users add` accepts, in characters after normalization. */
+export const MAX_USERNAME_CHARS = 128
+
+/**
+ * False for a normalized name that no user can have: empty, longer than any
+ * username, or not well-formed Unicode (a lone surrogate, which DynamoDB
+ * refuses). Login answers those without a read, a hash or a throttle record.
+ */
+export function couldBeUsername(username: string): boolean {
+  if (username === '' || /\p{Cs}/u.test(username)) return false
+  return Array.from(username).length <= MAX_USERNAME_CHARS
+}

@@ -90,6 +90,46 @@ export interface Store {
   revokeSession(sid: string, reason: string, at: number): Promise<void>
   /** The user's sessions, newest first, including revoked and expired ones. */
   listSessions(sub: string): Promise<Session[]>
+  /**
+   * Login's one read: the user with this normalized username, if any, and the
+   * username's failed logins, if any (kept for unknown usernames too).
+   */
+  loadLogin(username: string): Promise<LoginState>
+  /**
+   * Counts one failed login, atomically (concurrent failures all count). A
+   * count last touched before `forgetBefore` starts again from 1.
+   */
+  recordLoginFailure(
+    username: string,
+    at: number,
+    forgetBefore: number,
+    expiresAt: number,
+  ): Promise<void>
+  /**
+   * Takes the one attempt a back-off period allows: writes `next` only if the
+   * stored failures are still exactly `seen`. False if another attempt took it.
+   */
+  claimLoginAttempt(
+    username: string,
+    seen: FailedLogins,
+    next: FailedLogins,
+    expiresAt: number,
+  ): Promise<boolean>
+  /** Forgets the failures after a success, unless they changed since `seen`. */
+  clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
+}
+
+/** Failed logins in a row for one username, whether or not such a user exists. */
+export interface FailedLogins {
+  readonly failures: number
+  /** Epoch ms of the last failed (or claimed) attempt. */
+  readonly lastFailedAt: number
+}
+
+/** What login reads in one request. */
+export interface LoginState {
+  readonly user?: User
+  readonly failedLogins?: FailedLogins
 }
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
@@ -120,6 +160,7 @@ export type DomainEvent =
   | 'grace_replay'
   | 'reuse_detected'
   | 'revoke'
+  | 'login_throttled'
 
 /** Where the domain reports what happened (metrics, security events). Never pass secrets. */
 export interface Events {
@@ -143,4 +184,15 @@ export interface UserStore {
   ): Promise<void>
   listSessions(sub: string): Promise<Session[]>
   revokeSession(sid: string, reason: string, at: number): Promise<void>
+}
+
+/** What the authorizer's strict mode reads: one round trip for a session and its user. */
+export interface SessionState {
+  readonly session?: Session
+  readonly user?: User
+}
+
+export interface SessionStateReader {
+  /** The session and its user, in one strongly consistent read. */
+  loadSessionState(key: { sub: string; sid: string }): Promise<SessionState>
 }

@@ -12,6 +12,7 @@ import {
   sealChild,
 } from './refresh-token.js'
 import { type Deps, findClient, grantScope, type TokenResult } from './service.js'
+import { voidedByUser } from './users.js'
 
 export interface RefreshInput {
   readonly refreshToken: string
@@ -114,7 +115,7 @@ function assertUsable(session: Session, user: User | undefined, now: number): as
     throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
   if (now >= session.idleExpiresAt) throw new InvalidGrant(REFUSED, 'session idle for too long')
   if (user?.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
-  if (user.sessionsValidAfter !== undefined && session.createdAt < user.sessionsValidAfter) {
+  if (voidedByUser(session, user)) {
     throw new InvalidGrant(REFUSED, 'session ended by logout everywhere')
   }
 }
@@ -135,8 +136,15 @@ async function rotate(
   const { store, signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
+  const signing = step.accessToken
+    ? Promise.resolve(step.accessToken)
+    : issueAccessToken(signer, settings, { user, session, client, scope, now })
+  // With no grace window a committed rotation whose answer is lost cannot be
+  // replayed, so such a client's token is signed before the rotation commits:
+  // a KMS fault then leaves the presented token usable (rule 7).
+  if (client.reuseGraceSeconds === 0) await signing
   const [signed, written] = await Promise.allSettled([
-    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    signing,
     store.rotate({
       sid: session.sid,
       expect: { currentHash: session.currentHash, generation: session.generation },

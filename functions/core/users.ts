@@ -3,16 +3,18 @@ import { InvalidRequest } from './errors.js'
 import {
   hashPassword,
   MAX_PASSWORD_BYTES,
+  MAX_USERNAME_CHARS,
   normalizeUsername,
   type ScryptParams,
 } from './passwords.js'
-import type { User, UserStore } from './ports.js'
+import type { Session, User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
 
 export class UserExists extends Error {}
 export class UnknownUser extends Error {}
 
-const USERNAME = /^[\p{L}\p{N}._@+-]{1,128}$/u
+// The same bound login uses to refuse a username before any read.
+const USERNAME = new RegExp(`^[\\p{L}\\p{N}._@+-]{1,${MAX_USERNAME_CHARS}}$`, 'u')
 const ROLE = /^[A-Za-z0-9:._-]{1,64}$/
 
 /** Creates a user with a fresh immutable `sub`. Throws `UserExists` if the username is taken. */
@@ -23,7 +25,9 @@ export async function addUser(
 ): Promise<User> {
   const username = normalizeUsername(input.username)
   if (!USERNAME.test(username))
-    throw new InvalidRequest('username must be 1-128 letters, digits or . _ @ + -')
+    throw new InvalidRequest(
+      `username must be 1-${MAX_USERNAME_CHARS} letters, digits or . _ @ + -`,
+    )
   const bytes = Buffer.byteLength(input.password, 'utf8')
   if (bytes < 8 || bytes > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must be 8 to ${MAX_PASSWORD_BYTES} bytes`)
@@ -44,6 +48,23 @@ export async function addUser(
 }
 
 /**
+ * The `sessionsValidAfter` with which a disable or logout everywhere at `now`
+ * voids every session created up to and including `now`, the same millisecond
+ * too. A login whose session is written after it starts at this instant
+ * instead (DynamoStore.createSession), so it survives.
+ */
+export const voidSessionsUpTo = (now: number): number => now + 1
+
+/**
+ * True when a disable or logout everywhere voided the session: it was created
+ * before the user's `sessionsValidAfter`. The one rule refresh, the strict
+ * authorizer and `GET /sessions` apply (and createSession's condition).
+ */
+export function voidedByUser(session: Session, user: User): boolean {
+  return user.sessionsValidAfter !== undefined && session.createdAt < user.sessionsValidAfter
+}
+
+/**
  * Disables a user and ends all their sessions at once: refresh checks
  * `sessionsValidAfter`, and each session is also marked revoked.
  */
@@ -54,7 +75,10 @@ export async function disableUser(
 ): Promise<number> {
   const user = await requireUser(users, username)
   const now = clock.now()
-  await users.updateUser(user.sub, { status: 'disabled', sessionsValidAfter: now })
+  await users.updateUser(user.sub, {
+    status: 'disabled',
+    sessionsValidAfter: voidSessionsUpTo(now),
+  })
   return endSessions(users, user.sub, now, 'user_disabled')
 }
 

@@ -37,4 +37,4 @@ export function discovery(issuer: string, alg: string) {
   }
 }
 
-export const handler = httpHandler(jwksRoute, { noStore: false })
+export const handler = httpHandler(jwksRoute, { noStore: false, warmKeys: 'all' })

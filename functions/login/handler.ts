@@ -4,17 +4,21 @@ import { login } from '../core/login.js'
 import { findClient } from '../core/service.js'
 
 /** `POST /login`: username, password, client_id, optional scope. */
-export const loginRoute: Route = async (request, { deps }) => {
+export const loginRoute: Route = async (request, { config, deps }) => {
   const client = findClient(deps.settings, param(request, 'client_id'))
   if (client.cookieMode) assertOrigin(request, client)
-  const result = await login(deps, {
-    username: param(request, 'username'),
-    password: param(request, 'password'),
-    clientId: client.clientId,
-    scope: optionalParam(request, 'scope'),
-    userAgent: request.headers['user-agent'],
-  })
+  const result = await login(
+    deps,
+    {
+      username: param(request, 'username'),
+      password: param(request, 'password'),
+      clientId: client.clientId,
+      scope: optionalParam(request, 'scope'),
+      userAgent: request.headers['user-agent'],
+    },
+    config.loginBackoff,
+  )
   return tokenResponse(result, deps.clock.now())
 }
 
-export const handler = httpHandler(loginRoute, { body: true })
+export const handler = httpHandler(loginRoute, { body: true, warmKeys: 'active' })

@@ -47,4 +47,4 @@ function withCookie(error: OAuthError, cookie: string): OAuthError {
   return error
 }
 
-export const handler = httpHandler(tokenRoute, { body: true })
+export const handler = httpHandler(tokenRoute, { body: true, warmKeys: 'active' })

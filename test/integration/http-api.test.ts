@@ -363,3 +363,23 @@ describe('SPA cookie mode', () => {
     expect(denied.headers.get('access-control-allow-origin')).toBeNull()
   })
 })
+
+describe('CORS on refusals', () => {
+  it('lets an allowed origin read WWW-Authenticate on a bearer refusal and on an API error', async () => {
+    const refused = await h.get('/me', { origin: SPA_ORIGIN })
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
+    expect(refused.headers.get('access-control-allow-origin')).toBe(SPA_ORIGIN)
+    expect(refused.headers.get('access-control-expose-headers')).toMatch(/WWW-Authenticate/i)
+
+    const error = await h.post(
+      '/token',
+      { grant_type: 'password', client_id: SPA.client_id },
+      {
+        headers: { origin: SPA_ORIGIN },
+      },
+    )
+    expect(error.status).toBe(400)
+    expect(error.headers.get('access-control-expose-headers')).toMatch(/Retry-After/i)
+  })
+})

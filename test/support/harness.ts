@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { freePort } from '../../functions/adapters/dynamodb-local.js'
-import { createLocalServer, listen } from '../../functions/adapters/local-server.js'
+import {
+  createLocalServer,
+  type LocalAsset,
+  listen,
+} from '../../functions/adapters/local-server.js'
 import { LocalSigner } from '../../functions/adapters/local-signer.js'
 import {
   createRuntime,
@@ -86,11 +90,15 @@ export interface Harness {
   readonly server: Server
   post(path: string, params: Record<string, string>, options?: RequestOptions): Promise<Reply>
   get(path: string, headers?: Record<string, string>): Promise<Reply>
+  /** A DELETE with no body. */
+  del(path: string, headers?: Record<string, string>): Promise<Reply>
   /** A user with password `PASSWORD` (or the one given). */
   addUser(options?: { username?: string; password?: string; roles?: string[] }): Promise<User>
   /** Logs in with the native client; returns the token response. */
   login(user: User, client?: string, password?: string): Promise<Reply>
   refresh(refreshToken: string, client?: string): Promise<Reply>
+  /** Any request, sent exactly as given (the tokens it returns are recorded as secrets). */
+  send(path: string, init: RequestInit): Promise<Reply>
   close(): Promise<void>
 }
 
@@ -99,6 +107,17 @@ export interface HarnessOptions {
   overrides?: RuntimeOverrides
   /** Build the DynamoDB client yourself (for fault injection); gets the table's client. */
   dynamodb?: (client: DynamoDBClient) => DynamoDBClient
+  /** Static files for the local server (see createLocalServer). */
+  assets?: ReadonlyMap<string, LocalAsset>
+  /** More function environment (for example `AUTHORIZER_STRICT`), as the stack would set it. */
+  env?: Record<string, string>
+  /** Listen on this port (for clients whose allowed origins name it). @default a free port */
+  port?: number
+  /**
+   * The local Lambda timeout per request. Generous by default: several scrypt hashes at once
+   * on a loaded 2-core machine must not turn into 503s. @default 30000
+   */
+  timeoutMs?: number
 }
 
 /**
@@ -107,7 +126,7 @@ export interface HarnessOptions {
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const table = await createTestTable()
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const issuer = `http://127.0.0.1:${port}`
   const clock = new FakeClock()
   const config = loadConfig({
@@ -115,6 +134,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ISSUER: issuer,
     CLIENTS: JSON.stringify(options.clients ?? [NATIVE, SPA, NO_GRACE]),
     SIGNER: 'local',
+    ...options.env,
   })
   const dynamodb = options.dynamodb ? options.dynamodb(table.client) : table.client
   const runtime = createRuntime(config, {
@@ -123,7 +143,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     dynamodb,
     ...options.overrides,
   })
-  const server = createLocalServer(runtime)
+  const server = createLocalServer(runtime, {
+    assets: options.assets,
+    timeoutMs: options.timeoutMs ?? 30_000,
+  })
   await listen(server, port)
 
   const request = async (path: string, init: RequestInit): Promise<Reply> => {
@@ -167,6 +190,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     get(path, headers = {}) {
       return request(path, { headers })
     },
+    del(path, headers = {}) {
+      return request(path, { method: 'DELETE', headers })
+    },
     async addUser(opts = {}) {
       const password = opts.password ?? PASSWORD
       const user: User = {
@@ -186,6 +212,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     login(user, client = NATIVE.client_id, password = PASSWORD) {
       return harness.post('/login', { username: user.username, password, client_id: client })
     },
+    send: request,
     refresh(refreshToken, client = NATIVE.client_id) {
       recordSecret(refreshToken)
       return harness.post('/token', {

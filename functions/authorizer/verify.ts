@@ -1,0 +1,220 @@
+import { verify as verifySignature } from 'node:crypto'
+import type { Clock } from '../core/clock.js'
+import { InvalidToken } from '../core/errors.js'
+import type { KeySet, VerificationKey } from './keys.js'
+
+/** The claims of an access token that passed every check (RFC 9068 plus ours). */
+export interface VerifiedClaims {
+  readonly iss: string
+  readonly sub: string
+  readonly aud: string | readonly string[]
+  readonly exp: number
+  readonly iat: number
+  readonly nbf?: number
+  readonly jti: string
+  readonly client_id: string
+  readonly scope: string
+  readonly sid: string
+  readonly roles: readonly string[]
+  readonly username?: string
+}
+
+export interface VerifierSettings {
+  /** Compared with `iss` exactly, as a string. */
+  readonly issuer: string
+  /** `aud` must be (or contain) one of these. */
+  readonly audiences: readonly string[]
+  /** Allowed clock skew on `exp`, `nbf` and `iat`. */
+  readonly skewSeconds: number
+  /** Longer tokens are refused before anything is decoded. */
+  readonly maxTokenBytes: number
+}
+
+/**
+ * Only the algorithms our signers use; never `none`, never HMAC. A token's
+ * `alg` must also be the `alg` of the key its `kid` names.
+ */
+const ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'ES256'])
+
+/** RFC 9068 §4: `typ` is `at+jwt`; the `application/` prefix may be there (RFC 7515 §4.1.9). */
+const TYPES: ReadonlySet<string> = new Set(['at+jwt', 'application/at+jwt'])
+
+/**
+ * Header members we never issue and never act on: a token carrying one is
+ * not ours. `jku`, `x5u`, `jwk` and `x5c` would name a key of the sender's
+ * choosing; `crit` names extensions we do not understand (RFC 7515 §4.1.11),
+ * which includes `b64: false` (RFC 7797).
+ */
+const FOREIGN_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit', 'b64', 'zip', 'enc']
+
+/** Our `kid`s are RFC 7638 thumbprints: 43 base64url characters. Others are not looked up. */
+const KID = /^[A-Za-z0-9_-]{1,128}$/
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+/**
+ * Verifies our access tokens with `node:crypto` and `KeyObject`s parsed once,
+ * rather than with jose (whose WebCrypto path costs about 5x per token here)
+ * or aws-jwt-verify (which reads `Date.now()` itself, so no injected clock, and
+ * checks neither `typ` nor `crit`). Each check is one guard; every refusal is
+ * an `InvalidToken` whose detail (for the logs only) names the check, never
+ * the token.
+ */
+export class TokenVerifier {
+  readonly #keys: KeySet
+  readonly #clock: Clock
+  readonly #settings: VerifierSettings
+  readonly #audiences: ReadonlySet<string>
+  /** Header segments that passed `checkHeader` and name a known key. */
+  readonly #headers = new Map<string, CheckedHeader>()
+
+  constructor(keys: KeySet, clock: Clock, settings: VerifierSettings) {
+    this.#keys = keys
+    this.#clock = clock
+    this.#settings = settings
+    this.#audiences = new Set(settings.audiences)
+  }
+
+  async verify(token: string): Promise<VerifiedClaims> {
+    if (token.length > this.#settings.maxTokenBytes) throw new InvalidToken('token too large')
+    if (!COMPACT_JWS.test(token)) throw new InvalidToken('not a compact JWS')
+    const firstDot = token.indexOf('.')
+    const lastDot = token.lastIndexOf('.')
+
+    const headerSegment = token.slice(0, firstDot)
+    const header = this.#headers.get(headerSegment) ?? checkHeader(headerSegment)
+    const key = this.#keys.get(header.kid) ?? (await this.#keys.find(header.kid))
+    if (!key) throw new InvalidToken('unknown kid')
+    if (key.alg !== header.alg) throw new InvalidToken('alg does not match the key')
+    // Every token a key signs carries the same header: keep the checked ones (a few at most).
+    if (!this.#headers.has(headerSegment)) {
+      if (this.#headers.size >= MAX_CACHED_HEADERS) this.#headers.clear()
+      this.#headers.set(headerSegment, header)
+    }
+
+    const signature = Buffer.from(token.slice(lastDot + 1), 'base64url')
+    if (!signatureIsValid(key, token.slice(0, lastDot), signature)) {
+      throw new InvalidToken('bad signature')
+    }
+    return this.#checkClaims(decodeJson(token.slice(firstDot + 1, lastDot), 'payload'))
+  }
+
+  #checkClaims(claims: Record<string, unknown>): VerifiedClaims {
+    const { issuer, skewSeconds } = this.#settings
+    const now = this.#clock.now() / 1000
+
+    if (claims.iss !== issuer) throw new InvalidToken('wrong iss')
+    if (!this.#audienceMatches(claims.aud)) throw new InvalidToken('wrong aud')
+    const exp = numericDate(claims.exp, 'exp')
+    const iat = numericDate(claims.iat, 'iat')
+    const nbf = claims.nbf === undefined ? undefined : numericDate(claims.nbf, 'nbf')
+    if (now >= exp + skewSeconds) throw new InvalidToken('expired')
+    if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not yet valid')
+    if (now < iat - skewSeconds) throw new InvalidToken('issued in the future')
+    const sub = nonEmpty(claims.sub, 'sub')
+    const jti = nonEmpty(claims.jti, 'jti')
+    const clientId = nonEmpty(claims.client_id, 'client_id')
+    const sid = nonEmpty(claims.sid, 'sid')
+    if (typeof claims.scope !== 'string') throw new InvalidToken('scope missing')
+    const roles = claims.roles
+    if (!Array.isArray(roles) || !roles.every((role) => typeof role === 'string')) {
+      throw new InvalidToken('roles missing')
+    }
+    if (claims.username !== undefined && typeof claims.username !== 'string') {
+      throw new InvalidToken('username is not a string')
+    }
+    return {
+      iss: issuer,
+      sub,
+      aud: claims.aud as string | string[],
+      exp,
+      iat,
+      ...(nbf === undefined ? {} : { nbf }),
+      jti,
+      client_id: clientId,
+      scope: claims.scope,
+      sid,
+      roles: roles as string[],
+      ...(claims.username === undefined ? {} : { username: claims.username as string }),
+    }
+  }
+
+  #audienceMatches(aud: unknown): boolean {
+    if (typeof aud === 'string') return this.#audiences.has(aud)
+    return (
+      Array.isArray(aud) &&
+      aud.length > 0 &&
+      aud.every((value) => typeof value === 'string') &&
+      aud.some((value) => this.#audiences.has(value))
+    )
+  }
+}
+
+interface CheckedHeader {
+  readonly alg: string
+  readonly kid: string
+}
+
+const MAX_CACHED_HEADERS = 16
+
+/** The JOSE header checks that need no key: `alg`, `typ`, members we refuse, `kid`'s shape. */
+function checkHeader(segment: string): CheckedHeader {
+  const header = decodeJson(segment, 'header')
+  if (typeof header.alg !== 'string' || !ALGORITHMS.has(header.alg)) {
+    throw new InvalidToken('alg not allowed')
+  }
+  if (typeof header.typ !== 'string' || !TYPES.has(header.typ.toLowerCase())) {
+    throw new InvalidToken('typ is not at+jwt')
+  }
+  for (const member of FOREIGN_HEADERS) {
+    if (Object.hasOwn(header, member)) throw new InvalidToken(`header carries ${member}`)
+  }
+  if (typeof header.kid !== 'string' || !KID.test(header.kid)) {
+    throw new InvalidToken('kid missing or malformed')
+  }
+  return { alg: header.alg, kid: header.kid }
+}
+
+function signatureIsValid(key: VerificationKey, signingInput: string, signature: Buffer): boolean {
+  try {
+    if (key.alg === 'ES256') {
+      // JWS carries R||S (RFC 7518 §3.4), 64 bytes for P-256.
+      return (
+        signature.length === 64 &&
+        verifySignature(
+          'sha256',
+          Buffer.from(signingInput),
+          { key: key.key, dsaEncoding: 'ieee-p1363' },
+          signature,
+        )
+      )
+    }
+    return verifySignature('sha256', Buffer.from(signingInput), key.key, signature)
+  } catch {
+    return false
+  }
+}
+
+function decodeJson(segment: string, part: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
+  } catch {
+    throw new InvalidToken(`${part} is not JSON`)
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidToken(`${part} is not a JSON object`)
+  }
+  return value as Record<string, unknown>
+}
+
+function numericDate(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new InvalidToken(`${name} missing or not a number`)
+  }
+  return value
+}
+
+function nonEmpty(value: unknown, name: string): string {
+  if (typeof value !== 'string' || value === '') throw new InvalidToken(`${name} missing`)
+  return value
+}

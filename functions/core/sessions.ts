@@ -1,0 +1,108 @@
+import type { Clock } from './clock.js'
+import { NotFound } from './errors.js'
+import type { Events, Session, SessionStateReader, User, UserStore } from './ports.js'
+import { endSessions, voidedByUser, voidSessionsUpTo } from './users.js'
+
+/** Who is calling a bearer route: the verified access token's subject and session. */
+export interface Caller {
+  readonly sub: string
+  readonly sid: string
+}
+
+/** One of the caller's sessions as `GET /sessions` shows it: no token material. */
+export interface SessionSummary {
+  readonly sid: string
+  readonly clientId: string
+  readonly createdAt: number
+  readonly lastUsedAt: number
+  /** Epoch ms at which the session ends if nothing else ends it first (idle or absolute). */
+  readonly expiresAt: number
+  readonly userAgent?: string
+  /** The session of the access token that made the request. */
+  readonly current: boolean
+}
+
+/** Session ids are 22 base64url characters; anything else names no session. */
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/
+
+/**
+ * True while a session can still be used: active, neither idle nor past its
+ * absolute lifetime, its user active, and not voided by a logout everywhere.
+ * The same rule refresh applies, so the authorizer's strict mode and the
+ * sessions API agree with it.
+ */
+export function sessionIsLive(session: Session, user: User | undefined, now: number): boolean {
+  if (session.status !== 'active') return false
+  if (now >= session.idleExpiresAt || now >= session.absoluteExpiresAt) return false
+  if (user === undefined || user.sub !== session.sub || user.status !== 'active') return false
+  return !voidedByUser(session, user)
+}
+
+/**
+ * The caller's live sessions, newest first, the current one marked. The user
+ * is read alongside, so that sessions a logout everywhere voided but has not
+ * (yet) marked revoked are left out too.
+ */
+export async function listSessions(
+  users: Pick<UserStore, 'listSessions'> & SessionStateReader,
+  clock: Clock,
+  caller: Caller,
+): Promise<SessionSummary[]> {
+  const [sessions, { user }] = await Promise.all([
+    users.listSessions(caller.sub),
+    users.loadSessionState({ sub: caller.sub, sid: caller.sid }),
+  ])
+  const now = clock.now()
+  return sessions
+    .filter((session) => sessionIsLive(session, user, now))
+    .map((session) => ({
+      sid: session.sid,
+      clientId: session.clientId,
+      createdAt: session.createdAt,
+      lastUsedAt: session.lastUsedAt,
+      expiresAt: Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
+      ...(session.userAgent ? { userAgent: session.userAgent } : {}),
+      current: session.sid === caller.sid,
+    }))
+}
+
+/**
+ * Ends one of the caller's sessions. Another user's session, and a sid that
+ * names nothing, get the same `NotFound`, so the answer reveals nothing about
+ * other users. Ending an already ended session of the caller's succeeds.
+ */
+export async function endSession(
+  deps: {
+    readonly store: { getSession(sid: string): Promise<Session | undefined> } & Pick<
+      UserStore,
+      'revokeSession'
+    >
+    readonly clock: Clock
+    readonly events: Events
+  },
+  caller: Caller,
+  sid: string,
+): Promise<void> {
+  if (!SESSION_ID.test(sid)) throw new NotFound('no such session')
+  const session = await deps.store.getSession(sid)
+  if (!session || session.sub !== caller.sub) throw new NotFound('no such session')
+  if (session.status !== 'active') return
+  await deps.store.revokeSession(sid, 'ended_by_user', deps.clock.now())
+  deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
+}
+
+/**
+ * Logout everywhere: voids every session of the caller's that exists now
+ * (`sessionsValidAfter`, which refresh and the strict authorizer check), then
+ * marks each one revoked. Returns how many were active.
+ */
+export async function endAllSessions(
+  deps: { readonly users: UserStore; readonly clock: Clock; readonly events: Events },
+  caller: Caller,
+): Promise<number> {
+  const now = deps.clock.now()
+  await deps.users.updateUser(caller.sub, { sessionsValidAfter: voidSessionsUpTo(now) })
+  const ended = await endSessions(deps.users, caller.sub, now, 'logout_everywhere')
+  deps.events.emit('revoke', { reason: 'logout_everywhere', sessions: ended })
+  return ended
+}

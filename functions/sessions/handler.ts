@@ -1,0 +1,44 @@
+import { httpHandler, type Route } from '../adapters/http.js'
+import { callerClaims } from '../authorizer/context.js'
+import { NotFound } from '../core/errors.js'
+import { endAllSessions, endSession, listSessions } from '../core/sessions.js'
+
+const iso = (epochMs: number) => new Date(epochMs).toISOString()
+
+/**
+ * The caller's sessions, behind the authorizer: `GET /sessions`,
+ * `DELETE /sessions` (logout everywhere) and `DELETE /sessions/{sid}`, in one
+ * function dispatching on the method and the path parameter.
+ */
+export const sessionsRoute: Route = async (request, { deps, store }) => {
+  const caller = callerClaims(request.authorizer)
+  const sid = request.pathParameters.sid
+  if (request.method === 'GET' && sid === undefined) {
+    const sessions = await listSessions(store, deps.clock, caller)
+    return {
+      status: 200,
+      body: {
+        sessions: sessions.map((session) => ({
+          sid: session.sid,
+          client_id: session.clientId,
+          created_at: iso(session.createdAt),
+          last_used_at: iso(session.lastUsedAt),
+          expires_at: iso(session.expiresAt),
+          ...(session.userAgent === undefined ? {} : { user_agent: session.userAgent }),
+          current: session.current,
+        })),
+      },
+    }
+  }
+  if (request.method === 'DELETE' && sid !== undefined) {
+    await endSession(deps, caller, sid)
+    return { status: 204 }
+  }
+  if (request.method === 'DELETE') {
+    await endAllSessions({ users: store, clock: deps.clock, events: deps.events }, caller)
+    return { status: 204 }
+  }
+  throw new NotFound('no such route')
+}
+
+export const handler = httpHandler(sessionsRoute)

@@ -1,0 +1,998 @@
+/**
+ * DESIGN.md rule 7 ("nothing is lost on a fault"), call by call: every AWS
+ * call of login, refresh and revoke fails in every way listed in issue 6, and
+ * each case checks the answer, the table afterwards, and whether the presented
+ * refresh token (or the password) still works. The table of outcomes is
+ * printed at the end.
+ */
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GSI1 } from '../../functions/adapters/table.js'
+import { hashPassword } from '../../functions/core/passwords.js'
+import type { User } from '../../functions/core/ports.js'
+import { hashToken, newUserId, parseRefreshToken } from '../../functions/core/refresh-token.js'
+import { FakeKms } from '../support/fake-kms.js'
+import {
+  blackHole,
+  type DynamoCommand,
+  type DynamoFault,
+  DynamoFaults,
+  type FaultPlan,
+  KMS_FAULTS,
+  type KmsFault,
+  kmsFault,
+  mentions,
+  signThroughRealSdk,
+  TRANSIENT_FAULTS,
+} from '../support/faults.js'
+import {
+  type Harness,
+  NATIVE,
+  NO_GRACE,
+  PASSWORD,
+  type Reply,
+  startHarness,
+} from '../support/harness.js'
+import { recordSecret } from '../support/secrets.js'
+
+// ---------------------------------------------------------------------------
+// What a case expects
+// ---------------------------------------------------------------------------
+
+type Answer = '200' | '204' | '400 invalid_grant' | '401 invalid_token' | '503 + Retry-After'
+type State =
+  | 'unchanged'
+  | 'rotated once'
+  | 'revoked'
+  | 'no session'
+  | 'session created'
+  | 'unsent session revoked'
+  | 'all void (sessionsValidAfter set)'
+  | 'all revoked'
+type Token =
+  | 'works'
+  | 'retry gets the same child'
+  | 'dead'
+  | 'password works'
+  | 'newest works, reuse still detected'
+  | 'newest dead'
+  | 'all work'
+  | 'all dead, a retry marks them revoked'
+  | 'all dead'
+  | 'access refused once the fault ends'
+  | 'access works once the fault ends'
+
+interface Outcome {
+  readonly answer: Answer
+  readonly state: State
+  readonly token: Token
+}
+
+interface Row extends Outcome {
+  readonly path: string
+  readonly call: string
+  readonly fault: string
+  readonly attempts: string
+  readonly when: string
+}
+
+const rows: Row[] = []
+
+// ---------------------------------------------------------------------------
+// Scenarios: one path each, with its AWS calls and its outcomes
+// ---------------------------------------------------------------------------
+
+interface Ctx {
+  readonly user: User
+  readonly client: string
+  /** The refresh token presented (refresh, revoke), the retired one for grace and reuse. */
+  readonly token?: string
+  /** The session's newest token (grace, reuse). */
+  readonly newest?: string
+  /** The caller's access token (bearer routes). */
+  readonly access?: string
+  /** The refresh tokens of the user's other sessions (logout everywhere). */
+  readonly others?: readonly string[]
+}
+
+interface Scenario {
+  readonly path: string
+  readonly client: string
+  /** Every AWS call the path makes on success (checked). */
+  readonly calls: readonly string[]
+  /** The calls this scenario's cases fault; the others are faulted by another scenario. @default calls */
+  readonly faulted?: readonly string[]
+  prepare(user: User): Promise<Ctx>
+  act(ctx: Ctx): Promise<Reply>
+  /** Plans that steer the request to the faulted call (a collision before the re-read). */
+  readonly route?: readonly FaultPlan[]
+  /** The outcome when the call succeeds in the end (a fault the SDK absorbed). */
+  readonly ok: Outcome
+  /** The outcome when the call fails before anything was written. */
+  readonly failed: Outcome
+  /** The outcome when a write committed and its answer was lost on every attempt. */
+  readonly committed?: Outcome
+}
+
+let h: Harness
+const kms = new FakeKms()
+const faults = new DynamoFaults()
+const doc = () => DynamoDBDocumentClient.from(h.dynamodb)
+
+/** A user whose password hash is cheap to check: the cases here are about faults, not scrypt. */
+async function cheapUser(): Promise<User> {
+  const user: User = {
+    sub: newUserId(),
+    username: `faults-${Math.random().toString(36).slice(2, 10)}`,
+    passwordHash: await hashPassword(PASSWORD, { ln: 10, r: 8, p: 1 }),
+    roles: ['reader'],
+    status: 'active',
+    createdAt: h.clock.now(),
+  }
+  recordSecret(user.passwordHash)
+  expect(await h.runtime.store.createUser(user)).toBe(true)
+  return user
+}
+
+async function login(user: User, client = NATIVE.client_id): Promise<string> {
+  return (await loginReply(user, client)).body.refresh_token
+}
+
+async function loginReply(user: User, client = NATIVE.client_id): Promise<Reply> {
+  const reply = await h.login(user, client)
+  expect(reply.status).toBe(200)
+  return reply
+}
+
+const bearer = (access: string | undefined) => ({ authorization: `Bearer ${access}` })
+const sidOf = (token: string | undefined) => parseRefreshToken(token ?? '')?.sid as string
+
+const scenarios = {
+  login: {
+    path: 'login',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB Query', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    prepare: async (user) => ({ user, client: NATIVE.client_id }),
+    act: (ctx) => h.login(ctx.user),
+    ok: { answer: '200', state: 'session created', token: 'password works' },
+    failed: { answer: '503 + Retry-After', state: 'no session', token: 'password works' },
+    // The session was written but its token never sent: login revokes it, best-effort.
+    committed: {
+      answer: '503 + Retry-After',
+      state: 'unsent session revoked',
+      token: 'password works',
+    },
+  },
+  refresh: {
+    path: 'refresh',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
+    act: (ctx) => h.refresh(ctx.token as string),
+    ok: { answer: '200', state: 'rotated once', token: 'retry gets the same child' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+    committed: {
+      answer: '503 + Retry-After',
+      state: 'rotated once',
+      token: 'retry gets the same child',
+    },
+  },
+  collision: {
+    path: 'refresh, re-read after a collision',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems', 'DynamoDB GetItem'],
+    faulted: ['DynamoDB GetItem'],
+    prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
+    act: (ctx) => h.refresh(ctx.token as string),
+    route: [
+      {
+        command: 'TransactWriteItems',
+        fault: 'TransactionCanceled:TransactionConflict',
+        attempts: 'first',
+      },
+    ],
+    ok: { answer: '200', state: 'rotated once', token: 'retry gets the same child' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+  },
+  grace: {
+    path: 'refresh, grace replay',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign'],
+    prepare: async (user) => {
+      const token = await login(user)
+      const next = await h.refresh(token)
+      expect(next.status).toBe(200)
+      return { user, client: NATIVE.client_id, token, newest: next.body.refresh_token }
+    },
+    act: (ctx) => h.refresh(ctx.token as string),
+    ok: { answer: '200', state: 'unchanged', token: 'retry gets the same child' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'retry gets the same child' },
+  },
+  reuse: {
+    path: 'refresh, reuse detected',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB UpdateItem'],
+    prepare: async (user) => {
+      const token = await login(user)
+      const next = await h.refresh(token)
+      expect(next.status).toBe(200)
+      h.clock.advance((NATIVE.reuse_grace_seconds as number) + 1)
+      return { user, client: NATIVE.client_id, token, newest: next.body.refresh_token }
+    },
+    act: (ctx) => h.refresh(ctx.token as string),
+    ok: { answer: '400 invalid_grant', state: 'revoked', token: 'newest dead' },
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'unchanged',
+      token: 'newest works, reuse still detected',
+    },
+    committed: { answer: '503 + Retry-After', state: 'revoked', token: 'newest dead' },
+  },
+  revoke: {
+    path: 'revoke',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB UpdateItem'],
+    prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
+    act: (ctx) => h.post('/revoke', { token: ctx.token as string, client_id: NATIVE.client_id }),
+    ok: { answer: '200', state: 'revoked', token: 'dead' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+    committed: { answer: '503 + Retry-After', state: 'revoked', token: 'dead' },
+  },
+  refreshNoGrace: {
+    path: 'refresh, client with grace 0',
+    client: NO_GRACE.client_id,
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    faulted: ['KMS Sign', 'DynamoDB TransactWriteItems'],
+    prepare: async (user) => ({
+      user,
+      client: NO_GRACE.client_id,
+      token: await login(user, NO_GRACE.client_id),
+    }),
+    act: (ctx) => h.refresh(ctx.token as string, NO_GRACE.client_id),
+    ok: { answer: '200', state: 'rotated once', token: 'dead' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+    committed: { answer: '503 + Retry-After', state: 'rotated once', token: 'dead' },
+  },
+  sessionsList: {
+    path: 'GET /sessions',
+    client: NATIVE.client_id,
+    // The sessions, and the user (its sessionsValidAfter) with the caller's session.
+    calls: ['DynamoDB Query', 'DynamoDB BatchGetItem'],
+    prepare: async (user) => {
+      const caller = await loginReply(user)
+      return {
+        user,
+        client: NATIVE.client_id,
+        token: caller.body.refresh_token,
+        access: caller.body.access_token,
+      }
+    },
+    act: (ctx) => h.get('/sessions', bearer(ctx.access)),
+    ok: { answer: '200', state: 'unchanged', token: 'works' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+  },
+  sessionEnd: {
+    path: 'DELETE /sessions/{sid}',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB GetItem', 'DynamoDB UpdateItem'],
+    prepare: async (user) => {
+      const caller = await loginReply(user)
+      return {
+        user,
+        client: NATIVE.client_id,
+        token: await login(user),
+        access: caller.body.access_token,
+      }
+    },
+    act: (ctx) => h.del(`/sessions/${sidOf(ctx.token)}`, bearer(ctx.access)),
+    ok: { answer: '204', state: 'revoked', token: 'dead' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+    committed: { answer: '503 + Retry-After', state: 'revoked', token: 'dead' },
+  },
+  logoutEverywhere: {
+    path: 'DELETE /sessions (logout everywhere)',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB UpdateItem', 'DynamoDB Query'],
+    prepare: async (user) => {
+      const caller = await loginReply(user)
+      const others = [await login(user)]
+      // The logout comes a moment after the logins (a frozen clock would make them simultaneous).
+      h.clock.advance(1)
+      return {
+        user,
+        client: NATIVE.client_id,
+        token: caller.body.refresh_token,
+        access: caller.body.access_token,
+        others,
+      }
+    },
+    act: (ctx) => h.del('/sessions', bearer(ctx.access)),
+    ok: { answer: '204', state: 'all revoked', token: 'all dead' },
+    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'all work' },
+    committed: {
+      answer: '503 + Retry-After',
+      state: 'all void (sessionsValidAfter set)',
+      token: 'all dead, a retry marks them revoked',
+    },
+  },
+  strictRevoked: {
+    path: 'GET /me, strict authorizer, revoked session',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem'],
+    prepare: async (user) => {
+      const caller = await loginReply(user)
+      const token = caller.body.refresh_token
+      expect((await h.post('/revoke', { token, client_id: NATIVE.client_id })).status).toBe(200)
+      return { user, client: NATIVE.client_id, token, access: caller.body.access_token }
+    },
+    act: (ctx) => h.get('/me', bearer(ctx.access)),
+    ok: {
+      answer: '401 invalid_token',
+      state: 'revoked',
+      token: 'access refused once the fault ends',
+    },
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'revoked',
+      token: 'access refused once the fault ends',
+    },
+  },
+  strictLive: {
+    path: 'GET /me, strict authorizer, live session',
+    client: NATIVE.client_id,
+    calls: ['DynamoDB BatchGetItem'],
+    prepare: async (user) => {
+      const caller = await loginReply(user)
+      return {
+        user,
+        client: NATIVE.client_id,
+        token: caller.body.refresh_token,
+        access: caller.body.access_token,
+      }
+    },
+    act: (ctx) => h.get('/me', bearer(ctx.access)),
+    ok: { answer: '200', state: 'unchanged', token: 'access works once the fault ends' },
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'unchanged',
+      token: 'access works once the fault ends',
+    },
+  },
+} satisfies Record<string, Scenario>
+
+// ---------------------------------------------------------------------------
+// Cases
+// ---------------------------------------------------------------------------
+
+interface DynamoCase {
+  readonly kind: 'dynamo'
+  readonly scenario: Scenario
+  readonly plan: FaultPlan & { attempts: 'first' | 'every'; when: 'before' | 'after' }
+  readonly expect: Outcome
+  /** Which of the path's calls of this command, when it makes several kinds. */
+  readonly target?: string
+}
+
+/** Tells apart the calls of one command: the user's item, or a session's. */
+interface Target {
+  readonly label: string
+  readonly match: (input: unknown) => boolean
+}
+
+const ON_USER: Target = { label: 'user item', match: mentions('USER#') }
+const ON_SESSIONS: Target = { label: 'session items', match: mentions('SESSION#') }
+
+interface KmsCase {
+  readonly kind: 'kms'
+  readonly scenario: Scenario
+  readonly operation: 'Sign' | 'GetPublicKey'
+  readonly fault: KmsFault | 'slower than AWS_CALL_TIMEOUT_MS'
+  readonly expect: Outcome
+}
+
+type Case = DynamoCase | KmsCase
+
+const dynamo = (
+  scenario: Scenario,
+  command: DynamoCommand,
+  fault: DynamoFault,
+  attempts: 'first' | 'every',
+  when: 'before' | 'after',
+  outcome: Outcome,
+  on?: Target,
+): DynamoCase => ({
+  kind: 'dynamo',
+  scenario,
+  plan: { command, fault, attempts, when, ...(on ? { match: on.match } : {}) },
+  expect: outcome,
+  ...(on ? { target: on.label } : {}),
+})
+
+/**
+ * Every transient fault on every attempt (the call fails); two of them on the
+ * first attempt only (the SDK's retry absorbs them); for a write, also after
+ * it committed, once (the SDK's retry meets its own commit) and on every attempt.
+ */
+function transientCases(
+  scenario: Scenario,
+  command: DynamoCommand,
+  write: boolean,
+  options: { on?: Target; failed?: Outcome } = {},
+): DynamoCase[] {
+  const { on, failed = scenario.failed } = options
+  const cases = [
+    ...TRANSIENT_FAULTS.map((f) => dynamo(scenario, command, f, 'every', 'before', failed, on)),
+    ...(['ProvisionedThroughputExceeded', 'ConnectionDropped'] as const).map((f) =>
+      dynamo(scenario, command, f, 'first', 'before', scenario.ok, on),
+    ),
+  ]
+  if (write) {
+    for (const f of ['InternalServerError', 'ConnectionDropped'] as const) {
+      cases.push(dynamo(scenario, command, f, 'first', 'after', scenario.ok, on))
+      cases.push(dynamo(scenario, command, f, 'every', 'after', scenario.committed ?? failed, on))
+    }
+  }
+  return cases
+}
+
+const kmsCases = (scenario: Scenario, outcome: Outcome): KmsCase[] =>
+  KMS_FAULTS.map((fault) => ({ kind: 'kms', scenario, operation: 'Sign', fault, expect: outcome }))
+
+const { login: L, refresh: R, collision: C, grace: G, reuse: U, revoke: V } = scenarios
+const { sessionsList: S, sessionEnd: E, logoutEverywhere: A } = scenarios
+const N = scenarios.refreshNoGrace
+const noSession: Outcome = {
+  answer: '503 + Retry-After',
+  state: 'no session',
+  token: 'password works',
+}
+
+const groups: { name: string; env?: Record<string, string>; cases: Case[] }[] = [
+  {
+    name: 'login',
+    cases: [
+      ...transientCases(L, 'Query', false),
+      ...transientCases(L, 'TransactWriteItems', true),
+      dynamo(
+        L,
+        'TransactWriteItems',
+        'TransactionCanceled:ConditionalCheckFailed',
+        'first',
+        'before',
+        {
+          // Only a disable or a password change between the read and the write cancels it so.
+          answer: '400 invalid_grant',
+          state: 'no session',
+          token: 'password works',
+        },
+      ),
+      dynamo(
+        L,
+        'TransactWriteItems',
+        'TransactionCanceled:TransactionConflict',
+        'first',
+        'before',
+        noSession,
+      ),
+      dynamo(
+        L,
+        'TransactWriteItems',
+        'TransactionCanceled:ThrottlingError',
+        'first',
+        'before',
+        noSession,
+      ),
+      // The session write runs in parallel with the signature and commits.
+      ...kmsCases(L, L.committed),
+    ],
+  },
+  {
+    name: 'refresh',
+    cases: [
+      ...transientCases(R, 'BatchGetItem', false),
+      ...transientCases(R, 'TransactWriteItems', true),
+      // A lost condition or a collision makes refresh look again and retry: absorbed once,
+      // a 503 when it keeps happening. A throttled transaction is a fault.
+      dynamo(
+        R,
+        'TransactWriteItems',
+        'TransactionCanceled:ConditionalCheckFailed',
+        'first',
+        'before',
+        R.ok,
+      ),
+      dynamo(
+        R,
+        'TransactWriteItems',
+        'TransactionCanceled:TransactionConflict',
+        'first',
+        'before',
+        R.ok,
+      ),
+      dynamo(
+        R,
+        'TransactWriteItems',
+        'TransactionCanceled:ConditionalCheckFailed',
+        'every',
+        'before',
+        R.failed,
+      ),
+      dynamo(
+        R,
+        'TransactWriteItems',
+        'TransactionCanceled:TransactionConflict',
+        'every',
+        'before',
+        R.failed,
+      ),
+      dynamo(
+        R,
+        'TransactWriteItems',
+        'TransactionCanceled:ThrottlingError',
+        'first',
+        'before',
+        R.failed,
+      ),
+      // Signed in parallel with the write, which commits: the retry within grace gets its child.
+      ...kmsCases(R, R.committed),
+      ...transientCases(C, 'GetItem', false),
+      ...transientCases(G, 'BatchGetItem', false),
+      ...kmsCases(G, G.failed),
+      ...transientCases(U, 'BatchGetItem', false),
+      ...transientCases(U, 'UpdateItem', true),
+      dynamo(U, 'UpdateItem', 'TransactionConflict', 'first', 'before', U.ok),
+      dynamo(U, 'UpdateItem', 'TransactionConflict', 'every', 'before', U.failed),
+      // With no grace window, a rotation whose answer is lost cannot be replayed: refresh
+      // signs before it commits, so a KMS fault leaves the token usable.
+      ...kmsCases(N, N.failed),
+      dynamo(N, 'TransactWriteItems', 'InternalServerError', 'every', 'after', N.committed),
+    ],
+  },
+  {
+    name: 'revoke',
+    cases: [
+      ...transientCases(V, 'BatchGetItem', false),
+      ...transientCases(V, 'UpdateItem', true),
+      dynamo(V, 'UpdateItem', 'TransactionConflict', 'first', 'before', V.ok),
+      dynamo(V, 'UpdateItem', 'TransactionConflict', 'every', 'before', V.failed),
+    ],
+  },
+  {
+    name: 'sessions API',
+    cases: [
+      ...transientCases(S, 'Query', false),
+      ...transientCases(S, 'BatchGetItem', false),
+      ...transientCases(E, 'GetItem', false),
+      ...transientCases(E, 'UpdateItem', true),
+      dynamo(E, 'UpdateItem', 'TransactionConflict', 'first', 'before', E.ok),
+      // Logout everywhere takes effect with its first write (sessionsValidAfter, which
+      // refresh and the strict authorizer check); marking each session revoked follows.
+      ...transientCases(A, 'UpdateItem', true, { on: ON_USER }),
+      dynamo(A, 'UpdateItem', 'TransactionConflict', 'first', 'before', A.ok, ON_USER),
+      dynamo(A, 'UpdateItem', 'TransactionConflict', 'every', 'before', A.failed, ON_USER),
+      ...transientCases(A, 'Query', false, { failed: A.committed }),
+      ...transientCases(A, 'UpdateItem', true, { on: ON_SESSIONS, failed: A.committed }),
+    ],
+  },
+  {
+    name: 'strict authorizer',
+    env: { AUTHORIZER_STRICT: 'true' },
+    cases: [
+      ...transientCases(scenarios.strictRevoked, 'BatchGetItem', false),
+      ...transientCases(scenarios.strictLive, 'BatchGetItem', false),
+    ],
+  },
+]
+
+// ---------------------------------------------------------------------------
+// Running a case
+// ---------------------------------------------------------------------------
+
+interface Snapshot {
+  readonly session?: Record<string, unknown>
+  readonly tokenRecords: number
+  readonly sessionsOfUser: number
+  /** The status of every session of the user. */
+  readonly statuses: readonly string[]
+  readonly validAfter: number | undefined
+}
+
+async function snapshot(ctx: Ctx): Promise<Snapshot> {
+  const sid = ctx.token ? parseRefreshToken(ctx.token)?.sid : undefined
+  let session: Record<string, unknown> | undefined
+  let tokenRecords = 0
+  if (sid) {
+    const { Items = [] } = await doc().send(
+      new QueryCommand({
+        TableName: h.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': `SESSION#${sid}` },
+        ConsistentRead: true,
+      }),
+    )
+    session = Items.find((item) => item.sk === 'SESSION')
+    tokenRecords = Items.filter((item) => String(item.sk).startsWith('TOKEN#')).length
+  }
+  const { Items: sessions = [] } = await doc().send(
+    new QueryCommand({
+      TableName: h.tableName,
+      IndexName: GSI1,
+      KeyConditionExpression: 'gsi1pk = :user AND begins_with(gsi1sk, :session)',
+      ExpressionAttributeValues: { ':user': `USER#${ctx.user.sub}`, ':session': 'SESSION#' },
+    }),
+  )
+  const { Item: user } = await doc().send(
+    new GetCommand({
+      TableName: h.tableName,
+      Key: { pk: `USER#${ctx.user.sub}`, sk: 'USER' },
+      ConsistentRead: true,
+    }),
+  )
+  return {
+    session,
+    tokenRecords,
+    sessionsOfUser: sessions.length,
+    statuses: sessions.map((item) => item.status as string),
+    validAfter: user?.sessions_valid_after as number | undefined,
+  }
+}
+
+function checkAnswer(reply: Reply, answer: Answer): void {
+  expect(reply.status).not.toBe(500)
+  expect(reply.text).not.toMatch(/injected|Exception|at .*\.ts/)
+  if (answer === '200' || answer === '204') {
+    expect(reply.status).toBe(Number(answer))
+  } else if (answer === '401 invalid_token') {
+    expect(reply.status).toBe(401)
+    expect(reply.body.error).toBe('invalid_token')
+  } else if (answer === '400 invalid_grant') {
+    expect(reply.status).toBe(400)
+    expect(reply.body.error).toBe('invalid_grant')
+  } else {
+    expect(reply.status).toBe(503)
+    expect(reply.headers.get('retry-after')).toMatch(/^[1-9]\d*$/)
+    expect(reply.body).toEqual({
+      error: 'temporarily_unavailable',
+      error_description: expect.any(String),
+    })
+  }
+}
+
+async function checkState(ctx: Ctx, before: Snapshot, reply: Reply, state: State): Promise<void> {
+  const after = await snapshot(ctx)
+  switch (state) {
+    case 'unchanged':
+      expect(after.session?.status).toBe(before.session?.status)
+      expect(after.session?.generation).toBe(before.session?.generation)
+      expect(after.session?.current_hash).toBe(before.session?.current_hash)
+      expect(after.tokenRecords).toBe(before.tokenRecords)
+      expect(after.statuses).toEqual(before.statuses)
+      expect(after.validAfter).toBe(before.validAfter)
+      return
+    case 'all void (sessionsValidAfter set)':
+      expect(after.validAfter).toBeDefined()
+      expect(after.validAfter).not.toBe(before.validAfter)
+      return
+    case 'all revoked':
+      expect(after.validAfter).toBeDefined()
+      expect(after.statuses).toEqual(before.statuses.map(() => 'revoked'))
+      return
+    case 'rotated once':
+      // Exactly one rotation: generation +1, exactly one new token record, no fork.
+      expect(after.session?.status).toBe('active')
+      expect(after.session?.generation).toBe((before.session?.generation as number) + 1)
+      expect(after.tokenRecords).toBe(before.tokenRecords + 1)
+      if (reply.status === 200) {
+        expect(after.session?.current_hash).toBe(hashToken(reply.body.refresh_token))
+      }
+      return
+    case 'revoked':
+      expect(after.session?.status).toBe('revoked')
+      return
+    case 'no session':
+      expect(after.sessionsOfUser).toBe(before.sessionsOfUser)
+      return
+    case 'session created': {
+      expect(after.sessionsOfUser).toBe(before.sessionsOfUser + 1)
+      const sid = parseRefreshToken(reply.body.refresh_token)?.sid
+      const created = await snapshot({ ...ctx, token: reply.body.refresh_token })
+      expect(sid).toBeDefined()
+      expect(created.session?.current_hash).toBe(hashToken(reply.body.refresh_token))
+      expect(created.tokenRecords).toBe(1)
+      return
+    }
+    case 'unsent session revoked': {
+      expect(reply.body?.refresh_token).toBeUndefined()
+      expect(after.sessionsOfUser).toBe(before.sessionsOfUser + 1)
+      // No session the user never got a token for stays active (GET /sessions would list it).
+      const active = (statuses: readonly string[]) => statuses.filter((s) => s === 'active')
+      expect(active(after.statuses)).toEqual(active(before.statuses))
+      return
+    }
+  }
+}
+
+async function checkToken(
+  ctx: Ctx,
+  reply: Reply,
+  token: Token,
+  again: (ctx: Ctx) => Promise<Reply>,
+): Promise<void> {
+  const presented = ctx.token as string
+  switch (token) {
+    case 'works': {
+      const again = await h.refresh(presented, ctx.client)
+      expect(again.status).toBe(200)
+      expect((await h.refresh(again.body.refresh_token, ctx.client)).status).toBe(200)
+      return
+    }
+    case 'retry gets the same child': {
+      const first = await h.refresh(presented, ctx.client)
+      const second = await h.refresh(presented, ctx.client)
+      expect(first.status).toBe(200)
+      expect(second.status).toBe(200)
+      expect(second.body.refresh_token).toBe(first.body.refresh_token)
+      if (reply.status === 200) expect(first.body.refresh_token).toBe(reply.body.refresh_token)
+      if (ctx.newest) expect(first.body.refresh_token).toBe(ctx.newest)
+      const { session } = await snapshot(ctx)
+      expect(session?.current_hash).toBe(hashToken(first.body.refresh_token))
+      expect((await h.refresh(first.body.refresh_token, ctx.client)).status).toBe(200)
+      return
+    }
+    case 'dead': {
+      const again = await h.refresh(presented, ctx.client)
+      expect(again.status).toBe(400)
+      expect(again.body.error).toBe('invalid_grant')
+      return
+    }
+    case 'password works':
+      expect((await h.login(ctx.user, ctx.client)).status).toBe(200)
+      return
+    case 'newest works, reuse still detected': {
+      const newest = await h.refresh(ctx.newest as string, ctx.client)
+      expect(newest.status).toBe(200)
+      expect((await h.refresh(presented, ctx.client)).status).toBe(400)
+      expect((await snapshot(ctx)).session?.status).toBe('revoked')
+      return
+    }
+    case 'newest dead':
+      expect((await h.refresh(ctx.newest as string, ctx.client)).status).toBe(400)
+      return
+    case 'all work':
+      for (const each of [presented, ...(ctx.others ?? [])]) {
+        expect((await h.refresh(each, ctx.client)).status).toBe(200)
+      }
+      return
+    case 'all dead':
+      for (const each of [presented, ...(ctx.others ?? [])]) {
+        expect((await h.refresh(each, ctx.client)).status).toBe(400)
+      }
+      return
+    case 'all dead, a retry marks them revoked': {
+      for (const each of [presented, ...(ctx.others ?? [])]) {
+        expect((await h.refresh(each, ctx.client)).status).toBe(400)
+      }
+      expect((await again(ctx)).status).toBe(204)
+      const { statuses } = await snapshot(ctx)
+      expect(statuses).toEqual(statuses.map(() => 'revoked'))
+      return
+    }
+    case 'access refused once the fault ends':
+      expect((await h.get('/me', bearer(ctx.access))).status).toBe(401)
+      return
+    case 'access works once the fault ends':
+      expect((await h.get('/me', bearer(ctx.access))).status).toBe(200)
+      return
+  }
+}
+
+async function runCase(c: Case, user: User): Promise<void> {
+  faults.clear()
+  const ctx = await c.scenario.prepare(user)
+  const before = await snapshot(ctx)
+  const signs = kms.signCalls().length
+  if (c.kind === 'dynamo') {
+    faults.arm(...(c.scenario.route ?? []), c.plan)
+  } else if (c.fault !== 'slower than AWS_CALL_TIMEOUT_MS') {
+    kms.failNext(c.operation, kmsFault(c.fault))
+  }
+  const reply = await c.scenario.act(ctx)
+  // The fault really hit the call it names.
+  if (c.kind === 'dynamo') {
+    expect(faults.fired.map((f) => `${f.command} ${f.fault}`)).toContain(
+      `${c.plan.command} ${c.plan.fault}`,
+    )
+  } else if (c.operation === 'Sign') {
+    expect(kms.signCalls().length).toBeGreaterThan(signs)
+  }
+  faults.clear()
+
+  checkAnswer(reply, c.expect.answer)
+  await checkState(ctx, before, reply, c.expect.state)
+  await checkToken(ctx, reply, c.expect.token, c.scenario.act)
+  rows.push({
+    path: c.scenario.path,
+    call:
+      c.kind === 'dynamo'
+        ? `DynamoDB ${c.plan.command}${c.target ? ` (${c.target})` : ''}`
+        : `KMS ${c.operation}`,
+    fault: c.kind === 'dynamo' ? c.plan.fault : c.fault,
+    attempts:
+      c.kind === 'kms'
+        ? 'all (SDK retries spent)'
+        : c.plan.attempts === 'first'
+          ? 'first only'
+          : 'every',
+    when: c.kind === 'kms' ? '-' : c.plan.when === 'after' ? 'after commit' : 'before',
+    ...c.expect,
+  })
+}
+
+const label = (c: Case) =>
+  c.kind === 'dynamo'
+    ? `${c.scenario.path}: DynamoDB ${c.plan.command}${c.target ? ` on the ${c.target}` : ''} ${c.plan.fault} (${c.plan.attempts} attempt, ${c.plan.when}) -> ${c.expect.answer}, ${c.expect.state}, token ${c.expect.token}`
+    : `${c.scenario.path}: KMS ${c.operation} ${c.fault} -> ${c.expect.answer}, ${c.expect.state}, token ${c.expect.token}`
+
+// ---------------------------------------------------------------------------
+// The tests
+// ---------------------------------------------------------------------------
+
+/** A harness whose runtime builds its own DynamoDB client (the config's retries and timeouts). */
+function faultedHarness(env: Record<string, string> = {}) {
+  return startHarness({
+    env: {
+      SIGNER: 'kms',
+      SIGNING_KEY_ID: 'alias/rsa-active',
+      DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT as string,
+      // Generous: only the faults injected here may fail a call, not a busy machine.
+      AWS_CALL_TIMEOUT_MS: '5000',
+      ...env,
+    },
+    overrides: { signer: undefined, dynamodb: undefined, kms: kms.client },
+  })
+}
+
+afterAll(async () => {
+  await faults.close()
+  console.log(`\nFault matrix (${rows.length} cases):\n\n${markdown(rows)}\n`)
+})
+
+for (const group of groups) {
+  describe(`rule 7 under faults: ${group.name}`, () => {
+    let user: User
+    beforeAll(async () => {
+      // A fresh runtime per path: its own SDK retry quota, its own table.
+      h = await faultedHarness(group.env)
+      faults.install(h.runtime.store.client)
+      user = await cheapUser()
+    })
+    afterAll(() => h.close())
+
+    it('covers every AWS call the path makes', async () => {
+      const covered = new Set(
+        group.cases.map((c) =>
+          c.kind === 'dynamo'
+            ? `${c.scenario.path}|DynamoDB ${c.plan.command}`
+            : `${c.scenario.path}|KMS ${c.operation}`,
+        ),
+      )
+      for (const scenario of new Set(group.cases.map((c) => c.scenario))) {
+        faults.clear()
+        const ctx = await scenario.prepare(user)
+        const signs = kms.signCalls().length
+        faults.arm(...(scenario.route ?? []))
+        faults.calls.length = 0
+        const reply = await scenario.act(ctx)
+        checkAnswer(reply, scenario.ok.answer)
+        const made = new Set([
+          ...faults.calls.map((call) => `DynamoDB ${call.command}`),
+          ...(kms.signCalls().length > signs ? ['KMS Sign'] : []),
+        ])
+        expect([...made].sort(), scenario.path).toEqual([...scenario.calls].sort())
+        for (const call of scenario.faulted ?? scenario.calls) {
+          expect(covered, `${scenario.path} makes ${call}`).toContain(`${scenario.path}|${call}`)
+        }
+      }
+      faults.clear()
+    })
+
+    for (const c of group.cases) {
+      it(label(c), () => runCase(c, user))
+    }
+  })
+}
+
+describe('rule 7 under faults: KMS slower than the SDK timeout, and a cold key cache', () => {
+  let hole: Awaited<ReturnType<typeof blackHole>>
+  let realKms: ReturnType<typeof signThroughRealSdk>
+  let user: User
+  let slow = false
+
+  beforeAll(async () => {
+    hole = await blackHole()
+    process.env.AWS_ENDPOINT_URL_KMS = hole.url
+    realKms = signThroughRealSdk(kms, () => slow)
+    // The runtime builds its own KMS client with AWS_CALL_TIMEOUT_MS and AWS_MAX_ATTEMPTS
+    // (DynamoDB keeps the test table's client: DynamoDB Local on a busy machine is no
+    // faster than 100 ms).
+    h = await startHarness({
+      env: { SIGNER: 'kms', SIGNING_KEY_ID: 'alias/rsa-active', AWS_CALL_TIMEOUT_MS: '100' },
+      overrides: { signer: undefined },
+    })
+    user = await cheapUser()
+  })
+  afterAll(async () => {
+    realKms.restore()
+    delete process.env.AWS_ENDPOINT_URL_KMS
+    await h.close()
+    await hole.close()
+  })
+
+  it('login: KMS GetPublicKey ThrottlingException at cold start -> 503 + Retry-After, unsent session revoked, password works', async () => {
+    // The first request of this runtime: its signer has no public key yet.
+    await runCase(
+      {
+        kind: 'kms',
+        scenario: L,
+        operation: 'GetPublicKey',
+        fault: 'ThrottlingException',
+        expect: L.committed,
+      },
+      user,
+    )
+    expect(kms.getPublicKeyCalls().length).toBeGreaterThan(0)
+  })
+
+  const timeouts: [Scenario, Outcome][] = [
+    [L, L.committed],
+    [R, R.committed],
+    [G, G.failed],
+  ]
+  for (const [scenario, outcome] of timeouts) {
+    it(`${scenario.path}: KMS Sign slower than AWS_CALL_TIMEOUT_MS -> ${outcome.answer}, ${outcome.state}, token ${outcome.token}`, async () => {
+      const ctx = await scenario.prepare(user)
+      const before = await snapshot(ctx)
+      slow = true
+      realKms.errors.length = 0
+      const reply = await scenario.act(ctx).finally(() => {
+        slow = false
+      })
+      // The SDK gave up on its own timeout (not the function's), after its retries.
+      expect(realKms.errors).toEqual(['TimeoutError'])
+      checkAnswer(reply, outcome.answer)
+      await checkState(ctx, before, reply, outcome.state)
+      await checkToken(ctx, reply, outcome.token, scenario.act)
+      rows.push({
+        path: scenario.path,
+        call: 'KMS Sign',
+        fault: 'slower than AWS_CALL_TIMEOUT_MS (real SDK timeout)',
+        attempts: 'every',
+        when: '-',
+        ...outcome,
+      })
+    })
+  }
+})
+
+/** Rows with the same path, call, attempts, when and outcome are merged (faults joined). */
+function markdown(all: Row[]): string {
+  const merged = new Map<string, Row & { faults: string[] }>()
+  for (const row of all) {
+    const key = [row.path, row.call, row.attempts, row.when, row.answer, row.state, row.token].join(
+      '|',
+    )
+    const entry = merged.get(key)
+    if (entry) entry.faults.push(row.fault)
+    else merged.set(key, { ...row, faults: [row.fault] })
+  }
+  const lines = [
+    '| path | AWS call | fault | attempts hit | when | answer | store afterwards | presented token |',
+    '|---|---|---|---|---|---|---|---|',
+  ]
+  for (const row of merged.values()) {
+    lines.push(
+      `| ${row.path} | ${row.call} | ${row.faults.join(', ')} | ${row.attempts} | ${row.when} | ${row.answer} | ${row.state} | ${row.token} |`,
+    )
+  }
+  return lines.join('\n')
+}

