@@ -1,43 +1,91 @@
-import { CfnOutput, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib'
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib'
+import * as acm from 'aws-cdk-lib/aws-certificatemanager'
+import * as route53 from 'aws-cdk-lib/aws-route53'
+import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
-import type { ClientConfig } from '../functions/core/clients.js'
-import { type SigningAlgorithm, TokenService } from './token-service.js'
+import { TokenService, type TokenServiceProps } from './token-service.js'
 
-export interface TokenServiceStackProps extends StackProps {
-  /** The OAuth clients (DESIGN.md "Clients"). */
-  readonly clients: ClientConfig[]
-  /**
-   * The `iss` claim and the base URL of the discovery documents.
-   * @default the HTTP API's endpoint
-   */
-  readonly issuer?: string
-  /** @default 'RS256' */
-  readonly algorithm?: SigningAlgorithm
-  /** @default RemovalPolicy.RETAIN */
-  readonly removalPolicy?: RemovalPolicy
+/** A custom domain given by ARNs and ids, as context can carry it. */
+export interface StackDomainProps {
+  /** For example `auth.example.com`. */
+  readonly domainName: string
+  /** An ACM certificate for `domainName`, in the stack's region. */
+  readonly certificateArn: string
+  /** Route 53 zone for A/AAAA alias records. @default no DNS records */
+  readonly hostedZoneId?: string
+  /** The zone's name, e.g. `example.com`; required with `hostedZoneId`. */
+  readonly hostedZoneName?: string
 }
 
+export interface TokenServiceStackProps
+  extends StackProps,
+    Omit<TokenServiceProps, 'alarmTopic' | 'domain'> {
+  /** SNS topic every alarm notifies. @default no alarm action */
+  readonly alarmTopicArn?: string
+  /** @default the execute-api endpoint */
+  readonly domain?: StackDomainProps
+}
+
+/**
+ * The token service as a deployable stack: the `TokenService` construct and
+ * the outputs an operator needs (API URL, issuer, JWKS URL, table, active key).
+ */
 export class TokenServiceStack extends Stack {
   public readonly service: TokenService
 
   constructor(scope: Construct, id: string, props: TokenServiceStackProps) {
     super(scope, id, props)
+    const { alarmTopicArn, domain, ...serviceProps } = props
+    if (domain?.hostedZoneId !== undefined && domain.hostedZoneName === undefined) {
+      throw new Error('TokenServiceStack: domain.hostedZoneId needs domain.hostedZoneName')
+    }
     this.service = new TokenService(this, 'TokenService', {
-      clients: props.clients,
-      ...(props.issuer !== undefined && { issuer: props.issuer }),
-      ...(props.algorithm !== undefined && { algorithm: props.algorithm }),
-      ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
+      ...serviceProps,
+      ...(alarmTopicArn !== undefined && {
+        alarmTopic: sns.Topic.fromTopicArn(this, 'AlarmTopic', alarmTopicArn),
+      }),
+      ...(domain !== undefined && {
+        domain: {
+          domainName: domain.domainName,
+          certificate: acm.Certificate.fromCertificateArn(
+            this,
+            'Certificate',
+            domain.certificateArn,
+          ),
+          ...(domain.hostedZoneId !== undefined && {
+            hostedZone: route53.HostedZone.fromHostedZoneAttributes(this, 'HostedZone', {
+              hostedZoneId: domain.hostedZoneId,
+              zoneName: domain.hostedZoneName as string,
+            }),
+          }),
+        },
+      }),
     })
-    new CfnOutput(this, 'ApiUrl', {
-      description: 'Base URL of the token service HTTP API',
-      value: this.service.api.apiEndpoint,
-    })
-    new CfnOutput(this, 'Issuer', { description: 'The iss claim', value: this.service.issuer })
-    new CfnOutput(this, 'JwksUri', {
-      description: 'Where verifiers fetch the public keys',
-      value: `${this.service.issuer}/.well-known/jwks.json`,
-    })
-    new CfnOutput(this, 'TableName', { value: this.service.table.tableName })
-    new CfnOutput(this, 'SigningKeyArn', { value: this.service.signingKey.keyArn })
+    const output = (name: string, value: string, description: string) =>
+      new CfnOutput(this, name, { value, description })
+    output('ApiUrl', this.service.url, 'Base URL of the token service HTTP API')
+    output('Issuer', this.service.issuer, 'The iss claim of the access tokens')
+    output(
+      'JwksUrl',
+      `${this.service.issuer}/.well-known/jwks.json`,
+      'Where verifiers fetch the public keys',
+    )
+    output(
+      'DiscoveryUrl',
+      `${this.service.issuer}/.well-known/openid-configuration`,
+      'OpenID Connect / RFC 8414 metadata',
+    )
+    output('TableName', this.service.table.tableName, 'npm run users -- ... --table <this>')
+    output('ActiveSigningKeyArn', this.service.activeKey.keyArn, 'The KMS key that signs')
+    output(
+      'ActiveSigningKeyAlias',
+      this.service.activeKeyAlias.aliasName,
+      'Alias that follows the active key',
+    )
+    output(
+      'DashboardName',
+      this.service.monitoring.dashboard.dashboardName,
+      'CloudWatch dashboard of the service',
+    )
   }
 }

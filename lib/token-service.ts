@@ -1,88 +1,251 @@
-import { fileURLToPath } from 'node:url'
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib'
+import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib'
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway'
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
+import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers'
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
+import type * as acm from 'aws-cdk-lib/aws-certificatemanager'
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
-import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
-import * as lambda from 'aws-cdk-lib/aws-lambda'
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs'
 import * as logs from 'aws-cdk-lib/aws-logs'
+import * as route53 from 'aws-cdk-lib/aws-route53'
+import * as route53Targets from 'aws-cdk-lib/aws-route53-targets'
+import type * as sns from 'aws-cdk-lib/aws-sns'
 import { Construct } from 'constructs'
 import { GSI1, TTL_ATTRIBUTE } from '../functions/adapters/table.js'
-import type { ClientConfig } from '../functions/core/clients.js'
+import { type ClientConfig, parseClients } from '../functions/core/clients.js'
+import { DEFAULTS, type FunctionName } from './defaults.js'
+import { TokenServiceMonitoring } from './monitoring.js'
+import {
+  activeKeyOf,
+  assertSigningKeys,
+  type SigningAlgorithm,
+  type SigningKeySpec,
+} from './signing-keys.js'
+import { grantStore, type StoreMethod } from './table-access.js'
+import { TokenAuthorizer } from './token-authorizer.js'
+import { functionEnvironment, TokenFunction } from './token-function.js'
 
-export type SigningAlgorithm = 'RS256' | 'ES256'
+export type { SigningAlgorithm, SigningKeySpec } from './signing-keys.js'
+
+/** Requests per second (steady) and burst, as API Gateway counts them. */
+export interface ThrottleProps {
+  readonly rateLimit: number
+  readonly burstLimit: number
+}
+
+/** A custom domain for the API; the issuer becomes `https://<domainName>`. */
+export interface CustomDomainProps {
+  /** For example `auth.example.com`. */
+  readonly domainName: string
+  /** An ACM certificate for `domainName`, in the stack's region. */
+  readonly certificate: acm.ICertificate
+  /** Creates A and AAAA alias records in this zone. @default no DNS records */
+  readonly hostedZone?: route53.IHostedZone
+}
+
+/** Which authorizer protects `/sessions` and `/me`. */
+export type AuthorizerKind = 'lambda' | 'jwt'
 
 export interface TokenServiceProps {
   /**
    * The OAuth clients (DESIGN.md "Clients"). They reach the functions as the
-   * `CLIENTS` environment variable; their `allowed_origins` make up the CORS allow-list.
+   * `CLIENTS` environment variable; their `allowed_origins` make up the CORS
+   * allow-list and their `audience` values what the authorizer accepts.
    */
-  readonly clients: ClientConfig[]
+  readonly clients: readonly ClientConfig[]
   /**
-   * The `iss` claim and the base URL of the discovery documents. No trailing slash.
-   * @default the HTTP API's endpoint, e.g. `https://abc123.execute-api.eu-west-1.amazonaws.com`
+   * The `iss` claim and the base URL of the discovery documents: https, no
+   * trailing slash.
+   * @default `https://<domain.domainName>` with a custom domain, else the HTTP API's endpoint
    */
   readonly issuer?: string
   /**
-   * Access-token signing algorithm: `RS256` uses a KMS `RSA_2048` key, `ES256` an
-   * `ECC_NIST_P256` key. Only RS256 tokens are accepted by the native HTTP API JWT authorizer.
+   * The KMS signing keys: exactly one `active`, any number `retiring`
+   * (published in JWKS, never signing). Each key's construct id, logical id and
+   * alias derive from its `id`, so a key is never replaced by a change to the list.
+   * @default [{ id: 'k1', state: 'active' }]
+   */
+  readonly signingKeys?: readonly SigningKeySpec[]
+  /**
+   * `RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`). The native JWT
+   * authorizer accepts only RS256.
    * @default 'RS256'
    */
   readonly algorithm?: SigningAlgorithm
   /**
-   * What happens to the table, the signing key and the log groups when they leave the
-   * stack. With `RETAIN` the table also gets deletion protection.
+   * `lambda`: our Lambda authorizer (DESIGN.md "Authorizer"). `jwt`: API
+   * Gateway's native JWT authorizer, configured from our discovery document
+   * (RS256 only; it caches keys up to 2 hours).
+   * @default 'lambda'
+   */
+  readonly authorizer?: AuthorizerKind
+  /**
+   * The Lambda authorizer also checks that the session is still active, so that
+   * logout ends access within seconds instead of at token expiry. Not
+   * available with the `jwt` authorizer.
+   * @default false
+   */
+  readonly strictRevocation?: boolean
+  /**
+   * How long API Gateway caches the Lambda authorizer's answer per token.
+   * @default 5 minutes capped at the shortest access-token lifetime; 0 with strictRevocation
+   */
+  readonly authorizerCacheTtl?: Duration
+  /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
+  readonly throttle?: ThrottleProps
+  /** Throttling of `POST /login` (scrypt costs a vCPU per call). @default { rateLimit: 20, burstLimit: 40 } */
+  readonly loginThrottle?: ThrottleProps
+  /**
+   * What happens to the table, the signing keys and the log groups when they
+   * leave the stack.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy
+  /**
+   * DynamoDB deletion protection on the table.
+   * @default true unless removalPolicy is DESTROY
+   */
+  readonly deletionProtection?: boolean
+  /** Retention of the function and access logs. @default logs.RetentionDays.THREE_MONTHS */
+  readonly logRetention?: logs.RetentionDays
+  /** Every alarm notifies this topic. @default no alarm action */
+  readonly alarmTopic?: sns.ITopic
+  /** Serve the API on a custom domain. @default the execute-api endpoint */
+  readonly domain?: CustomDomainProps
+  /** `Cache-Control: max-age` of JWKS and discovery. @default 5 minutes */
+  readonly jwksMaxAge?: Duration
 }
 
-type FunctionName = 'login' | 'token' | 'revoke' | 'jwks'
+/** The routes of DESIGN.md "HTTP API": method, path, function, protected by the authorizer. */
+export const ROUTES: readonly {
+  method: apigwv2.HttpMethod
+  path: string
+  fn: FunctionName
+  bearer: boolean
+}[] = [
+  { method: apigwv2.HttpMethod.POST, path: '/login', fn: 'login', bearer: false },
+  { method: apigwv2.HttpMethod.POST, path: '/token', fn: 'token', bearer: false },
+  { method: apigwv2.HttpMethod.POST, path: '/revoke', fn: 'revoke', bearer: false },
+  { method: apigwv2.HttpMethod.GET, path: '/.well-known/jwks.json', fn: 'jwks', bearer: false },
+  {
+    method: apigwv2.HttpMethod.GET,
+    path: '/.well-known/openid-configuration',
+    fn: 'jwks',
+    bearer: false,
+  },
+  {
+    method: apigwv2.HttpMethod.GET,
+    path: '/.well-known/oauth-authorization-server',
+    fn: 'jwks',
+    bearer: false,
+  },
+  { method: apigwv2.HttpMethod.GET, path: '/sessions', fn: 'sessions', bearer: true },
+  { method: apigwv2.HttpMethod.DELETE, path: '/sessions', fn: 'sessions', bearer: true },
+  { method: apigwv2.HttpMethod.DELETE, path: '/sessions/{sid}', fn: 'sessions', bearer: true },
+  { method: apigwv2.HttpMethod.GET, path: '/me', fn: 'me', bearer: true },
+]
 
-const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
-
-/** Lets CommonJS dependencies `require` Node built-ins from the ESM bundle. */
-const ESM_REQUIRE_BANNER =
-  "import { createRequire as __tsCreateRequire } from 'node:module';const require = __tsCreateRequire(import.meta.url);"
-
-const FUNCTIONS: Record<FunctionName, { memoryMiB: number; timeout: Duration }> = {
-  // scrypt with N=2^17 is CPU bound: 1769 MB is one full vCPU.
-  login: { memoryMiB: 1769, timeout: Duration.seconds(10) },
-  token: { memoryMiB: 1024, timeout: Duration.seconds(5) },
-  revoke: { memoryMiB: 512, timeout: Duration.seconds(5) },
-  jwks: { memoryMiB: 512, timeout: Duration.seconds(5) },
+/** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
+export const STORE_USE: Readonly<Partial<Record<FunctionName, readonly StoreMethod[]>>> = {
+  // One Query finds the user and the username's failed logins; a failure is counted, a
+  // back-off slot claimed; success creates the session guarded by the user.
+  login: [
+    'loadLogin',
+    'recordLoginFailure',
+    'claimLoginAttempt',
+    'clearLoginFailures',
+    'createSession',
+    // A session whose token could not be sent (signing failed) is revoked at once.
+    'revokeSession',
+  ],
+  // One batched read, then the rotation; a lost race re-reads the session; reuse revokes it.
+  token: ['loadRefreshState', 'getSession', 'rotate', 'revokeSession'],
+  revoke: ['loadRefreshState', 'revokeSession'],
+  // List (with the user, to drop sessions a logout everywhere voided), end one, end all
+  // (void the user's sessions, then revoke each).
+  sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
 }
 
 /**
- * The token service (DESIGN.md): a DynamoDB table, a KMS signing key, the
- * login/token/revoke/jwks functions and the HTTP API in front of them.
+ * The token service (DESIGN.md): one DynamoDB table, the KMS signing keys, the
+ * login/token/revoke/jwks/sessions/me functions, the authorizer, the HTTP API
+ * in front of them, and the alarms and dashboard that watch them.
  */
 export class TokenService extends Construct {
   public readonly table: dynamodb.Table
-  public readonly signingKey: kms.Key
-  public readonly signingKeyAlias: kms.Alias
-  public readonly api: apigwv2.HttpApi
-  public readonly issuer: string
   public readonly algorithm: SigningAlgorithm
-  public readonly loginFunction: NodejsFunction
-  public readonly tokenFunction: NodejsFunction
-  public readonly revokeFunction: NodejsFunction
-  public readonly jwksFunction: NodejsFunction
-  /** The four functions, by name. */
-  public readonly functions: Readonly<Record<FunctionName, NodejsFunction>>
+  /** Every signing key, by its `id`. */
+  public readonly signingKeys: Readonly<Record<string, kms.Key>>
+  public readonly activeKey: kms.Key
+  public readonly activeKeyAlias: kms.Alias
+  public readonly retiringKeys: readonly kms.Key[]
+  public readonly api: apigwv2.HttpApi
+  public readonly stage: apigwv2.HttpStage
+  public readonly accessLogs: logs.LogGroup
+  /** Base URL of the API: the custom domain if any, else the execute-api endpoint. */
+  public readonly url: string
+  public readonly issuer: string
+  public readonly domainName?: apigwv2.DomainName
+  /** Every function, by handler name. */
+  public readonly functions: Readonly<Record<Exclude<FunctionName, 'authorizer'>, TokenFunction>>
+  /** Our Lambda authorizer; `undefined` with `authorizer: 'jwt'`. */
+  public readonly tokenAuthorizer?: TokenAuthorizer
+  /** What protects the bearer routes (the Lambda or the native JWT authorizer). */
+  public readonly routeAuthorizer: apigwv2.IHttpRouteAuthorizer
+  public readonly monitoring: TokenServiceMonitoring
 
   constructor(scope: Construct, id: string, props: TokenServiceProps) {
     super(scope, id)
-    if (props.clients.length === 0) throw new Error('TokenService: clients must not be empty')
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN
-    this.algorithm = props.algorithm ?? 'RS256'
+    try {
+      parseClients(props.clients) // the functions would refuse them at cold start: refuse them now
+    } catch (error) {
+      throw new Error(`TokenService: ${(error as Error).message}`)
+    }
+    this.algorithm = props.algorithm ?? DEFAULTS.algorithm
     if (this.algorithm !== 'RS256' && this.algorithm !== 'ES256') {
       throw new Error(
         `TokenService: algorithm must be RS256 or ES256, got ${String(this.algorithm)}`,
       )
     }
+    const authorizerKind = props.authorizer ?? DEFAULTS.authorizer
+    const strict = props.strictRevocation ?? DEFAULTS.strictRevocation
+    if (authorizerKind === 'jwt' && this.algorithm === 'ES256') {
+      throw new Error(
+        'TokenService: the native HTTP API JWT authorizer accepts RS256 tokens only, and API Gateway refuses ES256. Use algorithm RS256, or the Lambda authorizer (authorizer: "lambda").',
+      )
+    }
+    if (authorizerKind === 'jwt' && strict) {
+      throw new Error(
+        'TokenService: strictRevocation needs the Lambda authorizer: the native JWT authorizer cannot check sessions.',
+      )
+    }
+    if (authorizerKind !== 'lambda' && authorizerKind !== 'jwt') {
+      throw new Error(`TokenService: authorizer must be "lambda" or "jwt", got ${authorizerKind}`)
+    }
+    const keySpecs = props.signingKeys ?? DEFAULTS.signingKeys
+    try {
+      assertSigningKeys(keySpecs)
+    } catch (error) {
+      throw new Error(`TokenService: ${(error as Error).message}`)
+    }
+    const throttle = props.throttle ?? DEFAULTS.throttle
+    const loginThrottle = props.loginThrottle ?? DEFAULTS.loginThrottle
+    for (const [name, limits] of Object.entries({ throttle, loginThrottle })) {
+      if (!(limits.rateLimit > 0 && Number.isInteger(limits.burstLimit) && limits.burstLimit > 0)) {
+        throw new Error(
+          `TokenService: ${name} needs a positive rateLimit and an integer burstLimit`,
+        )
+      }
+    }
+    if (
+      loginThrottle.rateLimit > throttle.rateLimit ||
+      loginThrottle.burstLimit > throttle.burstLimit
+    ) {
+      throw new Error('TokenService: loginThrottle must not exceed throttle')
+    }
+    const removalPolicy = props.removalPolicy ?? DEFAULTS.removalPolicy
+    const logRetention = props.logRetention ?? DEFAULTS.logRetention
+    const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
 
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -90,7 +253,7 @@ export class TokenService extends Construct {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       timeToLiveAttribute: TTL_ATTRIBUTE,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
-      deletionProtection: removalPolicy === RemovalPolicy.RETAIN,
+      deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
       removalPolicy,
     })
     this.table.addGlobalSecondaryIndex({
@@ -100,184 +263,264 @@ export class TokenService extends Construct {
       projectionType: dynamodb.ProjectionType.ALL,
     })
 
-    this.signingKey = new kms.Key(this, 'SigningKey', {
-      description: `Signs the access tokens (${this.algorithm}) of ${this.node.path}`,
-      keySpec: this.algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
-      keyUsage: kms.KeyUsage.SIGN_VERIFY,
-      removalPolicy,
-    })
-    this.signingKeyAlias = this.signingKey.addAlias(
-      `alias/${Stack.of(this).stackName}/${this.node.id}-signing`,
-    )
-
-    const origins = [...new Set(props.clients.flatMap((client) => client.allowed_origins ?? []))]
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
-      retention: logs.RetentionDays.THREE_MONTHS,
-      removalPolicy,
-    })
-    this.api = new apigwv2.HttpApi(this, 'Api', {
-      description: 'Token service: login, refresh, revoke, JWKS and discovery',
-      ...(origins.length > 0 && {
-        corsPreflight: {
-          allowOrigins: origins,
-          allowCredentials: true,
-          allowMethods: [
-            apigwv2.CorsHttpMethod.GET,
-            apigwv2.CorsHttpMethod.POST,
-            apigwv2.CorsHttpMethod.OPTIONS,
-          ],
-          allowHeaders: ['content-type', 'authorization'],
-          maxAge: Duration.hours(1),
-        },
-      }),
-    })
-    const stage = this.api.defaultStage?.node.defaultChild as apigwv2.CfnStage
-    stage.accessLogSettings = {
-      destinationArn: accessLogs.logGroupArn,
-      // No query strings or bodies: nothing here can carry a token or a password.
-      format: JSON.stringify({
-        requestId: '$context.requestId',
-        ip: '$context.identity.sourceIp',
-        requestTime: '$context.requestTimeEpoch',
-        method: '$context.httpMethod',
-        routeKey: '$context.routeKey',
-        status: '$context.status',
-        responseLength: '$context.responseLength',
-        integrationLatency: '$context.integrationLatency',
-        integrationError: '$context.integrationErrorMessage',
-      }),
-    }
-
-    this.issuer = props.issuer ?? this.api.apiEndpoint
-    const environment: Record<string, string> = {
-      TABLE_NAME: this.table.tableName,
-      ISSUER: this.issuer,
-      CLIENTS: JSON.stringify(props.clients),
-      SIGNER: 'kms',
-      SIGNING_KEY_ID: this.signingKey.keyArn,
-      SIGNING_ALG: this.algorithm,
-      NODE_OPTIONS: '--enable-source-maps',
-      POWERTOOLS_SERVICE_NAME: 'token-service',
-      POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
-    }
-
-    const make = (name: FunctionName): NodejsFunction => {
-      const cap = name[0]?.toUpperCase() + name.slice(1)
-      const logGroup = new logs.LogGroup(this, `${cap}Logs`, {
-        retention: logs.RetentionDays.THREE_MONTHS,
+    const aliasPrefix = `alias/${Stack.of(this).stackName}/${this.node.id}`
+    const keys: Record<string, kms.Key> = {}
+    for (const spec of keySpecs) {
+      const key = new kms.Key(this, `SigningKey-${spec.id}`, {
+        description: `Signs the access tokens (${this.algorithm}) of ${this.node.path}: key ${spec.id}`,
+        keySpec: this.algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
+        keyUsage: kms.KeyUsage.SIGN_VERIFY,
         removalPolicy,
       })
-      // Own role instead of AWSLambdaBasicExecutionRole: logs only to its own group.
-      const role = new iam.Role(this, `${cap}Role`, {
-        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-        description: `Runs the ${name} function of ${this.node.path}`,
+      new kms.Alias(this, `SigningKeyAlias-${spec.id}`, {
+        aliasName: `${aliasPrefix}/${spec.id}`,
+        targetKey: key,
       })
-      role.addToPrincipalPolicy(
-        new iam.PolicyStatement({
-          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
-          resources: [logGroup.logGroupArn],
-        }),
-      )
-      return new NodejsFunction(this, `${cap}Function`, {
-        description: `Token service: ${name}`,
-        entry: `${PROJECT_ROOT}functions/${name}/handler.ts`,
-        handler: 'handler',
-        projectRoot: PROJECT_ROOT,
-        depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
-        runtime: lambda.Runtime.NODEJS_24_X,
-        architecture: lambda.Architecture.ARM_64,
-        memorySize: FUNCTIONS[name].memoryMiB,
-        timeout: FUNCTIONS[name].timeout,
-        role,
-        logGroup,
-        environment,
-        bundling: {
-          minify: true,
-          sourceMap: true,
-          sourcesContent: false,
-          format: OutputFormat.ESM,
-          target: 'node24',
-          mainFields: ['module', 'main'],
-          banner: ESM_REQUIRE_BANNER,
-          // Bundle the AWS SDK too: one tree-shaken file loads faster than the runtime's copy.
-          externalModules: [],
-        },
+      keys[spec.id] = key
+    }
+    this.signingKeys = keys
+    const activeId = activeKeyOf(keySpecs).id
+    this.activeKey = keys[activeId] as kms.Key
+    this.retiringKeys = keySpecs
+      .filter((spec) => spec.id !== activeId)
+      .map((spec) => keys[spec.id] as kms.Key)
+    // Follows the active key, so that operators can reach it by one stable name.
+    this.activeKeyAlias = new kms.Alias(this, 'ActiveSigningKeyAlias', {
+      aliasName: `${aliasPrefix}/active`,
+      targetKey: this.activeKey,
+    })
+
+    this.api = new apigwv2.HttpApi(this, 'Api', {
+      description: 'Token service: login, refresh, revoke, sessions, JWKS and discovery',
+      createDefaultStage: false,
+      // With a custom domain, the issuer is the only address: the execute-api one is closed.
+      disableExecuteApiEndpoint: props.domain !== undefined,
+      ...corsFor(props.clients),
+    })
+    this.accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: logRetention,
+      removalPolicy,
+    })
+    this.stage = new apigwv2.HttpStage(this, 'Stage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle,
+      accessLogSettings: {
+        destination: new apigwv2.LogGroupLogDestination(this.accessLogs),
+        // Context values only: no header, query string or body, so no token or password.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            requestTime: '$context.requestTimeEpoch',
+            method: '$context.httpMethod',
+            routeKey: '$context.routeKey',
+            status: '$context.status',
+            protocol: '$context.protocol',
+            responseLength: '$context.responseLength',
+            responseLatency: '$context.responseLatency',
+            integrationLatency: '$context.integrationLatency',
+            integrationStatus: '$context.integrationStatus',
+            integrationError: '$context.integrationErrorMessage',
+            authorizerError: '$context.authorizer.error',
+            error: '$context.error.message',
+          }),
+        ),
+      },
+    })
+
+    if (props.domain) {
+      this.domainName = new apigwv2.DomainName(this, 'DomainName', {
+        domainName: props.domain.domainName,
+        certificate: props.domain.certificate,
+        securityPolicy: apigwv2.SecurityPolicy.TLS_1_2,
       })
-    }
-    this.loginFunction = make('login')
-    this.tokenFunction = make('token')
-    this.revokeFunction = make('revoke')
-    this.jwksFunction = make('jwks')
-    this.functions = {
-      login: this.loginFunction,
-      token: this.tokenFunction,
-      revoke: this.revokeFunction,
-      jwks: this.jwksFunction,
-    }
-
-    // Least privilege. TransactWriteItems is authorised per item action (Put, Update,
-    // ConditionCheck), and only the one GSI is named, never index/*.
-    const tableResources = [this.table.tableArn, `${this.table.tableArn}/index/${GSI1}`]
-    const allowTable = (fn: NodejsFunction, actions: string[]) =>
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources: tableResources }))
-    // Find the user by username (gsi1), then create the session and its token in one
-    // transaction guarded by a condition check on the user.
-    allowTable(this.loginFunction, [
-      'dynamodb:Query',
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-      'dynamodb:ConditionCheckItem',
-    ])
-    // One batched read, then the rotation (update the session, put the new token).
-    allowTable(this.tokenFunction, [
-      'dynamodb:BatchGetItem',
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-      'dynamodb:UpdateItem',
-      'dynamodb:ConditionCheckItem',
-    ])
-    // One batched read, then mark the session revoked.
-    allowTable(this.revokeFunction, [
-      'dynamodb:BatchGetItem',
-      'dynamodb:GetItem',
-      'dynamodb:UpdateItem',
-    ])
-
-    const allowKey = (fn: NodejsFunction, actions: string[]) =>
-      fn.addToRolePolicy(new iam.PolicyStatement({ actions, resources: [this.signingKey.keyArn] }))
-    allowKey(this.loginFunction, ['kms:Sign', 'kms:GetPublicKey'])
-    allowKey(this.tokenFunction, ['kms:Sign', 'kms:GetPublicKey'])
-    allowKey(this.jwksFunction, ['kms:GetPublicKey'])
-
-    const route = (path: string, method: apigwv2.HttpMethod, fn: NodejsFunction, id: string) =>
-      this.api.addRoutes({
-        path,
-        methods: [method],
-        integration: new HttpLambdaIntegration(id, fn),
+      new apigwv2.ApiMapping(this, 'ApiMapping', {
+        api: this.api,
+        domainName: this.domainName,
+        stage: this.stage,
       })
-    route('/login', apigwv2.HttpMethod.POST, this.loginFunction, 'LoginIntegration')
-    route('/token', apigwv2.HttpMethod.POST, this.tokenFunction, 'TokenIntegration')
-    route('/revoke', apigwv2.HttpMethod.POST, this.revokeFunction, 'RevokeIntegration')
-    const jwks = new HttpLambdaIntegration('JwksIntegration', this.jwksFunction)
-    for (const path of [
-      '/.well-known/jwks.json',
-      '/.well-known/openid-configuration',
-      '/.well-known/oauth-authorization-server',
-    ]) {
-      this.api.addRoutes({ path, methods: [apigwv2.HttpMethod.GET], integration: jwks })
-    }
-
-    // These are the OAuth endpoints themselves: a client has no token before /login,
-    // /token authenticates by the refresh token (RFC 6749 §6, public clients), /revoke by
-    // the token it revokes (RFC 7009), and JWKS/discovery are public by definition.
-    for (const child of this.api.node.findAll()) {
-      if (child instanceof apigwv2.CfnRoute) {
-        Validations.of(child).acknowledge({
-          id: 'AwsSolutions-APIG4',
-          reason:
-            'Public OAuth endpoints (login, token, revoke, JWKS, discovery): they authenticate the caller from the request body, or serve public keys.',
-        })
+      if (props.domain.hostedZone) {
+        const target = route53.RecordTarget.fromAlias(
+          new route53Targets.ApiGatewayv2DomainProperties(
+            this.domainName.regionalDomainName,
+            this.domainName.regionalHostedZoneId,
+          ),
+        )
+        const record = {
+          zone: props.domain.hostedZone,
+          recordName: props.domain.domainName,
+          target,
+        }
+        new route53.ARecord(this, 'DomainRecordA', record)
+        new route53.AaaaRecord(this, 'DomainRecordAAAA', record)
       }
     }
+    this.url = props.domain ? `https://${props.domain.domainName}` : this.api.apiEndpoint
+    this.issuer = props.issuer ?? this.url
+    assertIssuer(this.issuer)
+
+    const environment = functionEnvironment({
+      issuer: this.issuer,
+      clients: props.clients,
+      algorithm: this.algorithm,
+      activeKeyArn: this.activeKey.keyArn,
+      retiringKeyArns: this.retiringKeys.map((key) => key.keyArn),
+      tableName: this.table.tableName,
+      jwksMaxAgeSeconds: jwksMaxAge.toSeconds(),
+    })
+    const make = (name: Exclude<FunctionName, 'authorizer'>) =>
+      new TokenFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
+        name,
+        environment,
+        logRetention,
+        removalPolicy,
+      })
+    this.functions = {
+      login: make('login'),
+      token: make('token'),
+      revoke: make('revoke'),
+      jwks: make('jwks'),
+      sessions: make('sessions'),
+      me: make('me'),
+    }
+
+    // Least privilege, listed per function: the DynamoDB calls it makes, and KMS:
+    // only login and token sign, and only with the active key.
+    for (const [name, methods] of Object.entries(STORE_USE)) {
+      const fn = this.functions[name as keyof typeof this.functions]
+      grantStore(fn, this.table, methods)
+    }
+    const activeArn = [this.activeKey.keyArn]
+    this.functions.login.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
+    this.functions.token.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
+    // JWKS publishes every key, active and retiring.
+    this.functions.jwks.allow(
+      ['kms:GetPublicKey'],
+      [this.activeKey, ...this.retiringKeys].map((key) => key.keyArn),
+    )
+
+    if (authorizerKind === 'lambda') {
+      this.tokenAuthorizer = new TokenAuthorizer(this, 'Authorizer', {
+        issuer: this.issuer,
+        clients: props.clients,
+        activeKey: this.activeKey,
+        retiringKeys: this.retiringKeys,
+        algorithm: this.algorithm,
+        strict,
+        table: this.table,
+        ...(props.authorizerCacheTtl !== undefined && {
+          resultsCacheTtl: props.authorizerCacheTtl,
+        }),
+        logRetention,
+        removalPolicy,
+      })
+      this.routeAuthorizer = this.tokenAuthorizer.authorizer
+    } else {
+      if (props.authorizerCacheTtl !== undefined) {
+        throw new Error('TokenService: authorizerCacheTtl applies to the Lambda authorizer only')
+      }
+      this.routeAuthorizer = new HttpJwtAuthorizer('JwtAuthorizer', this.issuer, {
+        jwtAudience: [...new Set(props.clients.map((client) => client.audience))],
+        identitySource: ['$request.header.Authorization'],
+      })
+    }
+
+    const integrations = new Map<FunctionName, HttpLambdaIntegration>()
+    const integrationOf = (name: FunctionName) => {
+      let integration = integrations.get(name)
+      if (!integration) {
+        const fn = this.functions[name as keyof typeof this.functions]
+        integration = new HttpLambdaIntegration(`${name}-integration`, fn.function, {
+          timeout: DEFAULTS.integrationTimeout,
+        })
+        integrations.set(name, integration)
+      }
+      return integration
+    }
+    for (const route of ROUTES) {
+      const [created] = this.api.addRoutes({
+        path: route.path,
+        methods: [route.method],
+        integration: integrationOf(route.fn),
+        ...(route.bearer && { authorizer: this.routeAuthorizer }),
+      })
+      if (!created) continue
+      if (!route.bearer) {
+        Validations.of(created).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason:
+            'Public OAuth endpoint by design: /login authenticates by password, /token by the refresh token (RFC 6749 §6, public clients), /revoke by the token it revokes (RFC 7009), and JWKS/discovery publish public keys and metadata.',
+        })
+      }
+      if (route.path === '/login') {
+        // Route settings name a route key that must exist before the stage refers to it.
+        this.stage.node.addDependency(created)
+      }
+    }
+    const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage
+    // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
+    cfnStage.routeSettings = {
+      'POST /login': {
+        ThrottlingRateLimit: loginThrottle.rateLimit,
+        ThrottlingBurstLimit: loginThrottle.burstLimit,
+      },
+    }
+
+    const allFunctions: Record<string, TokenFunction> = { ...this.functions }
+    if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
+    this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
+      api: this.api,
+      functions: Object.fromEntries(
+        Object.entries(allFunctions).map(([name, fn]) => [name, fn.function]),
+      ),
+      // The HTTP functions log a KMS fault as `{"detail":"kms Sign failed: ...","cause":...}`;
+      // a KMS fault in the authorizer fails the invocation and shows as a Lambda error.
+      kmsCallerLogs: [this.functions.login, this.functions.token, this.functions.jwks].map(
+        (fn) => fn.logGroup,
+      ),
+      table: this.table,
+      algorithm: this.algorithm,
+      ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+    })
   }
+}
+
+function corsFor(clients: readonly ClientConfig[]): Partial<apigwv2.HttpApiProps> {
+  const origins = [...new Set(clients.flatMap((client) => client.allowed_origins ?? []))]
+  if (origins.length === 0) return {}
+  return {
+    corsPreflight: {
+      allowOrigins: origins,
+      // Cookie-mode clients send their refresh-token cookie cross-origin.
+      allowCredentials: true,
+      allowMethods: [
+        apigwv2.CorsHttpMethod.GET,
+        apigwv2.CorsHttpMethod.POST,
+        apigwv2.CorsHttpMethod.DELETE,
+        apigwv2.CorsHttpMethod.OPTIONS,
+      ],
+      allowHeaders: ['authorization', 'content-type'],
+      // Lets a cross-origin client read why it was refused and when to retry.
+      exposeHeaders: ['www-authenticate', 'retry-after'],
+      maxAge: Duration.minutes(10),
+    },
+  }
+}
+
+/** Same rule as functions/config.ts, plus https: verifiers (and API Gateway) need it. */
+function assertIssuer(issuer: string): void {
+  if (Token.isUnresolved(issuer)) return
+  const refuse = () =>
+    new Error(
+      `TokenService: issuer must be an https URL with no query, fragment or trailing slash, got "${issuer}"`,
+    )
+  let url: URL
+  try {
+    url = new URL(issuer)
+  } catch {
+    throw refuse()
+  }
+  if (url.protocol !== 'https:' || url.search || url.hash || issuer.endsWith('/')) throw refuse()
 }

@@ -1,0 +1,255 @@
+import { Duration } from 'aws-cdk-lib'
+import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch'
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions'
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import type * as lambda from 'aws-cdk-lib/aws-lambda'
+import * as logs from 'aws-cdk-lib/aws-logs'
+import type * as sns from 'aws-cdk-lib/aws-sns'
+import { Construct } from 'constructs'
+import { ALARM_THRESHOLDS } from './defaults.js'
+import type { SigningAlgorithm } from './signing-keys.js'
+
+/** Where the functions publish their metrics (Powertools EMF; `service` is its default dimension). */
+export const METRICS_NAMESPACE = 'TokenService'
+const SERVICE_DIMENSION = { service: 'token-service' }
+
+export interface TokenServiceMonitoringProps {
+  readonly api: apigwv2.IHttpApi
+  /** Every function of the service, by name. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>
+  /** Log groups of the functions that call KMS: a metric filter counts throttled calls. */
+  readonly kmsCallerLogs: readonly logs.ILogGroup[]
+  readonly table: dynamodb.ITable
+  readonly algorithm: SigningAlgorithm
+  /** Notified when an alarm fires. @default no action */
+  readonly alarmTopic?: sns.ITopic
+}
+
+/**
+ * The alarms and the dashboard of DESIGN.md "Operations": reuse detections,
+ * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles;
+ * a dashboard of logins, refreshes, grace hits, reuse detections,
+ * revocations, latency percentiles and errors.
+ */
+export class TokenServiceMonitoring extends Construct {
+  public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>
+  public readonly dashboard: cloudwatch.Dashboard
+
+  constructor(scope: Construct, id: string, props: TokenServiceMonitoringProps) {
+    super(scope, id)
+    const period = Duration.minutes(5)
+    const custom = (metricName: string, label?: string) =>
+      new cloudwatch.Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName,
+        dimensionsMap: SERVICE_DIMENSION,
+        statistic: cloudwatch.Stats.SUM,
+        period,
+        ...(label !== undefined && { label }),
+      })
+    const functions = Object.entries(props.functions)
+    const sumOver = (
+      prefix: string,
+      label: string,
+      pick: (fn: lambda.IFunction) => cloudwatch.IMetric,
+    ) =>
+      new cloudwatch.MathExpression({
+        expression: functions.map(([name]) => `${prefix}_${name}`).join(' + '),
+        usingMetrics: Object.fromEntries(
+          functions.map(([name, fn]) => [`${prefix}_${name}`, pick(fn)]),
+        ),
+        label,
+        period,
+      })
+
+    const requests = props.api.metricCount({ period, statistic: cloudwatch.Stats.SUM })
+    const serverErrors = props.api.metricServerError({ period, statistic: cloudwatch.Stats.SUM })
+    const serverErrorRate = new cloudwatch.MathExpression({
+      expression: `IF(requests >= ${ALARM_THRESHOLDS.serverErrorMinRequests}, 100 * errors / requests, 0)`,
+      usingMetrics: { requests, errors: serverErrors },
+      label: '5xx %',
+      period,
+    })
+    const lambdaErrors = sumOver('errors', 'Lambda errors', (fn) => fn.metricErrors({ period }))
+    const lambdaThrottles = sumOver('throttles', 'Lambda throttles', (fn) =>
+      fn.metricThrottles({ period }),
+    )
+
+    // KMS publishes no per-key throttle metric: count the throttled calls the functions log
+    // (`{"cause":"ThrottlingException","detail":"kms Sign failed: ..."}`), and watch the
+    // account's usage of the shared KMS quota for this key family.
+    for (const [index, logGroup] of props.kmsCallerLogs.entries()) {
+      new logs.MetricFilter(this, `KmsThrottleFilter${index}`, {
+        logGroup,
+        metricNamespace: METRICS_NAMESPACE,
+        metricName: 'KmsThrottles',
+        filterPattern: logs.FilterPattern.literal(
+          '{ $.cause = "ThrottlingException" && $.detail = "kms*" }',
+        ),
+        metricValue: '1',
+      })
+    }
+    const kmsThrottles = new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: 'KmsThrottles',
+      statistic: cloudwatch.Stats.SUM,
+      period,
+    })
+    const kmsUsage = new cloudwatch.Metric({
+      namespace: 'AWS/Usage',
+      metricName: 'CallCount',
+      dimensionsMap: {
+        Service: 'KMS',
+        Type: 'API',
+        Resource:
+          props.algorithm === 'RS256' ? 'CryptographicOperationsRsa' : 'CryptographicOperationsEcc',
+        Class: 'None',
+      },
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.minutes(1),
+    })
+    const kmsQuotaPercent = new cloudwatch.MathExpression({
+      expression: '100 * (usage / PERIOD(usage)) / SERVICE_QUOTA(usage)',
+      usingMetrics: { usage: kmsUsage },
+      label: 'KMS requests, % of the account quota',
+      period: Duration.minutes(1),
+    })
+    const dynamodbThrottles = props.table.metricThrottledRequestsForOperations({
+      operations: [
+        dynamodb.Operation.GET_ITEM,
+        dynamodb.Operation.BATCH_GET_ITEM,
+        dynamodb.Operation.QUERY,
+        dynamodb.Operation.PUT_ITEM,
+        dynamodb.Operation.UPDATE_ITEM,
+        dynamodb.Operation.TRANSACT_WRITE_ITEMS,
+      ],
+      period,
+      label: 'DynamoDB throttled requests',
+    })
+    const reuseDetections = custom('ReuseDetections')
+
+    const alarm = (
+      name: string,
+      metric: cloudwatch.IMetric,
+      threshold: number,
+      description: string,
+      evaluationPeriods = 1,
+    ) => {
+      const created = new cloudwatch.Alarm(this, name, {
+        metric,
+        threshold,
+        evaluationPeriods,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      })
+      if (props.alarmTopic)
+        created.addAlarmAction(new cloudwatchActions.SnsAction(props.alarmTopic))
+      return created
+    }
+    this.alarms = {
+      reuseDetections: alarm(
+        'ReuseDetectionsAlarm',
+        reuseDetections,
+        ALARM_THRESHOLDS.reuseDetections,
+        'A rotated refresh token was presented after its grace window: probably stolen. The session was revoked; see the "security event" log lines.',
+      ),
+      serverErrors: alarm(
+        'ServerErrorRateAlarm',
+        serverErrorRate,
+        ALARM_THRESHOLDS.serverErrorPercent,
+        `At least ${ALARM_THRESHOLDS.serverErrorPercent}% of the requests got a 5xx answer over 5 minutes.`,
+      ),
+      lambdaErrors: alarm(
+        'LambdaErrorsAlarm',
+        lambdaErrors,
+        ALARM_THRESHOLDS.lambdaErrors,
+        'A function failed without an answer (crash, timeout or init error).',
+      ),
+      lambdaThrottles: alarm(
+        'LambdaThrottlesAlarm',
+        lambdaThrottles,
+        ALARM_THRESHOLDS.lambdaThrottles,
+        'Lambda throttled invocations: the account or reserved concurrency is exhausted.',
+      ),
+      kmsThrottles: alarm(
+        'KmsThrottlesAlarm',
+        kmsThrottles,
+        ALARM_THRESHOLDS.kmsThrottles,
+        'KMS throttled Sign or GetPublicKey calls: logins and refreshes answered 503.',
+      ),
+      kmsQuota: alarm(
+        'KmsQuotaAlarm',
+        kmsQuotaPercent,
+        ALARM_THRESHOLDS.kmsQuotaPercent,
+        `KMS requests reached ${ALARM_THRESHOLDS.kmsQuotaPercent}% of the account's quota for this key family: ask for a quota increase before KMS throttles.`,
+        3,
+      ),
+      dynamodbThrottles: alarm(
+        'DynamoDbThrottlesAlarm',
+        dynamodbThrottles,
+        ALARM_THRESHOLDS.dynamodbThrottles,
+        'DynamoDB throttled requests to the token table.',
+      ),
+    }
+
+    const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>
+      new cloudwatch.GraphWidget({ title, left, width, height: 6 })
+    const percentiles = (metric: (stat: string) => cloudwatch.IMetric) =>
+      ['p50', 'p90', 'p99'].map((stat) => metric(stat))
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(3),
+      widgets: [
+        [
+          graph('Logins', [
+            custom('Logins', 'Logins'),
+            custom('LoginFailures', 'Login failures'),
+            custom('LoginThrottled', 'Logins throttled (429)'),
+          ]),
+          graph('Refreshes', [
+            custom('Refreshes', 'Refreshes'),
+            custom('GraceReplays', 'Grace hits'),
+          ]),
+          graph('Security', [
+            custom('ReuseDetections', 'Reuse detections'),
+            custom('Revocations', 'Revocations'),
+          ]),
+        ],
+        [
+          graph(
+            'API latency (ms)',
+            percentiles((stat) =>
+              props.api.metricLatency({ period, statistic: stat, label: `API ${stat}` }),
+            ),
+          ),
+          graph(
+            'Function duration p99 (ms)',
+            functions.map(([name, fn]) =>
+              fn.metricDuration({ period, statistic: 'p99', label: name }),
+            ),
+          ),
+          graph('Requests and errors', [
+            requests,
+            props.api.metricClientError({ period, statistic: cloudwatch.Stats.SUM, label: '4xx' }),
+            serverErrors.with({ label: '5xx' }),
+          ]),
+        ],
+        [
+          graph('Lambda errors and throttles', [lambdaErrors, lambdaThrottles]),
+          graph('KMS', [kmsThrottles.with({ label: 'KMS throttled calls' }), kmsQuotaPercent]),
+          graph('DynamoDB throttles', [dynamodbThrottles]),
+        ],
+        [
+          new cloudwatch.AlarmStatusWidget({
+            title: 'Alarms',
+            alarms: Object.values(this.alarms),
+            width: 24,
+            height: 4,
+          }),
+        ],
+      ],
+    })
+  }
+}

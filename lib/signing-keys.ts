@@ -1,0 +1,240 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+
+export type SigningAlgorithm = 'RS256' | 'ES256'
+export type SigningKeyState = 'active' | 'retiring'
+
+/** One KMS signing key of the stack (DESIGN.md "Keys"). */
+export interface SigningKeySpec {
+  /**
+   * A stable name, such as `k2026-05`: the key's construct id, logical id and
+   * alias derive from it, so adding, reordering or re-stating keys never
+   * replaces one. Letters, digits and `-`, at most 32 characters.
+   */
+  readonly id: string
+  /**
+   * `active`: signs new access tokens (exactly one key). `retiring`: published
+   * in JWKS, never signs: a key on its way in or on its way out.
+   */
+  readonly state: SigningKeyState
+}
+
+const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9-]{0,31}$/
+const STATES: readonly string[] = ['active', 'retiring']
+
+export class SigningKeyError extends Error {
+  override readonly name = 'SigningKeyError'
+}
+
+/**
+ * The rules a key list must follow whatever came before: ids well formed and
+ * unique, states known, exactly one active key. Throws a `SigningKeyError`
+ * that names the problem.
+ */
+export function assertSigningKeys(keys: readonly SigningKeySpec[]): void {
+  if (!Array.isArray(keys) || keys.length === 0) {
+    throw new SigningKeyError('signingKeys must list at least one key, exactly one of them active')
+  }
+  const seen = new Set<string>()
+  for (const [index, key] of keys.entries()) {
+    const at = `signingKeys[${index}]`
+    if (typeof key?.id !== 'string' || !KEY_ID.test(key.id)) {
+      throw new SigningKeyError(
+        `${at}.id must be 1-32 letters, digits or '-' starting with a letter or digit, got ${JSON.stringify(key?.id)}`,
+      )
+    }
+    if (seen.has(key.id)) throw new SigningKeyError(`${at}.id "${key.id}" is listed twice`)
+    seen.add(key.id)
+    if (!STATES.includes(key.state)) {
+      throw new SigningKeyError(
+        `${at}.state must be "active" or "retiring", got ${JSON.stringify(key.state)}`,
+      )
+    }
+  }
+  const active = keys.filter((key) => key.state === 'active').map((key) => key.id)
+  if (active.length === 0) {
+    throw new SigningKeyError(
+      'signingKeys has no active key: exactly one key must be active (it signs new tokens)',
+    )
+  }
+  if (active.length > 1) {
+    throw new SigningKeyError(
+      `signingKeys has ${active.length} active keys (${active.join(', ')}): exactly one may be active`,
+    )
+  }
+}
+
+/** The one active key of a valid list. */
+export const activeKeyOf = (keys: readonly SigningKeySpec[]): SigningKeySpec =>
+  keys.find((key) => key.state === 'active') as SigningKeySpec
+
+/** What the ledger remembers of one key. Times are ISO 8601. */
+export interface KeyLedgerEntry {
+  /** When the key was first synthesized: published in JWKS from the deployment after. */
+  readonly publishedAt: string
+  /** When it last became the active key. */
+  readonly activatedAt?: string
+  /** When it last stopped being the active key: its tokens live on for a while. */
+  readonly deactivatedAt?: string
+}
+
+/**
+ * The history of one stack's signing keys, as of its last synth. Checked in
+ * (like `package-lock.json`), it lets synth refuse a key change that would
+ * break tokens in flight, which a key list alone cannot show.
+ */
+export interface KeyLedger {
+  readonly algorithm: SigningAlgorithm
+  readonly active: string
+  readonly keys: Readonly<Record<string, KeyLedgerEntry>>
+  /** Ids of keys that left the stack; never to be used again. */
+  readonly removed: readonly string[]
+}
+
+export interface KeyChangeRules {
+  readonly algorithm: SigningAlgorithm
+  readonly now: Date
+  /**
+   * How long a key must have been published before it may sign: the longest a
+   * verifier may cache the key set (the native JWT authorizer: up to 2 h) plus
+   * the JWKS `max-age`.
+   */
+  readonly publishWaitSeconds: number
+  /**
+   * How long a key that stopped signing must stay published: the longest
+   * access-token lifetime plus the verifiers' clock margin.
+   */
+  readonly retireWaitSeconds: number
+}
+
+/**
+ * Compares a key list with the ledger of the previous synth. Returns the
+ * problems (empty when the change is safe) and the ledger to record.
+ */
+export function checkKeyChange(
+  previous: KeyLedger | undefined,
+  keys: readonly SigningKeySpec[],
+  rules: KeyChangeRules,
+): { problems: string[]; next: KeyLedger } {
+  assertSigningKeys(keys)
+  const now = rules.now.toISOString()
+  const active = activeKeyOf(keys).id
+  const problems: string[] = []
+  const ageSeconds = (iso: string) => (rules.now.getTime() - Date.parse(iso)) / 1000
+  const at = (iso: string, plusSeconds: number) =>
+    new Date(Date.parse(iso) + plusSeconds * 1000).toISOString()
+
+  if (previous) {
+    if (previous.algorithm !== rules.algorithm) {
+      problems.push(
+        `algorithm changes from ${previous.algorithm} to ${rules.algorithm}: that replaces every KMS key at once and breaks every live token. Deploy a new stack (a new issuer) for the new algorithm instead.`,
+      )
+    }
+    const listed = new Set(keys.map((key) => key.id))
+    if (!listed.has(previous.active)) {
+      problems.push(
+        `the active key "${previous.active}" was removed: list it as "retiring" first (its tokens stay verifiable) and remove it once the longest access-token lifetime has passed after another key became active.`,
+      )
+    }
+    if (active !== previous.active) {
+      const entry = previous.keys[active]
+      if (!entry) {
+        problems.push(
+          `key "${active}" is new and already active: add it as "retiring" first, deploy, and make it active ${rules.publishWaitSeconds} s later, when every verifier's key cache has it.`,
+        )
+      } else if (ageSeconds(entry.publishedAt) < rules.publishWaitSeconds) {
+        problems.push(
+          `key "${active}" was published at ${entry.publishedAt}; verifiers may not have it yet: make it active after ${at(entry.publishedAt, rules.publishWaitSeconds)}.`,
+        )
+      }
+    }
+    for (const [id, entry] of Object.entries(previous.keys)) {
+      if (listed.has(id) || id === previous.active || !entry.deactivatedAt) continue
+      if (ageSeconds(entry.deactivatedAt) < rules.retireWaitSeconds) {
+        problems.push(
+          `key "${id}" signed tokens until ${entry.deactivatedAt} that are still live: remove it after ${at(entry.deactivatedAt, rules.retireWaitSeconds)}.`,
+        )
+      }
+    }
+    for (const key of keys) {
+      if (previous.removed.includes(key.id)) {
+        problems.push(
+          `key id "${key.id}" belonged to a key that was removed: give the new key a new id.`,
+        )
+      }
+    }
+  }
+
+  const entries: Record<string, KeyLedgerEntry> = {}
+  for (const key of [...keys].sort((a, b) => a.id.localeCompare(b.id))) {
+    const before = previous?.keys[key.id]
+    let { publishedAt, activatedAt, deactivatedAt } = before ?? { publishedAt: now }
+    if (key.id === active && previous?.active !== active) {
+      activatedAt = now
+      deactivatedAt = undefined
+    }
+    if (key.id !== active && previous?.active === key.id) deactivatedAt = now
+    entries[key.id] = {
+      publishedAt,
+      ...(activatedAt ? { activatedAt } : {}),
+      ...(deactivatedAt ? { deactivatedAt } : {}),
+    }
+  }
+  const gone = Object.keys(previous?.keys ?? {}).filter((id) => !(id in entries))
+  return {
+    problems,
+    next: {
+      algorithm: rules.algorithm,
+      active,
+      keys: entries,
+      removed: [...new Set([...(previous?.removed ?? []), ...gone])].sort(),
+    },
+  }
+}
+
+/** The ledger file: one ledger per stack name. */
+export interface KeyLedgerFile {
+  readonly version: 1
+  readonly stacks: Readonly<Record<string, KeyLedger>>
+}
+
+/** A ledger change ready to be written once synth has succeeded. */
+export interface KeyLedgerPlan {
+  /** Why the change is unsafe; empty when it is safe. */
+  readonly problems: readonly string[]
+  /** Whether the ledger differs from the file. */
+  readonly changed: boolean
+  /** Writes the new ledger (when it changed). */
+  write(): void
+}
+
+/**
+ * Reads the ledger file (a missing file is an empty ledger) and checks the
+ * change for `stackName`. Nothing is written until `write()`: call it only
+ * after a successful synth, and only when there are no problems or the change
+ * is deliberately accepted.
+ */
+export function planKeyLedger(
+  path: string,
+  stackName: string,
+  keys: readonly SigningKeySpec[],
+  rules: KeyChangeRules,
+): KeyLedgerPlan {
+  const file: KeyLedgerFile = existsSync(path)
+    ? (JSON.parse(readFileSync(path, 'utf8')) as KeyLedgerFile)
+    : { version: 1, stacks: {} }
+  if (file.version !== 1 || typeof file.stacks !== 'object' || file.stacks === null) {
+    throw new SigningKeyError(`${path}: not a signing-key ledger (version 1)`)
+  }
+  const previous = file.stacks[stackName]
+  const { problems, next } = checkKeyChange(previous, keys, rules)
+  const changed = JSON.stringify(previous) !== JSON.stringify(next)
+  return {
+    problems,
+    changed,
+    write() {
+      if (!changed) return
+      const updated: KeyLedgerFile = { version: 1, stacks: { ...file.stacks, [stackName]: next } }
+      writeFileSync(path, `${JSON.stringify(updated, null, 2)}\n`)
+    },
+  }
+}

@@ -1,0 +1,47 @@
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import { GSI1 } from '../functions/adapters/table.js'
+import type { TokenFunction } from './token-function.js'
+
+/**
+ * The DynamoDB actions behind each `DynamoStore` method
+ * (functions/adapters/dynamo-store.ts), split by what they touch: the table or
+ * the one GSI. A transaction is authorised per item action, so
+ * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds.
+ */
+export const STORE_ACTIONS = {
+  findUserByUsername: { index: ['dynamodb:Query'] },
+  loadLogin: { index: ['dynamodb:Query'] },
+  recordLoginFailure: { table: ['dynamodb:UpdateItem'] },
+  claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
+  clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
+  loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
+  loadSessionState: { table: ['dynamodb:BatchGetItem'] },
+  getSession: { table: ['dynamodb:GetItem'] },
+  createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
+  rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
+  revokeSession: { table: ['dynamodb:UpdateItem'] },
+  listSessions: { index: ['dynamodb:Query'] },
+  updateUser: { table: ['dynamodb:UpdateItem'] },
+} as const satisfies Record<string, { table?: readonly string[]; index?: readonly string[] }>
+
+export type StoreMethod = keyof typeof STORE_ACTIONS
+
+/**
+ * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions
+ * on the table's ARN, queries on the GSI's ARN; never `index/*`, never a wildcard.
+ */
+export function grantStore(
+  fn: TokenFunction,
+  table: dynamodb.ITable,
+  methods: readonly StoreMethod[],
+): void {
+  const onTable = new Set<string>()
+  const onIndex = new Set<string>()
+  for (const method of methods) {
+    const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
+    for (const action of actions.table ?? []) onTable.add(action)
+    for (const action of actions.index ?? []) onIndex.add(action)
+  }
+  fn.allow([...onTable].sort(), [table.tableArn])
+  fn.allow([...onIndex].sort(), [`${table.tableArn}/index/${GSI1}`])
+}

@@ -1,0 +1,153 @@
+import { Duration, type RemovalPolicy } from 'aws-cdk-lib'
+import {
+  HttpLambdaAuthorizer,
+  HttpLambdaResponseType,
+} from 'aws-cdk-lib/aws-apigatewayv2-authorizers'
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import type * as kms from 'aws-cdk-lib/aws-kms'
+import type * as logs from 'aws-cdk-lib/aws-logs'
+import { Construct } from 'constructs'
+import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
+import { DEFAULTS } from './defaults.js'
+import type { SigningAlgorithm } from './signing-keys.js'
+import { grantStore } from './table-access.js'
+import { functionEnvironment, TokenFunction } from './token-function.js'
+
+export interface TokenAuthorizerProps {
+  /** The `iss` the access tokens must carry: the token service's issuer. */
+  readonly issuer: string
+  /** The token service's clients: their `audience` values are the accepted `aud`. */
+  readonly clients: readonly ClientConfig[]
+  /** The key that signs new tokens (`kms.Key.fromKeyArn(...)` from another stack or app). */
+  readonly activeKey: kms.IKey
+  /** Keys still published in JWKS: tokens they signed stay valid until they expire. @default none */
+  readonly retiringKeys?: readonly kms.IKey[]
+  /** @default 'RS256' */
+  readonly algorithm?: SigningAlgorithm
+  /**
+   * Strict revocation: also check that the token's session is still active (one
+   * strongly consistent read of the session and its user, cached a few seconds
+   * per container), so that logout ends access within seconds instead of at
+   * token expiry.
+   * @default false
+   */
+  readonly strict?: boolean
+  /**
+   * The token service's table (`Table.fromTableName(...)` elsewhere). Read only
+   * in strict mode, but every function's configuration names it.
+   */
+  readonly table: dynamodb.ITable
+  /**
+   * How long API Gateway caches an answer per `Authorization` header. At most
+   * the shortest access-token lifetime; at most 5 s in strict mode.
+   * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode
+   */
+  readonly resultsCacheTtl?: Duration
+  /** @default DEFAULTS.logRetention (3 months) */
+  readonly logRetention?: logs.RetentionDays
+  /** Of the log group. @default RemovalPolicy.RETAIN */
+  readonly removalPolicy?: RemovalPolicy
+}
+
+/** Strict mode may cache an answer this long at most: logout must end access within seconds. */
+const STRICT_CACHE_LIMIT = Duration.seconds(5)
+
+/**
+ * The Lambda authorizer (DESIGN.md "Authorizer") as a construct that any
+ * stack can put in front of its own HTTP API routes: payload format 2.0,
+ * simple responses, identity source `$request.header.Authorization`. Its role
+ * may only read the signing keys' public halves (and, in strict mode, batch-get
+ * the session and the user from the table); it can never sign.
+ *
+ * ```ts
+ * const auth = new TokenAuthorizer(this, 'Auth', { issuer, clients, activeKey, table })
+ * api.addRoutes({ path: '/orders', methods: [HttpMethod.GET], integration, authorizer: auth.authorizer })
+ * ```
+ */
+export class TokenAuthorizer extends Construct {
+  public readonly handler: TokenFunction
+  /** Attach to the routes of one HTTP API; for another API use `authorizerFor()`. */
+  public readonly authorizer: HttpLambdaAuthorizer
+  public readonly resultsCacheTtl: Duration
+  public readonly strict: boolean
+
+  constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
+    super(scope, id)
+    this.strict = props.strict ?? DEFAULTS.strictRevocation
+    this.resultsCacheTtl = resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
+    const retiringKeys = props.retiringKeys ?? []
+
+    this.handler = new TokenFunction(this, 'Authorizer', {
+      name: 'authorizer',
+      environment: {
+        ...functionEnvironment({
+          issuer: props.issuer,
+          clients: props.clients,
+          algorithm: props.algorithm ?? DEFAULTS.algorithm,
+          activeKeyArn: props.activeKey.keyArn,
+          retiringKeyArns: retiringKeys.map((key) => key.keyArn),
+          tableName: props.table.tableName,
+        }),
+        AUTHORIZER_STRICT: String(this.strict),
+      },
+      ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
+      ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
+    })
+    this.handler.allow(
+      ['kms:GetPublicKey'],
+      [props.activeKey, ...retiringKeys].map((key) => key.keyArn),
+    )
+    if (this.strict) grantStore(this.handler, props.table, ['loadSessionState'])
+
+    this.authorizer = this.authorizerFor('TokenAuthorizer')
+  }
+
+  /** A new API Gateway authorizer on this function, for one more HTTP API. */
+  authorizerFor(id: string): HttpLambdaAuthorizer {
+    return new HttpLambdaAuthorizer(id, this.handler.function, {
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      identitySource: ['$request.header.Authorization'],
+      resultsCacheTtl: this.resultsCacheTtl,
+    })
+  }
+}
+
+/** The shortest access-token lifetime among the clients. */
+export function shortestAccessTokenTtl(clients: readonly ClientConfig[]): Duration {
+  const seconds = clients.map(
+    (client) => client.access_token_ttl_seconds ?? CLIENT_DEFAULTS.access_token_ttl_seconds,
+  )
+  return Duration.seconds(Math.min(...seconds))
+}
+
+/** The longest access-token lifetime among the clients. */
+export function longestAccessTokenTtl(clients: readonly ClientConfig[]): Duration {
+  const seconds = clients.map(
+    (client) => client.access_token_ttl_seconds ?? CLIENT_DEFAULTS.access_token_ttl_seconds,
+  )
+  return Duration.seconds(Math.max(...seconds))
+}
+
+function resultsCacheTtl(
+  clients: readonly ClientConfig[],
+  strict: boolean,
+  requested: Duration | undefined,
+): Duration {
+  const cap = shortestAccessTokenTtl(clients)
+  if (requested === undefined) {
+    if (strict) return DEFAULTS.strictAuthorizerCacheTtl
+    const fallback = DEFAULTS.authorizerCacheTtl
+    return fallback.toSeconds() <= cap.toSeconds() ? fallback : cap
+  }
+  if (requested.toSeconds() > cap.toSeconds()) {
+    throw new Error(
+      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the shortest access-token lifetime (${cap.toSeconds()} s): an answer must not be cached longer than a token lives`,
+    )
+  }
+  if (strict && requested.toSeconds() > STRICT_CACHE_LIMIT.toSeconds()) {
+    throw new Error(
+      `TokenAuthorizer: strict mode must not cache answers for more than ${STRICT_CACHE_LIMIT.toSeconds()} s (got ${requested.toSeconds()} s): logout would not end access within seconds`,
+    )
+  }
+  return requested
+}

@@ -1,0 +1,289 @@
+import { execFile } from 'node:child_process'
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { type App, RemovalPolicy, Validations } from 'aws-cdk-lib'
+import * as iam from 'aws-cdk-lib/aws-iam'
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
+import type { IConstruct } from 'constructs'
+import { describe, expect, it } from 'vitest'
+import { addNagPacks, readAppSettings } from '../../lib/app-context.js'
+import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
+import { demoClients, testApp, testClients } from './synth.js'
+
+const run = promisify(execFile)
+
+describe('CDK app settings (context)', () => {
+  it('defaults to the stack TokenService with the demo clients and the construct’s own defaults', () => {
+    const settings = readAppSettings(testApp())
+    expect(settings.stackName).toBe('TokenService')
+    expect(settings.props.clients).toEqual(demoClients)
+    expect(settings.keyLedgerPath).toBe('signing-keys.lock.json')
+    for (const key of [
+      'algorithm',
+      'signingKeys',
+      'authorizer',
+      'removalPolicy',
+      'domain',
+      'alarmTopicArn',
+    ]) {
+      expect(settings.props, key).not.toHaveProperty(key)
+    }
+  })
+
+  it('reads every setting from -c strings, as the CLI passes them', () => {
+    const settings = readAppSettings(
+      testApp({
+        stackName: 'Auth-Prod',
+        clients: JSON.stringify(demoClients.slice(0, 1)),
+        algorithm: 'es256',
+        signingKeys: '[{"id":"k2","state":"active"},{"id":"k1","state":"retiring"}]',
+        authorizer: 'lambda',
+        strictRevocation: 'true',
+        authorizerCacheTtlSeconds: '0',
+        throttleRate: '100',
+        loginThrottleBurst: '10',
+        removalPolicy: 'destroy',
+        deletionProtection: 'true',
+        logRetentionDays: '365',
+        alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+        domainName: 'auth.example.com',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+        hostedZoneId: 'Z1',
+        hostedZoneName: 'example.com',
+        signingKeysLock: 'off',
+      }),
+    )
+    expect(settings.stackName).toBe('Auth-Prod')
+    expect(settings.keyLedgerPath).toBeUndefined()
+    expect(settings.props).toMatchObject({
+      clients: demoClients.slice(0, 1),
+      algorithm: 'ES256',
+      signingKeys: [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      authorizer: 'lambda',
+      strictRevocation: true,
+      throttle: { rateLimit: 100, burstLimit: 1000 },
+      loginThrottle: { rateLimit: 20, burstLimit: 10 },
+      removalPolicy: RemovalPolicy.DESTROY,
+      deletionProtection: true,
+      logRetention: 365,
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+      domain: {
+        domainName: 'auth.example.com',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+        hostedZoneId: 'Z1',
+        hostedZoneName: 'example.com',
+      },
+    })
+    expect(settings.props.authorizerCacheTtl?.toSeconds()).toBe(0)
+  })
+
+  it('refuses a bad setting with a message that names the context key', () => {
+    const refuse = (context: Record<string, unknown>, message: RegExp) =>
+      expect(() => readAppSettings(testApp(context))).toThrow(message)
+    refuse({ algorithm: 'HS256' }, /context algorithm must be one of RS256, ES256/)
+    refuse({ domainName: 'auth.example.com' }, /domainName and certificateArn go together/)
+    refuse(
+      { logRetentionDays: '100' },
+      /logRetentionDays must be a CloudWatch Logs retention value/,
+    )
+    refuse({ strictRevocation: 'yes' }, /strictRevocation must be true or false/)
+    refuse({ clients: '[{"client_id":"x"}]' }, /context clients: clients\[0\]\.type/)
+    refuse({ signingKeys: '[{' }, /context signingKeys is not valid JSON/)
+  })
+})
+
+/** Every acknowledgement recorded in the tree, as `{ rule id: reason }` per construct path. */
+function acknowledgements(scope: IConstruct): { path: string; id: string; reason: string }[] {
+  const found: { path: string; id: string; reason: string }[] = []
+  for (const construct of scope.node.findAll()) {
+    for (const entry of construct.node.metadata) {
+      if (entry.type !== Validations.ACKNOWLEDGED_RULES_METADATA_KEY) continue
+      for (const [id, reason] of Object.entries(entry.data as Record<string, unknown>)) {
+        found.push({
+          path: construct.node.path,
+          id: id.replace(/^annotation::/i, ''),
+          reason: String(reason),
+        })
+      }
+    }
+  }
+  return found
+}
+
+describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () => {
+  const configurations: Record<string, Partial<TokenServiceStackProps>> = {
+    defaults: {},
+    'strict revocation, two keys': {
+      strictRevocation: true,
+      signingKeys: [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+    },
+    'native JWT authorizer': { authorizer: 'jwt' },
+    'ES256, custom domain, alarm topic': {
+      algorithm: 'ES256',
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+      domain: {
+        domainName: 'auth.example.com',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+        hostedZoneId: 'Z1',
+        hostedZoneName: 'example.com',
+      },
+    },
+  }
+
+  const build = (
+    props: Partial<TokenServiceStackProps>,
+  ): { app: App; stack: TokenServiceStack } => {
+    const app = testApp()
+    const stack = new TokenServiceStack(app, 'Nagged', { clients: testClients, ...props })
+    addNagPacks(app)
+    return { app, stack }
+  }
+
+  for (const [name, props] of Object.entries(configurations)) {
+    it(`synthesizes with no unacknowledged finding, error or warning: ${name}`, () => {
+      const { app, stack } = build(props)
+      for (const pack of [new AwsSolutionsChecks(), new ServerlessChecks()]) {
+        const report = pack.validateScope(stack)
+        expect(
+          report.violations.map(
+            (v) => `${v.severity} ${v.ruleName} ${v.violatingResources[0]?.constructPath}`,
+          ),
+        ).toEqual([])
+      }
+      expect(() => app.synth()).not.toThrow()
+    })
+  }
+
+  it('fails synth on a finding nobody acknowledged (a wildcard grant)', () => {
+    const { app, stack } = build({})
+    stack.service.functions.me.role.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ['dynamodb:*'],
+        resources: [stack.service.table.tableArn],
+      }),
+    )
+    expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::dynamodb:\*\]/)
+  })
+
+  it('acknowledges only the three reviewed findings, each with its reason', () => {
+    const { stack } = build({})
+    const acks = acknowledgements(stack)
+    expect([...new Set(acks.map((ack) => ack.id))].sort()).toEqual([
+      'AwsSolutions-APIG4',
+      'AwsSolutions-IAM5[Resource::*]',
+      'Serverless-LambdaDLQ',
+    ])
+    for (const ack of acks) expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThan(60)
+    // APIG4 only on the public OAuth routes, never on a bearer route.
+    const apig4 = acks
+      .filter((ack) => ack.id === 'AwsSolutions-APIG4')
+      .map((ack) => ack.path.split('/')[3])
+    expect(apig4.sort()).toEqual(
+      [
+        'GET--.well-known--jwks.json',
+        'GET--.well-known--oauth-authorization-server',
+        'GET--.well-known--openid-configuration',
+        'POST--login',
+        'POST--revoke',
+        'POST--token',
+      ].sort(),
+    )
+  })
+})
+
+describe('bin/app.ts', () => {
+  it('refuses an unsafe signing-key change and leaves the ledger as it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'token-service-app-'))
+    const lock = join(dir, 'signing-keys.lock.json')
+    const ledger = {
+      version: 1,
+      stacks: {
+        TokenService: {
+          algorithm: 'RS256',
+          active: 'k1',
+          keys: { k1: { publishedAt: '2026-01-01T00:00:00.000Z' } },
+          removed: [],
+        },
+      },
+    }
+    writeFileSync(lock, JSON.stringify(ledger))
+    const context = {
+      'aws:cdk:bundling-stacks': [],
+      signingKeysLock: lock,
+      signingKeys: '[{"id":"k2","state":"active"}]',
+    }
+    const failure = await run(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      env: {
+        ...process.env,
+        CDK_OUTDIR: join(dir, 'out'),
+        CDK_CONTEXT_JSON: JSON.stringify(context),
+      },
+      timeout: 120_000,
+    }).then(
+      () => undefined,
+      (error: { stderr: string }) => error,
+    )
+    expect(failure?.stderr).toContain('Unsafe signing-key change for stack TokenService')
+    expect(failure?.stderr).toContain('the active key "k1" was removed')
+    expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual(ledger)
+  }, 150_000)
+})
+
+describe('npx cdk synth', () => {
+  it('runs offline with no AWS credentials, bundles every function with esbuild (minified, source maps, AWS SDK inside) and passes cdk-nag', async () => {
+    const outdir = mkdtempSync(join(tmpdir(), 'token-service-synth-'))
+    const lock = join(outdir, 'signing-keys.lock.json')
+    const env: NodeJS.ProcessEnv = { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' }
+    for (const name of Object.keys(env)) if (/^AWS_|^CDK_DEFAULT_/.test(name)) delete env[name]
+    env.AWS_EC2_METADATA_DISABLED = 'true'
+    await run(
+      'node_modules/.bin/cdk',
+      [
+        'synth',
+        '--quiet',
+        '--no-notices',
+        '--output',
+        outdir,
+        '--context',
+        `signingKeysLock=${lock}`,
+      ],
+      { env, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
+    )
+    const template = JSON.parse(readFileSync(join(outdir, 'TokenService.template.json'), 'utf8'))
+    const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
+      (r) => r.Type === 'AWS::Lambda::Function',
+    )
+    expect(functions).toHaveLength(7)
+    const bundles = readdirSync(outdir)
+      .map((name) => join(outdir, name, 'index.mjs'))
+      .filter((file) => existsSync(file))
+    expect(bundles).toHaveLength(7)
+    for (const bundle of bundles) {
+      const code = readFileSync(bundle, 'utf8')
+      expect(existsSync(`${bundle}.map`), bundle).toBe(true)
+      // Minified: a few very long lines (the banner and template literals add some breaks).
+      expect(code.length / code.split('\n').length, bundle).toBeGreaterThan(1000)
+      expect(code, bundle).not.toMatch(/from\s*["']@aws-sdk\/|import\(\s*["']@aws-sdk\//) // bundled
+      expect(statSync(bundle).size, bundle).toBeLessThan(1024 * 1024)
+    }
+    expect(
+      JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')).pluginReports,
+    ).toEqual([])
+    expect(JSON.parse(readFileSync(lock, 'utf8')).stacks.TokenService.active).toBe('k1')
+  }, 300_000)
+})

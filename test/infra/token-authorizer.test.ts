@@ -1,0 +1,155 @@
+import { Duration, Stack } from 'aws-cdk-lib'
+import { Match, Template } from 'aws-cdk-lib/assertions'
+import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import * as kms from 'aws-cdk-lib/aws-kms'
+import * as lambda from 'aws-cdk-lib/aws-lambda'
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
+import { describe, expect, it } from 'vitest'
+import { TokenAuthorizer, type TokenAuthorizerProps } from '../../lib/token-authorizer.js'
+import { testApp, testClients } from './synth.js'
+
+const ACTIVE = 'arn:aws:kms:eu-west-1:111111111111:key/11111111-1111-1111-1111-111111111111'
+const RETIRING = 'arn:aws:kms:eu-west-1:111111111111:key/22222222-2222-2222-2222-222222222222'
+
+/** Another team's stack: its own HTTP API and function, our authorizer in front of a route. */
+function ordersStack(
+  props: Partial<TokenAuthorizerProps> = {},
+  extend: (stack: Stack, auth: TokenAuthorizer) => void = () => {},
+) {
+  const stack = new Stack(testApp(), 'Orders', {
+    env: { account: '111111111111', region: 'eu-west-1' },
+  })
+  const auth = new TokenAuthorizer(stack, 'Auth', {
+    issuer: 'https://auth.example.com',
+    clients: testClients,
+    activeKey: kms.Key.fromKeyArn(stack, 'Active', ACTIVE),
+    retiringKeys: [kms.Key.fromKeyArn(stack, 'Retiring', RETIRING)],
+    table: dynamodb.Table.fromTableName(stack, 'Tokens', 'TokenService-Table'),
+    ...props,
+  })
+  const api = new apigwv2.HttpApi(stack, 'OrdersApi')
+  const orders = new lambda.Function(stack, 'Orders', {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: 'index.handler',
+    code: lambda.Code.fromInline('export const handler = async () => ({ statusCode: 200 })'),
+  })
+  api.addRoutes({
+    path: '/orders',
+    methods: [apigwv2.HttpMethod.GET],
+    integration: new HttpLambdaIntegration('OrdersIntegration', orders),
+    authorizer: auth.authorizer,
+  })
+  extend(stack, auth)
+  return { stack, auth, api, template: Template.fromStack(stack) }
+}
+
+describe('TokenAuthorizer on another stack’s HTTP API', () => {
+  it('protects the route with a REQUEST authorizer: payload 2.0, simple responses, Authorization header', () => {
+    const { template } = ordersStack()
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: 'GET /orders',
+      AuthorizationType: 'CUSTOM',
+    })
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      AuthorizerPayloadFormatVersion: '2.0',
+      EnableSimpleResponses: true,
+      IdentitySource: ['$request.header.Authorization'],
+      AuthorizerResultTtlInSeconds: 300,
+    })
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'apigateway.amazonaws.com',
+      SourceArn: Match.objectLike({
+        'Fn::Join': Match.arrayWith([Match.arrayWith([Match.stringLikeRegexp('authorizers/')])]),
+      }),
+    })
+  })
+
+  it('verifies with the given issuer and keys, and may only read their public halves', () => {
+    const { template } = ordersStack()
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          ISSUER: 'https://auth.example.com',
+          SIGNING_KEY_ID: ACTIVE,
+          RETIRING_KEY_IDS: RETIRING,
+          TABLE_NAME: 'TokenService-Table',
+          AUTHORIZER_STRICT: 'false',
+        }),
+      },
+    })
+    const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (policy) =>
+        (policy as { Properties: { PolicyDocument: { Statement: { Action: unknown }[] } } })
+          .Properties.PolicyDocument.Statement,
+    )
+    const kmsStatements = statements.filter((s) => JSON.stringify(s.Action).includes('kms:'))
+    expect(kmsStatements).toEqual([
+      { Action: 'kms:GetPublicKey', Effect: 'Allow', Resource: [ACTIVE, RETIRING] },
+    ])
+    expect(JSON.stringify(statements)).not.toContain('dynamodb:')
+  })
+
+  it('in strict mode caches nothing and reads the session and user from the token table', () => {
+    const { template } = ordersStack({ strict: true })
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerResultTtlInSeconds: 0,
+    })
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Action: 'dynamodb:BatchGetItem',
+            Effect: 'Allow',
+            Resource: {
+              'Fn::Join': [
+                '',
+                [
+                  'arn:',
+                  { Ref: 'AWS::Partition' },
+                  ':dynamodb:eu-west-1:111111111111:table/TokenService-Table',
+                ],
+              ],
+            },
+          },
+        ]),
+      },
+    })
+  })
+
+  it('serves a second HTTP API through authorizerFor()', () => {
+    const { template } = ordersStack({ resultsCacheTtl: Duration.seconds(60) }, (stack, auth) => {
+      const second = new apigwv2.HttpApi(stack, 'Second')
+      const fn = lambda.Function.fromFunctionArn(
+        stack,
+        'Existing',
+        'arn:aws:lambda:eu-west-1:111111111111:function:x',
+      )
+      second.addRoutes({
+        path: '/x',
+        methods: [apigwv2.HttpMethod.GET],
+        integration: new HttpLambdaIntegration('X', fn),
+        authorizer: auth.authorizerFor('SecondAuthorizer'),
+      })
+    })
+    const authorizers = template.findResources('AWS::ApiGatewayV2::Authorizer')
+    expect(
+      Object.values(authorizers).map(
+        (a) => (a as { Properties: { AuthorizerResultTtlInSeconds: number } }).Properties,
+      ),
+    ).toEqual([
+      expect.objectContaining({ AuthorizerResultTtlInSeconds: 60 }),
+      expect.objectContaining({ AuthorizerResultTtlInSeconds: 60 }),
+    ])
+  })
+
+  it('brings no cdk-nag finding of its own', () => {
+    const { auth } = ordersStack({ strict: true })
+    for (const pack of [new AwsSolutionsChecks(), new ServerlessChecks()]) {
+      expect(pack.validateScope(auth).violations.map((v) => v.ruleName)).toEqual([])
+    }
+  })
+})

@@ -1,0 +1,724 @@
+import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
+import { Match } from 'aws-cdk-lib/assertions'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { DEFAULTS, FUNCTION_SETTINGS, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import { TokenServiceStack } from '../../lib/token-service-stack.js'
+import { type Resource, type Synthesized, synth, testApp, testClients } from './synth.js'
+
+type Statement = { Action: string | string[]; Effect: string; Resource: unknown }
+
+/**
+ * Every grant of every function, as `{ function: { action: [resources] } }`, with the
+ * resources named: `table`, `table/index/gsi1`, `key:<id>`, `own-logs`, `*`.
+ */
+function grants({
+  stack,
+  resources,
+  logicalId,
+}: Synthesized): Record<string, Record<string, string[]>> {
+  const service = stack.service
+  const functions = {
+    ...service.functions,
+    ...(service.tokenAuthorizer && { authorizer: service.tokenAuthorizer.handler }),
+  }
+  const names = new Map<string, string>()
+  for (const [id, key] of Object.entries(service.signingKeys))
+    names.set(logicalId(key), `key:${id}`)
+  names.set(logicalId(service.table), 'table')
+
+  const matrix: Record<string, Record<string, string[]>> = {}
+  for (const [name, fn] of Object.entries(functions)) {
+    const role = logicalId(fn.role)
+    const own = logicalId(fn.logGroup)
+    const render = (resource: unknown): string => {
+      if (resource === '*') return '*'
+      const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']
+      if (getAtt?.[1] === 'Arn') {
+        if (getAtt[0] === own) return 'own-logs'
+        return names.get(getAtt[0]) ?? `unknown:${getAtt[0]}`
+      }
+      const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']
+      if (join && join[0] === '')
+        return join[1].map((part) => (typeof part === 'string' ? part : render(part))).join('')
+      return JSON.stringify(resource)
+    }
+    const actions: Record<string, string[]> = {}
+    for (const policy of Object.values(resources)) {
+      if (policy.Type !== 'AWS::IAM::Policy') continue
+      const roles = (policy.Properties.Roles as { Ref: string }[]).map((ref) => ref.Ref)
+      if (!roles.includes(role)) continue
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement
+      for (const statement of statements) {
+        expect(statement.Effect).toBe('Allow')
+        for (const action of [statement.Action].flat()) {
+          const list = [...(actions[action] ?? []), ...[statement.Resource].flat().map(render)]
+          actions[action] = [...new Set(list)].sort()
+        }
+      }
+    }
+    matrix[name] = actions
+  }
+  return matrix
+}
+
+const BASE_GRANTS = {
+  'logs:CreateLogStream': ['own-logs'],
+  'logs:PutLogEvents': ['own-logs'],
+  'xray:PutTelemetryRecords': ['*'],
+  'xray:PutTraceSegments': ['*'],
+}
+
+describe('TokenService with its defaults', () => {
+  let synthesized: Synthesized
+  let resources: Record<string, Resource>
+  const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type)
+
+  beforeAll(() => {
+    synthesized = synth()
+    resources = synthesized.resources
+  })
+
+  it('keeps one on-demand table with TTL on expires_at, PITR and one GSI, retained and deletion-protected', () => {
+    const { template } = synthesized
+    template.resourceCountIs('AWS::DynamoDB::Table', 1)
+    template.hasResource('AWS::DynamoDB::Table', {
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+      Properties: Match.objectLike({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        DeletionProtectionEnabled: true,
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: 'gsi1',
+            KeySchema: [
+              { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+      }),
+    })
+  })
+
+  it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, aliased by its id and as the active key', () => {
+    const { template, stack, logicalId } = synthesized
+    template.resourceCountIs('AWS::KMS::Key', 1)
+    template.hasResource('AWS::KMS::Key', {
+      DeletionPolicy: 'Retain',
+      Properties: Match.objectLike({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' }),
+    })
+    const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
+    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    expect(aliases).toEqual(
+      expect.arrayContaining([
+        { AliasName: 'alias/TestTokenService/TokenService/k1', TargetKeyId: keyArn },
+        { AliasName: 'alias/TestTokenService/TokenService/active', TargetKeyId: keyArn },
+      ]),
+    )
+    expect(aliases).toHaveLength(2)
+  })
+
+  it('runs seven arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+    const { stack, logicalId } = synthesized
+    const functions = {
+      ...stack.service.functions,
+      authorizer: stack.service.tokenAuthorizer?.handler,
+    }
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(7)
+    for (const [name, fn] of Object.entries(functions)) {
+      if (!fn) throw new Error(`no ${name} function`)
+      const props = resources[logicalId(fn.function)]?.Properties
+      const settings = FUNCTION_SETTINGS[name as keyof typeof FUNCTION_SETTINGS]
+      expect(props).toMatchObject({
+        Architectures: ['arm64'],
+        Runtime: 'nodejs24.x',
+        Handler: 'index.handler',
+        MemorySize: settings.memoryMiB,
+        Timeout: settings.timeout.toSeconds(),
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogGroup: { Ref: logicalId(fn.logGroup) } },
+      })
+    }
+    // scrypt N=2^17 is CPU bound: 1769 MB buys one full vCPU.
+    expect(
+      resources[logicalId(stack.service.functions.login.function)]?.Properties.MemorySize,
+    ).toBe(1769)
+    for (const [, group] of ofType('AWS::Logs::LogGroup')) {
+      expect(group.Properties.RetentionInDays).toBe(90)
+      expect(group.DeletionPolicy).toBe('Retain')
+    }
+  })
+
+  it('gives every function the configuration its loadConfig() reads, Powertools settings and explicit SDK timeouts', () => {
+    const { stack, logicalId } = synthesized
+    for (const [, fn] of ofType('AWS::Lambda::Function')) {
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+      expect(env).toMatchObject({
+        ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
+        SIGNER: 'kms',
+        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+        RETIRING_KEY_IDS: '',
+        SIGNING_ALG: 'RS256',
+        TABLE_NAME: { Ref: logicalId(stack.service.table) },
+        JWKS_MAX_AGE_SECONDS: '300',
+        AWS_CALL_TIMEOUT_MS: '1000',
+        AWS_MAX_ATTEMPTS: '2',
+        NODE_OPTIONS: '--enable-source-maps',
+        POWERTOOLS_SERVICE_NAME: 'token-service',
+        POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_LOGGER_LOG_EVENT: 'false',
+      })
+      expect(JSON.parse(env.CLIENTS as string)).toEqual(testClients)
+    }
+    const authorizer = stack.service.tokenAuthorizer?.handler.function
+    if (!authorizer) throw new Error('no authorizer')
+    expect(resources[logicalId(authorizer)]?.Properties.Environment).toMatchObject({
+      Variables: { AUTHORIZER_STRICT: 'false' },
+    })
+  })
+
+  it('chains the timeouts: SDK call timeout x attempts < Lambda timeout < API Gateway integration timeout', () => {
+    const { logicalId, stack } = synthesized
+    const integrationTimeouts = new Map<string, number>()
+    for (const [id, integration] of ofType('AWS::ApiGatewayV2::Integration')) {
+      const target = (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })[
+        'Fn::GetAtt'
+      ][0]
+      integrationTimeouts.set(target, integration.Properties.TimeoutInMillis as number)
+      expect(integration.Properties.TimeoutInMillis, id).toBeLessThanOrEqual(30_000)
+    }
+    for (const [id, fn] of ofType('AWS::Lambda::Function')) {
+      const env = (fn.Properties.Environment as { Variables: Record<string, string> }).Variables
+      const sdkBudget = Number(env.AWS_CALL_TIMEOUT_MS) * Number(env.AWS_MAX_ATTEMPTS)
+      const lambdaMs = (fn.Properties.Timeout as number) * 1000
+      // Middy answers 503 250 ms before Lambda's timeout: one whole AWS call still fits before it.
+      expect(sdkBudget, id).toBeLessThan(lambdaMs - TIMEOUT_EARLY.toMilliseconds())
+      const integrationMs =
+        integrationTimeouts.get(id) ?? DEFAULTS.integrationTimeout.toMilliseconds()
+      expect(lambdaMs, id).toBeLessThan(integrationMs)
+    }
+    // Every function but the authorizer sits behind an integration.
+    const authorizer = stack.service.tokenAuthorizer?.handler.function
+    expect([...integrationTimeouts.keys()].sort()).toEqual(
+      ofType('AWS::Lambda::Function')
+        .map(([id]) => id)
+        .filter((id) => authorizer && id !== logicalId(authorizer))
+        .sort(),
+    )
+  })
+
+  it('grants exactly what each function calls: Sign only to login and token on the active key, no wildcard but X-Ray', () => {
+    const dynamoWrites = ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']
+    expect(grants(synthesized)).toEqual({
+      login: {
+        ...BASE_GRANTS,
+        ...Object.fromEntries(dynamoWrites.map((action) => [action, ['table']])),
+        'dynamodb:Query': ['table/index/gsi1'],
+        'kms:GetPublicKey': ['key:k1'],
+        'kms:Sign': ['key:k1'],
+      },
+      token: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:GetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+        'kms:GetPublicKey': ['key:k1'],
+        'kms:Sign': ['key:k1'],
+      },
+      revoke: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+      },
+      jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': ['key:k1'] },
+      sessions: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:GetItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+        'dynamodb:Query': ['table/index/gsi1'],
+      },
+      me: BASE_GRANTS,
+      authorizer: { ...BASE_GRANTS, 'kms:GetPublicKey': ['key:k1'] },
+    })
+  })
+
+  it('has no wildcard action and no "*" resource except the X-Ray statement, which AWS requires', () => {
+    for (const [id, policy] of ofType('AWS::IAM::Policy')) {
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement
+      for (const statement of statements) {
+        const actions = [statement.Action].flat()
+        for (const action of actions) expect(action, id).not.toContain('*')
+        expect(JSON.stringify(statement.Resource), id).not.toContain('/index/*')
+        if ([statement.Resource].flat().includes('*')) {
+          // xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions.
+          expect(actions.sort(), id).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments'])
+        }
+      }
+    }
+    // Functions use their own roles: no AWS managed policy (AWSLambdaBasicExecutionRole logs anywhere).
+    for (const [, role] of ofType('AWS::IAM::Role'))
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined()
+  })
+
+  it('serves every route of DESIGN.md, bearer routes behind the Lambda authorizer', () => {
+    const { stack, logicalId } = synthesized
+    const targets = new Map<string, string>()
+    for (const [id, integration] of ofType('AWS::ApiGatewayV2::Integration')) {
+      const fn = (integration.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })[
+        'Fn::GetAtt'
+      ][0]
+      const name = Object.entries(stack.service.functions).find(
+        ([, f]) => logicalId(f.function) === fn,
+      )?.[0]
+      targets.set(id, name ?? fn)
+    }
+    const routes = ofType('AWS::ApiGatewayV2::Route').map(([, route]) => {
+      const target = (route.Properties.Target as { 'Fn::Join': [string, unknown[]] })[
+        'Fn::Join'
+      ][1][1] as {
+        Ref: string
+      }
+      return `${route.Properties.RouteKey} -> ${targets.get(target.Ref)} (${route.Properties.AuthorizationType})`
+    })
+    expect(routes.sort()).toEqual(
+      [
+        'POST /login -> login (NONE)',
+        'POST /token -> token (NONE)',
+        'POST /revoke -> revoke (NONE)',
+        'GET /.well-known/jwks.json -> jwks (NONE)',
+        'GET /.well-known/openid-configuration -> jwks (NONE)',
+        'GET /.well-known/oauth-authorization-server -> jwks (NONE)',
+        'GET /sessions -> sessions (CUSTOM)',
+        'DELETE /sessions -> sessions (CUSTOM)',
+        'DELETE /sessions/{sid} -> sessions (CUSTOM)',
+        'GET /me -> me (CUSTOM)',
+      ].sort(),
+    )
+  })
+
+  it('authorizes with the Lambda authorizer: payload 2.0, simple responses, Authorization header, cached no longer than a token lives', () => {
+    const { template } = synthesized
+    template.resourceCountIs('AWS::ApiGatewayV2::Authorizer', 1)
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      AuthorizerPayloadFormatVersion: '2.0',
+      EnableSimpleResponses: true,
+      IdentitySource: ['$request.header.Authorization'],
+      // min(5 minutes, 600 s: the shortest access-token lifetime of the clients)
+      AuthorizerResultTtlInSeconds: 300,
+    })
+  })
+
+  it('throttles the stage, /login harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+    const { template } = synthesized
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'HTTP',
+      CorsConfiguration: {
+        AllowCredentials: true,
+        AllowOrigins: ['https://app.example.com'],
+        AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+        AllowHeaders: ['authorization', 'content-type'],
+        MaxAge: 600,
+      },
+    })
+    const stages = ofType('AWS::ApiGatewayV2::Stage')
+    expect(stages).toHaveLength(1)
+    const [, stage] = stages[0] as [string, Resource]
+    expect(stage.Properties).toMatchObject({
+      StageName: '$default',
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      RouteSettings: { 'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 } },
+    })
+    // The route settings name the route: the stage must come after it.
+    const loginRoute = ofType('AWS::ApiGatewayV2::Route').find(
+      ([, route]) => route.Properties.RouteKey === 'POST /login',
+    )?.[0]
+    expect(stage.DependsOn).toContain(loginRoute)
+    const format = JSON.parse(
+      (stage.Properties.AccessLogSettings as { Format: string }).Format,
+    ) as Record<string, string>
+    expect(format.requestId).toBe('$context.requestId')
+    for (const variable of Object.values(format)) {
+      expect(variable).toMatch(/^\$context\.[A-Za-z.]+$/)
+      expect(variable).not.toMatch(/header|querystring|userAgent|body|authorizer\.claims/i)
+    }
+  })
+
+  it('alarms on reuse detections, the 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles', () => {
+    const { stack, logicalId } = synthesized
+    const alarms = stack.service.monitoring.alarms
+    expect(Object.keys(alarms).sort()).toEqual(
+      [
+        'dynamodbThrottles',
+        'kmsQuota',
+        'kmsThrottles',
+        'lambdaErrors',
+        'lambdaThrottles',
+        'reuseDetections',
+        'serverErrors',
+      ].sort(),
+    )
+    const props = (name: keyof typeof alarms) =>
+      resources[logicalId(alarms[name])]?.Properties ?? {}
+    expect(props('reuseDetections')).toMatchObject({
+      Namespace: 'TokenService',
+      MetricName: 'ReuseDetections',
+      Dimensions: [{ Name: 'service', Value: 'token-service' }],
+      Statistic: 'Sum',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    const metricsOf = (name: keyof typeof alarms) =>
+      JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
+    expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
+    expect(props('serverErrors').Threshold).toBe(5)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(7)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(7)
+    expect(props('kmsThrottles')).toMatchObject({
+      Namespace: 'TokenService',
+      MetricName: 'KmsThrottles',
+    })
+    expect(metricsOf('kmsQuota')).toContain('SERVICE_QUOTA(usage)')
+    expect(metricsOf('kmsQuota')).toContain('CryptographicOperationsRsa')
+    expect(
+      metricsOf('dynamodbThrottles').match(/"MetricName":"ThrottledRequests"/g)?.length,
+    ).toBeGreaterThanOrEqual(5)
+    for (const name of Object.keys(alarms) as (keyof typeof alarms)[]) {
+      expect(props(name).AlarmActions, name).toBeUndefined()
+    }
+  })
+
+  it('counts throttled KMS calls from the logs of the HTTP functions that call KMS', () => {
+    const { stack, logicalId } = synthesized
+    const filters = ofType('AWS::Logs::MetricFilter').map(([, f]) => f.Properties)
+    const groups = filters.map((f) => (f.LogGroupName as { Ref: string }).Ref).sort()
+    const { login, token, jwks } = stack.service.functions
+    expect(groups).toEqual([login, token, jwks].map((fn) => logicalId(fn.logGroup)).sort())
+    for (const filter of filters) {
+      expect(filter).toMatchObject({
+        FilterPattern: '{ $.cause = "ThrottlingException" && $.detail = "kms*" }',
+        MetricTransformations: [
+          { MetricNamespace: 'TokenService', MetricName: 'KmsThrottles', MetricValue: '1' },
+        ],
+      })
+    }
+  })
+
+  it('has a dashboard of logins, throttled logins, refreshes, grace hits, reuse detections, revocations, latency percentiles and errors', () => {
+    const [[, dashboard] = []] = ofType('AWS::CloudWatch::Dashboard')
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody)
+    for (const metric of [
+      'Logins',
+      'LoginFailures',
+      'LoginThrottled',
+      'Refreshes',
+      'GraceReplays',
+      'ReuseDetections',
+      'Revocations',
+      'Latency',
+      'Duration',
+      '4xx',
+      '5xx',
+      'Errors',
+      'Throttles',
+      'KmsThrottles',
+      'ThrottledRequests',
+    ]) {
+      expect(body).toContain(`\\"${metric}\\"`)
+    }
+    for (const stat of ['p50', 'p90', 'p99']) expect(body).toContain(`\\"stat\\":\\"${stat}\\"`)
+  })
+
+  it('outputs the API URL, issuer, JWKS URL, table name and the active key', () => {
+    const outputs = synthesized.template.toJSON().Outputs as Record<string, { Value: unknown }>
+    expect(Object.keys(outputs).sort()).toEqual(
+      [
+        'ActiveSigningKeyAlias',
+        'ActiveSigningKeyArn',
+        'ApiUrl',
+        'DashboardName',
+        'DiscoveryUrl',
+        'Issuer',
+        'JwksUrl',
+        'TableName',
+      ].sort(),
+    )
+    expect(JSON.stringify(outputs.JwksUrl?.Value)).toContain('/.well-known/jwks.json')
+    expect(outputs.ActiveSigningKeyAlias?.Value).toBe('alias/TestTokenService/TokenService/active')
+  })
+
+  it('keeps the same resources (snapshot of logical ids and types, no asset hashes)', () => {
+    const list = Object.entries(resources)
+      .map(([id, resource]) => `${resource.Type} ${id}`)
+      .sort()
+    expect(list).toMatchSnapshot()
+  })
+})
+
+describe('TokenService options', () => {
+  it('uses an ECC_NIST_P256 key for ES256, and DESTROY drops the retention and the deletion protection', () => {
+    const { template } = synth({
+      algorithm: 'ES256',
+      removalPolicy: RemovalPolicy.DESTROY,
+      issuer: 'https://auth.example.com',
+    })
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+    })
+    template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' })
+    template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false })
+    template.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Delete' })
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({ ISSUER: 'https://auth.example.com', SIGNING_ALG: 'ES256' }),
+      },
+    })
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: Match.objectLike({
+              Dimensions: Match.arrayWith([
+                { Name: 'Resource', Value: 'CryptographicOperationsEcc' },
+              ]),
+            }),
+          }),
+        }),
+      ]),
+    })
+  })
+
+  it('refuses, at synth, the native JWT authorizer with ES256, which API Gateway rejects', () => {
+    expect(() => synth({ algorithm: 'ES256', authorizer: 'jwt' })).toThrow(
+      /native HTTP API JWT authorizer accepts RS256 tokens only/,
+    )
+  })
+
+  it('offers the native JWT authorizer: issuer = our issuer, audiences = the clients’, no authorizer function', () => {
+    const { template, stack, logicalId, resources } = synth({ authorizer: 'jwt' })
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'JWT',
+      IdentitySource: ['$request.header.Authorization'],
+      JwtConfiguration: {
+        Issuer: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
+        Audience: ['https://api.example.com'],
+      },
+    })
+    expect(stack.service.tokenAuthorizer).toBeUndefined()
+    template.resourceCountIs('AWS::Lambda::Function', 6)
+    const bearer = Object.values(resources).filter(
+      (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
+    )
+    expect(
+      bearer.map((r) => [r.Properties.RouteKey, r.Properties.AuthorizationType]).sort(),
+    ).toEqual(
+      [
+        ['DELETE /sessions', 'JWT'],
+        ['DELETE /sessions/{sid}', 'JWT'],
+        ['GET /me', 'JWT'],
+        ['GET /sessions', 'JWT'],
+      ].sort(),
+    )
+  })
+
+  it('refuses strict revocation with the native JWT authorizer, which cannot check sessions', () => {
+    expect(() => synth({ authorizer: 'jwt', strictRevocation: true })).toThrow(
+      /strictRevocation needs the Lambda authorizer/,
+    )
+  })
+
+  it('with strict revocation, caches no authorizer answer and lets the authorizer read sessions and users', () => {
+    const synthesized = synth({ strictRevocation: true })
+    synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerResultTtlInSeconds: 0,
+    })
+    expect(grants(synthesized).authorizer).toEqual({
+      ...BASE_GRANTS,
+      'dynamodb:BatchGetItem': ['table'],
+      'kms:GetPublicKey': ['key:k1'],
+    })
+    const authorizer = synthesized.stack.service.tokenAuthorizer?.handler.function
+    if (!authorizer) throw new Error('no authorizer')
+    expect(
+      synthesized.resources[synthesized.logicalId(authorizer)]?.Properties.Environment,
+    ).toMatchObject({
+      Variables: { AUTHORIZER_STRICT: 'true' },
+    })
+  })
+
+  it('caps the authorizer cache at the shortest access-token lifetime and refuses a longer one', () => {
+    const clients = [
+      { ...testClients[0], access_token_ttl_seconds: 120 },
+      testClients[1],
+    ] as typeof testClients
+    synth({ clients }).template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerResultTtlInSeconds: 120,
+    })
+    expect(() => synth({ clients, authorizerCacheTtl: Duration.minutes(3) })).toThrow(
+      /exceeds the shortest access-token lifetime \(120 s\)/,
+    )
+    expect(() =>
+      synth({ strictRevocation: true, authorizerCacheTtl: Duration.seconds(30) }),
+    ).toThrow(/strict mode must not cache answers for more than 5 s/)
+  })
+
+  it('serves a custom domain (TLS 1.2, DNS alias records) as the issuer, closes the execute-api endpoint, and notifies the alarm topic', () => {
+    const topicArn = 'arn:aws:sns:eu-west-1:111111111111:ops-alarms'
+    const { template } = synth({
+      domain: {
+        domainName: 'auth.example.com',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+        hostedZoneId: 'Z0123456789',
+        hostedZoneName: 'example.com',
+      },
+      alarmTopicArn: topicArn,
+    })
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { DisableExecuteApiEndpoint: true })
+    template.hasResourceProperties('AWS::ApiGatewayV2::DomainName', {
+      DomainName: 'auth.example.com',
+      DomainNameConfigurations: [
+        Match.objectLike({
+          CertificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+          SecurityPolicy: 'TLS_1_2',
+          EndpointType: 'REGIONAL',
+        }),
+      ],
+    })
+    template.resourceCountIs('AWS::ApiGatewayV2::ApiMapping', 1)
+    for (const type of ['A', 'AAAA']) {
+      template.hasResourceProperties('AWS::Route53::RecordSet', {
+        Name: 'auth.example.com.',
+        Type: type,
+        HostedZoneId: 'Z0123456789',
+      })
+    }
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ ISSUER: 'https://auth.example.com' }) },
+    })
+    template.hasOutput('ApiUrl', { Value: 'https://auth.example.com' })
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [topicArn] })
+  })
+
+  it('refuses an issuer that verifiers cannot use', () => {
+    for (const issuer of [
+      'http://auth.example.com',
+      'https://auth.example.com/',
+      'https://a.example?x=1',
+      'auth',
+    ]) {
+      expect(() => synth({ issuer }), issuer).toThrow(/issuer must be an https URL/)
+    }
+  })
+
+  it('refuses clients that would not fit in Lambda’s 4 KB of environment variables', () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({
+      ...testClients[0],
+      client_id: `client-${i}`,
+    }))
+    expect(() => synth({ clients: many as typeof testClients })).toThrow(
+      /Lambda allows 4 KB of variables in all/,
+    )
+  })
+
+  it('refuses clients that the functions would refuse at cold start, and a login limit above the stage’s', () => {
+    expect(() => synth({ clients: [] })).toThrow(/clients must be a non-empty array/)
+    expect(() => synth({ loginThrottle: { rateLimit: 600, burstLimit: 40 } })).toThrow(
+      /loginThrottle must not exceed throttle/,
+    )
+  })
+})
+
+describe('TokenService signing keys', () => {
+  const rotating = [
+    { id: 'k2026-11', state: 'active' },
+    { id: 'k2026-05', state: 'retiring' },
+  ] as const
+
+  it('creates one key and alias per entry; only the active one signs, every one is published', () => {
+    const synthesized = synth({ signingKeys: rotating })
+    synthesized.template.resourceCountIs('AWS::KMS::Key', 2)
+    synthesized.template.resourceCountIs('AWS::KMS::Alias', 3)
+    const matrix = grants(synthesized)
+    for (const name of ['login', 'token']) {
+      expect(matrix[name]?.['kms:Sign'], name).toEqual(['key:k2026-11'])
+      expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-11'])
+    }
+    for (const name of ['jwks', 'authorizer']) {
+      expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-05', 'key:k2026-11'])
+      expect(matrix[name]?.['kms:Sign'], name).toBeUndefined()
+    }
+    const { stack, logicalId } = synthesized
+    synthesized.template.allResourcesProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+          RETIRING_KEY_IDS: {
+            'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
+          },
+        }),
+      },
+    })
+  })
+
+  it('keeps every key’s logical id when the list is reordered or the active key changes', () => {
+    const keyIds = (signingKeys: readonly { id: string; state: 'active' | 'retiring' }[]) => {
+      const { stack, logicalId } = synth({ signingKeys })
+      return Object.fromEntries(
+        Object.entries(stack.service.signingKeys).map(([id, key]) => [id, logicalId(key)]),
+      )
+    }
+    const before = keyIds(rotating)
+    expect(
+      keyIds([
+        { id: 'k2026-05', state: 'active' },
+        { id: 'k2026-11', state: 'retiring' },
+      ]),
+    ).toEqual(before)
+    expect(keyIds([...rotating, { id: 'k2027-05', state: 'retiring' }])).toMatchObject(before)
+  })
+
+  it('refuses a list without exactly one active key, with a duplicate id, an unknown state or a bad id', () => {
+    const refuse = (signingKeys: unknown, message: RegExp) =>
+      expect(() => synth({ signingKeys: signingKeys as never })).toThrow(message)
+    refuse([{ id: 'k1', state: 'retiring' }], /no active key/)
+    refuse(
+      [
+        { id: 'k1', state: 'active' },
+        { id: 'k2', state: 'active' },
+      ],
+      /2 active keys \(k1, k2\)/,
+    )
+    refuse(
+      [
+        { id: 'k1', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      /"k1" is listed twice/,
+    )
+    refuse([{ id: 'k1', state: 'enabled' }], /state must be "active" or "retiring"/)
+    refuse([{ id: 'k 1', state: 'active' }], /id must be 1-32 letters/)
+    refuse([], /at least one key/)
+  })
+})
+
+describe('TokenServiceStack', () => {
+  it('is environment-agnostic unless given an env: synth needs no account, region or credentials', () => {
+    const stack = new TokenServiceStack(testApp(), 'Offline', { clients: testClients })
+    expect(Token.isUnresolved(stack.account)).toBe(true)
+    expect(Token.isUnresolved(stack.region)).toBe(true)
+  })
+})
