@@ -6,7 +6,8 @@
  * end, and writes them to bench/results/load-<date>.json.
  *
  * Settings (environment): LOAD_SECONDS @default 30, LOAD_CONNECTIONS @default 16,
- * LOAD_MAX_REQUESTS @default 50000. It only ever sends to 127.0.0.1.
+ * LOAD_MAX_REQUESTS @default 50000, LOAD_WARMUP_SECONDS (the same mix, not measured, before
+ * the first RSS reading) @default 10. It only ever sends to 127.0.0.1.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -43,6 +44,7 @@ async function main() {
   const seconds = setting('LOAD_SECONDS', 30)
   const connections = setting('LOAD_CONNECTIONS', 16)
   const maxRequests = setting('LOAD_MAX_REQUESTS', 50_000)
+  const warmupSeconds = setting('LOAD_WARMUP_SECONDS', 10)
   const password = `load-${process.pid}-${Date.now()}`
 
   const port = await freePort()
@@ -111,40 +113,55 @@ async function main() {
       },
     }
 
-    // Warm up (JIT, connection pools, key caches) before the first RSS reading.
-    for (let i = 0; i < 40; i++) await calls[SCHEDULE[i % SCHEDULE.length] as RouteName]()
+    /** `connections` workers run the schedule until the time or the request count is spent. */
+    const drive = async (
+      forSeconds: number,
+      maxCount: number,
+      record: (route: RouteName, ms: number, error?: unknown) => void,
+    ) => {
+      let next = 0
+      const deadline = performance.now() + forSeconds * 1000
+      const worker = async () => {
+        while (performance.now() < deadline && next < maxCount) {
+          const route = SCHEDULE[next++ % SCHEDULE.length] as RouteName
+          const t0 = performance.now()
+          try {
+            await calls[route]()
+            record(route, performance.now() - t0)
+          } catch (error) {
+            record(route, performance.now() - t0, error)
+          }
+        }
+      }
+      await Promise.all(Array.from({ length: connections }, worker))
+    }
+
+    // Warm up with the same mix at full concurrency (JIT, connection pools, key caches, and the
+    // allocator arenas of the threads that run scrypt), so that RSS drift measures the soak only.
+    await drive(warmupSeconds, Number.POSITIVE_INFINITY, () => {})
     const rssStart = rssKiB(server.pid)
 
     const latencies: Record<RouteName, number[]> = { refresh: [], me: [], login: [], revoke: [] }
     const errors: Record<string, number> = {}
     const rssSamples: { atSeconds: number; rssKiB: number }[] = [{ atSeconds: 0, rssKiB: rssStart }]
-    let next = 0
     const started = performance.now()
-    const deadline = started + seconds * 1000
     const sampler = setInterval(() => {
       rssSamples.push({
         atSeconds: Math.round((performance.now() - started) / 100) / 10,
         rssKiB: rssKiB(server.pid),
       })
     }, 1000)
-
-    const worker = async () => {
-      while (performance.now() < deadline && next < maxRequests) {
-        const route = SCHEDULE[next++ % SCHEDULE.length] as RouteName
-        const t0 = performance.now()
-        try {
-          await calls[route]()
-          latencies[route].push(performance.now() - t0)
-        } catch (error) {
-          const key =
-            error instanceof HttpError
-              ? `${error.route} ${error.status}`
-              : `${route} ${(error as Error).name}`
-          errors[key] = (errors[key] ?? 0) + 1
-        }
+    await drive(seconds, maxRequests, (route, ms, error) => {
+      if (error === undefined) {
+        latencies[route].push(ms)
+        return
       }
-    }
-    await Promise.all(Array.from({ length: connections }, worker))
+      const key =
+        error instanceof HttpError
+          ? `${error.route} ${error.status}`
+          : `${route} ${(error as Error).name}`
+      errors[key] = (errors[key] ?? 0) + 1
+    })
     const elapsed = (performance.now() - started) / 1000
     clearInterval(sampler)
     const rssEnd = rssKiB(server.pid)
@@ -181,6 +198,8 @@ async function main() {
       serverRssKiB: {
         start: rssStart,
         end: rssEnd,
+        // While logins run, each scrypt hash holds 128 MiB (N=2^17, r=8) on a libuv thread.
+        peak: Math.max(...rssSamples.map((sample) => sample.rssKiB)),
         driftPercent: round(((rssEnd - rssStart) / rssStart) * 100),
       },
       rssSamples,
@@ -205,7 +224,7 @@ async function main() {
     )
     console.log(`errors: ${errorCount}${errorCount ? ` ${JSON.stringify(errors)}` : ''}`)
     console.log(
-      `server RSS: ${mib(rssStart)} MiB at the start, ${mib(rssEnd)} MiB at the end (${result.serverRssKiB.driftPercent}%)`,
+      `server RSS: ${mib(rssStart)} MiB at the start, ${mib(rssEnd)} MiB at the end (${result.serverRssKiB.driftPercent}%), peak ${mib(result.serverRssKiB.peak)} MiB (scrypt: 128 MiB per hash in flight)`,
     )
     console.log(`written to ${file.pathname}`)
     if (errorCount > 0) process.exitCode = 1
