@@ -50,7 +50,17 @@ export const CONTEXT_KEYS = {
   certificateArn: 'ACM certificate for domainName, in the stack region',
   hostedZoneId: 'Route 53 zone for the A/AAAA records; needs hostedZoneName',
   hostedZoneName: 'the zone name, e.g. example.com',
-  jwksMaxAgeSeconds: '@default 300',
+  jwksMaxAgeSeconds: 'Cache-Control max-age of JWKS and discovery, 0..86400; @default 300',
+  tokenBackdateSeconds: 'iat/nbf set this early, 0..60; @default 5',
+  loginFreeFailures: 'failed logins before any wait, 0..100; @default 3',
+  loginBackoffBaseSeconds: 'first wait, doubled per failure, 1..3600; @default 1',
+  loginBackoffMaxSeconds: 'longest wait, 1..86400; @default 900',
+  loginFailureWindowSeconds: 'failures forgotten after, 60..2592000, >= max wait; @default 86400',
+  authorizerSkewSeconds: 'clock skew on exp/nbf/iat, 0..300; @default 30',
+  authorizerSessionCacheSeconds: 'strict mode: reuse of a session verdict, 0..60; @default 5',
+  authorizerMaxTokenBytes: 'longer tokens refused unread, 1024..16384; @default 4096',
+  authorizerAudiences:
+    'aud values accepted, comma-separated or a JSON array; @default every client audience',
 } as const
 
 type ContextKey = keyof typeof CONTEXT_KEYS
@@ -130,6 +140,34 @@ export function readAppSettings(scope: Construct): AppSettings {
     DEFAULTS.loginThrottle,
   )
   const issuer = text('issuer')
+  const tokenBackdateSeconds = integer('tokenBackdateSeconds', 0)
+  const loginBackoff = defined({
+    freeFailures: integer('loginFreeFailures', 0),
+    baseSeconds: integer('loginBackoffBaseSeconds', 0),
+    maxSeconds: integer('loginBackoffMaxSeconds', 0),
+    failureWindowSeconds: integer('loginFailureWindowSeconds', 0),
+  })
+  // A JSON array (cdk.json, or -c with [...]), else a comma-separated string.
+  const listed = raw('authorizerAudiences')
+  const audiences =
+    typeof listed === 'string' && !listed.trim().startsWith('[')
+      ? listed
+          .split(',')
+          .map((audience) => audience.trim())
+          .filter(Boolean)
+      : json('authorizerAudiences')
+  if (
+    audiences !== undefined &&
+    !(Array.isArray(audiences) && audiences.every((audience) => typeof audience === 'string'))
+  ) {
+    throw new Error('context authorizerAudiences must list strings')
+  }
+  const authorizerSettings = defined({
+    clockSkewSeconds: integer('authorizerSkewSeconds', 0),
+    sessionCacheSeconds: integer('authorizerSessionCacheSeconds', 0),
+    maxTokenBytes: integer('authorizerMaxTokenBytes', 0),
+    audiences: audiences as string[] | undefined,
+  })
 
   const domainName = text('domainName')
   const certificateArn = text('certificateArn')
@@ -165,6 +203,9 @@ export function readAppSettings(scope: Construct): AppSettings {
       ...(deletionProtection !== undefined && { deletionProtection }),
       ...(retentionDays !== undefined && { logRetention: retentionDays as logs.RetentionDays }),
       ...(jwksMaxAge !== undefined && { jwksMaxAge: Duration.seconds(jwksMaxAge) }),
+      ...(tokenBackdateSeconds !== undefined && { tokenBackdateSeconds }),
+      ...(loginBackoff && { loginBackoff }),
+      ...(authorizerSettings && { authorizerSettings }),
       // Environment-agnostic unless the CLI knows the account and region: synth needs no credentials.
       ...(process.env.CDK_DEFAULT_ACCOUNT &&
         process.env.CDK_DEFAULT_REGION && {
@@ -188,6 +229,12 @@ export function readAppSettings(scope: Construct): AppSettings {
   }
 }
 
+/** The fields that are set, or `undefined` when none is. */
+function defined<T extends object>(fields: T): Partial<T> | undefined {
+  const set = Object.entries(fields).filter(([, value]) => value !== undefined)
+  return set.length > 0 ? (Object.fromEntries(set) as Partial<T>) : undefined
+}
+
 function pair(
   rate: number | undefined,
   burst: number | undefined,
@@ -199,16 +246,24 @@ function pair(
 
 /** The key-change rules for a stack's settings (see lib/signing-keys.ts). */
 export function keyChangeRules(
-  props: Pick<TokenServiceStackProps, 'clients' | 'algorithm' | 'jwksMaxAge'>,
+  props: Pick<
+    TokenServiceStackProps,
+    'clients' | 'algorithm' | 'jwksMaxAge' | 'authorizerSettings' | 'tokenBackdateSeconds'
+  >,
   now: Date,
 ): KeyChangeRules {
   const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
+  // Our authorizer accepts a token until exp + its skew: a wider skew keeps a retired key longer.
+  const clockMargin = Math.max(
+    VERIFIER_CLOCK_MARGIN.toSeconds(),
+    (props.authorizerSettings?.clockSkewSeconds ?? DEFAULTS.authorizerSettings.clockSkewSeconds) +
+      (props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds),
+  )
   return {
     algorithm: props.algorithm ?? DEFAULTS.algorithm,
     now,
     publishWaitSeconds: NATIVE_AUTHORIZER_KEY_CACHE.toSeconds() + jwksMaxAge.toSeconds(),
-    retireWaitSeconds:
-      longestAccessTokenTtl(props.clients).toSeconds() + VERIFIER_CLOCK_MARGIN.toSeconds(),
+    retireWaitSeconds: longestAccessTokenTtl(props.clients).toSeconds() + clockMargin,
   }
 }
 

@@ -33,6 +33,28 @@ export const DEFAULTS = {
   awsMaxAttempts: 2,
   /** API Gateway gives up on an integration after this (HTTP API maximum: 30 s). */
   integrationTimeout: Duration.seconds(29),
+  /** `iat`/`nbf` of the access tokens are set this early (login and token). */
+  tokenBackdateSeconds: 5,
+  /** Login back-off per username (functions/core/throttle.ts). */
+  loginBackoff: { freeFailures: 3, baseSeconds: 1, maxSeconds: 900, failureWindowSeconds: 86_400 },
+  /** The Lambda authorizer's own settings (DESIGN.md "Authorizer"). */
+  authorizerSettings: { clockSkewSeconds: 30, sessionCacheSeconds: 5, maxTokenBytes: 4096 },
+} as const
+
+/**
+ * The range functions/config.ts accepts for each variable a prop sets, so that synth
+ * refuses what a cold start would. test/infra checks both agree.
+ */
+export const SETTING_RANGES = {
+  TOKEN_BACKDATE_SECONDS: { min: 0, max: 60 },
+  JWKS_MAX_AGE_SECONDS: { min: 0, max: 86_400 },
+  LOGIN_FREE_FAILURES: { min: 0, max: 100 },
+  LOGIN_BACKOFF_BASE_SECONDS: { min: 1, max: 3600 },
+  LOGIN_BACKOFF_MAX_SECONDS: { min: 1, max: 86_400 },
+  LOGIN_FAILURE_WINDOW_SECONDS: { min: 60, max: 30 * 86_400 },
+  AUTHORIZER_SKEW_SECONDS: { min: 0, max: 300 },
+  AUTHORIZER_SESSION_CACHE_SECONDS: { min: 0, max: 60 },
+  AUTHORIZER_MAX_TOKEN_BYTES: { min: 1024, max: 16_384 },
 } as const
 
 /**

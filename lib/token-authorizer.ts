@@ -11,12 +11,40 @@ import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js
 import { DEFAULTS } from './defaults.js'
 import type { SigningAlgorithm } from './signing-keys.js'
 import { grantStore } from './table-access.js'
-import { functionEnvironment, TokenFunction } from './token-function.js'
+import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
-export interface TokenAuthorizerProps {
+/** The Lambda authorizer's verification settings (its `AUTHORIZER_*` variables). */
+export interface AuthorizerSettings {
+  /**
+   * Clock skew allowed on `exp`, `nbf` and `iat`, 0 to 300 (`AUTHORIZER_SKEW_SECONDS`).
+   * @default 30 (DEFAULTS.authorizerSettings)
+   */
+  readonly clockSkewSeconds?: number
+  /**
+   * Strict mode only: how long a container reuses a session's verdict, refusals
+   * included, 0 to 60 (`AUTHORIZER_SESSION_CACHE_SECONDS`). Worst case, logout ends
+   * access after this plus API Gateway's cache of the answer (`resultsCacheTtl`,
+   * 0 by default in strict mode, at most 5 s).
+   * @default 5 (DEFAULTS.authorizerSettings)
+   */
+  readonly sessionCacheSeconds?: number
+  /**
+   * Longer tokens are refused unread, 1024 to 16384 (`AUTHORIZER_MAX_TOKEN_BYTES`).
+   * @default 4096 (DEFAULTS.authorizerSettings)
+   */
+  readonly maxTokenBytes?: number
+  /**
+   * The `aud` values accepted (`AUTHORIZER_AUDIENCES`); each must be some client's
+   * `audience`. An API behind its own authorizer names its own audience here.
+   * @default every client's audience
+   */
+  readonly audiences?: readonly string[]
+}
+
+export interface TokenAuthorizerProps extends AuthorizerSettings {
   /** The `iss` the access tokens must carry: the token service's issuer. */
   readonly issuer: string
-  /** The token service's clients: their `audience` values are the accepted `aud`. */
+  /** The token service's clients: their `audience` values are the accepted `aud`, unless `audiences`. */
   readonly clients: readonly ClientConfig[]
   /** The key that signs new tokens (`kms.Key.fromKeyArn(...)` from another stack or app). */
   readonly activeKey: kms.IKey
@@ -89,6 +117,7 @@ export class TokenAuthorizer extends Construct {
           tableName: props.table.tableName,
         }),
         AUTHORIZER_STRICT: String(this.strict),
+        ...authorizerEnvironment(props, this.strict),
       },
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
@@ -110,6 +139,61 @@ export class TokenAuthorizer extends Construct {
       resultsCacheTtl: this.resultsCacheTtl,
     })
   }
+}
+
+/** The `AUTHORIZER_*` variables but `AUTHORIZER_STRICT`, checked against config.ts's ranges. */
+function authorizerEnvironment(
+  props: AuthorizerSettings & { readonly clients: readonly ClientConfig[] },
+  strict: boolean,
+): Record<string, string> {
+  const defaults = DEFAULTS.authorizerSettings
+  if (props.sessionCacheSeconds !== undefined && !strict) {
+    throw new Error(
+      'TokenAuthorizer: sessionCacheSeconds applies to strict mode only (strict / strictRevocation)',
+    )
+  }
+  const audiences = props.audiences && checkedAudiences(props.audiences, props.clients)
+  return {
+    AUTHORIZER_SKEW_SECONDS: rangedSetting(
+      'TokenAuthorizer: clockSkewSeconds',
+      'AUTHORIZER_SKEW_SECONDS',
+      props.clockSkewSeconds ?? defaults.clockSkewSeconds,
+    ),
+    AUTHORIZER_SESSION_CACHE_SECONDS: rangedSetting(
+      'TokenAuthorizer: sessionCacheSeconds',
+      'AUTHORIZER_SESSION_CACHE_SECONDS',
+      props.sessionCacheSeconds ?? defaults.sessionCacheSeconds,
+    ),
+    AUTHORIZER_MAX_TOKEN_BYTES: rangedSetting(
+      'TokenAuthorizer: maxTokenBytes',
+      'AUTHORIZER_MAX_TOKEN_BYTES',
+      props.maxTokenBytes ?? defaults.maxTokenBytes,
+    ),
+    // Unset, the function derives the default from CLIENTS: no need to spend the 4 KB twice.
+    ...(audiences && { AUTHORIZER_AUDIENCES: audiences.join(',') }),
+  }
+}
+
+/** Distinct audiences, each one a client's: a token for any other is never issued. */
+export function checkedAudiences(
+  audiences: readonly string[],
+  clients: readonly ClientConfig[],
+): string[] {
+  const known = new Set(clients.map((client) => client.audience))
+  if (audiences.length === 0) throw new Error('TokenAuthorizer: audiences must not be empty')
+  for (const audience of audiences) {
+    if (audience.includes(',') || audience.trim() !== audience) {
+      throw new Error(
+        `TokenAuthorizer: audience "${audience}" cannot be listed in AUTHORIZER_AUDIENCES (comma or outer spaces)`,
+      )
+    }
+    if (!known.has(audience)) {
+      throw new Error(
+        `TokenAuthorizer: audience "${audience}" is no client's audience (${[...known].join(', ')})`,
+      )
+    }
+  }
+  return [...new Set(audiences)]
 }
 
 /** The shortest access-token lifetime among the clients. */

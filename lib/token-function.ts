@@ -6,7 +6,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs'
 import * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import type { ClientConfig } from '../functions/core/clients.js'
-import { DEFAULTS, FUNCTION_SETTINGS, type FunctionName } from './defaults.js'
+import { DEFAULTS, FUNCTION_SETTINGS, type FunctionName, SETTING_RANGES } from './defaults.js'
 import type { SigningAlgorithm } from './signing-keys.js'
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -28,7 +28,6 @@ export interface FunctionEnvironmentProps {
   /** ARNs of the retiring keys (published, never signing). */
   readonly retiringKeyArns: readonly string[]
   readonly tableName?: string
-  readonly jwksMaxAgeSeconds?: number
 }
 
 /** The environment the handlers' `loadConfig()` expects, with the SDK timeouts made explicit. */
@@ -47,7 +46,6 @@ export function functionEnvironment(props: FunctionEnvironmentProps): Record<str
     RETIRING_KEY_IDS: props.retiringKeyArns.join(','),
     SIGNING_ALG: props.algorithm,
     ...(props.tableName !== undefined && { TABLE_NAME: props.tableName }),
-    JWKS_MAX_AGE_SECONDS: String(props.jwksMaxAgeSeconds ?? DEFAULTS.jwksMaxAge.toSeconds()),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
     AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
     NODE_OPTIONS: '--enable-source-maps',
@@ -57,6 +55,24 @@ export function functionEnvironment(props: FunctionEnvironmentProps): Record<str
     // The event holds tokens and passwords: never log it.
     POWERTOOLS_LOGGER_LOG_EVENT: 'false',
   }
+}
+
+/**
+ * A numeric setting as its variable's value, refused at synth (naming `prop` and the
+ * variable) outside the range that functions/config.ts accepts at cold start.
+ */
+export function rangedSetting(
+  prop: string,
+  variable: keyof typeof SETTING_RANGES,
+  value: number,
+): string {
+  const { min, max } = SETTING_RANGES[variable]
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(
+      `${prop} must be an integer from ${min} to ${max} (${variable}), got ${String(value)}`,
+    )
+  }
+  return String(value)
 }
 
 export interface TokenFunctionProps {

@@ -22,8 +22,8 @@ import {
   type SigningKeySpec,
 } from './signing-keys.js'
 import { grantStore, type StoreMethod } from './table-access.js'
-import { TokenAuthorizer } from './token-authorizer.js'
-import { functionEnvironment, TokenFunction } from './token-function.js'
+import { type AuthorizerSettings, checkedAudiences, TokenAuthorizer } from './token-authorizer.js'
+import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
 export type { SigningAlgorithm, SigningKeySpec } from './signing-keys.js'
 
@@ -41,6 +41,25 @@ export interface CustomDomainProps {
   readonly certificate: acm.ICertificate
   /** Creates A and AAAA alias records in this zone. @default no DNS records */
   readonly hostedZone?: route53.IHostedZone
+}
+
+/** The login back-off per username (README "Login protection"): the login function's `LOGIN_*`. */
+export interface LoginBackoffProps {
+  /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
+  readonly freeFailures?: number
+  /**
+   * The first wait, doubled by each further failure, 1 to 3600 (`LOGIN_BACKOFF_BASE_SECONDS`).
+   * @default 1
+   */
+  readonly baseSeconds?: number
+  /** The longest wait, 1 to 86400 (`LOGIN_BACKOFF_MAX_SECONDS`). @default 900 */
+  readonly maxSeconds?: number
+  /**
+   * Failures are forgotten this long after the last one: 60 to 2592000 and at least
+   * `maxSeconds` (`LOGIN_FAILURE_WINDOW_SECONDS`).
+   * @default 86400
+   */
+  readonly failureWindowSeconds?: number
 }
 
 /** Which authorizer protects `/sessions` and `/me`. */
@@ -112,8 +131,26 @@ export interface TokenServiceProps {
   readonly alarmTopic?: sns.ITopic
   /** Serve the API on a custom domain. @default the execute-api endpoint */
   readonly domain?: CustomDomainProps
-  /** `Cache-Control: max-age` of JWKS and discovery. @default 5 minutes */
+  /**
+   * `Cache-Control: max-age` of JWKS and discovery, 0 to 86400 s (`JWKS_MAX_AGE_SECONDS` of
+   * the jwks function). The CDK app's key-rotation checks wait for it too.
+   * @default 5 minutes
+   */
   readonly jwksMaxAge?: Duration
+  /**
+   * `iat`/`nbf` of the access tokens are set this early, 0 to 60 (`TOKEN_BACKDATE_SECONDS`
+   * of the login and token functions).
+   * @default 5
+   */
+  readonly tokenBackdateSeconds?: number
+  /** The login back-off per username. @default DEFAULTS.loginBackoff (3 free, 1 s to 900 s, 1 day) */
+  readonly loginBackoff?: LoginBackoffProps
+  /**
+   * The Lambda authorizer's skew, session cache (strict mode only) and token size
+   * limit; `audiences` also sets the native JWT authorizer's audiences.
+   * @default DEFAULTS.authorizerSettings (30 s, 5 s, 4096 bytes), every client's audience
+   */
+  readonly authorizerSettings?: AuthorizerSettings
 }
 
 /** The routes of DESIGN.md "HTTP API": method, path, function, protected by the authorizer. */
@@ -246,6 +283,30 @@ export class TokenService extends Construct {
     const removalPolicy = props.removalPolicy ?? DEFAULTS.removalPolicy
     const logRetention = props.logRetention ?? DEFAULTS.logRetention
     const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
+    // Each function gets only the settings it reads; the values config.ts would refuse fail here.
+    const backdate = rangedSetting(
+      'TokenService: tokenBackdateSeconds',
+      'TOKEN_BACKDATE_SECONDS',
+      props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds,
+    )
+    const ownEnvironment: Partial<Record<FunctionName, Record<string, string>>> = {
+      login: { TOKEN_BACKDATE_SECONDS: backdate, ...loginBackoffEnvironment(props.loginBackoff) },
+      token: { TOKEN_BACKDATE_SECONDS: backdate },
+      jwks: {
+        JWKS_MAX_AGE_SECONDS: rangedSetting(
+          'TokenService: jwksMaxAge',
+          'JWKS_MAX_AGE_SECONDS',
+          jwksMaxAge.toSeconds(),
+        ),
+      },
+    }
+    const { audiences, ...lambdaOnly } = props.authorizerSettings ?? {}
+    const lambdaOnlySet = Object.entries(lambdaOnly).filter(([, value]) => value !== undefined)
+    if (authorizerKind === 'jwt' && lambdaOnlySet.length > 0) {
+      throw new Error(
+        `TokenService: authorizerSettings ${lambdaOnlySet.map(([name]) => name).join(', ')} apply to the Lambda authorizer only`,
+      )
+    }
 
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -368,12 +429,11 @@ export class TokenService extends Construct {
       activeKeyArn: this.activeKey.keyArn,
       retiringKeyArns: this.retiringKeys.map((key) => key.keyArn),
       tableName: this.table.tableName,
-      jwksMaxAgeSeconds: jwksMaxAge.toSeconds(),
     })
     const make = (name: Exclude<FunctionName, 'authorizer'>) =>
       new TokenFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
         name,
-        environment,
+        environment: { ...environment, ...ownEnvironment[name] },
         logRetention,
         removalPolicy,
       })
@@ -403,6 +463,7 @@ export class TokenService extends Construct {
 
     if (authorizerKind === 'lambda') {
       this.tokenAuthorizer = new TokenAuthorizer(this, 'Authorizer', {
+        ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
         activeKey: this.activeKey,
@@ -422,7 +483,9 @@ export class TokenService extends Construct {
         throw new Error('TokenService: authorizerCacheTtl applies to the Lambda authorizer only')
       }
       this.routeAuthorizer = new HttpJwtAuthorizer('JwtAuthorizer', this.issuer, {
-        jwtAudience: [...new Set(props.clients.map((client) => client.audience))],
+        jwtAudience: audiences
+          ? checkedAudiences(audiences, props.clients)
+          : [...new Set(props.clients.map((client) => client.audience))],
         identitySource: ['$request.header.Authorization'],
       })
     }
@@ -485,6 +548,46 @@ export class TokenService extends Construct {
       ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
     })
   }
+}
+
+/** The login function's `LOGIN_*` variables, checked as functions/config.ts checks them. */
+function loginBackoffEnvironment(backoff: LoginBackoffProps = {}): Record<string, string> {
+  const value = {
+    freeFailures: backoff.freeFailures ?? DEFAULTS.loginBackoff.freeFailures,
+    baseSeconds: backoff.baseSeconds ?? DEFAULTS.loginBackoff.baseSeconds,
+    maxSeconds: backoff.maxSeconds ?? DEFAULTS.loginBackoff.maxSeconds,
+    failureWindowSeconds:
+      backoff.failureWindowSeconds ?? DEFAULTS.loginBackoff.failureWindowSeconds,
+  }
+  const prop = (name: keyof LoginBackoffProps) => `TokenService: loginBackoff.${name}`
+  const environment = {
+    LOGIN_FREE_FAILURES: rangedSetting(
+      prop('freeFailures'),
+      'LOGIN_FREE_FAILURES',
+      value.freeFailures,
+    ),
+    LOGIN_BACKOFF_BASE_SECONDS: rangedSetting(
+      prop('baseSeconds'),
+      'LOGIN_BACKOFF_BASE_SECONDS',
+      value.baseSeconds,
+    ),
+    LOGIN_BACKOFF_MAX_SECONDS: rangedSetting(
+      prop('maxSeconds'),
+      'LOGIN_BACKOFF_MAX_SECONDS',
+      value.maxSeconds,
+    ),
+    LOGIN_FAILURE_WINDOW_SECONDS: rangedSetting(
+      prop('failureWindowSeconds'),
+      'LOGIN_FAILURE_WINDOW_SECONDS',
+      value.failureWindowSeconds,
+    ),
+  }
+  if (value.failureWindowSeconds < value.maxSeconds) {
+    throw new Error(
+      `${prop('failureWindowSeconds')} (${value.failureWindowSeconds}) must be at least loginBackoff.maxSeconds (${value.maxSeconds}): a failure must not be forgotten during its own wait`,
+    )
+  }
+  return environment
 }
 
 function corsFor(clients: readonly ClientConfig[]): Partial<apigwv2.HttpApiProps> {

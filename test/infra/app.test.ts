@@ -10,12 +10,12 @@ import {
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { type App, RemovalPolicy, Validations } from 'aws-cdk-lib'
+import { type App, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import type { IConstruct } from 'constructs'
 import { describe, expect, it } from 'vitest'
-import { addNagPacks, readAppSettings } from '../../lib/app-context.js'
+import { addNagPacks, keyChangeRules, readAppSettings } from '../../lib/app-context.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { demoClients, testApp, testClients } from './synth.js'
 
@@ -87,6 +87,66 @@ describe('CDK app settings (context)', () => {
       },
     })
     expect(settings.props.authorizerCacheTtl?.toSeconds()).toBe(0)
+  })
+
+  it('reads the function settings: back-off, backdating, JWKS max-age and the authorizer’s', () => {
+    const settings = readAppSettings(
+      testApp({
+        tokenBackdateSeconds: '10',
+        jwksMaxAgeSeconds: '600',
+        loginFreeFailures: '5',
+        loginBackoffMaxSeconds: '600',
+        loginFailureWindowSeconds: 3600,
+        authorizerSkewSeconds: '60',
+        authorizerSessionCacheSeconds: '2',
+        authorizerMaxTokenBytes: '8192',
+        authorizerAudiences: 'https://api.example.com, https://orders.example.com',
+      }),
+    )
+    expect(settings.props).toMatchObject({
+      tokenBackdateSeconds: 10,
+      loginBackoff: { freeFailures: 5, maxSeconds: 600, failureWindowSeconds: 3600 },
+      authorizerSettings: {
+        clockSkewSeconds: 60,
+        sessionCacheSeconds: 2,
+        maxTokenBytes: 8192,
+        audiences: ['https://api.example.com', 'https://orders.example.com'],
+      },
+    })
+    expect(settings.props.loginBackoff).not.toHaveProperty('baseSeconds')
+    expect(settings.props.jwksMaxAge?.toSeconds()).toBe(600)
+    // cdk.json may hold a JSON array; unset keys leave the construct's defaults.
+    const fromArray = readAppSettings(testApp({ authorizerAudiences: ['https://api.example.com'] }))
+    expect(fromArray.props.authorizerSettings).toEqual({ audiences: ['https://api.example.com'] })
+    for (const key of ['tokenBackdateSeconds', 'loginBackoff', 'authorizerSettings']) {
+      expect(readAppSettings(testApp()).props, key).not.toHaveProperty(key)
+    }
+    expect(() => readAppSettings(testApp({ loginFreeFailures: 'three' }))).toThrow(
+      /context loginFreeFailures must be an integer/,
+    )
+    expect(() => readAppSettings(testApp({ authorizerAudiences: '[1]' }))).toThrow(
+      /context authorizerAudiences must list strings/,
+    )
+  })
+
+  it('keeps a retired key published for the longest token lifetime plus the authorizer’s skew and backdating', () => {
+    const now = new Date('2026-05-01T00:00:00.000Z')
+    const longest = 900 // testClients: the native client's access-token lifetime
+    expect(keyChangeRules({ clients: testClients }, now).retireWaitSeconds).toBe(longest + 60)
+    expect(
+      keyChangeRules(
+        {
+          clients: testClients,
+          tokenBackdateSeconds: 10,
+          authorizerSettings: { clockSkewSeconds: 300 },
+        },
+        now,
+      ).retireWaitSeconds,
+    ).toBe(longest + 310)
+    expect(
+      keyChangeRules({ clients: testClients, jwksMaxAge: Duration.minutes(10) }, now)
+        .publishWaitSeconds,
+    ).toBe(2 * 3600 + 600)
   })
 
   it('refuses a bad setting with a message that names the context key', () => {

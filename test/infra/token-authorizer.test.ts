@@ -120,6 +120,56 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     })
   })
 
+  it('verifies with config.ts’s default settings unless told otherwise, and accepts every client’s audience', () => {
+    const { template } = ordersStack()
+    const [fn] = Object.values(
+      template.findResources('AWS::Lambda::Function', {
+        Properties: { Environment: Match.anyValue() },
+      }),
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]
+    const variables = fn?.Properties.Environment.Variables ?? {}
+    expect(variables).toMatchObject({
+      AUTHORIZER_SKEW_SECONDS: '30',
+      AUTHORIZER_SESSION_CACHE_SECONDS: '5',
+      AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+    })
+    // Unset, the function derives it from CLIENTS; JWKS_MAX_AGE_SECONDS is the jwks function's.
+    expect(variables).not.toHaveProperty('AUTHORIZER_AUDIENCES')
+    expect(variables).not.toHaveProperty('JWKS_MAX_AGE_SECONDS')
+  })
+
+  it('takes its skew, strict-mode session cache, token size limit and audiences as props', () => {
+    const clients = [testClients[0], { ...testClients[1], audience: 'https://orders.example.com' }]
+    const { template } = ordersStack({
+      clients: clients as typeof testClients,
+      strict: true,
+      clockSkewSeconds: 10,
+      sessionCacheSeconds: 1,
+      maxTokenBytes: 2048,
+      audiences: ['https://orders.example.com'],
+    })
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          AUTHORIZER_STRICT: 'true',
+          AUTHORIZER_SKEW_SECONDS: '10',
+          AUTHORIZER_SESSION_CACHE_SECONDS: '1',
+          AUTHORIZER_MAX_TOKEN_BYTES: '2048',
+          AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+        }),
+      },
+    })
+  })
+
+  it('refuses settings the function would refuse at cold start, and a session cache without strict mode', () => {
+    expect(() => ordersStack({ clockSkewSeconds: -1 })).toThrow(
+      /TokenAuthorizer: clockSkewSeconds must be an integer from 0 to 300 \(AUTHORIZER_SKEW_SECONDS\), got -1/,
+    )
+    expect(() => ordersStack({ maxTokenBytes: 16_385 })).toThrow(/from 1024 to 16384/)
+    expect(() => ordersStack({ sessionCacheSeconds: 5 })).toThrow(/strict mode only/)
+    expect(() => ordersStack({ audiences: ['a,b'] })).toThrow(/comma or outer spaces/)
+  })
+
   it('serves a second HTTP API through authorizerFor()', () => {
     const { template } = ordersStack({ resultsCacheTtl: Duration.seconds(60) }, (stack, auth) => {
       const second = new apigwv2.HttpApi(stack, 'Second')

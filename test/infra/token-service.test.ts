@@ -1,7 +1,9 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
 import { Match } from 'aws-cdk-lib/assertions'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { DEFAULTS, FUNCTION_SETTINGS, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import { loadConfig } from '../../functions/config.js'
+import { DEFAULTS, FUNCTION_SETTINGS, SETTING_RANGES, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
 import { type Resource, type Synthesized, synth, testApp, testClients } from './synth.js'
 
@@ -67,6 +69,41 @@ const BASE_GRANTS = {
   'xray:PutTelemetryRecords': ['*'],
   'xray:PutTraceSegments': ['*'],
 }
+
+/** The settings a prop tunes: `LOGIN_*`, `AUTHORIZER_*`, `TOKEN_BACKDATE_SECONDS`, `JWKS_MAX_AGE_SECONDS`. */
+const TUNABLE = /^(LOGIN_|AUTHORIZER_|TOKEN_BACKDATE_SECONDS$|JWKS_MAX_AGE_SECONDS$)/
+
+/** Each function's environment, by name, with CloudFormation references made plain strings. */
+function environments({
+  stack,
+  resources,
+  logicalId,
+}: Synthesized): Record<string, Record<string, string>> {
+  const functions = {
+    ...stack.service.functions,
+    ...(stack.service.tokenAuthorizer && { authorizer: stack.service.tokenAuthorizer.handler }),
+  }
+  return Object.fromEntries(
+    Object.entries(functions).map(([name, fn]) => {
+      const resource = resources[logicalId(fn.function)]
+      if (!resource) throw new Error(`no ${name} function`)
+      const variables = (resource.Properties.Environment as { Variables: Record<string, unknown> })
+        .Variables
+      const plain = Object.entries(variables).map(([key, value]) => [
+        key,
+        typeof value === 'string' ? value : `resolved-${key.toLowerCase()}`,
+      ])
+      return [name, Object.fromEntries(plain)]
+    }),
+  )
+}
+
+const tunables = (environment: Record<string, string>) =>
+  Object.fromEntries(Object.entries(environment).filter(([key]) => TUNABLE.test(key)))
+
+/** What `loadConfig` makes of an environment (the issuer made a URL). */
+const configOf = (environment: Record<string, string>) =>
+  loadConfig({ ...environment, ISSUER: 'https://auth.example.com' })
 
 describe('TokenService with its defaults', () => {
   let synthesized: Synthesized
@@ -167,7 +204,6 @@ describe('TokenService with its defaults', () => {
         RETIRING_KEY_IDS: '',
         SIGNING_ALG: 'RS256',
         TABLE_NAME: { Ref: logicalId(stack.service.table) },
-        JWKS_MAX_AGE_SECONDS: '300',
         AWS_CALL_TIMEOUT_MS: '1000',
         AWS_MAX_ATTEMPTS: '2',
         NODE_OPTIONS: '--enable-source-maps',
@@ -183,6 +219,39 @@ describe('TokenService with its defaults', () => {
     expect(resources[logicalId(authorizer)]?.Properties.Environment).toMatchObject({
       Variables: { AUTHORIZER_STRICT: 'false' },
     })
+  })
+
+  it('sets each tunable setting, at config.ts’s default, only on the functions that read it', () => {
+    const env = environments(synthesized)
+    expect(Object.fromEntries(Object.entries(env).map(([name, e]) => [name, tunables(e)]))).toEqual(
+      {
+        login: {
+          TOKEN_BACKDATE_SECONDS: '5',
+          LOGIN_FREE_FAILURES: '3',
+          LOGIN_BACKOFF_BASE_SECONDS: '1',
+          LOGIN_BACKOFF_MAX_SECONDS: '900',
+          LOGIN_FAILURE_WINDOW_SECONDS: '86400',
+        },
+        token: { TOKEN_BACKDATE_SECONDS: '5' },
+        revoke: {},
+        jwks: { JWKS_MAX_AGE_SECONDS: '300' },
+        sessions: {},
+        me: {},
+        authorizer: {
+          AUTHORIZER_STRICT: 'false',
+          AUTHORIZER_SKEW_SECONDS: '30',
+          AUTHORIZER_SESSION_CACHE_SECONDS: '5',
+          AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+        },
+      },
+    )
+    // The values set are exactly what each function would assume with none set.
+    for (const [name, environment] of Object.entries(env)) {
+      const untuned = Object.fromEntries(
+        Object.entries(environment).filter(([key]) => !TUNABLE.test(key)),
+      )
+      expect(configOf(environment), name).toEqual(configOf(untuned))
+    }
   })
 
   it('chains the timeouts: SDK call timeout x attempts < Lambda timeout < API Gateway integration timeout', () => {
@@ -639,6 +708,166 @@ describe('TokenService options', () => {
     expect(() => synth({ loginThrottle: { rateLimit: 600, burstLimit: 40 } })).toThrow(
       /loginThrottle must not exceed throttle/,
     )
+  })
+})
+
+describe('TokenService function settings (back-off, backdating, JWKS max-age, authorizer)', () => {
+  const clients = [
+    testClients[0],
+    { ...testClients[1], audience: 'https://orders.example.com' },
+  ] as typeof testClients
+
+  it('hands custom values to the functions that read them, and nowhere else', () => {
+    const env = environments(
+      synth({
+        clients,
+        tokenBackdateSeconds: 10,
+        jwksMaxAge: Duration.minutes(10),
+        loginBackoff: {
+          freeFailures: 5,
+          baseSeconds: 2,
+          maxSeconds: 600,
+          failureWindowSeconds: 3600,
+        },
+        strictRevocation: true,
+        authorizerSettings: {
+          clockSkewSeconds: 60,
+          sessionCacheSeconds: 2,
+          maxTokenBytes: 8192,
+          audiences: ['https://orders.example.com'],
+        },
+      }),
+    )
+    expect(Object.fromEntries(Object.entries(env).map(([name, e]) => [name, tunables(e)]))).toEqual(
+      {
+        login: {
+          TOKEN_BACKDATE_SECONDS: '10',
+          LOGIN_FREE_FAILURES: '5',
+          LOGIN_BACKOFF_BASE_SECONDS: '2',
+          LOGIN_BACKOFF_MAX_SECONDS: '600',
+          LOGIN_FAILURE_WINDOW_SECONDS: '3600',
+        },
+        token: { TOKEN_BACKDATE_SECONDS: '10' },
+        revoke: {},
+        jwks: { JWKS_MAX_AGE_SECONDS: '600' },
+        sessions: {},
+        me: {},
+        authorizer: {
+          AUTHORIZER_STRICT: 'true',
+          AUTHORIZER_SKEW_SECONDS: '60',
+          AUTHORIZER_SESSION_CACHE_SECONDS: '2',
+          AUTHORIZER_MAX_TOKEN_BYTES: '8192',
+          AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+        },
+      },
+    )
+    const config = (name: string) => configOf(env[name] ?? {})
+    expect(config('login').loginBackoff).toEqual({
+      freeFailures: 5,
+      baseSeconds: 2,
+      maxSeconds: 600,
+      windowSeconds: 3600,
+    })
+    expect(config('login').backdateSeconds).toBe(10)
+    expect(config('token').backdateSeconds).toBe(10)
+    expect(config('jwks').jwksMaxAgeSeconds).toBe(600)
+    expect(config('authorizer').authorizer).toEqual({
+      strict: true,
+      skewSeconds: 60,
+      sessionCacheSeconds: 2,
+      maxTokenBytes: 8192,
+      audiences: ['https://orders.example.com'],
+    })
+  })
+
+  it('gives the native JWT authorizer the chosen audiences', () => {
+    const { template } = synth({
+      clients,
+      authorizer: 'jwt',
+      authorizerSettings: { audiences: ['https://orders.example.com'] },
+    })
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      JwtConfiguration: Match.objectLike({ Audience: ['https://orders.example.com'] }),
+    })
+  })
+
+  it('refuses, at synth, every value the functions would refuse at cold start', () => {
+    const refuse = (props: Partial<TokenServiceStackProps>, message: RegExp) =>
+      expect(() => synth(props), message.source).toThrow(message)
+    refuse(
+      { tokenBackdateSeconds: 61 },
+      /tokenBackdateSeconds must be an integer from 0 to 60 \(TOKEN_BACKDATE_SECONDS\), got 61/,
+    )
+    refuse(
+      { jwksMaxAge: Duration.days(2) },
+      /jwksMaxAge must be an integer from 0 to 86400 \(JWKS_MAX_AGE_SECONDS\)/,
+    )
+    refuse({ loginBackoff: { freeFailures: 101 } }, /loginBackoff\.freeFailures .* from 0 to 100/)
+    refuse({ loginBackoff: { baseSeconds: 0 } }, /loginBackoff\.baseSeconds .* from 1 to 3600/)
+    refuse({ loginBackoff: { maxSeconds: 1.5 } }, /loginBackoff\.maxSeconds .* from 1 to 86400/)
+    refuse(
+      { loginBackoff: { failureWindowSeconds: 59 } },
+      /loginBackoff\.failureWindowSeconds .* from 60 to 2592000/,
+    )
+    refuse(
+      { loginBackoff: { maxSeconds: 7200, failureWindowSeconds: 3600 } },
+      /failureWindowSeconds \(3600\) must be at least loginBackoff\.maxSeconds \(7200\)/,
+    )
+    refuse(
+      { authorizerSettings: { clockSkewSeconds: 301 } },
+      /clockSkewSeconds must be an integer from 0 to 300 \(AUTHORIZER_SKEW_SECONDS\)/,
+    )
+    refuse(
+      { strictRevocation: true, authorizerSettings: { sessionCacheSeconds: 61 } },
+      /sessionCacheSeconds must be an integer from 0 to 60/,
+    )
+    refuse(
+      { authorizerSettings: { maxTokenBytes: 1023 } },
+      /maxTokenBytes must be an integer from 1024 to 16384/,
+    )
+    refuse({ authorizerSettings: { sessionCacheSeconds: 2 } }, /applies to strict mode only/)
+    refuse(
+      { authorizerSettings: { audiences: ['https://other.example.com'] } },
+      /audience "https:\/\/other\.example\.com" is no client's audience/,
+    )
+    refuse({ authorizerSettings: { audiences: [] } }, /audiences must not be empty/)
+    refuse(
+      { authorizer: 'jwt', authorizerSettings: { clockSkewSeconds: 10 } },
+      /authorizerSettings clockSkewSeconds apply to the Lambda authorizer only/,
+    )
+  })
+
+  it('uses the ranges and defaults of functions/config.ts', () => {
+    const base = {
+      ISSUER: 'https://auth.example.com',
+      CLIENTS: JSON.stringify(testClients),
+      SIGNING_KEY_ID: 'alias/active',
+      TABLE_NAME: 'tokens',
+    }
+    const defaults = loadConfig(base)
+    expect(defaults.backdateSeconds).toBe(DEFAULTS.tokenBackdateSeconds)
+    expect(defaults.jwksMaxAgeSeconds).toBe(DEFAULTS.jwksMaxAge.toSeconds())
+    expect(defaults.loginBackoff).toEqual({
+      freeFailures: DEFAULTS.loginBackoff.freeFailures,
+      baseSeconds: DEFAULTS.loginBackoff.baseSeconds,
+      maxSeconds: DEFAULTS.loginBackoff.maxSeconds,
+      windowSeconds: DEFAULTS.loginBackoff.failureWindowSeconds,
+    })
+    expect(defaults.authorizer).toMatchObject({
+      skewSeconds: DEFAULTS.authorizerSettings.clockSkewSeconds,
+      sessionCacheSeconds: DEFAULTS.authorizerSettings.sessionCacheSeconds,
+      maxTokenBytes: DEFAULTS.authorizerSettings.maxTokenBytes,
+    })
+    // The window must cover the longest wait: test its lower end with a short one.
+    const context = { LOGIN_BACKOFF_MAX_SECONDS: '60' }
+    for (const [variable, { min, max }] of Object.entries(SETTING_RANGES)) {
+      const load = (value: number) => () =>
+        loadConfig({ ...base, ...context, [variable]: String(value) })
+      expect(load(min), `${variable}=${min}`).not.toThrow()
+      expect(load(max), `${variable}=${max}`).not.toThrow()
+      expect(load(min - 1), `${variable}=${min - 1}`).toThrow(variable)
+      expect(load(max + 1), `${variable}=${max + 1}`).toThrow(variable)
+    }
   })
 })
 
