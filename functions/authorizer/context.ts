@@ -6,20 +6,7 @@ import { InvalidToken } from '../core/errors.js'
 import type { VerifiedClaims } from './verify.js'
 
 /** The caller as a bearer route sees it: the verified claims. */
-export interface CallerClaims {
-  readonly iss: string
-  readonly sub: string
-  readonly aud: string | readonly string[]
-  readonly exp: number
-  readonly iat: number
-  readonly nbf?: number
-  readonly jti: string
-  readonly client_id: string
-  readonly scope: string
-  readonly sid: string
-  readonly roles: readonly string[]
-  readonly username?: string
-}
+export type CallerClaims = VerifiedClaims
 
 type ContextValue = string | number | boolean | readonly string[]
 

@@ -8,9 +8,8 @@
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GSI1 } from '../../functions/adapters/table.js'
-import { hashPassword } from '../../functions/core/passwords.js'
 import type { User } from '../../functions/core/ports.js'
-import { hashToken, newUserId, parseRefreshToken } from '../../functions/core/refresh-token.js'
+import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { FakeKms } from '../support/fake-kms.js'
 import {
   blackHole,
@@ -26,14 +25,13 @@ import {
   TRANSIENT_FAULTS,
 } from '../support/faults.js'
 import {
+  addCheapUser,
   type Harness,
   NATIVE,
   NO_GRACE,
-  PASSWORD,
   type Reply,
   startHarness,
 } from '../support/harness.js'
-import { recordSecret } from '../support/secrets.js'
 
 // ---------------------------------------------------------------------------
 // What a case expects
@@ -119,20 +117,7 @@ const kms = new FakeKms()
 const faults = new DynamoFaults()
 const doc = () => DynamoDBDocumentClient.from(h.dynamodb)
 
-/** A user whose password hash is cheap to check: the cases here are about faults, not scrypt. */
-async function cheapUser(): Promise<User> {
-  const user: User = {
-    sub: newUserId(),
-    username: `faults-${Math.random().toString(36).slice(2, 10)}`,
-    passwordHash: await hashPassword(PASSWORD, { ln: 10, r: 8, p: 1 }),
-    roles: ['reader'],
-    status: 'active',
-    createdAt: h.clock.now(),
-  }
-  recordSecret(user.passwordHash)
-  expect(await h.runtime.store.createUser(user)).toBe(true)
-  return user
-}
+const cheapUser = () => addCheapUser(h, 'faults')
 
 async function login(user: User, client = NATIVE.client_id): Promise<string> {
   return (await loginReply(user, client)).body.refresh_token

@@ -5,12 +5,10 @@
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { GSI1 } from '../../functions/adapters/table.js'
-import { hashPassword } from '../../functions/core/passwords.js'
 import type { User } from '../../functions/core/ports.js'
-import { hashToken, newUserId, parseRefreshToken } from '../../functions/core/refresh-token.js'
+import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { DynamoFaults, mentions } from '../support/faults.js'
-import { type Harness, NATIVE, PASSWORD, type Reply, startHarness } from '../support/harness.js'
-import { recordSecret } from '../support/secrets.js'
+import { addCheapUser, type Harness, NATIVE, type Reply, startHarness } from '../support/harness.js'
 
 let h: Harness
 const faults = new DynamoFaults()
@@ -29,20 +27,7 @@ const doc = () => DynamoDBDocumentClient.from(h.dynamodb)
 const sidOf = (token: string) => parseRefreshToken(token)?.sid as string
 const bearer = (reply: Reply) => ({ authorization: `Bearer ${reply.body.access_token}` })
 
-/** A user whose password is cheap to check, so that logins race each other, not scrypt. */
-async function cheapUser(): Promise<User> {
-  const user: User = {
-    sub: newUserId(),
-    username: `races-${Math.random().toString(36).slice(2, 10)}`,
-    passwordHash: await hashPassword(PASSWORD, { ln: 10, r: 8, p: 1 }),
-    roles: ['reader'],
-    status: 'active',
-    createdAt: h.clock.now(),
-  }
-  recordSecret(user.passwordHash)
-  expect(await h.runtime.store.createUser(user)).toBe(true)
-  return user
-}
+const cheapUser = () => addCheapUser(h, 'races')
 
 async function login(user: User): Promise<Reply> {
   const reply = await h.login(user)

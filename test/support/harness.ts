@@ -228,3 +228,21 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   }
   return harness
 }
+
+/**
+ * A user whose password hash is cheap to check (scrypt ln=10), for suites about faults and
+ * races rather than scrypt: several real N=2^17 hashes at once would only test the CPU.
+ */
+export async function addCheapUser(h: Harness, prefix: string): Promise<User> {
+  const user: User = {
+    sub: newUserId(),
+    username: `${prefix}-${Math.random().toString(36).slice(2, 10)}`,
+    passwordHash: await hashPassword(PASSWORD, { ln: 10, r: 8, p: 1 }),
+    roles: ['reader'],
+    status: 'active',
+    createdAt: h.clock.now(),
+  }
+  recordSecret(user.passwordHash)
+  if (!(await h.runtime.store.createUser(user))) throw new Error(`user ${user.username} exists`)
+  return user
+}
