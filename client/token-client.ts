@@ -173,8 +173,11 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     emit('refreshed', { accessToken: next.accessToken, expiresAt: next.expiresAt, source })
   }
 
-  /** Ends the session here: forgets tokens and storage, tells the app once. */
-  async function forget(reason: EndReason, tellTabs: boolean) {
+  /**
+   * Ends the session here: forgets tokens and storage, and tells the other tabs and the app
+   * once (the app is not told of its own logout).
+   */
+  async function forget(reason: EndReason, tellTabs: boolean, tellApp = true) {
     const hadSession = phase === 'active'
     tokens = undefined
     phase = 'none'
@@ -182,7 +185,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     clearTimeout(timer)
     if (store) await store.removeItem(storageKey)
     if (tellTabs && hadSession) tabs.publishEnded(reason)
-    if (hadSession) emit('session-expired', { reason })
+    if (tellApp && hadSession) emit('session-expired', { reason })
   }
 
   /** Refresh shortly before expiry, earlier by a random jitter so that clients spread out. */
@@ -418,13 +421,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
 
     async logout() {
       const refreshToken = store ? await store.getItem(storageKey) : undefined
-      const hadSession = phase === 'active'
-      tokens = undefined
-      phase = 'none'
-      epoch++
-      clearTimeout(timer)
-      if (store) await store.removeItem(storageKey)
-      if (hadSession) tabs.publishEnded('logout')
+      await forget('logout', true, false)
       if (cookieMode) await post('/revoke', { client_id: clientId }, true)
       else if (refreshToken) {
         const params = {

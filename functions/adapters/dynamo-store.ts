@@ -436,21 +436,39 @@ export class DynamoStore implements Store, UserStore {
     next: FailedLogins,
     expiresAt: number,
   ): Promise<boolean> {
+    // Exactly one of several concurrent attempts finds the record as it read it.
+    return this.updateFailuresIfUnchanged(
+      username,
+      seen,
+      'SET failures = :next, last_failed_at = :at, expires_at = :ttl',
+      { ':next': next.failures, ':at': next.lastFailedAt, ':ttl': ttl(expiresAt) },
+    )
+  }
+
+  async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
+    // Failures that landed after `seen` (an attacker racing the user) still count.
+    await this.updateFailuresIfUnchanged(username, seen, 'SET failures = :zero', { ':zero': 0 })
+  }
+
+  /** Applies `update` to the username's failed-login record only if it is still `seen`. */
+  private async updateFailuresIfUnchanged(
+    username: string,
+    seen: FailedLogins,
+    update: string,
+    values: Record<string, unknown>,
+  ): Promise<boolean> {
     try {
       await this.write('UpdateItem', () =>
         this.doc.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: throttleKey(username),
-            // Exactly one of several concurrent attempts finds the record as it read it.
             ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
-            UpdateExpression: 'SET failures = :next, last_failed_at = :at, expires_at = :ttl',
+            UpdateExpression: update,
             ExpressionAttributeValues: {
               ':seen': seen.failures,
               ':seenAt': seen.lastFailedAt,
-              ':next': next.failures,
-              ':at': next.lastFailedAt,
-              ':ttl': ttl(expiresAt),
+              ...values,
             },
           }),
         ),
@@ -459,29 +477,6 @@ export class DynamoStore implements Store, UserStore {
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return false
       throw error
-    }
-  }
-
-  async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
-    try {
-      await this.write('UpdateItem', () =>
-        this.doc.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: throttleKey(username),
-            // Failures that landed after `seen` (an attacker racing the user) still count.
-            ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
-            UpdateExpression: 'SET failures = :zero',
-            ExpressionAttributeValues: {
-              ':seen': seen.failures,
-              ':seenAt': seen.lastFailedAt,
-              ':zero': 0,
-            },
-          }),
-        ),
-      )
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error
     }
   }
 
