@@ -7,34 +7,34 @@
  *    as p50/mean latencies and ratios to the bare verify (the budget: 1.5x),
  *    each the best of several short rounds (the machine is shared with other work), and
  *    an interleaved cross-check of the handler against the bare verify.
- * 2. The authorizer bundled as the stack bundles it (esbuild, minified ESM):
- *    its size, and the time to import it cold in a fresh node process.
+ * 2. Every function bundled as the stack bundles it (bench/cold-start.ts): its
+ *    size, and its cold import time next to a bare `node -e 0`.
  * 3. Strict mode through local mode (DynamoDB Local, as `npm start` runs it):
  *    the time from logout everywhere to the first 401 at the authorizer.
  *
  * Results go to stdout only. The machine is shared: compare ratios, not absolutes.
  */
 
-import { spawnSync } from 'node:child_process'
 import { createPublicKey, verify } from 'node:crypto'
-import { mkdtempSync, statSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { Logger } from '@aws-lambda-powertools/logger'
 import { JwtVerifier } from 'aws-jwt-verify'
 import type { Jwks } from 'aws-jwt-verify/jwk'
-import { build } from 'esbuild'
 import { importJWK, jwtVerify } from 'jose'
 import { Bench } from 'tinybench'
-import { freePort } from '../functions/adapters/dynamodb-local.js'
-import { startLocalMode } from '../functions/adapters/local-mode.js'
-import { LocalSigner } from '../functions/adapters/local-signer.js'
-import { createRuntime, type Runtime } from '../functions/adapters/runtime.js'
 import { createAuthorizer } from '../functions/authorizer/authorizer.js'
-import { loadConfig, loadLocalConfig } from '../functions/config.js'
+import { loadAuthorizerConfig } from '../functions/config.js'
 import { issueAccessToken } from '../functions/core/access-token.js'
 import { parseClients } from '../functions/core/clients.js'
+import { systemClock } from '../functions/core/clock.js'
 import type { Session, SessionStateReader, User } from '../functions/core/ports.js'
+import { loadLocalConfig } from '../local/config.js'
+import { freePort } from '../local/dynamodb-local.js'
+import { startLocalMode } from '../local/mode.js'
+import { LocalSigner } from '../local/signer.js'
+import { coldStart } from './cold-start.js'
 
 const ISSUER = 'https://auth.bench.example'
 const AUDIENCE = 'https://api.bench.example'
@@ -46,8 +46,9 @@ const ms = (value: number) =>
 
 async function perRequest(keyDir: string): Promise<void> {
   const signer = await LocalSigner.open(keyDir)
-  const config = loadConfig({ TABLE_NAME: 'bench', ISSUER, CLIENTS, SIGNER: 'local' })
-  const runtime = createRuntime(config, { signer })
+  const config = loadAuthorizerConfig({ ISSUER, AUTHORIZER_AUDIENCES: AUDIENCE })
+  const logger = new Logger({ serviceName: 'token-service' })
+  const deps = { config, fetchKeys: () => signer.publicKeys(), clock: systemClock, logger }
   const now = Date.now()
   const user: User = {
     sub: '7d0c5a2e-1b3f-4c6d-8e9f-a0b1c2d3e4f5',
@@ -78,14 +79,10 @@ async function perRequest(keyDir: string): Promise<void> {
     { user, session, client, scope: 'openid api', now },
   )
 
-  const authorizer = createAuthorizer(runtime)
+  const authorizer = createAuthorizer(deps)
   await authorizer.warm()
   const sessions: SessionStateReader = { loadSessionState: async () => ({ session, user }) }
-  const strictRuntime: Runtime = {
-    ...runtime,
-    config: { ...config, authorizer: { ...config.authorizer, strict: true } },
-  }
-  const strict = createAuthorizer(strictRuntime, { sessions })
+  const strict = createAuthorizer({ ...deps, strict: { sessions, cacheSeconds: 5 } })
   await strict.warm()
 
   const jwk = (await signer.publicKeys())[0]
@@ -229,68 +226,6 @@ async function interleaved(
   return { bare: fastestBare, handler: fastestHandler }
 }
 
-async function bundle(keyDir: string): Promise<void> {
-  const outdir = mkdtempSync(join(tmpdir(), 'authorizer-bundle-'))
-  const outfile = join(outdir, 'index.mjs')
-  const result = await build({
-    entryPoints: ['functions/authorizer/handler.ts'],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    minify: true,
-    treeShaking: true,
-    mainFields: ['module', 'main'],
-    banner: {
-      js: "import { createRequire as __tsCreateRequire } from 'node:module';const require = __tsCreateRequire(import.meta.url);",
-    },
-    outfile,
-    metafile: true,
-    logLevel: 'silent',
-  })
-  const bytes = statSync(outfile).size
-  const gzip = gzipSync(await import('node:fs/promises').then((fs) => fs.readFile(outfile))).length
-  const output = Object.values(result.metafile.outputs)[0]
-  const byPackage = new Map<string, number>()
-  for (const [path, { bytesInOutput }] of Object.entries(output?.inputs ?? {})) {
-    const name = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1] ?? 'functions (ours)'
-    byPackage.set(name, (byPackage.get(name) ?? 0) + bytesInOutput)
-  }
-  const top = [...byPackage].sort((a, b) => b[1] - a[1]).slice(0, 6)
-  console.log(
-    `\nAuthorizer bundle (esbuild, minified ESM): ${(bytes / 1024).toFixed(1)} KiB, ${(gzip / 1024).toFixed(1)} KiB gzipped`,
-  )
-  console.log(
-    `  largest parts: ${top.map(([name, size]) => `${name} ${(size / 1024).toFixed(0)} KiB`).join(', ')}`,
-  )
-
-  // Cold import in a fresh process, as Lambda's init phase runs it: module scope builds the
-  // runtime and (top-level await) loads the keys, here from the local key file, not KMS.
-  const env = {
-    ...process.env,
-    AWS_LAMBDA_FUNCTION_NAME: 'bench-authorizer',
-    TABLE_NAME: 'bench',
-    ISSUER,
-    CLIENTS,
-    SIGNER: 'local',
-    LOCAL_KEY_DIR: keyDir,
-  }
-  const script = `const t = performance.now(); await import(${JSON.stringify(`file://${outfile}`)}); process.stdout.write(String(performance.now() - t))`
-  const times: number[] = []
-  for (let run = 0; run < 7; run++) {
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-      env,
-      encoding: 'utf8',
-    })
-    if (child.status !== 0) throw new Error(`cold import failed: ${child.stderr}`)
-    times.push(Number(child.stdout))
-  }
-  times.sort((a, b) => a - b)
-  console.log(
-    `  cold import (fresh node process, keys loaded): median ${ms(times[3] ?? 0)}, min ${ms(times[0] ?? 0)}, max ${ms(times[6] ?? 0)} over 7 runs`,
-  )
-}
-
 async function logoutLatency(keyDir: string): Promise<void> {
   const local = loadLocalConfig({
     PORT: String(await freePort()),
@@ -341,5 +276,5 @@ process.env.POWERTOOLS_LOG_LEVEL = 'ERROR'
 process.env.POWERTOOLS_METRICS_DISABLED = 'true'
 const keyDir = join(mkdtempSync(join(tmpdir(), 'bench-keys-')), 'keys')
 await perRequest(keyDir)
-await bundle(keyDir)
+await coldStart()
 await logoutLatency(keyDir)

@@ -14,7 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { freePort } from '../functions/adapters/dynamodb-local.js'
+import { freePort } from '../local/dynamodb-local.js'
 
 type RouteName = 'refresh' | 'me' | 'login' | 'revoke'
 

@@ -18,7 +18,7 @@ const app = new App()
 const settings = readAppSettings(app)
 
 // The ledger remembers the keys of the last synth, so that synth can refuse a change
-// that would break live tokens (README "Key rotation"). Commit it with the key list.
+// that would break live tokens (docs/operations.md "Key rotation"). Commit it with the key list.
 const ledger =
   settings.keyLedgerPath === undefined
     ? undefined

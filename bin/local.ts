@@ -1,11 +1,12 @@
 /**
  * `npm start`: the whole service on localhost, on DynamoDB Local and a local
- * signing key. See README "Local mode" for the variables.
+ * signing key. See docs/configuration.md "Local mode settings" for the variables.
  */
 
-import { assertJava, stopOnSignals } from '../functions/adapters/dynamodb-local.js'
-import { DEMO_USERNAME, startLocalMode } from '../functions/adapters/local-mode.js'
-import { ConfigError, loadLocalConfig } from '../functions/config.js'
+import { ConfigError } from '../functions/config.js'
+import { loadLocalConfig } from '../local/config.js'
+import { assertJava, stopOnSignals } from '../local/dynamodb-local.js'
+import { DEMO_USERNAME, startLocalMode } from '../local/mode.js'
 
 async function main() {
   const config = loadLocalConfig()
@@ -19,7 +20,7 @@ async function main() {
   const demoPassword = process.env.DEMO_PASSWORD ? '$DEMO_PASSWORD' : config.demoPassword
   console.log(`
 Token service running at ${u}  (DynamoDB Local at ${local.dynamodb.endpoint}, ${config.dataDir ? `data in ${config.dataDir}` : 'in memory'})
-Demo user: ${DEMO_USERNAME}    Clients: ${[...local.runtime.config.clients.keys()].join(', ')}
+Demo user: ${DEMO_USERNAME}    Clients: ${[...local.service.clients.keys()].join(', ')}
 Demo page: ${u}/  (sign in as ${DEMO_USERNAME} / ${demoPassword}; open it at this exact origin)
 
 Log in:
@@ -35,7 +36,7 @@ Keys and metadata:
   curl -s ${u}/.well-known/jwks.json
   curl -s ${u}/.well-known/openid-configuration
 
-Behind the authorizer (use the access_token from the login answer${local.runtime.config.authorizer.strict ? '; strict mode: logout ends access within seconds' : ''}):
+Behind the authorizer (use the access_token from the login answer${local.service.strict ? '; strict mode: logout ends access within seconds' : ''}):
   curl -s ${u}/me -H "Authorization: Bearer <access_token>"
   curl -s ${u}/sessions -H "Authorization: Bearer <access_token>"
   curl -s -X DELETE ${u}/sessions/<sid> -H "Authorization: Bearer <access_token>"   (end one session)

@@ -12,9 +12,9 @@
 import { parseArgs } from 'node:util'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoStore } from '../functions/adapters/dynamo-store.js'
-import { LOCAL_TABLE, loadLocalConfig } from '../functions/config.js'
 import { systemClock } from '../functions/core/clock.js'
 import { addUser, disableUser, enableUser } from '../functions/core/users.js'
+import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
 
 const USAGE =
   'usage: npm run users -- add|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'

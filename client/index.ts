@@ -1,6 +1,6 @@
 /**
  * `rotating-token-service/client`: a dependency-free client for SPAs, React
- * Native apps and Node 20+. See the README section "Clients".
+ * Native apps and Node 20+. See client/README.md.
  */
 export { TokenClientError, type TokenClientErrorCode } from './errors.js'
 export {

@@ -273,7 +273,7 @@ export function unsafeKeyChangeError(stackName: string, problems: readonly strin
     [
       `Unsafe signing-key change for stack ${stackName}:`,
       ...problems.map((problem) => `  - ${problem}`),
-      'See README "Key rotation". If the change is deliberate (say a compromised key must go now),',
+      'See docs/operations.md "Key rotation". If the change is deliberate (say a compromised key must go now),',
       'pass -c unsafeKeyChangeReason="<why>": tokens signed by a removed key stop verifying at once.',
     ].join('\n'),
   )

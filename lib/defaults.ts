@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib'
 import * as logs from 'aws-cdk-lib/aws-logs'
+import { SETTINGS } from '../functions/settings.js'
 import type { SigningKeySpec } from './signing-keys.js'
 
 /**
@@ -26,35 +27,28 @@ export const DEFAULTS = {
   authorizerCacheTtl: Duration.minutes(5),
   strictAuthorizerCacheTtl: Duration.seconds(0),
   /** `Cache-Control: max-age` of JWKS and discovery. */
-  jwksMaxAge: Duration.minutes(5),
+  jwksMaxAge: Duration.seconds(SETTINGS.JWKS_MAX_AGE_SECONDS.default),
   logLevel: 'INFO',
   /** Per-attempt timeout of each AWS SDK call, and attempts per call (the first included). */
-  awsCallTimeout: Duration.seconds(1),
-  awsMaxAttempts: 2,
+  awsCallTimeout: Duration.millis(SETTINGS.AWS_CALL_TIMEOUT_MS.default),
+  awsMaxAttempts: SETTINGS.AWS_MAX_ATTEMPTS.default,
   /** API Gateway gives up on an integration after this (HTTP API maximum: 30 s). */
   integrationTimeout: Duration.seconds(29),
   /** `iat`/`nbf` of the access tokens are set this early (login and token). */
-  tokenBackdateSeconds: 5,
+  tokenBackdateSeconds: SETTINGS.TOKEN_BACKDATE_SECONDS.default,
   /** Login back-off per username (functions/core/throttle.ts). */
-  loginBackoff: { freeFailures: 3, baseSeconds: 1, maxSeconds: 900, failureWindowSeconds: 86_400 },
-  /** The Lambda authorizer's own settings (DESIGN.md "Authorizer"). */
-  authorizerSettings: { clockSkewSeconds: 30, sessionCacheSeconds: 5, maxTokenBytes: 4096 },
-} as const
-
-/**
- * The range functions/config.ts accepts for each variable a prop sets, so that synth
- * refuses what a cold start would. test/infra checks both agree.
- */
-export const SETTING_RANGES = {
-  TOKEN_BACKDATE_SECONDS: { min: 0, max: 60 },
-  JWKS_MAX_AGE_SECONDS: { min: 0, max: 86_400 },
-  LOGIN_FREE_FAILURES: { min: 0, max: 100 },
-  LOGIN_BACKOFF_BASE_SECONDS: { min: 1, max: 3600 },
-  LOGIN_BACKOFF_MAX_SECONDS: { min: 1, max: 86_400 },
-  LOGIN_FAILURE_WINDOW_SECONDS: { min: 60, max: 30 * 86_400 },
-  AUTHORIZER_SKEW_SECONDS: { min: 0, max: 300 },
-  AUTHORIZER_SESSION_CACHE_SECONDS: { min: 0, max: 60 },
-  AUTHORIZER_MAX_TOKEN_BYTES: { min: 1024, max: 16_384 },
+  loginBackoff: {
+    freeFailures: SETTINGS.LOGIN_FREE_FAILURES.default,
+    baseSeconds: SETTINGS.LOGIN_BACKOFF_BASE_SECONDS.default,
+    maxSeconds: SETTINGS.LOGIN_BACKOFF_MAX_SECONDS.default,
+    failureWindowSeconds: SETTINGS.LOGIN_FAILURE_WINDOW_SECONDS.default,
+  },
+  /** The Lambda authorizer's own settings (docs/design.md "Authorizer"). */
+  authorizerSettings: {
+    clockSkewSeconds: SETTINGS.AUTHORIZER_SKEW_SECONDS.default,
+    sessionCacheSeconds: SETTINGS.AUTHORIZER_SESSION_CACHE_SECONDS.default,
+    maxTokenBytes: SETTINGS.AUTHORIZER_MAX_TOKEN_BYTES.default,
+  },
 } as const
 
 /**
@@ -63,7 +57,7 @@ export const SETTING_RANGES = {
  */
 export const NATIVE_AUTHORIZER_KEY_CACHE = Duration.hours(2)
 
-/** Clock skew the verifiers allow plus the backdating of `iat`/`nbf` (DESIGN.md "Authorizer"). */
+/** Clock skew the verifiers allow plus the backdating of `iat`/`nbf` (docs/design.md "Authorizer"). */
 export const VERIFIER_CLOCK_MARGIN = Duration.seconds(60)
 
 /** Middy answers 503 this long before Lambda's own timeout (functions/adapters/http.ts). */
@@ -85,25 +79,3 @@ export const ALARM_THRESHOLDS = {
   kmsQuotaPercent: 80,
   dynamodbThrottles: 1,
 } as const
-
-export type FunctionName = 'login' | 'token' | 'revoke' | 'jwks' | 'sessions' | 'me' | 'authorizer'
-
-/**
- * Memory and timeout per function. Memory buys CPU: login hashes with scrypt
- * (N=2^17, 128 MiB, CPU bound), and 1769 MB is one full vCPU. Each timeout
- * leaves room for the function's sequential AWS calls, each bounded by
- * `awsCallTimeout x awsMaxAttempts`, and stays far below the integration timeout.
- */
-export const FUNCTION_SETTINGS: Record<
-  FunctionName,
-  { readonly memoryMiB: number; readonly timeout: Duration; readonly purpose: string }
-> = {
-  login: { memoryMiB: 1769, timeout: Duration.seconds(10), purpose: 'POST /login' },
-  token: { memoryMiB: 1024, timeout: Duration.seconds(8), purpose: 'POST /token (refresh)' },
-  revoke: { memoryMiB: 512, timeout: Duration.seconds(6), purpose: 'POST /revoke' },
-  jwks: { memoryMiB: 512, timeout: Duration.seconds(5), purpose: 'JWKS and discovery' },
-  sessions: { memoryMiB: 512, timeout: Duration.seconds(6), purpose: '/sessions' },
-  me: { memoryMiB: 256, timeout: Duration.seconds(3), purpose: 'GET /me' },
-  // Verifies on every protected request: RSA/ECDSA verification is CPU work.
-  authorizer: { memoryMiB: 1024, timeout: Duration.seconds(5), purpose: 'Lambda authorizer' },
-}

@@ -27,7 +27,7 @@ export interface TokenServiceMonitoringProps {
 }
 
 /**
- * The alarms and the dashboard of DESIGN.md "Operations": reuse detections,
+ * The alarms and the dashboard of docs/design.md "Operations": reuse detections,
  * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles;
  * a dashboard of logins, refreshes, grace hits, reuse detections,
  * revocations, latency percentiles and errors.

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 export type SigningAlgorithm = 'RS256' | 'ES256'
 export type SigningKeyState = 'active' | 'retiring'
 
-/** One KMS signing key of the stack (DESIGN.md "Keys"). */
+/** One KMS signing key of the stack (docs/design.md "Keys"). */
 export interface SigningKeySpec {
   /**
    * A stable name, such as `k2026-05`: the key's construct id, logical id and

@@ -4,12 +4,10 @@ import {
   HttpLambdaResponseType,
 } from 'aws-cdk-lib/aws-apigatewayv2-authorizers'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
-import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
 import { DEFAULTS } from './defaults.js'
-import type { SigningAlgorithm } from './signing-keys.js'
 import { grantStore } from './table-access.js'
 import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
@@ -46,12 +44,12 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
   readonly issuer: string
   /** The token service's clients: their `audience` values are the accepted `aud`, unless `audiences`. */
   readonly clients: readonly ClientConfig[]
-  /** The key that signs new tokens (`kms.Key.fromKeyArn(...)` from another stack or app). */
-  readonly activeKey: kms.IKey
-  /** Keys still published in JWKS: tokens they signed stay valid until they expire. @default none */
-  readonly retiringKeys?: readonly kms.IKey[]
-  /** @default 'RS256' */
-  readonly algorithm?: SigningAlgorithm
+  /**
+   * Where the verification keys are fetched (over HTTPS, cached per container; an
+   * unknown `kid` refetches at most once a minute).
+   * @default `${issuer}/.well-known/jwks.json`
+   */
+  readonly jwksUri?: string
   /**
    * Strict revocation: also check that the token's session is still active (one
    * strongly consistent read of the session and its user, cached a few seconds
@@ -61,10 +59,11 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
    */
   readonly strict?: boolean
   /**
-   * The token service's table (`Table.fromTableName(...)` elsewhere). Read only
-   * in strict mode, but every function's configuration names it.
+   * The token service's table (`Table.fromTableName(...)` elsewhere): strict mode
+   * reads the session and its user there.
+   * @default none; required with `strict`
    */
-  readonly table: dynamodb.ITable
+  readonly table?: dynamodb.ITable
   /**
    * How long API Gateway caches an answer per `Authorization` header. At most
    * the shortest access-token lifetime; at most 5 s in strict mode.
@@ -81,14 +80,14 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
 const STRICT_CACHE_LIMIT = Duration.seconds(5)
 
 /**
- * The Lambda authorizer (DESIGN.md "Authorizer") as a construct that any
+ * The Lambda authorizer (docs/design.md "Authorizer") as a construct that any
  * stack can put in front of its own HTTP API routes: payload format 2.0,
- * simple responses, identity source `$request.header.Authorization`. Its role
- * may only read the signing keys' public halves (and, in strict mode, batch-get
- * the session and the user from the table); it can never sign.
+ * simple responses, identity source `$request.header.Authorization`. It fetches
+ * the keys from the issuer's JWKS, so its role holds no KMS permission at all;
+ * in strict mode it may batch-get the session and the user from the table.
  *
  * ```ts
- * const auth = new TokenAuthorizer(this, 'Auth', { issuer, clients, activeKey, table })
+ * const auth = new TokenAuthorizer(this, 'Auth', { issuer, clients })
  * api.addRoutes({ path: '/orders', methods: [HttpMethod.GET], integration, authorizer: auth.authorizer })
  * ```
  */
@@ -103,30 +102,27 @@ export class TokenAuthorizer extends Construct {
     super(scope, id)
     this.strict = props.strict ?? DEFAULTS.strictRevocation
     this.resultsCacheTtl = resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
-    const retiringKeys = props.retiringKeys ?? []
-
+    if (this.strict && !props.table) {
+      throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
+    }
+    // Strict mode is its own bundle, the only one with a DynamoDB client.
+    const name = this.strict ? 'authorizerStrict' : 'authorizer'
     this.handler = new TokenFunction(this, 'Authorizer', {
-      name: 'authorizer',
-      environment: {
-        ...functionEnvironment({
-          issuer: props.issuer,
-          clients: props.clients,
-          algorithm: props.algorithm ?? DEFAULTS.algorithm,
-          activeKeyArn: props.activeKey.keyArn,
-          retiringKeyArns: retiringKeys.map((key) => key.keyArn),
-          tableName: props.table.tableName,
-        }),
-        AUTHORIZER_STRICT: String(this.strict),
+      name,
+      environment: functionEnvironment(name, {
+        ISSUER: props.issuer,
+        ...(props.jwksUri !== undefined && { JWKS_URI: props.jwksUri }),
+        ...(props.table && { TABLE_NAME: props.table.tableName }),
+        AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
+        AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
         ...authorizerEnvironment(props, this.strict),
-      },
+      }),
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
     })
-    this.handler.allow(
-      ['kms:GetPublicKey'],
-      [props.activeKey, ...retiringKeys].map((key) => key.keyArn),
-    )
-    if (this.strict) grantStore(this.handler, props.table, ['loadSessionState'])
+    if (this.strict && props.table) {
+      grantStore(this.handler, props.table, ['loadSessionState'])
+    }
 
     this.authorizer = this.authorizerFor('TokenAuthorizer')
   }
@@ -141,7 +137,7 @@ export class TokenAuthorizer extends Construct {
   }
 }
 
-/** The `AUTHORIZER_*` variables but `AUTHORIZER_STRICT`, checked against config.ts's ranges. */
+/** The `AUTHORIZER_*` variables, checked against functions/settings.ts's bounds. */
 function authorizerEnvironment(
   props: AuthorizerSettings & { readonly clients: readonly ClientConfig[] },
   strict: boolean,
@@ -152,7 +148,9 @@ function authorizerEnvironment(
       'TokenAuthorizer: sessionCacheSeconds applies to strict mode only (strict / strictRevocation)',
     )
   }
-  const audiences = props.audiences && checkedAudiences(props.audiences, props.clients)
+  const audiences = props.audiences
+    ? checkedAudiences(props.audiences, props.clients)
+    : [...new Set(props.clients.map((client) => client.audience))]
   return {
     AUTHORIZER_SKEW_SECONDS: rangedSetting(
       'TokenAuthorizer: clockSkewSeconds',
@@ -169,8 +167,7 @@ function authorizerEnvironment(
       'AUTHORIZER_MAX_TOKEN_BYTES',
       props.maxTokenBytes ?? defaults.maxTokenBytes,
     ),
-    // Unset, the function derives the default from CLIENTS: no need to spend the 4 KB twice.
-    ...(audiences && { AUTHORIZER_AUDIENCES: audiences.join(',') }),
+    AUTHORIZER_AUDIENCES: audiences.join(','),
   }
 }
 

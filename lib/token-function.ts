@@ -1,73 +1,63 @@
 import { fileURLToPath } from 'node:url'
-import { type RemovalPolicy, Validations } from 'aws-cdk-lib'
+import { Duration, type RemovalPolicy, Validations } from 'aws-cdk-lib'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as lambda from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs'
 import * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
-import type { ClientConfig } from '../functions/core/clients.js'
-import { DEFAULTS, FUNCTION_SETTINGS, type FunctionName, SETTING_RANGES } from './defaults.js'
-import type { SigningAlgorithm } from './signing-keys.js'
+import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
+import {
+  type IntegerSetting,
+  type LambdaName,
+  outOfBounds,
+  SETTINGS,
+  type SettingName,
+  settingsOf,
+} from '../functions/settings.js'
+import { LAMBDA_BUNDLING } from './bundling.js'
+import { DEFAULTS } from './defaults.js'
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** Lets CommonJS dependencies `require` Node built-ins from the ESM bundle. */
-const ESM_REQUIRE_BANNER =
-  "import { createRequire as __tsCreateRequire } from 'node:module';const require = __tsCreateRequire(import.meta.url);"
+/** Lambda refuses more than 4 KB of environment variables (names and values). */
+export const MAX_ENVIRONMENT_BYTES = 4096
 
-/** Lambda refuses more than 4 KB of environment variables; the clients take most of it. */
-const MAX_CLIENTS_ENV_BYTES = 3000
-
-/** What every function's `functions/config.ts` reads (see the README's variable table). */
-export interface FunctionEnvironmentProps {
-  readonly issuer: string
-  readonly clients: readonly ClientConfig[]
-  readonly algorithm: SigningAlgorithm
-  /** ARN of the active KMS key. */
-  readonly activeKeyArn: string
-  /** ARNs of the retiring keys (published, never signing). */
-  readonly retiringKeyArns: readonly string[]
-  readonly tableName?: string
+/** Set on every function: Powertools, and the SDK's Lambda-friendly defaults. */
+const COMMON_ENVIRONMENT = {
+  POWERTOOLS_SERVICE_NAME: 'token-service',
+  POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
+  POWERTOOLS_LOG_LEVEL: DEFAULTS.logLevel,
+  // The event holds tokens and passwords: never log it.
+  POWERTOOLS_LOGGER_LOG_EVENT: 'false',
 }
 
-/** The environment the handlers' `loadConfig()` expects, with the SDK timeouts made explicit. */
-export function functionEnvironment(props: FunctionEnvironmentProps): Record<string, string> {
-  const clients = JSON.stringify(props.clients)
-  if (Buffer.byteLength(clients) > MAX_CLIENTS_ENV_BYTES) {
-    throw new Error(
-      `clients take ${Buffer.byteLength(clients)} bytes as the CLIENTS variable; Lambda allows 4 KB of variables in all, so keep them under ${MAX_CLIENTS_ENV_BYTES} bytes`,
-    )
+/**
+ * The environment of one function: exactly the settings it reads
+ * (functions/settings.ts) among `values`, and the common ones; refused at synth
+ * above Lambda's 4 KB, naming the largest variables.
+ */
+export function functionEnvironment(
+  name: LambdaName,
+  values: Partial<Record<SettingName, string>>,
+): Record<string, string> {
+  const environment: Record<string, string> = {}
+  for (const setting of settingsOf(name)) {
+    const value = values[setting]
+    // Empty or unset, a setting takes its default: no need to spend the 4 KB.
+    if (value !== undefined && value !== '') environment[setting] = value
   }
-  return {
-    ISSUER: props.issuer,
-    CLIENTS: clients,
-    SIGNER: 'kms',
-    SIGNING_KEY_ID: props.activeKeyArn,
-    RETIRING_KEY_IDS: props.retiringKeyArns.join(','),
-    SIGNING_ALG: props.algorithm,
-    ...(props.tableName !== undefined && { TABLE_NAME: props.tableName }),
-    AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
-    AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
-    NODE_OPTIONS: '--enable-source-maps',
-    POWERTOOLS_SERVICE_NAME: 'token-service',
-    POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
-    POWERTOOLS_LOG_LEVEL: DEFAULTS.logLevel,
-    // The event holds tokens and passwords: never log it.
-    POWERTOOLS_LOGGER_LOG_EVENT: 'false',
-  }
+  const all = { ...environment, ...COMMON_ENVIRONMENT }
+  assertEnvironmentSize(name, all)
+  return all
 }
 
 /**
  * A numeric setting as its variable's value, refused at synth (naming `prop` and the
- * variable) outside the range that functions/config.ts accepts at cold start.
+ * variable) outside the bounds that functions/config.ts accepts at cold start.
  */
-export function rangedSetting(
-  prop: string,
-  variable: keyof typeof SETTING_RANGES,
-  value: number,
-): string {
-  const { min, max } = SETTING_RANGES[variable]
-  if (!Number.isInteger(value) || value < min || value > max) {
+export function rangedSetting(prop: string, variable: IntegerSetting, value: number): string {
+  const { min, max } = SETTINGS[variable]
+  if (outOfBounds(variable, value)) {
     throw new Error(
       `${prop} must be an integer from ${min} to ${max} (${variable}), got ${String(value)}`,
     )
@@ -75,9 +65,23 @@ export function rangedSetting(
   return String(value)
 }
 
+/** Fails at synth, naming the largest variables, where Lambda would fail the deploy. */
+export function assertEnvironmentSize(name: string, environment: Record<string, string>): void {
+  const size = (key: string) => Buffer.byteLength(key) + Buffer.byteLength(environment[key] ?? '')
+  const total = Object.keys(environment).reduce((sum, key) => sum + size(key), 0)
+  if (total <= MAX_ENVIRONMENT_BYTES) return
+  const largest = Object.keys(environment)
+    .sort((a, b) => size(b) - size(a))
+    .slice(0, 3)
+    .map((key) => `${key} (${size(key)} bytes)`)
+  throw new Error(
+    `TokenService: the ${name} function's environment takes ${total} bytes; Lambda allows ${MAX_ENVIRONMENT_BYTES}. Largest: ${largest.join(', ')}`,
+  )
+}
+
 export interface TokenFunctionProps {
-  /** Which handler: `functions/<name>/handler.ts`, export `handler`. */
-  readonly name: FunctionName
+  /** Which function of functions/routes.ts: its entry, memory and timeout. */
+  readonly name: LambdaName
   readonly environment: Record<string, string>
   /** @default DEFAULTS.logRetention */
   readonly logRetention?: logs.RetentionDays
@@ -86,8 +90,8 @@ export interface TokenFunctionProps {
 }
 
 /**
- * One handler as a Lambda function: bundled by esbuild (minified, source maps,
- * the AWS SDK included), arm64, X-Ray active, its own log group, and its own
+ * One function of functions/routes.ts as a Lambda function: bundled by esbuild
+ * (lib/bundling.ts), arm64, X-Ray active, its own log group, and its own
  * role that starts with nothing but writing to that log group.
  */
 export class TokenFunction extends Construct {
@@ -97,7 +101,7 @@ export class TokenFunction extends Construct {
 
   constructor(scope: Construct, id: string, props: TokenFunctionProps) {
     super(scope, id)
-    const settings = FUNCTION_SETTINGS[props.name]
+    const spec = LAMBDA_FUNCTIONS[props.name]
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention ?? DEFAULTS.logRetention,
       removalPolicy: props.removalPolicy ?? DEFAULTS.removalPolicy,
@@ -105,7 +109,7 @@ export class TokenFunction extends Construct {
     // Its own role instead of AWSLambdaBasicExecutionRole, which may write to any log group.
     this.role = new iam.Role(this, 'Role', {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
-      description: `Runs the ${props.name} function (${settings.purpose})`,
+      description: `Runs the ${props.name} function (${spec.purpose})`,
     })
     // Lambda names the log streams, hence the log group's `:*` ARN.
     this.role.addToPrincipalPolicy(
@@ -115,27 +119,30 @@ export class TokenFunction extends Construct {
       }),
     )
     this.function = new NodejsFunction(this, 'Function', {
-      description: `Token service: ${settings.purpose}`,
-      entry: `${PROJECT_ROOT}functions/${props.name}/handler.ts`,
+      description: `Token service: ${spec.purpose}`,
+      entry: `${PROJECT_ROOT}${spec.entry}`,
       handler: 'handler',
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: settings.memoryMiB,
-      timeout: settings.timeout,
+      memorySize: spec.memoryMiB,
+      timeout: Duration.seconds(spec.timeoutSeconds),
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
       environment: props.environment,
       bundling: {
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
         format: OutputFormat.ESM,
-        target: 'node24',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
+        target: LAMBDA_BUNDLING.target,
+        minify: LAMBDA_BUNDLING.minify,
+        keepNames: LAMBDA_BUNDLING.keepNames,
+        sourceMap: LAMBDA_BUNDLING.sourceMap,
+        mainFields: [...LAMBDA_BUNDLING.mainFields],
+        banner: LAMBDA_BUNDLING.banner,
+        esbuildArgs: Object.fromEntries(
+          Object.entries(LAMBDA_BUNDLING.alias).map(([from, to]) => ['--alias', `${from}=${to}`]),
+        ),
         // Bundle the AWS SDK too: one tree-shaken file starts faster than the runtime's copy.
         externalModules: [],
       },

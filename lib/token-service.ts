@@ -13,7 +13,8 @@ import type * as sns from 'aws-cdk-lib/aws-sns'
 import { Construct } from 'constructs'
 import { GSI1, TTL_ATTRIBUTE } from '../functions/adapters/table.js'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
-import { DEFAULTS, type FunctionName } from './defaults.js'
+import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
+import { DEFAULTS } from './defaults.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import {
   activeKeyOf,
@@ -43,7 +44,7 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (README "Login protection"): the login function's `LOGIN_*`. */
+/** The login back-off per username (docs/design.md "Login protection"): the login function's `LOGIN_*`. */
 export interface LoginBackoffProps {
   /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
   readonly freeFailures?: number
@@ -67,7 +68,7 @@ export type AuthorizerKind = 'lambda' | 'jwt'
 
 export interface TokenServiceProps {
   /**
-   * The OAuth clients (DESIGN.md "Clients"). They reach the functions as the
+   * The OAuth clients (docs/design.md "Clients"). They reach the functions as the
    * `CLIENTS` environment variable; their `allowed_origins` make up the CORS
    * allow-list and their `audience` values what the authorizer accepts.
    */
@@ -92,7 +93,7 @@ export interface TokenServiceProps {
    */
   readonly algorithm?: SigningAlgorithm
   /**
-   * `lambda`: our Lambda authorizer (DESIGN.md "Authorizer"). `jwt`: API
+   * `lambda`: our Lambda authorizer (docs/design.md "Authorizer"). `jwt`: API
    * Gateway's native JWT authorizer, configured from our discovery document
    * (RS256 only; it caches keys up to 2 hours).
    * @default 'lambda'
@@ -153,37 +154,8 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
 }
 
-/** The routes of DESIGN.md "HTTP API": method, path, function, protected by the authorizer. */
-export const ROUTES: readonly {
-  method: apigwv2.HttpMethod
-  path: string
-  fn: FunctionName
-  bearer: boolean
-}[] = [
-  { method: apigwv2.HttpMethod.POST, path: '/login', fn: 'login', bearer: false },
-  { method: apigwv2.HttpMethod.POST, path: '/token', fn: 'token', bearer: false },
-  { method: apigwv2.HttpMethod.POST, path: '/revoke', fn: 'revoke', bearer: false },
-  { method: apigwv2.HttpMethod.GET, path: '/.well-known/jwks.json', fn: 'jwks', bearer: false },
-  {
-    method: apigwv2.HttpMethod.GET,
-    path: '/.well-known/openid-configuration',
-    fn: 'jwks',
-    bearer: false,
-  },
-  {
-    method: apigwv2.HttpMethod.GET,
-    path: '/.well-known/oauth-authorization-server',
-    fn: 'jwks',
-    bearer: false,
-  },
-  { method: apigwv2.HttpMethod.GET, path: '/sessions', fn: 'sessions', bearer: true },
-  { method: apigwv2.HttpMethod.DELETE, path: '/sessions', fn: 'sessions', bearer: true },
-  { method: apigwv2.HttpMethod.DELETE, path: '/sessions/{sid}', fn: 'sessions', bearer: true },
-  { method: apigwv2.HttpMethod.GET, path: '/me', fn: 'me', bearer: true },
-]
-
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
-export const STORE_USE: Readonly<Partial<Record<FunctionName, readonly StoreMethod[]>>> = {
+export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
   // One Query finds the user and the username's failed logins; a failure is counted, a
   // back-off slot claimed; success creates the session guarded by the user.
   login: [
@@ -204,7 +176,7 @@ export const STORE_USE: Readonly<Partial<Record<FunctionName, readonly StoreMeth
 }
 
 /**
- * The token service (DESIGN.md): one DynamoDB table, the KMS signing keys, the
+ * The token service (docs/design.md): one DynamoDB table, the KMS signing keys, the
  * login/token/revoke/jwks/sessions/me functions, the authorizer, the HTTP API
  * in front of them, and the alarms and dashboard that watch them.
  */
@@ -224,7 +196,7 @@ export class TokenService extends Construct {
   public readonly issuer: string
   public readonly domainName?: apigwv2.DomainName
   /** Every function, by handler name. */
-  public readonly functions: Readonly<Record<Exclude<FunctionName, 'authorizer'>, TokenFunction>>
+  public readonly functions: Readonly<Record<HttpFunction, TokenFunction>>
   /** Our Lambda authorizer; `undefined` with `authorizer: 'jwt'`. */
   public readonly tokenAuthorizer?: TokenAuthorizer
   /** What protects the bearer routes (the Lambda or the native JWT authorizer). */
@@ -284,21 +256,18 @@ export class TokenService extends Construct {
     const logRetention = props.logRetention ?? DEFAULTS.logRetention
     const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
     // Each function gets only the settings it reads; the values config.ts would refuse fail here.
-    const backdate = rangedSetting(
-      'TokenService: tokenBackdateSeconds',
-      'TOKEN_BACKDATE_SECONDS',
-      props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds,
-    )
-    const ownEnvironment: Partial<Record<FunctionName, Record<string, string>>> = {
-      login: { TOKEN_BACKDATE_SECONDS: backdate, ...loginBackoffEnvironment(props.loginBackoff) },
-      token: { TOKEN_BACKDATE_SECONDS: backdate },
-      jwks: {
-        JWKS_MAX_AGE_SECONDS: rangedSetting(
-          'TokenService: jwksMaxAge',
-          'JWKS_MAX_AGE_SECONDS',
-          jwksMaxAge.toSeconds(),
-        ),
-      },
+    const settingValues = {
+      TOKEN_BACKDATE_SECONDS: rangedSetting(
+        'TokenService: tokenBackdateSeconds',
+        'TOKEN_BACKDATE_SECONDS',
+        props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds,
+      ),
+      JWKS_MAX_AGE_SECONDS: rangedSetting(
+        'TokenService: jwksMaxAge',
+        'JWKS_MAX_AGE_SECONDS',
+        jwksMaxAge.toSeconds(),
+      ),
+      ...loginBackoffEnvironment(props.loginBackoff),
     }
     const { audiences, ...lambdaOnly } = props.authorizerSettings ?? {}
     const lambdaOnlySet = Object.entries(lambdaOnly).filter(([, value]) => value !== undefined)
@@ -422,18 +391,22 @@ export class TokenService extends Construct {
     this.issuer = props.issuer ?? this.url
     assertIssuer(this.issuer)
 
-    const environment = functionEnvironment({
-      issuer: this.issuer,
-      clients: props.clients,
-      algorithm: this.algorithm,
-      activeKeyArn: this.activeKey.keyArn,
-      retiringKeyArns: this.retiringKeys.map((key) => key.keyArn),
-      tableName: this.table.tableName,
-    })
-    const make = (name: Exclude<FunctionName, 'authorizer'>) =>
+    // Each function gets only the settings it reads (functions/settings.ts).
+    const values = {
+      ...settingValues,
+      ISSUER: this.issuer,
+      CLIENTS: JSON.stringify(props.clients),
+      TABLE_NAME: this.table.tableName,
+      SIGNING_KEY_ID: this.activeKey.keyArn,
+      RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
+      SIGNING_ALG: this.algorithm,
+      AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
+      AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
+    }
+    const make = (name: HttpFunction) =>
       new TokenFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
         name,
-        environment: { ...environment, ...ownEnvironment[name] },
+        environment: functionEnvironment(name, values),
         logRetention,
         removalPolicy,
       })
@@ -466,9 +439,6 @@ export class TokenService extends Construct {
         ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
-        activeKey: this.activeKey,
-        retiringKeys: this.retiringKeys,
-        algorithm: this.algorithm,
         strict,
         table: this.table,
         ...(props.authorizerCacheTtl !== undefined && {
@@ -490,11 +460,11 @@ export class TokenService extends Construct {
       })
     }
 
-    const integrations = new Map<FunctionName, HttpLambdaIntegration>()
-    const integrationOf = (name: FunctionName) => {
+    const integrations = new Map<HttpFunction, HttpLambdaIntegration>()
+    const integrationOf = (name: HttpFunction) => {
       let integration = integrations.get(name)
       if (!integration) {
-        const fn = this.functions[name as keyof typeof this.functions]
+        const fn = this.functions[name]
         integration = new HttpLambdaIntegration(`${name}-integration`, fn.function, {
           timeout: DEFAULTS.integrationTimeout,
         })
@@ -505,12 +475,12 @@ export class TokenService extends Construct {
     for (const route of ROUTES) {
       const [created] = this.api.addRoutes({
         path: route.path,
-        methods: [route.method],
-        integration: integrationOf(route.fn),
-        ...(route.bearer && { authorizer: this.routeAuthorizer }),
+        methods: [apigwv2.HttpMethod[route.method]],
+        integration: integrationOf(route.function),
+        ...(route.auth === 'bearer' && { authorizer: this.routeAuthorizer }),
       })
       if (!created) continue
-      if (!route.bearer) {
+      if (route.auth === 'none') {
         Validations.of(created).acknowledge({
           id: 'AwsSolutions-APIG4',
           reason:
@@ -597,17 +567,11 @@ function corsFor(clients: readonly ClientConfig[]): Partial<apigwv2.HttpApiProps
     corsPreflight: {
       allowOrigins: origins,
       // Cookie-mode clients send their refresh-token cookie cross-origin.
-      allowCredentials: true,
-      allowMethods: [
-        apigwv2.CorsHttpMethod.GET,
-        apigwv2.CorsHttpMethod.POST,
-        apigwv2.CorsHttpMethod.DELETE,
-        apigwv2.CorsHttpMethod.OPTIONS,
-      ],
-      allowHeaders: ['authorization', 'content-type'],
-      // Lets a cross-origin client read why it was refused and when to retry.
-      exposeHeaders: ['www-authenticate', 'retry-after'],
-      maxAge: Duration.minutes(10),
+      allowCredentials: CORS.allowCredentials,
+      allowMethods: CORS.allowMethods.map((method) => apigwv2.CorsHttpMethod[method]),
+      allowHeaders: CORS.allowHeaders.map((header) => header.toLowerCase()),
+      exposeHeaders: CORS.exposeHeaders.map((header) => header.toLowerCase()),
+      maxAge: Duration.seconds(CORS.maxAgeSeconds),
     },
   }
 }

@@ -1,5 +1,5 @@
 import type { TestProject } from 'vitest/node'
-import { startDynamoDbLocal } from '../functions/adapters/dynamodb-local.js'
+import { startDynamoDbLocal } from '../local/dynamodb-local.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {

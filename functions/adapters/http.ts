@@ -5,7 +5,6 @@ import httpCors from '@middy/http-cors'
 import httpHeaderNormalizer from '@middy/http-header-normalizer'
 import httpSecurityHeaders from '@middy/http-security-headers'
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda'
-import { inLambda } from '../config.js'
 import type { Client } from '../core/clients.js'
 import {
   InvalidRequest,
@@ -16,7 +15,8 @@ import {
   TemporarilyUnavailable,
   UnsupportedMediaType,
 } from '../core/errors.js'
-import { defaultRuntime, type Runtime, warmSigningKeys } from './runtime.js'
+import { CORS, type HttpOptions } from '../routes.js'
+import type { Observability } from './observability.js'
 
 /** What a route sees: a parsed, normalized request. */
 export interface HttpRequest {
@@ -40,26 +40,17 @@ export interface HttpResponse {
   readonly cookies?: string[]
 }
 
-export type Route = (request: HttpRequest, runtime: Runtime) => Promise<HttpResponse>
-
-export interface RouteOptions {
-  /** Parse a form or JSON body (413 above 8 KiB, 415 for other types). @default false */
-  readonly body?: boolean
-  /** `Cache-Control: no-store` on every answer, errors included (RFC 6749 §5.1). @default true */
-  readonly noStore?: boolean
-  /**
-   * In Lambda, fetch public keys at cold start: `active` for functions that
-   * sign, `all` for the one that publishes them. @default none
-   */
-  readonly warmKeys?: 'active' | 'all'
-}
+/** A route: the parsed request and the ports its function was built with. */
+export type Route<D> = (request: HttpRequest, deps: D) => Promise<HttpResponse>
 
 export const MAX_BODY_BYTES = 8 * 1024
 
-/** Response headers a cross-origin caller may read (CORS). */
-export const EXPOSED_HEADERS = 'WWW-Authenticate, Retry-After'
+/** What the shared stack needs besides the route: logs and metrics, and the CORS allow-list. */
+export interface HttpStack extends Pick<Observability, 'logger' | 'metrics'> {
+  readonly corsOrigins: readonly string[]
+}
 
-type Handler = (
+export type HttpHandler = (
   event: APIGatewayProxyEventV2,
   context: Context,
 ) => Promise<APIGatewayProxyStructuredResultV2>
@@ -67,53 +58,44 @@ type Handler = (
 /**
  * Wraps a route in the one middy stack every HTTP function shares: logging
  * context, metrics, header normalization, body parsing, security headers, CORS
- * and the single OAuth error mapper.
+ * and the single OAuth error mapper. Builds nothing else and does no I/O.
  */
-export function httpHandler(route: Route, options: RouteOptions = {}, runtime?: Runtime): Handler {
-  if (runtime) return build(route, options, runtime)
-  // A deployed function builds at module scope (cold start); an import elsewhere
-  // (local mode, tests) builds nothing until the handler is first called.
-  let built = inLambda() ? build(route, options, defaultRuntime()) : undefined
-  if (built && options.warmKeys) warmSigningKeys(defaultRuntime(), options.warmKeys)
-  return (event, context) => {
-    built ??= build(route, options, defaultRuntime())
-    return built(event, context)
-  }
-}
-
-function build(route: Route, options: RouteOptions, rt: Runtime): Handler {
-  const noStore = options.noStore ?? true
+export function httpHandler<D>(
+  route: Route<D>,
+  deps: D,
+  stack: HttpStack,
+  options: HttpOptions,
+): HttpHandler {
   const parsed = new WeakMap<object, Record<string, string>>()
 
   const core = async (
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> => {
-    const response = await route(toRequest(event, parsed.get(event) ?? Object.create(null)), rt)
-    return toResult(response, noStore)
+    const response = await route(toRequest(event, parsed.get(event) ?? Object.create(null)), deps)
+    return toResult(response, options.noStore)
   }
 
   // Answer 503 shortly before Lambda's own timeout would cut the request off.
   const handler = middy<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>(core, {
     timeoutEarlyInMillis: 250,
   })
-    .use(injectLambdaContext(rt.logger, { resetKeys: true }))
-    .use(logMetrics(rt.metrics))
+    .use(injectLambdaContext(stack.logger, { resetKeys: true }))
+    .use(logMetrics(stack.metrics))
     .use(httpHeaderNormalizer())
     .use(
       httpCors({
-        origins: [...rt.corsOrigins],
-        credentials: true,
-        headers: 'Authorization, Content-Type',
-        // A cross-origin client must read why it was refused and when to retry.
-        exposeHeaders: EXPOSED_HEADERS,
-        methods: 'GET, POST, DELETE, OPTIONS',
-        maxAge: 600,
+        origins: [...stack.corsOrigins],
+        credentials: CORS.allowCredentials,
+        headers: CORS.allowHeaders.join(', '),
+        exposeHeaders: CORS.exposeHeaders.join(', '),
+        methods: CORS.allowMethods.join(', '),
+        maxAge: CORS.maxAgeSeconds,
       }),
     )
     .use(httpSecurityHeaders({ reportTo: false }))
-    .use(oauthErrors(rt, noStore))
+    .use(oauthErrors(stack, options.noStore))
   if (options.body) handler.use(parseBody(parsed))
-  return handler as unknown as Handler
+  return handler as unknown as HttpHandler
 }
 
 function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
@@ -242,16 +224,16 @@ function refuseCredentialsInQuery(event: APIGatewayProxyEventV2): void {
 }
 
 /** The one place that turns errors into responses: OAuth shape, nothing leaked. */
-function oauthErrors(rt: Runtime, noStore: boolean): MiddlewareObj<APIGatewayProxyEventV2> {
+function oauthErrors(stack: HttpStack, noStore: boolean): MiddlewareObj<APIGatewayProxyEventV2> {
   return {
     onError: async (request) => {
       const error = toOAuthError(request.error)
       const fields = { status: error.status, error: error.error, detail: error.detail }
       if (error.status >= 500) {
         const cause = error.cause instanceof Error ? error.cause.name : undefined
-        rt.logger.error('request failed', { ...fields, cause })
+        stack.logger.error('request failed', { ...fields, cause })
       } else {
-        rt.logger.info('request refused', fields)
+        stack.logger.info('request refused', fields)
       }
       request.response = toResult(
         {

@@ -1,7 +1,7 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
 
 /**
- * The single table (DESIGN.md "Storage"). Items:
+ * The single table (docs/design.md "Storage"). Items:
  *
  * | item            | pk                | sk             | gsi1pk             | gsi1sk                  |
  * |-----------------|-------------------|----------------|--------------------|-------------------------|

@@ -5,9 +5,10 @@ import type {
   APIGatewaySimpleAuthorizerResult,
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda'
-import type { Runtime } from '../adapters/runtime.js'
+import type { AuthorizerConfig } from '../config.js'
+import type { Clock } from '../core/clock.js'
 import { InvalidToken } from '../core/errors.js'
-import type { SessionStateReader } from '../core/ports.js'
+import type { PublicJwk, SessionStateReader } from '../core/ports.js'
 import { httpContext, restContext } from './context.js'
 import { KeySet } from './keys.js'
 import { SessionCheck } from './strict.js'
@@ -34,35 +35,42 @@ export interface Authorizer {
   warm(): Promise<void>
 }
 
+export interface AuthorizerDeps {
+  readonly config: AuthorizerConfig
+  /** Every verification key, fetched afresh (the JWKS, or local mode's key). */
+  readonly fetchKeys: () => Promise<readonly PublicJwk[]>
+  readonly clock: Clock
+  /** Refusals are logged at info (the reason only), a failed warm-up at warn. */
+  readonly logger: {
+    info(message: string, fields: Record<string, unknown>): void
+    warn(message: string, fields: Record<string, unknown>): void
+  }
+  /** Strict mode: the session check, and how long a verdict is reused. @default off */
+  readonly strict?: { readonly sessions: SessionStateReader; readonly cacheSeconds: number }
+}
+
 /**
- * Builds the authorizer from a runtime: its keys (`fetchPublicKeys`), its
- * clock (so that a test clock expires tokens here too), its store (strict
- * mode, unless `sessions` is given) and its logger. Nothing here does I/O
- * until `warm` or a request.
+ * Builds the authorizer (docs/design.md "Authorizer") from its ports. Nothing
+ * here does I/O until `warm` or a request.
  */
-export function createAuthorizer(
-  runtime: Runtime,
-  overrides: { readonly sessions?: SessionStateReader } = {},
-): Authorizer {
-  const { config, logger } = runtime
-  const { clock } = runtime.deps
-  const settings = config.authorizer
-  const keys = new KeySet({ fetch: runtime.fetchPublicKeys, clock })
+export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
+  const { config, clock, logger } = deps
+  const keys = new KeySet({ fetch: deps.fetchKeys, clock })
   const verifier = new TokenVerifier(keys, clock, {
     issuer: config.issuer,
-    audiences: settings.audiences,
-    skewSeconds: settings.skewSeconds,
-    maxTokenBytes: settings.maxTokenBytes,
+    audiences: config.audiences,
+    skewSeconds: config.skewSeconds,
+    maxTokenBytes: config.maxTokenBytes,
   })
-  const sessions = settings.strict
+  const sessions = deps.strict
     ? new SessionCheck({
-        reader: overrides.sessions ?? runtime.store,
+        reader: deps.strict.sessions,
         clock,
-        cacheSeconds: settings.sessionCacheSeconds,
+        cacheSeconds: deps.strict.cacheSeconds,
       })
     : undefined
   // The header may carry "Bearer " and some spaces around the token.
-  const maxHeader = settings.maxTokenBytes + 32
+  const maxHeader = config.maxTokenBytes + 32
 
   async function authorize(authorization: string | undefined): Promise<VerifiedClaims> {
     if (!authorization) throw new InvalidToken('no Authorization header')

@@ -15,6 +15,12 @@ export interface KeySetOptions {
   readonly clock: Clock
   /** An unknown `kid` refreshes the set at most this often. @default 60 */
   readonly refreshIntervalSeconds?: number
+  /**
+   * A set older than this is fetched again on the next request, so that a key
+   * removed from the JWKS (a compromised one) stops verifying in warm containers
+   * too. If that fetch fails, the set in hand is kept. @default 300 (the JWKS max-age)
+   */
+  readonly maxAgeSeconds?: number
 }
 
 /**
@@ -27,8 +33,11 @@ export class KeySet {
   readonly #fetch: () => Promise<readonly PublicJwk[]>
   readonly #clock: Clock
   readonly #intervalMs: number
+  readonly #maxAgeMs: number
   #keys = new Map<string, VerificationKey>()
   #loaded = false
+  /** When the set in hand was fetched. */
+  #loadedAt = 0
   /** When an unknown `kid` last refreshed the set (the first load does not count). */
   #lastRefresh: number | undefined
   #loading: Promise<void> | undefined
@@ -37,10 +46,12 @@ export class KeySet {
     this.#fetch = options.fetch
     this.#clock = options.clock
     this.#intervalMs = (options.refreshIntervalSeconds ?? 60) * 1000
+    this.#maxAgeMs = (options.maxAgeSeconds ?? 300) * 1000
   }
 
-  /** The key for `kid` if it is loaded; no I/O. */
+  /** The key for `kid` if it is loaded and the set is fresh; no I/O. */
   get(kid: string): VerificationKey | undefined {
+    if (this.#loaded && this.#clock.now() - this.#loadedAt >= this.#maxAgeMs) return undefined
     return this.#keys.get(kid)
   }
 
@@ -50,13 +61,19 @@ export class KeySet {
    * loaded; a failed refresh keeps the keys already known.
    */
   async find(kid: string): Promise<VerificationKey | undefined> {
+    const now = this.#clock.now()
+    if (this.#loaded && now - this.#loadedAt >= this.#maxAgeMs) {
+      // A failed refetch keeps the set in hand and is tried again a refresh interval later.
+      await this.load().catch(() => {
+        this.#loadedAt = now - this.#maxAgeMs + this.#intervalMs
+      })
+    }
     const known = this.#keys.get(kid)
     if (known) return known
     if (!this.#loaded) {
       await this.load()
       return this.#keys.get(kid)
     }
-    const now = this.#clock.now()
     if (this.#lastRefresh === undefined || now - this.#lastRefresh >= this.#intervalMs) {
       this.#lastRefresh = now
       await this.load().catch(() => {})
@@ -80,6 +97,7 @@ export class KeySet {
     for (const jwk of jwks) keys.set(jwk.kid, toVerificationKey(jwk))
     this.#keys = keys
     this.#loaded = true
+    this.#loadedAt = this.#clock.now()
   }
 }
 

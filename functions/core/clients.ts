@@ -24,7 +24,7 @@ export interface Client {
   readonly cookieMode: boolean
 }
 
-/** The shape clients take in props and in the clients file (DESIGN.md "Clients"). */
+/** The shape clients take in props and in the clients file (docs/design.md "Clients"). */
 export interface ClientConfig {
   client_id: string
   type: 'spa' | 'native'

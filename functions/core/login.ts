@@ -10,7 +10,7 @@ import {
 } from './passwords.js'
 import type { FailedLogins, Session } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
-import { type Deps, findClient, grantScope, type TokenResult } from './service.js'
+import { type Deps, grantScope, type TokenResult } from './service.js'
 import {
   type BackoffPolicy,
   backoffSeconds,
@@ -23,7 +23,8 @@ import {
 export interface LoginInput {
   readonly username: string
   readonly password: string
-  readonly clientId: string
+  /** The client, already looked up (and its origin checked) by the HTTP layer. */
+  readonly client: Client
   readonly scope?: string
   readonly userAgent?: string
 }
@@ -46,7 +47,7 @@ export async function login(
   backoff: BackoffPolicy = DEFAULT_BACKOFF,
 ): Promise<TokenResult> {
   const { store, signer, clock, events, settings } = deps
-  const client = findClient(settings, input.clientId)
+  const { client } = input
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)

@@ -54,7 +54,7 @@ export function sameHash(a: string, b: string | undefined): boolean {
 }
 
 /*
- * Grace replay (DESIGN.md rule 2): the child token is kept sealed under a key
+ * Grace replay (docs/design.md rule 2): the child token is kept sealed under a key
  * that only a holder of the parent can derive, so a stolen table copy reveals
  * no usable token. Key = HKDF-SHA256(parent token, salt = sid, info), then
  * AES-256-GCM with a random 96-bit IV, the sid as additional data.

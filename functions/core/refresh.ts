@@ -11,12 +11,13 @@ import {
   sameHash,
   sealChild,
 } from './refresh-token.js'
-import { type Deps, findClient, grantScope, type TokenResult } from './service.js'
+import { type Deps, grantScope, type TokenResult } from './service.js'
 import { voidedByUser } from './users.js'
 
 export interface RefreshInput {
   readonly refreshToken: string
-  readonly clientId: string
+  /** The client, already looked up by the HTTP layer. */
+  readonly client: Client
   readonly scope?: string
 }
 
@@ -27,13 +28,13 @@ const REFUSED = 'refresh token is invalid, expired or revoked'
 const ROTATION_ATTEMPTS = 4
 
 /**
- * Exchanges a refresh token for a new pair (DESIGN.md "Sessions, rotation,
+ * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
  * reuse", rules 1 to 7). Network stages on success: one batched read, then the
  * signature and the conditional write in parallel.
  */
 export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenResult> {
-  const { store, clock, settings } = deps
-  const client = findClient(settings, input.clientId)
+  const { store, clock } = deps
+  const { client } = input
   const locator = parseRefreshToken(input.refreshToken)
   if (!locator) throw new InvalidGrant(REFUSED, 'malformed refresh token')
 

@@ -1,10 +1,10 @@
+import type { Client } from './clients.js'
 import { hashToken, parseRefreshToken } from './refresh-token.js'
-import { type Deps, findClient } from './service.js'
+import type { Deps } from './service.js'
 
 export interface RevokeInput {
   readonly token: string
-  readonly clientId: string
-  readonly tokenTypeHint?: string
+  readonly client: Client
 }
 
 /**
@@ -14,9 +14,12 @@ export interface RevokeInput {
  * Access tokens are not revocable here (they are not stored); end their
  * session through its refresh token or the sessions API.
  */
-export async function revoke(deps: Deps, input: RevokeInput): Promise<void> {
-  const { store, clock, events, settings } = deps
-  const client = findClient(settings, input.clientId)
+export async function revoke(
+  deps: Pick<Deps, 'store' | 'clock' | 'events'>,
+  input: RevokeInput,
+): Promise<void> {
+  const { store, clock, events } = deps
+  const { client } = input
   const locator = parseRefreshToken(input.token)
   if (!locator) return
   const { session, tokenIssued } = await store.loadRefreshState({

@@ -16,7 +16,6 @@ export interface Deps {
 export interface Settings {
   /** The `iss` claim, exactly as verifiers compare it. */
   readonly issuer: string
-  readonly clients: ReadonlyMap<string, Client>
   /** `iat`/`nbf` are set this many seconds early. @default 5 */
   readonly backdateSeconds: number
 }
@@ -31,8 +30,12 @@ export interface TokenResult {
   readonly sessionExpiresAt: number
 }
 
-export function findClient(settings: Settings, clientId: string | undefined): Client {
-  const client = clientId === undefined ? undefined : settings.clients.get(clientId)
+/** The client with this id, or `invalid_client`. */
+export function findClient(
+  clients: ReadonlyMap<string, Client>,
+  clientId: string | undefined,
+): Client {
+  const client = clientId === undefined ? undefined : clients.get(clientId)
   if (!client)
     throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
   return client

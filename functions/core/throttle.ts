@@ -1,7 +1,7 @@
 import type { FailedLogins } from './ports.js'
 
 /**
- * Login back-off per username (DESIGN.md "HTTP API": 429 with `Retry-After`).
+ * Login back-off per username (docs/design.md "HTTP API": 429 with `Retry-After`).
  *
  * Every failed login for a username counts, whether or not the user exists,
  * so that throttling tells nothing about which usernames are real. After

@@ -1,40 +1,28 @@
-import { httpHandler, type Route } from '../adapters/http.js'
-import { NotFound } from '../core/errors.js'
+import { KMSClient } from '@aws-sdk/client-kms'
+import { sdkOptions } from '../adapters/aws.js'
+import { KmsSigner } from '../adapters/kms-signer.js'
+import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import {
+  loadAwsCallConfig,
+  loadHttpConfig,
+  loadJwksMaxAgeSeconds,
+  loadSigningConfig,
+} from '../config.js'
+import { jwksRoute } from './route.js'
 
-/**
- * `GET /.well-known/jwks.json` and the two discovery documents (RFC 8414 and
- * OpenID Connect Discovery), which carry the same metadata.
- */
-export const jwksRoute: Route = async (request, { config, deps }) => {
-  const cache = { 'Cache-Control': `public, max-age=${config.jwksMaxAgeSeconds}` }
-  if (request.path.endsWith('/jwks.json')) {
-    return { status: 200, headers: cache, body: { keys: await deps.signer.publicKeys() } }
-  }
-  if (
-    request.path.endsWith('/openid-configuration') ||
-    request.path.endsWith('/oauth-authorization-server')
-  ) {
-    return { status: 200, headers: cache, body: discovery(config.issuer, deps.signer.alg) }
-  }
-  throw new NotFound()
-}
+// Cold start: configuration and the KMS client, built once; then every public key is fetched.
+const { issuer, clients } = loadHttpConfig()
+const observability = createObservability()
+const signer = new KmsSigner({
+  client: new KMSClient(sdkOptions(loadAwsCallConfig())),
+  ...loadSigningConfig(),
+})
+warmUp(() => signer.publicKeys())
 
-export function discovery(issuer: string, alg: string) {
-  return {
-    issuer,
-    jwks_uri: `${issuer}/.well-known/jwks.json`,
-    token_endpoint: `${issuer}/token`,
-    revocation_endpoint: `${issuer}/revoke`,
-    grant_types_supported: ['refresh_token'],
-    // No authorization endpoint: no response type is offered (OAuth 2.0 Multiple Response Types).
-    response_types_supported: ['none'],
-    token_endpoint_auth_methods_supported: ['none'],
-    revocation_endpoint_auth_methods_supported: ['none'],
-    subject_types_supported: ['public'],
-    // The access tokens' algorithm, so that OIDC-discovery verifiers (the HTTP API
-    // JWT authorizer among them) accept this document.
-    id_token_signing_alg_values_supported: [alg],
-  }
-}
-
-export const handler = httpHandler(jwksRoute, { noStore: false, warmKeys: 'all' })
+export const handler = lambdaHttpHandler(
+  'jwks',
+  jwksRoute,
+  { issuer, signer, jwksMaxAgeSeconds: loadJwksMaxAgeSeconds() },
+  { clients, observability },
+)

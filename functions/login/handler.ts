@@ -1,24 +1,39 @@
-import { assertOrigin, httpHandler, optionalParam, param, type Route } from '../adapters/http.js'
-import { tokenResponse } from '../adapters/token-response.js'
-import { login } from '../core/login.js'
-import { findClient } from '../core/service.js'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { KMSClient } from '@aws-sdk/client-kms'
+import { sdkOptions } from '../adapters/aws.js'
+import { DynamoStore } from '../adapters/dynamo-store.js'
+import { KmsSigner } from '../adapters/kms-signer.js'
+import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import {
+  loadAwsCallConfig,
+  loadBackdateSeconds,
+  loadHttpConfig,
+  loadLoginBackoff,
+  loadSigningConfig,
+  loadTableName,
+} from '../config.js'
+import { systemClock } from '../core/clock.js'
+import { loginRoute } from './route.js'
 
-/** `POST /login`: username, password, client_id, optional scope. */
-export const loginRoute: Route = async (request, { config, deps }) => {
-  const client = findClient(deps.settings, param(request, 'client_id'))
-  if (client.cookieMode) assertOrigin(request, client)
-  const result = await login(
-    deps,
-    {
-      username: param(request, 'username'),
-      password: param(request, 'password'),
-      clientId: client.clientId,
-      scope: optionalParam(request, 'scope'),
-      userAgent: request.headers['user-agent'],
-    },
-    config.loginBackoff,
-  )
-  return tokenResponse(result, deps.clock.now())
-}
+// Cold start: configuration, clients and adapters, built once; no I/O but the key warm-up.
+const { issuer, clients } = loadHttpConfig()
+const aws = sdkOptions(loadAwsCallConfig())
+const observability = createObservability()
+const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
+warmUp(() => signer.keyId())
 
-export const handler = httpHandler(loginRoute, { body: true, warmKeys: 'active' })
+export const handler = lambdaHttpHandler(
+  'login',
+  loginRoute,
+  {
+    store: new DynamoStore(new DynamoDBClient(aws), loadTableName()),
+    signer,
+    clock: systemClock,
+    events: observability.events,
+    settings: { issuer, backdateSeconds: loadBackdateSeconds() },
+    clients,
+    loginBackoff: loadLoginBackoff(),
+  },
+  { clients, observability },
+)

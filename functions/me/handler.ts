@@ -1,10 +1,12 @@
-import { httpHandler, type Route } from '../adapters/http.js'
-import { callerClaims } from '../authorizer/context.js'
+import { lambdaHttpHandler } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import { loadHttpConfig } from '../config.js'
+import { meRoute } from './route.js'
 
-/** `GET /me`: the example protected route. Returns the claims the authorizer verified. */
-export const meRoute: Route = async (request) => ({
-  status: 200,
-  body: callerClaims(request.authorizer),
+// Cold start: configuration (the clients' origins, for CORS) and logging; no AWS client.
+const { clients } = loadHttpConfig()
+
+export const handler = lambdaHttpHandler('me', meRoute, undefined, {
+  clients,
+  observability: createObservability(),
 })
-
-export const handler = httpHandler(meRoute)

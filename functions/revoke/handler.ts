@@ -1,34 +1,25 @@
-import {
-  assertOrigin,
-  clearedRefreshCookie,
-  httpHandler,
-  optionalParam,
-  param,
-  type Route,
-  refreshCookieName,
-} from '../adapters/http.js'
-import { revoke } from '../core/revoke.js'
-import { findClient } from '../core/service.js'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { sdkOptions } from '../adapters/aws.js'
+import { DynamoStore } from '../adapters/dynamo-store.js'
+import { lambdaHttpHandler } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
+import { systemClock } from '../core/clock.js'
+import { revokeRoute } from './route.js'
 
-/**
- * `POST /revoke` (RFC 7009): always 200 with `{}` for a known client, whether
- * or not the token meant anything. Cookie-mode clients revoke their cookie's
- * token and get the cookie cleared, even when there was none (logout is idempotent).
- */
-export const revokeRoute: Route = async (request, { deps }) => {
-  const client = findClient(deps.settings, param(request, 'client_id'))
-  if (client.cookieMode) {
-    assertOrigin(request, client)
-    const token = request.cookies.get(refreshCookieName(client))
-    if (token) await revoke(deps, { token, clientId: client.clientId })
-    return { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
-  }
-  await revoke(deps, {
-    token: param(request, 'token'),
-    clientId: client.clientId,
-    tokenTypeHint: optionalParam(request, 'token_type_hint'),
-  })
-  return { status: 200, body: {} }
-}
+// Cold start: configuration, the DynamoDB client and the store, built once; no I/O.
+const { clients } = loadHttpConfig()
+const observability = createObservability()
+const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
 
-export const handler = httpHandler(revokeRoute, { body: true })
+export const handler = lambdaHttpHandler(
+  'revoke',
+  revokeRoute,
+  {
+    store: new DynamoStore(dynamodb, loadTableName()),
+    clock: systemClock,
+    events: observability.events,
+    clients,
+  },
+  { clients, observability },
+)

@@ -1,44 +1,24 @@
-import { httpHandler, type Route } from '../adapters/http.js'
-import { callerClaims } from '../authorizer/context.js'
-import { NotFound } from '../core/errors.js'
-import { endAllSessions, endSession, listSessions } from '../core/sessions.js'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { sdkOptions } from '../adapters/aws.js'
+import { DynamoStore } from '../adapters/dynamo-store.js'
+import { lambdaHttpHandler } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
+import { systemClock } from '../core/clock.js'
+import { sessionsRoute } from './route.js'
 
-const iso = (epochMs: number) => new Date(epochMs).toISOString()
+// Cold start: configuration, the DynamoDB client and the store, built once; no I/O.
+const { clients } = loadHttpConfig()
+const observability = createObservability()
+const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
 
-/**
- * The caller's sessions, behind the authorizer: `GET /sessions`,
- * `DELETE /sessions` (logout everywhere) and `DELETE /sessions/{sid}`, in one
- * function dispatching on the method and the path parameter.
- */
-export const sessionsRoute: Route = async (request, { deps, store }) => {
-  const caller = callerClaims(request.authorizer)
-  const sid = request.pathParameters.sid
-  if (request.method === 'GET' && sid === undefined) {
-    const sessions = await listSessions(store, deps.clock, caller)
-    return {
-      status: 200,
-      body: {
-        sessions: sessions.map((session) => ({
-          sid: session.sid,
-          client_id: session.clientId,
-          created_at: iso(session.createdAt),
-          last_used_at: iso(session.lastUsedAt),
-          expires_at: iso(session.expiresAt),
-          ...(session.userAgent === undefined ? {} : { user_agent: session.userAgent }),
-          current: session.current,
-        })),
-      },
-    }
-  }
-  if (request.method === 'DELETE' && sid !== undefined) {
-    await endSession(deps, caller, sid)
-    return { status: 204 }
-  }
-  if (request.method === 'DELETE') {
-    await endAllSessions({ users: store, clock: deps.clock, events: deps.events }, caller)
-    return { status: 204 }
-  }
-  throw new NotFound('no such route')
-}
-
-export const handler = httpHandler(sessionsRoute)
+export const handler = lambdaHttpHandler(
+  'sessions',
+  sessionsRoute,
+  {
+    store: new DynamoStore(dynamodb, loadTableName()),
+    clock: systemClock,
+    events: observability.events,
+  },
+  { clients, observability },
+)

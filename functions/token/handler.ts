@@ -1,50 +1,37 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { KMSClient } from '@aws-sdk/client-kms'
+import { sdkOptions } from '../adapters/aws.js'
+import { DynamoStore } from '../adapters/dynamo-store.js'
+import { KmsSigner } from '../adapters/kms-signer.js'
+import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
 import {
-  assertOrigin,
-  clearedRefreshCookie,
-  type HttpRequest,
-  httpHandler,
-  optionalParam,
-  param,
-  type Route,
-  refreshCookieName,
-} from '../adapters/http.js'
-import { tokenResponse } from '../adapters/token-response.js'
-import type { Client } from '../core/clients.js'
-import { InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
-import { refresh } from '../core/refresh.js'
-import { findClient } from '../core/service.js'
+  loadAwsCallConfig,
+  loadBackdateSeconds,
+  loadHttpConfig,
+  loadSigningConfig,
+  loadTableName,
+} from '../config.js'
+import { systemClock } from '../core/clock.js'
+import { tokenRoute } from './route.js'
 
-/** `POST /token`: RFC 6749 §6 refresh. Cookie-mode clients send the token as their cookie. */
-export const tokenRoute: Route = async (request, { deps }) => {
-  if (param(request, 'grant_type') !== 'refresh_token') throw new UnsupportedGrantType()
-  const client = findClient(deps.settings, param(request, 'client_id'))
-  if (client.cookieMode) assertOrigin(request, client)
-  try {
-    const result = await refresh(deps, {
-      refreshToken: presentedToken(request, client),
-      clientId: client.clientId,
-      scope: optionalParam(request, 'scope'),
-    })
-    return tokenResponse(result, deps.clock.now())
-  } catch (error) {
-    // A dead session's cookie is cleared, so the browser stops sending it.
-    if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
-      throw withCookie(error, clearedRefreshCookie(client))
-    }
-    throw error
-  }
-}
+// Cold start: configuration, clients and adapters, built once; no I/O but the key warm-up.
+const { issuer, clients } = loadHttpConfig()
+const aws = sdkOptions(loadAwsCallConfig())
+const observability = createObservability()
+const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
+warmUp(() => signer.keyId())
 
-function presentedToken(request: HttpRequest, client: Client): string {
-  if (!client.cookieMode) return param(request, 'refresh_token')
-  const token = request.cookies.get(refreshCookieName(client))
-  if (!token) throw new InvalidGrant('no refresh token cookie', 'cookie missing')
-  return token
-}
-
-function withCookie(error: OAuthError, cookie: string): OAuthError {
-  Object.assign(error.headers, { 'Set-Cookie': cookie })
-  return error
-}
-
-export const handler = httpHandler(tokenRoute, { body: true, warmKeys: 'active' })
+export const handler = lambdaHttpHandler(
+  'token',
+  tokenRoute,
+  {
+    store: new DynamoStore(new DynamoDBClient(aws), loadTableName()),
+    signer,
+    clock: systemClock,
+    events: observability.events,
+    settings: { issuer, backdateSeconds: loadBackdateSeconds() },
+    clients,
+  },
+  { clients, observability },
+)

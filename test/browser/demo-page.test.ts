@@ -2,10 +2,10 @@ import { createServer, type Server } from 'node:http'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { demoAssets } from '../../demo/assets.js'
-import { freePort } from '../../functions/adapters/dynamodb-local.js'
-import { listen } from '../../functions/adapters/local-server.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import type { User } from '../../functions/core/ports.js'
+import { freePort } from '../../local/dynamodb-local.js'
+import { listen } from '../../local/server.js'
 import { launchChromium, type ObservedContext, observedContext } from '../support/browser.js'
 import { type Harness, PASSWORD, startHarness } from '../support/harness.js'
 
@@ -132,7 +132,7 @@ async function callMe(page: Page): Promise<string> {
 }
 
 async function generation(user: User): Promise<number> {
-  const sessions = await h.runtime.store.listSessions(user.sub)
+  const sessions = await h.service.store.listSessions(user.sub)
   return sessions.reduce((sum, session) => sum + session.generation, 0)
 }
 
@@ -246,7 +246,7 @@ describe('demo page in Chromium, cookie mode', () => {
     await signedOut(page)
     expect(await page.textContent('#notice')).toContain('Signed out')
     expect((await context.cookies(origin)).map((c) => c.name)).not.toContain(COOKIE)
-    const [session] = await h.runtime.store.listSessions(user.sub)
+    const [session] = await h.service.store.listSessions(user.sub)
     expect(session?.status).toBe('revoked')
     await page.reload()
     await signedOut(page) // nothing left to restore

@@ -4,9 +4,12 @@ import type { APIGatewayProxyEventV2, Context } from 'aws-lambda'
 import { mockClient } from 'aws-sdk-client-mock'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { httpHandler } from '../../functions/adapters/http.js'
-import { createRuntime } from '../../functions/adapters/runtime.js'
-import { loadConfig } from '../../functions/config.js'
-import { jwksRoute } from '../../functions/jwks/handler.js'
+import { KmsSigner } from '../../functions/adapters/kms-signer.js'
+import { createObservability } from '../../functions/adapters/observability.js'
+import { corsOrigins } from '../../functions/config.js'
+import { parseClients } from '../../functions/core/clients.js'
+import { jwksRoute } from '../../functions/jwks/route.js'
+import { HTTP_FUNCTIONS } from '../../functions/routes.js'
 import { synth, testClients } from './synth.js'
 
 /**
@@ -71,18 +74,20 @@ describe('KMS throttling alarm', () => {
         return write(chunk, ...rest)
       }) as typeof stream.write)
     }
-    const config = loadConfig({
-      ISSUER: 'https://auth.example.com',
-      CLIENTS: JSON.stringify(testClients),
-      SIGNER: 'kms',
-      SIGNING_KEY_ID: 'alias/active',
-      TABLE_NAME: 'tokens',
-    })
-    const runtime = createRuntime(config, {
-      kms,
-      logger: new Logger({ serviceName: 'token-service' }),
-    })
-    const handler = httpHandler(jwksRoute, { noStore: false }, runtime)
+    // The jwks function as its handler wires it, on a KMS client that is throttled.
+    const handler = httpHandler(
+      jwksRoute,
+      {
+        issuer: 'https://auth.example.com',
+        signer: new KmsSigner({ client: kms, activeKeyId: 'alias/active' }),
+        jwksMaxAgeSeconds: 300,
+      },
+      {
+        ...createObservability(new Logger({ serviceName: 'token-service' })),
+        corsOrigins: corsOrigins(parseClients(testClients)),
+      },
+      HTTP_FUNCTIONS.jwks.http,
+    )
 
     const response = await handler(event('/.well-known/jwks.json'), context)
 

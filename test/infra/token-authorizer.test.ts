@@ -3,15 +3,11 @@ import { Match, Template } from 'aws-cdk-lib/assertions'
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations'
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
-import * as kms from 'aws-cdk-lib/aws-kms'
 import * as lambda from 'aws-cdk-lib/aws-lambda'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import { describe, expect, it } from 'vitest'
 import { TokenAuthorizer, type TokenAuthorizerProps } from '../../lib/token-authorizer.js'
 import { testApp, testClients } from './synth.js'
-
-const ACTIVE = 'arn:aws:kms:eu-west-1:111111111111:key/11111111-1111-1111-1111-111111111111'
-const RETIRING = 'arn:aws:kms:eu-west-1:111111111111:key/22222222-2222-2222-2222-222222222222'
 
 /** Another team's stack: its own HTTP API and function, our authorizer in front of a route. */
 function ordersStack(
@@ -24,8 +20,6 @@ function ordersStack(
   const auth = new TokenAuthorizer(stack, 'Auth', {
     issuer: 'https://auth.example.com',
     clients: testClients,
-    activeKey: kms.Key.fromKeyArn(stack, 'Active', ACTIVE),
-    retiringKeys: [kms.Key.fromKeyArn(stack, 'Retiring', RETIRING)],
     table: dynamodb.Table.fromTableName(stack, 'Tokens', 'TokenService-Table'),
     ...props,
   })
@@ -43,6 +37,20 @@ function ordersStack(
   })
   extend(stack, auth)
   return { stack, auth, api, template: Template.fromStack(stack) }
+}
+
+/** The authorizer function's environment variables. */
+function authorizerVariables(template: Template): Record<string, unknown> {
+  const functions = Object.values(
+    template.findResources('AWS::Lambda::Function', {
+      Properties: { Environment: Match.anyValue() },
+    }),
+  ) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]
+  const authorizer = functions.find(
+    (fn) => 'AUTHORIZER_AUDIENCES' in fn.Properties.Environment.Variables,
+  )
+  if (!authorizer) throw new Error('no authorizer function')
+  return authorizer.Properties.Environment.Variables
 }
 
 describe('TokenAuthorizer on another stack’s HTTP API', () => {
@@ -68,33 +76,38 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     })
   })
 
-  it('verifies with the given issuer and keys, and may only read their public halves', () => {
+  it("verifies with the issuer's JWKS: no key, no table and no KMS or DynamoDB permission", () => {
     const { template } = ordersStack()
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Environment: {
-        Variables: Match.objectLike({
-          ISSUER: 'https://auth.example.com',
-          SIGNING_KEY_ID: ACTIVE,
-          RETIRING_KEY_IDS: RETIRING,
-          TABLE_NAME: 'TokenService-Table',
-          AUTHORIZER_STRICT: 'false',
-        }),
-      },
-    })
+    const variables = authorizerVariables(template)
+    expect(variables).toMatchObject({ ISSUER: 'https://auth.example.com' })
+    for (const name of [
+      'SIGNING_KEY_ID',
+      'RETIRING_KEY_IDS',
+      'TABLE_NAME',
+      'CLIENTS',
+      'JWKS_URI',
+    ]) {
+      expect(variables, name).not.toHaveProperty(name)
+    }
     const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
       (policy) =>
         (policy as { Properties: { PolicyDocument: { Statement: { Action: unknown }[] } } })
           .Properties.PolicyDocument.Statement,
     )
-    const kmsStatements = statements.filter((s) => JSON.stringify(s.Action).includes('kms:'))
-    expect(kmsStatements).toEqual([
-      { Action: 'kms:GetPublicKey', Effect: 'Allow', Resource: [ACTIVE, RETIRING] },
-    ])
+    expect(JSON.stringify(statements)).not.toContain('kms:')
     expect(JSON.stringify(statements)).not.toContain('dynamodb:')
+  })
+
+  it('fetches the keys from jwksUri when given', () => {
+    const { template } = ordersStack({ jwksUri: 'https://keys.example.com/jwks.json' })
+    expect(authorizerVariables(template)).toMatchObject({
+      JWKS_URI: 'https://keys.example.com/jwks.json',
+    })
   })
 
   it('in strict mode caches nothing and reads the session and user from the token table', () => {
     const { template } = ordersStack({ strict: true })
+    expect(authorizerVariables(template)).toMatchObject({ TABLE_NAME: 'TokenService-Table' })
     template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerResultTtlInSeconds: 0,
     })
@@ -120,21 +133,16 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     })
   })
 
-  it('verifies with config.ts’s default settings unless told otherwise, and accepts every client’s audience', () => {
+  it('verifies with the default settings of functions/settings.ts unless told otherwise, and accepts every client’s audience', () => {
     const { template } = ordersStack()
-    const [fn] = Object.values(
-      template.findResources('AWS::Lambda::Function', {
-        Properties: { Environment: Match.anyValue() },
-      }),
-    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } }[]
-    const variables = fn?.Properties.Environment.Variables ?? {}
+    const variables = authorizerVariables(template)
     expect(variables).toMatchObject({
       AUTHORIZER_SKEW_SECONDS: '30',
-      AUTHORIZER_SESSION_CACHE_SECONDS: '5',
       AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+      AUTHORIZER_AUDIENCES: [...new Set(testClients.map((client) => client.audience))].join(','),
     })
-    // Unset, the function derives it from CLIENTS; JWKS_MAX_AGE_SECONDS is the jwks function's.
-    expect(variables).not.toHaveProperty('AUTHORIZER_AUDIENCES')
+    // The session cache is strict mode's; JWKS_MAX_AGE_SECONDS is the jwks function's.
+    expect(variables).not.toHaveProperty('AUTHORIZER_SESSION_CACHE_SECONDS')
     expect(variables).not.toHaveProperty('JWKS_MAX_AGE_SECONDS')
   })
 
@@ -151,7 +159,6 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectLike({
-          AUTHORIZER_STRICT: 'true',
           AUTHORIZER_SKEW_SECONDS: '10',
           AUTHORIZER_SESSION_CACHE_SECONDS: '1',
           AUTHORIZER_MAX_TOKEN_BYTES: '2048',
@@ -168,6 +175,7 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     expect(() => ordersStack({ maxTokenBytes: 16_385 })).toThrow(/from 1024 to 16384/)
     expect(() => ordersStack({ sessionCacheSeconds: 5 })).toThrow(/strict mode only/)
     expect(() => ordersStack({ audiences: ['a,b'] })).toThrow(/comma or outer spaces/)
+    expect(() => ordersStack({ strict: true, table: undefined })).toThrow(/give it the table/)
   })
 
   it('serves a second HTTP API through authorizerFor()', () => {

@@ -1,8 +1,22 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
 import { Match } from 'aws-cdk-lib/assertions'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../../functions/config.js'
-import { DEFAULTS, FUNCTION_SETTINGS, SETTING_RANGES, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import {
+  loadAuthorizerConfig,
+  loadAwsCallConfig,
+  loadBackdateSeconds,
+  loadJwksMaxAgeSeconds,
+  loadLoginBackoff,
+  loadSessionCacheSeconds,
+} from '../../functions/config.js'
+import { LAMBDA_FUNCTIONS } from '../../functions/routes.js'
+import {
+  type LambdaName,
+  SETTINGS,
+  type SettingName,
+  settingsOf,
+} from '../../functions/settings.js'
+import { DEFAULTS, TIMEOUT_EARLY } from '../../lib/defaults.js'
 import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
 import { type Resource, type Synthesized, synth, testApp, testClients } from './synth.js'
@@ -73,6 +87,9 @@ const BASE_GRANTS = {
 /** The settings a prop tunes: `LOGIN_*`, `AUTHORIZER_*`, `TOKEN_BACKDATE_SECONDS`, `JWKS_MAX_AGE_SECONDS`. */
 const TUNABLE = /^(LOGIN_|AUTHORIZER_|TOKEN_BACKDATE_SECONDS$|JWKS_MAX_AGE_SECONDS$)/
 
+/** Every client's audience: what the authorizer accepts unless told otherwise. */
+const AUDIENCES = [...new Set(testClients.map((client) => client.audience))].join(',')
+
 /** Each function's environment, by name, with CloudFormation references made plain strings. */
 function environments({
   stack,
@@ -101,9 +118,14 @@ function environments({
 const tunables = (environment: Record<string, string>) =>
   Object.fromEntries(Object.entries(environment).filter(([key]) => TUNABLE.test(key)))
 
-/** What `loadConfig` makes of an environment (the issuer made a URL). */
-const configOf = (environment: Record<string, string>) =>
-  loadConfig({ ...environment, ISSUER: 'https://auth.example.com' })
+/** Every tunable setting as the functions' loaders read it from an environment. */
+const tunedOf = (environment: Record<string, string>) => ({
+  backdate: loadBackdateSeconds(environment),
+  jwksMaxAge: loadJwksMaxAgeSeconds(environment),
+  loginBackoff: loadLoginBackoff(environment),
+  sessionCache: loadSessionCacheSeconds(environment),
+  aws: loadAwsCallConfig(environment),
+})
 
 describe('TokenService with its defaults', () => {
   let synthesized: Synthesized
@@ -172,13 +194,13 @@ describe('TokenService with its defaults', () => {
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
-      const settings = FUNCTION_SETTINGS[name as keyof typeof FUNCTION_SETTINGS]
+      const spec = LAMBDA_FUNCTIONS[name as LambdaName]
       expect(props).toMatchObject({
         Architectures: ['arm64'],
         Runtime: 'nodejs24.x',
         Handler: 'index.handler',
-        MemorySize: settings.memoryMiB,
-        Timeout: settings.timeout.toSeconds(),
+        MemorySize: spec.memoryMiB,
+        Timeout: spec.timeoutSeconds,
         TracingConfig: { Mode: 'Active' },
         LoggingConfig: { LogGroup: { Ref: logicalId(fn.logGroup) } },
       })
@@ -193,32 +215,53 @@ describe('TokenService with its defaults', () => {
     }
   })
 
-  it('gives every function the configuration its loadConfig() reads, Powertools settings and explicit SDK timeouts', () => {
+  it('gives each function exactly the settings it reads (functions/settings.ts), Powertools settings and explicit SDK timeouts', () => {
     const { stack, logicalId } = synthesized
-    for (const [, fn] of ofType('AWS::Lambda::Function')) {
-      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables
-      expect(env).toMatchObject({
-        ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
-        SIGNER: 'kms',
-        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
-        RETIRING_KEY_IDS: '',
-        SIGNING_ALG: 'RS256',
-        TABLE_NAME: { Ref: logicalId(stack.service.table) },
-        AWS_CALL_TIMEOUT_MS: '1000',
-        AWS_MAX_ATTEMPTS: '2',
-        NODE_OPTIONS: '--enable-source-maps',
+    const env = environments(synthesized)
+    for (const [name, variables] of Object.entries(env)) {
+      // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here.
+      const expected = settingsOf(name as LambdaName).filter(
+        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI'].includes(setting),
+      )
+      expect(Object.keys(variables).sort(), name).toEqual(
+        [
+          ...expected,
+          'POWERTOOLS_SERVICE_NAME',
+          'POWERTOOLS_METRICS_NAMESPACE',
+          'POWERTOOLS_LOG_LEVEL',
+          'POWERTOOLS_LOGGER_LOG_EVENT',
+        ].sort(),
+      )
+      expect(variables, name).toMatchObject({
         POWERTOOLS_SERVICE_NAME: 'token-service',
         POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
         POWERTOOLS_LOG_LEVEL: 'INFO',
         POWERTOOLS_LOGGER_LOG_EVENT: 'false',
       })
-      expect(JSON.parse(env.CLIENTS as string)).toEqual(testClients)
+      if ('AWS_CALL_TIMEOUT_MS' in variables) {
+        expect(variables).toMatchObject({ AWS_CALL_TIMEOUT_MS: '1000', AWS_MAX_ATTEMPTS: '2' })
+      }
+      if ('CLIENTS' in variables) {
+        expect(JSON.parse(variables.CLIENTS as string), name).toEqual(testClients)
+      }
+      // Source maps cost every cold start (docs/benchmarks.md): the bundles have none.
+      expect(variables.NODE_OPTIONS, name).toBeUndefined()
     }
-    const authorizer = stack.service.tokenAuthorizer?.handler.function
-    if (!authorizer) throw new Error('no authorizer')
-    expect(resources[logicalId(authorizer)]?.Properties.Environment).toMatchObject({
-      Variables: { AUTHORIZER_STRICT: 'false' },
+    const login = resources[logicalId(stack.service.functions.login.function)]?.Properties
+    expect(login?.Environment).toMatchObject({
+      Variables: {
+        ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
+        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+        SIGNING_ALG: 'RS256',
+        TABLE_NAME: { Ref: logicalId(stack.service.table) },
+      },
     })
+    // The authorizer verifies with the JWKS: no clients, no table, no key in its environment.
+    expect(env.authorizer).toMatchObject({ AUTHORIZER_AUDIENCES: AUDIENCES })
+    expect(Object.keys(env.me ?? {}).filter((key) => !key.startsWith('POWERTOOLS_'))).toEqual([
+      'ISSUER',
+      'CLIENTS',
+    ])
   })
 
   it('sets each tunable setting, at config.ts’s default, only on the functions that read it', () => {
@@ -238,9 +281,8 @@ describe('TokenService with its defaults', () => {
         sessions: {},
         me: {},
         authorizer: {
-          AUTHORIZER_STRICT: 'false',
+          AUTHORIZER_AUDIENCES: AUDIENCES,
           AUTHORIZER_SKEW_SECONDS: '30',
-          AUTHORIZER_SESSION_CACHE_SECONDS: '5',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
         },
       },
@@ -250,7 +292,7 @@ describe('TokenService with its defaults', () => {
       const untuned = Object.fromEntries(
         Object.entries(environment).filter(([key]) => !TUNABLE.test(key)),
       )
-      expect(configOf(environment), name).toEqual(configOf(untuned))
+      expect(tunedOf(environment), name).toEqual(tunedOf(untuned))
     }
   })
 
@@ -266,6 +308,11 @@ describe('TokenService with its defaults', () => {
     }
     for (const [id, fn] of ofType('AWS::Lambda::Function')) {
       const env = (fn.Properties.Environment as { Variables: Record<string, string> }).Variables
+      // `me` makes no AWS call at all.
+      if (env.AWS_CALL_TIMEOUT_MS === undefined) {
+        expect(env.ISSUER, id).toBeDefined()
+        continue
+      }
       const sdkBudget = Number(env.AWS_CALL_TIMEOUT_MS) * Number(env.AWS_MAX_ATTEMPTS)
       const lambdaMs = (fn.Properties.Timeout as number) * 1000
       // Middy answers 503 250 ms before Lambda's timeout: one whole AWS call still fits before it.
@@ -317,7 +364,8 @@ describe('TokenService with its defaults', () => {
         'dynamodb:Query': ['table/index/gsi1'],
       },
       me: BASE_GRANTS,
-      authorizer: { ...BASE_GRANTS, 'kms:GetPublicKey': ['key:k1'] },
+      // It verifies with the JWKS: no KMS permission at all.
+      authorizer: BASE_GRANTS,
     })
   })
 
@@ -339,7 +387,7 @@ describe('TokenService with its defaults', () => {
       expect(role.Properties.ManagedPolicyArns).toBeUndefined()
   })
 
-  it('serves every route of DESIGN.md, bearer routes behind the Lambda authorizer', () => {
+  it('serves every route of docs/design.md, bearer routes behind the Lambda authorizer', () => {
     const { stack, logicalId } = synthesized
     const targets = new Map<string, string>()
     for (const [id, integration] of ofType('AWS::ApiGatewayV2::Integration')) {
@@ -552,10 +600,13 @@ describe('TokenService options', () => {
     template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false })
     template.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Delete' })
     template.allResourcesProperties('AWS::Lambda::Function', {
-      Environment: {
-        Variables: Match.objectLike({ ISSUER: 'https://auth.example.com', SIGNING_ALG: 'ES256' }),
-      },
+      Environment: { Variables: Match.objectLike({ ISSUER: 'https://auth.example.com' }) },
     })
+    expect(
+      Object.values(template.findResources('AWS::Lambda::Function'))
+        .map((fn) => fn.Properties.Environment.Variables.SIGNING_ALG)
+        .filter(Boolean),
+    ).toEqual(['ES256', 'ES256', 'ES256'])
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Metrics: Match.arrayWith([
         Match.objectLike({
@@ -618,14 +669,10 @@ describe('TokenService options', () => {
     expect(grants(synthesized).authorizer).toEqual({
       ...BASE_GRANTS,
       'dynamodb:BatchGetItem': ['table'],
-      'kms:GetPublicKey': ['key:k1'],
     })
-    const authorizer = synthesized.stack.service.tokenAuthorizer?.handler.function
-    if (!authorizer) throw new Error('no authorizer')
-    expect(
-      synthesized.resources[synthesized.logicalId(authorizer)]?.Properties.Environment,
-    ).toMatchObject({
-      Variables: { AUTHORIZER_STRICT: 'true' },
+    expect(environments(synthesized).authorizer).toMatchObject({
+      TABLE_NAME: 'resolved-table_name',
+      AUTHORIZER_SESSION_CACHE_SECONDS: '5',
     })
   })
 
@@ -699,7 +746,7 @@ describe('TokenService options', () => {
       client_id: `client-${i}`,
     }))
     expect(() => synth({ clients: many as typeof testClients })).toThrow(
-      /Lambda allows 4 KB of variables in all/,
+      /the login function's environment takes \d+ bytes; Lambda allows 4096\. Largest: CLIENTS/,
     )
   })
 
@@ -753,7 +800,6 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
         sessions: {},
         me: {},
         authorizer: {
-          AUTHORIZER_STRICT: 'true',
           AUTHORIZER_SKEW_SECONDS: '60',
           AUTHORIZER_SESSION_CACHE_SECONDS: '2',
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
@@ -761,23 +807,26 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
         },
       },
     )
-    const config = (name: string) => configOf(env[name] ?? {})
-    expect(config('login').loginBackoff).toEqual({
+    const tuned = (name: string) => tunedOf(env[name] ?? {})
+    expect(tuned('login').loginBackoff).toEqual({
       freeFailures: 5,
       baseSeconds: 2,
       maxSeconds: 600,
       windowSeconds: 3600,
     })
-    expect(config('login').backdateSeconds).toBe(10)
-    expect(config('token').backdateSeconds).toBe(10)
-    expect(config('jwks').jwksMaxAgeSeconds).toBe(600)
-    expect(config('authorizer').authorizer).toEqual({
-      strict: true,
+    expect(tuned('login').backdate).toBe(10)
+    expect(tuned('token').backdate).toBe(10)
+    expect(tuned('jwks').jwksMaxAge).toBe(600)
+    expect(tuned('authorizer').sessionCache).toBe(2)
+    expect(
+      loadAuthorizerConfig({ ...env.authorizer, ISSUER: 'https://auth.example.com' }),
+    ).toMatchObject({
       skewSeconds: 60,
-      sessionCacheSeconds: 2,
       maxTokenBytes: 8192,
       audiences: ['https://orders.example.com'],
     })
+    // Strict mode runs its own bundle, the only authorizer with a DynamoDB client.
+    expect(env.authorizer?.TABLE_NAME).toBe('resolved-table_name')
   })
 
   it('gives the native JWT authorizer the chosen audiences', () => {
@@ -837,32 +886,40 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
     )
   })
 
-  it('uses the ranges and defaults of functions/config.ts', () => {
-    const base = {
-      ISSUER: 'https://auth.example.com',
-      CLIENTS: JSON.stringify(testClients),
-      SIGNING_KEY_ID: 'alias/active',
-      TABLE_NAME: 'tokens',
-    }
-    const defaults = loadConfig(base)
-    expect(defaults.backdateSeconds).toBe(DEFAULTS.tokenBackdateSeconds)
-    expect(defaults.jwksMaxAgeSeconds).toBe(DEFAULTS.jwksMaxAge.toSeconds())
-    expect(defaults.loginBackoff).toEqual({
+  it('uses the bounds and defaults of functions/settings.ts, which the functions load with', () => {
+    expect(loadBackdateSeconds({})).toBe(DEFAULTS.tokenBackdateSeconds)
+    expect(loadJwksMaxAgeSeconds({})).toBe(DEFAULTS.jwksMaxAge.toSeconds())
+    expect(loadLoginBackoff({})).toEqual({
       freeFailures: DEFAULTS.loginBackoff.freeFailures,
       baseSeconds: DEFAULTS.loginBackoff.baseSeconds,
       maxSeconds: DEFAULTS.loginBackoff.maxSeconds,
       windowSeconds: DEFAULTS.loginBackoff.failureWindowSeconds,
     })
-    expect(defaults.authorizer).toMatchObject({
+    expect(
+      loadAuthorizerConfig({ ISSUER: 'https://auth.example.com', AUTHORIZER_AUDIENCES: 'a' }),
+    ).toMatchObject({
       skewSeconds: DEFAULTS.authorizerSettings.clockSkewSeconds,
-      sessionCacheSeconds: DEFAULTS.authorizerSettings.sessionCacheSeconds,
       maxTokenBytes: DEFAULTS.authorizerSettings.maxTokenBytes,
     })
-    // The window must cover the longest wait: test its lower end with a short one.
-    const context = { LOGIN_BACKOFF_MAX_SECONDS: '60' }
-    for (const [variable, { min, max }] of Object.entries(SETTING_RANGES)) {
-      const load = (value: number) => () =>
-        loadConfig({ ...base, ...context, [variable]: String(value) })
+    expect(loadSessionCacheSeconds({})).toBe(DEFAULTS.authorizerSettings.sessionCacheSeconds)
+    // Every integer setting: its bounds load, one past them fails naming the variable.
+    const base = {
+      ISSUER: 'https://auth.example.com',
+      AUTHORIZER_AUDIENCES: 'https://api.example.com',
+      // The window must cover the longest wait: test its lower end with a short one.
+      LOGIN_BACKOFF_MAX_SECONDS: '60',
+    }
+    const loadAll = (env: Record<string, string>) => {
+      tunedOf(env)
+      loadAuthorizerConfig(env)
+    }
+    const integers = (Object.keys(SETTINGS) as SettingName[]).filter(
+      (name) => SETTINGS[name].type === 'integer',
+    )
+    expect(integers.length).toBeGreaterThan(10)
+    for (const variable of integers) {
+      const { min, max } = SETTINGS[variable] as { min: number; max: number }
+      const load = (value: number) => () => loadAll({ ...base, [variable]: String(value) })
       expect(load(min), `${variable}=${min}`).not.toThrow()
       expect(load(max), `${variable}=${max}`).not.toThrow()
       expect(load(min - 1), `${variable}=${min - 1}`).toThrow(variable)
@@ -886,21 +943,28 @@ describe('TokenService signing keys', () => {
       expect(matrix[name]?.['kms:Sign'], name).toEqual(['key:k2026-11'])
       expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-11'])
     }
-    for (const name of ['jwks', 'authorizer']) {
-      expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-05', 'key:k2026-11'])
-      expect(matrix[name]?.['kms:Sign'], name).toBeUndefined()
-    }
+    expect(matrix.jwks?.['kms:GetPublicKey']).toEqual(['key:k2026-05', 'key:k2026-11'])
+    expect(matrix.jwks?.['kms:Sign']).toBeUndefined()
+    expect(
+      Object.keys(matrix.authorizer ?? {}).filter((action) => action.startsWith('kms:')),
+    ).toEqual([])
     const { stack, logicalId } = synthesized
-    synthesized.template.allResourcesProperties('AWS::Lambda::Function', {
-      Environment: {
-        Variables: Match.objectLike({
-          SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
-          RETIRING_KEY_IDS: {
-            'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
-          },
-        }),
-      },
-    })
+    const variables = (fn: { function: object }) =>
+      (
+        synthesized.resources[logicalId(fn.function as never)]?.Properties.Environment as
+          | { Variables: Record<string, unknown> }
+          | undefined
+      )?.Variables ?? {}
+    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const retiring = {
+      'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
+    }
+    for (const name of ['login', 'token', 'jwks'] as const) {
+      expect(variables(stack.service.functions[name]).SIGNING_KEY_ID, name).toEqual(active)
+    }
+    // Only the jwks function publishes the retiring key.
+    expect(variables(stack.service.functions.jwks).RETIRING_KEY_IDS).toEqual(retiring)
+    expect(variables(stack.service.functions.login).RETIRING_KEY_IDS).toBeUndefined()
   })
 
   it('keeps every key’s logical id when the list is reordered or the active key changes', () => {

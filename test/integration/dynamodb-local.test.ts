@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
 import { describe, expect, it } from 'vitest'
+import { tableDefinition } from '../../functions/adapters/table.js'
 import {
   assertJava,
   javaMajorVersion,
@@ -12,8 +13,7 @@ import {
   startDynamoDbLocal,
   terminate,
   watchParent,
-} from '../../functions/adapters/dynamodb-local.js'
-import { tableDefinition } from '../../functions/adapters/table.js'
+} from '../../local/dynamodb-local.js'
 
 function clientFor(endpoint: string, region: string, accessKeyId: string) {
   return new DynamoDBClient({
@@ -65,7 +65,9 @@ describe('startDynamoDbLocal', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as AddressInfo
     try {
-      await expect(startDynamoDbLocal({ port })).rejects.toThrow(`Port ${port} is in use`)
+      await expect(startDynamoDbLocal({ port })).rejects.toThrow(
+        `port ${port} is in use: DynamoDB Local cannot listen there (choose another with DYNAMODB_PORT=...)`,
+      )
     } finally {
       server.close()
     }

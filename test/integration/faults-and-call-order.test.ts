@@ -1,6 +1,5 @@
 import { type DynamoDBClient, InternalServerError } from '@aws-sdk/client-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import type { User } from '../../functions/core/ports.js'
 import { FakeKms, throttling } from '../support/fake-kms.js'
 import { type Harness, startHarness } from '../support/harness.js'
@@ -65,7 +64,8 @@ let user: User
 beforeAll(async () => {
   probe.instrumentKms(kms)
   h = await startHarness({
-    overrides: { signer: new KmsSigner({ client: kms.client, activeKeyId: 'alias/rsa-active' }) },
+    env: { SIGNING_KEY_ID: 'alias/rsa-active' },
+    kms: kms.client,
     dynamodb: (client) => probe.instrumentDynamo(client),
   })
   user = await h.addUser()

@@ -1,5 +1,5 @@
 /**
- * DESIGN.md rule 7 ("nothing is lost on a fault"), call by call: every AWS
+ * docs/design.md rule 7 ("nothing is lost on a fault"), call by call: every AWS
  * call of login, refresh and revoke fails in every way listed in issue 6, and
  * each case checks the answer, the table afterwards, and whether the presented
  * refresh token (or the password) still works. The table of outcomes is
@@ -432,7 +432,7 @@ const noSession: Outcome = {
   token: 'password works',
 }
 
-const groups: { name: string; env?: Record<string, string>; cases: Case[] }[] = [
+const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
   {
     name: 'login',
     cases: [
@@ -561,7 +561,7 @@ const groups: { name: string; env?: Record<string, string>; cases: Case[] }[] = 
   },
   {
     name: 'strict authorizer',
-    env: { AUTHORIZER_STRICT: 'true' },
+    strict: true,
     cases: [
       ...transientCases(scenarios.strictRevoked, 'BatchGetItem', false),
       ...transientCases(scenarios.strictLive, 'BatchGetItem', false),
@@ -822,18 +822,18 @@ const label = (c: Case) =>
 // The tests
 // ---------------------------------------------------------------------------
 
-/** A harness whose runtime builds its own DynamoDB client (the config's retries and timeouts). */
-function faultedHarness(env: Record<string, string> = {}) {
+/** A harness that builds its own DynamoDB client as a deployed function does (its retries and timeouts). */
+function faultedHarness(options: { env?: Record<string, string>; strict?: boolean } = {}) {
   return startHarness({
     env: {
-      SIGNER: 'kms',
       SIGNING_KEY_ID: 'alias/rsa-active',
-      DYNAMODB_ENDPOINT: process.env.DYNAMODB_ENDPOINT as string,
       // Generous: only the faults injected here may fail a call, not a busy machine.
       AWS_CALL_TIMEOUT_MS: '5000',
-      ...env,
+      ...options.env,
     },
-    overrides: { signer: undefined, dynamodb: undefined, kms: kms.client },
+    strict: options.strict ?? false,
+    dynamodb: 'lambda',
+    kms: kms.client,
   })
 }
 
@@ -847,8 +847,8 @@ for (const group of groups) {
     let user: User
     beforeAll(async () => {
       // A fresh runtime per path: its own SDK retry quota, its own table.
-      h = await faultedHarness(group.env)
-      faults.install(h.runtime.store.client)
+      h = await faultedHarness({ strict: group.strict })
+      faults.install(h.service.store.client)
       user = await cheapUser()
     })
     afterAll(() => h.close())
@@ -901,8 +901,8 @@ describe('rule 7 under faults: KMS slower than the SDK timeout, and a cold key c
     // (DynamoDB keeps the test table's client: DynamoDB Local on a busy machine is no
     // faster than 100 ms).
     h = await startHarness({
-      env: { SIGNER: 'kms', SIGNING_KEY_ID: 'alias/rsa-active', AWS_CALL_TIMEOUT_MS: '100' },
-      overrides: { signer: undefined },
+      env: { SIGNING_KEY_ID: 'alias/rsa-active', AWS_CALL_TIMEOUT_MS: '100' },
+      kms: 'lambda',
     })
     user = await cheapUser()
   })

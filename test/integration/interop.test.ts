@@ -12,7 +12,7 @@ let user: User
 let token: string
 
 beforeAll(async () => {
-  h = await startHarness({ overrides: { clock: new FakeClock(Date.now()) } })
+  h = await startHarness({ clock: new FakeClock(Date.now()) })
   user = await h.addUser({ roles: ['reader', 'writer'] })
   token = (await h.login(user)).body.access_token
 })

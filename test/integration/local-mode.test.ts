@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, pidExists } from '../../functions/adapters/dynamodb-local.js'
+import { freePort, pidExists } from '../../local/dynamodb-local.js'
 import { recordSecret } from '../support/secrets.js'
 
 const DEMO_PASSWORD = 'a-demo-password-for-this-test'

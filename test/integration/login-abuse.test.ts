@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { ConfigError, loadConfig } from '../../functions/config.js'
+import { ConfigError, loadLoginBackoff } from '../../functions/config.js'
 import { MAX_PASSWORD_BYTES, verifyPassword } from '../../functions/core/passwords.js'
 import type { User } from '../../functions/core/ports.js'
 import { backoffSeconds, DEFAULT_BACKOFF } from '../../functions/core/throttle.js'
@@ -150,7 +150,7 @@ describe('per-username back-off', () => {
     const now = h.clock.now()
     await Promise.all(
       Array.from({ length: 40 }, () =>
-        h.runtime.store.recordLoginFailure(user.username, now, now - 1000, now + 86_400_000),
+        h.service.store.recordLoginFailure(user.username, now, now - 1000, now + 86_400_000),
       ),
     )
     const throttled = await attempt(user.username, PASSWORD)
@@ -173,7 +173,7 @@ describe('per-username back-off', () => {
 
   it('counts a disabled user with the right password as a failure, like a wrong password', async () => {
     const user = await h.addUser()
-    await h.runtime.store.updateUser(user.sub, { status: 'disabled' })
+    await h.service.store.updateUser(user.sub, { status: 'disabled' })
     const reply = await attempt(user.username, PASSWORD)
     expect(reply.status).toBe(400)
     expect(reply.body).toEqual(oauthError('invalid_grant'))
@@ -260,7 +260,7 @@ describe('concurrent attempts', () => {
     const now = h.clock.now()
     await Promise.all(
       Array.from({ length: 25 }, () =>
-        h.runtime.store.recordLoginFailure(username, now, now - 1000, now + 60_000),
+        h.service.store.recordLoginFailure(username, now, now - 1000, now + 60_000),
       ),
     )
     expect(await failedLogins(username)).toMatchObject({ failures: 25 })
@@ -373,15 +373,8 @@ describe('password length', () => {
 })
 
 describe('configuration', () => {
-  const base = {
-    TABLE_NAME: 't',
-    ISSUER: 'https://auth.example',
-    CLIENTS: JSON.stringify([NATIVE]),
-    SIGNER: 'local',
-  }
-
   it('defaults to 3 free failures, then 1 s doubling up to 15 minutes, forgotten after a day', () => {
-    expect(loadConfig(base).loginBackoff).toEqual(DEFAULT_BACKOFF)
+    expect(loadLoginBackoff({})).toEqual(DEFAULT_BACKOFF)
     expect(DEFAULT_BACKOFF).toEqual({
       freeFailures: 3,
       baseSeconds: 1,
@@ -392,13 +385,12 @@ describe('configuration', () => {
 
   it('reads the schedule from LOGIN_* variables and refuses a window shorter than the longest wait', () => {
     const env = {
-      ...base,
       LOGIN_FREE_FAILURES: '5',
       LOGIN_BACKOFF_BASE_SECONDS: '2',
       LOGIN_BACKOFF_MAX_SECONDS: '600',
       LOGIN_FAILURE_WINDOW_SECONDS: '3600',
     }
-    const policy = loadConfig(env).loginBackoff
+    const policy = loadLoginBackoff(env)
     expect(policy).toEqual({
       freeFailures: 5,
       baseSeconds: 2,
@@ -406,10 +398,10 @@ describe('configuration', () => {
       windowSeconds: 3600,
     })
     expect([5, 6, 7, 15].map((n) => backoffSeconds(policy, n))).toEqual([0, 2, 4, 600])
-    expect(() => loadConfig({ ...env, LOGIN_FAILURE_WINDOW_SECONDS: '300' })).toThrow(
+    expect(() => loadLoginBackoff({ ...env, LOGIN_FAILURE_WINDOW_SECONDS: '300' })).toThrow(
       new ConfigError('LOGIN_FAILURE_WINDOW_SECONDS must be at least LOGIN_BACKOFF_MAX_SECONDS'),
     )
-    expect(() => loadConfig({ ...env, LOGIN_BACKOFF_MAX_SECONDS: '0' })).toThrow(
+    expect(() => loadLoginBackoff({ ...env, LOGIN_BACKOFF_MAX_SECONDS: '0' })).toThrow(
       /LOGIN_BACKOFF_MAX_SECONDS/,
     )
   })

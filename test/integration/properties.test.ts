@@ -425,7 +425,7 @@ async function mintSession(clientId: string): Promise<{ sid: string; token: stri
     generation: 0,
     currentHash: hashToken(token),
   }
-  const created = await h.runtime.store.createSession(session, {
+  const created = await h.service.store.createSession(session, {
     sub: user.sub,
     passwordHash: user.passwordHash,
   })

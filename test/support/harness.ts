@@ -2,24 +2,20 @@ import { mkdtempSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { freePort } from '../../functions/adapters/dynamodb-local.js'
-import {
-  createLocalServer,
-  type LocalAsset,
-  listen,
-} from '../../functions/adapters/local-server.js'
-import { LocalSigner } from '../../functions/adapters/local-signer.js'
-import {
-  createRuntime,
-  type Runtime,
-  type RuntimeOverrides,
-} from '../../functions/adapters/runtime.js'
-import { loadConfig } from '../../functions/config.js'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { KMSClient } from '@aws-sdk/client-kms'
+import { sdkOptions } from '../../functions/adapters/aws.js'
+import { KmsSigner } from '../../functions/adapters/kms-signer.js'
+import { loadAwsCallConfig, loadSigningConfig } from '../../functions/config.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { hashPassword, normalizeUsername } from '../../functions/core/passwords.js'
 import type { Signer, User } from '../../functions/core/ports.js'
 import { hashToken, newUserId } from '../../functions/core/refresh-token.js'
+import { freePort } from '../../local/dynamodb-local.js'
+import { localService } from '../../local/mode.js'
+import { createLocalServer, type LocalAsset, listen } from '../../local/server.js'
+import { LocalSigner } from '../../local/signer.js'
+import type { LocalService } from '../../local/wiring.js'
 import { FakeClock } from './clock.js'
 import { createTestTable } from './dynamo.js'
 import { recordSecret } from './secrets.js'
@@ -84,7 +80,8 @@ export interface Harness {
   readonly url: string
   readonly issuer: string
   readonly clock: FakeClock
-  readonly runtime: Runtime
+  /** Every function, wired as local mode wires it (its store, signer, authorizer, ...). */
+  readonly service: LocalService
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly server: Server
@@ -104,13 +101,27 @@ export interface Harness {
 
 export interface HarnessOptions {
   clients?: ClientConfig[]
-  overrides?: RuntimeOverrides
-  /** Build the DynamoDB client yourself (for fault injection); gets the table's client. */
-  dynamodb?: (client: DynamoDBClient) => DynamoDBClient
+  /** @default a FakeClock at the current time */
+  clock?: FakeClock
+  /**
+   * The DynamoDB client: `lambda` builds one as a deployed function does (`AWS_CALL_*` of
+   * `env`, on DynamoDB Local); a function wraps the test table's client (fault injection).
+   * @default the test table's client
+   */
+  dynamodb?: 'lambda' | ((client: DynamoDBClient) => DynamoDBClient)
+  /**
+   * The signer: the worker's local RSA key, or the KMS signer a deployed function builds
+   * (`SIGNING_KEY_ID`, ... of `env`) on this KMS client (`lambda`: one it builds itself with
+   * `AWS_CALL_*`, as in Lambda).
+   * @default the local key
+   */
+  kms?: KMSClient | 'lambda'
   /** Static files for the local server (see createLocalServer). */
   assets?: ReadonlyMap<string, LocalAsset>
-  /** More function environment (for example `AUTHORIZER_STRICT`), as the stack would set it. */
+  /** More function environment (for example `LOGIN_FREE_FAILURES`), as the stack would set it. */
   env?: Record<string, string>
+  /** Run the strict authorizer. @default false */
+  strict?: boolean
   /** Listen on this port (for clients whose allowed origins name it). @default a free port */
   port?: number
   /**
@@ -128,22 +139,27 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const table = await createTestTable()
   const port = options.port ?? (await freePort())
   const issuer = `http://127.0.0.1:${port}`
-  const clock = new FakeClock()
-  const config = loadConfig({
-    TABLE_NAME: table.tableName,
-    ISSUER: issuer,
-    CLIENTS: JSON.stringify(options.clients ?? [NATIVE, SPA, NO_GRACE]),
-    SIGNER: 'local',
-    ...options.env,
-  })
-  const dynamodb = options.dynamodb ? options.dynamodb(table.client) : table.client
-  const runtime = createRuntime(config, {
-    clock,
-    signer: await testSigner(),
+  const clock = options.clock ?? new FakeClock()
+  const env = { ...process.env, ...options.env }
+  const aws = sdkOptions(loadAwsCallConfig(env))
+  const dynamodb =
+    options.dynamodb === 'lambda'
+      ? new DynamoDBClient({ ...aws, endpoint: process.env.DYNAMODB_ENDPOINT })
+      : options.dynamodb
+        ? options.dynamodb(table.client)
+        : table.client
+  const kms = options.kms === 'lambda' ? new KMSClient(aws) : options.kms
+  const service = localService({
+    issuer,
+    clientsJson: JSON.stringify(options.clients ?? [NATIVE, SPA, NO_GRACE]),
     dynamodb,
-    ...options.overrides,
+    tableName: table.tableName,
+    signer: kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner(),
+    env,
+    strict: options.strict ?? false,
+    clock,
   })
-  const server = createLocalServer(runtime, {
+  const server = createLocalServer(service, {
     assets: options.assets,
     timeoutMs: options.timeoutMs ?? 30_000,
   })
@@ -172,7 +188,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     url: issuer,
     issuer,
     clock,
-    runtime,
+    service,
     dynamodb,
     tableName: table.tableName,
     server,
@@ -206,7 +222,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         createdAt: clock.now(),
       }
       recordSecret(password, user.passwordHash)
-      if (!(await runtime.store.createUser(user))) throw new Error('username taken')
+      if (!(await service.store.createUser(user))) throw new Error('username taken')
       return user
     },
     login(user, client = NATIVE.client_id, password = PASSWORD) {
@@ -243,6 +259,6 @@ export async function addCheapUser(h: Harness, prefix: string): Promise<User> {
     createdAt: h.clock.now(),
   }
   recordSecret(user.passwordHash)
-  if (!(await h.runtime.store.createUser(user))) throw new Error(`user ${user.username} exists`)
+  if (!(await h.service.store.createUser(user))) throw new Error(`user ${user.username} exists`)
   return user
 }

@@ -4,22 +4,34 @@
  * Lambda authorizer's context or the native JWT authorizer's claims.
  */
 import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { LocalSigner } from '../../functions/adapters/local-signer.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LocalSigner } from '../../local/signer.js'
 import { NATIVE } from '../support/harness.js'
 import { mint, standardClaims } from '../support/tokens.js'
 
 const ISSUER = 'https://auth.example.test'
 const keyDir = join(mkdtempSync(join(tmpdir(), 'authorizer-handler-')), 'keys')
+const signer = await LocalSigner.open(keyDir)
+
+// The token service's JWKS, where the deployed authorizer fetches its keys.
+const jwks = createServer(async (_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json' })
+  res.end(JSON.stringify({ keys: await signer.publicKeys() }))
+})
+await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
+afterAll(() => new Promise<void>((resolve) => jwks.close(() => resolve())))
+
+// Exactly what the stack gives each function (lib/token-service.ts).
 Object.assign(process.env, {
-  TABLE_NAME: 'not-read-without-strict-mode',
   ISSUER,
   CLIENTS: JSON.stringify([NATIVE]),
-  SIGNER: 'local',
-  LOCAL_KEY_DIR: keyDir,
+  JWKS_URI: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/.well-known/jwks.json`,
+  AUTHORIZER_AUDIENCES: NATIVE.audience,
 })
 
 const authorizerModule = await import('../../functions/authorizer/handler.js')
@@ -27,7 +39,6 @@ const meModule = await import('../../functions/me/handler.js')
 
 let token: string
 beforeAll(async () => {
-  const signer = await LocalSigner.open(keyDir)
   token = (await mint(signer, standardClaims(ISSUER, NATIVE.audience, Date.now()))).token
 })
 

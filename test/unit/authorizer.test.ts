@@ -1,10 +1,10 @@
 import { createPublicKey, generateKeyPairSync } from 'node:crypto'
+import { Logger } from '@aws-lambda-powertools/logger'
 import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda'
 import { calculateJwkThumbprint } from 'jose'
 import { beforeAll, describe, expect, it } from 'vitest'
-import { createRuntime } from '../../functions/adapters/runtime.js'
 import { type Authorizer, createAuthorizer } from '../../functions/authorizer/authorizer.js'
-import { loadConfig } from '../../functions/config.js'
+import { loadAuthorizerConfig } from '../../functions/config.js'
 import { issueAccessToken } from '../../functions/core/access-token.js'
 import { parseClients } from '../../functions/core/clients.js'
 import { InvalidToken } from '../../functions/core/errors.js'
@@ -35,14 +35,12 @@ const without = (name: string) => {
 }
 
 function build(env: Record<string, string> = {}): Authorizer {
-  const config = loadConfig({
-    TABLE_NAME: 'not-used-without-strict-mode',
-    ISSUER,
-    CLIENTS: JSON.stringify([NATIVE]),
-    SIGNER: 'local',
-    ...env,
+  return createAuthorizer({
+    config: loadAuthorizerConfig({ ISSUER, AUTHORIZER_AUDIENCES: AUDIENCE, ...env }),
+    fetchKeys: () => signer.publicKeys(),
+    clock,
+    logger: new Logger({ serviceName: 'token-service' }),
   })
-  return createAuthorizer(createRuntime(config, { clock, signer }))
 }
 
 const event = (authorization?: string): APIGatewayRequestAuthorizerEventV2 =>
@@ -170,7 +168,8 @@ describe('the authorizer accepts our tokens', () => {
   })
 
   it('refuses to start with a malformed AUTHORIZER_* setting, naming it', () => {
-    expect(() => build({ AUTHORIZER_STRICT: 'yes' })).toThrow(/AUTHORIZER_STRICT/)
+    expect(() => build({ AUTHORIZER_AUDIENCES: ' , ' })).toThrow(/AUTHORIZER_AUDIENCES/)
+    expect(() => build({ JWKS_URI: 'not a url' })).toThrow(/JWKS_URI/)
     expect(() => build({ AUTHORIZER_SKEW_SECONDS: '-1' })).toThrow(/AUTHORIZER_SKEW_SECONDS/)
     expect(() => build({ AUTHORIZER_MAX_TOKEN_BYTES: '10' })).toThrow(/AUTHORIZER_MAX_TOKEN_BYTES/)
   })

@@ -121,7 +121,7 @@ describe('passwords', () => {
 })
 
 describe('clients', () => {
-  it('fill in the DESIGN.md defaults', () => {
+  it('fill in the docs/design.md defaults', () => {
     const [client] = parseClients([
       { client_id: 'app', type: 'native', audience: 'https://api' },
     ]).values()

@@ -83,16 +83,13 @@ export async function freePort(): Promise<number> {
   })
 }
 
-async function assertPortFree(port: number): Promise<void> {
+/** Refuses a port something already listens on, with `why` in the message. */
+export async function assertPortFree(port: number, why: string): Promise<void> {
   await new Promise<void>((resolvePort, reject) => {
     const server = createServer()
     server.unref()
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === 'EADDRINUSE'
-          ? new Error(`Port ${port} is in use: DynamoDB Local cannot listen there`)
-          : error,
-      ),
+      reject(error.code === 'EADDRINUSE' ? new Error(`port ${port} is in use: ${why}`) : error),
     )
     server.listen(port, '127.0.0.1', () => server.close(() => resolvePort()))
   })
@@ -103,7 +100,12 @@ export async function startDynamoDbLocal(options: StartOptions = {}): Promise<Dy
   const port = options.port ? options.port : await freePort()
   const endpoint = `http://127.0.0.1:${port}`
   // Otherwise whatever already listens there would answer the readiness check.
-  if (options.port) await assertPortFree(port)
+  if (options.port) {
+    await assertPortFree(
+      port,
+      'DynamoDB Local cannot listen there (choose another with DYNAMODB_PORT=...)',
+    )
+  }
   // The package spawns Java in its own directory: the data directory must be absolute.
   const dataDir = options.dataDir === undefined ? null : resolve(options.dataDir)
   if (dataDir) await mkdir(dataDir, { recursive: true })

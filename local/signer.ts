@@ -10,7 +10,7 @@ import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { calculateJwkThumbprint } from 'jose'
-import type { PublicJwk, Signer } from '../core/ports.js'
+import type { PublicJwk, Signer } from '../functions/core/ports.js'
 
 const KEY_FILE = 'signing-key.pem'
 const generateKeyPairAsync = promisify(generateKeyPair)

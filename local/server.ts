@@ -3,64 +3,25 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type {
   APIGatewayProxyEventV2,
-  APIGatewayProxyStructuredResultV2,
   APIGatewayRequestAuthorizerEventV2,
   Context,
 } from 'aws-lambda'
-import { type Authorizer, createAuthorizer } from '../authorizer/authorizer.js'
-import { InvalidToken, OAuthError, ServerError } from '../core/errors.js'
-import { jwksRoute } from '../jwks/handler.js'
-import { loginRoute } from '../login/handler.js'
-import { meRoute } from '../me/handler.js'
-import { revokeRoute } from '../revoke/handler.js'
-import { sessionsRoute } from '../sessions/handler.js'
-import { tokenRoute } from '../token/handler.js'
-import { EXPOSED_HEADERS, httpHandler, type Route, type RouteOptions } from './http.js'
-import type { Runtime } from './runtime.js'
+import type { HttpHandler } from '../functions/adapters/http.js'
+import type { Authorizer } from '../functions/authorizer/authorizer.js'
+import { InvalidToken, OAuthError, ServerError } from '../functions/core/errors.js'
+import { CORS, ROUTES, type RouteSpec } from '../functions/routes.js'
+import type { LocalService } from './wiring.js'
 
-type Handler = (
-  event: APIGatewayProxyEventV2,
-  context: Context,
-) => Promise<APIGatewayProxyStructuredResultV2>
-
-interface LocalRoute {
-  readonly method: string
-  /** A route key path: `{name}` matches one path segment, as in API Gateway. */
-  readonly path: string
-  readonly name: string
-  readonly handler: Handler
-  /** Behind the Lambda authorizer. */
-  readonly bearer: boolean
+interface LocalRoute extends RouteSpec {
+  readonly handler: HttpHandler
 }
 
 /**
- * The routes of the HTTP API (DESIGN.md), each wrapped exactly as its Lambda
- * is; routes served by one function share one handler, as in AWS.
+ * The routes of the HTTP API (functions/routes.ts), each with its function's
+ * handler; routes served by one function share one handler, as in AWS.
  */
-export function localRoutes(runtime: Runtime): LocalRoute[] {
-  const wrap = (fn: Route, options: RouteOptions) => httpHandler(fn, options, runtime)
-  const entry = (method: string, path: string, name: string, handler: Handler, bearer = false) => ({
-    method,
-    path,
-    name,
-    handler,
-    bearer,
-  })
-  const jwks = wrap(jwksRoute, { noStore: false })
-  const sessions = wrap(sessionsRoute, {})
-  return [
-    entry('POST', '/login', 'login', wrap(loginRoute, { body: true })),
-    entry('POST', '/token', 'token', wrap(tokenRoute, { body: true })),
-    entry('POST', '/revoke', 'revoke', wrap(revokeRoute, { body: true })),
-    entry('GET', '/.well-known/jwks.json', 'jwks', jwks),
-    entry('GET', '/.well-known/openid-configuration', 'jwks', jwks),
-    entry('GET', '/.well-known/oauth-authorization-server', 'jwks', jwks),
-    entry('GET', '/sessions', 'sessions', sessions, true),
-    entry('DELETE', '/sessions', 'sessions', sessions, true),
-    entry('DELETE', '/sessions/{sid}', 'sessions', sessions, true),
-    entry('GET', '/me', 'me', wrap(meRoute, {}), true),
-  ]
-}
+export const localRoutes = (service: LocalService): LocalRoute[] =>
+  ROUTES.map((route) => ({ ...route, handler: service.handlers[route.function] }))
 
 /** Bodies above this are refused before any handler runs (API Gateway's own limit is larger). */
 const MAX_LOCAL_BODY = 1024 * 1024
@@ -93,14 +54,13 @@ const ASSET_HEADERS = {
  * Serves the HTTP API on localhost by turning each request into the API
  * Gateway HTTP API (payload 2.0) event that the deployed handlers receive.
  */
-export function createLocalServer(runtime: Runtime, options: LocalServerOptions = {}): Server {
-  const routes = localRoutes(runtime)
+export function createLocalServer(service: LocalService, options: LocalServerOptions = {}): Server {
+  const routes = localRoutes(service)
   const assets = options.assets ?? new Map<string, LocalAsset>()
-  const authorizer = createAuthorizer(runtime)
   const timeoutMs = options.timeoutMs ?? 10_000
   return createServer((req, res) => {
-    serve({ routes, assets, authorizer, runtime, timeoutMs }, req, res).catch((error) => {
-      runtime.logger.error('local adapter failed', {
+    serve({ routes, assets, service, timeoutMs }, req, res).catch((error) => {
+      service.observability.logger.error('local adapter failed', {
         cause: error instanceof Error ? error.name : 'unknown',
       })
       if (!res.headersSent)
@@ -121,19 +81,18 @@ export async function listen(server: Server, port: number, host = '127.0.0.1'): 
 interface ServerParts {
   readonly routes: LocalRoute[]
   readonly assets: ReadonlyMap<string, LocalAsset>
-  readonly authorizer: Authorizer
-  readonly runtime: Runtime
+  readonly service: LocalService
   readonly timeoutMs: number
 }
 
 async function serve(
-  { routes, assets, authorizer, runtime, timeoutMs }: ServerParts,
+  { routes, assets, service, timeoutMs }: ServerParts,
   req: IncomingMessage,
   res: ServerResponse,
 ) {
   const url = new URL(req.url ?? '/', 'http://localhost')
   const method = req.method ?? 'GET'
-  if (method === 'OPTIONS') return preflight(runtime, req, res)
+  if (method === 'OPTIONS') return preflight(service, req, res)
   const asset = assets.get(url.pathname)
   if (asset && (method === 'GET' || method === 'HEAD')) return serveAsset(asset, method, res)
   let pathParameters: Record<string, string> | undefined
@@ -156,11 +115,11 @@ async function serve(
     })
   }
   const event = toEvent(req, url, route, body, pathParameters ?? {})
-  if (route.bearer) {
-    const denied = await authorize(authorizer, event, runtime)
-    if (denied) return sendError(res, denied, corsHeaders(runtime, req))
+  if (route.auth === 'bearer') {
+    const denied = await authorize(service, event)
+    if (denied) return sendError(res, denied, corsHeaders(service, req))
   }
-  const result = await route.handler(event, lambdaContext(route.name, timeoutMs))
+  const result = await route.handler(event, lambdaContext(route.function, timeoutMs))
   const headers: Record<string, string | string[]> = {}
   for (const [name, value] of Object.entries(result.headers ?? {})) {
     if (value !== undefined) headers[name] = String(value) // API Gateway drops undefined values too
@@ -198,12 +157,11 @@ function matchPath(pattern: string, pathname: string): Record<string, string> | 
  * identity source means no call; a deny stops the request; an allow hands the
  * context to the route as `requestContext.authorizer.lambda`. Where API
  * Gateway answers 401/403 `{"message": ...}`, local mode answers RFC 6750's
- * 401 with `WWW-Authenticate` (README "Protecting routes" says how AWS differs).
+ * 401 with `WWW-Authenticate` (docs/api.md says how AWS differs).
  */
 async function authorize(
-  authorizer: Authorizer,
+  service: LocalService,
   event: APIGatewayProxyEventV2,
-  runtime: Runtime,
 ): Promise<OAuthError | undefined> {
   const authorization = event.headers.authorization
   if (!authorization) return new InvalidToken('no Authorization header')
@@ -217,12 +175,12 @@ async function authorize(
   }
   let result: Awaited<ReturnType<Authorizer['http']>>
   try {
-    result = await authorizer.http(authorizerEvent)
+    result = await service.authorizer.http(authorizerEvent)
   } catch (error) {
     // API Gateway answers 500 here; local mode keeps our own 503 for a dependency fault.
     const failure =
       error instanceof OAuthError ? error : new ServerError('authorizer failed', error)
-    runtime.logger.error('authorizer failed', {
+    service.observability.logger.error('authorizer failed', {
       status: failure.status,
       detail: failure.detail,
       cause: error instanceof Error ? error.name : 'unknown',
@@ -304,18 +262,18 @@ function lambdaContext(functionName: string, timeoutMs: number): Context {
 }
 
 /** CORS preflight, answered as the HTTP API's CORS configuration does in AWS. */
-function preflight(runtime: Runtime, req: IncomingMessage, res: ServerResponse) {
+function preflight(service: LocalService, req: IncomingMessage, res: ServerResponse) {
   const origin = req.headers.origin
-  if (!origin || !runtime.corsOrigins.includes(origin)) {
+  if (!origin || !service.corsOrigins.includes(origin)) {
     res.writeHead(204, { Vary: 'Origin' })
     return res.end()
   }
   res.writeHead(204, {
     'Access-Control-Allow-Origin': origin,
-    'Access-Control-Allow-Credentials': 'true',
-    'Access-Control-Allow-Methods': 'GET, POST, DELETE, OPTIONS',
-    'Access-Control-Allow-Headers': 'Authorization, Content-Type',
-    'Access-Control-Max-Age': '600',
+    'Access-Control-Allow-Credentials': String(CORS.allowCredentials),
+    'Access-Control-Allow-Methods': CORS.allowMethods.join(', '),
+    'Access-Control-Allow-Headers': CORS.allowHeaders.join(', '),
+    'Access-Control-Max-Age': String(CORS.maxAgeSeconds),
     Vary: 'Origin',
   })
   return res.end()
@@ -343,13 +301,13 @@ function serveAsset(asset: LocalAsset, method: string, res: ServerResponse) {
 }
 
 /** The CORS headers the HTTP API adds to its own answers (here: authorizer refusals). */
-function corsHeaders(runtime: Runtime, req: IncomingMessage): Record<string, string> {
+function corsHeaders(service: LocalService, req: IncomingMessage): Record<string, string> {
   const origin = req.headers.origin
-  if (!origin || !runtime.corsOrigins.includes(origin)) return { Vary: 'Origin' }
+  if (!origin || !service.corsOrigins.includes(origin)) return { Vary: 'Origin' }
   return {
     'Access-Control-Allow-Origin': origin,
-    'Access-Control-Allow-Credentials': 'true',
-    'Access-Control-Expose-Headers': EXPOSED_HEADERS,
+    'Access-Control-Allow-Credentials': String(CORS.allowCredentials),
+    'Access-Control-Expose-Headers': CORS.exposeHeaders.join(', '),
     Vary: 'Origin',
   }
 }

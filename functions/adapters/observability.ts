@@ -1,0 +1,51 @@
+import { Logger } from '@aws-lambda-powertools/logger'
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics'
+import type { DomainEvent, Events } from '../core/ports.js'
+
+/** Structured logs, EMF metrics, and the domain's events on top of both. */
+export interface Observability {
+  readonly logger: Logger
+  readonly metrics: Metrics
+  readonly events: Events
+}
+
+const METRIC_NAMES: Record<DomainEvent, string> = {
+  login: 'Logins',
+  login_failed: 'LoginFailures',
+  refresh: 'Refreshes',
+  grace_replay: 'GraceReplays',
+  reuse_detected: 'ReuseDetections',
+  revoke: 'Revocations',
+  login_throttled: 'LoginThrottled',
+}
+
+const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set(['reuse_detected', 'login_failed'])
+
+/**
+ * Powertools Logger and Metrics for one function (or for local mode). No I/O:
+ * the metrics are flushed by the `logMetrics` middleware after each request.
+ */
+export function createObservability(
+  logger = new Logger({ serviceName: 'token-service' }),
+): Observability {
+  const metrics = new Metrics({
+    namespace: 'TokenService',
+    serviceName: 'token-service',
+    // Its only warning is "no metrics to publish", true of every JWKS request: keep it at debug.
+    logger: {
+      trace: (...args: unknown[]) => logger.trace(String(args[0])),
+      debug: (...args: unknown[]) => logger.debug(String(args[0])),
+      info: (...args: unknown[]) => logger.info(String(args[0])),
+      warn: (...args: unknown[]) => logger.debug(String(args[0])),
+      error: (...args: unknown[]) => logger.error(String(args[0])),
+    },
+  })
+  const events: Events = {
+    emit(event, fields = {}) {
+      metrics.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
+      if (SECURITY_EVENTS.has(event)) logger.warn('security event', { event, ...fields })
+      else logger.info(event, fields)
+    },
+  }
+  return { logger, metrics, events }
+}

@@ -1,0 +1,29 @@
+import { assertOrigin, optionalParam, param, type Route } from '../adapters/http.js'
+import { tokenResponse } from '../adapters/token-response.js'
+import type { Client } from '../core/clients.js'
+import { login } from '../core/login.js'
+import { type Deps, findClient } from '../core/service.js'
+import type { BackoffPolicy } from '../core/throttle.js'
+
+export interface LoginDeps extends Deps {
+  readonly clients: ReadonlyMap<string, Client>
+  readonly loginBackoff: BackoffPolicy
+}
+
+/** `POST /login`: username, password, client_id, optional scope. */
+export const loginRoute: Route<LoginDeps> = async (request, deps) => {
+  const client = findClient(deps.clients, param(request, 'client_id'))
+  if (client.cookieMode) assertOrigin(request, client)
+  const result = await login(
+    deps,
+    {
+      username: param(request, 'username'),
+      password: param(request, 'password'),
+      client,
+      scope: optionalParam(request, 'scope'),
+      userAgent: request.headers['user-agent'],
+    },
+    deps.loginBackoff,
+  )
+  return tokenResponse(result, deps.clock.now())
+}

@@ -1,0 +1,32 @@
+import {
+  assertOrigin,
+  clearedRefreshCookie,
+  param,
+  type Route,
+  refreshCookieName,
+} from '../adapters/http.js'
+import type { Client } from '../core/clients.js'
+import { revoke } from '../core/revoke.js'
+import { type Deps, findClient } from '../core/service.js'
+
+export interface RevokeDeps extends Pick<Deps, 'store' | 'clock' | 'events'> {
+  readonly clients: ReadonlyMap<string, Client>
+}
+
+/**
+ * `POST /revoke` (RFC 7009): always 200 with `{}` for a known client, whether
+ * or not the token meant anything. Cookie-mode clients revoke their cookie's
+ * token and get the cookie cleared, even when there was none (logout is idempotent).
+ */
+export const revokeRoute: Route<RevokeDeps> = async (request, deps) => {
+  const client = findClient(deps.clients, param(request, 'client_id'))
+  if (client.cookieMode) {
+    assertOrigin(request, client)
+    const token = request.cookies.get(refreshCookieName(client))
+    if (token) await revoke(deps, { token, client })
+    return { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
+  }
+  // `token_type_hint` is optional and may be ignored (RFC 7009 §2.1): only refresh tokens revoke.
+  await revoke(deps, { token: param(request, 'token'), client })
+  return { status: 200, body: {} }
+}

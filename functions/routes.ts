@@ -1,0 +1,142 @@
+import type { LambdaName } from './settings.js'
+
+/**
+ * The one route table (docs/design.md "HTTP API"). The CDK stack builds its
+ * routes from it, local mode serves it, and the OpenAPI check and the stack
+ * suite compare against it.
+ */
+
+export type HttpFunction = Exclude<LambdaName, 'authorizer' | 'authorizerStrict'>
+
+export interface RouteSpec {
+  readonly method: 'GET' | 'POST' | 'DELETE'
+  /** An API Gateway route path: `{name}` matches one path segment. */
+  readonly path: string
+  readonly function: HttpFunction
+  /** `bearer`: behind the authorizer (an access token is required). */
+  readonly auth: 'none' | 'bearer'
+}
+
+export const ROUTES: readonly RouteSpec[] = [
+  { method: 'POST', path: '/login', function: 'login', auth: 'none' },
+  { method: 'POST', path: '/token', function: 'token', auth: 'none' },
+  { method: 'POST', path: '/revoke', function: 'revoke', auth: 'none' },
+  { method: 'GET', path: '/.well-known/jwks.json', function: 'jwks', auth: 'none' },
+  { method: 'GET', path: '/.well-known/openid-configuration', function: 'jwks', auth: 'none' },
+  {
+    method: 'GET',
+    path: '/.well-known/oauth-authorization-server',
+    function: 'jwks',
+    auth: 'none',
+  },
+  { method: 'GET', path: '/sessions', function: 'sessions', auth: 'bearer' },
+  { method: 'DELETE', path: '/sessions', function: 'sessions', auth: 'bearer' },
+  { method: 'DELETE', path: '/sessions/{sid}', function: 'sessions', auth: 'bearer' },
+  { method: 'GET', path: '/me', function: 'me', auth: 'bearer' },
+]
+
+/** How the shared HTTP stack (functions/adapters/http.ts) treats a function's requests. */
+export interface HttpOptions {
+  /** Parse a form or JSON body (413 above 8 KiB, 415 for other types). */
+  readonly body: boolean
+  /** `Cache-Control: no-store` on every answer, errors included (RFC 6749 §5.1). */
+  readonly noStore: boolean
+}
+
+export interface FunctionSpec {
+  /** The handler module, from the project root; its export `handler`. */
+  readonly entry: string
+  /** For the function's description. */
+  readonly purpose: string
+  /**
+   * Memory buys CPU: login hashes with scrypt (N=2^17, 128 MiB, CPU bound), and
+   * 1769 MB is one full vCPU.
+   */
+  readonly memoryMiB: number
+  /**
+   * Room for the function's sequential AWS calls, each bounded by
+   * `AWS_CALL_TIMEOUT_MS x AWS_MAX_ATTEMPTS`, far below API Gateway's 29 s.
+   */
+  readonly timeoutSeconds: number
+}
+
+const http = (body: boolean, noStore = true): HttpOptions => ({ body, noStore })
+
+/** Every HTTP function: its bundle and its request handling. */
+export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http: HttpOptions }>> =
+  {
+    login: {
+      entry: 'functions/login/handler.ts',
+      purpose: 'POST /login',
+      memoryMiB: 1769,
+      timeoutSeconds: 10,
+      http: http(true),
+    },
+    token: {
+      entry: 'functions/token/handler.ts',
+      purpose: 'POST /token (refresh)',
+      memoryMiB: 1024,
+      timeoutSeconds: 8,
+      http: http(true),
+    },
+    revoke: {
+      entry: 'functions/revoke/handler.ts',
+      purpose: 'POST /revoke',
+      memoryMiB: 512,
+      timeoutSeconds: 6,
+      http: http(true),
+    },
+    jwks: {
+      entry: 'functions/jwks/handler.ts',
+      purpose: 'JWKS and discovery',
+      memoryMiB: 512,
+      timeoutSeconds: 5,
+      // Public documents, cached by verifiers (JWKS_MAX_AGE_SECONDS).
+      http: http(false, false),
+    },
+    sessions: {
+      entry: 'functions/sessions/handler.ts',
+      purpose: '/sessions',
+      memoryMiB: 512,
+      timeoutSeconds: 6,
+      http: http(false),
+    },
+    me: {
+      entry: 'functions/me/handler.ts',
+      purpose: 'GET /me',
+      memoryMiB: 256,
+      timeoutSeconds: 3,
+      http: http(false),
+    },
+  }
+
+/** Every Lambda function: the HTTP ones and the two authorizer variants. */
+export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
+  ...HTTP_FUNCTIONS,
+  // Verifies on every protected request: RSA/ECDSA verification is CPU work.
+  authorizer: {
+    entry: 'functions/authorizer/handler.ts',
+    purpose: 'Lambda authorizer',
+    memoryMiB: 1024,
+    timeoutSeconds: 5,
+  },
+  authorizerStrict: {
+    entry: 'functions/authorizer/strict-handler.ts',
+    purpose: 'Lambda authorizer, strict revocation',
+    memoryMiB: 1024,
+    timeoutSeconds: 5,
+  },
+}
+
+/**
+ * The CORS policy (origins: every client's `allowed_origins`), one for the whole API:
+ * the HTTP API's preflight (CDK), the functions' answers (middy) and local mode use it.
+ */
+export const CORS = {
+  allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+  allowHeaders: ['Authorization', 'Content-Type'],
+  /** A cross-origin client must read why it was refused and when to retry. */
+  exposeHeaders: ['WWW-Authenticate', 'Retry-After'],
+  allowCredentials: true,
+  maxAgeSeconds: 600,
+} as const

@@ -1,0 +1,51 @@
+import type { Route } from '../adapters/http.js'
+import { callerClaims } from '../authorizer/context.js'
+import type { Clock } from '../core/clock.js'
+import { NotFound } from '../core/errors.js'
+import type { Events, SessionStateReader, Store, UserStore } from '../core/ports.js'
+import { endAllSessions, endSession, listSessions } from '../core/sessions.js'
+
+export interface SessionsDeps {
+  readonly store: UserStore & SessionStateReader & Pick<Store, 'getSession'>
+  readonly clock: Clock
+  readonly events: Events
+}
+
+const iso = (epochMs: number) => new Date(epochMs).toISOString()
+
+/**
+ * The caller's sessions, behind the authorizer: `GET /sessions`,
+ * `DELETE /sessions` (logout everywhere) and `DELETE /sessions/{sid}`, in one
+ * function dispatching on the method and the path parameter.
+ */
+export const sessionsRoute: Route<SessionsDeps> = async (request, deps) => {
+  const { store } = deps
+  const caller = callerClaims(request.authorizer)
+  const sid = request.pathParameters.sid
+  if (request.method === 'GET' && sid === undefined) {
+    const sessions = await listSessions(store, deps.clock, caller)
+    return {
+      status: 200,
+      body: {
+        sessions: sessions.map((session) => ({
+          sid: session.sid,
+          client_id: session.clientId,
+          created_at: iso(session.createdAt),
+          last_used_at: iso(session.lastUsedAt),
+          expires_at: iso(session.expiresAt),
+          ...(session.userAgent === undefined ? {} : { user_agent: session.userAgent }),
+          current: session.current,
+        })),
+      },
+    }
+  }
+  if (request.method === 'DELETE' && sid !== undefined) {
+    await endSession(deps, caller, sid)
+    return { status: 204 }
+  }
+  if (request.method === 'DELETE') {
+    await endAllSessions({ users: store, clock: deps.clock, events: deps.events }, caller)
+    return { status: 204 }
+  }
+  throw new NotFound('no such route')
+}

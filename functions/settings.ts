@@ -1,0 +1,212 @@
+/**
+ * Every setting a deployed function reads, defined once: its environment
+ * variable, default, bounds, which functions read it, and its doc. The Lambda
+ * config loader (functions/config.ts), the CDK stack's synth-time checks
+ * (lib/) and the configuration reference (docs/configuration.md) all read
+ * this table.
+ */
+
+/** The deployed functions (functions/routes.ts): one bundle each. */
+export type LambdaName =
+  | 'login'
+  | 'token'
+  | 'revoke'
+  | 'jwks'
+  | 'sessions'
+  | 'me'
+  | 'authorizer'
+  | 'authorizerStrict'
+
+interface Common {
+  /** What it means, for the configuration reference. */
+  readonly doc: string
+  /** The functions whose environment carries it. */
+  readonly functions: readonly LambdaName[]
+}
+
+export type Setting =
+  | (Common & {
+      readonly type: 'integer'
+      readonly default: number
+      readonly min: number
+      readonly max: number
+      readonly unit?: string
+    })
+  | (Common & { readonly type: 'string'; readonly default?: string })
+  | (Common & { readonly type: 'list'; readonly default?: string })
+  | (Common & {
+      readonly type: 'enum'
+      readonly values: readonly string[]
+      readonly default: string
+    })
+
+const HTTP: readonly LambdaName[] = ['login', 'token', 'revoke', 'jwks', 'sessions', 'me']
+const SIGNING: readonly LambdaName[] = ['login', 'token', 'jwks']
+const TABLE: readonly LambdaName[] = ['login', 'token', 'revoke', 'sessions', 'authorizerStrict']
+const AUTHORIZERS: readonly LambdaName[] = ['authorizer', 'authorizerStrict']
+const AWS_CALLERS: readonly LambdaName[] = [
+  'login',
+  'token',
+  'revoke',
+  'jwks',
+  'sessions',
+  'authorizer',
+  'authorizerStrict',
+]
+
+export const SETTINGS = {
+  ISSUER: {
+    type: 'string',
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash.',
+    functions: [...HTTP, ...AUTHORIZERS],
+  },
+  CLIENTS: {
+    type: 'string',
+    doc: 'The OAuth clients as a JSON array (docs/design.md "Clients"). Their `allowed_origins` make up the CORS allow-list.',
+    functions: HTTP,
+  },
+  TABLE_NAME: { type: 'string', doc: 'The DynamoDB table.', functions: TABLE },
+  SIGNING_KEY_ID: {
+    type: 'string',
+    doc: 'The active KMS signing key (ARN, id or alias).',
+    functions: SIGNING,
+  },
+  RETIRING_KEY_IDS: {
+    type: 'list',
+    default: '',
+    doc: 'Comma-separated KMS keys still published in the JWKS, never signing.',
+    functions: ['jwks'],
+  },
+  SIGNING_ALG: {
+    type: 'enum',
+    values: ['RS256', 'ES256'],
+    default: 'RS256',
+    doc: '`RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`).',
+    functions: SIGNING,
+  },
+  TOKEN_BACKDATE_SECONDS: {
+    type: 'integer',
+    default: 5,
+    min: 0,
+    max: 60,
+    unit: 's',
+    doc: '`iat` and `nbf` of the access tokens are set this early, for verifiers whose clock runs fast.',
+    functions: ['login', 'token'],
+  },
+  JWKS_MAX_AGE_SECONDS: {
+    type: 'integer',
+    default: 300,
+    min: 0,
+    max: 86_400,
+    unit: 's',
+    doc: '`Cache-Control: max-age` of the JWKS and the discovery documents.',
+    functions: ['jwks'],
+  },
+  AWS_CALL_TIMEOUT_MS: {
+    type: 'integer',
+    default: 1000,
+    min: 50,
+    max: 30_000,
+    unit: 'ms',
+    doc: 'Per-attempt timeout of each AWS call (and of the authorizer’s JWKS fetch).',
+    functions: AWS_CALLERS,
+  },
+  AWS_MAX_ATTEMPTS: {
+    type: 'integer',
+    default: 2,
+    min: 1,
+    max: 5,
+    doc: 'Attempts per AWS call, the first included.',
+    functions: AWS_CALLERS,
+  },
+  LOGIN_FREE_FAILURES: {
+    type: 'integer',
+    default: 3,
+    min: 0,
+    max: 100,
+    doc: 'Failed logins in a row for one username before any wait.',
+    functions: ['login'],
+  },
+  LOGIN_BACKOFF_BASE_SECONDS: {
+    type: 'integer',
+    default: 1,
+    min: 1,
+    max: 3600,
+    unit: 's',
+    doc: 'The first wait after the free failures, doubled by each further failure.',
+    functions: ['login'],
+  },
+  LOGIN_BACKOFF_MAX_SECONDS: {
+    type: 'integer',
+    default: 900,
+    min: 1,
+    max: 86_400,
+    unit: 's',
+    doc: 'The longest wait.',
+    functions: ['login'],
+  },
+  LOGIN_FAILURE_WINDOW_SECONDS: {
+    type: 'integer',
+    default: 86_400,
+    min: 60,
+    max: 30 * 86_400,
+    unit: 's',
+    doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
+    functions: ['login'],
+  },
+  JWKS_URI: {
+    type: 'string',
+    doc: 'Where the Lambda authorizer fetches the verification keys. Default: `<ISSUER>/.well-known/jwks.json`.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_AUDIENCES: {
+    type: 'list',
+    doc: 'Comma-separated `aud` values the authorizer accepts (the stack sets every client’s audience).',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_SKEW_SECONDS: {
+    type: 'integer',
+    default: 30,
+    min: 0,
+    max: 300,
+    unit: 's',
+    doc: 'Clock skew the authorizer allows on `exp`, `nbf` and `iat`.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_MAX_TOKEN_BYTES: {
+    type: 'integer',
+    default: 4096,
+    min: 1024,
+    max: 16_384,
+    unit: 'bytes',
+    doc: 'Longer tokens are refused unread.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_SESSION_CACHE_SECONDS: {
+    type: 'integer',
+    default: 5,
+    min: 0,
+    max: 60,
+    unit: 's',
+    doc: 'Strict mode: how long a container reuses a session’s verdict, refusals included.',
+    functions: ['authorizerStrict'],
+  },
+} as const satisfies Record<string, Setting>
+
+export type SettingName = keyof typeof SETTINGS
+export type IntegerSetting = {
+  [K in SettingName]: (typeof SETTINGS)[K] extends { type: 'integer' } ? K : never
+}[SettingName]
+
+/** The settings a function's environment carries. */
+export const settingsOf = (fn: LambdaName): SettingName[] =>
+  (Object.keys(SETTINGS) as SettingName[]).filter((name) =>
+    (SETTINGS[name].functions as readonly LambdaName[]).includes(fn),
+  )
+
+/** Why a value is outside its setting's bounds, or undefined when it is inside. */
+export function outOfBounds(name: IntegerSetting, value: number): string | undefined {
+  const { min, max } = SETTINGS[name]
+  if (Number.isInteger(value) && value >= min && value <= max) return undefined
+  return `${name} must be an integer from ${min} to ${max}, got ${String(value)}`
+}

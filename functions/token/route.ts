@@ -1,0 +1,51 @@
+import {
+  assertOrigin,
+  clearedRefreshCookie,
+  type HttpRequest,
+  optionalParam,
+  param,
+  type Route,
+  refreshCookieName,
+} from '../adapters/http.js'
+import { tokenResponse } from '../adapters/token-response.js'
+import type { Client } from '../core/clients.js'
+import { InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
+import { refresh } from '../core/refresh.js'
+import { type Deps, findClient } from '../core/service.js'
+
+export interface TokenDeps extends Deps {
+  readonly clients: ReadonlyMap<string, Client>
+}
+
+/** `POST /token`: RFC 6749 §6 refresh. Cookie-mode clients send the token as their cookie. */
+export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
+  if (param(request, 'grant_type') !== 'refresh_token') throw new UnsupportedGrantType()
+  const client = findClient(deps.clients, param(request, 'client_id'))
+  if (client.cookieMode) assertOrigin(request, client)
+  try {
+    const result = await refresh(deps, {
+      refreshToken: presentedToken(request, client),
+      client,
+      scope: optionalParam(request, 'scope'),
+    })
+    return tokenResponse(result, deps.clock.now())
+  } catch (error) {
+    // A dead session's cookie is cleared, so the browser stops sending it.
+    if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
+      throw withCookie(error, clearedRefreshCookie(client))
+    }
+    throw error
+  }
+}
+
+function presentedToken(request: HttpRequest, client: Client): string {
+  if (!client.cookieMode) return param(request, 'refresh_token')
+  const token = request.cookies.get(refreshCookieName(client))
+  if (!token) throw new InvalidGrant('no refresh token cookie', 'cookie missing')
+  return token
+}
+
+function withCookie(error: OAuthError, cookie: string): OAuthError {
+  Object.assign(error.headers, { 'Set-Cookie': cookie })
+  return error
+}

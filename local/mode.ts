@@ -1,0 +1,153 @@
+import { readFile } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  DynamoDBClient,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb'
+import { demoAssets } from '../demo/assets.js'
+import { DynamoStore } from '../functions/adapters/dynamo-store.js'
+import { createObservability } from '../functions/adapters/observability.js'
+import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/table.js'
+import { type Env, loadHttpConfig } from '../functions/config.js'
+import { type Clock, systemClock } from '../functions/core/clock.js'
+import type { Signer } from '../functions/core/ports.js'
+import { addUser, UserExists } from '../functions/core/users.js'
+import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
+import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
+import { createLocalServer, listen } from './server.js'
+import { LocalSigner } from './signer.js'
+import { type LocalService, wireLocalService } from './wiring.js'
+
+export const DEMO_USERNAME = 'demo'
+
+/** A client for DynamoDB Local, which accepts any region and credentials. */
+export const localDynamoClient = (endpoint: string) =>
+  new DynamoDBClient({
+    endpoint,
+    region: 'local',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: 2000, requestTimeout: 5000 },
+  })
+
+/** Creates the table (and its TTL) unless it exists, and waits until it is active. */
+export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    await client.send(new CreateTableCommand(tableDefinition(tableName)))
+    await client.send(
+      new UpdateTimeToLiveCommand({
+        TableName: tableName,
+        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
+      }),
+    )
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }))
+    if (Table?.TableStatus === 'ACTIVE') return
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`table ${tableName} did not become active`)
+}
+
+export interface LocalServiceOptions {
+  readonly issuer: string
+  /** The clients as JSON, as the stack's `CLIENTS` variable carries them. */
+  readonly clientsJson: string
+  readonly dynamodb: DynamoDBClient
+  readonly tableName: string
+  readonly signer: Signer
+  /** The functions' settings (`LOGIN_*`, `AUTHORIZER_*`, ...). @default process.env */
+  readonly env?: Env
+  readonly strict?: boolean
+  /** @default the system clock */
+  readonly clock?: Clock
+}
+
+/** Every function wired on DynamoDB Local and a local (or given) signer. */
+export function localService(options: LocalServiceOptions): LocalService {
+  const env = options.env ?? process.env
+  const { issuer, clients } = loadHttpConfig({
+    ...env,
+    ISSUER: options.issuer,
+    CLIENTS: options.clientsJson,
+  })
+  return wireLocalService({
+    issuer,
+    clients,
+    store: new DynamoStore(options.dynamodb, options.tableName),
+    signer: options.signer,
+    clock: options.clock ?? systemClock,
+    observability: createObservability(),
+    env,
+    strict: options.strict ?? false,
+  })
+}
+
+export interface LocalMode {
+  readonly service: LocalService
+  readonly server: Server
+  readonly dynamodb: DynamoDbLocal
+  readonly url: string
+  /** Closes the HTTP server and stops DynamoDB Local (waits until its JVM is gone). */
+  stop(): Promise<void>
+}
+
+/** Everything `npm start` runs: DynamoDB Local, the table, the demo user, the HTTP API. */
+export async function startLocalMode(
+  local: LocalConfig,
+  overrides: { readonly clock?: Clock } = {},
+): Promise<LocalMode> {
+  // Before DynamoDB Local starts: a busy port should cost no JVM start-up.
+  await assertPortFree(
+    local.port,
+    'the HTTP API cannot listen there (choose another with PORT=...)',
+  )
+  const dynamodb = await startDynamoDbLocal({ port: local.dynamodbPort, dataDir: local.dataDir })
+  try {
+    const client = localDynamoClient(dynamodb.endpoint)
+    const service = localService({
+      issuer: local.issuer,
+      clientsJson: followPort(await readFile(local.clientsFile, 'utf8'), local.port),
+      dynamodb: client,
+      tableName: LOCAL_TABLE,
+      signer: await LocalSigner.open(local.keyDir),
+      strict: local.strict,
+      ...overrides,
+    })
+    await ensureTable(client, LOCAL_TABLE)
+    await seedDemoUser(service, local.demoPassword)
+    const server = createLocalServer(service, { assets: await demoAssets() })
+    const port = await listen(server, local.port)
+    return {
+      service,
+      server,
+      dynamodb,
+      url: `http://localhost:${port}`,
+      stop: async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+        server.closeAllConnections()
+        await dynamodb.stop()
+      },
+    }
+  } catch (error) {
+    await dynamodb.stop()
+    throw error
+  }
+}
+
+async function seedDemoUser(service: LocalService, password: string): Promise<void> {
+  try {
+    await addUser(service.store, service.clock, {
+      username: DEMO_USERNAME,
+      password,
+      roles: ['user'],
+    })
+  } catch (error) {
+    if (!(error instanceof UserExists)) throw error // kept from an earlier run (DATA_DIR)
+  }
+}

@@ -1,0 +1,99 @@
+import type { DynamoStore } from '../functions/adapters/dynamo-store.js'
+import { type HttpHandler, httpHandler } from '../functions/adapters/http.js'
+import type { Observability } from '../functions/adapters/observability.js'
+import { type Authorizer, createAuthorizer } from '../functions/authorizer/authorizer.js'
+import {
+  corsOrigins,
+  type Env,
+  loadAuthorizerConfig,
+  loadBackdateSeconds,
+  loadJwksMaxAgeSeconds,
+  loadLoginBackoff,
+  loadSessionCacheSeconds,
+} from '../functions/config.js'
+import type { Client } from '../functions/core/clients.js'
+import type { Clock } from '../functions/core/clock.js'
+import type { Signer } from '../functions/core/ports.js'
+import { jwksRoute } from '../functions/jwks/route.js'
+import { loginRoute } from '../functions/login/route.js'
+import { meRoute } from '../functions/me/route.js'
+import { revokeRoute } from '../functions/revoke/route.js'
+import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
+import { sessionsRoute } from '../functions/sessions/route.js'
+import { tokenRoute } from '../functions/token/route.js'
+
+/** What local mode runs every function on: one process, one of each port. */
+export interface LocalParts {
+  readonly issuer: string
+  readonly clients: ReadonlyMap<string, Client>
+  readonly store: DynamoStore
+  readonly signer: Signer
+  readonly clock: Clock
+  readonly observability: Observability
+  /** The functions' own settings (`LOGIN_*`, `AUTHORIZER_*`, ...), read as in Lambda. */
+  readonly env: Env
+  /** Run the strict authorizer (the stack's `strictRevocation`). */
+  readonly strict: boolean
+}
+
+/** Every function of the stack, wired on local parts. */
+export interface LocalService extends LocalParts {
+  /** Each HTTP function's handler, as its Lambda wraps it (functions/routes.ts). */
+  readonly handlers: Readonly<Record<HttpFunction, HttpHandler>>
+  readonly authorizer: Authorizer
+  readonly corsOrigins: readonly string[]
+}
+
+/**
+ * Wires each route with the ports its Lambda handler gives it
+ * (functions/<name>/handler.ts), from local parts instead of AWS clients, and
+ * reads each function's settings with the same loaders.
+ */
+export function wireLocalService(parts: LocalParts): LocalService {
+  const { issuer, clients, store, signer, clock, observability, env } = parts
+  const stack = { ...observability, corsOrigins: corsOrigins(clients) }
+  const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
+  const events = observability.events
+  const signing = {
+    store,
+    signer,
+    clock,
+    events,
+    settings: { issuer, backdateSeconds: loadBackdateSeconds(env) },
+    clients,
+  }
+  const handlers: Record<HttpFunction, HttpHandler> = {
+    login: httpHandler(
+      loginRoute,
+      { ...signing, loginBackoff: loadLoginBackoff(env) },
+      stack,
+      http('login'),
+    ),
+    token: httpHandler(tokenRoute, signing, stack, http('token')),
+    revoke: httpHandler(revokeRoute, { store, clock, events, clients }, stack, http('revoke')),
+    jwks: httpHandler(
+      jwksRoute,
+      { issuer, signer, jwksMaxAgeSeconds: loadJwksMaxAgeSeconds(env) },
+      stack,
+      http('jwks'),
+    ),
+    sessions: httpHandler(sessionsRoute, { store, clock, events }, stack, http('sessions')),
+    me: httpHandler(meRoute, undefined, stack, http('me')),
+  }
+  const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
+  const authorizer = createAuthorizer({
+    config: loadAuthorizerConfig({
+      AUTHORIZER_AUDIENCES: audiences.join(','),
+      ...env,
+      ISSUER: issuer,
+    }),
+    // The local key stands in for the JWKS the deployed authorizer fetches.
+    fetchKeys: () => signer.publicKeys(),
+    clock,
+    logger: observability.logger,
+    ...(parts.strict && {
+      strict: { sessions: store, cacheSeconds: loadSessionCacheSeconds(env) },
+    }),
+  })
+  return { ...parts, handlers, authorizer, corsOrigins: stack.corsOrigins }
+}
