@@ -3,6 +3,11 @@
  * Native apps and Node 20+. See client/README.md.
  */
 export { TokenClientError, type TokenClientErrorCode } from './errors.js'
+export type {
+  RefreshedEvent,
+  SessionExpiredEvent,
+  TokenClientEvents,
+} from './events.js'
 export {
   type CookieStorage,
   cookieStorage,
@@ -13,13 +18,8 @@ export {
 } from './storage.js'
 export type { EndReason } from './tabs.js'
 export {
-  type Clock,
   createTokenClient,
-  type FetchLike,
-  type RefreshedEvent,
-  type RetryOptions,
-  type SessionExpiredEvent,
   type TokenClient,
-  type TokenClientEvents,
   type TokenClientOptions,
 } from './token-client.js'
+export type { Clock, FetchLike, RetryOptions } from './transport.js'
