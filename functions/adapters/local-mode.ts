@@ -10,10 +10,10 @@ import {
 import { demoAssets } from '../../demo/assets.js'
 import { type Config, LOCAL_TABLE, type LocalConfig, loadConfig } from '../config.js'
 import { addUser, UserExists } from '../core/users.js'
+import { TTL_ATTRIBUTE, tableDefinition } from './dynamodb/table.js'
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
 import { createLocalServer, listen } from './local-server.js'
 import { createRuntime, type Runtime, type RuntimeOverrides } from './runtime.js'
-import { TTL_ATTRIBUTE, tableDefinition } from './table.js'
 
 export const DEMO_USERNAME = 'demo'
 
@@ -84,7 +84,7 @@ export async function startLocalMode(
       dynamodb: localDynamoClient(dynamodb.endpoint),
       ...overrides,
     })
-    await ensureTable(runtime.store.client, LOCAL_TABLE)
+    await ensureTable(runtime.dynamodb, LOCAL_TABLE)
     await seedDemoUser(runtime, local.demoPassword)
     const server = createLocalServer(runtime, { assets: await demoAssets() })
     const port = await listen(server, local.port)
@@ -107,7 +107,7 @@ export async function startLocalMode(
 
 async function seedDemoUser(runtime: Runtime, password: string): Promise<void> {
   try {
-    await addUser(runtime.store, runtime.deps.clock, {
+    await addUser(runtime.deps.users, runtime.deps.clock, {
       username: DEMO_USERNAME,
       password,
       roles: ['user'],

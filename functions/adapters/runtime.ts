@@ -4,17 +4,27 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { type Config, inLambda, loadConfig } from '../config.js'
 import { type Clock, systemClock } from '../core/clock.js'
-import type { DomainEvent, Events, PublicJwk, Signer } from '../core/ports.js'
-import type { Deps } from '../core/service.js'
-import { DynamoStore } from './dynamo-store.js'
+import type { LoginDeps } from '../core/login.js'
+import type { DomainEvent, Events, PublicJwk, Signer, UserStore } from '../core/ports.js'
+import type { RefreshDeps } from '../core/refresh.js'
+import type { RevokeDeps } from '../core/revoke.js'
+import { DynamoLoginThrottle } from './dynamodb/login-throttle.js'
+import { DynamoSessions } from './dynamodb/sessions.js'
+import { DynamoUsers } from './dynamodb/users.js'
 import { KmsSigner } from './kms-signer.js'
 import { LocalSigner } from './local-signer.js'
+
+/** Every port a handler may need. */
+export interface RuntimeDeps extends LoginDeps, RefreshDeps, RevokeDeps {
+  readonly users: UserStore
+}
 
 /** What a handler runs with: the domain's ports plus logging and metrics. */
 export interface Runtime {
   readonly config: Config
-  readonly deps: Deps
-  readonly store: DynamoStore
+  readonly deps: RuntimeDeps
+  /** The client behind the DynamoDB ports (local mode creates the table with it). */
+  readonly dynamodb: DynamoDBClient
   readonly logger: Logger
   readonly metrics: Metrics
   /** Every client's allowed origins: the CORS allow-list. */
@@ -79,7 +89,9 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
       ...sdk,
       ...(config.dynamodbEndpoint ? { endpoint: config.dynamodbEndpoint } : {}),
     })
-  const store = new DynamoStore(dynamodb, config.tableName)
+  const sessions = new DynamoSessions(dynamodb, config.tableName)
+  const users = new DynamoUsers(dynamodb, config.tableName)
+  const loginAttempts = new DynamoLoginThrottle(dynamodb, config.tableName)
   let kms: KMSClient | undefined
   const kmsClient = () => {
     kms ??= overrides.kms ?? new KMSClient(sdk)
@@ -101,13 +113,15 @@ export function createRuntime(config: Config, overrides: RuntimeOverrides = {}):
 
   return {
     config,
-    store,
+    dynamodb,
     logger,
     metrics,
     corsOrigins: [...new Set([...config.clients.values()].flatMap((c) => c.allowedOrigins))],
     fetchPublicKeys,
     deps: {
-      store,
+      sessions,
+      users,
+      loginAttempts,
       signer,
       clock: overrides.clock ?? systemClock,
       events,

@@ -56,7 +56,7 @@ export function createAuthorizer(
   })
   const sessions = settings.strict
     ? new SessionCheck({
-        reader: overrides.sessions ?? runtime.store,
+        reader: overrides.sessions ?? runtime.deps.sessions,
         clock,
         cacheSeconds: settings.sessionCacheSeconds,
       })

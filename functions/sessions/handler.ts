@@ -10,11 +10,11 @@ const iso = (epochMs: number) => new Date(epochMs).toISOString()
  * `DELETE /sessions` (logout everywhere) and `DELETE /sessions/{sid}`, in one
  * function dispatching on the method and the path parameter.
  */
-export const sessionsRoute: Route = async (request, { deps, store }) => {
+export const sessionsRoute: Route = async (request, { deps }) => {
   const caller = callerClaims(request.authorizer)
   const sid = request.pathParameters.sid
   if (request.method === 'GET' && sid === undefined) {
-    const sessions = await listSessions(store, deps.clock, caller)
+    const sessions = await listSessions(deps.sessions, deps.clock, caller)
     return {
       status: 200,
       body: {
@@ -35,7 +35,7 @@ export const sessionsRoute: Route = async (request, { deps, store }) => {
     return { status: 204 }
   }
   if (request.method === 'DELETE') {
-    await endAllSessions({ users: store, clock: deps.clock, events: deps.events }, caller)
+    await endAllSessions(deps, caller)
     return { status: 204 }
   }
   throw new NotFound('no such route')

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
 import { describe, expect, it } from 'vitest'
+import { tableDefinition } from '../../functions/adapters/dynamodb/table.js'
 import {
   assertJava,
   javaMajorVersion,
@@ -13,7 +14,6 @@ import {
   terminate,
   watchParent,
 } from '../../functions/adapters/dynamodb-local.js'
-import { tableDefinition } from '../../functions/adapters/table.js'
 
 function clientFor(endpoint: string, region: string, accessKeyId: string) {
   return new DynamoDBClient({

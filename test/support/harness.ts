@@ -18,7 +18,13 @@ import {
 import { loadConfig } from '../../functions/config.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { hashPassword, normalizeUsername } from '../../functions/core/passwords.js'
-import type { Signer, User } from '../../functions/core/ports.js'
+import type {
+  LoginAttempts,
+  SessionStore,
+  Signer,
+  User,
+  UserStore,
+} from '../../functions/core/ports.js'
 import { hashToken, newUserId } from '../../functions/core/refresh-token.js'
 import { FakeClock } from './clock.js'
 import { createTestTable } from './dynamo.js'
@@ -85,6 +91,10 @@ export interface Harness {
   readonly issuer: string
   readonly clock: FakeClock
   readonly runtime: Runtime
+  /** The runtime's stores, on this harness's table. */
+  readonly sessions: SessionStore
+  readonly users: UserStore
+  readonly loginAttempts: LoginAttempts
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly server: Server
@@ -173,6 +183,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     issuer,
     clock,
     runtime,
+    sessions: runtime.deps.sessions,
+    users: runtime.deps.users,
+    loginAttempts: runtime.deps.loginAttempts,
     dynamodb,
     tableName: table.tableName,
     server,
@@ -206,7 +219,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         createdAt: clock.now(),
       }
       recordSecret(password, user.passwordHash)
-      if (!(await runtime.store.createUser(user))) throw new Error('username taken')
+      if (!(await runtime.deps.users.createUser(user))) throw new Error('username taken')
       return user
     },
     login(user, client = NATIVE.client_id, password = PASSWORD) {
@@ -243,6 +256,6 @@ export async function addCheapUser(h: Harness, prefix: string): Promise<User> {
     createdAt: h.clock.now(),
   }
   recordSecret(user.passwordHash)
-  if (!(await h.runtime.store.createUser(user))) throw new Error(`user ${user.username} exists`)
+  if (!(await h.users.createUser(user))) throw new Error(`user ${user.username} exists`)
   return user
 }
