@@ -11,7 +11,8 @@
  */
 import { parseArgs } from 'node:util'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { DynamoStore } from '../functions/adapters/dynamo-store.js'
+import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
+import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { systemClock } from '../functions/core/clock.js'
 import { addUser, disableUser, enableUser } from '../functions/core/users.js'
 import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
@@ -49,10 +50,12 @@ async function main() {
       ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
       : {}),
   })
-  const store = new DynamoStore(client, values.table ?? LOCAL_TABLE)
+  const tableName = values.table ?? LOCAL_TABLE
+  const users = new DynamoUsers(client, tableName)
+  const sessions = new DynamoSessions(client, tableName)
   switch (command) {
     case 'add': {
-      const user = await addUser(store, systemClock, {
+      const user = await addUser(users, systemClock, {
         username,
         password: await readStdin(),
         roles: values.role,
@@ -64,11 +67,11 @@ async function main() {
     }
     case 'disable':
       console.log(
-        `disabled ${username}; ended ${await disableUser(store, systemClock, username)} session(s)`,
+        `disabled ${username}; ended ${await disableUser({ users, sessions }, systemClock, username)} session(s)`,
       )
       break
     case 'enable':
-      await enableUser(store, username)
+      await enableUser(users, username)
       console.log(`enabled ${username}`)
       break
     default:

@@ -1,12 +1,15 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
-import { GSI1 } from '../functions/adapters/table.js'
+import { GSI1 } from '../functions/adapters/dynamodb/table.js'
+import type { LoginAttempts, SessionStore, UserStore } from '../functions/core/ports.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
- * The DynamoDB actions behind each `DynamoStore` method
- * (functions/adapters/dynamo-store.ts), split by what they touch: the table or
- * the one GSI. A transaction is authorised per item action, so
+ * The DynamoDB actions behind each store method (the ports in
+ * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
+ * sessions.ts, users.ts, login-throttle.ts), split by what they touch: the
+ * table or the one GSI. A transaction is authorised per item action, so
  * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds.
+ * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
@@ -22,7 +25,11 @@ export const STORE_ACTIONS = {
   revokeSession: { table: ['dynamodb:UpdateItem'] },
   listSessions: { index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem'] },
-} as const satisfies Record<string, { table?: readonly string[]; index?: readonly string[] }>
+  createUser: { table: ['dynamodb:PutItem'] },
+} as const satisfies Record<
+  keyof SessionStore | keyof UserStore | keyof LoginAttempts,
+  { table?: readonly string[]; index?: readonly string[] }
+>
 
 export type StoreMethod = keyof typeof STORE_ACTIONS
 

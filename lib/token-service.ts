@@ -11,7 +11,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { Construct } from 'constructs'
-import { GSI1, TTL_ATTRIBUTE } from '../functions/adapters/table.js'
+import { TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
@@ -277,19 +277,22 @@ export class TokenService extends Construct {
       )
     }
 
+    // The schema the adapters read and write (functions/adapters/dynamodb/table.ts).
+    const { partitionKey, sortKey, ttlAttribute, gsi1 } = TABLE_SCHEMA
+    const string = (name: string) => ({ name, type: dynamodb.AttributeType.STRING })
     this.table = new dynamodb.Table(this, 'Table', {
-      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      partitionKey: string(partitionKey),
+      sortKey: string(sortKey),
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      timeToLiveAttribute: TTL_ATTRIBUTE,
+      timeToLiveAttribute: ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
       removalPolicy,
     })
     this.table.addGlobalSecondaryIndex({
-      indexName: GSI1,
-      partitionKey: { name: 'gsi1pk', type: dynamodb.AttributeType.STRING },
-      sortKey: { name: 'gsi1sk', type: dynamodb.AttributeType.STRING },
+      indexName: gsi1.indexName,
+      partitionKey: string(gsi1.partitionKey),
+      sortKey: string(gsi1.sortKey),
       projectionType: dynamodb.ProjectionType.ALL,
     })
 

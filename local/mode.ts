@@ -8,9 +8,11 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
 import { demoAssets } from '../demo/assets.js'
-import { DynamoStore } from '../functions/adapters/dynamo-store.js'
+import { DynamoLoginThrottle } from '../functions/adapters/dynamodb/login-throttle.js'
+import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
+import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
+import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { createObservability } from '../functions/adapters/observability.js'
-import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/table.js'
 import { type Env, loadHttpConfig } from '../functions/config.js'
 import { type Clock, systemClock } from '../functions/core/clock.js'
 import type { Signer } from '../functions/core/ports.js'
@@ -79,7 +81,9 @@ export function localService(options: LocalServiceOptions): LocalService {
   return wireLocalService({
     issuer,
     clients,
-    store: new DynamoStore(options.dynamodb, options.tableName),
+    sessions: new DynamoSessions(options.dynamodb, options.tableName),
+    users: new DynamoUsers(options.dynamodb, options.tableName),
+    loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
     signer: options.signer,
     clock: options.clock ?? systemClock,
     observability: createObservability(),
@@ -142,7 +146,7 @@ export async function startLocalMode(
 
 async function seedDemoUser(service: LocalService, password: string): Promise<void> {
   try {
-    await addUser(service.store, service.clock, {
+    await addUser(service.users, service.clock, {
       username: DEMO_USERNAME,
       password,
       roles: ['user'],

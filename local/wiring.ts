@@ -1,4 +1,3 @@
-import type { DynamoStore } from '../functions/adapters/dynamo-store.js'
 import { type HttpHandler, httpHandler } from '../functions/adapters/http.js'
 import type { Observability } from '../functions/adapters/observability.js'
 import { type Authorizer, createAuthorizer } from '../functions/authorizer/authorizer.js'
@@ -13,7 +12,7 @@ import {
 } from '../functions/config.js'
 import type { Client } from '../functions/core/clients.js'
 import type { Clock } from '../functions/core/clock.js'
-import type { Signer } from '../functions/core/ports.js'
+import type { LoginAttempts, SessionStore, Signer, UserStore } from '../functions/core/ports.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -26,7 +25,9 @@ import { tokenRoute } from '../functions/token/route.js'
 export interface LocalParts {
   readonly issuer: string
   readonly clients: ReadonlyMap<string, Client>
-  readonly store: DynamoStore
+  readonly sessions: SessionStore
+  readonly users: UserStore
+  readonly loginAttempts: LoginAttempts
   readonly signer: Signer
   readonly clock: Clock
   readonly observability: Observability
@@ -50,12 +51,13 @@ export interface LocalService extends LocalParts {
  * reads each function's settings with the same loaders.
  */
 export function wireLocalService(parts: LocalParts): LocalService {
-  const { issuer, clients, store, signer, clock, observability, env } = parts
+  const { issuer, clients, sessions, users, loginAttempts, signer, clock, observability, env } =
+    parts
   const stack = { ...observability, corsOrigins: corsOrigins(clients) }
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
   const signing = {
-    store,
+    sessions,
     signer,
     clock,
     events,
@@ -65,19 +67,24 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const handlers: Record<HttpFunction, HttpHandler> = {
     login: httpHandler(
       loginRoute,
-      { ...signing, loginBackoff: loadLoginBackoff(env) },
+      { ...signing, loginAttempts, loginBackoff: loadLoginBackoff(env) },
       stack,
       http('login'),
     ),
     token: httpHandler(tokenRoute, signing, stack, http('token')),
-    revoke: httpHandler(revokeRoute, { store, clock, events, clients }, stack, http('revoke')),
+    revoke: httpHandler(revokeRoute, { sessions, clock, events, clients }, stack, http('revoke')),
     jwks: httpHandler(
       jwksRoute,
       { issuer, signer, jwksMaxAgeSeconds: loadJwksMaxAgeSeconds(env) },
       stack,
       http('jwks'),
     ),
-    sessions: httpHandler(sessionsRoute, { store, clock, events }, stack, http('sessions')),
+    sessions: httpHandler(
+      sessionsRoute,
+      { sessions, users, clock, events },
+      stack,
+      http('sessions'),
+    ),
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }
   const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
@@ -92,7 +99,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
     clock,
     logger: observability.logger,
     ...(parts.strict && {
-      strict: { sessions: store, cacheSeconds: loadSessionCacheSeconds(env) },
+      strict: { sessions, cacheSeconds: loadSessionCacheSeconds(env) },
     }),
   })
   return { ...parts, handlers, authorizer, corsOrigins: stack.corsOrigins }

@@ -6,7 +6,7 @@ import type {
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoStore } from '../adapters/dynamo-store.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import {
   inLambda,
   loadAuthorizerConfig,
@@ -28,7 +28,7 @@ const authorizer = createAuthorizer({
   clock: systemClock,
   logger: new Logger({ serviceName: 'token-service' }),
   strict: {
-    sessions: new DynamoStore(new DynamoDBClient(sdkOptions(aws)), loadTableName()),
+    sessions: new DynamoSessions(new DynamoDBClient(sdkOptions(aws)), loadTableName()),
     cacheSeconds: loadSessionCacheSeconds(),
   },
 })

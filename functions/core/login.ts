@@ -1,6 +1,6 @@
 import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
-import { InvalidGrant, InvalidRequest, TooManyRequests } from './errors.js'
+import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -8,17 +8,18 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type { FailedLogins, Session } from './ports.js'
+import type { FailedLogins, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
-import {
-  type BackoffPolicy,
-  backoffSeconds,
-  DEFAULT_BACKOFF,
-  forgetAt,
-  lockedUntil,
-  recentFailures,
-} from './throttle.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
+import { startAfterLogout } from './users.js'
+
+/** What login works with: the username's attempts, the sessions, the signer. */
+export interface LoginDeps extends Deps {
+  readonly loginAttempts: LoginAttempts
+  readonly sessions: SessionStore
+  readonly signer: Signer
+}
 
 export interface LoginInput {
   readonly username: string
@@ -42,11 +43,11 @@ const BAD_CREDENTIALS = 'invalid username or password'
  * the user exists (core/throttle.ts).
  */
 export async function login(
-  deps: Deps,
+  deps: LoginDeps,
   input: LoginInput,
   backoff: BackoffPolicy = DEFAULT_BACKOFF,
 ): Promise<TokenResult> {
-  const { store, signer, clock, events, settings } = deps
+  const { loginAttempts, sessions, signer, clock, events, settings } = deps
   const { client } = input
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
@@ -55,20 +56,13 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant(BAD_CREDENTIALS, 'impossible username')
 
-  const { user, failedLogins } = await store.loadLogin(username)
+  const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
   const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
     // A claimed turn was counted as a failure when it was taken.
-    if (!claimed) {
-      await store.recordLoginFailure(
-        username,
-        now,
-        now - backoff.windowSeconds * 1000,
-        forgetAt(backoff, now),
-      )
-    }
+    if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
     events.emit('login_failed', { client_id: client.clientId })
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(BAD_CREDENTIALS, why)
@@ -94,17 +88,20 @@ export async function login(
   const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
   // Guarded by the user's status and hash as read: a disable or password change
   // that lands between the read and this write makes the login fail.
-  const writing = store.createSession(session, { sub: user.sub, passwordHash: user.passwordHash })
+  const writing = startSession(sessions, session, {
+    sub: user.sub,
+    passwordHash: user.passwordHash,
+  })
   const [accessToken, created] = await settle([
     signing,
     writing,
     // The right password resets the count.
-    claimed ? store.clearLoginFailures(username, claimed) : Promise.resolve(),
+    claimed ? loginAttempts.clearLoginFailures(username, claimed) : Promise.resolve(),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
     if ((await writing.catch(() => undefined)) !== false) {
-      await store.revokeSession(sid, 'login_failed', clock.now()).catch(() => undefined)
+      await sessions.revokeSession(sid, 'login_failed', clock.now()).catch(() => undefined)
     }
     throw error
   })
@@ -113,34 +110,56 @@ export async function login(
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
 }
 
+/** How often a login restarts its session after a logout everywhere overtook it. */
+const SESSION_START_ATTEMPTS = 3
+
+/**
+ * Writes the login's session, guarded by the user as login read it. A logout
+ * everywhere that overtook the login is not a refusal: the session starts
+ * after it instead (core/users.ts `startAfterLogout`). False when the user
+ * was disabled or changed password meanwhile.
+ */
+export async function startSession(
+  sessions: Pick<SessionStore, 'createSession'>,
+  session: Session,
+  guard: { readonly sub: string; readonly passwordHash: string },
+): Promise<boolean> {
+  let attempt = session
+  for (let round = 1; round <= SESSION_START_ATTEMPTS; round++) {
+    const creation = await sessions.createSession(attempt, guard)
+    if (creation.created) return true
+    const startAt = startAfterLogout(attempt, guard, creation.user)
+    if (startAt === undefined) return false
+    attempt = { ...attempt, createdAt: startAt }
+  }
+  throw new TemporarilyUnavailable('logouts everywhere kept overtaking the login')
+}
+
 /**
  * A username with recent failures gets one password check per back-off
- * period. During the back-off the answer is 429, before any hashing. Once it
- * has passed, the attempt takes the turn by counting itself as the next
- * failure up front (a conditional write that only one of several concurrent
- * attempts wins) and returns what it wrote; a success clears it again.
- * Returns undefined for a username with no recent failures.
+ * period (core/throttle.ts `loginTurn`). During the back-off the answer is
+ * 429, before any hashing. Once it has passed, the attempt takes the turn by
+ * counting itself as the next failure up front and returns what it wrote; a
+ * success clears it again. Returns undefined for a username with no recent
+ * failures.
  */
 async function takeTurn(
-  deps: Deps,
+  deps: LoginDeps,
   backoff: BackoffPolicy,
   attempt: { username: string; client: Client; now: number },
   stored: FailedLogins | undefined,
 ): Promise<FailedLogins | undefined> {
   const { username, client, now } = attempt
-  const recent = recentFailures(backoff, stored, now)
-  if (!recent) return undefined
-  const until = lockedUntil(backoff, recent)
-  if (until > now) throw throttled(deps, client, (until - now) / 1000, 'in back-off')
-  const next: FailedLogins = { failures: recent.failures + 1, lastFailedAt: now }
-  if (await deps.store.claimLoginAttempt(username, recent, next, forgetAt(backoff, now))) {
-    return next
+  const turn = loginTurn(backoff, stored, now)
+  if (turn.kind === 'free') return undefined
+  if (turn.kind === 'wait') throw throttled(deps, client, turn.seconds, 'in back-off')
+  if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
+    return turn.next
   }
-  // A concurrent attempt took this turn; its failure would start this back-off.
-  throw throttled(deps, client, backoffSeconds(backoff, next.failures), 'turn taken')
+  throw throttled(deps, client, turn.lostWaitSeconds, 'turn taken')
 }
 
-function throttled(deps: Deps, client: Client, seconds: number, why: string): TooManyRequests {
+function throttled(deps: LoginDeps, client: Client, seconds: number, why: string): TooManyRequests {
   deps.events.emit('login_throttled', { client_id: client.clientId })
   return new TooManyRequests(seconds, why)
 }

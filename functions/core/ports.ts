@@ -72,39 +72,103 @@ export interface Rotation {
 
 export type RotationResult = 'committed' | 'lost'
 
-export interface Store {
-  /** One read: the user with this normalized username. */
-  findUserByUsername(username: string): Promise<User | undefined>
+/**
+ * What `createSession` did. Refused when the user's guard failed (disabled,
+ * another password, or a logout everywhere that voids the new session), or
+ * the session id was taken. `user` is the user as the guard found it, given
+ * only when the guard alone refused (core/users.ts `startAfterLogout` decides
+ * whether the login may start its session later instead).
+ */
+export type SessionCreation =
+  | { readonly created: true }
+  | { readonly created: false; readonly user?: User }
+
+/**
+ * Sessions and their token records: the refresh path, revoke, the sessions
+ * API and the strict authorizer.
+ */
+export interface SessionStore {
   /** One batched, strongly consistent read of the user, the session and the token's record. */
   loadRefreshState(key: { sub: string; sid: string; tokenHash: string }): Promise<RefreshState>
   /** A strongly consistent read of one session. */
   getSession(sid: string): Promise<Session | undefined>
   /**
    * Writes a new session and its first token record, only if the user is still
-   * active with the password hash that was checked. Returns false if not.
+   * active with the password hash that was checked and no logout everywhere
+   * voids a session created at `session.createdAt`.
    */
-  createSession(session: Session, guard: { sub: string; passwordHash: string }): Promise<boolean>
+  createSession(
+    session: Session,
+    guard: { sub: string; passwordHash: string },
+  ): Promise<SessionCreation>
   /** Commits a rotation atomically. `lost` means someone else rotated (or revoked) first. */
   rotate(rotation: Rotation): Promise<RotationResult>
   /** Marks a session revoked. Revoking a revoked or missing session is a no-op. */
   revokeSession(sid: string, reason: string, at: number): Promise<void>
   /** The user's sessions, newest first, including revoked and expired ones. */
   listSessions(sub: string): Promise<Session[]>
+  /** The session and its user, in one strongly consistent read (strict authorizer, sessions API). */
+  loadSessionState(key: { sub: string; sid: string }): Promise<SessionState>
+}
+
+/** What the authorizer's strict mode reads: one round trip for a session and its user. */
+export interface SessionState {
+  readonly session?: Session
+  readonly user?: User
+}
+
+/** The strict authorizer's one read. */
+export type SessionStateReader = Pick<SessionStore, 'loadSessionState'>
+
+/** Users: the users command, the sessions API (logout everywhere) and the test set-up. */
+export interface UserStore {
+  /** One read: the user with this normalized username. */
+  findUserByUsername(username: string): Promise<User | undefined>
+  /** Creates the user unless the username is taken; returns false if it is. */
+  createUser(user: User): Promise<boolean>
+  /**
+   * Changes the status or the roles. `sessionsValidAfter`, when given, voids
+   * every session created before that instant (disable, logout everywhere).
+   * Returns false when no user has this `sub`.
+   */
+  updateUser(
+    sub: string,
+    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+  ): Promise<boolean>
+}
+
+/** Failed logins in a row for one username, whether or not such a user exists. */
+export interface FailedLogins {
+  readonly failures: number
+  /** Epoch ms of the last failed (or claimed) attempt. */
+  readonly lastFailedAt: number
+}
+
+/** One failed login as core/throttle.ts `failureAt` describes it. */
+export interface LoginFailure {
+  /** Epoch ms of the failure. */
+  readonly at: number
+  /** A count last touched at or before this instant (epoch ms) is forgotten: it restarts at 1. */
+  readonly forgetBefore: number
+  /** Epoch ms after which DynamoDB may delete the record (its TTL). */
+  readonly expiresAt: number
+}
+
+/** What login reads in one request. */
+export interface LoginState {
+  readonly user?: User
+  readonly failedLogins?: FailedLogins
+}
+
+/** Login's read and the per-username back-off's counter (core/throttle.ts). */
+export interface LoginAttempts {
   /**
    * Login's one read: the user with this normalized username, if any, and the
    * username's failed logins, if any (kept for unknown usernames too).
    */
   loadLogin(username: string): Promise<LoginState>
-  /**
-   * Counts one failed login, atomically (concurrent failures all count). A
-   * count last touched before `forgetBefore` starts again from 1.
-   */
-  recordLoginFailure(
-    username: string,
-    at: number,
-    forgetBefore: number,
-    expiresAt: number,
-  ): Promise<void>
+  /** Counts one failed login, atomically (concurrent failures all count). */
+  recordLoginFailure(username: string, failure: LoginFailure): Promise<void>
   /**
    * Takes the one attempt a back-off period allows: writes `next` only if the
    * stored failures are still exactly `seen`. False if another attempt took it.
@@ -117,19 +181,6 @@ export interface Store {
   ): Promise<boolean>
   /** Forgets the failures after a success, unless they changed since `seen`. */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
-}
-
-/** Failed logins in a row for one username, whether or not such a user exists. */
-export interface FailedLogins {
-  readonly failures: number
-  /** Epoch ms of the last failed (or claimed) attempt. */
-  readonly lastFailedAt: number
-}
-
-/** What login reads in one request. */
-export interface LoginState {
-  readonly user?: User
-  readonly failedLogins?: FailedLogins
 }
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
@@ -168,31 +219,3 @@ export interface Events {
 }
 
 export const noEvents: Events = { emit: () => {} }
-
-/** User administration, for the users command and the sessions API. */
-export interface UserStore {
-  /** Creates the user unless the username is taken; returns false if it is. */
-  createUser(user: User): Promise<boolean>
-  findUserByUsername(username: string): Promise<User | undefined>
-  /**
-   * Sets the status. `sessionsValidAfter`, when given, voids every session
-   * created before that instant (disable, logout everywhere).
-   */
-  updateUser(
-    sub: string,
-    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
-  ): Promise<void>
-  listSessions(sub: string): Promise<Session[]>
-  revokeSession(sid: string, reason: string, at: number): Promise<void>
-}
-
-/** What the authorizer's strict mode reads: one round trip for a session and its user. */
-export interface SessionState {
-  readonly session?: Session
-  readonly user?: User
-}
-
-export interface SessionStateReader {
-  /** The session and its user, in one strongly consistent read. */
-  loadSessionState(key: { sub: string; sid: string }): Promise<SessionState>
-}

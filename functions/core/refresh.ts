@@ -1,7 +1,7 @@
 import { type IssuedAccessToken, issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import { InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { Session, User } from './ports.js'
+import type { Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -21,6 +21,12 @@ export interface RefreshInput {
   readonly scope?: string
 }
 
+/** What refresh works with: the sessions and the signer. */
+export interface RefreshDeps extends Deps {
+  readonly sessions: SessionStore
+  readonly signer: Signer
+}
+
 /** One public message for every refused refresh: the logs get the reason. */
 const REFUSED = 'refresh token is invalid, expired or revoked'
 
@@ -32,14 +38,14 @@ const ROTATION_ATTEMPTS = 4
  * reuse", rules 1 to 7). Network stages on success: one batched read, then the
  * signature and the conditional write in parallel.
  */
-export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenResult> {
-  const { store, clock } = deps
+export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<TokenResult> {
+  const { sessions, clock } = deps
   const { client } = input
   const locator = parseRefreshToken(input.refreshToken)
   if (!locator) throw new InvalidGrant(REFUSED, 'malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
-  const state = await store.loadRefreshState({ ...locator, tokenHash: presentedHash })
+  const state = await sessions.loadRefreshState({ ...locator, tokenHash: presentedHash })
   const { user } = state
   let session = state.session
   // Garbage that merely names a session is refused here, before any rule can revoke it.
@@ -71,7 +77,7 @@ export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenRes
       if (rotated.result) return rotated.result
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
-      const fresh = await store.getSession(session.sid)
+      const fresh = await sessions.getSession(session.sid)
       if (!fresh) throw new InvalidGrant(REFUSED, 'session disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
@@ -131,10 +137,10 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
 }
 
 async function rotate(
-  deps: Deps,
+  deps: RefreshDeps,
   step: Step & { user: User },
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
-  const { store, signer, events, settings } = deps
+  const { sessions, signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
   const signing = step.accessToken
@@ -146,7 +152,7 @@ async function rotate(
   if (client.reuseGraceSeconds === 0) await signing
   const [signed, written] = await Promise.allSettled([
     signing,
-    store.rotate({
+    sessions.rotate({
       sid: session.sid,
       expect: { currentHash: session.currentHash, generation: session.generation },
       next: {
@@ -183,7 +189,7 @@ async function rotate(
 }
 
 /** Rule 2: the retired token, replayed within grace, gets the same child and a fresh access token. */
-async function graceReplay(deps: Deps, step: Step & { user: User }): Promise<TokenResult> {
+async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Promise<TokenResult> {
   const { signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
   const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
@@ -202,9 +208,9 @@ async function graceReplay(deps: Deps, step: Step & { user: User }): Promise<Tok
 }
 
 /** Rule 3: an authentic but retired token, outside grace: the whole session ends. */
-async function detectedReuse(deps: Deps, session: Session): Promise<never> {
-  const { store, clock, events } = deps
-  await store.revokeSession(session.sid, 'reuse_detected', clock.now())
+async function detectedReuse(deps: RefreshDeps, session: Session): Promise<never> {
+  const { sessions, clock, events } = deps
+  await sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
   events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
   throw new InvalidGrant(REFUSED, 'retired refresh token reused: session revoked')
 }

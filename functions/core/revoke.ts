@@ -1,6 +1,12 @@
 import type { Client } from './clients.js'
+import type { SessionStore } from './ports.js'
 import { hashToken, parseRefreshToken } from './refresh-token.js'
 import type { Deps } from './service.js'
+
+/** What revoke works with: the sessions. */
+export interface RevokeDeps extends Pick<Deps, 'clock' | 'events'> {
+  readonly sessions: SessionStore
+}
 
 export interface RevokeInput {
   readonly token: string
@@ -14,20 +20,17 @@ export interface RevokeInput {
  * Access tokens are not revocable here (they are not stored); end their
  * session through its refresh token or the sessions API.
  */
-export async function revoke(
-  deps: Pick<Deps, 'store' | 'clock' | 'events'>,
-  input: RevokeInput,
-): Promise<void> {
-  const { store, clock, events } = deps
+export async function revoke(deps: RevokeDeps, input: RevokeInput): Promise<void> {
+  const { sessions, clock, events } = deps
   const { client } = input
   const locator = parseRefreshToken(input.token)
   if (!locator) return
-  const { session, tokenIssued } = await store.loadRefreshState({
+  const { session, tokenIssued } = await sessions.loadRefreshState({
     ...locator,
     tokenHash: hashToken(input.token),
   })
   if (!session || !tokenIssued || session.clientId !== client.clientId) return
   if (session.status !== 'active') return
-  await store.revokeSession(session.sid, 'revoked', clock.now())
+  await sessions.revokeSession(session.sid, 'revoked', clock.now())
   events.emit('revoke', { client_id: client.clientId })
 }

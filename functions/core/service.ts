@@ -2,12 +2,14 @@ import type { IssuedAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import type { Clock } from './clock.js'
 import { InvalidClient, InvalidScope } from './errors.js'
-import type { Events, Signer, Store } from './ports.js'
+import type { Events } from './ports.js'
 
-/** Everything the use cases need, passed in (never read from the environment). */
+/**
+ * What every token use case needs, passed in (never read from the
+ * environment). Each use case adds the ports it uses: `LoginDeps`,
+ * `RefreshDeps`, `RevokeDeps`.
+ */
 export interface Deps {
-  readonly store: Store
-  readonly signer: Signer
   readonly clock: Clock
   readonly events: Events
   readonly settings: Settings

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js'
 import { NotFound } from './errors.js'
-import type { Events, Session, SessionStateReader, User, UserStore } from './ports.js'
+import type { Events, Session, SessionStore, User, UserStore } from './ports.js'
 import { endSessions, voidedByUser, voidSessionsUpTo } from './users.js'
 
 /** Who is calling a bearer route: the verified access token's subject and session. */
@@ -44,16 +44,16 @@ export function sessionIsLive(session: Session, user: User | undefined, now: num
  * (yet) marked revoked are left out too.
  */
 export async function listSessions(
-  users: Pick<UserStore, 'listSessions'> & SessionStateReader,
+  sessions: SessionStore,
   clock: Clock,
   caller: Caller,
 ): Promise<SessionSummary[]> {
-  const [sessions, { user }] = await Promise.all([
-    users.listSessions(caller.sub),
-    users.loadSessionState({ sub: caller.sub, sid: caller.sid }),
+  const [listed, { user }] = await Promise.all([
+    sessions.listSessions(caller.sub),
+    sessions.loadSessionState({ sub: caller.sub, sid: caller.sid }),
   ])
   const now = clock.now()
-  return sessions
+  return listed
     .filter((session) => sessionIsLive(session, user, now))
     .map((session) => ({
       sid: session.sid,
@@ -73,10 +73,7 @@ export async function listSessions(
  */
 export async function endSession(
   deps: {
-    readonly store: { getSession(sid: string): Promise<Session | undefined> } & Pick<
-      UserStore,
-      'revokeSession'
-    >
+    readonly sessions: SessionStore
     readonly clock: Clock
     readonly events: Events
   },
@@ -84,10 +81,10 @@ export async function endSession(
   sid: string,
 ): Promise<void> {
   if (!SESSION_ID.test(sid)) throw new NotFound('no such session')
-  const session = await deps.store.getSession(sid)
+  const session = await deps.sessions.getSession(sid)
   if (!session || session.sub !== caller.sub) throw new NotFound('no such session')
   if (session.status !== 'active') return
-  await deps.store.revokeSession(sid, 'ended_by_user', deps.clock.now())
+  await deps.sessions.revokeSession(sid, 'ended_by_user', deps.clock.now())
   deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
 }
 
@@ -97,12 +94,17 @@ export async function endSession(
  * marks each one revoked. Returns how many were active.
  */
 export async function endAllSessions(
-  deps: { readonly users: UserStore; readonly clock: Clock; readonly events: Events },
+  deps: {
+    readonly users: UserStore
+    readonly sessions: SessionStore
+    readonly clock: Clock
+    readonly events: Events
+  },
   caller: Caller,
 ): Promise<number> {
   const now = deps.clock.now()
   await deps.users.updateUser(caller.sub, { sessionsValidAfter: voidSessionsUpTo(now) })
-  const ended = await endSessions(deps.users, caller.sub, now, 'logout_everywhere')
+  const ended = await endSessions(deps.sessions, caller.sub, now, 'logout_everywhere')
   deps.events.emit('revoke', { reason: 'logout_everywhere', sessions: ended })
   return ended
 }

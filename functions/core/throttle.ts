@@ -1,4 +1,4 @@
-import type { FailedLogins } from './ports.js'
+import type { FailedLogins, LoginFailure } from './ports.js'
 
 /**
  * Login back-off per username (docs/design.md "HTTP API": 429 with `Retry-After`).
@@ -40,6 +40,15 @@ export function backoffSeconds(policy: BackoffPolicy, failures: number): number 
 export const lockedUntil = (policy: BackoffPolicy, state: FailedLogins): number =>
   state.lastFailedAt + backoffSeconds(policy, state.failures) * 1000
 
+/**
+ * The instant at or before which a last failure is forgotten, at `now`: the
+ * count then starts again, whatever DynamoDB TTL has not deleted yet (it may
+ * lag by days). The one window rule, for reads (`recentFailures`) and for
+ * the store's atomic count (`failureAt`).
+ */
+const forgetBefore = (policy: BackoffPolicy, now: number): number =>
+  now - policy.windowSeconds * 1000
+
 /** The stored state, unless it is missing or old enough to be forgotten. */
 export function recentFailures(
   policy: BackoffPolicy,
@@ -47,9 +56,59 @@ export function recentFailures(
   now: number,
 ): FailedLogins | undefined {
   if (!state || state.failures <= 0) return undefined
-  return now - state.lastFailedAt < policy.windowSeconds * 1000 ? state : undefined
+  return state.lastFailedAt > forgetBefore(policy, now) ? state : undefined
 }
 
 /** Epoch ms after which a record last touched at `at` may be deleted (its TTL). */
 export const forgetAt = (policy: BackoffPolicy, at: number): number =>
   at + policy.windowSeconds * 1000
+
+/**
+ * A failed login at `now`, for `LoginAttempts.recordLoginFailure`: it adds
+ * one to a recent count, or restarts a forgotten one at 1.
+ */
+export const failureAt = (policy: BackoffPolicy, now: number): LoginFailure => ({
+  at: now,
+  forgetBefore: forgetBefore(policy, now),
+  expiresAt: forgetAt(policy, now),
+})
+
+/**
+ * What a login attempt at `now` may do, given the username's stored failures:
+ * - `free`: no recent failures, check the password;
+ * - `wait`: in back-off, answer 429 before any hashing;
+ * - `claim`: the back-off has passed; take the one attempt it allows by
+ *   writing `next` over `seen` (counting this attempt as a failure up front),
+ *   which only one of several concurrent attempts wins.
+ */
+export type LoginTurn =
+  | { readonly kind: 'free' }
+  | { readonly kind: 'wait'; readonly seconds: number }
+  | {
+      readonly kind: 'claim'
+      readonly seen: FailedLogins
+      readonly next: FailedLogins
+      /** Epoch ms after which the claimed record may be deleted (its TTL). */
+      readonly expiresAt: number
+      /** The back-off a lost claim answers with: the winner's failure would start it. */
+      readonly lostWaitSeconds: number
+    }
+
+export function loginTurn(
+  policy: BackoffPolicy,
+  stored: FailedLogins | undefined,
+  now: number,
+): LoginTurn {
+  const recent = recentFailures(policy, stored, now)
+  if (!recent) return { kind: 'free' }
+  const until = lockedUntil(policy, recent)
+  if (until > now) return { kind: 'wait', seconds: (until - now) / 1000 }
+  const next: FailedLogins = { failures: recent.failures + 1, lastFailedAt: now }
+  return {
+    kind: 'claim',
+    seen: recent,
+    next,
+    expiresAt: forgetAt(policy, now),
+    lostWaitSeconds: backoffSeconds(policy, next.failures),
+  }
+}

@@ -7,7 +7,7 @@ import {
   normalizeUsername,
   type ScryptParams,
 } from './passwords.js'
-import type { Session, User, UserStore } from './ports.js'
+import type { Session, SessionStore, User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
 
 export class UserExists extends Error {}
@@ -51,7 +51,7 @@ export async function addUser(
  * The `sessionsValidAfter` with which a disable or logout everywhere at `now`
  * voids every session created up to and including `now`, the same millisecond
  * too. A login whose session is written after it starts at this instant
- * instead (DynamoStore.createSession), so it survives.
+ * instead (`startAfterLogout`), so it survives.
  */
 export const voidSessionsUpTo = (now: number): number => now + 1
 
@@ -65,21 +65,43 @@ export function voidedByUser(session: Session, user: User): boolean {
 }
 
 /**
+ * When a login's session was refused by its user's guard alone, the instant
+ * at which it may start instead, or undefined when the refusal stands.
+ *
+ * A logout everywhere (or anything else that sets `sessionsValidAfter`) that
+ * commits between the login's clock reading and its write voids the new
+ * session by its `createdAt`. But the session is written after the logout, so
+ * it is not one the logout meant to end: it starts at `sessionsValidAfter`
+ * instead, which the logout's own instant rule (`voidSessionsUpTo`) lets live.
+ * Only if the user is still active with the password the login checked: a
+ * disable or a password change is a refusal.
+ */
+export function startAfterLogout(
+  session: Session,
+  guard: { readonly passwordHash: string },
+  user: User | undefined,
+): number | undefined {
+  if (user?.status !== 'active' || user.passwordHash !== guard.passwordHash) return undefined
+  if (!voidedByUser(session, user)) return undefined
+  return user.sessionsValidAfter
+}
+
+/**
  * Disables a user and ends all their sessions at once: refresh checks
  * `sessionsValidAfter`, and each session is also marked revoked.
  */
 export async function disableUser(
-  users: UserStore,
+  stores: { readonly users: UserStore; readonly sessions: SessionStore },
   clock: Clock,
   username: string,
 ): Promise<number> {
-  const user = await requireUser(users, username)
+  const user = await requireUser(stores.users, username)
   const now = clock.now()
-  await users.updateUser(user.sub, {
+  await stores.users.updateUser(user.sub, {
     status: 'disabled',
     sessionsValidAfter: voidSessionsUpTo(now),
   })
-  return endSessions(users, user.sub, now, 'user_disabled')
+  return endSessions(stores.sessions, user.sub, now, 'user_disabled')
 }
 
 export async function enableUser(users: UserStore, username: string): Promise<void> {
@@ -89,13 +111,13 @@ export async function enableUser(users: UserStore, username: string): Promise<vo
 
 /** Marks every active session of the user revoked; returns how many were. */
 export async function endSessions(
-  users: UserStore,
+  sessions: SessionStore,
   sub: string,
   at: number,
   reason: string,
 ): Promise<number> {
-  const active = (await users.listSessions(sub)).filter((session) => session.status === 'active')
-  await Promise.all(active.map((session) => users.revokeSession(session.sid, reason, at)))
+  const active = (await sessions.listSessions(sub)).filter((session) => session.status === 'active')
+  await Promise.all(active.map((session) => sessions.revokeSession(session.sid, reason, at)))
   return active.length
 }
 

@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoStore } from '../adapters/dynamo-store.js'
+import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
@@ -22,12 +23,15 @@ const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
 warmUp(() => signer.keyId())
+const dynamodb = new DynamoDBClient(aws)
+const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(
   'login',
   loginRoute,
   {
-    store: new DynamoStore(new DynamoDBClient(aws), loadTableName()),
+    loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
+    sessions: new DynamoSessions(dynamodb, tableName),
     signer,
     clock: systemClock,
     events: observability.events,

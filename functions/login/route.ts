@@ -1,11 +1,11 @@
 import { assertOrigin, optionalParam, param, type Route } from '../adapters/http.js'
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
-import { login } from '../core/login.js'
-import { type Deps, findClient } from '../core/service.js'
+import { type LoginDeps as CoreLoginDeps, login } from '../core/login.js'
+import { findClient } from '../core/service.js'
 import type { BackoffPolicy } from '../core/throttle.js'
 
-export interface LoginDeps extends Deps {
+export interface LoginDeps extends CoreLoginDeps {
   readonly clients: ReadonlyMap<string, Client>
   readonly loginBackoff: BackoffPolicy
 }

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoStore } from '../adapters/dynamo-store.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
@@ -16,7 +16,7 @@ export const handler = lambdaHttpHandler(
   'revoke',
   revokeRoute,
   {
-    store: new DynamoStore(dynamodb, loadTableName()),
+    sessions: new DynamoSessions(dynamodb, loadTableName()),
     clock: systemClock,
     events: observability.events,
     clients,

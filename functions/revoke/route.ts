@@ -6,10 +6,10 @@ import {
   refreshCookieName,
 } from '../adapters/http.js'
 import type { Client } from '../core/clients.js'
-import { revoke } from '../core/revoke.js'
-import { type Deps, findClient } from '../core/service.js'
+import { type RevokeDeps as CoreRevokeDeps, revoke } from '../core/revoke.js'
+import { findClient } from '../core/service.js'
 
-export interface RevokeDeps extends Pick<Deps, 'store' | 'clock' | 'events'> {
+export interface RevokeDeps extends CoreRevokeDeps {
   readonly clients: ReadonlyMap<string, Client>
 }
 

@@ -1,22 +1,25 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoStore } from '../adapters/dynamo-store.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { sessionsRoute } from './route.js'
 
-// Cold start: configuration, the DynamoDB client and the store, built once; no I/O.
+// Cold start: configuration, the DynamoDB client and the stores, built once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
 const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(
   'sessions',
   sessionsRoute,
   {
-    store: new DynamoStore(dynamodb, loadTableName()),
+    sessions: new DynamoSessions(dynamodb, tableName),
+    users: new DynamoUsers(dynamodb, tableName),
     clock: systemClock,
     events: observability.events,
   },

@@ -2,11 +2,12 @@ import type { Route } from '../adapters/http.js'
 import { callerClaims } from '../authorizer/context.js'
 import type { Clock } from '../core/clock.js'
 import { NotFound } from '../core/errors.js'
-import type { Events, SessionStateReader, Store, UserStore } from '../core/ports.js'
+import type { Events, SessionStore, UserStore } from '../core/ports.js'
 import { endAllSessions, endSession, listSessions } from '../core/sessions.js'
 
 export interface SessionsDeps {
-  readonly store: UserStore & SessionStateReader & Pick<Store, 'getSession'>
+  readonly sessions: SessionStore
+  readonly users: UserStore
   readonly clock: Clock
   readonly events: Events
 }
@@ -19,11 +20,10 @@ const iso = (epochMs: number) => new Date(epochMs).toISOString()
  * function dispatching on the method and the path parameter.
  */
 export const sessionsRoute: Route<SessionsDeps> = async (request, deps) => {
-  const { store } = deps
   const caller = callerClaims(request.authorizer)
   const sid = request.pathParameters.sid
   if (request.method === 'GET' && sid === undefined) {
-    const sessions = await listSessions(store, deps.clock, caller)
+    const sessions = await listSessions(deps.sessions, deps.clock, caller)
     return {
       status: 200,
       body: {
@@ -44,7 +44,7 @@ export const sessionsRoute: Route<SessionsDeps> = async (request, deps) => {
     return { status: 204 }
   }
   if (request.method === 'DELETE') {
-    await endAllSessions({ users: store, clock: deps.clock, events: deps.events }, caller)
+    await endAllSessions(deps, caller)
     return { status: 204 }
   }
   throw new NotFound('no such route')

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoStore } from '../adapters/dynamo-store.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
@@ -26,7 +26,7 @@ export const handler = lambdaHttpHandler(
   'token',
   tokenRoute,
   {
-    store: new DynamoStore(new DynamoDBClient(aws), loadTableName()),
+    sessions: new DynamoSessions(new DynamoDBClient(aws), loadTableName()),
     signer,
     clock: systemClock,
     events: observability.events,

@@ -10,10 +10,10 @@ import {
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
 import { InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
-import { refresh } from '../core/refresh.js'
-import { type Deps, findClient } from '../core/service.js'
+import { type RefreshDeps, refresh } from '../core/refresh.js'
+import { findClient } from '../core/service.js'
 
-export interface TokenDeps extends Deps {
+export interface TokenDeps extends RefreshDeps {
   readonly clients: ReadonlyMap<string, Client>
 }
 

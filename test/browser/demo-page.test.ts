@@ -132,7 +132,7 @@ async function callMe(page: Page): Promise<string> {
 }
 
 async function generation(user: User): Promise<number> {
-  const sessions = await h.service.store.listSessions(user.sub)
+  const sessions = await h.sessions.listSessions(user.sub)
   return sessions.reduce((sum, session) => sum + session.generation, 0)
 }
 
@@ -246,7 +246,7 @@ describe('demo page in Chromium, cookie mode', () => {
     await signedOut(page)
     expect(await page.textContent('#notice')).toContain('Signed out')
     expect((await context.cookies(origin)).map((c) => c.name)).not.toContain(COOKIE)
-    const [session] = await h.service.store.listSessions(user.sub)
+    const [session] = await h.sessions.listSessions(user.sub)
     expect(session?.status).toBe('revoked')
     await page.reload()
     await signedOut(page) // nothing left to restore

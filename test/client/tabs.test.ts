@@ -123,7 +123,7 @@ async function signedInTabs(count: number, fetch: TestFetch): Promise<[User, ...
 }
 
 async function generation(user: User): Promise<number> {
-  const [session] = await h.service.store.listSessions(user.sub)
+  const [session] = await h.sessions.listSessions(user.sub)
   return session?.generation ?? -1
 }
 
@@ -169,8 +169,8 @@ describe('token client across tabs', () => {
   it('tells every tab once when the server ends the session', async () => {
     const fetch = testFetch()
     const [user, a, b] = await signedInTabs(2, fetch)
-    const [session] = await h.service.store.listSessions(user.sub)
-    await h.service.store.revokeSession(session?.sid as string, 'test', h.clock.now())
+    const [session] = await h.sessions.listSessions(user.sub)
+    await h.sessions.revokeSession(session?.sid as string, 'test', h.clock.now())
     h.clock.advance(61)
     const told = new Promise((resolve) => b?.client.on('session-expired', resolve))
     expect(await a?.client.getAccessToken()).toBeNull()

@@ -103,7 +103,7 @@ async function loggedIn(setup: Setup): Promise<User> {
 
 /** The user's one session as the store has it (generation = rotations so far). */
 async function sessionOf(user: User) {
-  const sessions = await h.service.store.listSessions(user.sub)
+  const sessions = await h.sessions.listSessions(user.sub)
   expect(sessions).toHaveLength(1)
   return sessions[0] as (typeof sessions)[number]
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
 import { describe, expect, it } from 'vitest'
-import { tableDefinition } from '../../functions/adapters/table.js'
+import { tableDefinition } from '../../functions/adapters/dynamodb/table.js'
 import {
   assertJava,
   javaMajorVersion,

@@ -7,7 +7,7 @@
  */
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { GSI1 } from '../../functions/adapters/table.js'
+import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { FakeKms } from '../support/fake-kms.js'
@@ -848,7 +848,7 @@ for (const group of groups) {
     beforeAll(async () => {
       // A fresh runtime per path: its own SDK retry quota, its own table.
       h = await faultedHarness({ strict: group.strict })
-      faults.install(h.service.store.client)
+      faults.install(h.dynamodb)
       user = await cheapUser()
     })
     afterAll(() => h.close())

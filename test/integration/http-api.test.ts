@@ -75,7 +75,7 @@ describe('POST /login', () => {
       client_id: NATIVE.client_id,
     })
     const disabledUser = await h.addUser()
-    await h.service.store.updateUser(disabledUser.sub, { status: 'disabled' })
+    await h.users.updateUser(disabledUser.sub, { status: 'disabled' })
     const disabled = await h.login(disabledUser)
     for (const reply of [wrong, unknown, disabled]) {
       expect(reply.status).toBe(400)

@@ -150,7 +150,11 @@ describe('per-username back-off', () => {
     const now = h.clock.now()
     await Promise.all(
       Array.from({ length: 40 }, () =>
-        h.service.store.recordLoginFailure(user.username, now, now - 1000, now + 86_400_000),
+        h.loginAttempts.recordLoginFailure(user.username, {
+          at: now,
+          forgetBefore: now - 1000,
+          expiresAt: now + 86_400_000,
+        }),
       ),
     )
     const throttled = await attempt(user.username, PASSWORD)
@@ -173,7 +177,7 @@ describe('per-username back-off', () => {
 
   it('counts a disabled user with the right password as a failure, like a wrong password', async () => {
     const user = await h.addUser()
-    await h.service.store.updateUser(user.sub, { status: 'disabled' })
+    await h.users.updateUser(user.sub, { status: 'disabled' })
     const reply = await attempt(user.username, PASSWORD)
     expect(reply.status).toBe(400)
     expect(reply.body).toEqual(oauthError('invalid_grant'))
@@ -260,7 +264,11 @@ describe('concurrent attempts', () => {
     const now = h.clock.now()
     await Promise.all(
       Array.from({ length: 25 }, () =>
-        h.service.store.recordLoginFailure(username, now, now - 1000, now + 60_000),
+        h.loginAttempts.recordLoginFailure(username, {
+          at: now,
+          forgetBefore: now - 1000,
+          expiresAt: now + 60_000,
+        }),
       ),
     )
     expect(await failedLogins(username)).toMatchObject({ failures: 25 })

@@ -14,6 +14,7 @@
  */
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startSession } from '../../functions/core/login.js'
 import { couldBeUsername, normalizeUsername } from '../../functions/core/passwords.js'
 import type { Session, User } from '../../functions/core/ports.js'
 import { hashToken, newRefreshToken, newSessionId } from '../../functions/core/refresh-token.js'
@@ -425,7 +426,8 @@ async function mintSession(clientId: string): Promise<{ sid: string; token: stri
     generation: 0,
     currentHash: hashToken(token),
   }
-  const created = await h.service.store.createSession(session, {
+  // As login writes it: after a logout everywhere at this instant, it starts after it.
+  const created = await startSession(h.sessions, session, {
     sub: user.sub,
     passwordHash: user.passwordHash,
   })

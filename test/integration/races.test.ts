@@ -4,7 +4,7 @@
  */
 import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { GSI1 } from '../../functions/adapters/table.js'
+import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { DynamoFaults, mentions } from '../support/faults.js'

@@ -160,13 +160,13 @@ describe('rule 6: fresh roles and status', () => {
   it('shows a role change in the next access token and refuses a disabled user', async () => {
     const someone = await h.addUser({ roles: ['reader'] })
     const login = await h.login(someone)
-    await h.service.store.updateUser(someone.sub, { roles: ['reader', 'editor'] })
+    await h.users.updateUser(someone.sub, { roles: ['reader', 'editor'] })
     const refreshed = await h.refresh(login.body.refresh_token)
     const claims = JSON.parse(
       Buffer.from(refreshed.body.access_token.split('.')[1], 'base64url').toString(),
     )
     expect(claims.roles).toEqual(['reader', 'editor'])
-    await h.service.store.updateUser(someone.sub, { status: 'disabled' })
+    await h.users.updateUser(someone.sub, { status: 'disabled' })
     const refused = await h.refresh(refreshed.body.refresh_token)
     expect(refused.status).toBe(400)
     expect(refused.body.error).toBe('invalid_grant')

@@ -113,7 +113,7 @@ beforeAll(async () => {
       h.post('/login', creds(undefined, PASSWORD, 'nobody-at-all')),
     )
   }
-  await h.service.store.updateUser(other.sub, { status: 'disabled' })
+  await h.users.updateUser(other.sub, { status: 'disabled' })
   await call('disabled user', ['another password, long enough'], () =>
     h.post('/login', creds(undefined, 'another password, long enough', other.username)),
   )

@@ -288,8 +288,8 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     // sessions_valid_after voids it. The one read covers the user too.
     const user = await h.addUser()
     const a = await login(h, user)
-    await h.service.store.updateUser(user.sub, { sessionsValidAfter: h.clock.now() + 1 })
-    expect((await h.service.store.getSession(a.sid))?.status).toBe('active')
+    await h.users.updateUser(user.sub, { sessionsValidAfter: h.clock.now() + 1 })
+    expect((await h.sessions.getSession(a.sid))?.status).toBe('active')
     expectInvalidToken(await h.get('/me', bearer(a.access)))
   })
 
@@ -301,7 +301,7 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     const b = await login(h, user)
     probe.failNextQuery = true
     expect((await h.del('/sessions', bearer(b.access))).status).toBe(503)
-    expect((await h.service.store.getSession(a.sid))?.status).toBe('active')
+    expect((await h.sessions.getSession(a.sid))?.status).toBe('active')
     expect((await h.refresh(a.refresh)).body.error).toBe('invalid_grant')
     h.clock.advance(CACHE_SECONDS)
     expectInvalidToken(await h.get('/me', bearer(a.access)))
@@ -322,7 +322,7 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     expect((await h.del('/sessions', bearer(b.access))).status).toBe(503)
     h.clock.advance(1)
     const fresh = await login(h, user)
-    for (const s of [a, b]) expect((await h.service.store.getSession(s.sid))?.status).toBe('active')
+    for (const s of [a, b]) expect((await h.sessions.getSession(s.sid))?.status).toBe('active')
     const list = await h.get('/sessions', bearer(fresh.access))
     expect(list.status).toBe(200)
     expect(list.body.sessions.map((s: { sid: string }) => s.sid)).toEqual([fresh.sid])
@@ -331,7 +331,7 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
   it('refuses a disabled user at once', async () => {
     const user = await h.addUser()
     const a = await login(h, user)
-    await disableUser(h.service.store, h.clock, user.username)
+    await disableUser(h, h.clock, user.username)
     expectInvalidToken(await h.get('/me', bearer(a.access)))
   })
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { CreateTableCommand, DynamoDBClient, waitUntilTableExists } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
-import { tableDefinition } from '../../functions/adapters/table.js'
+import { tableDefinition } from '../../functions/adapters/dynamodb/table.js'
 
 /** A fresh table on DynamoDB Local (`DYNAMODB_ENDPOINT`, set by test/setup.ts). Never deleted. */
 export async function createTestTable(): Promise<{

@@ -9,7 +9,13 @@ import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import { loadAwsCallConfig, loadSigningConfig } from '../../functions/config.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { hashPassword, normalizeUsername } from '../../functions/core/passwords.js'
-import type { Signer, User } from '../../functions/core/ports.js'
+import type {
+  LoginAttempts,
+  SessionStore,
+  Signer,
+  User,
+  UserStore,
+} from '../../functions/core/ports.js'
 import { hashToken, newUserId } from '../../functions/core/refresh-token.js'
 import { freePort } from '../../local/dynamodb-local.js'
 import { localService } from '../../local/mode.js'
@@ -80,8 +86,12 @@ export interface Harness {
   readonly url: string
   readonly issuer: string
   readonly clock: FakeClock
-  /** Every function, wired as local mode wires it (its store, signer, authorizer, ...). */
+  /** Every function, wired as local mode wires it (its stores, signer, authorizer, ...). */
   readonly service: LocalService
+  /** The service's stores, on this harness's table. */
+  readonly sessions: SessionStore
+  readonly users: UserStore
+  readonly loginAttempts: LoginAttempts
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly server: Server
@@ -189,6 +199,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     issuer,
     clock,
     service,
+    sessions: service.sessions,
+    users: service.users,
+    loginAttempts: service.loginAttempts,
     dynamodb,
     tableName: table.tableName,
     server,
@@ -222,7 +235,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
         createdAt: clock.now(),
       }
       recordSecret(password, user.passwordHash)
-      if (!(await service.store.createUser(user))) throw new Error('username taken')
+      if (!(await service.users.createUser(user))) throw new Error('username taken')
       return user
     },
     login(user, client = NATIVE.client_id, password = PASSWORD) {
@@ -259,6 +272,6 @@ export async function addCheapUser(h: Harness, prefix: string): Promise<User> {
     createdAt: h.clock.now(),
   }
   recordSecret(user.passwordHash)
-  if (!(await h.service.store.createUser(user))) throw new Error(`user ${user.username} exists`)
+  if (!(await h.users.createUser(user))) throw new Error(`user ${user.username} exists`)
   return user
 }

@@ -1,0 +1,158 @@
+/**
+ * Item codecs (docs/design.md "Storage"): each entity to its DynamoDB item and
+ * back, keyed and indexed as `table.ts` lays the table out. Attribute names
+ * are snake_case; times are epoch ms, except the TTL attribute (epoch seconds).
+ * The adapters' update and condition expressions name the same attributes.
+ */
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
+import { unmarshall } from '@aws-sdk/util-dynamodb'
+import type { FailedLogins, Session, User } from '../../core/ports.js'
+import { indexedAt, itemKey, type Key, TABLE_SCHEMA, ttlSeconds } from './table.js'
+
+/** An item in the document client's native form. */
+export type Item = Record<string, unknown>
+
+/** The document client every adapter uses: optional fields left undefined are not written. */
+export const documentClient = (client: DynamoDBClient): DynamoDBDocumentClient =>
+  DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } })
+
+/** The item among `items` with exactly this key, if any. */
+export function withKey(items: readonly Item[], key: Key): Item | undefined {
+  const { partitionKey, sortKey } = TABLE_SCHEMA
+  return items.find((item) => item[partitionKey] === key.pk && item[sortKey] === key.sk)
+}
+
+export const userItem = {
+  toItem(user: User): Item {
+    return {
+      ...itemKey.user(user.sub),
+      ...indexedAt.user(user.username),
+      sub: user.sub,
+      username: user.username,
+      password_hash: user.passwordHash,
+      roles: [...user.roles],
+      status: user.status,
+      sessions_valid_after: user.sessionsValidAfter,
+      created_at: user.createdAt,
+    }
+  },
+
+  fromItem(item: Item): User {
+    return {
+      sub: item.sub as string,
+      username: item.username as string,
+      passwordHash: item.password_hash as string,
+      roles: (item.roles as string[] | undefined) ?? [],
+      // Anything but `active` is disabled: an unknown status never lets anyone in.
+      status: item.status === 'active' ? 'active' : 'disabled',
+      ...(typeof item.sessions_valid_after === 'number'
+        ? { sessionsValidAfter: item.sessions_valid_after }
+        : {}),
+      createdAt: item.created_at as number,
+    }
+  },
+
+  /** A user item as DynamoDB returns it in a cancellation reason (attribute-value form). */
+  fromAttributeValues(item: Record<string, AttributeValue>): User {
+    return userItem.fromItem(unmarshall(item))
+  },
+}
+
+/** The username's claim: written with the user, so that a username is taken at most once. */
+export const usernameClaimItem = {
+  toItem(user: User): Item {
+    return { ...itemKey.usernameClaim(user.username), sub: user.sub }
+  },
+}
+
+export const sessionItem = {
+  toItem(session: Session): Item {
+    return {
+      ...itemKey.session(session.sid),
+      ...indexedAt.session(session.sub, session.createdAt, session.sid),
+      sid: session.sid,
+      sub: session.sub,
+      client_id: session.clientId,
+      scope: session.scope,
+      status: session.status,
+      revoked_reason: session.revokedReason,
+      created_at: session.createdAt,
+      last_used_at: session.lastUsedAt,
+      idle_expires_at: session.idleExpiresAt,
+      absolute_expires_at: session.absoluteExpiresAt,
+      generation: session.generation,
+      current_hash: session.currentHash,
+      previous_hash: session.previousHash,
+      rotated_at: session.rotatedAt,
+      grace_child: session.graceChild,
+      user_agent: session.userAgent,
+      [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(
+        Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
+      ),
+    }
+  },
+
+  fromItem(item: Item): Session {
+    const optional = <K extends string>(key: K, value: unknown) =>
+      value === undefined ? {} : ({ [key]: value } as Record<K, never>)
+    return {
+      sid: item.sid as string,
+      sub: item.sub as string,
+      clientId: item.client_id as string,
+      scope: item.scope as string,
+      // Anything but `active` is revoked: an unknown status never refreshes.
+      status: item.status === 'active' ? 'active' : 'revoked',
+      createdAt: item.created_at as number,
+      lastUsedAt: item.last_used_at as number,
+      idleExpiresAt: item.idle_expires_at as number,
+      absoluteExpiresAt: item.absolute_expires_at as number,
+      generation: item.generation as number,
+      currentHash: item.current_hash as string,
+      ...optional('revokedReason', item.revoked_reason),
+      ...optional('previousHash', item.previous_hash),
+      ...optional('rotatedAt', item.rotated_at),
+      ...optional('graceChild', item.grace_child),
+      ...optional('userAgent', item.user_agent),
+    }
+  },
+}
+
+/**
+ * A record that a token hash was issued for a session, kept until the
+ * session's absolute expiry: it lets a retired token be recognised as
+ * authentic (reuse) rather than garbage. Only its existence is ever read.
+ */
+export interface IssuedToken {
+  readonly sid: string
+  readonly hash: string
+  /** The session's generation when the token was issued (0 at login). */
+  readonly generation: number
+  readonly issuedAt: number
+  /** The session's absolute expiry: the record is useless after it. */
+  readonly absoluteExpiresAt: number
+}
+
+export const issuedTokenItem = {
+  toItem(token: IssuedToken): Item {
+    return {
+      ...itemKey.issuedToken(token.sid, token.hash),
+      generation: token.generation,
+      issued_at: token.issuedAt,
+      [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(token.absoluteExpiresAt),
+    }
+  },
+}
+
+/**
+ * The username's failed logins. Written only by update expressions
+ * (login-throttle.ts), since concurrent failures must add up atomically.
+ */
+export const failedLoginsItem = {
+  fromItem(item: Item): FailedLogins {
+    return {
+      failures: typeof item.failures === 'number' ? item.failures : 0,
+      lastFailedAt: typeof item.last_failed_at === 'number' ? item.last_failed_at : 0,
+    }
+  },
+}

@@ -1,0 +1,164 @@
+/**
+ * The LoginAttempts port on DynamoDB (docs/design.md "Storage" and "HTTP
+ * API": 429 with `Retry-After`): login's one read and the per-username
+ * failed-login record. The back-off rules (window, doubling, cap, one attempt
+ * per period) live in core/throttle.ts; this file maps items and conditions
+ * only. Retries follow retry.ts.
+ *
+ * One record per username, whether or not the user exists, at
+ * `USERNAME#<name>` / `THROTTLE`, and in gsi1 under the username next to the
+ * user: so `loadLogin`'s one Query returns the user and the record together
+ * (which is why that read lives here rather than in users.ts).
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
+import type { FailedLogins, LoginAttempts, LoginFailure, LoginState } from '../../core/ports.js'
+import { documentClient, failedLoginsItem, userItem } from './items.js'
+import { AGAIN, conditionFailed, withRetry } from './retry.js'
+import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA, ttlSeconds } from './table.js'
+
+export class DynamoLoginThrottle implements LoginAttempts {
+  private readonly doc: DynamoDBDocumentClient
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client)
+  }
+
+  async loadLogin(username: string): Promise<LoginState> {
+    const { gsi1 } = TABLE_SCHEMA
+    // gsi1 is eventually consistent: the throttle writes below re-check their
+    // conditions on the table, and createSession re-checks the user as it commits.
+    const { Items = [] } = await withRetry('Query', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: GSI1,
+          KeyConditionExpression: '#gpk = :name',
+          ExpressionAttributeNames: { '#gpk': gsi1.partitionKey },
+          ExpressionAttributeValues: { ':name': gsi1Partition.byUsername(username) },
+        }),
+      ),
+    )
+    const sortKey = (item: Record<string, unknown>) => item[gsi1.sortKey]
+    const user = Items.find((item) => sortKey(item) === indexedAt.user(username).gsi1sk)
+    const failed = Items.find((item) => sortKey(item) === indexedAt.failedLogins(username).gsi1sk)
+    return {
+      ...(user ? { user: userItem.fromItem(user) } : {}),
+      ...(failed ? { failedLogins: failedLoginsItem.fromItem(failed) } : {}),
+    }
+  }
+
+  async recordLoginFailure(username: string, failure: LoginFailure): Promise<void> {
+    const { gsi1 } = TABLE_SCHEMA
+    const index = indexedAt.failedLogins(username)
+    // Both updates name every attribute and value below: DynamoDB refuses unused ones.
+    const update = (condition: string, expression: string) =>
+      this.ifCondition(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey.failedLogins(username),
+          ConditionExpression: condition,
+          UpdateExpression: expression,
+          ExpressionAttributeNames: {
+            '#pk': TABLE_SCHEMA.partitionKey,
+            '#ttl': TABLE_SCHEMA.ttlAttribute,
+            '#gpk': gsi1.partitionKey,
+            '#gsk': gsi1.sortKey,
+          },
+          ExpressionAttributeValues: {
+            ':one': 1,
+            ':at': failure.at,
+            ':forget': failure.forgetBefore,
+            ':ttl': ttlSeconds(failure.expiresAt),
+            ':gpk': index.gsi1pk,
+            ':gsk': index.gsi1sk,
+          },
+        }),
+      )
+    await withRetry('UpdateItem', async () => {
+      // A new record, or a count still within the window (core/throttle.ts failureAt):
+      // add one. ADD is atomic, so concurrent failures all count.
+      const added = await update(
+        'attribute_not_exists(#pk) OR last_failed_at > :forget',
+        'SET last_failed_at = :at, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk ADD failures :one',
+      )
+      if (added) return
+      // A count old enough to be forgotten (DynamoDB TTL may lag by days): start again at 1.
+      const restarted = await update(
+        'attribute_exists(#pk) AND last_failed_at <= :forget',
+        'SET failures = :one, last_failed_at = :at, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk',
+      )
+      if (restarted) return
+      // Lost both: another failure changed the record in between. Decide again.
+      return AGAIN
+    })
+  }
+
+  async claimLoginAttempt(
+    username: string,
+    seen: FailedLogins,
+    next: FailedLogins,
+    expiresAt: number,
+  ): Promise<boolean> {
+    // Exactly one of several concurrent attempts finds the record as it read it.
+    return this.updateIfUnchanged(username, seen, {
+      UpdateExpression: 'SET failures = :next, last_failed_at = :at, #ttl = :ttl',
+      ExpressionAttributeNames: { '#ttl': TABLE_SCHEMA.ttlAttribute },
+      ExpressionAttributeValues: {
+        ':next': next.failures,
+        ':at': next.lastFailedAt,
+        ':ttl': ttlSeconds(expiresAt),
+      },
+    })
+  }
+
+  async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
+    // Failures that landed after `seen` (an attacker racing the user) still count.
+    await this.updateIfUnchanged(username, seen, {
+      UpdateExpression: 'SET failures = :zero',
+      ExpressionAttributeValues: { ':zero': 0 },
+    })
+  }
+
+  /** Applies `update` to the username's failed-login record only if it is still `seen`. */
+  private updateIfUnchanged(
+    username: string,
+    seen: FailedLogins,
+    update: {
+      UpdateExpression: string
+      ExpressionAttributeNames?: Record<string, string>
+      ExpressionAttributeValues: Record<string, unknown>
+    },
+  ): Promise<boolean> {
+    return withRetry('UpdateItem', () =>
+      this.ifCondition(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey.failedLogins(username),
+          // The record as it was read: no failure or claim landed since.
+          ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
+          ...update,
+          ExpressionAttributeValues: {
+            ':seen': seen.failures,
+            ':seenAt': seen.lastFailedAt,
+            ...update.ExpressionAttributeValues,
+          },
+        }),
+      ),
+    )
+  }
+
+  /** Sends a conditional update: true if it was applied, false if its condition was false. */
+  private ifCondition(command: UpdateCommand): Promise<boolean> {
+    return this.doc.send(command).then(
+      () => true,
+      (error: unknown) => {
+        if (conditionFailed(error)) return false
+        throw error
+      },
+    )
+  }
+}

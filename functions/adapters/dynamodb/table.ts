@@ -1,0 +1,121 @@
+/**
+ * The one DynamoDB table (docs/design.md "Storage"): key schema, GSI, TTL
+ * attribute and the key of every item. The adapters, local mode and the tests
+ * create the table with `tableDefinition`; the CDK stack (lib/token-service.ts)
+ * builds it from `TABLE_SCHEMA`; so the three cannot drift apart.
+ *
+ * | item            | pk                | sk             | gsi1pk             | gsi1sk                    |
+ * |-----------------|-------------------|----------------|--------------------|---------------------------|
+ * | user            | `USER#<sub>`      | `USER`         | `USERNAME#<name>`  | `USER`                    |
+ * | username claim  | `USERNAME#<name>` | `USERNAME`     |                    |                           |
+ * | session         | `SESSION#<sid>`   | `SESSION`      | `USER#<sub>`       | `SESSION#<created>#<sid>` |
+ * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                           |
+ * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`                |
+ *
+ * The one GSI is overloaded: by username it finds a user at login, by user it
+ * lists their sessions (newest first: `<created>` is zero-padded epoch ms).
+ * The failed-logins record sits in the GSI under the username too, so that
+ * login's one Query returns it with the user (and alone for unknown usernames).
+ */
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
+
+export const TABLE_SCHEMA = {
+  partitionKey: 'pk',
+  sortKey: 'sk',
+  /**
+   * Epoch seconds after which DynamoDB may delete the item. Clean-up only:
+   * TTL may lag by days, so every expiry is enforced in code.
+   */
+  ttlAttribute: 'expires_at',
+  gsi1: { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+} as const
+
+export const GSI1 = TABLE_SCHEMA.gsi1.indexName
+export const TTL_ATTRIBUTE = TABLE_SCHEMA.ttlAttribute
+
+/** CreateTable's input for this schema (local mode, tests); TTL is set apart (UpdateTimeToLive). */
+export function tableDefinition(tableName: string): CreateTableCommandInput {
+  const { partitionKey, sortKey, gsi1 } = TABLE_SCHEMA
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [partitionKey, sortKey, gsi1.partitionKey, gsi1.sortKey].map((name) => ({
+      AttributeName: name,
+      AttributeType: 'S',
+    })),
+    KeySchema: [
+      { AttributeName: partitionKey, KeyType: 'HASH' },
+      { AttributeName: sortKey, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: [
+      {
+        IndexName: gsi1.indexName,
+        KeySchema: [
+          { AttributeName: gsi1.partitionKey, KeyType: 'HASH' },
+          { AttributeName: gsi1.sortKey, KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ],
+  }
+}
+
+/** A table key. */
+export type Key = { readonly pk: string; readonly sk: string }
+/** An item's place in gsi1. */
+export type IndexKey = { readonly gsi1pk: string; readonly gsi1sk: string }
+
+const key = (pk: string, sk: string): Key => ({
+  [TABLE_SCHEMA.partitionKey]: pk,
+  [TABLE_SCHEMA.sortKey]: sk,
+})
+const indexKey = (pk: string, sk: string): IndexKey => ({
+  [TABLE_SCHEMA.gsi1.partitionKey]: pk,
+  [TABLE_SCHEMA.gsi1.sortKey]: sk,
+})
+
+/** Partition values, in the table and in gsi1. */
+const partition = {
+  user: (sub: string) => `USER#${sub}`,
+  username: (username: string) => `USERNAME#${username}`,
+  session: (sid: string) => `SESSION#${sid}`,
+}
+
+/** Sort keys that name the kind of item (in `sk`, and in `gsi1sk` where it is indexed). */
+const KIND = {
+  user: 'USER',
+  usernameClaim: 'USERNAME',
+  session: 'SESSION',
+  failedLogins: 'THROTTLE',
+} as const
+
+/** The prefix of a session's `gsi1sk` under its user. */
+export const SESSION_PREFIX = 'SESSION#'
+
+/** The table key of each item. */
+export const itemKey = {
+  user: (sub: string) => key(partition.user(sub), KIND.user),
+  usernameClaim: (username: string) => key(partition.username(username), KIND.usernameClaim),
+  session: (sid: string) => key(partition.session(sid), KIND.session),
+  issuedToken: (sid: string, hash: string) => key(partition.session(sid), `TOKEN#${hash}`),
+  failedLogins: (username: string) => key(partition.username(username), KIND.failedLogins),
+}
+
+/** Where each indexed item sits in gsi1. */
+export const indexedAt = {
+  user: (username: string) => indexKey(partition.username(username), KIND.user),
+  session: (sub: string, createdAt: number, sid: string) =>
+    indexKey(partition.user(sub), `${SESSION_PREFIX}${String(createdAt).padStart(15, '0')}#${sid}`),
+  failedLogins: (username: string) => indexKey(partition.username(username), KIND.failedLogins),
+}
+
+/** The gsi1 partitions the adapters query. */
+export const gsi1Partition = {
+  /** The user with this username, and the username's failed logins. */
+  byUsername: partition.username,
+  /** The user's sessions. */
+  sessionsOf: partition.user,
+}
+
+/** The TTL attribute's value for an instant in epoch ms. */
+export const ttlSeconds = (epochMs: number): number => Math.ceil(epochMs / 1000)

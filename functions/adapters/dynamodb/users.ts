@@ -1,0 +1,128 @@
+/**
+ * The UserStore port on DynamoDB (docs/design.md "Storage"): users, found by
+ * username through gsi1, and the username claims that keep usernames unique.
+ * The rules (who may log in, what voids a session) live in functions/core;
+ * this file maps items and conditions only. Retries follow retry.ts.
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import {
+  type DynamoDBDocumentClient,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb'
+import type { User, UserStatus, UserStore } from '../../core/ports.js'
+import { documentClient, userItem, usernameClaimItem } from './items.js'
+import { cancelledBy, conditionFailed, withRetry } from './retry.js'
+import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA } from './table.js'
+
+const PK = { '#pk': TABLE_SCHEMA.partitionKey }
+
+export class DynamoUsers implements UserStore {
+  private readonly doc: DynamoDBDocumentClient
+
+  constructor(
+    client: DynamoDBClient,
+    private readonly tableName: string,
+  ) {
+    this.doc = documentClient(client)
+  }
+
+  async findUserByUsername(username: string): Promise<User | undefined> {
+    const { gsi1 } = TABLE_SCHEMA
+    // gsi1 is eventually consistent: createSession re-checks the user as it commits.
+    const { Items } = await withRetry('Query', () =>
+      this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: GSI1,
+          KeyConditionExpression: '#gpk = :name AND #gsk = :user',
+          ExpressionAttributeNames: { '#gpk': gsi1.partitionKey, '#gsk': gsi1.sortKey },
+          ExpressionAttributeValues: {
+            ':name': gsi1Partition.byUsername(username),
+            ':user': indexedAt.user(username).gsi1sk,
+          },
+          Limit: 1,
+        }),
+      ),
+    )
+    return Items?.[0] ? userItem.fromItem(Items[0]) : undefined
+  }
+
+  async createUser(user: User): Promise<boolean> {
+    const notThere = {
+      ConditionExpression: 'attribute_not_exists(#pk)',
+      ExpressionAttributeNames: PK,
+    }
+    return withRetry('TransactWriteItems', () =>
+      this.doc
+        .send(
+          new TransactWriteCommand({
+            TransactItems: [
+              // Claims the username: usernames are unique, whatever the sub.
+              {
+                Put: {
+                  TableName: this.tableName,
+                  Item: usernameClaimItem.toItem(user),
+                  ...notThere,
+                },
+              },
+              { Put: { TableName: this.tableName, Item: userItem.toItem(user), ...notThere } },
+            ],
+          }),
+        )
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (cancelledBy(error, 'ConditionalCheckFailed')) return false
+            throw error
+          },
+        ),
+    )
+  }
+
+  async updateUser(
+    sub: string,
+    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+  ): Promise<boolean> {
+    const sets: string[] = []
+    const names: Record<string, string> = { ...PK }
+    const values: Record<string, unknown> = {}
+    if (change.status !== undefined) {
+      sets.push('#status = :status')
+      names['#status'] = 'status'
+      values[':status'] = change.status
+    }
+    if (change.roles !== undefined) {
+      sets.push('#roles = :roles')
+      names['#roles'] = 'roles'
+      values[':roles'] = [...change.roles]
+    }
+    if (change.sessionsValidAfter !== undefined) {
+      sets.push('sessions_valid_after = :after')
+      values[':after'] = change.sessionsValidAfter
+    }
+    if (sets.length === 0) return true
+    return withRetry('UpdateItem', () =>
+      this.doc
+        .send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: itemKey.user(sub),
+            // Changes an existing user only: an update never creates a half user.
+            ConditionExpression: 'attribute_exists(#pk)',
+            UpdateExpression: `SET ${sets.join(', ')}`,
+            ExpressionAttributeNames: names,
+            ExpressionAttributeValues: values,
+          }),
+        )
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (conditionFailed(error)) return false
+            throw error
+          },
+        ),
+    )
+  }
+}

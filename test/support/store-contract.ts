@@ -1,0 +1,411 @@
+/**
+ * The contracts of the storage ports (functions/core/ports.ts): one spec per
+ * port, written against the interface only, so that the same spec runs
+ * against the real adapter on DynamoDB Local (test/integration/store-contract.test.ts)
+ * and against any fake a test may want.
+ */
+import { beforeAll, describe, expect, it } from 'vitest'
+import { startSession } from '../../functions/core/login.js'
+import type {
+  LoginAttempts,
+  Rotation,
+  Session,
+  SessionStore,
+  User,
+  UserStore,
+} from '../../functions/core/ports.js'
+import { newSessionId, newUserId } from '../../functions/core/refresh-token.js'
+import { voidSessionsUpTo } from '../../functions/core/users.js'
+import { FakeClock } from './clock.js'
+
+/** The ports under test, on one fresh, empty store. */
+export interface Stores {
+  readonly sessions: SessionStore
+  readonly users: UserStore
+  readonly loginAttempts: LoginAttempts
+}
+
+const clock = new FakeClock()
+const unique = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 10)}`
+
+/** A user as the domain creates it (the hash is a stand-in: no password is checked here). */
+function aUser(overrides: Partial<User> = {}): User {
+  return {
+    sub: newUserId(),
+    username: unique('user'),
+    passwordHash: `$scrypt$ln=10,r=8,p=1$${unique('salt')}$${unique('hash')}`,
+    roles: ['reader'],
+    status: 'active',
+    createdAt: clock.now(),
+    ...overrides,
+  }
+}
+
+function aSession(user: User, overrides: Partial<Session> = {}): Session {
+  const now = clock.now()
+  return {
+    sid: newSessionId(),
+    sub: user.sub,
+    clientId: 'test-native',
+    scope: 'openid api',
+    status: 'active',
+    createdAt: now,
+    lastUsedAt: now,
+    idleExpiresAt: now + 7 * 86_400_000,
+    absoluteExpiresAt: now + 30 * 86_400_000,
+    generation: 0,
+    currentHash: unique('hash0'),
+    userAgent: 'contract-test',
+    ...overrides,
+  }
+}
+
+const guardOf = (user: User) => ({ sub: user.sub, passwordHash: user.passwordHash })
+
+/** The rotation from `session` as it is to a new token, as core/refresh.ts builds it. */
+function rotationOf(session: Session, nextHash = unique('hash')): Rotation {
+  const now = clock.now()
+  return {
+    sid: session.sid,
+    expect: { currentHash: session.currentHash, generation: session.generation },
+    next: {
+      currentHash: nextHash,
+      previousHash: session.currentHash,
+      generation: session.generation + 1,
+      rotatedAt: now,
+      graceChild: unique('sealed'),
+      lastUsedAt: now,
+      idleExpiresAt: now + 7 * 86_400_000,
+    },
+    absoluteExpiresAt: session.absoluteExpiresAt,
+  }
+}
+
+export function userStoreContract(name: string, make: () => Promise<Stores>): void {
+  describe(`UserStore contract: ${name}`, () => {
+    let stores: Stores
+    beforeAll(async () => {
+      stores = await make()
+    })
+
+    it('finds a created user by its username, every field as written', async () => {
+      const user = aUser({ roles: ['reader', 'editor'], sessionsValidAfter: clock.now() })
+      expect(await stores.users.createUser(user)).toBe(true)
+      expect(await stores.users.findUserByUsername(user.username)).toEqual(user)
+    })
+
+    it('finds nobody under an unknown username', async () => {
+      expect(await stores.users.findUserByUsername(unique('nobody'))).toBeUndefined()
+    })
+
+    it('refuses a second user with a taken username, whatever its sub, and keeps the first', async () => {
+      const first = aUser()
+      expect(await stores.users.createUser(first)).toBe(true)
+      expect(await stores.users.createUser(aUser({ username: first.username }))).toBe(false)
+      expect(await stores.users.createUser(first)).toBe(false)
+      expect(await stores.users.findUserByUsername(first.username)).toEqual(first)
+    })
+
+    it('changes status, roles and sessionsValidAfter, each alone, leaving the rest as it was', async () => {
+      const user = aUser()
+      await stores.users.createUser(user)
+      expect(await stores.users.updateUser(user.sub, { status: 'disabled' })).toBe(true)
+      expect(await stores.users.findUserByUsername(user.username)).toEqual({
+        ...user,
+        status: 'disabled',
+      })
+      await stores.users.updateUser(user.sub, { roles: [] })
+      await stores.users.updateUser(user.sub, { sessionsValidAfter: 42 })
+      expect(await stores.users.findUserByUsername(user.username)).toEqual({
+        ...user,
+        status: 'disabled',
+        roles: [],
+        sessionsValidAfter: 42,
+      })
+    })
+
+    it('answers false to an update of an unknown sub, and creates no user', async () => {
+      const sub = newUserId()
+      expect(await stores.users.updateUser(sub, { status: 'active' })).toBe(false)
+      const { user } = await stores.sessions.loadSessionState({ sub, sid: newSessionId() })
+      expect(user).toBeUndefined()
+    })
+  })
+}
+
+export function sessionStoreContract(name: string, make: () => Promise<Stores>): void {
+  describe(`SessionStore contract: ${name}`, () => {
+    let stores: Stores
+    let user: User
+    beforeAll(async () => {
+      stores = await make()
+      user = aUser()
+      await stores.users.createUser(user)
+    })
+
+    it('creates a session and reads it back exactly, alone, with its user, and with its token record', async () => {
+      const session = aSession(user)
+      expect(await stores.sessions.createSession(session, guardOf(user))).toEqual({ created: true })
+      expect(await stores.sessions.getSession(session.sid)).toEqual(session)
+      expect(await stores.sessions.loadSessionState(session)).toEqual({ session, user })
+      expect(
+        await stores.sessions.loadRefreshState({ ...session, tokenHash: session.currentHash }),
+      ).toEqual({ session, user, tokenIssued: true })
+    })
+
+    it('reads nothing for a session that does not exist', async () => {
+      const sid = newSessionId()
+      expect(await stores.sessions.getSession(sid)).toBeUndefined()
+      expect(await stores.sessions.loadSessionState({ sub: user.sub, sid })).toEqual({ user })
+      expect(
+        await stores.sessions.loadRefreshState({ sub: user.sub, sid, tokenHash: 'x' }),
+      ).toEqual({ user, tokenIssued: false })
+    })
+
+    it('recognises exactly the hashes issued for the session, retired ones included', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const rotation = rotationOf(session)
+      expect(await stores.sessions.rotate(rotation)).toBe('committed')
+      const issued = async (tokenHash: string, sid = session.sid) =>
+        (await stores.sessions.loadRefreshState({ sub: user.sub, sid, tokenHash })).tokenIssued
+      expect(await issued(session.currentHash)).toBe(true)
+      expect(await issued(rotation.next.currentHash)).toBe(true)
+      expect(await issued(unique('never-issued'))).toBe(false)
+      // A hash issued for one session names no other.
+      const other = aSession(user)
+      await stores.sessions.createSession(other, guardOf(user))
+      expect(await issued(session.currentHash, other.sid)).toBe(false)
+    })
+
+    it('refuses a session for a disabled user or another password, and writes nothing', async () => {
+      const disabled = aUser({ status: 'disabled' })
+      await stores.users.createUser(disabled)
+      const session = aSession(disabled)
+      expect(await stores.sessions.createSession(session, guardOf(disabled))).toEqual({
+        created: false,
+        user: disabled,
+      })
+      const changed = aSession(user)
+      const stale = { sub: user.sub, passwordHash: unique('old-hash') }
+      expect(await stores.sessions.createSession(changed, stale)).toEqual({ created: false, user })
+      for (const refused of [session, changed]) {
+        expect(await stores.sessions.getSession(refused.sid)).toBeUndefined()
+        const state = await stores.sessions.loadRefreshState({
+          ...refused,
+          tokenHash: refused.currentHash,
+        })
+        expect(state.tokenIssued).toBe(false)
+      }
+    })
+
+    it('refuses a session for a user that does not exist', async () => {
+      const ghost = aUser()
+      const session = aSession(ghost)
+      expect(await stores.sessions.createSession(session, guardOf(ghost))).toEqual({
+        created: false,
+      })
+      expect(await stores.sessions.getSession(session.sid)).toBeUndefined()
+    })
+
+    it('never overwrites a session with the same id', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const clash = aSession(user, { sid: session.sid, currentHash: unique('other') })
+      expect(await stores.sessions.createSession(clash, guardOf(user))).toEqual({ created: false })
+      expect(await stores.sessions.getSession(session.sid)).toEqual(session)
+    })
+
+    it('refuses a session a logout everywhere voids, with the user as found, so that login can start it after the logout', async () => {
+      const someone = aUser()
+      await stores.users.createUser(someone)
+      const session = aSession(someone)
+      const logoutAt = session.createdAt + 5
+      await stores.users.updateUser(someone.sub, { sessionsValidAfter: voidSessionsUpTo(logoutAt) })
+      const found = { ...someone, sessionsValidAfter: voidSessionsUpTo(logoutAt) }
+      expect(await stores.sessions.createSession(session, guardOf(someone))).toEqual({
+        created: false,
+        user: found,
+      })
+      // core/login.ts startSession: the same session, started at the logout's instant rule.
+      expect(await startSession(stores.sessions, session, guardOf(someone))).toBe(true)
+      expect(await stores.sessions.getSession(session.sid)).toEqual({
+        ...session,
+        createdAt: voidSessionsUpTo(logoutAt),
+      })
+    })
+
+    it('commits a rotation only from the expected hash and generation, and only once', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const rotation = rotationOf(session)
+      const staleGeneration = { ...rotation, expect: { ...rotation.expect, generation: 1 } }
+      const staleHash = { ...rotation, expect: { ...rotation.expect, currentHash: 'stale' } }
+      expect(await stores.sessions.rotate(staleGeneration)).toBe('lost')
+      expect(await stores.sessions.rotate(staleHash)).toBe('lost')
+      expect(await stores.sessions.getSession(session.sid)).toEqual(session)
+
+      expect(await stores.sessions.rotate(rotation)).toBe('committed')
+      expect(await stores.sessions.rotate(rotationOf(session))).toBe('lost')
+      const { next } = rotation
+      expect(await stores.sessions.getSession(session.sid)).toEqual({
+        ...session,
+        generation: 1,
+        currentHash: next.currentHash,
+        previousHash: session.currentHash,
+        rotatedAt: next.rotatedAt,
+        graceChild: next.graceChild,
+        lastUsedAt: next.lastUsedAt,
+        idleExpiresAt: next.idleExpiresAt,
+      })
+    })
+
+    it('lets exactly one of several concurrent rotations of the same state commit', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const rotations = Array.from({ length: 6 }, () => rotationOf(session))
+      const results = await Promise.all(rotations.map((r) => stores.sessions.rotate(r)))
+      expect(results.filter((result) => result === 'committed')).toHaveLength(1)
+      const winner = rotations[results.indexOf('committed')] as Rotation
+      const stored = await stores.sessions.getSession(session.sid)
+      expect(stored).toMatchObject({ generation: 1, currentHash: winner.next.currentHash })
+    })
+
+    it('never rotates a revoked session', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
+      expect(await stores.sessions.rotate(rotationOf(session))).toBe('lost')
+    })
+
+    it('revokes an active session once, keeps the first reason, drops the grace child', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      await stores.sessions.rotate(rotationOf(session))
+      await stores.sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
+      await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
+      const revoked = await stores.sessions.getSession(session.sid)
+      expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse_detected' })
+      expect(revoked?.graceChild).toBeUndefined()
+    })
+
+    it('treats revoking a session that does not exist as done, and creates nothing', async () => {
+      const sid = newSessionId()
+      await stores.sessions.revokeSession(sid, 'revoked', clock.now())
+      expect(await stores.sessions.getSession(sid)).toBeUndefined()
+    })
+
+    it("lists a user's sessions newest first, ended ones included, and no one else's", async () => {
+      const owner = aUser()
+      await stores.users.createUser(owner)
+      const older = aSession(owner, { createdAt: clock.now() - 2000 })
+      const newer = aSession(owner, { createdAt: clock.now() - 1000 })
+      const stranger = aSession(user)
+      for (const s of [older, newer]) await stores.sessions.createSession(s, guardOf(owner))
+      await stores.sessions.createSession(stranger, guardOf(user))
+      await stores.sessions.revokeSession(older.sid, 'ended_by_user', clock.now())
+      const listed = await stores.sessions.listSessions(owner.sub)
+      expect(listed.map((s) => s.sid)).toEqual([newer.sid, older.sid])
+      expect(listed[1]?.status).toBe('revoked')
+    })
+  })
+}
+
+export function loginAttemptsContract(name: string, make: () => Promise<Stores>): void {
+  describe(`LoginAttempts contract: ${name}`, () => {
+    let stores: Stores
+    beforeAll(async () => {
+      stores = await make()
+    })
+    const failure = (at: number, forgetBefore = at - 86_400_000) => ({
+      at,
+      forgetBefore,
+      expiresAt: at + 86_400_000,
+    })
+
+    it('reads a user and the username’s failed logins in one read, and nothing for a fresh username', async () => {
+      const user = aUser()
+      await stores.users.createUser(user)
+      expect(await stores.loginAttempts.loadLogin(user.username)).toEqual({ user })
+      await stores.loginAttempts.recordLoginFailure(user.username, failure(1000))
+      expect(await stores.loginAttempts.loadLogin(user.username)).toEqual({
+        user,
+        failedLogins: { failures: 1, lastFailedAt: 1000 },
+      })
+      expect(await stores.loginAttempts.loadLogin(unique('fresh'))).toEqual({})
+    })
+
+    it('keeps the failed logins of a username no user has', async () => {
+      const nobody = unique('nobody')
+      await stores.loginAttempts.recordLoginFailure(nobody, failure(1000))
+      await stores.loginAttempts.recordLoginFailure(nobody, failure(2000))
+      expect(await stores.loginAttempts.loadLogin(nobody)).toEqual({
+        failedLogins: { failures: 2, lastFailedAt: 2000 },
+      })
+    })
+
+    it('counts every one of many concurrent failures', async () => {
+      const username = unique('burst')
+      await Promise.all(
+        Array.from({ length: 12 }, () =>
+          stores.loginAttempts.recordLoginFailure(username, failure(5000)),
+        ),
+      )
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 12,
+        lastFailedAt: 5000,
+      })
+    })
+
+    it('restarts at 1 a count whose last failure is at or before forgetBefore', async () => {
+      const username = unique('old')
+      await stores.loginAttempts.recordLoginFailure(username, failure(1000))
+      await stores.loginAttempts.recordLoginFailure(username, failure(2000))
+      // The last failure sits exactly on the boundary: forgotten.
+      await stores.loginAttempts.recordLoginFailure(username, failure(9000, 2000))
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 1,
+        lastFailedAt: 9000,
+      })
+      // One millisecond inside the window: counted on.
+      await stores.loginAttempts.recordLoginFailure(username, failure(9500, 8999))
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 2,
+        lastFailedAt: 9500,
+      })
+    })
+
+    it('lets exactly one of several concurrent claims of the same count win', async () => {
+      const username = unique('claim')
+      await stores.loginAttempts.recordLoginFailure(username, failure(1000))
+      const seen = { failures: 1, lastFailedAt: 1000 }
+      const claims = await Promise.all(
+        [2000, 2001, 2002, 2003].map((at) =>
+          stores.loginAttempts.claimLoginAttempt(
+            username,
+            seen,
+            { failures: 2, lastFailedAt: at },
+            at + 86_400_000,
+          ),
+        ),
+      )
+      expect(claims.filter(Boolean)).toHaveLength(1)
+      const winner = 2000 + claims.indexOf(true)
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 2,
+        lastFailedAt: winner,
+      })
+    })
+
+    it('clears the count only if no failure landed since it was read', async () => {
+      const username = unique('clear')
+      await stores.loginAttempts.recordLoginFailure(username, failure(1000))
+      const seen = { failures: 1, lastFailedAt: 1000 }
+      await stores.loginAttempts.recordLoginFailure(username, failure(1500))
+      await stores.loginAttempts.clearLoginFailures(username, seen)
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(2)
+      await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 1500 })
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+    })
+  })
+}
