@@ -1,0 +1,442 @@
+/**
+ * The AWS account a synthesized stack runs in, made of what our template uses
+ * and nothing more: physical ids for its resources, the CloudFormation
+ * intrinsics it writes, one endpoint that speaks KMS (JSON 1.1, real keys) and
+ * fronts DynamoDB Local (JSON 1.0), and IAM: every call is checked against the
+ * calling function's policy statements and recorded.
+ */
+import { constants, createHash, type KeyObject, privateEncrypt, randomBytes } from 'node:crypto'
+import {
+  createServer,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import type { AddressInfo } from 'node:net'
+import {
+  CreateTableCommand,
+  DynamoDBClient,
+  UpdateTimeToLiveCommand,
+} from '@aws-sdk/client-dynamodb'
+import { ecdsaSignDigest, ecKey, rsaKey, SHA256_DIGEST_INFO } from '../support/fake-kms.js'
+import type { StackTemplate } from './assembly.js'
+
+export const REGION = 'local'
+export const ACCOUNT = '000000000000'
+
+export interface Statement {
+  readonly Effect: 'Allow' | 'Deny'
+  readonly Action: string | readonly string[]
+  readonly Resource: string | readonly string[]
+  readonly Condition?: Record<string, Record<string, string | readonly string[]>>
+}
+
+/** A function as AWS sees its calls: its access key (the role session) and its role's statements. */
+export interface Caller {
+  readonly name: string
+  readonly accessKeyId: string
+  readonly statements: readonly Statement[]
+  /** `action resource` -> calls allowed and denied. */
+  readonly calls: Map<string, { allowed: number; denied: number }>
+}
+
+interface SigningKey {
+  readonly arn: string
+  readonly spec: 'RSA_2048' | 'ECC_NIST_P256'
+  readonly privateKey: KeyObject
+  readonly publicKey: KeyObject
+  /** The key policy gives the account (so IAM policies) `kms:*`, as CDK's default policy does. */
+  readonly delegatesToIam: boolean
+}
+
+const list = <T>(value: T | readonly T[] | undefined): readonly T[] =>
+  value === undefined ? [] : Array.isArray(value) ? value : [value as T]
+
+/** IAM's wildcards: `*` any run of characters, `?` one; actions match in any letter case. */
+function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
+  return new RegExp(`^${source}$`, ignoreCase ? 'i' : '').test(value)
+}
+
+const CONDITION_OPERATORS: Record<string, (want: string, got: string) => boolean> = {
+  StringEquals: (want, got) => want === got,
+  StringLike: (want, got) => wildcard(want, got, false),
+}
+
+/**
+ * Identity-policy evaluation as IAM does it for one request: an explicit Deny
+ * wins, else any Allow, else denied. A condition key the request does not
+ * carry fails its condition. Elements and operators the template does not use
+ * throw, so that a change to the policies cannot be silently misread here.
+ */
+export function isAllowed(
+  statements: readonly Statement[],
+  action: string,
+  resource: string,
+  context: Record<string, string> = {},
+): boolean {
+  let allowed = false
+  for (const statement of statements) {
+    for (const element of Object.keys(statement)) {
+      if (!['Sid', 'Effect', 'Action', 'Resource', 'Condition'].includes(element)) {
+        throw new Error(`IAM element ${element} is not modelled by the stack harness`)
+      }
+    }
+    if (!list(statement.Action).some((pattern) => wildcard(pattern, action, true))) continue
+    if (!list(statement.Resource).some((pattern) => wildcard(pattern, resource, false))) continue
+    const conditions = Object.entries(statement.Condition ?? {})
+    const holds = conditions.every(([operator, keys]) => {
+      const test = CONDITION_OPERATORS[operator]
+      if (!test) throw new Error(`IAM condition ${operator} is not modelled by the stack harness`)
+      return Object.entries(keys).every(([key, wanted]) => {
+        const got = Object.entries(context).find(
+          ([name]) => name.toLowerCase() === key.toLowerCase(),
+        )
+        return got !== undefined && list(wanted).some((want) => test(want, got[1]))
+      })
+    })
+    if (!holds) continue
+    if (statement.Effect === 'Deny') return false
+    allowed = true
+  }
+  return allowed
+}
+
+export class Cloud {
+  /** Physical names carry it, so that clouds sharing one DynamoDB Local never meet. */
+  readonly id = randomBytes(3).toString('hex')
+  readonly callers = new Map<string, Caller>()
+  /** KMS aliases of the deployment in charge (AWS::KMS::Alias): name -> key ARN. */
+  aliases = new Map<string, string>()
+  /** The endpoint's URL, for `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL_DYNAMODB`. */
+  endpoint = ''
+  readonly #keys = new Map<string, SigningKey>()
+  readonly #tables = new Set<string>()
+  readonly #labels = new Map<string, string>()
+  readonly #dynamodbLocal: string
+  #server: Server | undefined
+
+  constructor(dynamodbLocal: string) {
+    this.#dynamodbLocal = dynamodbLocal
+  }
+
+  async start(): Promise<void> {
+    this.#server = createServer((req, res) => {
+      this.#serve(req, res).catch((error: unknown) => {
+        res.writeHead(500).end(String(error))
+      })
+    })
+    await new Promise<void>((resolve) => this.#server?.listen(0, '127.0.0.1', resolve))
+    this.endpoint = `http://127.0.0.1:${(this.#server.address() as AddressInfo).port}`
+  }
+
+  async stop(): Promise<void> {
+    const server = this.#server
+    if (!server) return
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
+
+  /** A short name for an ARN in reports: `table`, `table/index/gsi1`, `key k1`. */
+  label(arn: string): string {
+    if (arn === '*') return '*'
+    for (const [prefix, label] of this.#labels) {
+      if (arn.startsWith(prefix)) return `${label}${arn.slice(prefix.length)}`
+    }
+    return arn
+  }
+
+  /** Stable across the templates of one stack, as CloudFormation keeps a resource's name. */
+  #physicalId(template: StackTemplate, logicalId: string): string {
+    return `${template.stackName}-${logicalId}-${this.id}`
+  }
+
+  #hashedId(template: StackTemplate, logicalId: string): string {
+    return createHash('sha256').update(this.#physicalId(template, logicalId)).digest('hex')
+  }
+
+  /** `Ref`: a pseudo parameter, or what CloudFormation returns for our resource types. */
+  ref(template: StackTemplate, logicalId: string): string {
+    const pseudo: Record<string, string> = {
+      'AWS::Region': REGION,
+      'AWS::AccountId': ACCOUNT,
+      'AWS::Partition': 'aws',
+      'AWS::URLSuffix': 'amazonaws.com',
+      'AWS::StackName': template.stackName,
+    }
+    const resource = template.resources[logicalId]
+    const type = resource?.Type ?? ''
+    if (pseudo[logicalId] !== undefined) return pseudo[logicalId]
+    if (type === 'AWS::KMS::Key') {
+      const uuid = /(.{8})(.{4})(.{4})(.{4})(.{12})/.exec(this.#hashedId(template, logicalId))
+      return uuid?.slice(1).join('-') ?? ''
+    }
+    if (type === 'AWS::ApiGatewayV2::Api') return this.#hashedId(template, logicalId).slice(0, 10)
+    if (type === 'AWS::KMS::Alias') return resource?.Properties.AliasName
+    if (/^AWS::ApiGatewayV2::(Integration|Authorizer)$/.test(type)) return logicalId
+    if (/^AWS::(DynamoDB::Table|Lambda::Function|IAM::Role|Logs::LogGroup)$/.test(type)) {
+      return this.#physicalId(template, logicalId)
+    }
+    throw new Error(`Ref of ${logicalId} (${type}) is not modelled by the stack harness`)
+  }
+
+  /** `Fn::GetAtt`, for the attributes our template reads. */
+  attribute(template: StackTemplate, logicalId: string, name: string): string {
+    const type = `${template.resources[logicalId]?.Type}.${name}`
+    const id = this.ref(template, logicalId)
+    const arns: Record<string, string> = {
+      'AWS::DynamoDB::Table.Arn': `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${id}`,
+      'AWS::KMS::Key.Arn': `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
+      'AWS::Lambda::Function.Arn': `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`,
+      'AWS::IAM::Role.Arn': `arn:aws:iam::${ACCOUNT}:role/${id}`,
+      'AWS::Logs::LogGroup.Arn': `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${id}:*`,
+      'AWS::ApiGatewayV2::Api.ApiEndpoint': `https://${id}.execute-api.${REGION}.amazonaws.com`,
+    }
+    const value = arns[type]
+    if (value === undefined) throw new Error(`Fn::GetAtt ${logicalId}.${name} is not modelled`)
+    return value
+  }
+
+  /** Resolves the intrinsics our template writes: Ref, Fn::GetAtt, Fn::Join, Fn::Sub. */
+  // biome-ignore lint/suspicious/noExplicitAny: template values are JSON of any shape
+  resolve(template: StackTemplate, value: unknown): any {
+    if (Array.isArray(value)) return value.map((item) => this.resolve(template, item))
+    if (value === null || typeof value !== 'object') return value
+    const entries = Object.entries(value)
+    const [name = '', argument] = entries[0] ?? []
+    if (entries.length !== 1 || !(name === 'Ref' || name.startsWith('Fn::'))) {
+      return Object.fromEntries(entries.map(([key, item]) => [key, this.resolve(template, item)]))
+    }
+    const args = this.resolve(template, argument)
+    if (name === 'Ref') return this.ref(template, args)
+    if (name === 'Fn::GetAtt') return this.attribute(template, args[0], args[1])
+    if (name === 'Fn::Join') return (args[1] as string[]).join(args[0])
+    if (name === 'Fn::Sub' && typeof args === 'string') {
+      return args.replace(/\$\{([^}.]+)(?:\.([^}]+))?\}/g, (_, id: string, attribute?: string) =>
+        attribute ? this.attribute(template, id, attribute) : this.ref(template, id),
+      )
+    }
+    throw new Error(`${name} is not modelled by the stack harness`)
+  }
+
+  /**
+   * Creates what deploying a template would, once per cloud: its KMS keys (real
+   * keys of the template's KeySpec), and its table in DynamoDB Local from the
+   * template's own definition (billing, PITR and deletion protection mean
+   * nothing there). Labels ARNs for the reports.
+   */
+  async provision(template: StackTemplate): Promise<void> {
+    for (const [logicalId, { Type, Properties: p }] of Object.entries(template.resources)) {
+      if (Type === 'AWS::KMS::Key') this.#createKey(template, logicalId, p)
+      if (Type === 'AWS::KMS::Alias' && !p.AliasName.endsWith('/active')) {
+        this.#labels.set(
+          this.resolve(template, p.TargetKeyId),
+          `key ${p.AliasName.split('/').pop()}`,
+        )
+      }
+      if (Type === 'AWS::Logs::LogGroup') {
+        this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'its log group')
+      }
+      if (Type !== 'AWS::DynamoDB::Table') continue
+      const name = this.ref(template, logicalId)
+      this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'table')
+      if (this.#tables.has(name)) continue
+      const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = p
+      const client = new DynamoDBClient({
+        endpoint: this.#dynamodbLocal,
+        region: REGION,
+        credentials: { accessKeyId: 'provisioning', secretAccessKey: 'provisioning' },
+      })
+      const input = { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode }
+      await client.send(new CreateTableCommand({ TableName: name, ...input }))
+      if (p.TimeToLiveSpecification) {
+        const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
+        await client.send(new UpdateTimeToLiveCommand(ttl))
+      }
+      client.destroy()
+      this.#tables.add(name)
+    }
+  }
+
+  // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
+  #createKey(template: StackTemplate, logicalId: string, p: Record<string, any>): void {
+    const arn = this.attribute(template, logicalId, 'Arn')
+    if (this.#keys.has(arn)) return
+    const spec = `${p.KeySpec}/${p.KeyUsage}`
+    if (spec !== 'RSA_2048/SIGN_VERIFY' && spec !== 'ECC_NIST_P256/SIGN_VERIFY') {
+      throw new Error(`${logicalId}: ${spec} is not modelled by the stack harness`)
+    }
+    // IAM policies grant a key only if its key policy lets the account's IAM do so.
+    const { Statement } = this.resolve(template, p.KeyPolicy)
+    const forAccount = (Statement as (Statement & { Principal?: { AWS?: string } })[])
+      .filter((s) => list(s.Principal?.AWS).includes(`arn:aws:iam::${ACCOUNT}:root`))
+      .map(({ Principal: _, ...s }) => s)
+    const delegatesToIam = ['kms:Sign', 'kms:GetPublicKey'].every((action) =>
+      isAllowed(forAccount, action, '*'),
+    )
+    const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
+    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam })
+  }
+
+  /** Checks one action on one resource for a caller, and records it. */
+  #authorize(
+    caller: Caller,
+    action: string,
+    resource: string,
+    context: Record<string, string> = {},
+  ): boolean {
+    const allowed = isAllowed(caller.statements, action, resource, context)
+    const key = `${action} ${resource}`
+    const count = caller.calls.get(key) ?? { allowed: 0, denied: 0 }
+    if (allowed) count.allowed++
+    else count.denied++
+    caller.calls.set(key, count)
+    return allowed
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const body = Buffer.concat(chunks)
+    const target = String(req.headers['x-amz-target'] ?? '')
+    const protocol = target.startsWith('TrentService.') ? 'kms' : 'dynamodb'
+    const reply = this.#reply(req, target, JSON.parse(body.toString('utf8') || '{}'))
+    if (reply) return send(res, protocol, reply)
+    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode ?? 500, r.headers)
+      r.pipe(res)
+    })
+    upstream.on('error', (error) => send(res, protocol, fail('InternalServerError', error.message)))
+    upstream.end(body)
+  }
+
+  /** KMS's answer, or DynamoDB's refusal; `undefined` when DynamoDB Local should answer. */
+  // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+  #reply(req: IncomingMessage, target: string, input: any): AwsReply | undefined {
+    // SigV4 names the access key in `Credential=<AKID>/<date>/<region>/<service>/aws4_request`.
+    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? ''
+    const caller = this.callers.get(accessKeyId)
+    if (!caller) {
+      return fail(
+        'UnrecognizedClientException',
+        'The security token included in the request is invalid.',
+      )
+    }
+    const denied = (action: string, resource: string) =>
+      fail(
+        'AccessDeniedException',
+        `User: arn:aws:sts::${ACCOUNT}:assumed-role/${caller.name}/${caller.name} is not authorized to perform: ${action} on resource: ${resource} because no identity-based policy allows the ${action} action`,
+      )
+    const [service, operation = ''] = target.split('.')
+    if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
+    for (const [action, resource] of dynamodbChecks(operation, input)) {
+      if (!this.#authorize(caller, action, resource)) return denied(action, resource)
+    }
+    return undefined
+  }
+
+  #kms(
+    caller: Caller,
+    operation: string,
+    // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+    input: any,
+    denied: (action: string, resource: string) => AwsReply,
+  ): AwsReply {
+    const keyId = String(input.KeyId ?? '')
+    const alias = /^(arn:aws:kms:[^:]*:[^:]*:)?(alias\/.+)$/.exec(keyId)?.[2]
+    const arn = alias
+      ? this.aliases.get(alias)
+      : keyId.startsWith('arn:')
+        ? keyId
+        : `arn:aws:kms:${REGION}:${ACCOUNT}:key/${keyId}`
+    const key = arn === undefined ? undefined : this.#keys.get(arn)
+    if (!key) return fail('NotFoundException', `Key '${keyId}' does not exist`)
+    const context: Record<string, string> = {
+      ...(alias && { 'kms:RequestAlias': alias }),
+      ...(operation === 'Sign' && {
+        'kms:SigningAlgorithm': String(input.SigningAlgorithm),
+        'kms:MessageType': String(input.MessageType ?? 'RAW'),
+      }),
+    }
+    // KMS authorizes on the key's ARN, whatever name the caller used.
+    const action = `kms:${operation}`
+    if (!key.delegatesToIam || !this.#authorize(caller, action, key.arn, context)) {
+      return denied(action, key.arn)
+    }
+    const algorithm = key.spec === 'RSA_2048' ? 'RSASSA_PKCS1_V1_5_SHA_256' : 'ECDSA_SHA_256'
+    if (operation === 'GetPublicKey') {
+      return {
+        KeyId: key.arn,
+        KeySpec: key.spec,
+        KeyUsage: 'SIGN_VERIFY',
+        SigningAlgorithms: [algorithm],
+        PublicKey: key.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+      }
+    }
+    if (operation !== 'Sign') return fail('UnknownOperationException', operation)
+    if (input.SigningAlgorithm !== algorithm) {
+      return fail('InvalidKeyUsageException', `${input.SigningAlgorithm} does not fit ${key.spec}`)
+    }
+    const message = Buffer.from(String(input.Message), 'base64')
+    const digest =
+      input.MessageType === 'DIGEST' ? message : createHash('sha256').update(message).digest()
+    if (digest.length !== 32) return fail('ValidationException', 'Digest is invalid length')
+    const signature =
+      key.spec === 'RSA_2048'
+        ? privateEncrypt(
+            { key: key.privateKey, padding: constants.RSA_PKCS1_PADDING },
+            Buffer.concat([SHA256_DIGEST_INFO, digest]),
+          )
+        : ecdsaSignDigest(key.privateKey, digest, randomBytes(16).toString('hex'))
+    return { KeyId: key.arn, SigningAlgorithm: algorithm, Signature: signature.toString('base64') }
+  }
+}
+
+/**
+ * The IAM actions and resources a DynamoDB request needs. A transaction is
+ * authorized per item action; a query on an index on the index's ARN.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+function dynamodbChecks(operation: string, input: any): [string, string][] {
+  const table = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`
+  const perItem: Record<string, string> = {
+    Put: 'PutItem',
+    Update: 'UpdateItem',
+    Delete: 'DeleteItem',
+    ConditionCheck: 'ConditionCheckItem',
+    Get: 'GetItem',
+  }
+  if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
+    return (input.TransactItems as Record<string, { TableName: string }>[]).map((item) => {
+      const [kind, body] = Object.entries(item)[0] as [string, { TableName: string }]
+      return [`dynamodb:${perItem[kind]}`, table(body.TableName)]
+    })
+  }
+  if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
+    return Object.keys(input.RequestItems).map((name) => [`dynamodb:${operation}`, table(name)])
+  }
+  const resource = input.TableName ? table(input.TableName) : '*'
+  return [
+    [`dynamodb:${operation}`, input.IndexName ? `${resource}/index/${input.IndexName}` : resource],
+  ]
+}
+
+/** A JSON protocol answer: a result, or an error as the service names it. */
+type AwsReply = Record<string, unknown> | { readonly error: string; readonly message: string }
+
+const fail = (error: string, message: string): AwsReply => ({ error, message })
+
+function send(res: ServerResponse, protocol: 'kms' | 'dynamodb', reply: AwsReply): void {
+  const failed = 'error' in reply && typeof reply.error === 'string'
+  // KMS (JSON 1.1) names its errors bare, DynamoDB (JSON 1.0) in the coral namespace.
+  const type = protocol === 'kms' ? reply.error : `com.amazon.coral.service#${reply.error}`
+  res.writeHead(failed ? 400 : 200, {
+    'Content-Type': `application/x-amz-json-${protocol === 'kms' ? '1.1' : '1.0'}`,
+    'x-amzn-RequestId': randomBytes(8).toString('hex'),
+  })
+  res.end(JSON.stringify(failed ? { __type: type, message: reply.message } : reply))
+}

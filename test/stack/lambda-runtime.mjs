@@ -1,0 +1,72 @@
+/**
+ * A Lambda sandbox for one function of the synthesized stack, run as a plain
+ * `node` child process (no test loader): it imports the bundle from the cloud
+ * assembly with the environment the parent gives it, then runs invocations
+ * that arrive over IPC. Argv: bundle file, export name, API host, front origin,
+ * clock offset (ms).
+ *
+ * Two things differ from Lambda, both for the harness's sake:
+ * - fetches to the API's own host (`<api-id>.execute-api.local.amazonaws.com`)
+ *   go to the HTTP front on 127.0.0.1 instead, as if DNS pointed there; only
+ *   `fetch` is redirected;
+ * - the clock (`Date`) runs `offset` ms ahead, as the parent says, so that
+ *   tests move time (grace windows, caches) without sleeping.
+ */
+import { performance } from 'node:perf_hooks'
+import { pathToFileURL } from 'node:url'
+
+const [bundle, exportName, apiHost, frontOrigin, offset] = process.argv.slice(2)
+
+let clockOffset = Number(offset)
+const SystemDate = Date
+const now = () => SystemDate.now() + clockOffset
+// `Date.now()`, `new Date()` and `Date()` all read the moved clock; the rest of Date is as is.
+globalThis.Date = new Proxy(SystemDate, {
+  construct: (target, args, newTarget) =>
+    Reflect.construct(target, args.length ? args : [now()], newTarget),
+  apply: () => new SystemDate(now()).toString(),
+  get: (target, property, receiver) =>
+    property === 'now' ? now : Reflect.get(target, property, receiver),
+})
+
+const systemFetch = globalThis.fetch
+globalThis.fetch = (input, init) => {
+  const original = new Request(input, init)
+  const url = new URL(original.url)
+  if (url.host !== apiHost) return systemFetch(original)
+  return systemFetch(new Request(`${frontOrigin}${url.pathname}${url.search}`, original))
+}
+
+// Listening first: a clock message may come while the bundle loads.
+const loading = import(pathToFileURL(bundle).href).then((module) => module[exportName])
+
+// A sandbox never outlives the test process that started it.
+process.on('disconnect', () => process.exit(0))
+
+process.on('message', async (message) => {
+  if (message.type === 'clock') {
+    clockOffset = message.offsetMs
+    return
+  }
+  const { id, event, timeoutMs, context } = message
+  const deadline = performance.now() + timeoutMs
+  const lambdaContext = {
+    ...context,
+    callbackWaitsForEmptyEventLoop: true,
+    getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - performance.now())),
+  }
+  try {
+    const result = await (await loading)(event, lambdaContext)
+    process.send({ type: 'result', id, result })
+  } catch (error) {
+    process.send({ type: 'error', id, error: `${error?.name}: ${error?.message}` })
+  }
+})
+
+try {
+  if (typeof (await loading) !== 'function') throw new Error(`the bundle exports no ${exportName}`)
+  // Since the process started: Lambda's Init Duration plus Node's own start-up.
+  process.send({ type: 'ready', initMs: performance.now() })
+} catch (error) {
+  process.send({ type: 'init-error', message: `${error?.name}: ${error?.message}` })
+}
