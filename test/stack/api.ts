@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { DynamoStore } from '../../functions/adapters/dynamo-store.js'
+import { DynamoUsers } from '../../functions/adapters/dynamodb/users.js'
 import { hashPassword } from '../../functions/core/passwords.js'
 import { newUserId } from '../../functions/core/refresh-token.js'
 import { recordSecret } from '../support/secrets.js'
@@ -30,7 +30,7 @@ export async function seedUser(
     region: 'local',
     credentials: { accessKeyId: 'operator', secretAccessKey: 'operator' },
   })
-  const created = await new DynamoStore(client, deployment.tableName).createUser({
+  const created = await new DynamoUsers(client, deployment.tableName).createUser({
     sub: newUserId(),
     username,
     passwordHash: await hash,
