@@ -1,24 +1,30 @@
 /**
- * The CDK app: `npx cdk synth` / `npx cdk deploy`. Settings come from context
- * (cdk.json or `-c key=value`); lib/app-context.ts lists every key and its
- * default. Synth works offline, with no AWS credentials.
+ * The CDK app: `npx cdk synth` / `npx cdk deploy --strict`. The settings come
+ * from the committed token-service.config.ts (or `-c config=<file>`), with
+ * `-c KEY=VALUE` overrides; lib/config.ts validates them. Synth works offline,
+ * with no AWS credentials.
  */
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { App } from 'aws-cdk-lib'
 import {
   addNagPacks,
   keyChangeRules,
-  readAppSettings,
   unsafeKeyChangeError,
+  warnOnDemoClients,
 } from '../lib/app-context.js'
+import { readAppSettings } from '../lib/config.js'
 import { DEFAULTS } from '../lib/defaults.js'
 import { planKeyLedger } from '../lib/signing-keys.js'
 import { TokenServiceStack } from '../lib/token-service-stack.js'
 
 const app = new App()
-const settings = readAppSettings(app)
+const path = String(app.node.tryGetContext('config') ?? 'token-service.config.ts')
+const file = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown }
+const settings = readAppSettings(app, { path, config: file.default })
 
 // The ledger remembers the keys of the last synth, so that synth can refuse a change
-// that would break live tokens (docs/operations.md "Key rotation"). Commit it with the key list.
+// that would break live tokens (docs/operations.md "Key rotation"). Commit it with the config.
 const ledger =
   settings.keyLedgerPath === undefined
     ? undefined
@@ -36,7 +42,8 @@ if (ledger && ledger.problems.length > 0) {
   )
 }
 
-new TokenServiceStack(app, settings.stackName, settings.props)
+const stack = new TokenServiceStack(app, settings.stackName, settings.props)
+warnOnDemoClients(stack, settings.props.clients)
 addNagPacks(app)
 // Synthesize now, so that the ledger records only a change that synthesized cleanly
 // (cdk-nag included); the CLI reads the assembly this writes.

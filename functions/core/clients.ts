@@ -48,6 +48,14 @@ export const CLIENT_DEFAULTS = {
   cookie_mode: false,
 } as const
 
+/** Every key a client may have. */
+const CLIENT_KEYS: readonly string[] = [
+  'client_id',
+  'type',
+  'audience',
+  ...Object.keys(CLIENT_DEFAULTS),
+]
+
 const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/ // RFC 6749 §3.3 scope-token
 
@@ -74,6 +82,12 @@ function parseClient(raw: unknown, at: string): Client {
   const c = { ...CLIENT_DEFAULTS, ...(raw as Partial<ClientConfig>) }
   const fail = (field: string, why: string): never => {
     throw new ClientConfigError(`${at}.${field} ${why}`)
+  }
+  // A misspelled key would otherwise be dropped silently and its default used.
+  for (const key of Object.keys(raw)) {
+    if (!CLIENT_KEYS.includes(key)) {
+      fail(key, `is not a client setting (allowed: ${CLIENT_KEYS.join(', ')})`)
+    }
   }
   if (typeof c.client_id !== 'string' || !CLIENT_ID.test(c.client_id)) {
     fail('client_id', 'must be 1-64 characters of A-Z a-z 0-9 . _ -')

@@ -11,57 +11,81 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { type App, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib'
+import { Annotations, Match } from 'aws-cdk-lib/assertions'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import type { IConstruct } from 'constructs'
 import { describe, expect, it } from 'vitest'
-import { addNagPacks, keyChangeRules, readAppSettings } from '../../lib/app-context.js'
+import {
+  addNagPacks,
+  demoClientsIn,
+  keyChangeRules,
+  warnOnDemoClients,
+} from '../../lib/app-context.js'
+import { readAppSettings } from '../../lib/config.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
+import committed from '../../token-service.config.js'
 import { demoClients, testApp, testClients } from './synth.js'
 
 const run = promisify(execFile)
 
-describe('CDK app settings (context)', () => {
-  it('defaults to the stack TokenService with the demo clients and the construct’s own defaults', () => {
-    const settings = readAppSettings(testApp())
+const read = (config: unknown, context: Record<string, unknown> = {}) =>
+  readAppSettings(testApp(context), { path: 'token-service.config.ts', config })
+
+describe('the committed configuration (token-service.config.ts)', () => {
+  it('deploys the stack TokenService with the demo clients, one RS256 key and the recorded ledger', () => {
+    const settings = read(committed)
     expect(settings.stackName).toBe('TokenService')
     expect(settings.props.clients).toEqual(demoClients)
     expect(settings.keyLedgerPath).toBe('signing-keys.lock.json')
-    for (const key of [
-      'algorithm',
-      'signingKeys',
-      'authorizer',
-      'removalPolicy',
-      'domain',
-      'alarmTopicArn',
-    ]) {
+    expect(settings.props).toMatchObject({
+      algorithm: 'RS256',
+      signingKeys: [{ id: 'k1', state: 'active' }],
+      authorizer: 'lambda',
+      strictRevocation: false,
+      removalPolicy: RemovalPolicy.RETAIN,
+      logRetention: 90,
+    })
+    for (const key of ['domain', 'alarmTopicArn', 'issuer']) {
       expect(settings.props, key).not.toHaveProperty(key)
     }
   })
 
-  it('reads every setting from -c strings, as the CLI passes them', () => {
-    const settings = readAppSettings(
-      testApp({
-        stackName: 'Auth-Prod',
-        clients: JSON.stringify(demoClients.slice(0, 1)),
-        algorithm: 'es256',
-        signingKeys: '[{"id":"k2","state":"active"},{"id":"k1","state":"retiring"}]',
-        authorizer: 'lambda',
-        strictRevocation: 'true',
-        authorizerCacheTtlSeconds: '0',
-        throttleRate: '100',
-        loginThrottleBurst: '10',
-        removalPolicy: 'destroy',
-        deletionProtection: 'true',
-        logRetentionDays: '365',
-        alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+  it('turns every key into the stack’s props', () => {
+    const settings = read({
+      stackName: 'Auth-Prod',
+      clients: demoClients.slice(0, 1),
+      algorithm: 'ES256',
+      signingKeys: [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      signingKeysLock: 'off',
+      authorizer: 'lambda',
+      strictRevocation: true,
+      authorizerCacheTtlSeconds: 0,
+      throttle: { rateLimit: 100 },
+      loginThrottle: { burstLimit: 10 },
+      removalPolicy: 'destroy',
+      deletionProtection: true,
+      logRetentionDays: 365,
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+      domain: {
         domainName: 'auth.example.com',
         certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
         hostedZoneId: 'Z1',
         hostedZoneName: 'example.com',
-        signingKeysLock: 'off',
-      }),
-    )
+      },
+      jwksMaxAgeSeconds: 600,
+      tokenBackdateSeconds: 10,
+      loginBackoff: { freeFailures: 5, maxSeconds: 600, failureWindowSeconds: 3600 },
+      authorizerSettings: {
+        clockSkewSeconds: 60,
+        sessionCacheSeconds: 2,
+        maxTokenBytes: 8192,
+        audiences: ['https://api.example.com'],
+      },
+    })
     expect(settings.stackName).toBe('Auth-Prod')
     expect(settings.keyLedgerPath).toBeUndefined()
     expect(settings.props).toMatchObject({
@@ -85,48 +109,98 @@ describe('CDK app settings (context)', () => {
         hostedZoneId: 'Z1',
         hostedZoneName: 'example.com',
       },
-    })
-    expect(settings.props.authorizerCacheTtl?.toSeconds()).toBe(0)
-  })
-
-  it('reads the function settings: back-off, backdating, JWKS max-age and the authorizer’s', () => {
-    const settings = readAppSettings(
-      testApp({
-        tokenBackdateSeconds: '10',
-        jwksMaxAgeSeconds: '600',
-        loginFreeFailures: '5',
-        loginBackoffMaxSeconds: '600',
-        loginFailureWindowSeconds: 3600,
-        authorizerSkewSeconds: '60',
-        authorizerSessionCacheSeconds: '2',
-        authorizerMaxTokenBytes: '8192',
-        authorizerAudiences: 'https://api.example.com, https://orders.example.com',
-      }),
-    )
-    expect(settings.props).toMatchObject({
       tokenBackdateSeconds: 10,
       loginBackoff: { freeFailures: 5, maxSeconds: 600, failureWindowSeconds: 3600 },
       authorizerSettings: {
         clockSkewSeconds: 60,
         sessionCacheSeconds: 2,
         maxTokenBytes: 8192,
-        audiences: ['https://api.example.com', 'https://orders.example.com'],
+        audiences: ['https://api.example.com'],
       },
     })
-    expect(settings.props.loginBackoff).not.toHaveProperty('baseSeconds')
+    expect(settings.props.authorizerCacheTtl?.toSeconds()).toBe(0)
     expect(settings.props.jwksMaxAge?.toSeconds()).toBe(600)
-    // cdk.json may hold a JSON array; unset keys leave the construct's defaults.
-    const fromArray = readAppSettings(testApp({ authorizerAudiences: ['https://api.example.com'] }))
-    expect(fromArray.props.authorizerSettings).toEqual({ audiences: ['https://api.example.com'] })
-    for (const key of ['tokenBackdateSeconds', 'loginBackoff', 'authorizerSettings']) {
-      expect(readAppSettings(testApp()).props, key).not.toHaveProperty(key)
-    }
-    expect(() => readAppSettings(testApp({ loginFreeFailures: 'three' }))).toThrow(
-      /context loginFreeFailures must be an integer/,
+  })
+
+  it('lets -c KEY=VALUE override one key, or one field of one (a dotted path), for one synth', () => {
+    const settings = read(committed, {
+      strictRevocation: 'true',
+      'loginBackoff.freeFailures': '5',
+      signingKeys: '[{"id":"k2","state":"active"},{"id":"k1","state":"retiring"}]',
+      issuer: 'https://auth.example.com',
+      authorizer: 'jwt',
+    })
+    expect(settings.props).toMatchObject({
+      strictRevocation: true,
+      loginBackoff: { freeFailures: 5, baseSeconds: 1, maxSeconds: 900 },
+      signingKeys: [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      issuer: 'https://auth.example.com',
+      authorizer: 'jwt',
+    })
+    // cdk.json's feature flags and the CDK's own context are not settings.
+    expect(() => read(committed, { '@aws-cdk/core:checkSecretUsage': true })).not.toThrow()
+  })
+
+  it('refuses unknown keys, at the top level, nested, in a client and in -c, naming what is allowed', () => {
+    expect(() => read({ ...committed, loginBackof: {} })).toThrow(
+      /token-service\.config\.ts: loginBackof is not a setting \(allowed: stackName, clients, /,
     )
-    expect(() => readAppSettings(testApp({ authorizerAudiences: '[1]' }))).toThrow(
-      /context authorizerAudiences must list strings/,
+    expect(() => read({ ...committed, loginBackoff: { freeFailure: 5 } })).toThrow(
+      /loginBackoff\.freeFailure is not a setting \(allowed: freeFailures, baseSeconds, maxSeconds, failureWindowSeconds\)/,
     )
+    expect(() =>
+      read({ ...committed, clients: [{ ...demoClients[0], reuse_grace_secs: 0 }] }),
+    ).toThrow(
+      /clients: clients\[0\]\.reuse_grace_secs is not a client setting \(allowed: client_id, /,
+    )
+    expect(() => read(committed, { strictRevokation: 'true' })).toThrow(
+      /-c strictRevokation: strictRevokation is not a setting/,
+    )
+  })
+
+  it('refuses a bad value with a message that names the key and the allowed values', () => {
+    const refuse = (config: Record<string, unknown>, message: RegExp) =>
+      expect(() => read({ ...committed, ...config })).toThrow(message)
+    refuse({ algorithm: 'HS256' }, /algorithm must be one of "RS256", "ES256", got "HS256"/)
+    refuse(
+      { domain: { domainName: 'auth.example.com' } },
+      /domain needs both domainName and certificateArn/,
+    )
+    refuse({ logRetentionDays: 100 }, /logRetentionDays must be one of 1, 3, 5, 7, 14, 30, 60, 90/)
+    refuse({ strictRevocation: 'yes' }, /strictRevocation must be true or false, got "yes"/)
+    refuse({ clients: [{ client_id: 'x' }] }, /clients: clients\[0\]\.type/)
+    refuse({ signingKeys: [] }, /signingKeys: signingKeys must list at least one key/)
+    refuse(
+      { loginBackoff: { freeFailures: 101 } },
+      /loginBackoff\.freeFailures must be an integer from 0 to 100 \(LOGIN_FREE_FAILURES\), got 101/,
+    )
+    expect(() => read(committed, { 'loginBackoff.freeFailures': 'three' })).toThrow(
+      /with -c overrides: loginBackoff\.freeFailures must be an integer from 0 to 100/,
+    )
+  })
+
+  it('warns while the stack deploys the demo clients, so that --strict refuses it', () => {
+    expect(demoClientsIn(demoClients)).toEqual(demoClients.map((client) => client.client_id))
+    expect(demoClientsIn(testClients)).toEqual(['native', 'spa']) // an example.com audience
+    const own = [
+      {
+        client_id: 'app',
+        type: 'spa',
+        audience: 'https://api.acme.io',
+        allowed_origins: ['https://app.acme.io'],
+        cookie_mode: true,
+      },
+    ] as const
+    expect(demoClientsIn(own as never)).toEqual([])
+    const app = testApp()
+    const stack = new TokenServiceStack(app, 'Warned', { clients: demoClients })
+    warnOnDemoClients(stack, demoClients)
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('demo'))
+    expect(warnings).toHaveLength(1)
+    expect(String(warnings[0]?.entry.data)).toMatch(/replace them in token-service\.config\.ts/)
   })
 
   it('keeps a retired key published for the longest token lifetime plus the authorizer’s skew and backdating', () => {
@@ -147,20 +221,6 @@ describe('CDK app settings (context)', () => {
       keyChangeRules({ clients: testClients, jwksMaxAge: Duration.minutes(10) }, now)
         .publishWaitSeconds,
     ).toBe(2 * 3600 + 600)
-  })
-
-  it('refuses a bad setting with a message that names the context key', () => {
-    const refuse = (context: Record<string, unknown>, message: RegExp) =>
-      expect(() => readAppSettings(testApp(context))).toThrow(message)
-    refuse({ algorithm: 'HS256' }, /context algorithm must be one of RS256, ES256/)
-    refuse({ domainName: 'auth.example.com' }, /domainName and certificateArn go together/)
-    refuse(
-      { logRetentionDays: '100' },
-      /logRetentionDays must be a CloudWatch Logs retention value/,
-    )
-    refuse({ strictRevocation: 'yes' }, /strictRevocation must be true or false/)
-    refuse({ clients: '[{"client_id":"x"}]' }, /context clients: clients\[0\]\.type/)
-    refuse({ signingKeys: '[{' }, /context signingKeys is not valid JSON/)
   })
 })
 

@@ -1,6 +1,7 @@
 /**
  * What `cdk synth` produces, synthesized in-process: the CDK app's own settings
- * (cdk.json's feature flags, `readAppSettings` over `-c`-style context), each
+ * (cdk.json's feature flags, the committed token-service.config.ts with `-c`-style
+ * overrides, read by `readAppSettings` as bin/app.ts does), each
  * configuration a stack of one App, so that esbuild bundles each function once
  * and every stack's template points at the same assets.
  */
@@ -8,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
-import { readAppSettings } from '../../lib/app-context.js'
+import { readAppSettings } from '../../lib/config.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
+import committed from '../../token-service.config.js'
 
 export interface CfnResource {
   readonly Type: string
@@ -45,7 +47,10 @@ export function synthesize<K extends string>(
   const app = new App({ outdir, context: cdkJson.context })
   for (const [id, context] of Object.entries<Record<string, string>>(configurations)) {
     // The key ledger is bin/app.ts's gate before synth; it does not shape the template.
-    const settings = readAppSettings(new App({ context: { ...cdkJson.context, ...context } }))
+    const settings = readAppSettings(new App({ context: { ...cdkJson.context, ...context } }), {
+      path: 'token-service.config.ts',
+      config: committed,
+    })
     new TokenServiceStack(app, id, { ...settings.props, stackName: settings.stackName })
   }
   const assembly = app.synth()
