@@ -30,8 +30,7 @@ const KMS_ALGORITHM: Record<SigningAlgorithm, SigningAlgorithmSpec> = {
  * request stays small whatever the token (KMS caps RAW messages at 4 KiB).
  *
  * The constructor does no I/O. Public keys are fetched once per container and
- * memoized; a failed fetch is forgotten so the next call retries. Call
- * `prefetch()` at module scope to warm the cache during the Lambda init phase.
+ * memoized; a failed fetch is forgotten so the next call retries.
  */
 export class KmsSigner implements Signer {
   readonly alg: SigningAlgorithm
@@ -50,11 +49,6 @@ export class KmsSigner implements Signer {
     this.#client = options.client
     this.#activeKeyId = options.activeKeyId
     this.#keyIds = [...new Set([options.activeKeyId, ...(options.retiringKeyIds ?? [])])]
-  }
-
-  /** Starts fetching every public key. Never rejects: a failure is retried on the next call. */
-  prefetch(): void {
-    this.publicKeys().catch(() => {})
   }
 
   async keyId(): Promise<string> {

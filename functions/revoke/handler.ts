@@ -2,7 +2,6 @@ import {
   assertOrigin,
   clearedRefreshCookie,
   httpHandler,
-  optionalParam,
   param,
   type Route,
   refreshCookieName,
@@ -23,11 +22,7 @@ export const revokeRoute: Route = async (request, { deps }) => {
     if (token) await revoke(deps, { token, clientId: client.clientId })
     return { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
   }
-  await revoke(deps, {
-    token: param(request, 'token'),
-    clientId: client.clientId,
-    tokenTypeHint: optionalParam(request, 'token_type_hint'),
-  })
+  await revoke(deps, { token: param(request, 'token'), clientId: client.clientId })
   return { status: 200, body: {} }
 }
 
