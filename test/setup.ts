@@ -6,7 +6,7 @@ process.env.AWS_REGION ??= 'local'
 process.env.AWS_ACCESS_KEY_ID ??= 'local'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local'
 // The AWS SDK warns once per process about Node 20's end of support; it is not ours to fix here.
-process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= '1'
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 
 // Capture everything the code under test writes (Powertools logs go straight to stdout).
 const CAPTURING = Symbol.for('token-service.test.capturing')
