@@ -101,7 +101,9 @@ describe('LocalSigner', () => {
       join(root, 'signing-key.pem'),
       privateKey.export({ type: 'pkcs8', format: 'pem' }),
     )
-    await expect(LocalSigner.open(root)).rejects.toThrow(/must hold an RSA private key/)
+    await expect(LocalSigner.open(root)).rejects.toThrow(
+      /signing-key.pem is an EC prime256v1 key, but RS256 needs an RSA key/,
+    )
   })
 
   it('uses the RFC 7638 thumbprint of its public key as kid', async () => {
