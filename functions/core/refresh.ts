@@ -20,9 +20,6 @@ export interface RefreshInput {
   readonly scope?: string
 }
 
-/** One public message for every refused refresh: the logs get the reason. */
-const REFUSED = 'refresh token is invalid, expired or revoked'
-
 /** How often a rotation that collided with another writer is re-examined. */
 const ROTATION_ATTEMPTS = 4
 
@@ -35,7 +32,7 @@ export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenRes
   const { store, clock, settings } = deps
   const client = findClient(settings, input.clientId)
   const locator = parseRefreshToken(input.refreshToken)
-  if (!locator) throw new InvalidGrant(REFUSED, 'malformed refresh token')
+  if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
   const state = await store.loadRefreshState({ ...locator, tokenHash: presentedHash })
@@ -43,10 +40,10 @@ export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenRes
   let session = state.session
   // Garbage that merely names a session is refused here, before any rule can revoke it.
   if (!session || !state.tokenIssued || session.sub !== locator.sub) {
-    throw new InvalidGrant(REFUSED, 'unknown refresh token')
+    throw new InvalidGrant('unknown refresh token')
   }
   if (session.clientId !== client.clientId) {
-    throw new InvalidGrant(REFUSED, 'refresh token belongs to another client')
+    throw new InvalidGrant('refresh token belongs to another client')
   }
   const now = clock.now()
   assertUsable(session, user, now)
@@ -71,7 +68,7 @@ export async function refresh(deps: Deps, input: RefreshInput): Promise<TokenRes
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
       const fresh = await store.getSession(session.sid)
-      if (!fresh) throw new InvalidGrant(REFUSED, 'session disappeared')
+      if (!fresh) throw new InvalidGrant('session disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
@@ -110,13 +107,13 @@ interface Step {
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
-    throw new InvalidGrant(REFUSED, `session ${session.revokedReason ?? 'revoked'}`)
+    throw new InvalidGrant(`session ${session.revokedReason ?? 'revoked'}`)
   if (now >= session.absoluteExpiresAt)
-    throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
-  if (now >= session.idleExpiresAt) throw new InvalidGrant(REFUSED, 'session idle for too long')
-  if (user?.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
+    throw new InvalidGrant('session reached its absolute lifetime')
+  if (now >= session.idleExpiresAt) throw new InvalidGrant('session idle for too long')
+  if (user?.status !== 'active') throw new InvalidGrant('user missing or disabled')
   if (voidedByUser(session, user)) {
-    throw new InvalidGrant(REFUSED, 'session ended by logout everywhere')
+    throw new InvalidGrant('session ended by logout everywhere')
   }
 }
 
@@ -186,7 +183,7 @@ async function graceReplay(deps: Deps, step: Step & { user: User }): Promise<Tok
   const { signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
   const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
-  if (!child) throw new InvalidGrant(REFUSED, 'grace child cannot be opened')
+  if (!child) throw new InvalidGrant('grace child cannot be opened')
   const accessToken =
     step.accessToken ??
     (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
@@ -205,7 +202,7 @@ async function detectedReuse(deps: Deps, session: Session): Promise<never> {
   const { store, clock, events } = deps
   await store.revokeSession(session.sid, 'reuse_detected', clock.now())
   events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
-  throw new InvalidGrant(REFUSED, 'retired refresh token reused: session revoked')
+  throw new InvalidGrant('retired refresh token reused: session revoked')
 }
 
 const pause = (attempt: number) =>
