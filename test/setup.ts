@@ -22,9 +22,10 @@ interface Terminal {
   file: Held[]
 }
 
-// Everything the code under test writes is captured for the audit below (Powertools
-// writes straight to stdout, past vitest's console interception). The terminal gets
-// it only for a failing test or file, as `silent: 'passed-only'` does for console.*.
+// Everything written to stdout and stderr is captured for the audit below; Powertools
+// writes there directly, past vitest's console interception (so vitest's `silent:
+// 'passed-only'` cannot hide it). The terminal gets it only for a failing test or file.
+// console.* still goes through vitest, shown: the suites print their reports with it.
 const CAPTURING = Symbol.for('token-service.test.capturing')
 const global = globalThis as typeof globalThis & { [CAPTURING]?: Terminal }
 global[CAPTURING] ??= install()
