@@ -67,9 +67,15 @@ async function readPassword(): Promise<string> {
 }
 
 /** What to tell the person at the terminal: the DynamoDB reason, not the HTTP answer. */
-function explain(error: unknown, table: string): string {
-  if (error instanceof Error && error.cause instanceof ResourceNotFoundException) {
-    return `table ${table} not found`
+function explain(
+  error: unknown,
+  target: { table: string; endpoint: string | undefined; local: boolean },
+): string {
+  const cause = error instanceof Error ? error.cause : undefined
+  if (cause instanceof ResourceNotFoundException) return `table ${target.table} not found`
+  if (target.endpoint && (cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED') {
+    const hint = target.local ? ' (is `npm start` running?)' : ''
+    return `cannot reach DynamoDB at ${target.endpoint}${hint}`
   }
   if (error instanceof OAuthError) return error.detail ?? error.description
   return error instanceof Error ? error.message : String(error)
@@ -105,7 +111,7 @@ async function main() {
   try {
     await run(new DynamoStore(client, table), command, username, values.role)
   } catch (error) {
-    throw new Error(explain(error, table), { cause: error })
+    throw new Error(explain(error, { table, endpoint, local }), { cause: error })
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer } from 'node:net'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DynamoStore } from '../../functions/adapters/dynamo-store.js'
 import { verifyPassword } from '../../functions/core/passwords.js'
@@ -132,5 +133,22 @@ describe('npm run users', () => {
     )
     expect(code).toBe(1)
     expect(stderr.trim()).toBe('users: table no-such-table not found')
+  })
+
+  it('says DynamoDB cannot be reached when nothing listens at the endpoint', async () => {
+    const server = createServer().listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as { port: number }
+    await new Promise((resolve) => server.close(resolve))
+    const { code, stderr } = await run([
+      'enable',
+      'someone',
+      '--endpoint',
+      `http://127.0.0.1:${port}`,
+    ])
+    expect(code).toBe(1)
+    expect(stderr.trim()).toBe(
+      `users: cannot reach DynamoDB at http://127.0.0.1:${port} (is \`npm start\` running?)`,
+    )
   })
 })
