@@ -1,32 +1,85 @@
 /**
  * `npm run users -- <command> <username> [options]`: manage users in the local
  * table (DynamoDB Local of a running `npm start`) or in a deployed table.
- *
- *   add <username> [--role <role>]...   password read from stdin
- *   disable <username>                  also ends all the user's sessions
- *   enable <username>
- *
- * Options: --table <name> (a deployed table, with the usual AWS credentials and
- * region), --endpoint <url> (another DynamoDB endpoint).
+ * `npm run users -- --help` prints the commands and options.
  */
 import { parseArgs } from 'node:util'
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { systemClock } from '../functions/core/clock.js'
+import { OAuthError } from '../functions/core/errors.js'
 import { addUser, disableUser, enableUser } from '../functions/core/users.js'
 import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
 
 const USAGE =
   'usage: npm run users -- add|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
 
-async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) process.stderr.write('password: ')
-  const chunks: Buffer[] = []
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '')
+const HELP = `${USAGE}
+
+Commands:
+  add <username> [--role <role>]...   add a user; the password is read from stdin
+                                      (typed at a terminal, it is not shown)
+  disable <username>                  disable a user and end all their sessions
+  enable <username>                   enable a disabled user again
+
+Options:
+  --table <name>     a deployed table, with the usual AWS credentials and region
+                     (default: the local table of a running \`npm start\`)
+  --endpoint <url>   another DynamoDB endpoint
+                     (default for the local table: DynamoDB Local on DYNAMODB_PORT)
+  -h, --help         show this help
+`
+
+/** The password: typed at a terminal without echo, else everything piped to stdin. */
+async function readPassword(): Promise<string> {
+  const stdin = process.stdin
+  if (!stdin.isTTY) {
+    const chunks: Buffer[] = []
+    for await (const chunk of stdin) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '')
+  }
+  // Raw mode turns the terminal's echo off; the line editing it also turns off is done here.
+  stdin.setRawMode(true)
+  stdin.setEncoding('utf8')
+  process.stderr.write('password: ')
+  return new Promise((resolve, reject) => {
+    let password: string[] = []
+    const finish = (error?: Error) => {
+      stdin.off('data', onData)
+      stdin.setRawMode(false)
+      stdin.pause()
+      process.stderr.write('\n')
+      if (error) reject(error)
+      else resolve(password.join(''))
+    }
+    const onData = (chunk: string) => {
+      for (const char of chunk) {
+        if (char === '\r' || char === '\n' || char === '\u0004') return finish()
+        if (char === '\u0003') return finish(new Error('cancelled'))
+        if (char === '\u007f' || char === '\b') password = password.slice(0, -1)
+        else password.push(char)
+      }
+    }
+    stdin.on('data', onData)
+  })
+}
+
+/** What to tell the person at the terminal: the DynamoDB reason, not the HTTP answer. */
+function explain(
+  error: unknown,
+  target: { table: string; endpoint: string | undefined; local: boolean },
+): string {
+  const cause = error instanceof Error ? error.cause : undefined
+  if (cause instanceof ResourceNotFoundException) return `table ${target.table} not found`
+  if (target.endpoint && (cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED') {
+    const hint = target.local ? ' (is `npm start` running?)' : ''
+    return `cannot reach DynamoDB at ${target.endpoint}${hint}`
+  }
+  if (error instanceof OAuthError) return error.detail ?? error.description
+  return error instanceof Error ? error.message : String(error)
 }
 
 async function main() {
@@ -36,8 +89,13 @@ async function main() {
       role: { type: 'string', multiple: true, default: [] },
       table: { type: 'string' },
       endpoint: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
   })
+  if (values.help) {
+    process.stdout.write(HELP)
+    return
+  }
   const [command, username] = positionals
   if (!command || !username || positionals.length > 2) throw new Error(USAGE)
   const local = values.table === undefined
@@ -50,15 +108,30 @@ async function main() {
       ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
       : {}),
   })
-  const tableName = values.table ?? LOCAL_TABLE
-  const users = new DynamoUsers(client, tableName)
-  const sessions = new DynamoSessions(client, tableName)
+  const table = values.table ?? LOCAL_TABLE
+  const stores = {
+    users: new DynamoUsers(client, table),
+    sessions: new DynamoSessions(client, table),
+  }
+  try {
+    await run(stores, command, username, values.role)
+  } catch (error) {
+    throw new Error(explain(error, { table, endpoint, local }), { cause: error })
+  }
+}
+
+async function run(
+  stores: { readonly users: DynamoUsers; readonly sessions: DynamoSessions },
+  command: string,
+  username: string,
+  roles: string[],
+) {
   switch (command) {
     case 'add': {
-      const user = await addUser(users, systemClock, {
+      const user = await addUser(stores.users, systemClock, {
         username,
-        password: await readStdin(),
-        roles: values.role,
+        password: await readPassword(),
+        roles,
       })
       console.log(
         `added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`,
@@ -67,11 +140,11 @@ async function main() {
     }
     case 'disable':
       console.log(
-        `disabled ${username}; ended ${await disableUser({ users, sessions }, systemClock, username)} session(s)`,
+        `disabled ${username}; ended ${await disableUser(stores, systemClock, username)} session(s)`,
       )
       break
     case 'enable':
-      await enableUser(users, username)
+      await enableUser(stores.users, username)
       console.log(`enabled ${username}`)
       break
     default:

@@ -10,6 +10,7 @@ import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { calculateJwkThumbprint } from 'jose'
+import { assertKeyFitsAlg } from '../functions/core/key-fit.js'
 import type { PublicJwk, Signer } from '../functions/core/ports.js'
 
 const KEY_FILE = 'signing-key.pem'
@@ -43,10 +44,7 @@ export class LocalSigner implements Signer {
     } catch (cause) {
       throw new Error(`${file} is not a PEM private key`, { cause })
     }
-    const bits = privateKey.asymmetricKeyDetails?.modulusLength ?? 0
-    if (privateKey.asymmetricKeyType !== 'rsa' || bits < 2048) {
-      throw new Error(`${file} must hold an RSA private key of at least 2048 bits`)
-    }
+    assertKeyFitsAlg(privateKey, 'RS256', file)
     const { n, e } = createPublicKey(privateKey).export({ format: 'jwk' })
     const publicJwk = { kty: 'RSA', n: String(n), e: String(e) }
     const kid = await calculateJwkThumbprint(publicJwk, 'sha256')

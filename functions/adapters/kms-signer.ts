@@ -1,4 +1,4 @@
-import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto'
+import { createHash, createPublicKey, type JsonWebKey } from 'node:crypto'
 import {
   GetPublicKeyCommand,
   type KMSClient,
@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-kms'
 import { calculateJwkThumbprint } from 'jose'
 import { TemporarilyUnavailable } from '../core/errors.js'
+import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, Signer, SigningAlgorithm } from '../core/ports.js'
 
 export interface KmsSignerOptions {
@@ -30,8 +31,7 @@ const KMS_ALGORITHM: Record<SigningAlgorithm, SigningAlgorithmSpec> = {
  * request stays small whatever the token (KMS caps RAW messages at 4 KiB).
  *
  * The constructor does no I/O. Public keys are fetched once per container and
- * memoized; a failed fetch is forgotten so the next call retries. Call
- * `prefetch()` at module scope to warm the cache during the Lambda init phase.
+ * memoized; a failed fetch is forgotten so the next call retries.
  */
 export class KmsSigner implements Signer {
   readonly alg: SigningAlgorithm
@@ -50,11 +50,6 @@ export class KmsSigner implements Signer {
     this.#client = options.client
     this.#activeKeyId = options.activeKeyId
     this.#keyIds = [...new Set([options.activeKeyId, ...(options.retiringKeyIds ?? [])])]
-  }
-
-  /** Starts fetching every public key. Never rejects: a failure is retried on the next call. */
-  prefetch(): void {
-    this.publicKeys().catch(() => {})
   }
 
   async keyId(): Promise<string> {
@@ -112,7 +107,7 @@ export class KmsSigner implements Signer {
     }
     if (!der || der.length === 0) throw new Error(`kms GetPublicKey returned no key for ${keyId}`)
     const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
-    assertKeyFitsAlg(key, this.alg, keyId)
+    assertKeyFitsAlg(key, this.alg, `kms key ${keyId}`)
     const jwk = key.export({ format: 'jwk' })
     const kid = await calculateJwkThumbprint(publicMembers(jwk), 'sha256')
     return Object.freeze({ ...publicMembers(jwk), kid, alg: this.alg, use: 'sig' as const })
@@ -126,31 +121,6 @@ function publicMembers(jwk: JsonWebKey): { kty: string; [member: string]: string
     return { kty: 'EC', crv: String(jwk.crv), x: String(jwk.x), y: String(jwk.y) }
   }
   throw new Error(`unsupported JWK kty ${String(jwk.kty)}`)
-}
-
-function assertKeyFitsAlg(key: KeyObject, alg: SigningAlgorithm, keyId: string): void {
-  const type = key.asymmetricKeyType
-  const details = key.asymmetricKeyDetails ?? {}
-  if (alg === 'RS256') {
-    if (type !== 'rsa') {
-      throw new Error(`kms key ${keyId} is ${describe(key)}, but RS256 needs an RSA key`)
-    }
-    if ((details.modulusLength ?? 0) < 2048) {
-      throw new Error(`kms key ${keyId} is ${describe(key)}, but RS256 needs at least 2048 bits`)
-    }
-    return
-  }
-  if (type !== 'ec' || details.namedCurve !== 'prime256v1') {
-    throw new Error(`kms key ${keyId} is ${describe(key)}, but ES256 needs an EC P-256 key`)
-  }
-}
-
-function describe(key: KeyObject): string {
-  const details = key.asymmetricKeyDetails ?? {}
-  const type = (key.asymmetricKeyType ?? 'unknown').toUpperCase()
-  if (details.namedCurve) return `an ${type} ${details.namedCurve} key`
-  if (details.modulusLength) return `an ${type}-${details.modulusLength} key`
-  return `a ${type} key`
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import type { Clock } from '../core/clock.js'
+import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, SigningAlgorithm } from '../core/ports.js'
 
 /** A verification key, parsed once: `node:crypto` verifies with it directly. */
@@ -104,14 +105,6 @@ export class KeySet {
 /** Parses a published JWK, refusing one whose key does not fit its `alg`. */
 export function toVerificationKey(jwk: PublicJwk): VerificationKey {
   const key = createPublicKey({ key: { ...jwk }, format: 'jwk' })
-  const type = key.asymmetricKeyType
-  if (
-    jwk.alg === 'RS256' &&
-    type === 'rsa' &&
-    (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048
-  )
-    return { kid: jwk.kid, alg: 'RS256', key }
-  if (jwk.alg === 'ES256' && type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1')
-    return { kid: jwk.kid, alg: 'ES256', key }
-  throw new Error(`key ${jwk.kid} does not fit its alg ${String(jwk.alg)}`)
+  assertKeyFitsAlg(key, jwk.alg, `published key ${jwk.kid}`)
+  return { kid: jwk.kid, alg: jwk.alg, key }
 }

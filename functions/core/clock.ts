@@ -4,6 +4,3 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() }
-
-/** Whole seconds since the epoch, as JWT and DynamoDB TTL want them. */
-export const epochSeconds = (clock: Clock): number => Math.floor(clock.now() / 1000)

@@ -74,12 +74,17 @@ export class InvalidClient extends OAuthError {
 }
 
 /**
- * Every refusal of a grant uses one of a few fixed public descriptions, so the
- * answer never tells an attacker which check failed (no user enumeration).
+ * The public text of every `invalid_grant` (RFC 6749 §5.2's wording): the same
+ * whichever check failed, so the answer never tells an attacker which one (no
+ * user enumeration, no token oracle).
  */
+export const INVALID_GRANT_DESCRIPTION =
+  'the credentials or refresh token are invalid, expired or revoked'
+
+/** A refused login or refresh. `detail` says which check failed, for the logs only. */
 export class InvalidGrant extends OAuthError {
-  constructor(description: string, detail?: string) {
-    super(400, 'invalid_grant', description, { detail })
+  constructor(detail: string) {
+    super(400, 'invalid_grant', INVALID_GRANT_DESCRIPTION, { detail })
   }
 }
 

@@ -33,9 +33,6 @@ export interface LoginInput {
 // Checked when the username is unknown, so that it costs one hash like a wrong password.
 const DUMMY_HASH = dummyHash()
 
-/** One message for every failed login: no user enumeration. */
-const BAD_CREDENTIALS = 'invalid username or password'
-
 /**
  * Starts a session: one read (the user and the username's failed logins),
  * the password check, then the access token is signed while the session is
@@ -54,7 +51,7 @@ export async function login(
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
   const username = normalizeUsername(input.username)
-  if (!couldBeUsername(username)) throw new InvalidGrant(BAD_CREDENTIALS, 'impossible username')
+  if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
   const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
@@ -65,7 +62,7 @@ export async function login(
     if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
     events.emit('login_failed', { client_id: client.clientId })
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
-    throw new InvalidGrant(BAD_CREDENTIALS, why)
+    throw new InvalidGrant(why)
   }
 
   const sid = newSessionId()
@@ -105,7 +102,7 @@ export async function login(
     }
     throw error
   })
-  if (!created) throw new InvalidGrant(BAD_CREDENTIALS, 'user changed during login')
+  if (!created) throw new InvalidGrant('user changed during login')
   events.emit('login', { client_id: client.clientId })
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
 }

@@ -27,9 +27,6 @@ export interface RefreshDeps extends Deps {
   readonly signer: Signer
 }
 
-/** One public message for every refused refresh: the logs get the reason. */
-const REFUSED = 'refresh token is invalid, expired or revoked'
-
 /** How often a rotation that collided with another writer is re-examined. */
 const ROTATION_ATTEMPTS = 4
 
@@ -42,7 +39,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   const { sessions, clock } = deps
   const { client } = input
   const locator = parseRefreshToken(input.refreshToken)
-  if (!locator) throw new InvalidGrant(REFUSED, 'malformed refresh token')
+  if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
   const state = await sessions.loadRefreshState({ ...locator, tokenHash: presentedHash })
@@ -50,10 +47,10 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   let session = state.session
   // Garbage that merely names a session is refused here, before any rule can revoke it.
   if (!session || !state.tokenIssued || session.sub !== locator.sub) {
-    throw new InvalidGrant(REFUSED, 'unknown refresh token')
+    throw new InvalidGrant('unknown refresh token')
   }
   if (session.clientId !== client.clientId) {
-    throw new InvalidGrant(REFUSED, 'refresh token belongs to another client')
+    throw new InvalidGrant('refresh token belongs to another client')
   }
   const now = clock.now()
   assertUsable(session, user, now)
@@ -78,7 +75,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
       const fresh = await sessions.getSession(session.sid)
-      if (!fresh) throw new InvalidGrant(REFUSED, 'session disappeared')
+      if (!fresh) throw new InvalidGrant('session disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
@@ -117,13 +114,13 @@ interface Step {
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
-    throw new InvalidGrant(REFUSED, `session ${session.revokedReason ?? 'revoked'}`)
+    throw new InvalidGrant(`session ${session.revokedReason ?? 'revoked'}`)
   if (now >= session.absoluteExpiresAt)
-    throw new InvalidGrant(REFUSED, 'session reached its absolute lifetime')
-  if (now >= session.idleExpiresAt) throw new InvalidGrant(REFUSED, 'session idle for too long')
-  if (user?.status !== 'active') throw new InvalidGrant(REFUSED, 'user missing or disabled')
+    throw new InvalidGrant('session reached its absolute lifetime')
+  if (now >= session.idleExpiresAt) throw new InvalidGrant('session idle for too long')
+  if (user?.status !== 'active') throw new InvalidGrant('user missing or disabled')
   if (voidedByUser(session, user)) {
-    throw new InvalidGrant(REFUSED, 'session ended by logout everywhere')
+    throw new InvalidGrant('session ended by logout everywhere')
   }
 }
 
@@ -193,7 +190,7 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
   const { signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
   const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
-  if (!child) throw new InvalidGrant(REFUSED, 'grace child cannot be opened')
+  if (!child) throw new InvalidGrant('grace child cannot be opened')
   const accessToken =
     step.accessToken ??
     (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
@@ -212,7 +209,7 @@ async function detectedReuse(deps: RefreshDeps, session: Session): Promise<never
   const { sessions, clock, events } = deps
   await sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
   events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
-  throw new InvalidGrant(REFUSED, 'retired refresh token reused: session revoked')
+  throw new InvalidGrant('retired refresh token reused: session revoked')
 }
 
 const pause = (attempt: number) =>

@@ -17,6 +17,7 @@ export interface RevokeInput {
  * Ends the session a refresh token belongs to (RFC 7009). Unknown, malformed
  * and already revoked tokens get the same empty success, so the answer tells
  * nothing. A token of another client is left alone, with the same answer.
+ * `token_type_hint` is ignored (RFC 7009 allows it): only refresh tokens are looked up.
  * Access tokens are not revocable here (they are not stored); end their
  * session through its refresh token or the sessions API.
  */

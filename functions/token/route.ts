@@ -41,7 +41,7 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
 function presentedToken(request: HttpRequest, client: Client): string {
   if (!client.cookieMode) return param(request, 'refresh_token')
   const token = request.cookies.get(refreshCookieName(client))
-  if (!token) throw new InvalidGrant('no refresh token cookie', 'cookie missing')
+  if (!token) throw new InvalidGrant('cookie missing')
   return token
 }
 

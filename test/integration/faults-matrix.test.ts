@@ -5,9 +5,7 @@
  * refresh token (or the password) still works. The table of outcomes is
  * printed at the end.
  */
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { FakeKms } from '../support/fake-kms.js'
@@ -26,12 +24,14 @@ import {
 } from '../support/faults.js'
 import {
   addCheapUser,
+  bearer,
   type Harness,
   NATIVE,
   NO_GRACE,
   type Reply,
   startHarness,
 } from '../support/harness.js'
+import { items } from '../support/items.js'
 
 // ---------------------------------------------------------------------------
 // What a case expects
@@ -115,7 +115,6 @@ interface Scenario {
 let h: Harness
 const kms = new FakeKms()
 const faults = new DynamoFaults()
-const doc = () => DynamoDBDocumentClient.from(h.dynamodb)
 
 const cheapUser = () => addCheapUser(h, 'faults')
 
@@ -129,7 +128,25 @@ async function loginReply(user: User, client = NATIVE.client_id): Promise<Reply>
   return reply
 }
 
-const bearer = (access: string | undefined) => ({ authorization: `Bearer ${access}` })
+/** A session rotated once: the retired token, and the newest. */
+async function rotatedOnce(user: User): Promise<Ctx> {
+  const token = await login(user)
+  const next = await h.refresh(token)
+  expect(next.status).toBe(200)
+  return { user, client: NATIVE.client_id, token, newest: next.body.refresh_token }
+}
+
+/** A signed-in caller of the bearer routes: its session's refresh token and its access token. */
+async function caller(user: User): Promise<Ctx> {
+  const reply = await loginReply(user)
+  return {
+    user,
+    client: NATIVE.client_id,
+    token: reply.body.refresh_token,
+    access: reply.body.access_token,
+  }
+}
+
 const sidOf = (token: string | undefined) => parseRefreshToken(token ?? '')?.sid as string
 
 const scenarios = {
@@ -183,12 +200,7 @@ const scenarios = {
     path: 'refresh, grace replay',
     client: NATIVE.client_id,
     calls: ['DynamoDB BatchGetItem', 'KMS Sign'],
-    prepare: async (user) => {
-      const token = await login(user)
-      const next = await h.refresh(token)
-      expect(next.status).toBe(200)
-      return { user, client: NATIVE.client_id, token, newest: next.body.refresh_token }
-    },
+    prepare: rotatedOnce,
     act: (ctx) => h.refresh(ctx.token as string),
     ok: { answer: '200', state: 'unchanged', token: 'retry gets the same child' },
     failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'retry gets the same child' },
@@ -198,11 +210,9 @@ const scenarios = {
     client: NATIVE.client_id,
     calls: ['DynamoDB BatchGetItem', 'DynamoDB UpdateItem'],
     prepare: async (user) => {
-      const token = await login(user)
-      const next = await h.refresh(token)
-      expect(next.status).toBe(200)
+      const ctx = await rotatedOnce(user)
       h.clock.advance((NATIVE.reuse_grace_seconds as number) + 1)
-      return { user, client: NATIVE.client_id, token, newest: next.body.refresh_token }
+      return ctx
     },
     act: (ctx) => h.refresh(ctx.token as string),
     ok: { answer: '400 invalid_grant', state: 'revoked', token: 'newest dead' },
@@ -243,15 +253,7 @@ const scenarios = {
     client: NATIVE.client_id,
     // The sessions, and the user (its sessionsValidAfter) with the caller's session.
     calls: ['DynamoDB Query', 'DynamoDB BatchGetItem'],
-    prepare: async (user) => {
-      const caller = await loginReply(user)
-      return {
-        user,
-        client: NATIVE.client_id,
-        token: caller.body.refresh_token,
-        access: caller.body.access_token,
-      }
-    },
+    prepare: caller,
     act: (ctx) => h.get('/sessions', bearer(ctx.access)),
     ok: { answer: '200', state: 'unchanged', token: 'works' },
     failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
@@ -260,15 +262,8 @@ const scenarios = {
     path: 'DELETE /sessions/{sid}',
     client: NATIVE.client_id,
     calls: ['DynamoDB GetItem', 'DynamoDB UpdateItem'],
-    prepare: async (user) => {
-      const caller = await loginReply(user)
-      return {
-        user,
-        client: NATIVE.client_id,
-        token: await login(user),
-        access: caller.body.access_token,
-      }
-    },
+    // The caller ends another of its sessions.
+    prepare: async (user) => ({ ...(await caller(user)), token: await login(user) }),
     act: (ctx) => h.del(`/sessions/${sidOf(ctx.token)}`, bearer(ctx.access)),
     ok: { answer: '204', state: 'revoked', token: 'dead' },
     failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
@@ -279,17 +274,11 @@ const scenarios = {
     client: NATIVE.client_id,
     calls: ['DynamoDB UpdateItem', 'DynamoDB Query'],
     prepare: async (user) => {
-      const caller = await loginReply(user)
+      const ctx = await caller(user)
       const others = [await login(user)]
       // The logout comes a moment after the logins (a frozen clock would make them simultaneous).
       h.clock.advance(1)
-      return {
-        user,
-        client: NATIVE.client_id,
-        token: caller.body.refresh_token,
-        access: caller.body.access_token,
-        others,
-      }
+      return { ...ctx, others }
     },
     act: (ctx) => h.del('/sessions', bearer(ctx.access)),
     ok: { answer: '204', state: 'all revoked', token: 'all dead' },
@@ -305,10 +294,10 @@ const scenarios = {
     client: NATIVE.client_id,
     calls: ['DynamoDB BatchGetItem'],
     prepare: async (user) => {
-      const caller = await loginReply(user)
-      const token = caller.body.refresh_token
-      expect((await h.post('/revoke', { token, client_id: NATIVE.client_id })).status).toBe(200)
-      return { user, client: NATIVE.client_id, token, access: caller.body.access_token }
+      const ctx = await caller(user)
+      const revoked = await h.post('/revoke', { token: ctx.token as string, client_id: ctx.client })
+      expect(revoked.status).toBe(200)
+      return ctx
     },
     act: (ctx) => h.get('/me', bearer(ctx.access)),
     ok: {
@@ -326,15 +315,7 @@ const scenarios = {
     path: 'GET /me, strict authorizer, live session',
     client: NATIVE.client_id,
     calls: ['DynamoDB BatchGetItem'],
-    prepare: async (user) => {
-      const caller = await loginReply(user)
-      return {
-        user,
-        client: NATIVE.client_id,
-        token: caller.body.refresh_token,
-        access: caller.body.access_token,
-      }
-    },
+    prepare: caller,
     act: (ctx) => h.get('/me', bearer(ctx.access)),
     ok: { answer: '200', state: 'unchanged', token: 'access works once the fault ends' },
     failed: {
@@ -583,39 +564,14 @@ interface Snapshot {
 }
 
 async function snapshot(ctx: Ctx): Promise<Snapshot> {
+  const table = items(h.dynamodb, h.tableName)
   const sid = ctx.token ? parseRefreshToken(ctx.token)?.sid : undefined
-  let session: Record<string, unknown> | undefined
-  let tokenRecords = 0
-  if (sid) {
-    const { Items = [] } = await doc().send(
-      new QueryCommand({
-        TableName: h.tableName,
-        KeyConditionExpression: 'pk = :pk',
-        ExpressionAttributeValues: { ':pk': `SESSION#${sid}` },
-        ConsistentRead: true,
-      }),
-    )
-    session = Items.find((item) => item.sk === 'SESSION')
-    tokenRecords = Items.filter((item) => String(item.sk).startsWith('TOKEN#')).length
-  }
-  const { Items: sessions = [] } = await doc().send(
-    new QueryCommand({
-      TableName: h.tableName,
-      IndexName: GSI1,
-      KeyConditionExpression: 'gsi1pk = :user AND begins_with(gsi1sk, :session)',
-      ExpressionAttributeValues: { ':user': `USER#${ctx.user.sub}`, ':session': 'SESSION#' },
-    }),
-  )
-  const { Item: user } = await doc().send(
-    new GetCommand({
-      TableName: h.tableName,
-      Key: { pk: `USER#${ctx.user.sub}`, sk: 'USER' },
-      ConsistentRead: true,
-    }),
-  )
+  const { session, tokens } = sid ? await table.session(sid) : { session: undefined, tokens: 0 }
+  const sessions = await table.sessionsOf(ctx.user.sub)
+  const user = await table.user(ctx.user.sub)
   return {
     session,
-    tokenRecords,
+    tokenRecords: tokens,
     sessionsOfUser: sessions.length,
     statuses: sessions.map((item) => item.status as string),
     validAfter: user?.sessions_valid_after as number | undefined,

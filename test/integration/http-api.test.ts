@@ -8,6 +8,7 @@ import {
   SPA_ORIGIN,
   startHarness,
 } from '../support/harness.js'
+import { capture } from '../support/secrets.js'
 
 let h: Harness
 let user: User
@@ -19,6 +20,11 @@ beforeAll(async () => {
 afterAll(() => h.close())
 
 const oauthError = (code: string) => ({ error: code, error_description: expect.any(String) })
+/** Every refused login or refresh, whatever the reason (RFC 6749 §5.2's wording). */
+const INVALID_GRANT = {
+  error: 'invalid_grant',
+  error_description: 'the credentials or refresh token are invalid, expired or revoked',
+}
 const claimsOf = (jwt: string) =>
   JSON.parse(Buffer.from(jwt.split('.')[1] as string, 'base64url').toString())
 
@@ -79,7 +85,7 @@ describe('POST /login', () => {
     const disabled = await h.login(disabledUser)
     for (const reply of [wrong, unknown, disabled]) {
       expect(reply.status).toBe(400)
-      expect(reply.body).toEqual(oauthError('invalid_grant'))
+      expect(reply.body).toEqual(INVALID_GRANT)
       expect(reply.headers.get('cache-control')).toBe('no-store')
     }
     expect(new Set([wrong.text, unknown.text, disabled.text]).size).toBe(1)
@@ -180,10 +186,10 @@ describe('POST /token', () => {
 
   it("answers invalid_grant for an unknown token and for another client's token, invalid_client for an unknown client", async () => {
     const token = (await h.login(user)).body.refresh_token
-    expect((await h.refresh('rt1_nonsense')).body).toEqual(oauthError('invalid_grant'))
+    expect((await h.refresh('rt1_nonsense')).body).toEqual(INVALID_GRANT)
     const otherClient = await h.refresh(token, 'test-no-grace')
     expect(otherClient.status).toBe(400)
-    expect(otherClient.body).toEqual(oauthError('invalid_grant'))
+    expect(otherClient.body).toEqual(INVALID_GRANT)
     const unknownClient = await h.refresh(token, 'nope')
     expect(unknownClient.status).toBe(401)
     expect(unknownClient.body).toEqual(oauthError('invalid_client'))
@@ -214,7 +220,7 @@ describe('POST /revoke', () => {
       expect(reply.body).toEqual({})
       expect(reply.headers.get('cache-control')).toBe('no-store')
     }
-    expect((await h.refresh(token)).body).toEqual(oauthError('invalid_grant'))
+    expect((await h.refresh(token)).body).toEqual(INVALID_GRANT)
   })
 
   it('answers invalid_request without a token and invalid_client for an unknown client', async () => {
@@ -347,7 +353,7 @@ describe('SPA cookie mode', () => {
       { headers: { ...origin, cookie } },
     )
     expect(after.status).toBe(400)
-    expect(after.body).toEqual(oauthError('invalid_grant'))
+    expect(after.body).toEqual(INVALID_GRANT)
   })
 
   it('answers a CORS preflight from an allowed origin only', async () => {
@@ -381,5 +387,34 @@ describe('CORS on refusals', () => {
     )
     expect(error.status).toBe(400)
     expect(error.headers.get('access-control-expose-headers')).toMatch(/Retry-After/i)
+  })
+})
+
+describe('invalid_grant', () => {
+  it('has one public description whatever the reason; the reason goes to the logs only', async () => {
+    const before = capture().output.length
+    const token = (await h.login(user)).body.refresh_token
+    const refused = {
+      'wrong password': await h.login(user, NATIVE.client_id, 'wrong password!'),
+      'unknown username': await h.post('/login', {
+        username: 'nobody-here',
+        password: PASSWORD,
+        client_id: NATIVE.client_id,
+      }),
+      'malformed refresh token': await h.refresh('rt1_nonsense'),
+      'refresh token belongs to another client': await h.refresh(token, 'test-no-grace'),
+      'cookie missing': await h.post(
+        '/token',
+        { grant_type: 'refresh_token', client_id: SPA.client_id },
+        { headers: { origin: SPA_ORIGIN } },
+      ),
+    }
+    const logged = capture().output.slice(before).join('')
+    for (const [detail, reply] of Object.entries(refused)) {
+      expect(reply.status, detail).toBe(400)
+      expect(reply.body, detail).toEqual(INVALID_GRANT)
+      expect(reply.text, detail).not.toContain(detail)
+      expect(logged, detail).toContain(`"detail":"${detail}"`)
+    }
   })
 })

@@ -2,13 +2,19 @@
  * Races (issue 6): each one is run several times; the tests assert counts and
  * final states, never who won. A summary of what was run is printed at the end.
  */
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { DynamoFaults, mentions } from '../support/faults.js'
-import { addCheapUser, type Harness, NATIVE, type Reply, startHarness } from '../support/harness.js'
+import {
+  addCheapUser,
+  bearer,
+  type Harness,
+  NATIVE,
+  type Reply,
+  startHarness,
+} from '../support/harness.js'
+import { type Item, items } from '../support/items.js'
 
 let h: Harness
 const faults = new DynamoFaults()
@@ -23,9 +29,7 @@ afterAll(async () => {
   console.log(`\nRaces:\n${summary.map((line) => `- ${line}`).join('\n')}\n`)
 })
 
-const doc = () => DynamoDBDocumentClient.from(h.dynamodb)
 const sidOf = (token: string) => parseRefreshToken(token)?.sid as string
-const bearer = (reply: Reply) => ({ authorization: `Bearer ${reply.body.access_token}` })
 
 const cheapUser = () => addCheapUser(h, 'races')
 
@@ -35,31 +39,11 @@ async function login(user: User): Promise<Reply> {
   return reply
 }
 
-/** The session item and how many token records it has, read strongly from the table. */
+/** The session item, which must exist, and how many token records it has. */
 async function sessionRecords(sid: string) {
-  const { Items = [] } = await doc().send(
-    new QueryCommand({
-      TableName: h.tableName,
-      KeyConditionExpression: 'pk = :pk',
-      ExpressionAttributeValues: { ':pk': `SESSION#${sid}` },
-      ConsistentRead: true,
-    }),
-  )
-  return {
-    session: Items.find((item) => item.sk === 'SESSION') as Record<string, unknown>,
-    tokens: Items.filter((item) => String(item.sk).startsWith('TOKEN#')).length,
-  }
-}
-
-async function userItem(sub: string) {
-  const { Item } = await doc().send(
-    new GetCommand({
-      TableName: h.tableName,
-      Key: { pk: `USER#${sub}`, sk: 'USER' },
-      ConsistentRead: true,
-    }),
-  )
-  return Item as Record<string, unknown>
+  const { session, tokens } = await items(h.dynamodb, h.tableName).session(sid)
+  expect(session, `session ${sid}`).toBeDefined()
+  return { session: session as Item, tokens }
 }
 
 async function expectDead(token: string): Promise<void> {
@@ -166,12 +150,12 @@ describe('logout everywhere racing a login', () => {
   // `sessionsValidAfter` dies, one written after the logout completed survives, and
   // one that lands while the logout is still marking sessions may go either way,
   // but every check (refresh, its status, the instant rule) agrees on which.
-  const logoutEverywhere = (access: Reply) => h.del('/sessions', bearer(access))
+  const logoutEverywhere = (access: Reply) => h.del('/sessions', bearer(access.body.access_token))
   const createSessionOf = (user: User) => mentions(`USER#${user.sub}`)
   const setValidAfterOf = (user: User) => mentions(`USER#${user.sub}`)
 
   async function expectAlive(reply: Reply): Promise<void> {
-    const listed = await h.get('/sessions', bearer(reply))
+    const listed = await h.get('/sessions', bearer(reply.body.access_token))
     expect(listed.status).toBe(200)
     expect(listed.body.sessions.map((s: { sid: string }) => s.sid)).toEqual([
       sidOf(reply.body.refresh_token),
@@ -247,7 +231,8 @@ describe('logout everywhere racing a login', () => {
 
       const alive = (await h.refresh(fresh.body.refresh_token)).status === 200
       const { session } = await sessionRecords(sidOf(fresh.body.refresh_token))
-      const validAfter = (await userItem(user.sub)).sessions_valid_after as number
+      const validAfter = (await items(h.dynamodb, h.tableName).user(user.sub))
+        ?.sessions_valid_after as number
       // Every view of the session agrees: refresh, its status, and the instant rule.
       expect(alive).toBe(
         session.status === 'active' && (session.created_at as number) >= validAfter,
@@ -282,15 +267,8 @@ describe('parallel logins of one user', () => {
       expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 200))
       const sids = new Set(replies.map((reply) => sidOf(reply.body.refresh_token)))
       expect(sids.size).toBe(LOGINS)
-      const { Items = [] } = await doc().send(
-        new QueryCommand({
-          TableName: h.tableName,
-          IndexName: GSI1,
-          KeyConditionExpression: 'gsi1pk = :user AND begins_with(gsi1sk, :session)',
-          ExpressionAttributeValues: { ':user': `USER#${user.sub}`, ':session': 'SESSION#' },
-        }),
-      )
-      expect(Items.length).toBe(LOGINS * (run + 1))
+      const sessions = await items(h.dynamodb, h.tableName).sessionsOf(user.sub)
+      expect(sessions.length).toBe(LOGINS * (run + 1))
       for (const reply of replies) {
         expect((await h.refresh(reply.body.refresh_token)).status).toBe(200)
       }

@@ -1,8 +1,8 @@
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { type Harness, NATIVE, NO_GRACE, startHarness } from '../support/harness.js'
+import { type Item, items } from '../support/items.js'
 
 let h: Harness
 let user: User
@@ -20,16 +20,8 @@ async function newSession(client = NATIVE.client_id): Promise<string> {
 }
 
 async function sessionItem(refreshToken: string) {
-  const sid = parseRefreshToken(refreshToken)?.sid
-  const doc = DynamoDBDocumentClient.from(h.dynamodb)
-  const { Item } = await doc.send(
-    new GetCommand({
-      TableName: h.tableName,
-      Key: { pk: `SESSION#${sid}`, sk: 'SESSION' },
-      ConsistentRead: true,
-    }),
-  )
-  return Item as Record<string, unknown>
+  const sid = parseRefreshToken(refreshToken)?.sid as string
+  return (await items(h.dynamodb, h.tableName).session(sid)).session as Item
 }
 
 describe('rule 1: rotation', () => {

@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { hashToken } from '../../functions/core/refresh-token.js'
 import {
+  bearer,
   type Harness,
   NATIVE,
   NO_GRACE,
@@ -39,7 +40,6 @@ const secrets = {
 
 const WRONG = 'a wrong password, 0f3c9e'
 const LONG = 'x'.repeat(1500)
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const cookieOf = (reply: Reply) => (reply.headers.getSetCookie()[0] ?? '').split(';')[0] as string
 const cookieValue = (cookie: string) => cookie.slice(cookie.indexOf('=') + 1)
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { disableUser } from '../../functions/core/users.js'
 import {
+  bearer,
   type Harness,
   NATIVE,
   PASSWORD,
@@ -11,8 +12,6 @@ import {
   startHarness,
 } from '../support/harness.js'
 import { decodePart } from '../support/tokens.js'
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 interface Login {
   readonly access: string

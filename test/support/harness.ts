@@ -74,6 +74,11 @@ export interface Reply {
   text: string
 }
 
+/** The Authorization header that presents an access token. */
+export const bearer = (accessToken: string | undefined) => ({
+  authorization: `Bearer ${accessToken}`,
+})
+
 export interface RequestOptions {
   json?: boolean
   headers?: Record<string, string>

@@ -2,12 +2,19 @@
  * Hand-built JWS for the authorizer's tests: genuine tokens signed by our
  * signer with any header and claims, and the pieces forged tokens are made of.
  */
-import { createHmac, type KeyObject, sign as rsaSign } from 'node:crypto'
+import { createHmac, type KeyObject, randomUUID, sign as rsaSign } from 'node:crypto'
+import type { Jwks } from 'aws-jwt-verify/jwk'
+import type { JWK } from 'jose'
 import type { Signer } from '../../functions/core/ports.js'
 import { recordSecret } from './secrets.js'
 
+/** Base64url of bytes, or of a string's UTF-8. */
+export const b64url = (value: string | Uint8Array): string =>
+  Buffer.from(value).toString('base64url')
+
+/** Base64url of a string, or of any other value's JSON. */
 export const b64 = (value: unknown): string =>
-  Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+  b64url(typeof value === 'string' ? value : JSON.stringify(value))
 
 export const decodePart = (token: string, index: 0 | 1): Record<string, unknown> =>
   JSON.parse(Buffer.from(token.split('.')[index] as string, 'base64url').toString())
@@ -52,9 +59,35 @@ export async function mint(
   )
   const input = `${b64(fullHeader)}.${b64(claims)}`
   const signature = await signer.sign(new TextEncoder().encode(input))
-  const token = `${input}.${Buffer.from(signature).toString('base64url')}`
+  const token = `${input}.${b64url(signature)}`
   recordSecret(token)
   return { token, header: fullHeader, claims }
+}
+
+/**
+ * An RFC 9068 access token as the token endpoint builds it, signed by `signer`,
+ * valid for five minutes of the real clock (third-party verifiers read it).
+ */
+export async function issueToken(
+  signer: Signer,
+  claims: { iss: string; aud: string } & Record<string, unknown>,
+): Promise<string> {
+  const now = Math.floor(Date.now() / 1000)
+  const { token } = await mint(signer, {
+    sub: 'user-123',
+    client_id: 'web',
+    iat: now,
+    nbf: now,
+    exp: now + 300,
+    jti: randomUUID(),
+    ...claims,
+  })
+  return token
+}
+
+/** A signer's JWKS as a client sees it: serialized and parsed again. */
+export async function publishedJwks(signer: Signer): Promise<Jwks & { keys: JWK[] }> {
+  return JSON.parse(JSON.stringify({ keys: await signer.publicKeys() }))
 }
 
 /** RS256 with a key of the caller's choosing (an attacker's). */

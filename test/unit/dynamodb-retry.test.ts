@@ -82,7 +82,7 @@ describe('the DynamoDB retry policy', () => {
   })
 
   it('lets the domain’s own errors through untouched', async () => {
-    const refusal = new InvalidGrant('no', 'because')
+    const refusal = new InvalidGrant('because')
     const { result } = run([refusal])
     await expect(result).rejects.toBe(refusal)
   })

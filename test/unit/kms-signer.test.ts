@@ -4,7 +4,6 @@ import {
   sign as nodeSign,
   verify as nodeVerify,
   privateEncrypt,
-  randomUUID,
 } from 'node:crypto'
 import {
   DisabledException,
@@ -12,7 +11,6 @@ import {
   KMSInternalException,
 } from '@aws-sdk/client-kms'
 import { JwtVerifier } from 'aws-jwt-verify'
-import type { Jwks } from 'aws-jwt-verify/jwk'
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { derToJoseSignature, KmsSigner } from '../../functions/adapters/kms-signer.js'
@@ -30,40 +28,12 @@ import {
   SHA256_DIGEST_INFO,
   throttling,
 } from '../support/fake-kms.js'
+import { b64url, issueToken, publishedJwks } from '../support/tokens.js'
 
 const ISSUER = 'https://auth.example.com'
 const AUDIENCE = 'https://api.example.com'
+const CLAIMS = { iss: ISSUER, aud: AUDIENCE }
 const JWKS_URI = `${ISSUER}/.well-known/jwks.json`
-
-// ---------------------------------------------------------------------------
-// Helpers: build an RFC 9068 access token exactly as the token endpoint will.
-// ---------------------------------------------------------------------------
-
-const b64url = (value: string | Uint8Array): string => Buffer.from(value).toString('base64url')
-
-async function issueToken(signer: Signer, claims: Record<string, unknown> = {}): Promise<string> {
-  const header = { alg: signer.alg, typ: 'at+jwt', kid: await signer.keyId() }
-  const now = Math.floor(Date.now() / 1000)
-  const payload = {
-    iss: ISSUER,
-    aud: AUDIENCE,
-    sub: 'user-123',
-    client_id: 'web',
-    iat: now,
-    nbf: now,
-    exp: now + 300,
-    jti: randomUUID(),
-    ...claims,
-  }
-  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`
-  const signature = await signer.sign(new TextEncoder().encode(signingInput))
-  return `${signingInput}.${b64url(signature)}`
-}
-
-/** The JWKS as a client sees it: serialized and parsed again. */
-async function publishedJwks(signer: Signer): Promise<Jwks & { keys: JWK[] }> {
-  return JSON.parse(JSON.stringify({ keys: await signer.publicKeys() }))
-}
 
 async function verifyWithJose(token: string, signer: Signer) {
   const { payload, protectedHeader } = await jwtVerify(
@@ -154,7 +124,7 @@ describe.each(['RS256', 'ES256'] as const)('KmsSigner with %s', (alg) => {
 
   it('issues access tokens that jose verifies against its published JWKS', async () => {
     const signer = signerFor(alg)
-    const token = await issueToken(signer)
+    const token = await issueToken(signer, CLAIMS)
     const { payload, protectedHeader } = await verifyWithJose(token, signer)
     expect(protectedHeader).toEqual({ alg, typ: 'at+jwt', kid: await signer.keyId() })
     expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: 'user-123' })
@@ -162,13 +132,13 @@ describe.each(['RS256', 'ES256'] as const)('KmsSigner with %s', (alg) => {
 
   it('issues access tokens that aws-jwt-verify verifies against its published JWKS', async () => {
     const signer = signerFor(alg)
-    const payload = await verifyWithAwsJwtVerify(await issueToken(signer), signer)
+    const payload = await verifyWithAwsJwtVerify(await issueToken(signer, CLAIMS), signer)
     expect(payload).toMatchObject({ iss: ISSUER, aud: AUDIENCE, sub: 'user-123' })
   })
 
   it('rejects a token whose payload was tampered with', async () => {
     const signer = signerFor(alg)
-    const [header, , signature] = (await issueToken(signer)).split('.')
+    const [header, , signature] = (await issueToken(signer, CLAIMS)).split('.')
     const forged = b64url(JSON.stringify({ iss: ISSUER, aud: AUDIENCE, sub: 'admin', exp: 2e9 }))
     await expect(verifyWithJose(`${header}.${forged}.${signature}`, signer)).rejects.toThrow()
   })
@@ -202,7 +172,7 @@ describe.each(['RS256', 'ES256'] as const)('KmsSigner with %s', (alg) => {
 
   it('still verifies tokens signed with a key that is now retiring', async () => {
     const before = new KmsSigner({ client: kms.client, activeKeyId: RETIRING[alg], alg })
-    const token = await issueToken(before)
+    const token = await issueToken(before, CLAIMS)
     const after = signerFor(alg)
     expect(await after.keyId()).not.toBe(await before.keyId())
     await expect(verifyWithJose(token, after)).resolves.toBeDefined()
@@ -213,20 +183,8 @@ describe.each(['RS256', 'ES256'] as const)('KmsSigner with %s', (alg) => {
     const signer = signerFor(alg)
     await Promise.all([signer.keyId(), signer.publicKeys(), signer.keyId()])
     await signer.publicKeys()
-    await issueToken(signer)
+    await issueToken(signer, CLAIMS)
     expect(kms.getPublicKeyCalls().sort()).toEqual([ACTIVE[alg], RETIRING[alg]].sort())
-  })
-
-  it('warms the key cache with prefetch() and never rejects from it', async () => {
-    const signer = signerFor(alg)
-    kms.failNext('GetPublicKey', throttling())
-    signer.prefetch() // fails in the background, must not be an unhandled rejection
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    signer.prefetch()
-    await signer.publicKeys()
-    const calls = kms.getPublicKeyCalls()
-    await signer.keyId()
-    expect(kms.getPublicKeyCalls()).toEqual(calls)
   })
 })
 
@@ -403,7 +361,7 @@ describe('KmsSigner errors', () => {
       expect(failure).toBeInstanceOf(TemporarilyUnavailable)
       expect(failure).toMatchObject({ status: 503, detail: `kms GetPublicKey failed: ${name}` })
 
-      const token = await issueToken(signer)
+      const token = await issueToken(signer, CLAIMS)
       await expect(verifyWithJose(token, signer)).resolves.toBeDefined()
     },
   )

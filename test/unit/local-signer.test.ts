@@ -1,41 +1,16 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomUUID } from 'node:crypto'
+import { createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto'
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { JwtVerifier } from 'aws-jwt-verify'
-import type { Jwks } from 'aws-jwt-verify/jwk'
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { Signer } from '../../functions/core/ports.js'
 import { LocalSigner } from '../../local/signer.js'
+import { issueToken, publishedJwks } from '../support/tokens.js'
 
 const ISSUER = 'http://localhost:3000'
 const AUDIENCE = 'local-api'
-
-const b64url = (value: string | Uint8Array): string => Buffer.from(value).toString('base64url')
-
-async function issueToken(signer: Signer): Promise<string> {
-  const header = { alg: signer.alg, typ: 'at+jwt', kid: await signer.keyId() }
-  const now = Math.floor(Date.now() / 1000)
-  const payload = {
-    iss: ISSUER,
-    aud: AUDIENCE,
-    sub: 'user-123',
-    client_id: 'web',
-    iat: now,
-    nbf: now,
-    exp: now + 300,
-    jti: randomUUID(),
-  }
-  const signingInput = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(payload))}`
-  const signature = await signer.sign(new TextEncoder().encode(signingInput))
-  return `${signingInput}.${b64url(signature)}`
-}
-
-/** The JWKS as a client sees it: serialized and parsed again. */
-async function publishedJwks(signer: Signer): Promise<Jwks & { keys: JWK[] }> {
-  return JSON.parse(JSON.stringify({ keys: await signer.publicKeys() }))
-}
+const CLAIMS = { iss: ISSUER, aud: AUDIENCE }
 
 let root: string
 beforeEach(async () => {
@@ -101,7 +76,9 @@ describe('LocalSigner', () => {
       join(root, 'signing-key.pem'),
       privateKey.export({ type: 'pkcs8', format: 'pem' }),
     )
-    await expect(LocalSigner.open(root)).rejects.toThrow(/must hold an RSA private key/)
+    await expect(LocalSigner.open(root)).rejects.toThrow(
+      /signing-key.pem is an EC prime256v1 key, but RS256 needs an RSA key/,
+    )
   })
 
   it('uses the RFC 7638 thumbprint of its public key as kid', async () => {
@@ -124,7 +101,7 @@ describe('LocalSigner', () => {
 
   it('issues access tokens that jose verifies against its published JWKS', async () => {
     const signer = await LocalSigner.open(root)
-    const token = await issueToken(signer)
+    const token = await issueToken(signer, CLAIMS)
     const { payload, protectedHeader } = await jwtVerify(
       token,
       createLocalJWKSet(await publishedJwks(signer)),
@@ -142,13 +119,13 @@ describe('LocalSigner', () => {
       jwksUri: `${ISSUER}/.well-known/jwks.json`,
     })
     verifier.cacheJwks(await publishedJwks(signer))
-    await expect(verifier.verify(await issueToken(signer))).resolves.toMatchObject({
+    await expect(verifier.verify(await issueToken(signer, CLAIMS))).resolves.toMatchObject({
       sub: 'user-123',
     })
   })
 
   it('issues tokens that still verify after a restart (a new open of the same dir)', async () => {
-    const token = await issueToken(await LocalSigner.open(root))
+    const token = await issueToken(await LocalSigner.open(root), CLAIMS)
     const restarted = await LocalSigner.open(root)
     await expect(
       jwtVerify(token, createLocalJWKSet(await publishedJwks(restarted)), {

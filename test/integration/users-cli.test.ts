@@ -1,0 +1,154 @@
+/**
+ * `npm run users`, run as a person would: a child process, against a table on
+ * DynamoDB Local; at a terminal through `script`, which gives it a real pty.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { DynamoUsers } from '../../functions/adapters/dynamodb/users.js'
+import { verifyPassword } from '../../functions/core/passwords.js'
+import { createTestTable } from '../support/dynamo.js'
+
+interface Run {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+const USERS = [process.execPath, '--import', 'tsx', 'bin/users.ts']
+let store: DynamoUsers
+let table: string
+const endpoint = () => process.env.DYNAMODB_ENDPOINT as string
+
+beforeAll(async () => {
+  const created = await createTestTable()
+  table = created.tableName
+  store = new DynamoUsers(created.client, table)
+})
+
+/** Runs the command with `input` piped to its stdin (not a terminal). */
+async function run(args: readonly string[], input = ''): Promise<Run> {
+  const [command, ...rest] = USERS as [string, ...string[]]
+  const child = spawn(command, [...rest, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk) => {
+    stdout += chunk
+  })
+  child.stderr.on('data', (chunk) => {
+    stderr += chunk
+  })
+  child.stdin.end(input)
+  const [code] = await once(child, 'close')
+  return { code, stdout, stderr }
+}
+
+const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`
+
+/**
+ * Runs the command at a terminal and types `keys` once it prompts for the
+ * password. Returns everything the terminal showed, echo included.
+ */
+async function runAtTerminal(args: readonly string[], keys: string): Promise<Run> {
+  const command = [...USERS, ...args].map(quote).join(' ')
+  const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  let screen = ''
+  let typed = false
+  child.stdout.on('data', (chunk) => {
+    screen += chunk
+    if (!typed && screen.includes('password: ')) {
+      typed = true
+      child.stdin.write(keys)
+    }
+  })
+  const [code] = await once(child, 'close')
+  return { code, stdout: screen, stderr: '' }
+}
+
+describe('npm run users', () => {
+  it.each(['--help', '-h'])('prints its usage and exits 0 with %s', async (flag) => {
+    const { code, stdout, stderr } = await run([flag])
+    expect(code).toBe(0)
+    expect(stdout).toContain('usage: npm run users -- ')
+    for (const word of ['add', 'disable', 'enable', '--role', '--table', '--endpoint']) {
+      expect(stdout).toContain(word)
+    }
+    expect(stderr).toBe('')
+  })
+
+  it('refuses a call without a username with the usage line and exit code 1', async () => {
+    const { code, stderr } = await run(['add'])
+    expect(code).toBe(1)
+    expect(stderr).toContain('usage: npm run users -- ')
+  })
+
+  it('reads the password from piped stdin when stdin is not a terminal', async () => {
+    const password = 'a piped password, long enough'
+    const { code, stdout } = await run(
+      ['add', 'piped-user', '--role', 'admin', '--table', table, '--endpoint', endpoint()],
+      `${password}\n`,
+    )
+    expect(code).toBe(0)
+    expect(stdout).toContain('added piped-user')
+    const user = await store.findUserByUsername('piped-user')
+    expect(user?.roles).toEqual(['admin'])
+    expect(await verifyPassword(password, user?.passwordHash ?? '')).toBe(true)
+  })
+
+  it('does not echo the password typed at a terminal', async () => {
+    const password = 'typed at the terminal, not shown'
+    // A stray backspace is taken back; Ctrl-D after Enter is never read.
+    const { code, stdout } = await runAtTerminal(
+      ['add', 'tty-user', '--table', table, '--endpoint', endpoint()],
+      `${password}x\u007f\r\u0004`,
+    )
+    expect(stdout).toContain('password: ')
+    expect(stdout).toContain('added tty-user')
+    expect(stdout).not.toContain('typed at')
+    expect(code).toBe(0)
+    const user = await store.findUserByUsername('tty-user')
+    expect(await verifyPassword(password, user?.passwordHash ?? '')).toBe(true)
+  })
+
+  it('says a missing table is not found, not that the service is unavailable', async () => {
+    const { code, stderr } = await run([
+      'disable',
+      'someone',
+      '--table',
+      'no-such-table',
+      '--endpoint',
+      endpoint(),
+    ])
+    expect(code).toBe(1)
+    expect(stderr.trim()).toBe('users: table no-such-table not found')
+  })
+
+  it('says a missing table is not found when adding a user', async () => {
+    const { code, stderr } = await run(
+      ['add', 'nobody', '--table', 'no-such-table', '--endpoint', endpoint()],
+      'a password, long enough\n',
+    )
+    expect(code).toBe(1)
+    expect(stderr.trim()).toBe('users: table no-such-table not found')
+  })
+
+  it('says DynamoDB cannot be reached when nothing listens at the endpoint', async () => {
+    const server = createServer().listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as { port: number }
+    await new Promise((resolve) => server.close(resolve))
+    const { code, stderr } = await run([
+      'enable',
+      'someone',
+      '--endpoint',
+      `http://127.0.0.1:${port}`,
+    ])
+    expect(code).toBe(1)
+    expect(stderr.trim()).toBe(
+      `users: cannot reach DynamoDB at http://127.0.0.1:${port} (is \`npm start\` running?)`,
+    )
+  })
+})

@@ -1,0 +1,60 @@
+/**
+ * The service's items read straight from the table, as the tests inspect them
+ * (the layout is functions/adapters/table.ts's).
+ */
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
+import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
+
+// biome-ignore lint/suspicious/noExplicitAny: items are inspected freely
+export type Item = Record<string, any>
+
+export interface Items {
+  /** A session's item and how many token records it holds (strongly consistent). */
+  session(sid: string): Promise<{ session: Item | undefined; tokens: number }>
+  /** A user's item (strongly consistent). */
+  user(sub: string): Promise<Item | undefined>
+  /** The session items of a user, through the user index (eventually consistent). */
+  sessionsOf(sub: string): Promise<Item[]>
+}
+
+export function items(client: DynamoDBClient, tableName: string): Items {
+  const doc = DynamoDBDocumentClient.from(client)
+  return {
+    async session(sid) {
+      const { Items = [] } = await doc.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': `SESSION#${sid}` },
+          ConsistentRead: true,
+        }),
+      )
+      return {
+        session: Items.find((item) => item.sk === 'SESSION'),
+        tokens: Items.filter((item) => String(item.sk).startsWith('TOKEN#')).length,
+      }
+    },
+    async user(sub) {
+      const { Item } = await doc.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { pk: `USER#${sub}`, sk: 'USER' },
+          ConsistentRead: true,
+        }),
+      )
+      return Item
+    },
+    async sessionsOf(sub) {
+      const { Items = [] } = await doc.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: GSI1,
+          KeyConditionExpression: 'gsi1pk = :user AND begins_with(gsi1sk, :session)',
+          ExpressionAttributeValues: { ':user': `USER#${sub}`, ':session': 'SESSION#' },
+        }),
+      )
+      return Items
+    },
+  }
+}
