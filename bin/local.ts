@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole service on localhost, on DynamoDB Local and a local
- * signing key. See docs/configuration.md "Local mode settings" for the variables.
+ * signing key. See docs/configuration.md "Local mode" for the variables.
  */
 
 import { ConfigError } from '../functions/config.js'

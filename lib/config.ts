@@ -178,7 +178,7 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
   logRetentionDays: {
     type: 'integer',
     min: 1,
-    max: 3653,
+    max: 9999,
     values: RETENTION_DAYS,
     default: DEFAULTS.logRetention,
     doc: 'Retention of the function and access logs, one of CloudWatch Logs’ values.',
@@ -190,8 +190,16 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
     fields: {
       domainName: { type: 'string', doc: 'For example `auth.example.com`.' },
       certificateArn: { type: 'string', doc: 'An ACM certificate for it, in the stack’s region.' },
-      hostedZoneId: { type: 'string', doc: 'A Route 53 zone for A/AAAA alias records.' },
-      hostedZoneName: { type: 'string', doc: 'That zone’s name, e.g. `example.com`.' },
+      hostedZoneId: {
+        type: 'string',
+        doc: 'A Route 53 zone for A/AAAA alias records.',
+        default: 'no records',
+      },
+      hostedZoneName: {
+        type: 'string',
+        doc: 'That zone’s name, e.g. `example.com`; goes with hostedZoneId.',
+        default: 'none',
+      },
     },
   },
   jwksMaxAgeSeconds: fromSetting('JWKS_MAX_AGE_SECONDS'),

@@ -25,11 +25,38 @@ export interface LocalConfig {
   readonly strict: boolean
 }
 
+/** Local mode's own settings (environment variables), once: default and doc. */
+export const LOCAL_SETTINGS = {
+  PORT: { default: '3000', doc: 'Where the HTTP API and the demo page listen (127.0.0.1).' },
+  ISSUER: {
+    default: 'http://localhost:$PORT',
+    doc: 'The `iss` claim and the base of the discovery documents.',
+  },
+  CLIENTS_FILE: {
+    default: 'clients.local.json',
+    doc: 'The clients, as a JSON array. The demo clients’ `http://localhost:3000` origins follow `PORT`.',
+  },
+  DEMO_PASSWORD: { default: 'demo-password', doc: 'Password of the seeded user `demo`.' },
+  DATA_DIR: { default: 'in memory', doc: 'Keeps DynamoDB Local’s data across restarts.' },
+  DYNAMODB_PORT: {
+    default: '8000',
+    doc: 'DynamoDB Local’s port (on 127.0.0.1); `npm run users` uses it too.',
+  },
+  LOCAL_KEY_DIR: {
+    default: '.local/keys',
+    doc: 'Where the local RSA signing key is kept (git-ignored), in place of KMS.',
+  },
+  AUTHORIZER_STRICT: {
+    default: 'false',
+    doc: 'Run the strict authorizer (the deploy setting `strictRevocation`).',
+  },
+} as const
+
 /** The table local mode and `npm run users` use. */
 export const LOCAL_TABLE = 'token-service'
 
 /** The port the demo clients' origins name in clients.local.json. */
-export const DEFAULT_PORT = 3000
+export const DEFAULT_PORT = Number(LOCAL_SETTINGS.PORT.default)
 
 export function loadLocalConfig(env: Env = process.env): LocalConfig {
   const port = (name: string, fallback: number): number => {
@@ -41,19 +68,20 @@ export function loadLocalConfig(env: Env = process.env): LocalConfig {
     }
     return value
   }
-  const strict = env.AUTHORIZER_STRICT?.trim().toLowerCase() || 'false'
+  const strict =
+    env.AUTHORIZER_STRICT?.trim().toLowerCase() || LOCAL_SETTINGS.AUTHORIZER_STRICT.default
   if (strict !== 'true' && strict !== 'false') {
     throw new ConfigError(`AUTHORIZER_STRICT must be true or false, got "${env.AUTHORIZER_STRICT}"`)
   }
-  const listenPort = port('PORT', DEFAULT_PORT)
+  const listenPort = port('PORT', Number(LOCAL_SETTINGS.PORT.default))
   return {
     port: listenPort,
     issuer: env.ISSUER?.trim() || `http://localhost:${listenPort}`,
-    clientsFile: env.CLIENTS_FILE?.trim() || 'clients.local.json',
-    demoPassword: env.DEMO_PASSWORD || 'demo-password',
+    clientsFile: env.CLIENTS_FILE?.trim() || LOCAL_SETTINGS.CLIENTS_FILE.default,
+    demoPassword: env.DEMO_PASSWORD || LOCAL_SETTINGS.DEMO_PASSWORD.default,
     dataDir: env.DATA_DIR?.trim() || undefined,
-    dynamodbPort: port('DYNAMODB_PORT', 8000),
-    keyDir: env.LOCAL_KEY_DIR?.trim() || '.local/keys',
+    dynamodbPort: port('DYNAMODB_PORT', Number(LOCAL_SETTINGS.DYNAMODB_PORT.default)),
+    keyDir: env.LOCAL_KEY_DIR?.trim() || LOCAL_SETTINGS.LOCAL_KEY_DIR.default,
     strict: strict === 'true',
   }
 }

@@ -48,13 +48,53 @@ export const CLIENT_DEFAULTS = {
   cookie_mode: false,
 } as const
 
-/** Every key a client may have. */
-const CLIENT_KEYS: readonly string[] = [
-  'client_id',
-  'type',
-  'audience',
-  ...Object.keys(CLIENT_DEFAULTS),
-]
+/**
+ * Every key a client may have: its default, bounds and doc, once. `parseClients`
+ * checks against it; docs/configuration.md is generated from it.
+ */
+export const CLIENT_FIELDS = {
+  client_id: { doc: 'The client’s id: 1-64 characters of A-Z a-z 0-9 . _ -.' },
+  type: { doc: '`spa` or `native`.' },
+  audience: { doc: 'The `aud` of the access tokens issued to it.' },
+  allowed_origins: {
+    doc: 'Exact origins allowed for CORS and, in cookie mode, for the CSRF check. No wildcard.',
+    default: CLIENT_DEFAULTS.allowed_origins,
+  },
+  scopes: {
+    doc: 'Scopes it may ask for; with no `scope` parameter it gets all of them.',
+    default: CLIENT_DEFAULTS.scopes,
+  },
+  access_token_ttl_seconds: {
+    doc: 'Access-token lifetime.',
+    default: CLIENT_DEFAULTS.access_token_ttl_seconds,
+    min: 60,
+    max: 3600,
+  },
+  refresh_idle_ttl_seconds: {
+    doc: 'A session unused this long ends; at most `refresh_absolute_ttl_seconds`.',
+    default: CLIENT_DEFAULTS.refresh_idle_ttl_seconds,
+    min: 60,
+    max: 365 * 24 * 3600,
+  },
+  refresh_absolute_ttl_seconds: {
+    doc: 'A session ends this long after login, however it is used.',
+    default: CLIENT_DEFAULTS.refresh_absolute_ttl_seconds,
+    min: 60,
+    max: 365 * 24 * 3600,
+  },
+  reuse_grace_seconds: {
+    doc: 'How long a rotated refresh token may be replayed for the same answer (docs/security.md: 0 for high-risk clients).',
+    default: CLIENT_DEFAULTS.reuse_grace_seconds,
+    min: 0,
+    max: 60,
+  },
+  cookie_mode: {
+    doc: 'The refresh token travels in a `__Host-` cookie instead of the body (needs `allowed_origins`).',
+    default: CLIENT_DEFAULTS.cookie_mode,
+  },
+} as const
+
+const CLIENT_KEYS: readonly string[] = Object.keys(CLIENT_FIELDS)
 
 const CLIENT_ID = /^[A-Za-z0-9._-]{1,64}$/
 const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/ // RFC 6749 §3.3 scope-token
@@ -103,19 +143,26 @@ function parseClient(raw: unknown, at: string): Client {
   ) {
     fail('scopes', 'must be a list of scope tokens')
   }
-  const int = (field: keyof typeof CLIENT_DEFAULTS, min: number, max: number): number => {
+  const int = (
+    field:
+      | 'access_token_ttl_seconds'
+      | 'refresh_idle_ttl_seconds'
+      | 'refresh_absolute_ttl_seconds'
+      | 'reuse_grace_seconds',
+  ): number => {
+    const { min, max } = CLIENT_FIELDS[field]
     const value = c[field]
     if (!Number.isInteger(value) || (value as number) < min || (value as number) > max) {
       fail(field, `must be an integer from ${min} to ${max}`)
     }
     return value as number
   }
-  const accessTtl = int('access_token_ttl_seconds', 60, 3600)
-  const idle = int('refresh_idle_ttl_seconds', 60, 365 * 24 * 3600)
-  const absolute = int('refresh_absolute_ttl_seconds', 60, 365 * 24 * 3600)
+  const accessTtl = int('access_token_ttl_seconds')
+  const idle = int('refresh_idle_ttl_seconds')
+  const absolute = int('refresh_absolute_ttl_seconds')
   if (idle > absolute)
     fail('refresh_idle_ttl_seconds', 'must not exceed refresh_absolute_ttl_seconds')
-  const grace = int('reuse_grace_seconds', 0, 60)
+  const grace = int('reuse_grace_seconds')
   if (typeof c.cookie_mode !== 'boolean') fail('cookie_mode', 'must be true or false')
   if (c.cookie_mode && c.allowed_origins.length === 0) {
     fail('allowed_origins', 'must name at least one origin when cookie_mode is true')

@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -96,6 +98,25 @@ describe('npm start (local mode)', () => {
     expect(jwks.keys[0].kid).toEqual(expect.any(String))
   })
 
+  it('moves the demo clients’ origins to PORT: the cookie-mode demo client logs in from this origin', async () => {
+    expect(url).not.toContain(':3000')
+    const login = await fetch(`${url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: url },
+      body: new URLSearchParams({
+        username: 'demo',
+        password: DEMO_PASSWORD,
+        client_id: 'demo-spa',
+      }),
+    })
+    expect(login.status).toBe(200)
+    expect(login.headers.get('access-control-allow-origin')).toBe(url)
+    const cookie = login.headers.getSetCookie()[0] ?? ''
+    recordSecret(/^[^=]+=([^;]*)/.exec(cookie)?.[1])
+    recordSecret(((await login.json()) as { access_token: string }).access_token)
+    expect(cookie).toMatch(/^__Host-rt_demo-spa=/)
+  })
+
   it('ends DynamoDB Local (the Java process) on SIGTERM and exits', async () => {
     const pids = javaPids()
     expect(pids.length).toBe(1)
@@ -104,5 +125,28 @@ describe('npm start (local mode)', () => {
     expect(code).toBe(0)
     expect(pids.filter(pidExists)).toEqual([])
     expect(output).not.toContain(DEMO_PASSWORD)
+  })
+})
+
+describe('npm start on a busy port', () => {
+  it('refuses before DynamoDB Local starts, naming PORT', async () => {
+    const busy = createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const port = (busy.address() as AddressInfo).port
+    const freeDynamoPort = await freePort()
+    try {
+      const run = spawnSync(process.execPath, ['--import', 'tsx', 'bin/local.ts'], {
+        env: { ...process.env, PORT: String(port), DYNAMODB_PORT: String(freeDynamoPort) },
+        encoding: 'utf8',
+        timeout: 60_000,
+      })
+      expect(run.status).toBe(1)
+      expect(run.stderr).toContain(
+        `npm start: port ${port} is in use: the HTTP API cannot listen there (choose another with PORT=...)`,
+      )
+      expect(run.stdout).not.toContain('DynamoDB Local at')
+    } finally {
+      busy.close()
+    }
   })
 })
