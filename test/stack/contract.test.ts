@@ -6,8 +6,9 @@
  */
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { ROUTES } from '../../functions/routes.js'
 import { client, NATIVE_CLIENT, PASSWORD, seedUser } from './api.js'
-import { type Assembly, synthesize } from './assembly.js'
+import { type Assembly, resourcesOf, synthesize } from './assembly.js'
 import { Cloud } from './cloud.js'
 import { Deployment } from './deployment.js'
 
@@ -51,6 +52,22 @@ function deploy(name: keyof typeof configurations, title: string) {
   })
   return state
 }
+
+describe('the synthesized routes', () => {
+  it('are exactly the route table (functions/routes.ts), bearer routes behind the authorizer', () => {
+    for (const name of Object.keys(configurations) as (keyof typeof configurations)[]) {
+      const template = assembly.templates[name]
+      const routes = resourcesOf(template, 'AWS::ApiGatewayV2::Route').map(
+        ([, route]) => `${route.RouteKey} ${route.AuthorizationType ?? 'NONE'}`,
+      )
+      const expected = ROUTES.map(
+        (route) =>
+          `${route.method} ${route.path} ${route.auth === 'bearer' ? (name === 'jwt' ? 'JWT' : 'CUSTOM') : 'NONE'}`,
+      )
+      expect(routes.sort(), name).toEqual(expected.sort())
+    }
+  })
+})
 
 for (const strict of [false, true]) {
   describe(`the synthesized stack, Lambda authorizer, strict mode ${strict ? 'on' : 'off'}`, () => {
