@@ -36,7 +36,11 @@ if (ledger && ledger.problems.length > 0) {
   )
 }
 
-new TokenServiceStack(app, settings.stackName, settings.props)
+new TokenServiceStack(app, settings.stackName, {
+  ...settings.props,
+  // The keys a key change deployed half-way may still (or already) sign with.
+  ...(ledger && { transitionSigningKeys: ledger.transitionKeys }),
+})
 addNagPacks(app)
 // Synthesize now, so that the ledger records only a change that synthesized cleanly
 // (cdk-nag included); the CLI reads the assembly this writes.
