@@ -20,7 +20,11 @@ export interface KmsSignerOptions {
   readonly alg?: SigningAlgorithm
 }
 
-const KMS_ALGORITHM: Record<SigningAlgorithm, SigningAlgorithmSpec> = {
+/**
+ * The KMS signing algorithm of each JWS `alg`. The stack's `kms:Sign` grants
+ * require it (`kms:SigningAlgorithm`), and `kms:MessageType` = `DIGEST`.
+ */
+export const KMS_SIGNING_ALGORITHMS: Readonly<Record<SigningAlgorithm, SigningAlgorithmSpec>> = {
   RS256: 'RSASSA_PKCS1_V1_5_SHA_256',
   ES256: 'ECDSA_SHA_256',
 }
@@ -42,7 +46,7 @@ export class KmsSigner implements Signer {
 
   constructor(options: KmsSignerOptions) {
     const alg = options.alg ?? 'RS256'
-    if (!Object.hasOwn(KMS_ALGORITHM, alg)) {
+    if (!Object.hasOwn(KMS_SIGNING_ALGORITHMS, alg)) {
       throw new Error(`KmsSigner: unsupported alg ${String(alg)}`)
     }
     if (!options.activeKeyId) throw new Error('KmsSigner: activeKeyId is required')
@@ -73,7 +77,7 @@ export class KmsSigner implements Signer {
           KeyId: this.#activeKeyId,
           Message: digest,
           MessageType: 'DIGEST',
-          SigningAlgorithm: KMS_ALGORITHM[this.alg],
+          SigningAlgorithm: KMS_SIGNING_ALGORITHMS[this.alg],
         }),
       )
       signature = output.Signature

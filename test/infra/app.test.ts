@@ -300,13 +300,20 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::dynamodb:\*\]/)
   })
 
-  it('acknowledges only the three reviewed findings, each with its reason', () => {
+  it('acknowledges only the four reviewed findings, each with its reason', () => {
     const { stack } = build({})
     const acks = acknowledgements(stack)
+    const taggedKeys =
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]'
     expect([...new Set(acks.map((ack) => ack.id))].sort()).toEqual([
       'AwsSolutions-APIG4',
       'AwsSolutions-IAM5[Resource::*]',
+      taggedKeys,
       'Serverless-LambdaDLQ',
+    ])
+    // The read of the service's keys by tag: the jwks function only.
+    expect(acks.filter((ack) => ack.id === taggedKeys).map((ack) => ack.path)).toEqual([
+      `${stack.stackName}/TokenService/Jwks/Role`,
     ])
     for (const ack of acks) expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThan(60)
     // APIG4 only on the public OAuth routes, never on a bearer route.

@@ -48,6 +48,8 @@ interface SigningKey {
   readonly publicKey: KeyObject
   /** The key policy gives the account (so IAM policies) `kms:*`, as CDK's default policy does. */
   readonly delegatesToIam: boolean
+  /** Its tags, as a request on it carries them: `aws:ResourceTag/<key>` -> value. */
+  readonly tags: Readonly<Record<string, string>>
 }
 
 const list = <T>(value: T | readonly T[] | undefined): readonly T[] =>
@@ -279,7 +281,13 @@ export class Cloud {
       isAllowed(forAccount, action, '*'),
     )
     const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
-    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam })
+    // Created with its tags (CreateKey's Tags): they stay with the key after it leaves a template.
+    const tags = Object.fromEntries(
+      (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
+        ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
+      ),
+    )
+    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
   }
 
   /** Checks one action on one resource for a caller, and records it. */
@@ -356,6 +364,7 @@ export class Cloud {
     const key = arn === undefined ? undefined : this.#keys.get(arn)
     if (!key) return fail('NotFoundException', `Key '${keyId}' does not exist`)
     const context: Record<string, string> = {
+      ...key.tags,
       ...(alias && { 'kms:RequestAlias': alias }),
       ...(operation === 'Sign' && {
         'kms:SigningAlgorithm': String(input.SigningAlgorithm),
