@@ -182,6 +182,45 @@ describe('the committed configuration (token-service.config.ts)', () => {
     )
   })
 
+  it('keeps every other setting through a key rotation that edits signingKeys in the file', () => {
+    const production = {
+      ...committed,
+      clients: testClients,
+      issuer: 'https://auth.acme.io',
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+      domain: {
+        domainName: 'auth.acme.io',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+      },
+      strictRevocation: true,
+    }
+    const steps = [
+      [{ id: 'k1', state: 'active' }],
+      [
+        { id: 'k1', state: 'active' },
+        { id: 'k2', state: 'retiring' },
+      ],
+      [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      [{ id: 'k2', state: 'active' }],
+    ]
+    const props = steps.map((signingKeys) => read({ ...production, signingKeys }).props)
+    for (const [index, step] of props.entries()) {
+      const { signingKeys, ...rest } = step
+      const { signingKeys: first, ...unchanged } = props[0] ?? {}
+      expect(signingKeys, `step ${index}`).toEqual(steps[index])
+      expect(rest, `step ${index}`).toEqual(unchanged)
+      expect(rest).toMatchObject({
+        issuer: 'https://auth.acme.io',
+        alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+        strictRevocation: true,
+      })
+      expect(first).toEqual(steps[0])
+    }
+  })
+
   it('warns while the stack deploys the demo clients, so that --strict refuses it', () => {
     expect(demoClientsIn(demoClients)).toEqual(demoClients.map((client) => client.client_id))
     expect(demoClientsIn(testClients)).toEqual(['native', 'spa']) // an example.com audience
