@@ -17,6 +17,11 @@ export interface VerifiedClaims {
   readonly sid: string
   readonly roles: readonly string[]
   readonly username?: string
+  /**
+   * `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is bound
+   * to. Flattened, since API Gateway contexts hold no objects.
+   */
+  readonly jkt?: string
 }
 
 export interface VerifierSettings {
@@ -49,6 +54,8 @@ const FOREIGN_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit', 
 
 /** Our `kid`s are RFC 7638 thumbprints: 43 base64url characters. Others are not looked up. */
 const KID = /^[A-Za-z0-9_-]{1,128}$/
+/** An RFC 7638 SHA-256 thumbprint, base64url. */
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /**
@@ -122,6 +129,7 @@ export class TokenVerifier {
     if (claims.username !== undefined && typeof claims.username !== 'string') {
       throw new InvalidToken('username is not a string')
     }
+    const jkt = confirmedKey(claims.cnf)
     return {
       iss: issuer,
       sub,
@@ -135,6 +143,7 @@ export class TokenVerifier {
       sid,
       roles: roles as string[],
       ...(claims.username === undefined ? {} : { username: claims.username as string }),
+      ...(jkt === undefined ? {} : { jkt }),
     }
   }
 
@@ -205,6 +214,20 @@ function decodeJson(segment: string, part: string): Record<string, unknown> {
     throw new InvalidToken(`${part} is not a JSON object`)
   }
   return value as Record<string, unknown>
+}
+
+/**
+ * The thumbprint in `cnf` (RFC 7800), if any. A `cnf` without a `jkt` binds
+ * the token some other way (mTLS's `x5t#S256`): we cannot check that, so
+ * the token must not pass as a bearer token.
+ */
+function confirmedKey(cnf: unknown): string | undefined {
+  if (cnf === undefined) return undefined
+  const jkt = (cnf as { jkt?: unknown } | null)?.jkt
+  if (typeof jkt !== 'string' || !THUMBPRINT.test(jkt)) {
+    throw new InvalidToken('cnf without a jkt')
+  }
+  return jkt
 }
 
 function numericDate(value: unknown, name: string): number {

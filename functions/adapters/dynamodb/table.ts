@@ -11,6 +11,7 @@
  * | session         | `SESSION#<sid>`   | `SESSION`      | `USER#<sub>`       | `SESSION#<created>#<sid>` |
  * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                           |
  * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`                |
+ * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`   |                    |                           |
  *
  * The one GSI is overloaded: by username it finds a user at login, by user it
  * lists their sessions (newest first: `<created>` is zero-padded epoch ms).
@@ -79,6 +80,7 @@ const partition = {
   user: (sub: string) => `USER#${sub}`,
   username: (username: string) => `USERNAME#${username}`,
   session: (sid: string) => `SESSION#${sid}`,
+  dpopKey: (jkt: string) => `DPOP#${jkt}`,
 }
 
 /** Sort keys that name the kind of item (in `sk`, and in `gsi1sk` where it is indexed). */
@@ -99,6 +101,8 @@ export const itemKey = {
   session: (sid: string) => key(partition.session(sid), KIND.session),
   issuedToken: (sid: string, hash: string) => key(partition.session(sid), `TOKEN#${hash}`),
   failedLogins: (username: string) => key(partition.username(username), KIND.failedLogins),
+  /** A DPoP proof's `jti` (its SHA-256) under its key's thumbprint: single use per key. */
+  dpopProof: (jkt: string, jtiHash: string) => key(partition.dpopKey(jkt), `JTI#${jtiHash}`),
 }
 
 /** Where each indexed item sits in gsi1. */
