@@ -116,6 +116,23 @@ export function loadSigningConfig(env: Env = process.env): SigningConfig {
   }
 }
 
+/**
+ * `DPOP_NONCE_KEY_ID`: the KMS key DPoP nonces come from; required when a
+ * client has `dpop_nonce`, undefined otherwise.
+ */
+export function loadDpopNonceKeyId(
+  clients: ReadonlyMap<string, Client>,
+  env: Env = process.env,
+): string | undefined {
+  const keyId = raw(env, 'DPOP_NONCE_KEY_ID')
+  const nonceClients = [...clients.values()].filter((client) => client.dpopNonce)
+  if (keyId === undefined && nonceClients.length > 0) {
+    const names = nonceClients.map((client) => client.clientId).join(', ')
+    throw new ConfigError(`DPOP_NONCE_KEY_ID must be set: clients ${names} have dpop_nonce`)
+  }
+  return keyId
+}
+
 /** `TOKEN_BACKDATE_SECONDS`. */
 export const loadBackdateSeconds = (env: Env = process.env): number =>
   integer(env, 'TOKEN_BACKDATE_SECONDS')

@@ -134,9 +134,10 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
  */
 export const CORS = {
   allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-  allowHeaders: ['Authorization', 'Content-Type'],
-  /** A cross-origin client must read why it was refused and when to retry. */
-  exposeHeaders: ['WWW-Authenticate', 'Retry-After'],
+  /** `DPoP`: the proof of a DPoP client (RFC 9449). */
+  allowHeaders: ['Authorization', 'Content-Type', 'DPoP'],
+  /** A cross-origin client must read why it was refused, when to retry, and the DPoP nonce. */
+  exposeHeaders: ['WWW-Authenticate', 'Retry-After', 'DPoP-Nonce'],
   allowCredentials: true,
   maxAgeSeconds: 600,
 } as const

@@ -84,6 +84,11 @@ export const SETTINGS = {
     doc: '`RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`).',
     functions: SIGNING,
   },
+  DPOP_NONCE_KEY_ID: {
+    type: 'string',
+    doc: 'The KMS HMAC key (`HMAC_256`) the DPoP nonces are derived from (`GenerateMac`, once per container). The stack creates it and sets this when a client has `dpop_nonce`.',
+    functions: ['login', 'token'],
+  },
   TOKEN_BACKDATE_SECONDS: {
     type: 'integer',
     default: 5,

@@ -1,12 +1,13 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
+import type { DpopReplayStore } from '../functions/core/dpop.js'
 import type { LoginAttempts, SessionStore, UserStore } from '../functions/core/ports.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
  * The DynamoDB actions behind each store method (the ports in
  * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
- * sessions.ts, users.ts, login-throttle.ts), split by what they touch: the
+ * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts), split by what they touch: the
  * table or the one GSI. A transaction is authorised per item action, so
  * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds.
  * Every port method has an entry, so that a renamed method fails to compile here.
@@ -26,8 +27,9 @@ export const STORE_ACTIONS = {
   listSessions: { index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
+  recordProof: { table: ['dynamodb:PutItem'] },
 } as const satisfies Record<
-  keyof SessionStore | keyof UserStore | keyof LoginAttempts,
+  keyof SessionStore | keyof UserStore | keyof LoginAttempts | keyof DpopReplayStore,
   { table?: readonly string[]; index?: readonly string[] }
 >
 

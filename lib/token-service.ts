@@ -195,9 +195,12 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
     'createSession',
     // A session whose token could not be sent (signing failed) is revoked at once.
     'revokeSession',
+    // A DPoP proof's single use.
+    'recordProof',
   ],
-  // One batched read, then the rotation; a lost race re-reads the session; reuse revokes it.
-  token: ['loadRefreshState', 'getSession', 'rotate', 'revokeSession'],
+  // One batched read (and a DPoP proof's single use), then the rotation; a lost race
+  // re-reads the session; reuse revokes it.
+  token: ['loadRefreshState', 'recordProof', 'getSession', 'rotate', 'revokeSession'],
   revoke: ['loadRefreshState', 'revokeSession'],
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
@@ -224,6 +227,11 @@ export class TokenService extends Construct {
   public readonly url: string
   public readonly issuer: string
   public readonly domainName?: apigwv2.DomainName
+  /**
+   * The HMAC key the DPoP nonces are derived from (docs/design.md "DPoP"); only
+   * when some client has `dpop_nonce`.
+   */
+  public readonly dpopNonceKey?: kms.Key
   /** Every function, by handler name. */
   public readonly functions: Readonly<Record<HttpFunction, TokenFunction>>
   /** Our Lambda authorizer; `undefined` with `authorizer: 'jwt'`. */
@@ -362,6 +370,17 @@ export class TokenService extends Construct {
       targetKey: this.activeKey,
     })
 
+    if (props.clients.some((client) => client.dpop_nonce)) {
+      this.dpopNonceKey = new kms.Key(this, 'DpopNonceKey', {
+        description: `Derives the DPoP nonce key of ${this.node.path} (GenerateMac, once per container)`,
+        keySpec: kms.KeySpec.HMAC_256,
+        keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+        // Nothing depends on it for long: a new key costs each client one use_dpop_nonce round trip.
+        removalPolicy: RemovalPolicy.DESTROY,
+        pendingWindow: Duration.days(7),
+      })
+    }
+
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: 'Token service: login, refresh, revoke, sessions, JWKS and discovery',
       createDefaultStage: false,
@@ -448,6 +467,7 @@ export class TokenService extends Construct {
       SIGNING_KEY_ID: this.activeKey.keyArn,
       RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
       SIGNING_ALG: this.algorithm,
+      ...(this.dpopNonceKey && { DPOP_NONCE_KEY_ID: this.dpopNonceKey.keyArn }),
       AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
       AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
     }
@@ -488,6 +508,12 @@ export class TokenService extends Construct {
       fn.allow(['kms:Sign'], signingArns, signRequest)
       // The active key's `kid`, read at cold start.
       fn.allow(['kms:GetPublicKey'], signingArns)
+      // Exactly what functions/adapters/dpop.ts sends to derive the nonce key.
+      if (this.dpopNonceKey) {
+        fn.allow(['kms:GenerateMac'], [this.dpopNonceKey.keyArn], {
+          StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' },
+        })
+      }
     }
     // JWKS publishes every listed key. By tag too: a deploy that adds a key may start the
     // function that lists it before the policy naming it has reached IAM, and a deploy that

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import {
@@ -8,6 +9,7 @@ import {
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
 import { demoAssets } from '../demo/assets.js'
+import { DynamoDpopReplay } from '../functions/adapters/dynamodb/dpop-replay.js'
 import { DynamoLoginThrottle } from '../functions/adapters/dynamodb/login-throttle.js'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
@@ -19,6 +21,7 @@ import type { Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
+import { localNonceKey } from './nonce-key.js'
 import { createLocalServer, listen } from './server.js'
 import { LocalSigner } from './signer.js'
 import { type LocalService, wireLocalService } from './wiring.js'
@@ -63,6 +66,8 @@ export interface LocalServiceOptions {
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly signer: Signer
+  /** The DPoP nonces' key (32 bytes or more). @default random, for this process only */
+  readonly dpopNonceKey?: Uint8Array
   /** The functions' settings (`LOGIN_*`, `AUTHORIZER_*`, ...). @default process.env */
   readonly env?: Env
   readonly strict?: boolean
@@ -85,6 +90,8 @@ export function localService(options: LocalServiceOptions): LocalService {
     users: new DynamoUsers(options.dynamodb, options.tableName),
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
     signer: options.signer,
+    dpopReplay: new DynamoDpopReplay(options.dynamodb, options.tableName),
+    dpopNonceKey: options.dpopNonceKey ?? randomBytes(32),
     clock: options.clock ?? systemClock,
     observability: createObservability(),
     env,
@@ -120,6 +127,7 @@ export async function startLocalMode(
       dynamodb: client,
       tableName: LOCAL_TABLE,
       signer: await LocalSigner.open(local.keyDir),
+      dpopNonceKey: await localNonceKey(local.keyDir),
       strict: local.strict,
       ...overrides,
     })

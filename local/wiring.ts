@@ -12,6 +12,9 @@ import {
 } from '../functions/config.js'
 import type { Client } from '../functions/core/clients.js'
 import type { Clock } from '../functions/core/clock.js'
+import { type DpopReplayStore, DpopVerifier } from '../functions/core/dpop.js'
+import { DpopGrant } from '../functions/core/dpop-grant.js'
+import { DpopNonces } from '../functions/core/dpop-nonce.js'
 import type { LoginAttempts, SessionStore, Signer, UserStore } from '../functions/core/ports.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
@@ -29,6 +32,10 @@ export interface LocalParts {
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
   readonly signer: Signer
+  /** DPoP proofs used at `/login` and `/token` (DynamoDB Local, as in AWS). */
+  readonly dpopReplay: DpopReplayStore
+  /** The DPoP nonces' key, in place of the KMS HMAC key (local/nonce-key.ts). */
+  readonly dpopNonceKey: Uint8Array
   readonly clock: Clock
   readonly observability: Observability
   /** The functions' own settings (`LOGIN_*`, `AUTHORIZER_*`, ...), read as in Lambda. */
@@ -56,6 +63,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const stack = { ...observability, corsOrigins: corsOrigins(clients) }
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
+  const nonces = new DpopNonces(parts.dpopNonceKey, clock)
   const signing = {
     sessions,
     signer,
@@ -63,6 +71,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
     events,
     settings: { issuer, backdateSeconds: loadBackdateSeconds(env) },
     clients,
+    dpop: new DpopGrant({
+      verifier: new DpopVerifier(clock),
+      nonces: () => Promise.resolve(nonces),
+      replay: parts.dpopReplay,
+      clock,
+    }),
   }
   const handlers: Record<HttpFunction, HttpHandler> = {
     login: httpHandler(

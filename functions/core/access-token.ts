@@ -16,6 +16,8 @@ export interface AccessTokenClaims {
   sid: string
   roles: string[]
   username: string
+  /** RFC 9449 §6.1: the thumbprint of the DPoP key the token is bound to: its session's. */
+  cnf?: { jkt: string }
 }
 
 export interface IssuedAccessToken {
@@ -32,7 +34,10 @@ export interface AccessTokenSettings {
 
 const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
 
-/** Builds and signs a compact JWS with header `{alg, typ: 'at+jwt', kid}`. */
+/**
+ * Builds and signs a compact JWS with header `{alg, typ: 'at+jwt', kid}`. A
+ * token of a DPoP-bound session is bound to the same key (`cnf.jkt`).
+ */
 export async function issueAccessToken(
   signer: Signer,
   settings: AccessTokenSettings,
@@ -53,6 +58,7 @@ export async function issueAccessToken(
     sid: session.sid,
     roles: [...user.roles],
     username: user.username,
+    ...(session.jkt === undefined ? {} : { cnf: { jkt: session.jkt } }),
   }
   const header = { alg: signer.alg, typ: 'at+jwt', kid: await signer.keyId() }
   const signingInput = `${encode(header)}.${encode(claims)}`

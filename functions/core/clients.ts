@@ -22,7 +22,21 @@ export interface Client {
   readonly reuseGraceSeconds: number
   /** Refresh token in a `__Host-` cookie instead of the body. @default false */
   readonly cookieMode: boolean
+  /** DPoP (RFC 9449, docs/design.md "DPoP"): whether a proof binds, or must. @default 'optional' */
+  readonly dpop: DpopPolicy
+  /** Proofs must carry one of our nonces (RFC 9449 §8). @default false */
+  readonly dpopNonce: boolean
 }
+
+/**
+ * `optional`: a proof at `/login` or `/token` binds the session to its key.
+ * `required`: a request without one is refused. `disabled`: the `DPoP` header
+ * is ignored and tokens are bearer tokens, which lets the Lambda authorizer's
+ * answers be cached (lib/token-authorizer.ts).
+ */
+export type DpopPolicy = 'disabled' | 'optional' | 'required'
+
+const DPOP_POLICIES: readonly string[] = ['disabled', 'optional', 'required']
 
 /** The shape clients take in props and in the clients file (docs/design.md "Clients"). */
 export interface ClientConfig {
@@ -36,6 +50,8 @@ export interface ClientConfig {
   refresh_absolute_ttl_seconds?: number
   reuse_grace_seconds?: number
   cookie_mode?: boolean
+  dpop?: DpopPolicy
+  dpop_nonce?: boolean
 }
 
 export const CLIENT_DEFAULTS = {
@@ -46,6 +62,8 @@ export const CLIENT_DEFAULTS = {
   refresh_absolute_ttl_seconds: 30 * 24 * 3600,
   reuse_grace_seconds: 10,
   cookie_mode: false,
+  dpop: 'optional',
+  dpop_nonce: false,
 } as const
 
 /**
@@ -91,6 +109,14 @@ export const CLIENT_FIELDS = {
   cookie_mode: {
     doc: 'The refresh token travels in a `__Host-` cookie instead of the body (needs `allowed_origins`).',
     default: CLIENT_DEFAULTS.cookie_mode,
+  },
+  dpop: {
+    doc: 'DPoP (RFC 9449): `optional` binds the tokens to the key of the client’s proof when it sends one, `required` refuses a `/login` or `/token` request without a proof, `disabled` ignores proofs (the only setting under which the Lambda authorizer’s answers may be cached).',
+    default: CLIENT_DEFAULTS.dpop,
+  },
+  dpop_nonce: {
+    doc: 'DPoP proofs must carry a server nonce (RFC 9449 §8): a proof without a current one gets `use_dpop_nonce` and a `DPoP-Nonce` header. Nonces are stateless (an HMAC of the time under a KMS key the stack creates).',
+    default: CLIENT_DEFAULTS.dpop_nonce,
   },
 } as const
 
@@ -167,6 +193,13 @@ function parseClient(raw: unknown, at: string): Client {
   if (c.cookie_mode && c.allowed_origins.length === 0) {
     fail('allowed_origins', 'must name at least one origin when cookie_mode is true')
   }
+  if (!DPOP_POLICIES.includes(c.dpop as string)) {
+    fail('dpop', 'must be "optional", "required" or "disabled"')
+  }
+  if (typeof c.dpop_nonce !== 'boolean') fail('dpop_nonce', 'must be true or false')
+  if (c.dpop_nonce && c.dpop === 'disabled') {
+    fail('dpop_nonce', 'needs DPoP: it cannot be true when dpop is "disabled"')
+  }
   return {
     clientId: c.client_id as string,
     type: c.type as Client['type'],
@@ -178,6 +211,8 @@ function parseClient(raw: unknown, at: string): Client {
     refreshAbsoluteTtlSeconds: absolute,
     reuseGraceSeconds: grace,
     cookieMode: c.cookie_mode,
+    dpop: c.dpop as DpopPolicy,
+    dpopNonce: c.dpop_nonce,
   }
 }
 

@@ -1,5 +1,7 @@
 import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
+import type { DpopProof } from './dpop.js'
+import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
 import {
   couldBeUsername,
@@ -14,11 +16,12 @@ import { type Deps, grantScope, type TokenResult } from './service.js'
 import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
-/** What login works with: the username's attempts, the sessions, the signer. */
+/** What login works with: the username's attempts, the sessions, the signer, DPoP's single use. */
 export interface LoginDeps extends Deps {
   readonly loginAttempts: LoginAttempts
   readonly sessions: SessionStore
   readonly signer: Signer
+  readonly dpop: ProofUse
 }
 
 export interface LoginInput {
@@ -28,6 +31,8 @@ export interface LoginInput {
   readonly client: Client
   readonly scope?: string
   readonly userAgent?: string
+  /** The request's DPoP proof, already verified (core/dpop-grant.ts): the session is bound to its key. */
+  readonly proof?: DpopProof | undefined
 }
 
 // Checked when the username is unknown, so that it costs one hash like a wrong password.
@@ -37,7 +42,8 @@ const DUMMY_HASH = dummyHash()
  * Starts a session: one read (the user and the username's failed logins),
  * the password check, then the access token is signed while the session is
  * written. A username in back-off gets 429 before any hashing, whether or not
- * the user exists (core/throttle.ts).
+ * the user exists (core/throttle.ts). A DPoP proof's single use is recorded
+ * alongside the read, so a replayed proof is refused before any throttle write.
  */
 export async function login(
   deps: LoginDeps,
@@ -45,7 +51,7 @@ export async function login(
   backoff: BackoffPolicy = DEFAULT_BACKOFF,
 ): Promise<TokenResult> {
   const { loginAttempts, sessions, signer, clock, events, settings } = deps
-  const { client } = input
+  const { client, proof } = input
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
@@ -53,7 +59,9 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
-  const { user, failedLogins } = await loginAttempts.loadLogin(username)
+  const { user, failedLogins } = await readWithProof(deps.dpop, proof, () =>
+    loginAttempts.loadLogin(username),
+  )
   const now = clock.now()
   const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
@@ -81,6 +89,7 @@ export async function login(
     currentHash: hashToken(refreshToken),
     // By code points, so that a cut never leaves half a surrogate pair.
     ...(input.userAgent ? { userAgent: Array.from(input.userAgent).slice(0, 256).join('') } : {}),
+    ...(proof ? { jkt: proof.jkt } : {}),
   }
   const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
   // Guarded by the user's status and hash as read: a disable or password change

@@ -43,6 +43,11 @@ export interface Session {
   /** The current token, sealed under a key derived from the previous one (grace replay). */
   readonly graceChild?: string
   readonly userAgent?: string
+  /**
+   * The RFC 7638 thumbprint of the DPoP key the session is bound to (set at login,
+   * never changed): every refresh must carry a proof of this key.
+   */
+  readonly jkt?: string
 }
 
 /** The single batched, strongly consistent read that starts a refresh. */

@@ -1,6 +1,8 @@
 import { type IssuedAccessToken, issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
-import { InvalidGrant, TemporarilyUnavailable } from './errors.js'
+import type { DpopProof } from './dpop.js'
+import { type ProofUse, readWithProof } from './dpop-grant.js'
+import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
 import type { Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
@@ -19,12 +21,15 @@ export interface RefreshInput {
   /** The client, already looked up by the HTTP layer. */
   readonly client: Client
   readonly scope?: string
+  /** The request's DPoP proof, already verified (core/dpop-grant.ts). */
+  readonly proof?: DpopProof | undefined
 }
 
-/** What refresh works with: the sessions and the signer. */
+/** What refresh works with: the sessions, the signer and DPoP's single use. */
 export interface RefreshDeps extends Deps {
   readonly sessions: SessionStore
   readonly signer: Signer
+  readonly dpop: ProofUse
 }
 
 /** How often a rotation that collided with another writer is re-examined. */
@@ -32,8 +37,9 @@ const ROTATION_ATTEMPTS = 4
 
 /**
  * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
- * reuse", rules 1 to 7). Network stages on success: one batched read, then the
- * signature and the conditional write in parallel.
+ * reuse", rules 1 to 7). Network stages on success: one batched read (and a
+ * DPoP proof's single use alongside), then the signature and the conditional
+ * write in parallel.
  */
 export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<TokenResult> {
   const { sessions, clock } = deps
@@ -42,7 +48,9 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
-  const state = await sessions.loadRefreshState({ ...locator, tokenHash: presentedHash })
+  const state = await readWithProof(deps.dpop, input.proof, () =>
+    sessions.loadRefreshState({ ...locator, tokenHash: presentedHash }),
+  )
   const { user } = state
   let session = state.session
   // Garbage that merely names a session is refused here, before any rule can revoke it.
@@ -52,6 +60,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('refresh token belongs to another client')
   }
+  assertProofOfPossession(session, client, input.proof)
   const now = clock.now()
   assertUsable(session, user, now)
   const scope =
@@ -109,6 +118,25 @@ interface Step {
   readonly presented: Presented
   /** Signed in an earlier attempt of this same request, still good to send. */
   readonly accessToken: IssuedAccessToken | undefined
+}
+
+/**
+ * DPoP (docs/design.md "DPoP"): a bound session refreshes only with a proof of
+ * its key, grace replays included, since this comes before the rules that
+ * rotate, replay or revoke: a refusal changes nothing. A client that requires
+ * DPoP cannot refresh a session that was never bound.
+ */
+function assertProofOfPossession(
+  session: Session,
+  client: Client,
+  proof: DpopProof | undefined,
+): void {
+  if (session.jkt === undefined) {
+    if (client.dpop === 'required') throw new InvalidGrant('DPoP required, session not bound')
+    return
+  }
+  if (!proof) throw new InvalidDpopProof('the refresh token is bound to a key: send a proof of it')
+  if (proof.jkt !== session.jkt) throw new InvalidGrant('DPoP proof of another key')
 }
 
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */

@@ -1,4 +1,5 @@
 import type { Route } from '../adapters/http.js'
+import { DPOP_ALGORITHMS } from '../core/dpop.js'
 import { NotFound } from '../core/errors.js'
 import type { Signer } from '../core/ports.js'
 
@@ -42,5 +43,7 @@ export function discovery(issuer: string, alg: string) {
     // The access tokens' algorithm, so that OIDC-discovery verifiers (the HTTP API
     // JWT authorizer among them) accept this document.
     id_token_signing_alg_values_supported: [alg],
+    // RFC 9449 §5.1: the proof algorithms /login, /token and the authorizer accept.
+    dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
   }
 }

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
+import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
@@ -9,6 +10,7 @@ import { createObservability } from '../adapters/observability.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadDpopNonceKeyId,
   loadHttpConfig,
   loadLoginBackoff,
   loadSigningConfig,
@@ -21,10 +23,12 @@ import { loginRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
+const kms = new KMSClient(aws)
+const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
 warmUp(() => signer.keyId())
 const dynamodb = new DynamoDBClient(aws)
 const tableName = loadTableName()
+const nonceKeyId = loadDpopNonceKeyId(clients)
 
 export const handler = lambdaHttpHandler(
   'login',
@@ -38,6 +42,7 @@ export const handler = lambdaHttpHandler(
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },
     clients,
     loginBackoff: loadLoginBackoff(),
+    dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),
   },
   { clients, observability },
 )

@@ -1,6 +1,7 @@
 import { assertOrigin, optionalParam, param, type Route } from '../adapters/http.js'
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
+import type { DpopGrant } from '../core/dpop-grant.js'
 import { type LoginDeps as CoreLoginDeps, login } from '../core/login.js'
 import { findClient } from '../core/service.js'
 import type { BackoffPolicy } from '../core/throttle.js'
@@ -8,12 +9,24 @@ import type { BackoffPolicy } from '../core/throttle.js'
 export interface LoginDeps extends CoreLoginDeps {
   readonly clients: ReadonlyMap<string, Client>
   readonly loginBackoff: BackoffPolicy
+  readonly dpop: DpopGrant
 }
 
-/** `POST /login`: username, password, client_id, optional scope. */
+/**
+ * `POST /login`: username, password, client_id, optional scope, and a `DPoP`
+ * proof that binds the session, checked first: a refused proof or a nonce
+ * challenge is not a failed login and costs no throttle turn.
+ */
 export const loginRoute: Route<LoginDeps> = async (request, deps) => {
   const client = findClient(deps.clients, param(request, 'client_id'))
   if (client.cookieMode) assertOrigin(request, client)
+  const proof = await deps.dpop.check(client, {
+    proof: request.headers.dpop,
+    method: request.method,
+    uri: `${deps.settings.issuer}/login`,
+  })
+  // Before anything commits: nothing may fail once the session is written.
+  const nonce = await deps.dpop.nonceHeader(client, proof)
   const result = await login(
     deps,
     {
@@ -22,8 +35,9 @@ export const loginRoute: Route<LoginDeps> = async (request, deps) => {
       client,
       scope: optionalParam(request, 'scope'),
       userAgent: request.headers['user-agent'],
+      proof,
     },
     deps.loginBackoff,
   )
-  return tokenResponse(result, deps.clock.now())
+  return tokenResponse(result, deps.clock.now(), nonce)
 }

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
+import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -8,6 +9,7 @@ import { createObservability } from '../adapters/observability.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadDpopNonceKeyId,
   loadHttpConfig,
   loadSigningConfig,
   loadTableName,
@@ -19,19 +21,24 @@ import { tokenRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
+const kms = new KMSClient(aws)
+const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
 warmUp(() => signer.keyId())
+const dynamodb = new DynamoDBClient(aws)
+const tableName = loadTableName()
+const nonceKeyId = loadDpopNonceKeyId(clients)
 
 export const handler = lambdaHttpHandler(
   'token',
   tokenRoute,
   {
-    sessions: new DynamoSessions(new DynamoDBClient(aws), loadTableName()),
+    sessions: new DynamoSessions(dynamodb, tableName),
     signer,
     clock: systemClock,
     events: observability.events,
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },
     clients,
+    dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),
   },
   { clients, observability },
 )

@@ -292,9 +292,10 @@ describe('TokenService with its defaults', () => {
     const { stack, logicalId } = synthesized
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
-      // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here.
+      // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts).
       const expected = settingsOf(name as LambdaName).filter(
-        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI'].includes(setting),
+        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID'].includes(setting),
       )
       expect(Object.keys(variables).sort(), name).toEqual(
         [
@@ -525,7 +526,7 @@ describe('TokenService with its defaults', () => {
         AllowCredentials: true,
         AllowOrigins: ['https://app.example.com'],
         AllowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        AllowHeaders: ['authorization', 'content-type'],
+        AllowHeaders: ['authorization', 'content-type', 'dpop'],
         MaxAge: 600,
       },
     })

@@ -136,6 +136,8 @@ describe('clients', () => {
       refreshAbsoluteTtlSeconds: 2_592_000,
       reuseGraceSeconds: 10,
       cookieMode: false,
+      dpop: 'optional',
+      dpopNonce: false,
     })
   })
 
@@ -151,6 +153,17 @@ describe('clients', () => {
     expect(() => parseClients([{ ...base, cookie_mode: true }])).toThrow(/allowed_origins/)
     expect(() => parseClients([base, base])).toThrow(/repeated/)
     expect(() => parseClients([])).toThrow()
+  })
+
+  it('take dpop as optional, required or disabled, and a nonce only with DPoP on', () => {
+    const base = { client_id: 'app', type: 'native', audience: 'a' }
+    const [required] = parseClients([{ ...base, dpop: 'required', dpop_nonce: true }]).values()
+    expect(required).toMatchObject({ dpop: 'required', dpopNonce: true })
+    expect(() => parseClients([{ ...base, dpop: 'yes' }])).toThrow(/clients\[0\]\.dpop must be/)
+    expect(() => parseClients([{ ...base, dpop_nonce: 'true' }])).toThrow(/dpop_nonce/)
+    expect(() => parseClients([{ ...base, dpop: 'disabled', dpop_nonce: true }])).toThrow(
+      /dpop_nonce needs DPoP/,
+    )
   })
 })
 

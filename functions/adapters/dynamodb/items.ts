@@ -89,6 +89,7 @@ export const sessionItem = {
       rotated_at: session.rotatedAt,
       grace_child: session.graceChild,
       user_agent: session.userAgent,
+      jkt: session.jkt,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(
         Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
       ),
@@ -116,6 +117,7 @@ export const sessionItem = {
       ...optional('rotatedAt', item.rotated_at),
       ...optional('graceChild', item.grace_child),
       ...optional('userAgent', item.user_agent),
+      ...optional('jkt', item.jkt),
     }
   },
 }
