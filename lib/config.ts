@@ -156,7 +156,7 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
     min: 0,
     max: 3600,
     default: '300 capped at the shortest access-token lifetime; 0 with strictRevocation',
-    doc: 'How long API Gateway caches the Lambda authorizer’s answer per token.',
+    doc: 'How long API Gateway caches the Lambda authorizer’s answer per token. Must be 0 while a client may use DPoP (its `dpop` is not `disabled`), which is also the default then.',
   },
   throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
   loginThrottle: limits(

@@ -66,8 +66,10 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
   readonly table?: dynamodb.ITable
   /**
    * How long API Gateway caches an answer per `Authorization` header. At most
-   * the shortest access-token lifetime; at most 5 s in strict mode.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode
+   * the shortest access-token lifetime; at most 5 s in strict mode; 0 while a
+   * client may use DPoP (a cached answer would serve a request whose proof was
+   * never checked).
+   * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode or with DPoP
    */
   readonly resultsCacheTtl?: Duration
   /** @default DEFAULTS.logRetention (3 months) */
@@ -101,7 +103,11 @@ export class TokenAuthorizer extends Construct {
   constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
     super(scope, id)
     this.strict = props.strict ?? DEFAULTS.strictRevocation
-    this.resultsCacheTtl = resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
+    const dpop = dpopClients(props.clients)
+    this.resultsCacheTtl =
+      dpop.length > 0
+        ? uncachedForDpop(dpop, props.resultsCacheTtl)
+        : resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -191,6 +197,28 @@ export function checkedAudiences(
     }
   }
   return [...new Set(audiences)]
+}
+
+/** The clients that may bind tokens to a DPoP key (`dpop` other than `disabled`). */
+export const dpopClients = (clients: readonly ClientConfig[]): string[] =>
+  clients
+    .filter((client) => (client.dpop ?? CLIENT_DEFAULTS.dpop) !== 'disabled')
+    .map((client) => client.client_id)
+
+/**
+ * API Gateway keys its cache on the `Authorization` header alone (the `DPoP`
+ * header cannot join the identity source: API Gateway would then refuse every
+ * request without one, bearer requests included). A cached Allow would let a
+ * bound token through with any proof, a replayed one or none: while a client
+ * may use DPoP, no answer is cached.
+ */
+function uncachedForDpop(clients: readonly string[], requested: Duration | undefined): Duration {
+  if (requested !== undefined && requested.toSeconds() > 0) {
+    throw new Error(
+      `TokenAuthorizer: resultsCacheTtl must be 0 while clients use DPoP (${clients.join(', ')}): API Gateway would serve a cached answer to a request whose DPoP proof was never checked. Set their dpop to "disabled" to cache answers.`,
+    )
+  }
+  return Duration.seconds(0)
 }
 
 /** The shortest access-token lifetime among the clients. */

@@ -265,6 +265,12 @@ export class TokenService extends Construct {
         'TokenService: strictRevocation needs the Lambda authorizer: the native JWT authorizer cannot check sessions.',
       )
     }
+    const dpopRequired = props.clients.filter((client) => client.dpop === 'required')
+    if (authorizerKind === 'jwt' && dpopRequired.length > 0) {
+      throw new Error(
+        `TokenService: clients ${dpopRequired.map((client) => client.client_id).join(', ')} have dpop "required", but the native JWT authorizer checks no DPoP proof and would take their bound tokens as bearer tokens. Use the Lambda authorizer (authorizer: "lambda").`,
+      )
+    }
     if (authorizerKind !== 'lambda' && authorizerKind !== 'jwt') {
       throw new Error(`TokenService: authorizer must be "lambda" or "jwt", got ${authorizerKind}`)
     }

@@ -10,6 +10,7 @@ import type { Clock } from '../core/clock.js'
 import { InvalidToken } from '../core/errors.js'
 import type { PublicJwk, SessionStateReader } from '../core/ports.js'
 import { httpContext, restContext } from './context.js'
+import { authorizeRequest, ProofOfPossession, type ProtectedRequest } from './dpop.js'
 import { KeySet } from './keys.js'
 import { SessionCheck } from './strict.js'
 import { TokenVerifier, type VerifiedClaims } from './verify.js'
@@ -20,14 +21,19 @@ export type HttpAuthorizerResult = APIGatewaySimpleAuthorizerResult & {
 
 export interface Authorizer {
   /**
-   * Verifies the bearer token of an `Authorization` header value. Throws
-   * `InvalidToken` for anything it refuses, `TemporarilyUnavailable` when a
-   * key or (strict mode) the session cannot be read.
+   * Verifies the token of an `Authorization` header value, `Bearer` or, with
+   * the request it came with, `DPoP` (RFC 9449 §7: the proof in `request`).
+   * Without `request`, a DPoP-bound token is refused whatever its scheme.
+   * Throws `InvalidToken` for anything it refuses, `TemporarilyUnavailable`
+   * when a key or (strict mode) the session cannot be read.
    */
-  authorize(authorization: string | undefined): Promise<VerifiedClaims>
+  authorize(authorization: string | undefined, request?: ProtectedRequest): Promise<VerifiedClaims>
   /** HTTP API Lambda authorizer, payload format 2.0, simple responses. */
   http(event: APIGatewayRequestAuthorizerEventV2): Promise<HttpAuthorizerResult>
-  /** REST API TOKEN or REQUEST authorizer: an IAM policy, or `Unauthorized` (401). */
+  /**
+   * REST API TOKEN or REQUEST authorizer: an IAM policy, or `Unauthorized` (401).
+   * A TOKEN authorizer sees the `Authorization` header only, so it refuses DPoP.
+   */
   rest(
     event: APIGatewayTokenAuthorizerEvent | APIGatewayRequestAuthorizerEvent,
   ): Promise<APIGatewayAuthorizerResult>
@@ -69,17 +75,21 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         cacheSeconds: deps.strict.cacheSeconds,
       })
     : undefined
+  const possession = new ProofOfPossession({
+    clock,
+    settings: { skewSeconds: config.skewSeconds },
+  })
   // The header may carry "Bearer " and some spaces around the token.
   const maxHeader = config.maxTokenBytes + 32
 
-  async function authorize(authorization: string | undefined): Promise<VerifiedClaims> {
-    if (!authorization) throw new InvalidToken('no Authorization header')
-    if (authorization.length > maxHeader) throw new InvalidToken('token too large')
-    const token = bearerToken(authorization)
-    if (!token) throw new InvalidToken('not a Bearer credential')
-    const claims = await verifier.verify(token)
-    // RFC 9449 §7.2: a token bound to a key is useless without a proof of it, so never bearer.
-    if (claims.jkt !== undefined) throw new InvalidToken('DPoP-bound token sent as Bearer')
+  async function authorize(
+    authorization: string | undefined,
+    request: ProtectedRequest = NO_REQUEST,
+  ): Promise<VerifiedClaims> {
+    if (authorization && authorization.length > maxHeader) {
+      throw new InvalidToken('token too large')
+    }
+    const claims = await authorizeRequest({ verifier, possession }, authorization, request)
     if (sessions && !(await sessions.isLive(claims.sub, claims.sid))) {
       throw new InvalidToken('session ended')
     }
@@ -87,9 +97,12 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   }
 
   /** Refusals are logged (the reason only, never the token) and turned into a deny. */
-  async function verdict(authorization: string | undefined): Promise<VerifiedClaims | undefined> {
+  async function verdict(
+    authorization: string | undefined,
+    request: ProtectedRequest,
+  ): Promise<VerifiedClaims | undefined> {
     try {
-      return await authorize(authorization)
+      return await authorize(authorization, request)
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error // a fault: API Gateway answers 500
       logger.info('token refused', { reason: error.detail })
@@ -100,15 +113,17 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   return {
     authorize,
     async http(event) {
-      const claims = await verdict(event.headers?.authorization ?? event.identitySource?.[0])
+      const claims = await verdict(
+        event.headers?.authorization ?? event.identitySource?.[0],
+        httpRequestOf(event),
+      )
       return claims ? { isAuthorized: true, context: httpContext(claims) } : { isAuthorized: false }
     },
     async rest(event) {
-      const claims = await verdict(
+      const claims =
         event.type === 'TOKEN'
-          ? event.authorizationToken
-          : headerOf(event.headers, 'authorization'),
-      )
+          ? await verdict(event.authorizationToken, NO_REQUEST)
+          : await verdict(headerOf(event.headers, 'authorization'), restRequestOf(event))
       // API Gateway turns exactly this message into 401 (and its UNAUTHORIZED gateway response).
       if (!claims) throw new Error('Unauthorized')
       return {
@@ -137,15 +152,40 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
 }
 
 /**
- * RFC 6750 §2.1: `Bearer` (any case), spaces, then the token; surrounding
- * spaces allowed. The verifier then refuses any character a JWS cannot hold.
+ * Where only the `Authorization` header is known (a REST TOKEN authorizer): no
+ * proof can be checked, so a DPoP-bound token is refused under either scheme.
  */
-function bearerToken(authorization: string): string | undefined {
-  if (authorization.length < 8 || authorization.slice(0, 7).toLowerCase() !== 'bearer ') {
-    return undefined
+const NO_REQUEST: ProtectedRequest = { dpop: undefined, method: '', uri: '' }
+
+/**
+ * The request as the client addressed it, for the proof's `htm` and `htu`
+ * (RFC 9449 §4.3): the host it called (a custom domain, or the execute-api
+ * one) and the path as sent, a named stage or a custom domain's base path
+ * included. API Gateway serves HTTPS only; local mode says `http` in
+ * `X-Forwarded-Proto`, as API Gateway says `https` there.
+ */
+function httpRequestOf(event: APIGatewayRequestAuthorizerEventV2): ProtectedRequest {
+  const { headers, requestContext, rawPath } = event
+  return {
+    dpop: headers?.dpop,
+    method: requestContext?.http?.method ?? '',
+    uri: `${scheme(headers?.['x-forwarded-proto'])}://${requestContext?.domainName}${rawPath}`,
   }
-  const token = authorization.slice(7).trim()
-  return token === '' || token.includes(' ') ? undefined : token
+}
+
+/** The same for a REST REQUEST authorizer: `requestContext.path` is the path as sent. */
+function restRequestOf(event: APIGatewayRequestAuthorizerEvent): ProtectedRequest {
+  const { requestContext } = event
+  return {
+    dpop: headerOf(event.headers, 'dpop'),
+    method: event.httpMethod ?? '',
+    uri: `${scheme(headerOf(event.headers, 'x-forwarded-proto'))}://${requestContext?.domainName}${requestContext?.path}`,
+  }
+}
+
+/** `http` only when the last proxy said so; anything else is API Gateway's HTTPS. */
+function scheme(forwardedProto: string | undefined): 'http' | 'https' {
+  return forwardedProto?.split(',').at(-1)?.trim().toLowerCase() === 'http' ? 'http' : 'https'
 }
 
 function headerOf(

@@ -1,12 +1,17 @@
+import { Duration, Stack } from 'aws-cdk-lib'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import { describe, expect, it } from 'vitest'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { addNagPacks } from '../../lib/app-context.js'
+import { TokenAuthorizer } from '../../lib/token-authorizer.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
 import { type Resource, type Synthesized, synth, testApp, testClients } from './synth.js'
 
-/** The test clients, the native one asking for DPoP nonces. */
-const nonceClients: ClientConfig[] = testClients.map((client) =>
+/** The test clients with DPoP at its default (`optional`). */
+const dpopClients: ClientConfig[] = testClients.map(({ dpop: _, ...client }) => client)
+
+/** The same, the native one asking for DPoP nonces. */
+const nonceClients: ClientConfig[] = dpopClients.map((client) =>
   client.client_id === 'native' ? { ...client, dpop_nonce: true } : client,
 )
 
@@ -82,6 +87,52 @@ describe('DPoP nonces in the stack', () => {
           .violations.map((v) => `${v.ruleName} ${v.violatingResources[0]?.constructPath}`),
       ).toEqual([])
     }
+  })
+})
+
+describe('the authorizers with DPoP clients', () => {
+  const ttlOf = ({ template }: Synthesized) =>
+    (
+      Object.values(template.findResources('AWS::ApiGatewayV2::Authorizer'))[0] as {
+        Properties: { AuthorizerResultTtlInSeconds: number; IdentitySource: string[] }
+      }
+    ).Properties
+
+  it('caches no answer of the Lambda authorizer, whose identity source stays Authorization', () => {
+    expect(ttlOf(synth({ clients: dpopClients }))).toMatchObject({
+      AuthorizerResultTtlInSeconds: 0,
+      IdentitySource: ['$request.header.Authorization'],
+    })
+    // One client that may use DPoP is enough.
+    const one = [dpopClients[0], testClients[1]] as ClientConfig[]
+    expect(ttlOf(synth({ clients: one })).AuthorizerResultTtlInSeconds).toBe(0)
+    expect(ttlOf(synth()).AuthorizerResultTtlInSeconds).toBeGreaterThan(0)
+  })
+
+  it('refuses an answer cache while a client may use DPoP, naming the clients', () => {
+    expect(() => synth({ clients: dpopClients, authorizerCacheTtl: Duration.seconds(5) })).toThrow(
+      /resultsCacheTtl must be 0 while clients use DPoP \(native, spa\): .* Set their dpop to "disabled"/,
+    )
+    expect(
+      ttlOf(synth({ clients: dpopClients, authorizerCacheTtl: Duration.seconds(0) }))
+        .AuthorizerResultTtlInSeconds,
+    ).toBe(0)
+    const stack = new Stack(testApp(), 'Orders')
+    const auth = new TokenAuthorizer(stack, 'Auth', {
+      issuer: 'https://auth.example.com',
+      clients: dpopClients,
+    })
+    expect(auth.resultsCacheTtl.toSeconds()).toBe(0)
+  })
+
+  it('refuses the native JWT authorizer with a client that requires DPoP, which it cannot check', () => {
+    const required = dpopClients.map((client) =>
+      client.client_id === 'spa' ? { ...client, dpop: 'required' as const } : client,
+    )
+    expect(() => synth({ clients: required, authorizer: 'jwt' })).toThrow(
+      /clients spa have dpop "required", but the native JWT authorizer checks no DPoP proof/,
+    )
+    expect(() => synth({ clients: dpopClients, authorizer: 'jwt' })).not.toThrow()
   })
 })
 

@@ -17,13 +17,18 @@ export type Resource = {
 /** The clients the CDK app deploys by default (local mode's demo clients). */
 export const demoClients = JSON.parse(readFileSync('clients.local.json', 'utf8')) as ClientConfig[]
 
-/** Fixed clients for template tests: a native one, and a cookie-mode SPA on its own origin. */
+/**
+ * Fixed clients for template tests: a native one, and a cookie-mode SPA on its own origin.
+ * DPoP is off, so that these tests see the authorizer's answer cache, which DPoP turns
+ * off (test/infra/dpop.test.ts covers the stack with DPoP clients).
+ */
 export const testClients: ClientConfig[] = [
   {
     client_id: 'native',
     type: 'native',
     audience: 'https://api.example.com',
     access_token_ttl_seconds: 900,
+    dpop: 'disabled',
   },
   {
     client_id: 'spa',
@@ -32,6 +37,7 @@ export const testClients: ClientConfig[] = [
     allowed_origins: ['https://app.example.com'],
     access_token_ttl_seconds: 600,
     cookie_mode: true,
+    dpop: 'disabled',
   },
 ]
 

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClientConfig } from '../../functions/core/clients.js'
-import { jwkThumbprint } from '../../functions/core/dpop.js'
+import { accessTokenHash, jwkThumbprint } from '../../functions/core/dpop.js'
 import { hashToken, newRefreshToken, newSessionId } from '../../functions/core/refresh-token.js'
 import { type ProofKey, proofClaims, proofKey, signProof } from '../support/dpop.js'
 import { DynamoFaults, mentions } from '../support/faults.js'
@@ -508,5 +508,79 @@ describe('faults on the proof record', () => {
     faults.clear()
     expect(login.status).toBe(200)
     expect(login.body.token_type).toBe('DPoP')
+  })
+})
+
+describe('bound access tokens at the protected routes (the authorizer, as local mode runs it)', () => {
+  /** A proof of `key` for `method <issuer><path>` that goes with `accessToken`. */
+  const resourceProof = (key: ProofKey, accessToken: string, path = '/me', method = 'GET') =>
+    signProof(
+      key,
+      proofClaims(h.clock.now(), `${h.issuer}${path}`, {
+        htm: method,
+        ath: accessTokenHash(accessToken),
+      }),
+    )
+
+  it('serves a bound token under the DPoP scheme with a proof of its key for this request', async () => {
+    const key = proofKey()
+    const { login, user } = await boundLogin(key)
+    const access = login.body.access_token as string
+    const me = await h.get('/me', {
+      authorization: `DPoP ${access}`,
+      dpop: resourceProof(key, access),
+    })
+    expect(me.status).toBe(200)
+    expect(me.body.sub).toBe(user.sub)
+    const sessions = await h.get('/sessions', {
+      authorization: `DPoP ${access}`,
+      dpop: resourceProof(key, access, '/sessions'),
+    })
+    expect(sessions.status).toBe(200)
+  })
+
+  it('answers 401 with both challenges, DPoP naming its algorithms, to a downgrade, a missing proof, a replay and another key', async () => {
+    const key = proofKey()
+    const { login } = await boundLogin(key)
+    const access = login.body.access_token as string
+    const once = resourceProof(key, access)
+    expect((await h.get('/me', { authorization: `DPoP ${access}`, dpop: once })).status).toBe(200)
+    const refusals = [
+      await h.get('/me', { authorization: `Bearer ${access}` }),
+      await h.get('/me', { authorization: `Bearer ${access}`, dpop: resourceProof(key, access) }),
+      await h.get('/me', { authorization: `DPoP ${access}` }),
+      await h.get('/me', { authorization: `DPoP ${access}`, dpop: once }),
+      await h.get('/me', {
+        authorization: `DPoP ${access}`,
+        dpop: resourceProof(proofKey(), access),
+      }),
+      await h.get('/me', {
+        authorization: `DPoP ${access}`,
+        dpop: resourceProof(key, access, '/sessions'),
+      }),
+    ]
+    for (const reply of refusals) {
+      expect(reply.status).toBe(401)
+      expect(reply.body.error).toBe('invalid_token')
+      expect(reply.headers.get('www-authenticate')).toBe(
+        'Bearer error="invalid_token", DPoP error="invalid_token", algs="ES256 RS256 EdDSA Ed25519"',
+      )
+    }
+  })
+
+  it('serves a DPoP client’s token refreshed later, bound to the same key', async () => {
+    const key = proofKey()
+    const { login } = await boundLogin(key)
+    const refreshed = await refreshWith(
+      login.body.refresh_token,
+      NATIVE.client_id,
+      proof(key, '/token'),
+    )
+    const access = refreshed.body.access_token as string
+    const me = await h.get('/me', {
+      authorization: `DPoP ${access}`,
+      dpop: resourceProof(key, access),
+    })
+    expect(me.status).toBe(200)
   })
 })

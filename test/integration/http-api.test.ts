@@ -374,7 +374,9 @@ describe('CORS on refusals', () => {
   it('lets an allowed origin read WWW-Authenticate on a bearer refusal and on an API error', async () => {
     const refused = await h.get('/me', { origin: SPA_ORIGIN })
     expect(refused.status).toBe(401)
-    expect(refused.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
+    expect(refused.headers.get('www-authenticate')).toBe(
+      'Bearer error="invalid_token", DPoP error="invalid_token", algs="ES256 RS256 EdDSA Ed25519"',
+    )
     expect(refused.headers.get('access-control-allow-origin')).toBe(SPA_ORIGIN)
     expect(refused.headers.get('access-control-expose-headers')).toMatch(/WWW-Authenticate/i)
 

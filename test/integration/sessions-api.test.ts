@@ -32,7 +32,9 @@ async function login(h: Harness, user: User, userAgent?: string): Promise<Login>
 
 function expectInvalidToken(reply: Reply, presented?: string) {
   expect(reply.status).toBe(401)
-  expect(reply.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"')
+  expect(reply.headers.get('www-authenticate')).toBe(
+    'Bearer error="invalid_token", DPoP error="invalid_token", algs="ES256 RS256 EdDSA Ed25519"',
+  )
   expect(reply.headers.get('content-type')).toBe('application/json')
   expect(reply.body).toEqual({ error: 'invalid_token', error_description: expect.any(String) })
   if (presented) expect(reply.text).not.toContain(presented)

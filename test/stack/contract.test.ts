@@ -6,7 +6,9 @@
  */
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { accessTokenHash, jwkThumbprint } from '../../functions/core/dpop.js'
 import { ROUTES } from '../../functions/routes.js'
+import { proofClaims, proofKey, signProof } from '../support/dpop.js'
 import { client, NATIVE_CLIENT, PASSWORD, seedUser } from './api.js'
 import { type Assembly, resourcesOf, synthesize } from './assembly.js'
 import { Cloud } from './cloud.js'
@@ -120,6 +122,51 @@ for (const strict of [false, true]) {
       const replayed = await stack.api.refresh(first.refresh_token)
       expect(replayed.status).toBe(200)
       expect(replayed.body.refresh_token).toBe(rotated.body.refresh_token)
+    })
+
+    it('binds tokens to a DPoP key: login and refresh with proofs, /me under the DPoP scheme only', async () => {
+      const key = proofKey('ES256')
+      const proof = (path: string, claims: Record<string, unknown> = {}) =>
+        signProof(key, proofClaims(stack.deployment.now(), `${issuer()}${path}`, claims))
+      const form = { username: stack.user, password: PASSWORD, client_id: NATIVE_CLIENT }
+      const login = await stack.api.call('POST', '/login', {
+        form,
+        headers: { dpop: proof('/login') },
+      })
+      expect(login.status).toBe(200)
+      expect(login.body.token_type).toBe('DPoP')
+      const jkt = jwkThumbprint(key.jwk as Parameters<typeof jwkThumbprint>[0])
+      const claims = (token: string) =>
+        JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())
+      expect(claims(login.body.access_token).cnf).toEqual({ jkt })
+
+      const refresh = (dpop?: string) =>
+        stack.api.call('POST', '/token', {
+          form: {
+            grant_type: 'refresh_token',
+            refresh_token: login.body.refresh_token,
+            client_id: NATIVE_CLIENT,
+          },
+          headers: dpop ? { dpop } : {},
+        })
+      expect((await refresh()).body.error).toBe('invalid_dpop_proof')
+      const thief = signProof(
+        proofKey('ES256'),
+        proofClaims(stack.deployment.now(), `${issuer()}/token`),
+      )
+      expect((await refresh(thief)).body.error).toBe('invalid_grant')
+      const refreshed = await refresh(proof('/token'))
+      expect(refreshed.status).toBe(200)
+      const access = refreshed.body.access_token as string
+      expect(claims(access).cnf).toEqual({ jkt })
+
+      const me = (authorization: string, dpop?: string) =>
+        stack.api.call('GET', '/me', { headers: { authorization, ...(dpop && { dpop }) } })
+      const once = proof('/me', { htm: 'GET', ath: accessTokenHash(access) })
+      expect((await me(`DPoP ${access}`, once)).status).toBe(200)
+      // API Gateway caches no answer: the same proof again reaches the authorizer, which refuses it.
+      expect((await me(`DPoP ${access}`, once)).status).toBe(403)
+      expect((await me(`Bearer ${access}`)).status).toBe(403)
     })
 
     it('revokes the whole session when a rotated token is reused after the grace window', async () => {

@@ -188,6 +188,11 @@ export class Deployment {
     for (const { lambda } of this.functions.values()) lambda.setClockOffset(this.#clockOffsetMs)
   }
 
+  /** The time the sandboxes see (epoch ms): what a client's DPoP proof must be dated by. */
+  now(): number {
+    return this.#now()
+  }
+
   async stop(): Promise<void> {
     for (const { lambda, caller } of this.functions.values()) {
       lambda.stop()

@@ -1,5 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger'
-import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda'
+import type {
+  APIGatewayRequestAuthorizerEvent,
+  APIGatewayRequestAuthorizerEventV2,
+  APIGatewayTokenAuthorizerEvent,
+} from 'aws-lambda'
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createAuthorizer } from '../../functions/authorizer/authorizer.js'
 import {
@@ -205,25 +209,108 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
   })
 })
 
-describe('the authorizer as deployed today (Bearer only)', () => {
-  it('refuses a DPoP-bound token sent as Bearer, and lets the same unbound token through', async () => {
-    const authorizer = createAuthorizer({
+describe('the authorizer entry points with DPoP', () => {
+  const HOST = 'api.example.test'
+  let authorizer: ReturnType<typeof createAuthorizer>
+
+  beforeEach(() => {
+    authorizer = createAuthorizer({
       config: loadAuthorizerConfig({ ISSUER, AUTHORIZER_AUDIENCES: AUDIENCE }),
       fetchKeys: () => signer.publicKeys(),
       clock,
-      logger: new Logger({ serviceName: 'token-service' }),
+      logger: new Logger({ serviceName: 'token-service', logLevel: 'SILENT' }),
     })
-    const event = (authorization: string) =>
+  })
+
+  /** An HTTP API (payload 2.0) authorizer event for `GET https://<host><rawPath>`. */
+  const httpEvent = (
+    authorization: string,
+    headers: Record<string, string> = {},
+    { host = HOST, rawPath = '/me' } = {},
+  ) =>
+    ({
+      version: '2.0',
+      type: 'REQUEST',
+      identitySource: [authorization],
+      rawPath,
+      headers: { authorization, ...headers },
+      requestContext: { domainName: host, http: { method: 'GET', path: rawPath } },
+    }) as unknown as APIGatewayRequestAuthorizerEventV2
+
+  it('HTTP API: takes htm, htu (the host and path the client called) and the proof from the event', async () => {
+    const allowed = await authorizer.http(httpEvent(`DPoP ${bound}`, { dpop: proofFor(bound) }))
+    expect(allowed).toMatchObject({ isAuthorized: true, context: { sub: expect.any(String) } })
+    // A proof for the same path on another host, or for another path, is not for this request.
+    const otherHost = await authorizer.http(
+      httpEvent(`DPoP ${bound}`, { dpop: proofFor(bound) }, { host: 'other.example.test' }),
+    )
+    const otherPath = await authorizer.http(
+      httpEvent(`DPoP ${bound}`, { dpop: proofFor(bound) }, { rawPath: '/sessions' }),
+    )
+    expect([otherHost.isAuthorized, otherPath.isAuthorized]).toEqual([false, false])
+  })
+
+  it('HTTP API: keeps a custom domain’s base path or a named stage in htu, as the client sent it', async () => {
+    const uri = `https://${HOST}/v1/me`
+    const dpop = signProof(
+      key,
+      proofClaims(clock.now(), uri, { htm: 'GET', ath: accessTokenHash(bound) }),
+    )
+    const event = httpEvent(`DPoP ${bound}`, { dpop }, { rawPath: '/v1/me' })
+    expect((await authorizer.http(event)).isAuthorized).toBe(true)
+  })
+
+  it('HTTP API: takes http only from X-Forwarded-Proto (local mode), https otherwise', async () => {
+    const uri = `http://${HOST}/me`
+    const plain = () =>
+      signProof(key, proofClaims(clock.now(), uri, { htm: 'GET', ath: accessTokenHash(bound) }))
+    const local = httpEvent(`DPoP ${bound}`, { dpop: plain(), 'x-forwarded-proto': 'http' })
+    expect((await authorizer.http(local)).isAuthorized).toBe(true)
+    const deployed = httpEvent(`DPoP ${bound}`, { dpop: plain() })
+    expect((await authorizer.http(deployed)).isAuthorized).toBe(false)
+  })
+
+  it('HTTP API: refuses the same proof twice in one container', async () => {
+    const dpop = proofFor(bound)
+    expect((await authorizer.http(httpEvent(`DPoP ${bound}`, { dpop }))).isAuthorized).toBe(true)
+    expect((await authorizer.http(httpEvent(`DPoP ${bound}`, { dpop }))).isAuthorized).toBe(false)
+  })
+
+  it('HTTP API: refuses a bound token sent as Bearer, and lets the same token unbound through', async () => {
+    expect(await authorizer.http(httpEvent(`Bearer ${bound}`))).toEqual({ isAuthorized: false })
+    expect((await authorizer.http(httpEvent(`Bearer ${unbound}`))).isAuthorized).toBe(true)
+  })
+
+  it('REST REQUEST authorizer: checks the proof against the method and the path as sent', async () => {
+    const event = (dpop: string, path = '/prod/me') =>
       ({
-        version: '2.0',
         type: 'REQUEST',
-        identitySource: [authorization],
-        headers: { authorization },
-      }) as unknown as APIGatewayRequestAuthorizerEventV2
-    expect(await authorizer.http(event(`Bearer ${bound}`))).toEqual({ isAuthorized: false })
-    const error = await authorizer.authorize(`Bearer ${bound}`).catch((e: unknown) => e)
-    expect((error as InvalidToken).detail).toBe('DPoP-bound token sent as Bearer')
-    expect((await authorizer.http(event(`Bearer ${unbound}`))).isAuthorized).toBe(true)
+        methodArn: 'arn:aws:execute-api:eu-west-1:111111111111:api/prod/GET/me',
+        httpMethod: 'GET',
+        headers: { Authorization: `DPoP ${bound}`, DPoP: dpop },
+        requestContext: { domainName: HOST, path },
+      }) as unknown as APIGatewayRequestAuthorizerEvent
+    const uri = `https://${HOST}/prod/me`
+    const proof = () =>
+      signProof(key, proofClaims(clock.now(), uri, { htm: 'GET', ath: accessTokenHash(bound) }))
+    await expect(authorizer.rest(event(proof()))).resolves.toMatchObject({
+      principalId: expect.any(String),
+    })
+    await expect(authorizer.rest(event(proof(), '/prod/sessions'))).rejects.toThrow('Unauthorized')
+  })
+
+  it('REST TOKEN authorizer: refuses a bound token under either scheme, since it never sees a proof', async () => {
+    const event = (authorizationToken: string) =>
+      ({
+        type: 'TOKEN',
+        authorizationToken,
+        methodArn: 'arn:aws:execute-api:eu-west-1:111111111111:api/prod/GET/me',
+      }) as APIGatewayTokenAuthorizerEvent
+    await expect(authorizer.rest(event(`DPoP ${bound}`))).rejects.toThrow('Unauthorized')
+    await expect(authorizer.rest(event(`Bearer ${bound}`))).rejects.toThrow('Unauthorized')
+    await expect(authorizer.rest(event(`Bearer ${unbound}`))).resolves.toMatchObject({
+      principalId: expect.any(String),
+    })
   })
 })
 
