@@ -104,6 +104,11 @@ export interface DpopProofInput {
   readonly accessToken?: string
   /** The server's latest `DPoP-Nonce`, if it sent one. */
   readonly nonce?: string
+  /**
+   * When to date the proof (epoch ms): the server's time, where this device's
+   * clock is known to be off. @default the `now` option's time
+   */
+  readonly issuedAt?: number
 }
 
 export interface Dpop {
@@ -144,7 +149,7 @@ export function createDpop(options: DpopOptions = {}): Dpop {
 
   return {
     async proof(input) {
-      return createDpopProof(await key(), input, now())
+      return createDpopProof(await key(), input, input.issuedAt ?? now())
     },
     async thumbprint() {
       return jwkThumbprint((await key()).publicJwk)

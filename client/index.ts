@@ -2,6 +2,20 @@
  * `rotating-token-service/client`: a dependency-free client for SPAs, React
  * Native apps and Node 20+. See client/README.md.
  */
+export {
+  createDpop,
+  type Dpop,
+  type DpopKey,
+  type DpopKeyStore,
+  type DpopOptions,
+  type DpopProofInput,
+  defaultDpopKeyStore,
+  type EcPublicJwk,
+  ecdsaDerToRaw,
+  type IndexedDbStoreOptions,
+  indexedDbDpopKeyStore,
+  memoryDpopKeyStore,
+} from './dpop.js'
 export { TokenClientError, type TokenClientErrorCode } from './errors.js'
 export type {
   RefreshedEvent,

@@ -8,9 +8,17 @@ import type { Clock } from './transport.js'
 /** A successful answer of /login or /token. */
 export interface TokenResponse {
   readonly access_token: string
+  /** `Bearer`, or `DPoP` for a token bound to the client's DPoP key. */
+  readonly token_type?: string
   readonly expires_in: number
   /** Body mode only: in cookie mode it is the `HttpOnly` cookie. */
   readonly refresh_token?: string
+}
+
+/** A resource server's 401 asking for its DPoP nonce (RFC 9449 §9), with the nonce. */
+export function asksDpopNonce(response: Response): boolean {
+  if (response.status !== 401 || !response.headers.get('dpop-nonce')) return false
+  return /error="?use_dpop_nonce"?/i.test(response.headers.get('www-authenticate') ?? '')
 }
 
 /** A 401 that says the bearer token was refused (RFC 6750), or does not say why. */

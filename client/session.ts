@@ -40,6 +40,8 @@ export interface Session {
   login(username: string, password: string): Promise<void>
   /** A valid access token, refreshed first if needed; null when there is no session. */
   getAccessToken(): Promise<string | null>
+  /** The same, with its id and token type. */
+  getTokens(): Promise<SharedTokens | null>
   /**
    * Replaces the tokens `staleId` names, once for every caller and every tab.
    * Resolves to undefined when the session is over.
@@ -160,6 +162,12 @@ export function createSession(options: SessionOptions): Session {
     return save(body, issuedAt, 'refresh')
   }
 
+  async function getTokens(): Promise<SharedTokens | null> {
+    if (tokens && usable(tokens)) return tokens
+    if (phase === 'none' || closed) return null
+    return (await refresh(tokens?.id)) ?? null
+  }
+
   /** Stores the new refresh token (before anything else), then shares the access token. */
   async function save(
     body: TokenResponse,
@@ -184,6 +192,7 @@ export function createSession(options: SessionOptions): Session {
     const next: SharedTokens = {
       id: newId(),
       accessToken: body.access_token,
+      tokenType: body.token_type ?? 'Bearer',
       issuedAt,
       expiresAt: issuedAt + body.expires_in * 1000,
     }
@@ -205,10 +214,10 @@ export function createSession(options: SessionOptions): Session {
     },
 
     async getAccessToken() {
-      if (tokens && usable(tokens)) return tokens.accessToken
-      if (phase === 'none' || closed) return null
-      return (await refresh(tokens?.id))?.accessToken ?? null
+      return (await getTokens())?.accessToken ?? null
     },
+
+    getTokens,
 
     refresh,
 

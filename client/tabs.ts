@@ -10,6 +10,8 @@
 export interface SharedTokens {
   readonly id: string
   readonly accessToken: string
+  /** The token response's `token_type`: `DPoP` for a bound token. @default 'Bearer' */
+  readonly tokenType?: string
   readonly issuedAt: number
   readonly expiresAt: number
 }

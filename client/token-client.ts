@@ -1,3 +1,4 @@
+import { createDpop, type Dpop, type DpopOptions } from './dpop.js'
 import { TokenClientError } from './errors.js'
 import { createEmitter, type TokenClientEvents } from './events.js'
 import { rejectsToken } from './responses.js'
@@ -30,6 +31,15 @@ export interface TokenClientOptions {
   readonly crossTab?: boolean
   /** Key of the refresh token in `storage`. @default `rotating-token.<clientId>.refresh_token` */
   readonly storageKey?: string
+  /**
+   * DPoP (RFC 9449): bind the tokens to a non-extractable ES256 key of this
+   * client, so that a stolen token is useless without it. `true` keeps the key
+   * in IndexedDB in browsers (shared by the origin's tabs) and in memory
+   * elsewhere; `{ store }` takes a `DpopKeyStore` (a React Native keystore).
+   * Login, refresh and `fetch` send proofs; logout deletes the key.
+   * @default false
+   */
+  readonly dpop?: boolean | DpopOptions
 }
 
 export interface TokenClient {
@@ -52,6 +62,11 @@ export interface TokenClient {
   ): () => void
   /** When the current access token expires (epoch ms on the client's clock), or null. */
   readonly expiresAt: number | null
+  /**
+   * The RFC 7638 thumbprint of the DPoP key (the `cnf.jkt` of the tokens bound
+   * to it); null without the `dpop` option. Creates the key if there is none yet.
+   */
+  dpopThumbprint(): Promise<string | null>
   /** Stops timers and leaves the tab channel. The client is unusable afterwards. */
   close(): void
 }
@@ -69,6 +84,9 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const clock = options.clock ?? { now: () => Date.now() }
   const retry = retrySettings(options.retry)
   const inPage = typeof (globalThis as { document?: unknown }).document !== 'undefined'
+  const dpop: Dpop | undefined = options.dpop
+    ? createDpop({ ...(options.dpop === true ? {} : options.dpop), now: () => clock.now() })
+    : undefined
 
   const transport = createTransport({
     baseUrl,
@@ -78,6 +96,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     cookieMode: isCookieStorage(storage),
     scope: options.scope,
     retry,
+    dpop,
   })
   const events = createEmitter()
   const session = createSession({
@@ -96,23 +115,34 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     login: session.login,
 
     async fetch(input, init) {
-      const token = await session.getAccessToken()
-      if (!token) throw new TokenClientError('login_required', 'there is no session: log in first')
-      const response = await transport.send(input, init, token)
+      const tokens = await session.getTokens()
+      if (!tokens) throw new TokenClientError('login_required', 'there is no session: log in first')
+      const response = await transport.send(input, init, tokens.accessToken, tokens.tokenType)
       if (!rejectsToken(response)) return response
       // The server no longer accepts this token (its clock is ahead, or keys
       // rotated): one refresh, shared with every other caller, and one retry.
-      const current = session.tokens
-      const staleId = current?.accessToken === token ? current.id : undefined
-      const next = await session.refresh(staleId)
+      const next = await session.refresh(tokens.id)
       if (!next) return response
       await response.body?.cancel().catch(() => {})
-      return transport.send(input, init, next.accessToken)
+      return transport.send(input, init, next.accessToken, next.tokenType)
     },
 
     getAccessToken: session.getAccessToken,
-    logout: session.logout,
+
+    async logout() {
+      try {
+        await session.logout()
+      } finally {
+        // The key goes with the session, even when the server could not be told.
+        await dpop?.clear()
+      }
+    },
+
     on: events.on,
+
+    async dpopThumbprint() {
+      return dpop ? dpop.thumbprint() : null
+    },
 
     get expiresAt() {
       return session.tokens?.expiresAt ?? null

@@ -1,6 +1,6 @@
 /**
- * The demo page: the client in cookie mode against the service that serves
- * this page. No framework; the DOM is built with textContent only, and the
+ * The demo page: the client in cookie mode, with DPoP, against the service
+ * that serves this page. No framework; the DOM is built with textContent only, and the
  * page's CSP (`default-src 'self'`) allows no inline script or style.
  */
 import { cookieStorage, createTokenClient, TokenClientError } from '../client/index.js'
@@ -11,6 +11,8 @@ const client = createTokenClient({
   baseUrl: location.origin,
   clientId,
   storage: cookieStorage(),
+  // Tokens bound to a non-extractable key in IndexedDB, shared by this origin's tabs.
+  dpop: true,
 })
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
@@ -37,6 +39,7 @@ const ui = {
   log: byId<HTMLOListElement>('log'),
   cookieName: byId('cookie-name'),
   documentCookie: byId('document-cookie'),
+  dpopThumbprint: byId('dpop-thumbprint'),
 }
 
 let refreshes = 0
@@ -93,7 +96,16 @@ async function enterSession() {
   ui.loginView.hidden = true
   ui.sessionView.hidden = false
   tick()
-  if (first) await Promise.all([loadMe(), loadSessions()])
+  if (first) await Promise.all([loadMe(), loadSessions(), showKey()])
+}
+
+/** The thumbprint of the key the tokens are bound to: the `jkt` that /me shows. */
+async function showKey() {
+  try {
+    ui.dpopThumbprint.textContent = (await client.dpopThumbprint()) ?? 'none'
+  } catch {
+    ui.dpopThumbprint.textContent = 'unavailable (no WebCrypto here)'
+  }
 }
 
 /** The countdown: seconds left on the access token, by the client's own clock. */

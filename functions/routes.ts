@@ -136,8 +136,11 @@ export const CORS = {
   allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
   /** `DPoP`: the proof of a DPoP client (RFC 9449). */
   allowHeaders: ['Authorization', 'Content-Type', 'DPoP'],
-  /** A cross-origin client must read why it was refused, when to retry, and the DPoP nonce. */
-  exposeHeaders: ['WWW-Authenticate', 'Retry-After', 'DPoP-Nonce'],
+  /**
+   * A cross-origin client must read why it was refused, when to retry, the DPoP
+   * nonce, and the server's time (DPoP proofs are dated by it).
+   */
+  exposeHeaders: ['WWW-Authenticate', 'Retry-After', 'DPoP-Nonce', 'Date'],
   allowCredentials: true,
   maxAgeSeconds: 600,
 } as const

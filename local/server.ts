@@ -60,6 +60,9 @@ export function createLocalServer(service: LocalService, options: LocalServerOpt
   const assets = options.assets ?? new Map<string, LocalAsset>()
   const timeoutMs = options.timeoutMs ?? 10_000
   return createServer((req, res) => {
+    // The service's clock, not the machine's: a test's fake clock shows here as the server's
+    // time, which DPoP clients date their proofs by.
+    res.setHeader('Date', new Date(service.clock.now()).toUTCString())
     serve({ routes, assets, service, timeoutMs }, req, res).catch((error) => {
       service.observability.logger.error('local adapter failed', {
         cause: error instanceof Error ? error.name : 'unknown',

@@ -22,6 +22,12 @@ import type { Observability } from './observability.js'
 export interface HttpRequest {
   readonly method: string
   readonly path: string
+  /**
+   * The URI the request reached us at, without its query: the host the client
+   * called (`requestContext.domainName`) and the path as sent. API Gateway
+   * serves HTTPS only; local mode says `http` in `X-Forwarded-Proto`.
+   */
+  readonly url: string
   /** Lower-case header names. */
   readonly headers: Readonly<Record<string, string>>
   readonly cookies: ReadonlyMap<string, string>
@@ -103,9 +109,11 @@ function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     if (value !== undefined) headers[name.toLowerCase()] = value
   }
+  const forwarded = headers['x-forwarded-proto']?.split(',').at(-1)?.trim().toLowerCase()
   return {
     method: event.requestContext?.http?.method ?? 'GET',
     path: event.rawPath ?? '/',
+    url: `${forwarded === 'http' ? 'http' : 'https'}://${event.requestContext?.domainName ?? headers.host}${event.rawPath ?? '/'}`,
     headers,
     cookies: parseCookies(event.cookies ?? (headers.cookie ? headers.cookie.split(';') : [])),
     params,

@@ -59,6 +59,8 @@ export function callerClaims(authorizer: unknown): CallerClaims {
   const iat = number('iat')
   const nbf = number('nbf')
   const username = raw.username
+  // Our authorizer's `cnf.jkt`: the caller proved this DPoP key.
+  const jkt = raw.jkt
   return {
     iss: text('iss'),
     sub: text('sub'),
@@ -72,6 +74,7 @@ export function callerClaims(authorizer: unknown): CallerClaims {
     sid: text('sid'),
     roles: (stringList(raw.roles, false) as readonly string[] | undefined) ?? [],
     ...(typeof username === 'string' ? { username } : {}),
+    ...(typeof jkt === 'string' ? { jkt } : {}),
   }
 }
 

@@ -22,8 +22,12 @@ export interface ProofRequest {
   readonly proof: string | undefined
   /** The request's method. */
   readonly method: string
-  /** The endpoint's URI as discovery names it (`<issuer>/token`). */
-  readonly uri: string
+  /**
+   * The endpoint's URIs: as discovery names it (`<issuer>/token`), and as the
+   * request reached us (another host name of the same API, a proxy in front
+   * of it). The proof's `htu` must be one of them.
+   */
+  readonly uris: readonly string[]
 }
 
 export interface DpopGrantDeps {
@@ -61,7 +65,7 @@ export class DpopGrant {
     const nonces = client.dpopNonce ? await this.#deps.nonces() : undefined
     return this.#deps.verifier.verify(request.proof, {
       method: request.method,
-      uri: request.uri,
+      uri: request.uris,
       ...(nonces && { nonces }),
     })
   }

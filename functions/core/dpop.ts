@@ -53,10 +53,11 @@ export interface DpopRequest {
   /** The request's method as received, for example `POST`. */
   readonly method: string
   /**
-   * The request's target URI as clients address it (`https://auth.example.com/token`).
-   * Any query and fragment are ignored.
+   * The request's target URI as clients address it (`https://auth.example.com/token`),
+   * or every name it goes by (the issuer's, and the one the request reached us
+   * under): `htu` must be one of them. Any query and fragment are ignored.
    */
-  readonly uri: string
+  readonly uri: string | readonly string[]
   /** The access token the request presents (at a resource server): `ath` must be its hash. */
   readonly accessToken?: string
   /** When given, the proof must carry one of these nonces, or `UseDpopNonce` is thrown. */
@@ -102,6 +103,7 @@ const MAX_NONCE = 256
 /** RSA proof keys: smaller ones are weak, larger ones make every verify slow (a cheap DoS). */
 const RSA_BITS = { min: 2048, max: 4096 }
 const MAX_CACHED_HEADERS = 1024
+const MAX_CACHED_TARGETS = 64
 
 interface CheckedHeader {
   readonly alg: DpopAlgorithm
@@ -123,7 +125,8 @@ export class DpopVerifier {
   readonly #maxProofBytes: number
   /** Header segments already checked: a client sends the same header with every proof. */
   readonly #headers = new Map<string, CheckedHeader>()
-  #lastUri: { readonly uri: string; readonly normalized: string | undefined } | undefined
+  /** Request URIs already normalized: a function serves a few. */
+  readonly #targets = new Map<string, string | undefined>()
 
   constructor(clock: Clock, settings: DpopSettings = {}) {
     this.#clock = clock
@@ -172,10 +175,19 @@ export class DpopVerifier {
     return { alg, key: keyObjectOf(jwk), jkt: jwkThumbprint(jwk) }
   }
 
-  /** The request URI, normalized; the last one is kept (a function serves a few URIs). */
+  /** The request URI, normalized, from the cache when it was seen before. */
   #normalizedUri(uri: string): string | undefined {
-    if (this.#lastUri?.uri !== uri) this.#lastUri = { uri, normalized: normalizeHtu(uri) }
-    return this.#lastUri.normalized
+    if (this.#targets.has(uri)) return this.#targets.get(uri)
+    if (this.#targets.size >= MAX_CACHED_TARGETS) this.#targets.clear()
+    const normalized = normalizeHtu(uri)
+    this.#targets.set(uri, normalized)
+    return normalized
+  }
+
+  /** True when `htu` names `uri` (§4.3 step 9); the same string needs no parsing. */
+  #names(htu: string, uri: string): boolean {
+    const target = this.#normalizedUri(uri)
+    return target !== undefined && (htu === uri || normalizeHtu(htu) === target)
   }
 
   #checkClaims(
@@ -189,9 +201,11 @@ export class DpopVerifier {
     }
     if (htm !== request.method) throw new InvalidDpopProof('htm does not match the request')
     if (typeof htu !== 'string' || htu.length > MAX_HTU) throw new InvalidDpopProof('htu missing')
-    const target = this.#normalizedUri(request.uri)
-    // The same string normalizes the same way: parse the claim only when it differs.
-    if (target === undefined || (htu !== request.uri && normalizeHtu(htu) !== target)) {
+    const named =
+      typeof request.uri === 'string'
+        ? this.#names(htu, request.uri)
+        : request.uri.some((uri) => this.#names(htu, uri))
+    if (!named) {
       throw new InvalidDpopProof('htu does not match the request')
     }
     if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new InvalidDpopProof('iat missing')

@@ -23,7 +23,7 @@ export const loginRoute: Route<LoginDeps> = async (request, deps) => {
   const proof = await deps.dpop.check(client, {
     proof: request.headers.dpop,
     method: request.method,
-    uri: `${deps.settings.issuer}/login`,
+    uris: [`${deps.settings.issuer}/login`, request.url],
   })
   // Before anything commits: nothing may fail once the session is written.
   const nonce = await deps.dpop.nonceHeader(client, proof)

@@ -31,7 +31,7 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
   const proof = await deps.dpop.check(client, {
     proof: request.headers.dpop,
     method: request.method,
-    uri: `${deps.settings.issuer}/token`,
+    uris: [`${deps.settings.issuer}/token`, request.url],
   })
   // Before anything commits: nothing may fail once the session is written.
   const nonce = await deps.dpop.nonceHeader(client, proof)

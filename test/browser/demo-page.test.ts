@@ -99,11 +99,22 @@ async function openTab(context: BrowserContext): Promise<Page> {
   return page
 }
 
+/** An IndexedDB request as the page's code sees it (this program has no DOM lib). */
+interface IdbRequest {
+  // biome-ignore lint/suspicious/noExplicitAny: the page's own objects
+  readonly result: any
+  readonly error: unknown
+  onsuccess: (() => void) | null
+  onerror: (() => void) | null
+}
+
 /** The page's globals, for functions that run in the page (this program has no DOM lib). */
 interface PageGlobals {
   readonly document: {
     readonly cookie: string
-    getElementById(id: string): { readonly dataset: Record<string, string | undefined> } | null
+    getElementById(
+      id: string,
+    ): { readonly dataset: Record<string, string | undefined>; readonly textContent: string } | null
     readonly forms: { namedItem(name: string): { submit(): void } | null }
   }
 }
@@ -235,6 +246,48 @@ describe('demo page in Chromium, cookie mode', () => {
       expect(await tab.getAttribute('#status', 'data-state')).toBe('signed-in')
       expect(await tab.isHidden('#login-view')).toBe(true)
     }
+  })
+
+  it('binds the session to a DPoP key in IndexedDB: the thumbprint shown is the jkt /me proves, the same in every tab, gone at logout', async () => {
+    const { context } = await profile()
+    const page = await context.newPage()
+    const user = await h.addUser()
+    await signIn(page, user)
+    await page.waitForSelector('#claims tr[data-claim="jkt"]')
+    const jkt = await page.textContent('#claims tr[data-claim="jkt"] td')
+    expect(jkt).toMatch(/^[\w-]{43}$/)
+    await page.waitForFunction(
+      () =>
+        (globalThis as unknown as PageGlobals).document.getElementById('dpop-thumbprint')
+          ?.textContent !== '–',
+    )
+    expect(await page.textContent('#dpop-thumbprint')).toBe(jkt)
+    const [session] = await h.sessions.listSessions(user.sub)
+    expect(session?.jkt).toBe(jkt)
+
+    // Another tab signs with the same key: its refresh and its /me pass as the same binding.
+    const other = await openTab(context)
+    await other.waitForSelector('#claims tr[data-claim="jkt"]')
+    expect(await other.textContent('#claims tr[data-claim="jkt"] td')).toBe(jkt)
+
+    await page.click('#logout')
+    await signedOut(page)
+    const stored = await page.evaluate(
+      () =>
+        new Promise<boolean>((resolve, reject) => {
+          const request = (
+            globalThis as unknown as { indexedDB: { open(name: string): IdbRequest } }
+          ).indexedDB.open('rotating-token-service')
+          request.onerror = () => reject(request.error)
+          request.onsuccess = () => {
+            const db = request.result
+            const get = db.transaction('keys', 'readonly').objectStore('keys').get('dpop')
+            get.onsuccess = () => resolve(get.result !== undefined)
+            get.onerror = () => reject(get.error)
+          }
+        }),
+    )
+    expect(stored).toBe(false)
   })
 
   it('logout revokes the session and clears the cookie', async () => {

@@ -39,8 +39,13 @@ describe('the client package', () => {
     expect(JSON.parse(stdout)).toEqual([
       'TokenClientError',
       'cookieStorage',
+      'createDpop',
       'createTokenClient',
+      'defaultDpopKeyStore',
+      'ecdsaDerToRaw',
+      'indexedDbDpopKeyStore',
       'localStorageStorage',
+      'memoryDpopKeyStore',
       'memoryStorage',
     ])
     const types = await readFile(join(dist, 'index.d.ts'), 'utf8')

@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type FetchLike, TokenClientError } from '../../client/index.js'
+import {
+  createDpop,
+  type FetchLike,
+  memoryDpopKeyStore,
+  TokenClientError,
+} from '../../client/index.js'
 import { rejectsToken } from '../../client/responses.js'
 import {
   createTransport,
@@ -338,5 +343,61 @@ describe('client transport: retries', () => {
     const error = await failure(transport(fetch, { retry: { attempts: 3 } }).refresh('rt1'))
     expect(error.code).toBe('network_error')
     expect(fetch.sent).toHaveLength(3)
+  })
+})
+
+describe('transport with DPoP: calls with a bound token', () => {
+  const proofClaims = (headers: RequestInit['headers']) =>
+    JSON.parse(
+      Buffer.from(
+        (new Headers(headers).get('dpop') as string).split('.')[1] as string,
+        'base64url',
+      ).toString(),
+    )
+
+  it('sends Authorization: DPoP with a proof for the method, URL and token', async () => {
+    const fetch = scriptedFetch(() => json(200, {}))
+    const dpop = createDpop({ store: memoryDpopKeyStore() })
+    await transport(fetch, { dpop }).send('/orders?page=2', { method: 'post' }, 'at', 'DPoP')
+    const headers = new Headers(fetch.sent[0]?.init?.headers)
+    expect(headers.get('authorization')).toBe('DPoP at')
+    expect(proofClaims(fetch.sent[0]?.init?.headers)).toMatchObject({
+      htm: 'POST',
+      htu: `${BASE}/orders`,
+      ath: expect.stringMatching(/^[\w-]{43}$/),
+    })
+  })
+
+  it('answers a resource server’s use_dpop_nonce challenge once, with its nonce', async () => {
+    const challenge = () =>
+      new Response(null, {
+        status: 401,
+        headers: {
+          'www-authenticate': 'DPoP error="use_dpop_nonce", algs="ES256"',
+          'dpop-nonce': 'rs-nonce',
+        },
+      })
+    const fetch = scriptedFetch((nth) => (nth === 1 ? challenge() : json(200, {})))
+    const dpop = createDpop({ store: memoryDpopKeyStore() })
+    const response = await transport(fetch, { dpop }).send(
+      'https://api.test/me',
+      undefined,
+      'at',
+      'DPoP',
+    )
+    expect(response.status).toBe(200)
+    expect(fetch.sent).toHaveLength(2)
+    expect(proofClaims(fetch.sent[0]?.init?.headers).nonce).toBeUndefined()
+    expect(proofClaims(fetch.sent[1]?.init?.headers).nonce).toBe('rs-nonce')
+
+    const stubborn = scriptedFetch(() => challenge())
+    const refused = await transport(stubborn, { dpop }).send(
+      'https://api.test/me',
+      undefined,
+      'at',
+      'DPoP',
+    )
+    expect(refused.status).toBe(401)
+    expect(stubborn.sent).toHaveLength(2)
   })
 })

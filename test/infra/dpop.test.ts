@@ -137,12 +137,12 @@ describe('the authorizers with DPoP clients', () => {
 })
 
 describe('DPoP over CORS', () => {
-  it('lets browsers send the DPoP header and read DPoP-Nonce', () => {
+  it('lets browsers send the DPoP header and read DPoP-Nonce and Date', () => {
     const { template } = synth()
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       CorsConfiguration: {
         AllowHeaders: ['authorization', 'content-type', 'dpop'],
-        ExposeHeaders: ['www-authenticate', 'retry-after', 'dpop-nonce'],
+        ExposeHeaders: ['www-authenticate', 'retry-after', 'dpop-nonce', 'date'],
       },
     })
   })

@@ -136,6 +136,19 @@ describe('a DPoP proof is accepted', () => {
     expect(() => verifier.verify(signProof(key, claims()), request)).not.toThrow()
   })
 
+  it('whose htu names any one of the endpoint’s URIs (the issuer’s, the one the request reached)', () => {
+    const request = {
+      method: 'POST',
+      uri: ['https://auth.example.test/token', 'https://abc123.execute-api.test/token'],
+    }
+    for (const htu of request.uri) {
+      expect(() => verifier.verify(signProof(keys.ES256, claims({ htu })), request)).not.toThrow()
+    }
+    expect(
+      refusal(signProof(keys.ES256, claims({ htu: 'https://other.test/token' })), request),
+    ).toBe('htu does not match the request')
+  })
+
   it('with a jwk that names alg and use, as long as they agree', () => {
     const key = keys.ES256
     const jwk = { ...key.jwk, alg: 'ES256', use: 'sig', kid: 'any' }
