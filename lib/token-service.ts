@@ -113,7 +113,10 @@ export interface TokenServiceProps {
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
   readonly throttle?: ThrottleProps
-  /** Throttling of `POST /login` (scrypt costs a vCPU per call). @default { rateLimit: 20, burstLimit: 40 } */
+  /**
+   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
+   * call). @default { rateLimit: 20, burstLimit: 40 }
+   */
   readonly loginThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
@@ -154,6 +157,9 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
 }
 
+/** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
+const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
+
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
   // One Query finds the user and the username's failed logins; a failure is counted, a
@@ -173,6 +179,19 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
+  // The caller's session and user in one read, the username's failed logins (the login
+  // back-off, counted and claimed as at login), the change (one transaction: the user's
+  // hash and sessions_valid_after, the kept session), then each other session revoked.
+  password: [
+    'loadSessionState',
+    'loadLogin',
+    'recordLoginFailure',
+    'claimLoginAttempt',
+    'clearLoginFailures',
+    'changePassword',
+    'listSessions',
+    'revokeSession',
+  ],
 }
 
 /**
@@ -419,6 +438,7 @@ export class TokenService extends Construct {
       revoke: make('revoke'),
       jwks: make('jwks'),
       sessions: make('sessions'),
+      password: make('password'),
       me: make('me'),
     }
 
@@ -490,19 +510,22 @@ export class TokenService extends Construct {
             'Public OAuth endpoint by design: /login authenticates by password, /token by the refresh token (RFC 6749 §6, public clients), /revoke by the token it revokes (RFC 7009), and JWKS/discovery publish public keys and metadata.',
         })
       }
-      if (route.path === '/login') {
+      if (PASSWORD_ROUTES.includes(`${route.method} ${route.path}`)) {
         // Route settings name a route key that must exist before the stage refers to it.
         this.stage.node.addDependency(created)
       }
     }
     const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage
     // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
-    cfnStage.routeSettings = {
-      'POST /login': {
-        ThrottlingRateLimit: loginThrottle.rateLimit,
-        ThrottlingBurstLimit: loginThrottle.burstLimit,
-      },
-    }
+    cfnStage.routeSettings = Object.fromEntries(
+      PASSWORD_ROUTES.map((routeKey) => [
+        routeKey,
+        {
+          ThrottlingRateLimit: loginThrottle.rateLimit,
+          ThrottlingBurstLimit: loginThrottle.burstLimit,
+        },
+      ]),
+    )
 
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
