@@ -44,7 +44,7 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (docs/design.md "Login protection"): the login function's `LOGIN_*`. */
+/** The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the login and password functions. */
 export interface LoginBackoffProps {
   /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
   readonly freeFailures?: number
