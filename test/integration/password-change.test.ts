@@ -331,6 +331,24 @@ describe('POST /me/password (non-strict authorizer)', () => {
     expect(passwordChecks()).toBe(0)
   })
 
+  it('refuses the passwords in the URL, even with a complete body', async () => {
+    const user = await h.addUser()
+    const caller = await login(h, user)
+    vi.mocked(verifyPassword).mockClear()
+    for (const query of ['new_password=x', 'Current_Password=x']) {
+      const reply = await h.post(
+        `/me/password?${query}`,
+        { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        { headers: bearer(caller.access) },
+      )
+      expect(reply.status, query).toBe(400)
+      expect(reply.body.error_description).toBe(
+        'credentials must be sent in the request body, never in the URL',
+      )
+    }
+    expect(passwordChecks()).toBe(0)
+  })
+
   it('needs a valid access token', async () => {
     const reply = await h.post('/me/password', {
       current_password: PASSWORD,
