@@ -166,8 +166,22 @@ describe('POST /me/password (non-strict authorizer)', () => {
       )
       expect(reply.status).toBe(204)
       const logged = capture().output.slice(before).join('')
+      // The events (core/password-change.ts): password_changed, then revoke for the others.
+      const lines = logged
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line))
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          message: 'password_changed',
+          client_id: NATIVE.client_id,
+          sid: caller.sid,
+        }),
+      )
+      expect(lines).toContainEqual(
+        expect.objectContaining({ message: 'revoke', reason: 'password_changed', sessions: 0 }),
+      )
       expect(logged).toContain('"PasswordChanges"')
-      expect(logged).toContain('"reason":"password_changed"')
       expect(logged).not.toContain(NEW_PASSWORD)
       expect(logged).not.toContain(PASSWORD)
       expect(logged).not.toContain(await storedHash(h, user))
@@ -221,6 +235,7 @@ describe('POST /me/password (non-strict authorizer)', () => {
       const other = await login(h, user)
       const caller = await login(h, user)
       const hash = await storedHash(h, user)
+      const before = capture().output.length
       const reply = await change(h, caller.access, {
         ...current(WRONG),
         new_password: NEW_PASSWORD,
@@ -232,6 +247,10 @@ describe('POST /me/password (non-strict authorizer)', () => {
       })
       expect(reply.text).not.toContain(WRONG)
       expect(await storedHash(h, user)).toBe(hash)
+      const logged = capture().output.slice(before).join('')
+      expect(logged).toContain('"event":"login_failed"')
+      expect(logged).toContain('"reason":"password_change"')
+      expect(logged).not.toContain(user.username)
       expect((await h.refresh(other.refresh)).status).toBe(200)
       expect((await h.refresh(caller.refresh)).status).toBe(200)
     },
