@@ -13,6 +13,7 @@ export type LambdaName =
   | 'revoke'
   | 'jwks'
   | 'sessions'
+  | 'password'
   | 'me'
   | 'authorizer'
   | 'authorizerStrict'
@@ -40,9 +41,24 @@ export type Setting =
       readonly default: string
     })
 
-const HTTP: readonly LambdaName[] = ['login', 'token', 'revoke', 'jwks', 'sessions', 'me']
+const HTTP: readonly LambdaName[] = [
+  'login',
+  'token',
+  'revoke',
+  'jwks',
+  'sessions',
+  'password',
+  'me',
+]
 const SIGNING: readonly LambdaName[] = ['login', 'token', 'jwks']
-const TABLE: readonly LambdaName[] = ['login', 'token', 'revoke', 'sessions', 'authorizerStrict']
+const TABLE: readonly LambdaName[] = [
+  'login',
+  'token',
+  'revoke',
+  'sessions',
+  'password',
+  'authorizerStrict',
+]
 const AUTHORIZERS: readonly LambdaName[] = ['authorizer', 'authorizerStrict']
 const AWS_CALLERS: readonly LambdaName[] = [
   'login',
@@ -50,9 +66,12 @@ const AWS_CALLERS: readonly LambdaName[] = [
   'revoke',
   'jwks',
   'sessions',
+  'password',
   'authorizer',
   'authorizerStrict',
 ]
+/** A password change's wrong current password counts as a failed login: one back-off for both. */
+const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 
 export const SETTINGS = {
   ISSUER: {
@@ -124,8 +143,8 @@ export const SETTINGS = {
     default: 3,
     min: 0,
     max: 100,
-    doc: 'Failed logins in a row for one username before any wait.',
-    functions: ['login'],
+    doc: 'Failed logins in a row for one username before any wait; a wrong `current_password` at `POST /me/password` counts as one.',
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_BACKOFF_BASE_SECONDS: {
     type: 'integer',
@@ -134,7 +153,7 @@ export const SETTINGS = {
     max: 3600,
     unit: 's',
     doc: 'The first wait after the free failures, doubled by each further failure.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_BACKOFF_MAX_SECONDS: {
     type: 'integer',
@@ -143,7 +162,7 @@ export const SETTINGS = {
     max: 86_400,
     unit: 's',
     doc: 'The longest wait.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_FAILURE_WINDOW_SECONDS: {
     type: 'integer',
@@ -152,7 +171,7 @@ export const SETTINGS = {
     max: 30 * 86_400,
     unit: 's',
     doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   JWKS_URI: {
     type: 'string',

@@ -160,7 +160,7 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
   },
   throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
   loginThrottle: limits(
-    '`POST /login` (scrypt costs a vCPU per call)',
+    '`POST /login`, and apart `POST /me/password` (scrypt costs a vCPU per call)',
     DEFAULTS.loginThrottle.rateLimit,
     DEFAULTS.loginThrottle.burstLimit,
   ),

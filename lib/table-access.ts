@@ -26,6 +26,8 @@ export const STORE_ACTIONS = {
   listSessions: { index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
+  // A conditional update of the user; after a lost condition, a consistent read of its hash.
+  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:GetItem'] },
 } as const satisfies Record<
   keyof SessionStore | keyof UserStore | keyof LoginAttempts,
   { table?: readonly string[]; index?: readonly string[] }

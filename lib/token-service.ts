@@ -64,7 +64,7 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (docs/design.md "Login protection"): the login function's `LOGIN_*`. */
+/** The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the login and password functions. */
 export interface LoginBackoffProps {
   /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
   readonly freeFailures?: number
@@ -142,7 +142,10 @@ export interface TokenServiceProps {
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
   readonly throttle?: ThrottleProps
-  /** Throttling of `POST /login` (scrypt costs a vCPU per call). @default { rateLimit: 20, burstLimit: 40 } */
+  /**
+   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
+   * call). @default { rateLimit: 20, burstLimit: 40 }
+   */
   readonly loginThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
@@ -183,6 +186,9 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
 }
 
+/** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
+const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
+
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
   // One Query finds the user and the username's failed logins; a failure is counted, a
@@ -202,6 +208,19 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
+  // The caller's session and user in one read, the username's failed logins (the login
+  // back-off, counted and claimed as at login), the change (one transaction: the user's
+  // hash and sessions_valid_after, the kept session), then each other session revoked.
+  password: [
+    'loadSessionState',
+    'loadLogin',
+    'recordLoginFailure',
+    'claimLoginAttempt',
+    'clearLoginFailures',
+    'changePassword',
+    'listSessions',
+    'revokeSession',
+  ],
 }
 
 /**
@@ -464,6 +483,7 @@ export class TokenService extends Construct {
       revoke: make('revoke'),
       jwks: make('jwks'),
       sessions: make('sessions'),
+      password: make('password'),
       me: make('me'),
     }
 
@@ -548,6 +568,14 @@ export class TokenService extends Construct {
     }
     // JWKS and the discovery documents.
     const discoveryRoutes: apigwv2.HttpRoute[] = []
+    // The stage must wait for a route its settings name. With the native JWT authorizer,
+    // which itself waits for the stage, a bearer route cannot come first: /me/password then
+    // has the stage-wide limit (and the per-username back-off) only.
+    const throttledRoutes = PASSWORD_ROUTES.filter(
+      (routeKey) =>
+        authorizerKind !== 'jwt' ||
+        ROUTES.find((route) => `${route.method} ${route.path}` === routeKey)?.auth !== 'bearer',
+    )
     for (const route of ROUTES) {
       const [created] = this.api.addRoutes({
         path: route.path,
@@ -563,7 +591,7 @@ export class TokenService extends Construct {
             'Public OAuth endpoint by design: /login authenticates by password, /token by the refresh token (RFC 6749 §6, public clients), /revoke by the token it revokes (RFC 7009), and JWKS/discovery publish public keys and metadata.',
         })
       }
-      if (route.path === '/login') {
+      if (throttledRoutes.includes(`${route.method} ${route.path}`)) {
         // Route settings name a route key that must exist before the stage refers to it.
         this.stage.node.addDependency(created)
       }
@@ -574,12 +602,15 @@ export class TokenService extends Construct {
     }
     const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage
     // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
-    cfnStage.routeSettings = {
-      'POST /login': {
-        ThrottlingRateLimit: loginThrottle.rateLimit,
-        ThrottlingBurstLimit: loginThrottle.burstLimit,
-      },
-    }
+    cfnStage.routeSettings = Object.fromEntries(
+      throttledRoutes.map((routeKey) => [
+        routeKey,
+        {
+          ThrottlingRateLimit: loginThrottle.rateLimit,
+          ThrottlingBurstLimit: loginThrottle.burstLimit,
+        },
+      ]),
+    )
 
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler

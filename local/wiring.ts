@@ -16,6 +16,7 @@ import type { LoginAttempts, SessionStore, Signer, UserStore } from '../function
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
+import { passwordRoute } from '../functions/password/route.js'
 import { revokeRoute } from '../functions/revoke/route.js'
 import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
 import { sessionsRoute } from '../functions/sessions/route.js'
@@ -84,6 +85,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
       { sessions, users, clock, events },
       stack,
       http('sessions'),
+    ),
+    password: httpHandler(
+      passwordRoute,
+      { sessions, users, loginAttempts, clock, events, loginBackoff: loadLoginBackoff(env) },
+      stack,
+      http('password'),
     ),
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }

@@ -1,6 +1,7 @@
 import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
-import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
+import { InvalidGrant, InvalidRequest, TemporarilyUnavailable } from './errors.js'
+import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -8,10 +9,10 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type { FailedLogins, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
+import type { LoginAttempts, Session, SessionStore, Signer } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
-import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
 /** What login works with: the username's attempts, the sessions, the signer. */
@@ -55,12 +56,11 @@ export async function login(
 
   const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
-  const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
+  const attempt = { username, now, fields: { client_id: client.clientId } }
+  const claimed = await takeTurn(deps, backoff, attempt, failedLogins)
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    // A claimed turn was counted as a failure when it was taken.
-    if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
-    events.emit('login_failed', { client_id: client.clientId })
+    await countFailure(deps, backoff, attempt, claimed)
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(why)
   }
@@ -92,8 +92,7 @@ export async function login(
   const [accessToken, created] = await settle([
     signing,
     writing,
-    // The right password resets the count.
-    claimed ? loginAttempts.clearLoginFailures(username, claimed) : Promise.resolve(),
+    clearTurn(deps, attempt, claimed),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -130,35 +129,6 @@ export async function startSession(
     attempt = { ...attempt, createdAt: startAt }
   }
   throw new TemporarilyUnavailable('logouts everywhere kept overtaking the login')
-}
-
-/**
- * A username with recent failures gets one password check per back-off
- * period (core/throttle.ts `loginTurn`). During the back-off the answer is
- * 429, before any hashing. Once it has passed, the attempt takes the turn by
- * counting itself as the next failure up front and returns what it wrote; a
- * success clears it again. Returns undefined for a username with no recent
- * failures.
- */
-async function takeTurn(
-  deps: LoginDeps,
-  backoff: BackoffPolicy,
-  attempt: { username: string; client: Client; now: number },
-  stored: FailedLogins | undefined,
-): Promise<FailedLogins | undefined> {
-  const { username, client, now } = attempt
-  const turn = loginTurn(backoff, stored, now)
-  if (turn.kind === 'free') return undefined
-  if (turn.kind === 'wait') throw throttled(deps, client, turn.seconds, 'in back-off')
-  if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
-    return turn.next
-  }
-  throw throttled(deps, client, turn.lostWaitSeconds, 'turn taken')
-}
-
-function throttled(deps: LoginDeps, client: Client, seconds: number, why: string): TooManyRequests {
-  deps.events.emit('login_throttled', { client_id: client.clientId })
-  return new TooManyRequests(seconds, why)
 }
 
 /**

@@ -14,8 +14,17 @@ export interface User {
   readonly passwordHash: string
   readonly roles: readonly string[]
   readonly status: UserStatus
-  /** Epoch ms. Sessions created before this instant are void (logout everywhere, disable). */
+  /**
+   * Epoch ms. Sessions created before this instant are void (logout everywhere,
+   * disable, password change), except `keptSession`.
+   */
   readonly sessionsValidAfter?: number
+  /**
+   * The one session the last password change kept: the calling one, which
+   * `sessionsValidAfter` spares. Anything else that sets `sessionsValidAfter`
+   * clears it.
+   */
+  readonly keptSession?: string
   readonly createdAt: number
 }
 
@@ -120,7 +129,7 @@ export interface SessionState {
 /** The strict authorizer's one read. */
 export type SessionStateReader = Pick<SessionStore, 'loadSessionState'>
 
-/** Users: the users command, the sessions API (logout everywhere) and the test set-up. */
+/** Users: the users command, the sessions API (logout everywhere), password change and the test set-up. */
 export interface UserStore {
   /** One read: the user with this normalized username. */
   findUserByUsername(username: string): Promise<User | undefined>
@@ -128,14 +137,37 @@ export interface UserStore {
   createUser(user: User): Promise<boolean>
   /**
    * Changes the status or the roles. `sessionsValidAfter`, when given, voids
-   * every session created before that instant (disable, logout everywhere).
+   * every session created before that instant (disable, logout everywhere),
+   * with no exception: it clears `keptSession`.
    * Returns false when no user has this `sub`.
    */
   updateUser(
     sub: string,
     change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
   ): Promise<boolean>
+  /**
+   * Replaces the password hash, only over the hash that was checked, and sets
+   * `sessionsValidAfter` and `keptSession` in the same single-item write. With
+   * `keep`, only while the user is active and no logout everywhere voids that
+   * session. `refused` when a condition failed; a retry of a change that
+   * committed (its answer lost) finds its own hash and answers `changed`.
+   */
+  changePassword(change: PasswordChange): Promise<PasswordChangeResult>
 }
+
+/** What a password change writes (core/password-change.ts, core/users.ts `setPassword`). */
+export interface PasswordChange {
+  readonly sub: string
+  /** The hash the current password was checked against, or that the operator's command read. */
+  readonly expectHash: string
+  readonly newHash: string
+  /** Voids every session created before this instant (core/users.ts `voidSessionsUpTo`). */
+  readonly sessionsValidAfter: number
+  /** The calling session, which lives on; absent when every session ends (`users set-password`). */
+  readonly keep?: Pick<Session, 'sid' | 'createdAt'>
+}
+
+export type PasswordChangeResult = 'changed' | 'refused'
 
 /** Failed logins in a row for one username, whether or not such a user exists. */
 export interface FailedLogins {
@@ -212,6 +244,7 @@ export type DomainEvent =
   | 'reuse_detected'
   | 'revoke'
   | 'login_throttled'
+  | 'password_changed'
 
 /** Where the domain reports what happened (metrics, security events). Never pass secrets. */
 export interface Events {

@@ -9,7 +9,7 @@ import {
   loadLoginBackoff,
   loadSessionCacheSeconds,
 } from '../../functions/config.js'
-import { LAMBDA_FUNCTIONS } from '../../functions/routes.js'
+import { LAMBDA_FUNCTIONS, ROUTES } from '../../functions/routes.js'
 import {
   type LambdaName,
   SETTINGS,
@@ -257,13 +257,13 @@ describe('TokenService with its defaults', () => {
     expect(aliases).toHaveLength(2)
   })
 
-  it('runs seven arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+  it('runs eight arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
     const { stack, logicalId } = synthesized
     const functions = {
       ...stack.service.functions,
       authorizer: stack.service.tokenAuthorizer?.handler,
     }
-    expect(ofType('AWS::Lambda::Function')).toHaveLength(7)
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(8)
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
@@ -279,9 +279,12 @@ describe('TokenService with its defaults', () => {
       })
     }
     // scrypt N=2^17 is CPU bound: 1769 MB buys one full vCPU.
-    expect(
-      resources[logicalId(stack.service.functions.login.function)]?.Properties.MemorySize,
-    ).toBe(1769)
+    for (const name of ['login', 'password'] as const) {
+      expect(
+        resources[logicalId(stack.service.functions[name].function)]?.Properties.MemorySize,
+        name,
+      ).toBe(1769)
+    }
     for (const [, group] of ofType('AWS::Logs::LogGroup')) {
       expect(group.Properties.RetentionInDays).toBe(90)
       expect(group.DeletionPolicy).toBe('Retain')
@@ -352,6 +355,12 @@ describe('TokenService with its defaults', () => {
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '300' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '3',
+          LOGIN_BACKOFF_BASE_SECONDS: '1',
+          LOGIN_BACKOFF_MAX_SECONDS: '900',
+          LOGIN_FAILURE_WINDOW_SECONDS: '86400',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_AUDIENCES: AUDIENCES,
@@ -436,6 +445,14 @@ describe('TokenService with its defaults', () => {
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
+      // No KMS: it signs nothing. No PutItem: it creates nothing.
+      password: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:GetItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+        'dynamodb:Query': ['table/index/gsi1'],
+      },
       me: BASE_GRANTS,
       // It verifies with the JWKS: no KMS permission at all.
       authorizer: BASE_GRANTS,
@@ -500,6 +517,7 @@ describe('TokenService with its defaults', () => {
         'DELETE /sessions -> sessions (CUSTOM)',
         'DELETE /sessions/{sid} -> sessions (CUSTOM)',
         'GET /me -> me (CUSTOM)',
+        'POST /me/password -> password (CUSTOM)',
       ].sort(),
     )
   })
@@ -517,7 +535,7 @@ describe('TokenService with its defaults', () => {
     })
   })
 
-  it('throttles the stage, /login harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+  it('throttles the stage, /login and /me/password harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
     const { template } = synthesized
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'HTTP',
@@ -536,13 +554,20 @@ describe('TokenService with its defaults', () => {
       StageName: '$default',
       AutoDeploy: true,
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
-      RouteSettings: { 'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 } },
     })
-    // The route settings name the route: the stage must come after it.
-    const loginRoute = ofType('AWS::ApiGatewayV2::Route').find(
-      ([, route]) => route.Properties.RouteKey === 'POST /login',
-    )?.[0]
-    expect(stage.DependsOn).toContain(loginRoute)
+    // scrypt runs on both: each route has the login limits of its own.
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      'POST /me/password': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+    })
+    // The route settings name the routes: the stage must come after them.
+    for (const key of ['POST /login', 'POST /me/password']) {
+      const route = ofType('AWS::ApiGatewayV2::Route').find(
+        ([, r]) => r.Properties.RouteKey === key,
+      )?.[0]
+      expect(route, key).toBeDefined()
+      expect(stage.DependsOn, key).toContain(route)
+    }
     const format = JSON.parse(
       (stage.Properties.AccessLogSettings as { Format: string }).Format,
     ) as Record<string, string>
@@ -607,8 +632,8 @@ describe('TokenService with its defaults', () => {
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
-    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(7)
-    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(7)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(8)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(8)
     expect(props('kmsThrottles')).toMatchObject({
       Namespace: 'TokenService',
       MetricName: 'KmsThrottles',
@@ -751,7 +776,7 @@ describe('TokenService options', () => {
       },
     })
     expect(stack.service.tokenAuthorizer).toBeUndefined()
-    template.resourceCountIs('AWS::Lambda::Function', 6)
+    template.resourceCountIs('AWS::Lambda::Function', 7)
     const bearer = Object.values(resources).filter(
       (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
     )
@@ -763,6 +788,7 @@ describe('TokenService options', () => {
         ['DELETE /sessions/{sid}', 'JWT'],
         ['GET /me', 'JWT'],
         ['GET /sessions', 'JWT'],
+        ['POST /me/password', 'JWT'],
       ].sort(),
     )
   })
@@ -815,7 +841,7 @@ describe('TokenService options', () => {
     const bearer = ofType('AWS::ApiGatewayV2::Route').filter(
       ([, r]) => r.Properties.AuthorizationType === 'JWT',
     )
-    expect(bearer).toHaveLength(4)
+    expect(bearer).toHaveLength(ROUTES.filter((route) => route.auth === 'bearer').length)
     for (const [, route] of bearer)
       expect(route.Properties.AuthorizerId).toEqual({ Ref: authorizerId })
     expect(dependencyCycle(resources)).toBeUndefined()
@@ -1010,6 +1036,12 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '600' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '5',
+          LOGIN_BACKOFF_BASE_SECONDS: '2',
+          LOGIN_BACKOFF_MAX_SECONDS: '600',
+          LOGIN_FAILURE_WINDOW_SECONDS: '3600',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_SKEW_SECONDS: '60',
@@ -1021,6 +1053,12 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
     )
     const tuned = (name: string) => tunedOf(env[name] ?? {})
     expect(tuned('login').loginBackoff).toEqual({
+      freeFailures: 5,
+      baseSeconds: 2,
+      maxSeconds: 600,
+      windowSeconds: 3600,
+    })
+    expect(tuned('password').loginBackoff).toEqual({
       freeFailures: 5,
       baseSeconds: 2,
       maxSeconds: 600,

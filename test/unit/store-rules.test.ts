@@ -1,7 +1,8 @@
 /**
  * The rules that used to hide in the DynamoDB store and now live in
  * functions/core: the failed-login window and turn (core/throttle.ts) and a
- * login overtaken by a logout everywhere (core/users.ts, core/login.ts).
+ * login overtaken by a logout everywhere (core/users.ts, core/login.ts), and
+ * which sessions a cut (`sessionsValidAfter`) voids (core/users.ts).
  * Time comes from a fake clock.
  */
 import { describe, expect, it } from 'vitest'
@@ -15,7 +16,7 @@ import {
   loginTurn,
   recentFailures,
 } from '../../functions/core/throttle.js'
-import { startAfterLogout, voidSessionsUpTo } from '../../functions/core/users.js'
+import { startAfterLogout, voidedByUser, voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from '../support/clock.js'
 
 const policy = DEFAULT_BACKOFF
@@ -181,5 +182,24 @@ describe('a login overtaken by a logout everywhere', () => {
       TemporarilyUnavailable,
     )
     expect(given.map((session) => session.createdAt)).toEqual([readAt, readAt + 2, readAt + 6])
+  })
+})
+
+describe('a cut (logout everywhere, disable, password change)', () => {
+  const cutAt = 1_000_000
+  const before = { ...sessionAt(cutAt - 1), sid: 'before' }
+
+  it('voids every session created before it, none created at or after it', () => {
+    const cut = { ...USER, sessionsValidAfter: voidSessionsUpTo(cutAt) }
+    expect(voidedByUser(before, cut)).toBe(true)
+    expect(voidedByUser({ ...sessionAt(cutAt), sid: 'same-instant' }, cut)).toBe(true)
+    expect(voidedByUser({ ...sessionAt(cutAt + 1), sid: 'after' }, cut)).toBe(false)
+    expect(voidedByUser(before, USER)).toBe(false)
+  })
+
+  it('spares the one session a password change kept, and only that one', () => {
+    const changed = { ...USER, sessionsValidAfter: voidSessionsUpTo(cutAt), keptSession: 'kept' }
+    expect(voidedByUser({ ...before, sid: 'kept' }, changed)).toBe(false)
+    expect(voidedByUser(before, changed)).toBe(true)
   })
 })
