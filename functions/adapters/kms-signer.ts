@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-kms'
 import { calculateJwkThumbprint } from 'jose'
 import { TemporarilyUnavailable } from '../core/errors.js'
+import { toLowS } from '../core/es256.js'
 import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, Signer, SigningAlgorithm } from '../core/ports.js'
 
@@ -81,7 +82,8 @@ export class KmsSigner implements Signer {
       throw kmsFailure('Sign', cause)
     }
     if (!signature || signature.length === 0) throw new Error('kms Sign returned no signature')
-    return this.alg === 'ES256' ? derToJoseSignature(signature, 32) : signature
+    // KMS returns a high S about half the time: keep the one spelling verifiers accept.
+    return this.alg === 'ES256' ? toLowS(derToJoseSignature(signature, 32)) : signature
   }
 
   #publicKey(keyId: string): Promise<PublicJwk> {

@@ -1,6 +1,7 @@
 import { verify as verifySignature } from 'node:crypto'
 import type { Clock } from '../core/clock.js'
 import { InvalidToken } from '../core/errors.js'
+import { hasLowS } from '../core/es256.js'
 import type { KeySet, VerificationKey } from './keys.js'
 
 /** The claims of an access token that passed every check (RFC 9068 plus ours). */
@@ -91,7 +92,17 @@ export class TokenVerifier {
       this.#headers.set(headerSegment, header)
     }
 
-    const signature = Buffer.from(token.slice(lastDot + 1), 'base64url')
+    const signatureSegment = token.slice(lastDot + 1)
+    const signature = Buffer.from(signatureSegment, 'base64url')
+    // One token, one string: base64url leaves unused bits in a last character, and
+    // ECDSA has a second valid S. Both would give a valid token another spelling,
+    // which API Gateway's authorizer cache and any denylist would see as another token.
+    // (The header and payload are signed as written, so their spelling is fixed.)
+    if (signature.toString('base64url') !== signatureSegment) {
+      throw new InvalidToken('signature not canonical base64url')
+    }
+    if (key.alg === 'ES256' && !hasLowS(signature))
+      throw new InvalidToken('ES256 signature with high S')
     if (!signatureIsValid(key, token.slice(0, lastDot), signature)) {
       throw new InvalidToken('bad signature')
     }

@@ -209,6 +209,57 @@ describe('the authorizer accepts our tokens', () => {
   })
 })
 
+describe('one token, one encoding', () => {
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  /** Every other last character that decodes to the same bytes (its unused low bits differ). */
+  const otherSpellings = (segment: string): string[] => {
+    const bytes = Buffer.from(segment, 'base64url')
+    return [...ALPHABET]
+      .map((last) => `${segment.slice(0, -1)}${last}`)
+      .filter((spelling) => spelling !== segment)
+      .filter((spelling) => Buffer.from(spelling, 'base64url').equals(bytes))
+  }
+
+  it('refuses the 15 other spellings of a valid RS256 signature, which decode to the same bytes', async () => {
+    const [header, payload, signature] = good.split('.') as [string, string, string]
+    // 256 bytes take 342 characters: the last one carries 4 bits that decode to nothing.
+    const spellings = otherSpellings(signature)
+    expect(spellings).toHaveLength(15)
+    expect((await authorizer.http(event(`Bearer ${good}`))).isAuthorized).toBe(true)
+    for (const spelling of spellings) {
+      expect(await refusal(`${header}.${payload}.${spelling}`)).toMatch(/not canonical/)
+    }
+  })
+
+  it('refuses other spellings of the header and the payload (they change the signed input)', async () => {
+    // A header and claims whose JSON lengths leave unused bits in both last characters.
+    const pad = (length: number) => 'x'.repeat(length)
+    const { token } = await mint(
+      signer,
+      claims({ pad: pad(3 - (JSON.stringify(claims({ pad: '' })).length % 3) + 1) }),
+      {
+        pad: pad(
+          3 -
+            (JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid: ourKid, pad: '' }).length % 3) +
+            1,
+        ),
+      },
+    )
+    const [header, payload, signature] = token.split('.') as [string, string, string]
+    const headers = otherSpellings(header)
+    const payloads = otherSpellings(payload)
+    expect(headers.length).toBeGreaterThan(0)
+    expect(payloads.length).toBeGreaterThan(0)
+    expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+    for (const spelling of headers) {
+      expect(await refusal(`${spelling}.${payload}.${signature}`)).toMatch(/bad signature/)
+    }
+    for (const spelling of payloads) {
+      expect(await refusal(`${header}.${spelling}.${signature}`)).toMatch(/bad signature/)
+    }
+  })
+})
+
 describe('the authorizer refuses every forged token', () => {
   const none = (alg: string, signature: string) => async () =>
     `${b64({ alg, typ: 'at+jwt', kid: ourKid })}.${b64(claims())}.${signature}`
