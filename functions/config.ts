@@ -150,6 +150,8 @@ export interface AuthorizerConfig {
   readonly skewSeconds: number
   /** `AUTHORIZER_MAX_TOKEN_BYTES`. @default 4096 */
   readonly maxTokenBytes: number
+  /** `AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS`: the longest `exp − iat`, skew aside. @default 3660 */
+  readonly maxLifetimeSeconds: number
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
@@ -168,6 +170,7 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
     audiences,
     skewSeconds: integer(env, 'AUTHORIZER_SKEW_SECONDS'),
     maxTokenBytes: integer(env, 'AUTHORIZER_MAX_TOKEN_BYTES'),
+    maxLifetimeSeconds: integer(env, 'AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS'),
   }
 }
 

@@ -182,6 +182,17 @@ export const SETTINGS = {
     doc: 'Longer tokens are refused unread.',
     functions: AUTHORIZERS,
   },
+  AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: {
+    type: 'integer',
+    // The longest client `access_token_ttl_seconds` (3600) plus the longest
+    // TOKEN_BACKDATE_SECONDS (60): unset, it refuses no token the service issues.
+    default: 3660,
+    min: 60,
+    max: 3660,
+    unit: 's',
+    doc: 'The longest `exp − iat` accepted, beyond the skew. The stack sets the longest client `access_token_ttl_seconds` plus `TOKEN_BACKDATE_SECONDS`.',
+    functions: AUTHORIZERS,
+  },
   AUTHORIZER_SESSION_CACHE_SECONDS: {
     type: 'integer',
     default: 5,

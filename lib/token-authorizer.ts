@@ -65,6 +65,13 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
    */
   readonly table?: dynamodb.ITable
   /**
+   * The token service's `tokenBackdateSeconds` (`TOKEN_BACKDATE_SECONDS`), 0 to 60:
+   * its tokens' `exp − iat` is the client's TTL plus this. With the longest client
+   * TTL it sets `AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS`.
+   * @default 5 (DEFAULTS.tokenBackdateSeconds)
+   */
+  readonly tokenBackdateSeconds?: number
+  /**
    * How long API Gateway caches an answer per `Authorization` header. At most
    * the shortest access-token lifetime; at most 5 s in strict mode.
    * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode
@@ -139,7 +146,10 @@ export class TokenAuthorizer extends Construct {
 
 /** The `AUTHORIZER_*` variables, checked against functions/settings.ts's bounds. */
 function authorizerEnvironment(
-  props: AuthorizerSettings & { readonly clients: readonly ClientConfig[] },
+  props: AuthorizerSettings & {
+    readonly clients: readonly ClientConfig[]
+    readonly tokenBackdateSeconds?: number
+  },
   strict: boolean,
 ): Record<string, string> {
   const defaults = DEFAULTS.authorizerSettings
@@ -148,6 +158,8 @@ function authorizerEnvironment(
       'TokenAuthorizer: sessionCacheSeconds applies to strict mode only (strict / strictRevocation)',
     )
   }
+  const backdate = props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds
+  rangedSetting('TokenAuthorizer: tokenBackdateSeconds', 'TOKEN_BACKDATE_SECONDS', backdate)
   const audiences = props.audiences
     ? checkedAudiences(props.audiences, props.clients)
     : [...new Set(props.clients.map((client) => client.audience))]
@@ -168,6 +180,10 @@ function authorizerEnvironment(
       props.maxTokenBytes ?? defaults.maxTokenBytes,
     ),
     AUTHORIZER_AUDIENCES: audiences.join(','),
+    // The longest token the service issues: its iat is backdated, its exp is not.
+    AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(
+      longestAccessTokenTtl(props.clients).toSeconds() + backdate,
+    ),
   }
 }
 

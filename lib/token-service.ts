@@ -442,6 +442,9 @@ export class TokenService extends Construct {
         ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
+        ...(props.tokenBackdateSeconds !== undefined && {
+          tokenBackdateSeconds: props.tokenBackdateSeconds,
+        }),
         strict,
         table: this.table,
         ...(props.authorizerCacheTtl !== undefined && {

@@ -88,9 +88,14 @@ export function wireLocalService(parts: LocalParts): LocalService {
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }
   const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
+  const longestTtl = Math.max(
+    ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
+  )
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
+      // As the stack sets it (lib/token-authorizer.ts): the longest token the service issues.
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(longestTtl + signing.settings.backdateSeconds),
       ...env,
       ISSUER: issuer,
     }),

@@ -61,6 +61,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     audiences: config.audiences,
     skewSeconds: config.skewSeconds,
     maxTokenBytes: config.maxTokenBytes,
+    maxLifetimeSeconds: config.maxLifetimeSeconds,
   })
   const sessions = deps.strict
     ? new SessionCheck({

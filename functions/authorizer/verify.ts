@@ -29,6 +29,8 @@ export interface VerifierSettings {
   readonly skewSeconds: number
   /** Longer tokens are refused before anything is decoded. */
   readonly maxTokenBytes: number
+  /** The longest `exp − iat` accepted, beyond the skew: no client issues a longer token. */
+  readonly maxLifetimeSeconds: number
 }
 
 /**
@@ -110,7 +112,7 @@ export class TokenVerifier {
   }
 
   #checkClaims(claims: Record<string, unknown>): VerifiedClaims {
-    const { issuer, skewSeconds } = this.#settings
+    const { issuer, skewSeconds, maxLifetimeSeconds } = this.#settings
     const now = this.#clock.now() / 1000
 
     if (claims.iss !== issuer) throw new InvalidToken('wrong iss')
@@ -121,6 +123,9 @@ export class TokenVerifier {
     if (now >= exp + skewSeconds) throw new InvalidToken('expired')
     if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not yet valid')
     if (now < iat - skewSeconds) throw new InvalidToken('issued in the future')
+    // A token that lives longer than any client's tokens was not issued by the
+    // service as configured: refuse it whatever its exp.
+    if (exp - iat > maxLifetimeSeconds + skewSeconds) throw new InvalidToken('lifetime too long')
     const sub = nonEmpty(claims.sub, 'sub')
     const jti = nonEmpty(claims.jti, 'jti')
     const clientId = nonEmpty(claims.client_id, 'client_id')

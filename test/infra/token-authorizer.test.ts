@@ -140,6 +140,8 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
       AUTHORIZER_SKEW_SECONDS: '30',
       AUTHORIZER_MAX_TOKEN_BYTES: '4096',
       AUTHORIZER_AUDIENCES: [...new Set(testClients.map((client) => client.audience))].join(','),
+      // The longest client TTL (900 s) plus the default backdate (5 s).
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
     })
     // The session cache is strict mode's; JWKS_MAX_AGE_SECONDS is the jwks function's.
     expect(variables).not.toHaveProperty('AUTHORIZER_SESSION_CACHE_SECONDS')
@@ -166,6 +168,20 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
         }),
       },
     })
+  })
+
+  it("bounds a token's lifetime by the longest client TTL plus the token service's backdate", () => {
+    const clients = [testClients[0], { ...testClients[1], access_token_ttl_seconds: 3600 }]
+    const { template } = ordersStack({
+      clients: clients as typeof testClients,
+      tokenBackdateSeconds: 60,
+    })
+    expect(authorizerVariables(template)).toMatchObject({
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '3660',
+    })
+    expect(() => ordersStack({ tokenBackdateSeconds: 61 })).toThrow(
+      /tokenBackdateSeconds must be an integer from 0 to 60/,
+    )
   })
 
   it('refuses settings the function would refuse at cold start, and a session cache without strict mode', () => {

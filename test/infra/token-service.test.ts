@@ -284,6 +284,8 @@ describe('TokenService with its defaults', () => {
           AUTHORIZER_AUDIENCES: AUDIENCES,
           AUTHORIZER_SKEW_SECONDS: '30',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+          // The longest client TTL (900 s) plus the backdate (5 s): exp - iat of the longest token.
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
         },
       },
     )
@@ -804,6 +806,7 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
           AUTHORIZER_SESSION_CACHE_SECONDS: '2',
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
         },
       },
     )

@@ -159,6 +159,32 @@ describe('the authorizer accepts our tokens', () => {
     expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
   })
 
+  it('refuses a token whose exp - iat exceeds AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS plus the skew', async () => {
+    // What the stack sets for a longest client TTL of 900 s and a 5 s backdate.
+    const bounded = build({ AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905' })
+    const now = Math.floor(clock.now() / 1000)
+    const lasting = async (seconds: number) =>
+      (await mint(signer, claims({ iat: now - 5, nbf: now - 5, exp: now - 5 + seconds }))).token
+    expect((await bounded.http(event(`Bearer ${await lasting(905)}`))).isAuthorized).toBe(true)
+    expect((await bounded.http(event(`Bearer ${await lasting(905 + 30)}`))).isAuthorized).toBe(true)
+    const tooLong = await lasting(905 + 31)
+    expect((await bounded.http(event(`Bearer ${tooLong}`))).isAuthorized).toBe(false)
+    await expect(bounded.authorize(`Bearer ${tooLong}`)).rejects.toSatisfy(
+      (error: unknown) => error instanceof InvalidToken && /lifetime/.test(error.detail ?? ''),
+    )
+  })
+
+  it('bounds the lifetime by default at the longest any client may have (3600 s) plus the longest backdate (60 s)', async () => {
+    const now = Math.floor(clock.now() / 1000)
+    const lasting = async (seconds: number) =>
+      (await mint(signer, claims({ iat: now - 60, nbf: now - 60, exp: now - 60 + seconds }))).token
+    expect((await authorizer.http(event(`Bearer ${await lasting(3660 + 30)}`))).isAuthorized).toBe(
+      true,
+    )
+    expect(await refusal(await lasting(3660 + 31))).toMatch(/lifetime/)
+    expect(await refusal(await lasting(365 * 86_400))).toMatch(/lifetime/)
+  })
+
   it('accepts only AUTHORIZER_AUDIENCES when it is set', async () => {
     const narrowed = build({ AUTHORIZER_AUDIENCES: 'https://orders.api, https://billing.api' })
     const forOrders = await mint(signer, claims({ aud: 'https://orders.api' }))
@@ -172,6 +198,9 @@ describe('the authorizer accepts our tokens', () => {
     expect(() => build({ JWKS_URI: 'not a url' })).toThrow(/JWKS_URI/)
     expect(() => build({ AUTHORIZER_SKEW_SECONDS: '-1' })).toThrow(/AUTHORIZER_SKEW_SECONDS/)
     expect(() => build({ AUTHORIZER_MAX_TOKEN_BYTES: '10' })).toThrow(/AUTHORIZER_MAX_TOKEN_BYTES/)
+    expect(() => build({ AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '86400' })).toThrow(
+      /AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS/,
+    )
   })
 
   it('answers the REST variant with an Allow policy for the stage and string-only context', async () => {
