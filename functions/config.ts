@@ -152,6 +152,8 @@ export interface AuthorizerConfig {
   readonly maxTokenBytes: number
   /** `AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS`: the longest `exp − iat`, skew aside. @default 3660 */
   readonly maxLifetimeSeconds: number
+  /** `AUTHORIZER_CACHE_SECONDS`: API Gateway's cache of an answer, at most the skew. @default 0 */
+  readonly answerCacheSeconds: number
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
@@ -164,13 +166,22 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
   } catch {
     throw new ConfigError('JWKS_URI must be an absolute URL')
   }
+  const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
+  const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
+  // A cache longer than the skew would make the authorizer refuse tokens before their exp.
+  if (answerCacheSeconds > skewSeconds) {
+    throw new ConfigError(
+      `AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (${skewSeconds})`,
+    )
+  }
   return {
     issuer,
     jwksUri,
     audiences,
-    skewSeconds: integer(env, 'AUTHORIZER_SKEW_SECONDS'),
+    skewSeconds,
     maxTokenBytes: integer(env, 'AUTHORIZER_MAX_TOKEN_BYTES'),
     maxLifetimeSeconds: integer(env, 'AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS'),
+    answerCacheSeconds,
   }
 }
 

@@ -193,6 +193,15 @@ export const SETTINGS = {
     doc: 'The longest `exp − iat` accepted, beyond the skew. The stack sets the longest client `access_token_ttl_seconds` plus `TOKEN_BACKDATE_SECONDS`.',
     functions: AUTHORIZERS,
   },
+  AUTHORIZER_CACHE_SECONDS: {
+    type: 'integer',
+    default: 0,
+    min: 0,
+    max: 300,
+    unit: 's',
+    doc: 'How long API Gateway caches the authorizer’s answers (the stack sets its `resultsCacheTtl`), at most `AUTHORIZER_SKEW_SECONDS`. A token is allowed until `exp` plus the skew minus this, so that no cached Allow outlives `exp` plus the skew.',
+    functions: AUTHORIZERS,
+  },
   AUTHORIZER_SESSION_CACHE_SECONDS: {
     type: 'integer',
     default: 5,

@@ -72,9 +72,13 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
    */
   readonly tokenBackdateSeconds?: number
   /**
-   * How long API Gateway caches an answer per `Authorization` header. At most
-   * the shortest access-token lifetime; at most 5 s in strict mode.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode
+   * How long API Gateway caches an answer per `Authorization` header: at most the
+   * clock skew and the shortest access-token lifetime; at most 5 s in strict mode.
+   * API Gateway keeps an answer for this fixed time (an HTTP API authorizer cannot
+   * set one per answer), so the authorizer allows a token only until `exp` plus
+   * the skew minus this (`AUTHORIZER_CACHE_SECONDS`): a cached Allow never
+   * outlives `exp` plus the skew.
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 in strict mode
    */
   readonly resultsCacheTtl?: Duration
   /** @default DEFAULTS.logRetention (3 months) */
@@ -108,7 +112,7 @@ export class TokenAuthorizer extends Construct {
   constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
     super(scope, id)
     this.strict = props.strict ?? DEFAULTS.strictRevocation
-    this.resultsCacheTtl = resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
+    this.resultsCacheTtl = resultsCacheTtl(props, this.strict)
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -123,6 +127,7 @@ export class TokenAuthorizer extends Construct {
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
         ...authorizerEnvironment(props, this.strict),
+        AUTHORIZER_CACHE_SECONDS: String(this.resultsCacheTtl.toSeconds()),
       }),
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
@@ -225,16 +230,32 @@ export function longestAccessTokenTtl(clients: readonly ClientConfig[]): Duratio
   return Duration.seconds(Math.max(...seconds))
 }
 
-function resultsCacheTtl(
-  clients: readonly ClientConfig[],
-  strict: boolean,
-  requested: Duration | undefined,
-): Duration {
-  const cap = shortestAccessTokenTtl(clients)
+/**
+ * API Gateway's cache of the answers. An Allow cached at the last moment lives
+ * on for the whole TTL, so the TTL is at most the skew: the authorizer gives up
+ * `AUTHORIZER_CACHE_SECONDS` of its skew on `exp`, and an Allow, cached or
+ * not, ends by `exp` plus the skew (docs/security.md "API Gateway's answer cache").
+ */
+function resultsCacheTtl(props: TokenAuthorizerProps, strict: boolean): Duration {
+  const requested = props.resultsCacheTtl
+  const cap = shortestAccessTokenTtl(props.clients)
+  const skew = Duration.seconds(
+    Number(
+      rangedSetting(
+        'TokenAuthorizer: clockSkewSeconds',
+        'AUTHORIZER_SKEW_SECONDS',
+        props.clockSkewSeconds ?? DEFAULTS.authorizerSettings.clockSkewSeconds,
+      ),
+    ),
+  )
   if (requested === undefined) {
     if (strict) return DEFAULTS.strictAuthorizerCacheTtl
-    const fallback = DEFAULTS.authorizerCacheTtl
-    return fallback.toSeconds() <= cap.toSeconds() ? fallback : cap
+    return skew.toSeconds() <= cap.toSeconds() ? skew : cap
+  }
+  if (requested.toSeconds() > skew.toSeconds()) {
+    throw new Error(
+      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): a cached Allow would outlive its token's exp by more than the skew`,
+    )
   }
   if (requested.toSeconds() > cap.toSeconds()) {
     throw new Error(

@@ -107,8 +107,10 @@ export interface TokenServiceProps {
    */
   readonly strictRevocation?: boolean
   /**
-   * How long API Gateway caches the Lambda authorizer's answer per token.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 with strictRevocation
+   * How long API Gateway caches the Lambda authorizer's answer per token: at most
+   * the authorizer's clock skew, so that a cached Allow never outlives the token's
+   * `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */

@@ -62,6 +62,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     skewSeconds: config.skewSeconds,
     maxTokenBytes: config.maxTokenBytes,
     maxLifetimeSeconds: config.maxLifetimeSeconds,
+    answerCacheSeconds: config.answerCacheSeconds,
   })
   const sessions = deps.strict
     ? new SessionCheck({

@@ -31,6 +31,11 @@ export interface VerifierSettings {
   readonly maxTokenBytes: number
   /** The longest `exp − iat` accepted, beyond the skew: no client issues a longer token. */
   readonly maxLifetimeSeconds: number
+  /**
+   * How long API Gateway keeps an answer (at most the skew). A token is allowed
+   * until `exp + skew − this`, so that a cached Allow ends by `exp + skew` too.
+   */
+  readonly answerCacheSeconds: number
 }
 
 /**
@@ -112,7 +117,7 @@ export class TokenVerifier {
   }
 
   #checkClaims(claims: Record<string, unknown>): VerifiedClaims {
-    const { issuer, skewSeconds, maxLifetimeSeconds } = this.#settings
+    const { issuer, skewSeconds, maxLifetimeSeconds, answerCacheSeconds } = this.#settings
     const now = this.#clock.now() / 1000
 
     if (claims.iss !== issuer) throw new InvalidToken('wrong iss')
@@ -120,7 +125,7 @@ export class TokenVerifier {
     const exp = numericDate(claims.exp, 'exp')
     const iat = numericDate(claims.iat, 'iat')
     const nbf = claims.nbf === undefined ? undefined : numericDate(claims.nbf, 'nbf')
-    if (now >= exp + skewSeconds) throw new InvalidToken('expired')
+    if (now >= exp + skewSeconds - answerCacheSeconds) throw new InvalidToken('expired')
     if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not yet valid')
     if (now < iat - skewSeconds) throw new InvalidToken('issued in the future')
     // A token that lives longer than any client's tokens was not issued by the

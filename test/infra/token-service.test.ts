@@ -286,6 +286,8 @@ describe('TokenService with its defaults', () => {
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
           // The longest client TTL (900 s) plus the backdate (5 s): exp - iat of the longest token.
           AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
+          // API Gateway's cache of its answers: the authorizer allows up to exp + skew - this.
+          AUTHORIZER_CACHE_SECONDS: '30',
         },
       },
     )
@@ -433,8 +435,8 @@ describe('TokenService with its defaults', () => {
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      // min(5 minutes, 600 s: the shortest access-token lifetime of the clients)
-      AuthorizerResultTtlInSeconds: 300,
+      // The clock skew (30 s), so that a cached Allow never outlives exp plus the skew.
+      AuthorizerResultTtlInSeconds: 30,
     })
   })
 
@@ -683,11 +685,16 @@ describe('TokenService options', () => {
       { ...testClients[0], access_token_ttl_seconds: 120 },
       testClients[1],
     ] as typeof testClients
-    synth({ clients }).template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
-      AuthorizerResultTtlInSeconds: 120,
-    })
-    expect(() => synth({ clients, authorizerCacheTtl: Duration.minutes(3) })).toThrow(
-      /exceeds the shortest access-token lifetime \(120 s\)/,
+    const authorizerSettings = { clockSkewSeconds: 300 }
+    synth({ clients, authorizerSettings }).template.hasResourceProperties(
+      'AWS::ApiGatewayV2::Authorizer',
+      { AuthorizerResultTtlInSeconds: 120 },
+    )
+    expect(() =>
+      synth({ clients, authorizerSettings, authorizerCacheTtl: Duration.minutes(3) }),
+    ).toThrow(/exceeds the shortest access-token lifetime \(120 s\)/)
+    expect(() => synth({ authorizerCacheTtl: Duration.minutes(1) })).toThrow(
+      /exceeds the clock skew \(30 s\)/,
     )
     expect(() =>
       synth({ strictRevocation: true, authorizerCacheTtl: Duration.seconds(30) }),
@@ -807,6 +814,7 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
           AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
+          AUTHORIZER_CACHE_SECONDS: '0',
         },
       },
     )
@@ -911,6 +919,8 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
       AUTHORIZER_AUDIENCES: 'https://api.example.com',
       // The window must cover the longest wait: test its lower end with a short one.
       LOGIN_BACKOFF_MAX_SECONDS: '60',
+      // The skew must cover the answer cache: test the cache's upper end with the longest skew.
+      AUTHORIZER_SKEW_SECONDS: '300',
     }
     const loadAll = (env: Record<string, string>) => {
       tunedOf(env)

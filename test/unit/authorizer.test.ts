@@ -151,6 +151,27 @@ describe('the authorizer accepts our tokens', () => {
     }
   })
 
+  it('stops allowing a token AUTHORIZER_CACHE_SECONDS before exp plus the skew, so that a cached Allow ends by then', async () => {
+    const local = new FakeClock()
+    const token = (await mint(signer, standardClaims(ISSUER, AUDIENCE, local.now()))).token
+    const saved = clock
+    clock = local
+    try {
+      // API Gateway caches each answer 30 s: the last Allow, cached, ends at exp + 30 s.
+      const cached = build({ AUTHORIZER_CACHE_SECONDS: '30' })
+      local.advance(900 - 1)
+      expect((await cached.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+      local.advance(1)
+      expect((await cached.http(event(`Bearer ${token}`))).isAuthorized).toBe(false)
+      expect((await build().http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+    } finally {
+      clock = saved
+    }
+    expect(() => build({ AUTHORIZER_CACHE_SECONDS: '31' })).toThrow(
+      'AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (30)',
+    )
+  })
+
   it('honours AUTHORIZER_SKEW_SECONDS', async () => {
     const strictClock = build({ AUTHORIZER_SKEW_SECONDS: '0' })
     const now = Math.floor(clock.now() / 1000)
