@@ -244,6 +244,26 @@ describe('unknown usernames', () => {
     expect(passwordChecks()).toBe(before)
     expect(await failedLogins(tooLong)).toBeUndefined()
   })
+
+  it('outside the rule `users add` applies are refused without a read, a hash or a record', async () => {
+    // Each is short and well-formed Unicode, but has a character no username may have.
+    const impossible = [
+      'has space',
+      'semi;colon',
+      'slash/name',
+      'hash#throttle',
+      'key🔑',
+      'tab\tname',
+    ]
+    const before = passwordChecks()
+    for (const username of impossible) {
+      const reply = await attempt(username, WRONG)
+      expect(reply.status, username).toBe(400)
+      expect(reply.body).toEqual(oauthError('invalid_grant'))
+      expect(await failedLogins(username), username).toBeUndefined()
+    }
+    expect(passwordChecks()).toBe(before)
+  })
 })
 
 describe('concurrent attempts', () => {
