@@ -158,11 +158,12 @@ export interface TokenServiceProps {
 
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user and the username's failed logins; a failure is counted, a
-  // back-off slot claimed; success creates the session guarded by the user.
+  // One Query finds the user while the attempt takes its turn (counted up front, or a
+  // back-off slot claimed); success clears the count and creates the session guarded by
+  // the user.
   login: [
     'loadLogin',
-    'recordLoginFailure',
+    'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',

@@ -11,7 +11,7 @@ import {
 import type { FailedLogins, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
-import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF, freeTurn, loginTurn } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
 /** What login works with: the username's attempts, the sessions, the signer. */
@@ -34,10 +34,11 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user and the username's failed logins),
- * the password check, then the access token is signed while the session is
- * written. A username in back-off gets 429 before any hashing, whether or not
- * the user exists (core/throttle.ts).
+ * Starts a session: one read (the user) while the attempt takes its turn (one
+ * conditional write, core/throttle.ts), the password check, then the access
+ * token is signed while the session is written. A username in back-off, or
+ * whose turns are all taken, gets 429 before any hashing, whether or not the
+ * user exists.
  */
 export async function login(
   deps: LoginDeps,
@@ -53,13 +54,15 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
-  const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
-  const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
+  // The turn's write runs alongside the read: a success costs no extra round trip.
+  const [{ user }, turn] = await settle([
+    loginAttempts.loadLogin(username),
+    takeLoginTurn(deps, backoff, { username, client, now }),
+  ])
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    // A claimed turn was counted as a failure when it was taken.
-    if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
+    // The turn counted this attempt as a failure when it was taken.
     events.emit('login_failed', { client_id: client.clientId })
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(why)
@@ -92,8 +95,9 @@ export async function login(
   const [accessToken, created] = await settle([
     signing,
     writing,
-    // The right password resets the count.
-    claimed ? loginAttempts.clearLoginFailures(username, claimed) : Promise.resolve(),
+    // The right password resets the count. Best-effort: if it fails, the count errs
+    // on the safe side (this success stays counted), and the login is not lost for it.
+    loginAttempts.clearLoginFailures(username, turn).catch(() => undefined),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -133,22 +137,23 @@ export async function startSession(
 }
 
 /**
- * A username with recent failures gets one password check per back-off
- * period (core/throttle.ts `loginTurn`). During the back-off the answer is
- * 429, before any hashing. Once it has passed, the attempt takes the turn by
- * counting itself as the next failure up front and returns what it wrote; a
- * success clears it again. Returns undefined for a username with no recent
- * failures.
+ * Takes this attempt's turn to have a password checked (core/throttle.ts),
+ * counting it as a failure up front, and returns the record as it wrote it
+ * (what `clearLoginFailures` takes after a success). A free turn first; if
+ * none is left, one claim per back-off period. During the back-off, or when
+ * another attempt took the turn, it throws 429 before any hashing. Whatever
+ * checks a password for a username (login, a password change) takes a turn
+ * first, so that concurrent guesses gain nothing.
  */
-async function takeTurn(
-  deps: LoginDeps,
+export async function takeLoginTurn(
+  deps: Pick<LoginDeps, 'loginAttempts' | 'events'>,
   backoff: BackoffPolicy,
   attempt: { username: string; client: Client; now: number },
-  stored: FailedLogins | undefined,
-): Promise<FailedLogins | undefined> {
+): Promise<FailedLogins> {
   const { username, client, now } = attempt
-  const turn = loginTurn(backoff, stored, now)
-  if (turn.kind === 'free') return undefined
+  const count = await deps.loginAttempts.countLoginAttempt(username, freeTurn(backoff, now))
+  if (count.counted) return count.state
+  const turn = loginTurn(backoff, count.state, now)
   if (turn.kind === 'wait') throw throttled(deps, client, turn.seconds, 'in back-off')
   if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
     return turn.next
@@ -156,7 +161,12 @@ async function takeTurn(
   throw throttled(deps, client, turn.lostWaitSeconds, 'turn taken')
 }
 
-function throttled(deps: LoginDeps, client: Client, seconds: number, why: string): TooManyRequests {
+function throttled(
+  deps: Pick<LoginDeps, 'events'>,
+  client: Client,
+  seconds: number,
+  why: string,
+): TooManyRequests {
   deps.events.emit('login_throttled', { client_id: client.clientId })
   return new TooManyRequests(seconds, why)
 }

@@ -154,6 +154,19 @@ export interface LoginFailure {
   readonly expiresAt: number
 }
 
+/** A free login turn as core/throttle.ts `freeTurn` describes it. */
+export interface FreeTurn extends LoginFailure {
+  /** The turn is free while fewer than this many recent failures are on record. */
+  readonly freeFailures: number
+}
+
+/** What `countLoginAttempt` did, and the username's record after it (or as it found it). */
+export interface LoginCount {
+  /** True when this attempt took a free turn and was counted. */
+  readonly counted: boolean
+  readonly state: FailedLogins
+}
+
 /** What login reads in one request. */
 export interface LoginState {
   readonly user?: User
@@ -170,6 +183,13 @@ export interface LoginAttempts {
   /** Counts one failed login, atomically (concurrent failures all count). */
   recordLoginFailure(username: string, failure: LoginFailure): Promise<void>
   /**
+   * Takes a free turn: counts this attempt as a failure up front, atomically,
+   * if the username has no record, or fewer than `turn.freeFailures` failures
+   * after `turn.forgetBefore`. Otherwise writes nothing and returns the record
+   * as it stands (strongly consistent), for core/throttle.ts `loginTurn`.
+   */
+  countLoginAttempt(username: string, turn: FreeTurn): Promise<LoginCount>
+  /**
    * Takes the one attempt a back-off period allows: writes `next` only if the
    * stored failures are still exactly `seen`. False if another attempt took it.
    */
@@ -179,7 +199,11 @@ export interface LoginAttempts {
     next: FailedLogins,
     expiresAt: number,
   ): Promise<boolean>
-  /** Forgets the failures after a success, unless they changed since `seen`. */
+  /**
+   * After a success: forgets the failures if the record is still `seen` (what
+   * this attempt's turn wrote). If failures landed since, they still count, and
+   * only this attempt's own count is taken back.
+   */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
 }
 

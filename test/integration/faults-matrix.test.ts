@@ -153,7 +153,8 @@ const scenarios = {
   login: {
     path: 'login',
     client: NATIVE.client_id,
-    calls: ['DynamoDB Query', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    // The attempt's turn and, after the right password, the clear are UpdateItems.
+    calls: ['DynamoDB Query', 'DynamoDB UpdateItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
     prepare: async (user) => ({ user, client: NATIVE.client_id }),
     act: (ctx) => h.login(ctx.user),
     ok: { answer: '200', state: 'session created', token: 'password works' },
@@ -346,6 +347,10 @@ interface Target {
 }
 
 const ON_USER: Target = { label: 'user item', match: mentions('USER#') }
+/** Login's turn: the attempt counted up front (core/throttle.ts freeTurn). */
+const ON_TURN: Target = { label: 'login turn', match: mentions('ADD failures :one') }
+/** Login's clear of the count after the right password. */
+const ON_CLEAR: Target = { label: 'count clear', match: mentions(':zero') }
 const ON_SESSIONS: Target = { label: 'session items', match: mentions('SESSION#') }
 
 interface KmsCase {
@@ -383,9 +388,9 @@ function transientCases(
   scenario: Scenario,
   command: DynamoCommand,
   write: boolean,
-  options: { on?: Target; failed?: Outcome } = {},
+  options: { on?: Target; failed?: Outcome; committed?: Outcome } = {},
 ): DynamoCase[] {
-  const { on, failed = scenario.failed } = options
+  const { on, failed = scenario.failed, committed = scenario.committed ?? failed } = options
   const cases = [
     ...TRANSIENT_FAULTS.map((f) => dynamo(scenario, command, f, 'every', 'before', failed, on)),
     ...(['ProvisionedThroughputExceeded', 'ConnectionDropped'] as const).map((f) =>
@@ -395,7 +400,7 @@ function transientCases(
   if (write) {
     for (const f of ['InternalServerError', 'ConnectionDropped'] as const) {
       cases.push(dynamo(scenario, command, f, 'first', 'after', scenario.ok, on))
-      cases.push(dynamo(scenario, command, f, 'every', 'after', scenario.committed ?? failed, on))
+      cases.push(dynamo(scenario, command, f, 'every', 'after', committed, on))
     }
   }
   return cases
@@ -418,6 +423,10 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'login',
     cases: [
       ...transientCases(L, 'Query', false),
+      // The turn runs alongside the read: counted or not, no session starts.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_TURN, committed: noSession }),
+      // The clear is best-effort: the login succeeds; at worst this success stays counted.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_CLEAR, failed: L.ok, committed: L.ok }),
       ...transientCases(L, 'TransactWriteItems', true),
       dynamo(
         L,
