@@ -81,6 +81,9 @@ export const corsOrigins = (clients: ReadonlyMap<string, Client>): string[] => [
 /** `TABLE_NAME`. */
 export const loadTableName = (env: Env = process.env): string => required(env, 'TABLE_NAME')
 
+/** `GRACE_KEY_ID`: the KMS key that wraps the grace seals' data keys. */
+export const loadGraceKeyId = (env: Env = process.env): string => required(env, 'GRACE_KEY_ID')
+
 /** The AWS SDK's per-call bounds. */
 export interface AwsCallConfig {
   /** `AWS_CALL_TIMEOUT_MS`. */

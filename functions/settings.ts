@@ -71,6 +71,11 @@ export const SETTINGS = {
     doc: 'The active KMS signing key (ARN, id or alias).',
     functions: SIGNING,
   },
+  GRACE_KEY_ID: {
+    type: 'string',
+    doc: 'The symmetric KMS key that wraps the data keys sealing grace children (ARN, id or alias): the server’s half of each seal, which no copy of the table holds.',
+    functions: ['token'],
+  },
   RETIRING_KEY_IDS: {
     type: 'list',
     default: '',

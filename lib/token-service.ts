@@ -191,6 +191,12 @@ export class TokenService extends Construct {
   public readonly activeKey: kms.Key
   public readonly activeKeyAlias: kms.Alias
   public readonly retiringKeys: readonly kms.Key[]
+  /**
+   * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
+   * the server's half of each seal, so that a copy of the table and an old
+   * refresh token never open one. Only the token function may use it.
+   */
+  public readonly graceKey: kms.Key
   public readonly api: apigwv2.HttpApi
   public readonly stage: apigwv2.HttpStage
   public readonly accessLogs: logs.LogGroup
@@ -326,6 +332,12 @@ export class TokenService extends Construct {
       targetKey: this.activeKey,
     })
 
+    this.graceKey = new kms.Key(this, 'GraceKey', {
+      description: `Wraps the data keys sealing the grace children of ${this.node.path}`,
+      enableKeyRotation: true,
+      removalPolicy,
+    })
+
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: 'Token service: login, refresh, revoke, sessions, JWKS and discovery',
       createDefaultStage: false,
@@ -404,6 +416,7 @@ export class TokenService extends Construct {
       CLIENTS: JSON.stringify(props.clients),
       TABLE_NAME: this.table.tableName,
       SIGNING_KEY_ID: this.activeKey.keyArn,
+      GRACE_KEY_ID: this.graceKey.keyArn,
       RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
       SIGNING_ALG: this.algorithm,
       AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
@@ -434,6 +447,8 @@ export class TokenService extends Construct {
     const activeArn = [this.activeKey.keyArn]
     this.functions.login.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
     this.functions.token.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
+    // Only the token function seals (rotation) and opens (grace replay) grace children.
+    this.functions.token.allow(['kms:GenerateDataKey', 'kms:Decrypt'], [this.graceKey.keyArn])
     // JWKS publishes every key, active and retiring.
     this.functions.jwks.allow(
       ['kms:GetPublicKey'],

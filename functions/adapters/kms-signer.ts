@@ -130,7 +130,7 @@ function publicMembers(jwk: JsonWebKey): { kty: string; [member: string]: string
  * timeout, network) becomes a 503: nothing was committed, a retry is safe. The
  * detail names the operation and the error, never the key material or input.
  */
-function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
+export function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
   return new TemporarilyUnavailable(`kms ${operation} failed: ${errorName(cause)}`, { cause })
 }
 

@@ -228,6 +228,27 @@ export interface Signer {
   publicKeys(): Promise<PublicJwk[]>
 }
 
+/** A server secret for grace seals, and the name a seal stores to find it again. */
+export interface GraceKey {
+  /** Base64url characters only: it is one part of the sealed form. */
+  readonly name: string
+  /** 32 bytes. Never stored in plain form, never logged. */
+  readonly secret: Uint8Array
+}
+
+/**
+ * The server's half of the grace child's key (docs/design.md "Grace child"):
+ * a secret that no copy of the table holds. In AWS, KMS data keys: a seal
+ * stores the data key wrapped by a KMS key, which only the token function
+ * may unwrap.
+ */
+export interface GraceKeys {
+  /** The key new seals use. Cached per container: a warm rotation makes no call for it. */
+  current(): Promise<GraceKey>
+  /** The secret a seal's key name stands for; undefined when it names no key of ours. */
+  open(name: string): Promise<Uint8Array | undefined>
+}
+
 export type DomainEvent =
   | 'login'
   | 'login_failed'

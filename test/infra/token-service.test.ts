@@ -41,6 +41,7 @@ function grants({
   for (const [id, key] of Object.entries(service.signingKeys))
     names.set(logicalId(key), `key:${id}`)
   names.set(logicalId(service.table), 'table')
+  names.set(logicalId(service.graceKey), 'grace-key')
 
   const matrix: Record<string, Record<string, string[]>> = {}
   for (const [name, fn] of Object.entries(functions)) {
@@ -168,13 +169,25 @@ describe('TokenService with its defaults', () => {
 
   it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, aliased by its id and as the active key', () => {
     const { template, stack, logicalId } = synthesized
-    template.resourceCountIs('AWS::KMS::Key', 1)
+    const signing = template.findResources('AWS::KMS::Key', {
+      Properties: { KeyUsage: 'SIGN_VERIFY' },
+    })
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' }),
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
     const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
+    template.resourceCountIs('AWS::KMS::Key', 2)
+    expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true },
+    })
+    expect(
+      template.toJSON().Resources[logicalId(stack.service.graceKey)].Properties,
+    ).not.toHaveProperty('KeyUsage', 'SIGN_VERIFY')
     expect(aliases).toEqual(
       expect.arrayContaining([
         { AliasName: 'alias/TestTokenService/TokenService/k1', TargetKeyId: keyArn },
@@ -351,6 +364,9 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
+        // Seals a rotation's grace child, and opens one for a grace replay.
+        'kms:Decrypt': ['grace-key'],
+        'kms:GenerateDataKey': ['grace-key'],
         'kms:GetPublicKey': ['key:k1'],
         'kms:Sign': ['key:k1'],
       },
@@ -949,7 +965,8 @@ describe('TokenService signing keys', () => {
 
   it('creates one key and alias per entry; only the active one signs, every one is published', () => {
     const synthesized = synth({ signingKeys: rotating })
-    synthesized.template.resourceCountIs('AWS::KMS::Key', 2)
+    // Two signing keys, and the grace key.
+    synthesized.template.resourceCountIs('AWS::KMS::Key', 3)
     synthesized.template.resourceCountIs('AWS::KMS::Alias', 3)
     const matrix = grants(synthesized)
     for (const name of ['login', 'token']) {
