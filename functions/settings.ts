@@ -90,6 +90,11 @@ export const SETTINGS = {
     doc: 'The active KMS signing key (ARN, id or alias).',
     functions: SIGNING,
   },
+  GRACE_KEY_ID: {
+    type: 'string',
+    doc: 'The symmetric KMS key that wraps the data keys sealing grace children (ARN, id or alias): the server’s half of each seal, which no copy of the table holds.',
+    functions: ['token'],
+  },
   RETIRING_KEY_IDS: {
     type: 'list',
     default: '',
@@ -199,6 +204,26 @@ export const SETTINGS = {
     max: 16_384,
     unit: 'bytes',
     doc: 'Longer tokens are refused unread.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: {
+    type: 'integer',
+    // The longest client `access_token_ttl_seconds` (3600) plus the longest
+    // TOKEN_BACKDATE_SECONDS (60): unset, it refuses no token the service issues.
+    default: 3660,
+    min: 60,
+    max: 3660,
+    unit: 's',
+    doc: 'The longest `exp − iat` accepted, beyond the skew. The stack sets the longest client `access_token_ttl_seconds` plus `TOKEN_BACKDATE_SECONDS`.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_CACHE_SECONDS: {
+    type: 'integer',
+    default: 0,
+    min: 0,
+    max: 300,
+    unit: 's',
+    doc: 'How long API Gateway caches the authorizer’s answers (the stack sets its `resultsCacheTtl`), at most `AUTHORIZER_SKEW_SECONDS`. A token is allowed until `exp` plus the skew minus this, so that no cached Allow outlives `exp` plus the skew.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_SESSION_CACHE_SECONDS: {

@@ -15,6 +15,7 @@ export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
   recordLoginFailure: { table: ['dynamodb:UpdateItem'] },
+  countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },

@@ -136,8 +136,10 @@ export interface TokenServiceProps {
    */
   readonly strictRevocation?: boolean
   /**
-   * How long API Gateway caches the Lambda authorizer's answer per token.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 with strictRevocation
+   * How long API Gateway caches the Lambda authorizer's answer per token: at most
+   * the authorizer's clock skew, so that a cached Allow never outlives the token's
+   * `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
@@ -191,11 +193,12 @@ const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
 
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user and the username's failed logins; a failure is counted, a
-  // back-off slot claimed; success creates the session guarded by the user.
+  // One Query finds the user while the attempt takes its turn (counted up front, or a
+  // back-off slot claimed); success clears the count and creates the session guarded by
+  // the user.
   login: [
     'loadLogin',
-    'recordLoginFailure',
+    'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',
@@ -213,8 +216,7 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // hash and sessions_valid_after, the kept session), then each other session revoked.
   password: [
     'loadSessionState',
-    'loadLogin',
-    'recordLoginFailure',
+    'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'changePassword',
@@ -236,6 +238,12 @@ export class TokenService extends Construct {
   public readonly activeKey: kms.Key
   public readonly activeKeyAlias: kms.Alias
   public readonly retiringKeys: readonly kms.Key[]
+  /**
+   * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
+   * the server's half of each seal, so that a copy of the table and an old
+   * refresh token never open one. Only the token function may use it.
+   */
+  public readonly graceKey: kms.Key
   public readonly api: apigwv2.HttpApi
   public readonly stage: apigwv2.HttpStage
   public readonly accessLogs: logs.LogGroup
@@ -381,6 +389,12 @@ export class TokenService extends Construct {
       targetKey: this.activeKey,
     })
 
+    this.graceKey = new kms.Key(this, 'GraceKey', {
+      description: `Wraps the data keys sealing the grace children of ${this.node.path}`,
+      enableKeyRotation: true,
+      removalPolicy,
+    })
+
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: 'Token service: login, refresh, revoke, sessions, JWKS and discovery',
       createDefaultStage: false,
@@ -465,6 +479,7 @@ export class TokenService extends Construct {
       CLIENTS: JSON.stringify(props.clients),
       TABLE_NAME: this.table.tableName,
       SIGNING_KEY_ID: this.activeKey.keyArn,
+      GRACE_KEY_ID: this.graceKey.keyArn,
       RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
       SIGNING_ALG: this.algorithm,
       AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
@@ -509,6 +524,8 @@ export class TokenService extends Construct {
       // The active key's `kid`, read at cold start.
       fn.allow(['kms:GetPublicKey'], signingArns)
     }
+    // Only the token function seals (rotation) and opens (grace replay) grace children.
+    this.functions.token.allow(['kms:GenerateDataKey', 'kms:Decrypt'], [this.graceKey.keyArn])
     // JWKS publishes every listed key. By tag too: a deploy that adds a key may start the
     // function that lists it before the policy naming it has reached IAM, and a deploy that
     // removes one may run the function that still lists it under the policy that no longer
@@ -533,6 +550,9 @@ export class TokenService extends Construct {
         ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
+        ...(props.tokenBackdateSeconds !== undefined && {
+          tokenBackdateSeconds: props.tokenBackdateSeconds,
+        }),
         strict,
         table: this.table,
         ...(props.authorizerCacheTtl !== undefined && {

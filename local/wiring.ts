@@ -12,7 +12,13 @@ import {
 } from '../functions/config.js'
 import type { Client } from '../functions/core/clients.js'
 import type { Clock } from '../functions/core/clock.js'
-import type { LoginAttempts, SessionStore, Signer, UserStore } from '../functions/core/ports.js'
+import type {
+  GraceKeys,
+  LoginAttempts,
+  SessionStore,
+  Signer,
+  UserStore,
+} from '../functions/core/ports.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -30,6 +36,8 @@ export interface LocalParts {
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
   readonly signer: Signer
+  /** The server's half of the grace seals (KMS data keys in AWS). */
+  readonly graceKeys: GraceKeys
   readonly clock: Clock
   readonly observability: Observability
   /** The functions' own settings (`LOGIN_*`, `AUTHORIZER_*`, ...), read as in Lambda. */
@@ -72,7 +80,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('login'),
     ),
-    token: httpHandler(tokenRoute, signing, stack, http('token')),
+    token: httpHandler(
+      tokenRoute,
+      { ...signing, graceKeys: parts.graceKeys },
+      stack,
+      http('token'),
+    ),
     revoke: httpHandler(revokeRoute, { sessions, clock, events, clients }, stack, http('revoke')),
     jwks: httpHandler(
       jwksRoute,
@@ -95,9 +108,14 @@ export function wireLocalService(parts: LocalParts): LocalService {
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }
   const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
+  const longestTtl = Math.max(
+    ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
+  )
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
+      // As the stack sets it (lib/token-authorizer.ts): the longest token the service issues.
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(longestTtl + signing.settings.backdateSeconds),
       ...env,
       ISSUER: issuer,
     }),

@@ -35,10 +35,11 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user and the username's failed logins),
- * the password check, then the access token is signed while the session is
- * written. A username in back-off gets 429 before any hashing, whether or not
- * the user exists (core/throttle.ts).
+ * Starts a session: one read (the user) while the attempt takes its turn (one
+ * conditional write, core/throttle.ts), the password check, then the access
+ * token is signed while the session is written. A username in back-off, or
+ * whose turns are all taken, gets 429 before any hashing, whether or not the
+ * user exists.
  */
 export async function login(
   deps: LoginDeps,
@@ -54,13 +55,16 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
-  const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
   const attempt = { username, now, fields: { client_id: client.clientId } }
-  const claimed = await takeTurn(deps, backoff, attempt, failedLogins)
+  // The turn's write runs alongside the read: a success costs no extra round trip.
+  const [{ user }, turn] = await settle([
+    loginAttempts.loadLogin(username),
+    takeTurn(deps, backoff, attempt),
+  ])
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    await countFailure(deps, backoff, attempt, claimed)
+    countFailure(deps, attempt)
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(why)
   }
@@ -92,7 +96,7 @@ export async function login(
   const [accessToken, created] = await settle([
     signing,
     writing,
-    clearTurn(deps, attempt, claimed),
+    clearTurn(deps, attempt, turn),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.

@@ -40,7 +40,7 @@ export async function changePassword(
   caller: Caller & { readonly clientId: string },
   input: PasswordChangeInput,
 ): Promise<void> {
-  const { sessions, users, loginAttempts, clock, events, loginBackoff } = deps
+  const { sessions, users, clock, events, loginBackoff } = deps
   if (Buffer.byteLength(input.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`current_password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
@@ -55,16 +55,15 @@ export async function changePassword(
   ) {
     throw new InvalidToken('the calling session has ended')
   }
-  const { failedLogins } = await loginAttempts.loadLogin(user.username)
   const now = clock.now()
   const attempt = {
     username: user.username,
     now,
     fields: { client_id: caller.clientId, sid: caller.sid, reason: 'password_change' },
   }
-  const claimed = await takeTurn(deps, loginBackoff, attempt, failedLogins)
+  const turn = await takeTurn(deps, loginBackoff, attempt)
   if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
-    await countFailure(deps, loginBackoff, attempt, claimed)
+    countFailure(deps, attempt)
     throw new InvalidGrant('wrong current password')
   }
 
@@ -80,7 +79,7 @@ export async function changePassword(
       keep: { sid: session.sid, createdAt: session.createdAt },
     }),
     // Best effort: a count left behind only means an earlier back-off; the change stands.
-    clearTurn(deps, attempt, claimed).catch(() => undefined),
+    clearTurn(deps, attempt, turn),
   ])
   if (result === 'refused') {
     // Another change, a disable or a logout everywhere won the race: the password checked

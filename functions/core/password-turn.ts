@@ -1,12 +1,13 @@
 import { TooManyRequests } from './errors.js'
 import type { Events, FailedLogins, LoginAttempts } from './ports.js'
-import { type BackoffPolicy, failureAt, loginTurn } from './throttle.js'
+import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
 
 /**
  * The per-username back-off (core/throttle.ts) around one password check, the
  * same for login and for a password change (whose wrong current password
- * counts as a failed login): the turn is taken before any hashing, and the
- * outcome is counted after.
+ * counts as a failed login). Every attempt takes a turn before any hashing and
+ * counts itself as a failure up front, so that concurrent guesses gain nothing;
+ * a success takes its count back (`clearTurn`).
  */
 export interface PasswordTurnDeps {
   readonly loginAttempts: LoginAttempts
@@ -22,50 +23,43 @@ export interface PasswordAttempt {
 }
 
 /**
- * A username with recent failures gets one password check per back-off
- * period (core/throttle.ts `loginTurn`). During the back-off the answer is
- * 429, before any hashing. Once it has passed, the attempt takes the turn by
- * counting itself as the next failure up front and returns what it wrote; a
- * success clears it again (`clearTurn`). Returns undefined for a username
- * with no recent failures.
+ * Takes this attempt's turn: a free turn first (one atomic conditional count);
+ * if none is left, one claim per back-off period. During the back-off, or when
+ * another attempt took the turn, it throws 429 before any hashing. Returns the
+ * record as it wrote it, which `clearTurn` takes after a success.
  */
 export async function takeTurn(
   deps: PasswordTurnDeps,
   backoff: BackoffPolicy,
   attempt: PasswordAttempt,
-  stored: FailedLogins | undefined,
-): Promise<FailedLogins | undefined> {
-  const turn = loginTurn(backoff, stored, attempt.now)
-  if (turn.kind === 'free') return undefined
+): Promise<FailedLogins> {
+  const { username, now } = attempt
+  const count = await deps.loginAttempts.countLoginAttempt(username, freeTurn(backoff, now))
+  if (count.counted) return count.state
+  const turn = loginTurn(backoff, count.state, now)
   if (turn.kind === 'wait') throw throttled(deps, attempt, turn.seconds, 'in back-off')
-  const { loginAttempts } = deps
-  if (
-    await loginAttempts.claimLoginAttempt(attempt.username, turn.seen, turn.next, turn.expiresAt)
-  ) {
+  if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
     return turn.next
   }
   throw throttled(deps, attempt, turn.lostWaitSeconds, 'turn taken')
 }
 
-/** Counts a failed check (a claimed turn was counted when it was taken) and reports it. */
-export async function countFailure(
-  deps: PasswordTurnDeps,
-  backoff: BackoffPolicy,
-  attempt: PasswordAttempt,
-  claimed: FailedLogins | undefined,
-): Promise<void> {
-  if (!claimed)
-    await deps.loginAttempts.recordLoginFailure(attempt.username, failureAt(backoff, attempt.now))
+/** Reports a failed check: the turn already counted it when it was taken. */
+export function countFailure(deps: PasswordTurnDeps, attempt: PasswordAttempt): void {
   deps.events.emit('login_failed', attempt.fields)
 }
 
-/** The right password resets the count, if a turn was taken (and nothing changed since). */
+/**
+ * The right password takes its count back. Best-effort: if it fails, the count
+ * errs on the safe side (this success stays counted), and the caller's success
+ * is not lost for it.
+ */
 export const clearTurn = (
   deps: PasswordTurnDeps,
   attempt: PasswordAttempt,
-  claimed: FailedLogins | undefined,
+  turn: FailedLogins,
 ): Promise<void> =>
-  claimed ? deps.loginAttempts.clearLoginFailures(attempt.username, claimed) : Promise.resolve()
+  deps.loginAttempts.clearLoginFailures(attempt.username, turn).catch(() => undefined)
 
 function throttled(
   deps: PasswordTurnDeps,

@@ -186,6 +186,19 @@ export interface LoginFailure {
   readonly expiresAt: number
 }
 
+/** A free login turn as core/throttle.ts `freeTurn` describes it. */
+export interface FreeTurn extends LoginFailure {
+  /** The turn is free while fewer than this many recent failures are on record. */
+  readonly freeFailures: number
+}
+
+/** What `countLoginAttempt` did, and the username's record after it (or as it found it). */
+export interface LoginCount {
+  /** True when this attempt took a free turn and was counted. */
+  readonly counted: boolean
+  readonly state: FailedLogins
+}
+
 /** What login reads in one request. */
 export interface LoginState {
   readonly user?: User
@@ -202,6 +215,13 @@ export interface LoginAttempts {
   /** Counts one failed login, atomically (concurrent failures all count). */
   recordLoginFailure(username: string, failure: LoginFailure): Promise<void>
   /**
+   * Takes a free turn: counts this attempt as a failure up front, atomically,
+   * if the username has no record, or fewer than `turn.freeFailures` failures
+   * after `turn.forgetBefore`. Otherwise writes nothing and returns the record
+   * as it stands (strongly consistent), for core/throttle.ts `loginTurn`.
+   */
+  countLoginAttempt(username: string, turn: FreeTurn): Promise<LoginCount>
+  /**
    * Takes the one attempt a back-off period allows: writes `next` only if the
    * stored failures are still exactly `seen`. False if another attempt took it.
    */
@@ -211,7 +231,11 @@ export interface LoginAttempts {
     next: FailedLogins,
     expiresAt: number,
   ): Promise<boolean>
-  /** Forgets the failures after a success, unless they changed since `seen`. */
+  /**
+   * After a success: forgets the failures if the record is still `seen` (what
+   * this attempt's turn wrote). If failures landed since, they still count, and
+   * only this attempt's own count is taken back.
+   */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
 }
 
@@ -234,6 +258,27 @@ export interface Signer {
   sign(signingInput: Uint8Array): Promise<Uint8Array>
   /** Every verification key, active first, then the retiring ones. */
   publicKeys(): Promise<PublicJwk[]>
+}
+
+/** A server secret for grace seals, and the name a seal stores to find it again. */
+export interface GraceKey {
+  /** Base64url characters only: it is one part of the sealed form. */
+  readonly name: string
+  /** 32 bytes. Never stored in plain form, never logged. */
+  readonly secret: Uint8Array
+}
+
+/**
+ * The server's half of the grace child's key (docs/design.md "Grace child"):
+ * a secret that no copy of the table holds. In AWS, KMS data keys: a seal
+ * stores the data key wrapped by a KMS key, which only the token function
+ * may unwrap.
+ */
+export interface GraceKeys {
+  /** The key new seals use. Cached per container: a warm rotation makes no call for it. */
+  current(): Promise<GraceKey>
+  /** The secret a seal's key name stands for; undefined when it names no key of ours. */
+  open(name: string): Promise<Uint8Array | undefined>
 }
 
 export type DomainEvent =

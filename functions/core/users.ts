@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js'
 import { InvalidRequest } from './errors.js'
 import {
+  couldBeUsername,
   hashPassword,
   MAX_PASSWORD_BYTES,
   MAX_USERNAME_CHARS,
@@ -13,8 +14,6 @@ import { newUserId } from './refresh-token.js'
 export class UserExists extends Error {}
 export class UnknownUser extends Error {}
 
-// The same bound login uses to refuse a username before any read.
-const USERNAME = new RegExp(`^[\\p{L}\\p{N}._@+-]{1,${MAX_USERNAME_CHARS}}$`, 'u')
 const ROLE = /^[A-Za-z0-9:._-]{1,64}$/
 
 /** The shortest password `users add`, `users set-password` and `POST /me/password` accept, in UTF-8 bytes. */
@@ -39,7 +38,8 @@ export async function addUser(
   input: { username: string; password: string; roles: readonly string[]; params?: ScryptParams },
 ): Promise<User> {
   const username = normalizeUsername(input.username)
-  if (!USERNAME.test(username))
+  // The rule login applies before any read or throttle record.
+  if (!couldBeUsername(username))
     throw new InvalidRequest(
       `username must be 1-${MAX_USERNAME_CHARS} letters, digits or . _ @ + -`,
     )

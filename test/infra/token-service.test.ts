@@ -53,6 +53,7 @@ function grants({
   for (const [id, key] of Object.entries(service.signingKeys))
     names.set(logicalId(key), `key:${id}`)
   names.set(logicalId(service.table), 'table')
+  names.set(logicalId(service.graceKey), 'grace-key')
 
   const matrix: Record<string, Record<string, string[]>> = {}
   for (const [name, fn] of Object.entries(functions)) {
@@ -236,7 +237,10 @@ describe('TokenService with its defaults', () => {
 
   it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, tagged as the service’s, aliased by its id and as the active key', () => {
     const { template, stack, logicalId } = synthesized
-    template.resourceCountIs('AWS::KMS::Key', 1)
+    const signing = template.findResources('AWS::KMS::Key', {
+      Properties: { KeyUsage: 'SIGN_VERIFY' },
+    })
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -248,6 +252,15 @@ describe('TokenService with its defaults', () => {
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
     const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
+    template.resourceCountIs('AWS::KMS::Key', 2)
+    expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true },
+    })
+    expect(
+      template.toJSON().Resources[logicalId(stack.service.graceKey)].Properties,
+    ).not.toHaveProperty('KeyUsage', 'SIGN_VERIFY')
     expect(aliases).toEqual(
       expect.arrayContaining([
         { AliasName: 'alias/TestTokenService/TokenService/k1', TargetKeyId: keyArn },
@@ -366,6 +379,10 @@ describe('TokenService with its defaults', () => {
           AUTHORIZER_AUDIENCES: AUDIENCES,
           AUTHORIZER_SKEW_SECONDS: '30',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+          // The longest client TTL (900 s) plus the backdate (5 s): exp - iat of the longest token.
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
+          // API Gateway's cache of its answers: the authorizer allows up to exp + skew - this.
+          AUTHORIZER_CACHE_SECONDS: '30',
         },
       },
     )
@@ -429,6 +446,9 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
+        // Seals a rotation's grace child, and opens one for a grace replay.
+        'kms:Decrypt': ['grace-key'],
+        'kms:GenerateDataKey': ['grace-key'],
         'kms:GetPublicKey': ['key:k1'],
         'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
       },
@@ -530,8 +550,8 @@ describe('TokenService with its defaults', () => {
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      // min(5 minutes, 600 s: the shortest access-token lifetime of the clients)
-      AuthorizerResultTtlInSeconds: 300,
+      // The clock skew (30 s), so that a cached Allow never outlives exp plus the skew.
+      AuthorizerResultTtlInSeconds: 30,
     })
   })
 
@@ -919,11 +939,16 @@ describe('TokenService options', () => {
       { ...testClients[0], access_token_ttl_seconds: 120 },
       testClients[1],
     ] as typeof testClients
-    synth({ clients }).template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
-      AuthorizerResultTtlInSeconds: 120,
-    })
-    expect(() => synth({ clients, authorizerCacheTtl: Duration.minutes(3) })).toThrow(
-      /exceeds the shortest access-token lifetime \(120 s\)/,
+    const authorizerSettings = { clockSkewSeconds: 300 }
+    synth({ clients, authorizerSettings }).template.hasResourceProperties(
+      'AWS::ApiGatewayV2::Authorizer',
+      { AuthorizerResultTtlInSeconds: 120 },
+    )
+    expect(() =>
+      synth({ clients, authorizerSettings, authorizerCacheTtl: Duration.minutes(3) }),
+    ).toThrow(/exceeds the shortest access-token lifetime \(120 s\)/)
+    expect(() => synth({ authorizerCacheTtl: Duration.minutes(1) })).toThrow(
+      /exceeds the clock skew \(30 s\)/,
     )
     expect(() =>
       synth({ strictRevocation: true, authorizerCacheTtl: Duration.seconds(30) }),
@@ -1048,6 +1073,8 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
           AUTHORIZER_SESSION_CACHE_SECONDS: '2',
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
+          AUTHORIZER_CACHE_SECONDS: '0',
         },
       },
     )
@@ -1158,6 +1185,8 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
       AUTHORIZER_AUDIENCES: 'https://api.example.com',
       // The window must cover the longest wait: test its lower end with a short one.
       LOGIN_BACKOFF_MAX_SECONDS: '60',
+      // The skew must cover the answer cache: test the cache's upper end with the longest skew.
+      AUTHORIZER_SKEW_SECONDS: '300',
     }
     const loadAll = (env: Record<string, string>) => {
       tunedOf(env)
@@ -1186,7 +1215,8 @@ describe('TokenService signing keys', () => {
 
   it('creates one key and alias per entry; only the active one signs, every one is published', () => {
     const synthesized = synth({ signingKeys: rotating })
-    synthesized.template.resourceCountIs('AWS::KMS::Key', 2)
+    // Two signing keys, and the grace key.
+    synthesized.template.resourceCountIs('AWS::KMS::Key', 3)
     synthesized.template.resourceCountIs('AWS::KMS::Alias', 3)
     const matrix = grants(synthesized)
     for (const name of ['login', 'token']) {

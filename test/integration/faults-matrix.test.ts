@@ -163,7 +163,8 @@ const scenarios = {
   login: {
     path: 'login',
     client: NATIVE.client_id,
-    calls: ['DynamoDB Query', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    // The attempt's turn and, after the right password, the clear are UpdateItems.
+    calls: ['DynamoDB Query', 'DynamoDB UpdateItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
     prepare: async (user) => ({ user, client: NATIVE.client_id }),
     act: (ctx) => h.login(ctx.user),
     ok: { answer: '200', state: 'session created', token: 'password works' },
@@ -302,8 +303,8 @@ const scenarios = {
   passwordChange: {
     path: 'POST /me/password',
     client: NATIVE.client_id,
-    // The caller's session and user; the username's failed logins; the change; then the
-    // other sessions listed and each marked revoked.
+    // The caller's session and user; the username's login turn; the change (with the turn's
+    // clear); then the other sessions listed and each marked revoked.
     calls: ['DynamoDB BatchGetItem', 'DynamoDB Query', 'DynamoDB UpdateItem'],
     // Each case changes the password: a fresh user per case.
     prepare: async () => {
@@ -392,8 +393,11 @@ interface Target {
 }
 
 const ON_USER: Target = { label: 'user item', match: mentions('USER#') }
+/** Login's turn: the attempt counted up front (core/throttle.ts freeTurn). */
+const ON_TURN: Target = { label: 'login turn', match: mentions('ADD failures :one') }
+/** Login's clear of the count after the right password. */
+const ON_CLEAR: Target = { label: 'count clear', match: mentions(':zero') }
 const ON_SESSIONS: Target = { label: 'session items', match: mentions('SESSION#') }
-const ON_USERNAME: Target = { label: 'username’s items', match: mentions('USERNAME#') }
 
 interface KmsCase {
   readonly kind: 'kms'
@@ -468,6 +472,10 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'login',
     cases: [
       ...transientCases(L, 'Query', false),
+      // The turn runs alongside the read: counted or not, no session starts.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_TURN, committed: noSession }),
+      // The clear is best-effort: the login succeeds; at worst this success stays counted.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_CLEAR, failed: L.ok, committed: L.ok }),
       ...transientCases(L, 'TransactWriteItems', true),
       dynamo(
         L,
@@ -594,7 +602,10 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'password change',
     cases: [
       ...transientCases(P, 'BatchGetItem', false),
-      ...transientCases(P, 'Query', false, { on: ON_USERNAME }),
+      // The turn before the password check: counted or not, the password stays as it was.
+      ...transientCases(P, 'UpdateItem', true, { on: ON_TURN, committed: P.failed }),
+      // The clear after the check is best-effort: the change stands.
+      ...transientCases(P, 'UpdateItem', true, { on: ON_CLEAR, failed: P.ok, committed: P.ok }),
       // The change is one conditional write of the user: it takes effect, or nothing does. A
       // retry that meets its own committed write finds its own new hash and answers 204.
       ...transientCases(P, 'UpdateItem', true, { on: ON_USER }),

@@ -496,15 +496,61 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       })
     })
 
-    it('clears the count only if no failure landed since it was read', async () => {
+    it('clears the count after a success if nothing landed since its turn, else takes back only its own', async () => {
       const username = unique('clear')
-      await stores.loginAttempts.recordLoginFailure(username, failure(1000))
-      const seen = { failures: 1, lastFailedAt: 1000 }
+      const free = (at: number) => ({ ...failure(at), freeFailures: 3 })
+      // A success's turn counted it (1); a failure landed after (2).
+      const { state: seen } = await stores.loginAttempts.countLoginAttempt(username, free(1000))
       await stores.loginAttempts.recordLoginFailure(username, failure(1500))
       await stores.loginAttempts.clearLoginFailures(username, seen)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(2)
-      await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 1500 })
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(1)
+      const { state: mine } = await stores.loginAttempts.countLoginAttempt(username, free(2000))
+      await stores.loginAttempts.clearLoginFailures(username, mine)
       expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+      // Taking back never goes below zero.
+      await stores.loginAttempts.clearLoginFailures(username, mine)
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+    })
+
+    it('counts a free turn for no record, a cleared one, or one below freeFailures within the window', async () => {
+      const username = unique('free')
+      const free = (at: number, forgetBefore = at - 86_400_000) => ({
+        ...failure(at, forgetBefore),
+        freeFailures: 2,
+      })
+      const first = await stores.loginAttempts.countLoginAttempt(username, free(1000))
+      expect(first).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 1000 } })
+      const second = await stores.loginAttempts.countLoginAttempt(username, free(2000))
+      expect(second).toEqual({ counted: true, state: { failures: 2, lastFailedAt: 2000 } })
+      // No free turn left: nothing written, the record as it stands comes back.
+      const third = await stores.loginAttempts.countLoginAttempt(username, free(3000))
+      expect(third).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
+      // A forgotten count is no free turn either: the caller claims over it (core/throttle.ts).
+      const later = await stores.loginAttempts.countLoginAttempt(username, free(9000, 2000))
+      expect(later).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
+      await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 2000 })
+      const cleared = await stores.loginAttempts.countLoginAttempt(username, free(9500))
+      expect(cleared).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 9500 } })
+    })
+
+    it('gives exactly freeFailures of many concurrent attempts a free turn', async () => {
+      const username = unique('free-burst')
+      const counts = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          stores.loginAttempts.countLoginAttempt(username, { ...failure(5000), freeFailures: 3 }),
+        ),
+      )
+      expect(counts.filter((count) => count.counted)).toHaveLength(3)
+      expect(
+        counts
+          .filter((count) => count.counted)
+          .map((count) => count.state.failures)
+          .sort(),
+      ).toEqual([1, 2, 3])
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 3,
+        lastFailedAt: 5000,
+      })
     })
   })
 }

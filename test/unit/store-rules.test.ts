@@ -13,6 +13,7 @@ import {
   backoffSeconds,
   DEFAULT_BACKOFF,
   failureAt,
+  freeTurn,
   loginTurn,
   recentFailures,
 } from '../../functions/core/throttle.js'
@@ -54,20 +55,38 @@ describe('the failed-login window', () => {
 })
 
 describe('a login turn', () => {
-  it('is free for a username with no record, a cleared one or a forgotten one', () => {
+  it('is first tried as a free turn: a failure at now, free while fewer than freeFailures are on record', () => {
     const clock = new FakeClock()
     const now = clock.now()
-    expect(loginTurn(policy, undefined, now)).toEqual({ kind: 'free' })
-    expect(loginTurn(policy, { failures: 0, lastFailedAt: now }, now)).toEqual({ kind: 'free' })
-    const old = { failures: 50, lastFailedAt: now - WINDOW_MS }
-    expect(loginTurn(policy, old, now)).toEqual({ kind: 'free' })
+    expect(freeTurn(policy, now)).toEqual({
+      ...failureAt(policy, now),
+      freeFailures: policy.freeFailures,
+    })
   })
 
-  it('is free while the failures are within the free allowance', () => {
+  it('with no free turn left, is claimed at freeFailures failures (they wait 0 s)', () => {
     const clock = new FakeClock()
     const stored = { failures: policy.freeFailures, lastFailedAt: clock.now() }
-    // freeFailures failures wait 0 s: the back-off has already passed, the turn is claimed.
-    expect(loginTurn(policy, stored, clock.now())).toMatchObject({ kind: 'claim' })
+    expect(backoffSeconds(policy, policy.freeFailures)).toBe(0)
+    expect(loginTurn(policy, stored, clock.now())).toMatchObject({
+      kind: 'claim',
+      seen: stored,
+      next: { failures: policy.freeFailures + 1 },
+      lostWaitSeconds: 1,
+    })
+  })
+
+  it('restarts a forgotten count at 1 by claiming over it, and a lost claim waits at least the first wait', () => {
+    const clock = new FakeClock()
+    const now = clock.now()
+    const old = { failures: 50, lastFailedAt: now - WINDOW_MS }
+    expect(loginTurn(policy, old, now)).toEqual({
+      kind: 'claim',
+      seen: old,
+      next: { failures: 1, lastFailedAt: now },
+      expiresAt: now + WINDOW_MS,
+      lostWaitSeconds: policy.baseSeconds,
+    })
   })
 
   it('waits out the back-off, counting down as time passes', () => {
