@@ -132,6 +132,8 @@ async function perRequest(keyDir: string): Promise<void> {
         audiences: [AUDIENCE],
         skewSeconds: config.skewSeconds,
         maxTokenBytes: config.maxTokenBytes,
+        maxLifetimeSeconds: config.maxLifetimeSeconds,
+        answerCacheSeconds: config.answerCacheSeconds,
       },
     ),
     possession: new ProofOfPossession({ clock: systemClock }),

@@ -16,6 +16,7 @@ export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
   recordLoginFailure: { table: ['dynamodb:UpdateItem'] },
+  countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
@@ -27,6 +28,8 @@ export const STORE_ACTIONS = {
   listSessions: { index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
+  // A conditional update of the user; after a lost condition, a consistent read of its hash.
+  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:GetItem'] },
   recordProof: { table: ['dynamodb:PutItem'] },
 } as const satisfies Record<
   keyof SessionStore | keyof UserStore | keyof LoginAttempts | keyof DpopReplayStore,

@@ -64,7 +64,7 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (docs/design.md "Login protection"): the login function's `LOGIN_*`. */
+/** The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the login and password functions. */
 export interface LoginBackoffProps {
   /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
   readonly freeFailures?: number
@@ -136,13 +136,18 @@ export interface TokenServiceProps {
    */
   readonly strictRevocation?: boolean
   /**
-   * How long API Gateway caches the Lambda authorizer's answer per token.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 with strictRevocation
+   * How long API Gateway caches the Lambda authorizer's answer per token: at most
+   * the authorizer's clock skew, so that a cached Allow never outlives the token's
+   * `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
   readonly throttle?: ThrottleProps
-  /** Throttling of `POST /login` (scrypt costs a vCPU per call). @default { rateLimit: 20, burstLimit: 40 } */
+  /**
+   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
+   * call). @default { rateLimit: 20, burstLimit: 40 }
+   */
   readonly loginThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
@@ -183,13 +188,17 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
 }
 
+/** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
+const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
+
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user and the username's failed logins; a failure is counted, a
-  // back-off slot claimed; success creates the session guarded by the user.
+  // One Query finds the user while the attempt takes its turn (counted up front, or a
+  // back-off slot claimed); success clears the count and creates the session guarded by
+  // the user.
   login: [
     'loadLogin',
-    'recordLoginFailure',
+    'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',
@@ -205,6 +214,18 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
+  // The caller's session and user in one read, the username's failed logins (the login
+  // back-off, counted and claimed as at login), the change (one transaction: the user's
+  // hash and sessions_valid_after, the kept session), then each other session revoked.
+  password: [
+    'loadSessionState',
+    'countLoginAttempt',
+    'claimLoginAttempt',
+    'clearLoginFailures',
+    'changePassword',
+    'listSessions',
+    'revokeSession',
+  ],
 }
 
 /**
@@ -220,6 +241,12 @@ export class TokenService extends Construct {
   public readonly activeKey: kms.Key
   public readonly activeKeyAlias: kms.Alias
   public readonly retiringKeys: readonly kms.Key[]
+  /**
+   * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
+   * the server's half of each seal, so that a copy of the table and an old
+   * refresh token never open one. Only the token function may use it.
+   */
+  public readonly graceKey: kms.Key
   public readonly api: apigwv2.HttpApi
   public readonly stage: apigwv2.HttpStage
   public readonly accessLogs: logs.LogGroup
@@ -376,6 +403,11 @@ export class TokenService extends Construct {
       targetKey: this.activeKey,
     })
 
+    this.graceKey = new kms.Key(this, 'GraceKey', {
+      description: `Wraps the data keys sealing the grace children of ${this.node.path}`,
+      enableKeyRotation: true,
+      removalPolicy,
+    })
     if (props.clients.some((client) => client.dpop_nonce)) {
       this.dpopNonceKey = new kms.Key(this, 'DpopNonceKey', {
         description: `Derives the DPoP nonce key of ${this.node.path} (GenerateMac, once per container)`,
@@ -471,6 +503,7 @@ export class TokenService extends Construct {
       CLIENTS: JSON.stringify(props.clients),
       TABLE_NAME: this.table.tableName,
       SIGNING_KEY_ID: this.activeKey.keyArn,
+      GRACE_KEY_ID: this.graceKey.keyArn,
       RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
       SIGNING_ALG: this.algorithm,
       ...(this.dpopNonceKey && { DPOP_NONCE_KEY_ID: this.dpopNonceKey.keyArn }),
@@ -490,6 +523,7 @@ export class TokenService extends Construct {
       revoke: make('revoke'),
       jwks: make('jwks'),
       sessions: make('sessions'),
+      password: make('password'),
       me: make('me'),
     }
 
@@ -521,6 +555,8 @@ export class TokenService extends Construct {
         })
       }
     }
+    // Only the token function seals (rotation) and opens (grace replay) grace children.
+    this.functions.token.allow(['kms:GenerateDataKey', 'kms:Decrypt'], [this.graceKey.keyArn])
     // JWKS publishes every listed key. By tag too: a deploy that adds a key may start the
     // function that lists it before the policy naming it has reached IAM, and a deploy that
     // removes one may run the function that still lists it under the policy that no longer
@@ -545,6 +581,9 @@ export class TokenService extends Construct {
         ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
+        ...(props.tokenBackdateSeconds !== undefined && {
+          tokenBackdateSeconds: props.tokenBackdateSeconds,
+        }),
         strict,
         table: this.table,
         ...(props.authorizerCacheTtl !== undefined && {
@@ -580,6 +619,14 @@ export class TokenService extends Construct {
     }
     // JWKS and the discovery documents.
     const discoveryRoutes: apigwv2.HttpRoute[] = []
+    // The stage must wait for a route its settings name. With the native JWT authorizer,
+    // which itself waits for the stage, a bearer route cannot come first: /me/password then
+    // has the stage-wide limit (and the per-username back-off) only.
+    const throttledRoutes = PASSWORD_ROUTES.filter(
+      (routeKey) =>
+        authorizerKind !== 'jwt' ||
+        ROUTES.find((route) => `${route.method} ${route.path}` === routeKey)?.auth !== 'bearer',
+    )
     for (const route of ROUTES) {
       const [created] = this.api.addRoutes({
         path: route.path,
@@ -595,7 +642,7 @@ export class TokenService extends Construct {
             'Public OAuth endpoint by design: /login authenticates by password, /token by the refresh token (RFC 6749 §6, public clients), /revoke by the token it revokes (RFC 7009), and JWKS/discovery publish public keys and metadata.',
         })
       }
-      if (route.path === '/login') {
+      if (throttledRoutes.includes(`${route.method} ${route.path}`)) {
         // Route settings name a route key that must exist before the stage refers to it.
         this.stage.node.addDependency(created)
       }
@@ -606,12 +653,15 @@ export class TokenService extends Construct {
     }
     const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage
     // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
-    cfnStage.routeSettings = {
-      'POST /login': {
-        ThrottlingRateLimit: loginThrottle.rateLimit,
-        ThrottlingBurstLimit: loginThrottle.burstLimit,
-      },
-    }
+    cfnStage.routeSettings = Object.fromEntries(
+      throttledRoutes.map((routeKey) => [
+        routeKey,
+        {
+          ThrottlingRateLimit: loginThrottle.rateLimit,
+          ThrottlingBurstLimit: loginThrottle.burstLimit,
+        },
+      ]),
+    )
 
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler

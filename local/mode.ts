@@ -17,10 +17,11 @@ import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { createObservability } from '../functions/adapters/observability.js'
 import { type Env, loadHttpConfig } from '../functions/config.js'
 import { type Clock, systemClock } from '../functions/core/clock.js'
-import type { Signer } from '../functions/core/ports.js'
+import type { GraceKeys, Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
+import { LocalGraceKeys } from './grace-keys.js'
 import { localNonceKey } from './nonce-key.js'
 import { createLocalServer, listen } from './server.js'
 import { LocalSigner } from './signer.js'
@@ -66,6 +67,8 @@ export interface LocalServiceOptions {
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly signer: Signer
+  /** The server's half of the grace seals. @default a random key, in memory */
+  readonly graceKeys?: GraceKeys
   /** The DPoP nonces' key (32 bytes or more). @default random, for this process only */
   readonly dpopNonceKey?: Uint8Array
   /** The functions' settings (`LOGIN_*`, `AUTHORIZER_*`, ...). @default process.env */
@@ -90,6 +93,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     users: new DynamoUsers(options.dynamodb, options.tableName),
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
     signer: options.signer,
+    graceKeys: options.graceKeys ?? LocalGraceKeys.random(),
     dpopReplay: new DynamoDpopReplay(options.dynamodb, options.tableName),
     dpopNonceKey: options.dpopNonceKey ?? randomBytes(32),
     clock: options.clock ?? systemClock,
@@ -121,12 +125,14 @@ export async function startLocalMode(
   const dynamodb = await startDynamoDbLocal({ port: local.dynamodbPort, dataDir: local.dataDir })
   try {
     const client = localDynamoClient(dynamodb.endpoint)
+    const signer = await LocalSigner.open(local.keyDir)
     const service = localService({
       issuer: local.issuer,
       clientsJson: followPort(await readFile(local.clientsFile, 'utf8'), local.port),
       dynamodb: client,
       tableName: LOCAL_TABLE,
-      signer: await LocalSigner.open(local.keyDir),
+      signer,
+      graceKeys: signer.graceKeys(),
       dpopNonceKey: await localNonceKey(local.keyDir),
       strict: local.strict,
       ...overrides,

@@ -8,7 +8,6 @@ import type {
 } from 'aws-lambda'
 import type { HttpHandler } from '../functions/adapters/http.js'
 import type { Authorizer } from '../functions/authorizer/authorizer.js'
-import { DPOP_ALGORITHMS } from '../functions/core/dpop.js'
 import { InvalidToken, OAuthError, ServerError } from '../functions/core/errors.js'
 import { CORS, ROUTES, type RouteSpec } from '../functions/routes.js'
 import type { LocalService } from './wiring.js'
@@ -121,11 +120,7 @@ async function serve(
   const event = toEvent(req, url, route, body, pathParameters ?? {})
   if (route.auth === 'bearer') {
     const denied = await authorize(service, event)
-    if (denied) {
-      const challenge: Record<string, string> =
-        denied instanceof InvalidToken ? { 'WWW-Authenticate': CHALLENGE } : {}
-      return sendError(res, denied, corsHeaders(service, req), challenge)
-    }
+    if (denied) return sendError(res, denied, corsHeaders(service, req))
   }
   const result = await route.handler(event, lambdaContext(route.function, timeoutMs))
   const headers: Record<string, string | string[]> = {}
@@ -159,12 +154,6 @@ function matchPath(pattern: string, pathname: string): Record<string, string> | 
   }
   return parameters
 }
-
-/**
- * The challenges of a local 401 (RFC 6750 §3, RFC 9449 §7.1): the route takes
- * a bearer token or a DPoP-bound one with a proof by one of these algorithms.
- */
-const CHALLENGE = `Bearer error="invalid_token", DPoP error="invalid_token", algs="${DPOP_ALGORITHMS.join(' ')}"`
 
 /**
  * Runs the Lambda authorizer as API Gateway does for a route behind it: no
@@ -328,16 +317,10 @@ function corsHeaders(service: LocalService, req: IncomingMessage): Record<string
   }
 }
 
-function sendError(
-  res: ServerResponse,
-  error: OAuthError,
-  headers: Record<string, string>,
-  overrides: Record<string, string> = {},
-) {
+function sendError(res: ServerResponse, error: OAuthError, headers: Record<string, string>) {
   res.writeHead(error.status, {
     ...headers,
     ...error.headers,
-    ...overrides,
     'Content-Type': 'application/json',
     'Cache-Control': 'no-store',
   })

@@ -15,10 +15,17 @@ import type { Clock } from '../functions/core/clock.js'
 import { type DpopReplayStore, DpopVerifier } from '../functions/core/dpop.js'
 import { DpopGrant } from '../functions/core/dpop-grant.js'
 import { DpopNonces } from '../functions/core/dpop-nonce.js'
-import type { LoginAttempts, SessionStore, Signer, UserStore } from '../functions/core/ports.js'
+import type {
+  GraceKeys,
+  LoginAttempts,
+  SessionStore,
+  Signer,
+  UserStore,
+} from '../functions/core/ports.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
+import { passwordRoute } from '../functions/password/route.js'
 import { revokeRoute } from '../functions/revoke/route.js'
 import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
 import { sessionsRoute } from '../functions/sessions/route.js'
@@ -32,6 +39,8 @@ export interface LocalParts {
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
   readonly signer: Signer
+  /** The server's half of the grace seals (KMS data keys in AWS). */
+  readonly graceKeys: GraceKeys
   /** DPoP proofs used at `/login` and `/token` (DynamoDB Local, as in AWS). */
   readonly dpopReplay: DpopReplayStore
   /** The DPoP nonces' key, in place of the KMS HMAC key (local/nonce-key.ts). */
@@ -85,7 +94,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('login'),
     ),
-    token: httpHandler(tokenRoute, signing, stack, http('token')),
+    token: httpHandler(
+      tokenRoute,
+      { ...signing, graceKeys: parts.graceKeys },
+      stack,
+      http('token'),
+    ),
     revoke: httpHandler(revokeRoute, { sessions, clock, events, clients }, stack, http('revoke')),
     jwks: httpHandler(
       jwksRoute,
@@ -99,12 +113,23 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('sessions'),
     ),
+    password: httpHandler(
+      passwordRoute,
+      { sessions, users, loginAttempts, clock, events, loginBackoff: loadLoginBackoff(env) },
+      stack,
+      http('password'),
+    ),
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }
   const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
+  const longestTtl = Math.max(
+    ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
+  )
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
+      // As the stack sets it (lib/token-authorizer.ts): the longest token the service issues.
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(longestTtl + signing.settings.backdateSeconds),
       ...env,
       ISSUER: issuer,
     }),

@@ -214,6 +214,8 @@ const CREDENTIAL_PARAMS = new Set([
   'token',
   'access_token',
   'client_secret',
+  'current_password',
+  'new_password',
 ])
 
 /**

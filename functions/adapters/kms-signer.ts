@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-kms'
 import { calculateJwkThumbprint } from 'jose'
 import { TemporarilyUnavailable } from '../core/errors.js'
+import { toLowS } from '../core/es256.js'
 import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, Signer, SigningAlgorithm } from '../core/ports.js'
 
@@ -85,7 +86,8 @@ export class KmsSigner implements Signer {
       throw kmsFailure('Sign', cause)
     }
     if (!signature || signature.length === 0) throw new Error('kms Sign returned no signature')
-    return this.alg === 'ES256' ? derToJoseSignature(signature, 32) : signature
+    // KMS returns a high S about half the time: keep the one spelling verifiers accept.
+    return this.alg === 'ES256' ? toLowS(derToJoseSignature(signature, 32)) : signature
   }
 
   #publicKey(keyId: string): Promise<PublicJwk> {
@@ -132,7 +134,7 @@ function publicMembers(jwk: JsonWebKey): { kty: string; [member: string]: string
  * timeout, network) becomes a 503: nothing was committed, a retry is safe. The
  * detail names the operation and the error, never the key material or input.
  */
-function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
+export function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
   return new TemporarilyUnavailable(`kms ${operation} failed: ${errorName(cause)}`, { cause })
 }
 

@@ -17,6 +17,7 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   reuse_detected: 'ReuseDetections',
   revoke: 'Revocations',
   login_throttled: 'LoginThrottled',
+  password_changed: 'PasswordChanges',
 }
 
 const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set(['reuse_detected', 'login_failed'])

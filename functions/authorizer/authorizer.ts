@@ -67,6 +67,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     audiences: config.audiences,
     skewSeconds: config.skewSeconds,
     maxTokenBytes: config.maxTokenBytes,
+    maxLifetimeSeconds: config.maxLifetimeSeconds,
+    answerCacheSeconds: config.answerCacheSeconds,
   })
   const sessions = deps.strict
     ? new SessionCheck({

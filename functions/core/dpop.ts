@@ -19,15 +19,10 @@
  */
 import { createHash, createPublicKey, type KeyObject, verify } from 'node:crypto'
 import type { Clock } from './clock.js'
+import { DPOP_ALGORITHMS, type DpopAlgorithm } from './dpop-algorithms.js'
 import { InvalidDpopProof, UseDpopNonce } from './errors.js'
 
-/**
- * The proof algorithms we accept, as discovery lists them
- * (`dpop_signing_alg_values_supported`). `Ed25519` is RFC 9864's name for
- * what `EdDSA` names with `crv: Ed25519` (oauth4webapi signs with it).
- */
-export const DPOP_ALGORITHMS = ['ES256', 'RS256', 'EdDSA', 'Ed25519'] as const
-export type DpopAlgorithm = (typeof DPOP_ALGORITHMS)[number]
+export { DPOP_ALGORITHMS, type DpopAlgorithm }
 
 export interface DpopSettings {
   /** A proof is accepted until this long after its `iat`. @default 60 */

@@ -5,6 +5,8 @@
  * `description` is public and goes to the client; `detail` is private and goes
  * to the logs only. Neither may ever hold a token, a password or a hash.
  */
+import { DPOP_ALGORITHMS } from './dpop-algorithms.js'
+
 export class OAuthError extends Error {
   /** HTTP status code of the response. */
   readonly status: number
@@ -100,11 +102,17 @@ export class InvalidScope extends OAuthError {
   }
 }
 
+/**
+ * RFC 6750 §3 and RFC 9449 §7.1: a protected route takes a bearer token, or a
+ * DPoP-bound one with a proof signed by one of these algorithms.
+ */
+const TOKEN_CHALLENGE = `Bearer error="invalid_token", DPoP error="invalid_token", algs="${DPOP_ALGORITHMS.join(' ')}"`
+
 export class InvalidToken extends OAuthError {
   constructor(detail?: string) {
     super(401, 'invalid_token', 'the access token is missing, invalid or expired', {
       detail,
-      headers: { 'WWW-Authenticate': 'Bearer error="invalid_token"' },
+      headers: { 'WWW-Authenticate': TOKEN_CHALLENGE },
     })
   }
 }

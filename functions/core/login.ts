@@ -1,8 +1,9 @@
 import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
-import { type ProofUse, readWithProof } from './dpop-grant.js'
-import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
+import type { ProofUse } from './dpop-grant.js'
+import { InvalidGrant, InvalidRequest, TemporarilyUnavailable } from './errors.js'
+import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -10,10 +11,10 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type { FailedLogins, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
+import type { LoginAttempts, Session, SessionStore, Signer } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
-import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
 /** What login works with: the username's attempts, the sessions, the signer, DPoP's single use. */
@@ -39,11 +40,11 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user and the username's failed logins),
- * the password check, then the access token is signed while the session is
- * written. A username in back-off gets 429 before any hashing, whether or not
- * the user exists (core/throttle.ts). A DPoP proof's single use is recorded
- * alongside the read, so a replayed proof is refused before any throttle write.
+ * Starts a session: one read (the user) while the attempt takes its turn (one
+ * conditional write, core/throttle.ts) and a DPoP proof's single use is
+ * recorded, the password check, then the access token is signed while the
+ * session is written. A username in back-off, or whose turns are all taken,
+ * gets 429 before any hashing, whether or not the user exists.
  */
 export async function login(
   deps: LoginDeps,
@@ -59,16 +60,26 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
-  const { user, failedLogins } = await readWithProof(deps.dpop, proof, () =>
-    loginAttempts.loadLogin(username),
-  )
   const now = clock.now()
-  const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
+  const attempt = { username, now, fields: { client_id: client.clientId } }
+  // The turn's write runs alongside the read: a success costs no extra round trip.
+  const [read, turned, used] = await Promise.allSettled([
+    loginAttempts.loadLogin(username),
+    takeTurn(deps, backoff, attempt),
+    proof ? deps.dpop.use(proof) : Promise.resolve(),
+  ])
+  if (used.status === 'rejected') {
+    // A proof used before (or not recorded) is no password attempt: the turn is given back.
+    if (turned.status === 'fulfilled') await clearTurn(deps, attempt, turned.value)
+    throw used.reason
+  }
+  if (turned.status === 'rejected') throw turned.reason
+  if (read.status === 'rejected') throw read.reason
+  const { user } = read.value
+  const turn = turned.value
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    // A claimed turn was counted as a failure when it was taken.
-    if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
-    events.emit('login_failed', { client_id: client.clientId })
+    countFailure(deps, attempt)
     const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
     throw new InvalidGrant(why)
   }
@@ -101,8 +112,7 @@ export async function login(
   const [accessToken, created] = await settle([
     signing,
     writing,
-    // The right password resets the count.
-    claimed ? loginAttempts.clearLoginFailures(username, claimed) : Promise.resolve(),
+    clearTurn(deps, attempt, turn),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -139,35 +149,6 @@ export async function startSession(
     attempt = { ...attempt, createdAt: startAt }
   }
   throw new TemporarilyUnavailable('logouts everywhere kept overtaking the login')
-}
-
-/**
- * A username with recent failures gets one password check per back-off
- * period (core/throttle.ts `loginTurn`). During the back-off the answer is
- * 429, before any hashing. Once it has passed, the attempt takes the turn by
- * counting itself as the next failure up front and returns what it wrote; a
- * success clears it again. Returns undefined for a username with no recent
- * failures.
- */
-async function takeTurn(
-  deps: LoginDeps,
-  backoff: BackoffPolicy,
-  attempt: { username: string; client: Client; now: number },
-  stored: FailedLogins | undefined,
-): Promise<FailedLogins | undefined> {
-  const { username, client, now } = attempt
-  const turn = loginTurn(backoff, stored, now)
-  if (turn.kind === 'free') return undefined
-  if (turn.kind === 'wait') throw throttled(deps, client, turn.seconds, 'in back-off')
-  if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
-    return turn.next
-  }
-  throw throttled(deps, client, turn.lostWaitSeconds, 'turn taken')
-}
-
-function throttled(deps: LoginDeps, client: Client, seconds: number, why: string): TooManyRequests {
-  deps.events.emit('login_throttled', { client_id: client.clientId })
-  return new TooManyRequests(seconds, why)
 }
 
 /**

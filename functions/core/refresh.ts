@@ -3,7 +3,7 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { Session, SessionStore, Signer, User } from './ports.js'
+import type { GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -12,6 +12,7 @@ import {
   type RefreshTokenLocator,
   sameHash,
   sealChild,
+  sealKeyName,
 } from './refresh-token.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { voidedByUser } from './users.js'
@@ -25,10 +26,11 @@ export interface RefreshInput {
   readonly proof?: DpopProof | undefined
 }
 
-/** What refresh works with: the sessions, the signer and DPoP's single use. */
+/** What refresh works with: the sessions, the signer, the server's grace keys, DPoP's single use. */
 export interface RefreshDeps extends Deps {
   readonly sessions: SessionStore
   readonly signer: Signer
+  readonly graceKeys: GraceKeys
   readonly dpop: ProofUse
 }
 
@@ -165,9 +167,11 @@ async function rotate(
   deps: RefreshDeps,
   step: Step & { user: User },
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
-  const { sessions, signer, events, settings } = deps
+  const { sessions, signer, events, settings, graceKeys } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
+  // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
+  const serverKey = await graceKeys.current()
   const signing = step.accessToken
     ? Promise.resolve(step.accessToken)
     : issueAccessToken(signer, settings, { user, session, client, scope, now })
@@ -185,7 +189,7 @@ async function rotate(
         previousHash: presented.hash,
         generation: session.generation + 1,
         rotatedAt: now,
-        graceChild: sealChild(presented.token, session.sid, child),
+        graceChild: sealChild(presented.token, session.sid, child, serverKey),
         lastUsedAt: now,
         idleExpiresAt: Math.min(
           now + client.refreshIdleTtlSeconds * 1000,
@@ -217,11 +221,11 @@ async function rotate(
 async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Promise<TokenResult> {
   const { signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
-  const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
+  const [child, accessToken] = await Promise.all([
+    openGraceChild(deps, session, presented.token),
+    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+  ])
   if (!child) throw new InvalidGrant('grace child cannot be opened')
-  const accessToken =
-    step.accessToken ??
-    (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
   events.emit('grace_replay', { client_id: client.clientId })
   return {
     client,
@@ -230,6 +234,19 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
     scope,
     sessionExpiresAt: session.absoluteExpiresAt,
   }
+}
+
+/** The sealed child, opened with the parent and the server key its seal names. */
+async function openGraceChild(
+  deps: RefreshDeps,
+  session: Session,
+  parent: string,
+): Promise<string | undefined> {
+  const sealed = session.graceChild
+  if (!sealed) return undefined
+  const name = sealKeyName(sealed)
+  const secret = name === undefined ? undefined : await deps.graceKeys.open(name)
+  return openChild(parent, session.sid, sealed, secret)
 }
 
 /** Rule 3: an authentic but retired token, outside grace: the whole session ends. */

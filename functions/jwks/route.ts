@@ -1,5 +1,5 @@
 import type { Route } from '../adapters/http.js'
-import { DPOP_ALGORITHMS } from '../core/dpop.js'
+import { DPOP_ALGORITHMS } from '../core/dpop-algorithms.js'
 import { NotFound } from '../core/errors.js'
 import type { Signer } from '../core/ports.js'
 

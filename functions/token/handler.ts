@@ -3,6 +3,7 @@ import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
@@ -10,6 +11,7 @@ import {
   loadAwsCallConfig,
   loadBackdateSeconds,
   loadDpopNonceKeyId,
+  loadGraceKeyId,
   loadHttpConfig,
   loadSigningConfig,
   loadTableName,
@@ -23,7 +25,9 @@ const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const kms = new KMSClient(aws)
 const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
-warmUp(() => signer.keyId())
+const graceKeys = new KmsGraceKeys({ client: kms, keyId: loadGraceKeyId() })
+// The data key too, so that a warm rotation makes no call for it.
+warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
 const dynamodb = new DynamoDBClient(aws)
 const tableName = loadTableName()
 const nonceKeyId = loadDpopNonceKeyId(clients)
@@ -34,6 +38,7 @@ export const handler = lambdaHttpHandler(
   {
     sessions: new DynamoSessions(dynamodb, tableName),
     signer,
+    graceKeys,
     clock: systemClock,
     events: observability.events,
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },

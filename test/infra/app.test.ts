@@ -434,11 +434,11 @@ describe('npx cdk synth', () => {
     const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     )
-    expect(functions).toHaveLength(7)
+    expect(functions).toHaveLength(8)
     const bundles = readdirSync(outdir)
       .map((name) => join(outdir, name, 'index.mjs'))
       .filter((file) => existsSync(file))
-    expect(bundles).toHaveLength(7)
+    expect(bundles).toHaveLength(8)
     for (const bundle of bundles) {
       const code = readFileSync(bundle, 'utf8')
       // Source maps cost every cold start (docs/benchmarks.md).

@@ -9,7 +9,7 @@ import {
   loadLoginBackoff,
   loadSessionCacheSeconds,
 } from '../../functions/config.js'
-import { LAMBDA_FUNCTIONS } from '../../functions/routes.js'
+import { LAMBDA_FUNCTIONS, ROUTES } from '../../functions/routes.js'
 import {
   type LambdaName,
   SETTINGS,
@@ -53,6 +53,7 @@ function grants({
   for (const [id, key] of Object.entries(service.signingKeys))
     names.set(logicalId(key), `key:${id}`)
   names.set(logicalId(service.table), 'table')
+  names.set(logicalId(service.graceKey), 'grace-key')
 
   const matrix: Record<string, Record<string, string[]>> = {}
   for (const [name, fn] of Object.entries(functions)) {
@@ -236,7 +237,10 @@ describe('TokenService with its defaults', () => {
 
   it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, tagged as the service’s, aliased by its id and as the active key', () => {
     const { template, stack, logicalId } = synthesized
-    template.resourceCountIs('AWS::KMS::Key', 1)
+    const signing = template.findResources('AWS::KMS::Key', {
+      Properties: { KeyUsage: 'SIGN_VERIFY' },
+    })
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -248,6 +252,15 @@ describe('TokenService with its defaults', () => {
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
     const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
+    template.resourceCountIs('AWS::KMS::Key', 2)
+    expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true },
+    })
+    expect(
+      template.toJSON().Resources[logicalId(stack.service.graceKey)].Properties,
+    ).not.toHaveProperty('KeyUsage', 'SIGN_VERIFY')
     expect(aliases).toEqual(
       expect.arrayContaining([
         { AliasName: 'alias/TestTokenService/TokenService/k1', TargetKeyId: keyArn },
@@ -257,13 +270,13 @@ describe('TokenService with its defaults', () => {
     expect(aliases).toHaveLength(2)
   })
 
-  it('runs seven arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+  it('runs eight arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
     const { stack, logicalId } = synthesized
     const functions = {
       ...stack.service.functions,
       authorizer: stack.service.tokenAuthorizer?.handler,
     }
-    expect(ofType('AWS::Lambda::Function')).toHaveLength(7)
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(8)
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
@@ -279,9 +292,12 @@ describe('TokenService with its defaults', () => {
       })
     }
     // scrypt N=2^17 is CPU bound: 1769 MB buys one full vCPU.
-    expect(
-      resources[logicalId(stack.service.functions.login.function)]?.Properties.MemorySize,
-    ).toBe(1769)
+    for (const name of ['login', 'password'] as const) {
+      expect(
+        resources[logicalId(stack.service.functions[name].function)]?.Properties.MemorySize,
+        name,
+      ).toBe(1769)
+    }
     for (const [, group] of ofType('AWS::Logs::LogGroup')) {
       expect(group.Properties.RetentionInDays).toBe(90)
       expect(group.DeletionPolicy).toBe('Retain')
@@ -353,11 +369,21 @@ describe('TokenService with its defaults', () => {
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '300' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '3',
+          LOGIN_BACKOFF_BASE_SECONDS: '1',
+          LOGIN_BACKOFF_MAX_SECONDS: '900',
+          LOGIN_FAILURE_WINDOW_SECONDS: '86400',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_AUDIENCES: AUDIENCES,
           AUTHORIZER_SKEW_SECONDS: '30',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+          // The longest client TTL (900 s) plus the backdate (5 s): exp - iat of the longest token.
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
+          // API Gateway's cache of its answers: the authorizer allows up to exp + skew - this.
+          AUTHORIZER_CACHE_SECONDS: '30',
         },
       },
     )
@@ -421,6 +447,9 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
+        // Seals a rotation's grace child, and opens one for a grace replay.
+        'kms:Decrypt': ['grace-key'],
+        'kms:GenerateDataKey': ['grace-key'],
         'kms:GetPublicKey': ['key:k1'],
         'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
       },
@@ -431,6 +460,14 @@ describe('TokenService with its defaults', () => {
       },
       jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
       sessions: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:GetItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+        'dynamodb:Query': ['table/index/gsi1'],
+      },
+      // No KMS: it signs nothing. No PutItem: it creates nothing.
+      password: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
@@ -501,6 +538,7 @@ describe('TokenService with its defaults', () => {
         'DELETE /sessions -> sessions (CUSTOM)',
         'DELETE /sessions/{sid} -> sessions (CUSTOM)',
         'GET /me -> me (CUSTOM)',
+        'POST /me/password -> password (CUSTOM)',
       ].sort(),
     )
   })
@@ -513,12 +551,12 @@ describe('TokenService with its defaults', () => {
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      // min(5 minutes, 600 s: the shortest access-token lifetime of the clients)
-      AuthorizerResultTtlInSeconds: 300,
+      // The clock skew (30 s), so that a cached Allow never outlives exp plus the skew.
+      AuthorizerResultTtlInSeconds: 30,
     })
   })
 
-  it('throttles the stage, /login harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+  it('throttles the stage, /login and /me/password harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
     const { template } = synthesized
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'HTTP',
@@ -537,13 +575,20 @@ describe('TokenService with its defaults', () => {
       StageName: '$default',
       AutoDeploy: true,
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
-      RouteSettings: { 'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 } },
     })
-    // The route settings name the route: the stage must come after it.
-    const loginRoute = ofType('AWS::ApiGatewayV2::Route').find(
-      ([, route]) => route.Properties.RouteKey === 'POST /login',
-    )?.[0]
-    expect(stage.DependsOn).toContain(loginRoute)
+    // scrypt runs on both: each route has the login limits of its own.
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      'POST /me/password': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+    })
+    // The route settings name the routes: the stage must come after them.
+    for (const key of ['POST /login', 'POST /me/password']) {
+      const route = ofType('AWS::ApiGatewayV2::Route').find(
+        ([, r]) => r.Properties.RouteKey === key,
+      )?.[0]
+      expect(route, key).toBeDefined()
+      expect(stage.DependsOn, key).toContain(route)
+    }
     const format = JSON.parse(
       (stage.Properties.AccessLogSettings as { Format: string }).Format,
     ) as Record<string, string>
@@ -608,8 +653,8 @@ describe('TokenService with its defaults', () => {
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
-    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(7)
-    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(7)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(8)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(8)
     expect(props('kmsThrottles')).toMatchObject({
       Namespace: 'TokenService',
       MetricName: 'KmsThrottles',
@@ -752,7 +797,7 @@ describe('TokenService options', () => {
       },
     })
     expect(stack.service.tokenAuthorizer).toBeUndefined()
-    template.resourceCountIs('AWS::Lambda::Function', 6)
+    template.resourceCountIs('AWS::Lambda::Function', 7)
     const bearer = Object.values(resources).filter(
       (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
     )
@@ -764,6 +809,7 @@ describe('TokenService options', () => {
         ['DELETE /sessions/{sid}', 'JWT'],
         ['GET /me', 'JWT'],
         ['GET /sessions', 'JWT'],
+        ['POST /me/password', 'JWT'],
       ].sort(),
     )
   })
@@ -816,7 +862,7 @@ describe('TokenService options', () => {
     const bearer = ofType('AWS::ApiGatewayV2::Route').filter(
       ([, r]) => r.Properties.AuthorizationType === 'JWT',
     )
-    expect(bearer).toHaveLength(4)
+    expect(bearer).toHaveLength(ROUTES.filter((route) => route.auth === 'bearer').length)
     for (const [, route] of bearer)
       expect(route.Properties.AuthorizerId).toEqual({ Ref: authorizerId })
     expect(dependencyCycle(resources)).toBeUndefined()
@@ -894,11 +940,16 @@ describe('TokenService options', () => {
       { ...testClients[0], access_token_ttl_seconds: 120 },
       testClients[1],
     ] as typeof testClients
-    synth({ clients }).template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
-      AuthorizerResultTtlInSeconds: 120,
-    })
-    expect(() => synth({ clients, authorizerCacheTtl: Duration.minutes(3) })).toThrow(
-      /exceeds the shortest access-token lifetime \(120 s\)/,
+    const authorizerSettings = { clockSkewSeconds: 300 }
+    synth({ clients, authorizerSettings }).template.hasResourceProperties(
+      'AWS::ApiGatewayV2::Authorizer',
+      { AuthorizerResultTtlInSeconds: 120 },
+    )
+    expect(() =>
+      synth({ clients, authorizerSettings, authorizerCacheTtl: Duration.minutes(3) }),
+    ).toThrow(/exceeds the shortest access-token lifetime \(120 s\)/)
+    expect(() => synth({ authorizerCacheTtl: Duration.minutes(1) })).toThrow(
+      /exceeds the clock skew \(30 s\)/,
     )
     expect(() =>
       synth({ strictRevocation: true, authorizerCacheTtl: Duration.seconds(30) }),
@@ -1011,17 +1062,31 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '600' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '5',
+          LOGIN_BACKOFF_BASE_SECONDS: '2',
+          LOGIN_BACKOFF_MAX_SECONDS: '600',
+          LOGIN_FAILURE_WINDOW_SECONDS: '3600',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_SKEW_SECONDS: '60',
           AUTHORIZER_SESSION_CACHE_SECONDS: '2',
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
+          AUTHORIZER_CACHE_SECONDS: '0',
         },
       },
     )
     const tuned = (name: string) => tunedOf(env[name] ?? {})
     expect(tuned('login').loginBackoff).toEqual({
+      freeFailures: 5,
+      baseSeconds: 2,
+      maxSeconds: 600,
+      windowSeconds: 3600,
+    })
+    expect(tuned('password').loginBackoff).toEqual({
       freeFailures: 5,
       baseSeconds: 2,
       maxSeconds: 600,
@@ -1121,6 +1186,8 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
       AUTHORIZER_AUDIENCES: 'https://api.example.com',
       // The window must cover the longest wait: test its lower end with a short one.
       LOGIN_BACKOFF_MAX_SECONDS: '60',
+      // The skew must cover the answer cache: test the cache's upper end with the longest skew.
+      AUTHORIZER_SKEW_SECONDS: '300',
     }
     const loadAll = (env: Record<string, string>) => {
       tunedOf(env)
@@ -1149,7 +1216,8 @@ describe('TokenService signing keys', () => {
 
   it('creates one key and alias per entry; only the active one signs, every one is published', () => {
     const synthesized = synth({ signingKeys: rotating })
-    synthesized.template.resourceCountIs('AWS::KMS::Key', 2)
+    // Two signing keys, and the grace key.
+    synthesized.template.resourceCountIs('AWS::KMS::Key', 3)
     synthesized.template.resourceCountIs('AWS::KMS::Alias', 3)
     const matrix = grants(synthesized)
     for (const name of ['login', 'token']) {

@@ -66,6 +66,8 @@ function build(): RequestChecks {
       audiences: [AUDIENCE],
       skewSeconds: 30,
       maxTokenBytes: 8192,
+      maxLifetimeSeconds: 3660,
+      answerCacheSeconds: 0,
     }),
     possession: new ProofOfPossession({ clock }),
   }

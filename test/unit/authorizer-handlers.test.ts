@@ -121,7 +121,9 @@ describe('GET /me behind either authorizer', () => {
   it('answers 401 invalid_token when no authorizer ran (a route left unprotected)', async () => {
     const reply = await meModule.handler(meEvent(), context)
     expect(reply.statusCode).toBe(401)
-    expect(reply.headers?.['WWW-Authenticate']).toBe('Bearer error="invalid_token"')
+    expect(reply.headers?.['WWW-Authenticate']).toBe(
+      'Bearer error="invalid_token", DPoP error="invalid_token", algs="ES256 RS256 EdDSA Ed25519"',
+    )
     expect(JSON.parse(reply.body as string)).toEqual({
       error: 'invalid_token',
       error_description: expect.any(String),

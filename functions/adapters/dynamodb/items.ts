@@ -36,6 +36,7 @@ export const userItem = {
       roles: [...user.roles],
       status: user.status,
       sessions_valid_after: user.sessionsValidAfter,
+      kept_session: user.keptSession,
       created_at: user.createdAt,
     }
   },
@@ -51,6 +52,7 @@ export const userItem = {
       ...(typeof item.sessions_valid_after === 'number'
         ? { sessionsValidAfter: item.sessions_valid_after }
         : {}),
+      ...(typeof item.kept_session === 'string' ? { keptSession: item.kept_session } : {}),
       createdAt: item.created_at as number,
     }
   },
