@@ -9,8 +9,9 @@
  *    an interleaved cross-check of the handler against the bare verify.
  *    DPoP (RFC 9449): a bound token under `Authorization: DPoP` with a fresh
  *    proof per request (ES256, as our client signs, and RS256), through
- *    authorizer/dpop.ts `authorizeRequest`, next to the bare verifies of the
- *    two signatures (the goal: 2.5x the bare verify of one).
+ *    authorizer/dpop.ts `authorizeRequest` and through the deployed handler
+ *    (an HTTP API event: htm, htu from the event), next to the bare verifies
+ *    of the two signatures (the goal: 2.5x the bare verify of one).
  * 2. Every function bundled as the stack bundles it (bench/cold-start.ts): its
  *    size, and its cold import time next to a bare `node -e 0`.
  * 3. Strict mode through local mode (DynamoDB Local, as `npm start` runs it):
@@ -150,6 +151,16 @@ async function perRequest(keyDir: string): Promise<void> {
   const esSignature = Buffer.from(esProof[2], 'base64url')
   const esKey = { key: proofKeyObjects.ES256, dsaEncoding: 'ieee-p1363' } as const
   const request = (proof: string) => ({ dpop: proof, method: 'GET', uri: resource })
+  /** The HTTP API event of `GET <resource>` with a bound token and its proof. */
+  const dpopEvent = (client: DpopClient, proof: string) =>
+    ({
+      version: '2.0',
+      type: 'REQUEST',
+      identitySource: [client.authorization],
+      rawPath: '/me',
+      headers: { authorization: client.authorization, dpop: proof },
+      requestContext: { domainName: 'api.bench.example', http: { method: 'GET', path: '/me' } },
+    }) as never
 
   // Every path must accept the token before it is timed.
   if (!verify('sha256', signingInput, keyObject, signatureBytes)) throw new Error('bare failed')
@@ -159,6 +170,8 @@ async function perRequest(keyDir: string): Promise<void> {
   await awsVerifier.verify(token)
   for (const client of Object.values(dpop)) {
     await authorizeRequest(checks, client.authorization, request(client.proof()))
+    const handled = await authorizer.http(dpopEvent(client, client.proof()))
+    if (!handled.isAuthorized) throw new Error('authorizer refused a DPoP request')
   }
   if (!verify('sha256', esInput, esKey, esSignature)) throw new Error('bare ES256 failed')
 
@@ -187,6 +200,19 @@ async function perRequest(keyDir: string): Promise<void> {
     }
   }
   const dpopBatches = { ES256: batchOf(dpop.ES256), RS256: batchOf(dpop.RS256) }
+  const handlerBatch = (() => {
+    let proofs: string[] = []
+    return {
+      run: async () => {
+        for (const proof of proofs) await authorizer.http(dpopEvent(dpop.ES256, proof))
+      },
+      options: {
+        beforeEach: () => {
+          proofs = Array.from({ length: BATCH }, () => dpop.ES256.proof())
+        },
+      },
+    }
+  })()
   const tasks: [string, () => unknown, object?][] = [
     [
       BARE,
@@ -223,6 +249,7 @@ async function perRequest(keyDir: string): Promise<void> {
     ],
     ['DPoP: authorizeRequest, ES256 proof', dpopBatches.ES256.run, dpopBatches.ES256.options],
     ['DPoP: authorizeRequest, RS256 proof', dpopBatches.RS256.run, dpopBatches.RS256.options],
+    ['DPoP: authorizer handler, ES256 proof', handlerBatch.run, handlerBatch.options],
     [
       'jose.jwtVerify (CryptoKey)',
       async () => {
@@ -274,10 +301,10 @@ async function perRequest(keyDir: string): Promise<void> {
   const proofs = Array.from({ length: 300 * 50 }, () => dpop.ES256.proof())
   const dpopCheck = await interleaved(
     () => verify('sha256', signingInput, keyObject, signatureBytes),
-    () => authorizeRequest(checks, dpop.ES256.authorization, request(proofs.pop() as string)),
+    () => authorizer.http(dpopEvent(dpop.ES256, proofs.pop() as string)),
   )
   console.log(
-    `Interleaved cross-check (alternating batches of 50, fastest batch): DPoP, ES256 proof ${ms(dpopCheck.handler)}` +
+    `Interleaved cross-check (alternating batches of 50, fastest batch): DPoP handler, ES256 proof ${ms(dpopCheck.handler)}` +
       ` vs bare verify ${ms(dpopCheck.bare)} = ${(dpopCheck.handler / dpopCheck.bare).toFixed(2)}x`,
   )
   const check = await interleaved(

@@ -35,6 +35,7 @@ const ENV: Record<string, string> = {
   ]),
   TABLE_NAME: 'bench',
   SIGNING_KEY_ID: 'arn:aws:kms:eu-west-1:000000000000:key/bench',
+  GRACE_KEY_ID: 'arn:aws:kms:eu-west-1:000000000000:key/bench-grace',
   SIGNING_ALG: 'RS256',
   AUTHORIZER_AUDIENCES: 'https://api.bench.example',
 }
