@@ -1,6 +1,11 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
-import type { LoginAttempts, SessionStore, UserStore } from '../functions/core/ports.js'
+import type {
+  EventOutbox,
+  LoginAttempts,
+  SessionStore,
+  UserStore,
+} from '../functions/core/ports.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
@@ -8,13 +13,15 @@ import type { TokenFunction } from './token-function.js'
  * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
  * sessions.ts, users.ts, login-throttle.ts), split by what they touch: the
  * table or the one GSI. A transaction is authorised per item action, so
- * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds.
+ * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds: a
+ * write that carries security events is a transaction with one Put per event
+ * (functions/adapters/dynamodb/outbox.ts).
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
-  recordLoginFailure: { table: ['dynamodb:UpdateItem'] },
+  recordLoginFailure: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
@@ -22,12 +29,13 @@ export const STORE_ACTIONS = {
   getSession: { table: ['dynamodb:GetItem'] },
   createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
   rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  revokeSession: { table: ['dynamodb:UpdateItem'] },
+  revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   listSessions: { index: ['dynamodb:Query'] },
-  updateUser: { table: ['dynamodb:UpdateItem'] },
+  updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
+  appendEvent: { table: ['dynamodb:PutItem'] },
 } as const satisfies Record<
-  keyof SessionStore | keyof UserStore | keyof LoginAttempts,
+  keyof SessionStore | keyof UserStore | keyof LoginAttempts | keyof EventOutbox,
   { table?: readonly string[]; index?: readonly string[] }
 >
 

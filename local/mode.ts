@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb'
 import { demoAssets } from '../demo/assets.js'
 import { DynamoLoginThrottle } from '../functions/adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../functions/adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
@@ -84,6 +85,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     sessions: new DynamoSessions(options.dynamodb, options.tableName),
     users: new DynamoUsers(options.dynamodb, options.tableName),
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
+    outbox: new DynamoOutbox(options.dynamodb, options.tableName),
     signer: options.signer,
     clock: options.clock ?? systemClock,
     observability: createObservability(),

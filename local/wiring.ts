@@ -12,7 +12,13 @@ import {
 } from '../functions/config.js'
 import type { Client } from '../functions/core/clients.js'
 import type { Clock } from '../functions/core/clock.js'
-import type { LoginAttempts, SessionStore, Signer, UserStore } from '../functions/core/ports.js'
+import type {
+  EventOutbox,
+  LoginAttempts,
+  SessionStore,
+  Signer,
+  UserStore,
+} from '../functions/core/ports.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -28,6 +34,7 @@ export interface LocalParts {
   readonly sessions: SessionStore
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
+  readonly outbox: EventOutbox
   readonly signer: Signer
   readonly clock: Clock
   readonly observability: Observability
@@ -51,13 +58,24 @@ export interface LocalService extends LocalParts {
  * reads each function's settings with the same loaders.
  */
 export function wireLocalService(parts: LocalParts): LocalService {
-  const { issuer, clients, sessions, users, loginAttempts, signer, clock, observability, env } =
-    parts
+  const {
+    issuer,
+    clients,
+    sessions,
+    users,
+    loginAttempts,
+    outbox,
+    signer,
+    clock,
+    observability,
+    env,
+  } = parts
   const stack = { ...observability, corsOrigins: corsOrigins(clients) }
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
   const signing = {
     sessions,
+    outbox,
     signer,
     clock,
     events,

@@ -22,7 +22,15 @@ export interface Client {
   readonly reuseGraceSeconds: number
   /** Refresh token in a `__Host-` cookie instead of the body. @default false */
   readonly cookieMode: boolean
+  /**
+   * What a reuse after the grace window does: `enforce` revokes the session;
+   * `report` refuses the token but keeps the session, and reports it (event
+   * `"enforced": false`), to measure false positives before enforcing. @default 'enforce'
+   */
+  readonly reuseDetection: ReuseDetection
 }
+
+export type ReuseDetection = 'enforce' | 'report'
 
 /** The shape clients take in props and in the clients file (docs/design.md "Clients"). */
 export interface ClientConfig {
@@ -36,6 +44,7 @@ export interface ClientConfig {
   refresh_absolute_ttl_seconds?: number
   reuse_grace_seconds?: number
   cookie_mode?: boolean
+  reuse_detection?: ReuseDetection
 }
 
 export const CLIENT_DEFAULTS = {
@@ -46,6 +55,7 @@ export const CLIENT_DEFAULTS = {
   refresh_absolute_ttl_seconds: 30 * 24 * 3600,
   reuse_grace_seconds: 10,
   cookie_mode: false,
+  reuse_detection: 'enforce',
 } as const
 
 /**
@@ -91,6 +101,10 @@ export const CLIENT_FIELDS = {
   cookie_mode: {
     doc: 'The refresh token travels in a `__Host-` cookie instead of the body (needs `allowed_origins`).',
     default: CLIENT_DEFAULTS.cookie_mode,
+  },
+  reuse_detection: {
+    doc: 'A retired refresh token presented after the grace window: `enforce` revokes its session; `report` refuses that token but keeps the session, and reports it (`token.reuse_detected` with `"enforced": false`), to measure false positives before enforcing (docs/security.md).',
+    default: CLIENT_DEFAULTS.reuse_detection,
   },
 } as const
 
@@ -167,6 +181,9 @@ function parseClient(raw: unknown, at: string): Client {
   if (c.cookie_mode && c.allowed_origins.length === 0) {
     fail('allowed_origins', 'must name at least one origin when cookie_mode is true')
   }
+  if (c.reuse_detection !== 'enforce' && c.reuse_detection !== 'report') {
+    fail('reuse_detection', 'must be "enforce" or "report"')
+  }
   return {
     clientId: c.client_id as string,
     type: c.type as Client['type'],
@@ -178,6 +195,7 @@ function parseClient(raw: unknown, at: string): Client {
     refreshAbsoluteTtlSeconds: absolute,
     reuseGraceSeconds: grace,
     cookieMode: c.cookie_mode,
+    reuseDetection: c.reuse_detection as ReuseDetection,
   }
 }
 

@@ -8,17 +8,34 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type { FailedLogins, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
+import type {
+  EventOutbox,
+  FailedLogins,
+  LoginAttempts,
+  Session,
+  SessionStore,
+  Signer,
+} from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
+import {
+  boundedUserAgent,
+  type LoginFailureReason,
+  type RequestOrigin,
+  type SecurityEvent,
+  securityEvent,
+  sessionRevoked,
+} from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
-/** What login works with: the username's attempts, the sessions, the signer. */
+/** What login works with: the username's attempts, the sessions, the signer, the outbox. */
 export interface LoginDeps extends Deps {
   readonly loginAttempts: LoginAttempts
   readonly sessions: SessionStore
   readonly signer: Signer
+  /** For the events of refusals that write nothing else (docs/design.md "Security events"). */
+  readonly outbox: EventOutbox
 }
 
 export interface LoginInput {
@@ -28,6 +45,8 @@ export interface LoginInput {
   readonly client: Client
   readonly scope?: string
   readonly userAgent?: string
+  /** The client's IP address, for the security events. */
+  readonly sourceIp?: string
 }
 
 // Checked when the username is unknown, so that it costs one hash like a wrong password.
@@ -55,14 +74,24 @@ export async function login(
 
   const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
-  const claimed = await takeTurn(deps, backoff, { username, client, now }, failedLogins)
+  const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
+  // The subject is the user's sub, never the username: none for an unknown username.
+  const attempt = { username, client, now, subject: user?.sub, origin }
+  const claimed = await takeTurn(deps, backoff, attempt, failedLogins)
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    // A claimed turn was counted as a failure when it was taken.
-    if (!claimed) await loginAttempts.recordLoginFailure(username, failureAt(backoff, now))
+    const reason: LoginFailureReason = !user
+      ? 'unknown_username'
+      : !matches
+        ? 'wrong_password'
+        : 'user_disabled'
+    const failed = loginEvent('login.failed', attempt, { reason })
+    // A claimed turn was counted as a failure when it was taken, before the password
+    // was checked: its event is written alone. Else the count and the event commit together.
+    if (claimed) await deps.outbox.appendEvent(failed)
+    else await loginAttempts.recordLoginFailure(username, failureAt(backoff, now), [failed])
     events.emit('login_failed', { client_id: client.clientId })
-    const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
-    throw new InvalidGrant(why)
+    throw new InvalidGrant(reason.replace('_', ' '))
   }
 
   const sid = newSessionId()
@@ -79,16 +108,17 @@ export async function login(
     absoluteExpiresAt: now + client.refreshAbsoluteTtlSeconds * 1000,
     generation: 0,
     currentHash: hashToken(refreshToken),
-    // By code points, so that a cut never leaves half a surrogate pair.
-    ...(input.userAgent ? { userAgent: Array.from(input.userAgent).slice(0, 256).join('') } : {}),
+    ...(input.userAgent ? { userAgent: boundedUserAgent(input.userAgent) } : {}),
   }
   const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
   // Guarded by the user's status and hash as read: a disable or password change
   // that lands between the read and this write makes the login fail.
-  const writing = startSession(sessions, session, {
-    sub: user.sub,
-    passwordHash: user.passwordHash,
-  })
+  const writing = startSession(
+    sessions,
+    session,
+    { sub: user.sub, passwordHash: user.passwordHash },
+    [loginEvent('login.succeeded', attempt, { sid })],
+  )
   const [accessToken, created] = await settle([
     signing,
     writing,
@@ -98,7 +128,9 @@ export async function login(
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
     if ((await writing.catch(() => undefined)) !== false) {
-      await sessions.revokeSession(sid, 'login_failed', clock.now()).catch(() => undefined)
+      const at = clock.now()
+      const aborted = sessionRevoked(session, 'login_aborted', at, origin)
+      await sessions.revokeSession(sid, 'login_aborted', at, [aborted]).catch(() => undefined)
     }
     throw error
   })
@@ -111,7 +143,7 @@ export async function login(
 const SESSION_START_ATTEMPTS = 3
 
 /**
- * Writes the login's session, guarded by the user as login read it. A logout
+ * Writes the login's session and its `events`, guarded by the user as login read it. A logout
  * everywhere that overtook the login is not a refusal: the session starts
  * after it instead (core/users.ts `startAfterLogout`). False when the user
  * was disabled or changed password meanwhile.
@@ -120,10 +152,12 @@ export async function startSession(
   sessions: Pick<SessionStore, 'createSession'>,
   session: Session,
   guard: { readonly sub: string; readonly passwordHash: string },
+  events: readonly SecurityEvent[] = [],
 ): Promise<boolean> {
   let attempt = session
   for (let round = 1; round <= SESSION_START_ATTEMPTS; round++) {
-    const creation = await sessions.createSession(attempt, guard)
+    // A refused attempt wrote nothing: the next one carries the same events (the same ids).
+    const creation = await sessions.createSession(attempt, guard, events)
     if (creation.created) return true
     const startAt = startAfterLogout(attempt, guard, creation.user)
     if (startAt === undefined) return false
@@ -143,22 +177,58 @@ export async function startSession(
 async function takeTurn(
   deps: LoginDeps,
   backoff: BackoffPolicy,
-  attempt: { username: string; client: Client; now: number },
+  attempt: Attempt,
   stored: FailedLogins | undefined,
 ): Promise<FailedLogins | undefined> {
-  const { username, client, now } = attempt
+  const { username, now } = attempt
   const turn = loginTurn(backoff, stored, now)
   if (turn.kind === 'free') return undefined
-  if (turn.kind === 'wait') throw throttled(deps, client, turn.seconds, 'in back-off')
+  if (turn.kind === 'wait') throw await throttled(deps, attempt, turn.seconds, 'in back-off')
   if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
     return turn.next
   }
-  throw throttled(deps, client, turn.lostWaitSeconds, 'turn taken')
+  throw await throttled(deps, attempt, turn.lostWaitSeconds, 'turn taken')
 }
 
-function throttled(deps: LoginDeps, client: Client, seconds: number, why: string): TooManyRequests {
-  deps.events.emit('login_throttled', { client_id: client.clientId })
-  return new TooManyRequests(seconds, why)
+/** One login attempt, as its events describe it. */
+interface Attempt {
+  readonly username: string
+  readonly client: Client
+  readonly now: number
+  /** The user's sub, if the username names one. */
+  readonly subject: string | undefined
+  readonly origin: RequestOrigin
+}
+
+const loginEvent = (
+  type: 'login.succeeded' | 'login.failed' | 'login.throttled',
+  attempt: Attempt,
+  data: { sid?: string; reason?: LoginFailureReason; retry_after_seconds?: number },
+): SecurityEvent =>
+  securityEvent(type, attempt.now, {
+    ...(attempt.subject === undefined ? {} : { subject: attempt.subject }),
+    data: { client_id: attempt.client.clientId, ...data },
+    origin: attempt.origin,
+  })
+
+/**
+ * The 429, once its `login.throttled` event is written: a refusal changes
+ * nothing in the table, so the event is written alone, and a fault there
+ * answers 503 instead (no password was checked either way).
+ */
+async function throttled(
+  deps: LoginDeps,
+  attempt: Attempt,
+  seconds: number,
+  why: string,
+): Promise<TooManyRequests> {
+  const refusal = new TooManyRequests(seconds, why)
+  const retryAfter = Number(refusal.headers['Retry-After'])
+  await deps.outbox.appendEvent(
+    loginEvent('login.throttled', attempt, { retry_after_seconds: retryAfter }),
+  )
+  deps.events.emit('login_throttled', { client_id: attempt.client.clientId })
+  return refusal
 }
 
 /**

@@ -1,7 +1,7 @@
 import { type IssuedAccessToken, issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import { InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { Session, SessionStore, Signer, User } from './ports.js'
+import type { EventOutbox, Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -11,6 +11,7 @@ import {
   sameHash,
   sealChild,
 } from './refresh-token.js'
+import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { voidedByUser } from './users.js'
 
@@ -19,12 +20,15 @@ export interface RefreshInput {
   /** The client, already looked up by the HTTP layer. */
   readonly client: Client
   readonly scope?: string
+  /** Where the request came from, for the security events. */
+  readonly origin?: RequestOrigin
 }
 
-/** What refresh works with: the sessions and the signer. */
+/** What refresh works with: the sessions, the signer, and the outbox for a reported reuse. */
 export interface RefreshDeps extends Deps {
   readonly sessions: SessionStore
   readonly signer: Signer
+  readonly outbox: EventOutbox
 }
 
 /** How often a rotation that collided with another writer is re-examined. */
@@ -90,7 +94,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
     if (sameHash(presentedHash, session.previousHash) && withinGrace(session, client, now)) {
       return graceReplay(deps, { client, session, user, scope, now, presented, accessToken })
     }
-    return detectedReuse(deps, session)
+    return detectedReuse(deps, session, client, input.origin ?? {})
   }
 }
 
@@ -204,11 +208,38 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
   }
 }
 
-/** Rule 3: an authentic but retired token, outside grace: the whole session ends. */
-async function detectedReuse(deps: RefreshDeps, session: Session): Promise<never> {
-  const { sessions, clock, events } = deps
-  await sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
-  events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
+/**
+ * Rule 3: an authentic but retired token, outside grace: the whole session
+ * ends, with `token.reuse_detected` and `session.revoked` in the same write.
+ * A client in `report` mode refuses the token too but keeps the session: the
+ * event (`"enforced": false`) is written alone, to count false positives
+ * before enforcing (docs/security.md).
+ */
+async function detectedReuse(
+  deps: RefreshDeps,
+  session: Session,
+  client: Client,
+  origin: RequestOrigin,
+): Promise<never> {
+  const { sessions, outbox, clock, events } = deps
+  const at = clock.now()
+  const enforced = client.reuseDetection === 'enforce'
+  const detected = securityEvent('token.reuse_detected', at, {
+    subject: session.sub,
+    data: { sid: session.sid, client_id: session.clientId, enforced },
+    origin,
+  })
+  const fields = { client_id: session.clientId, sid: session.sid }
+  if (!enforced) {
+    await outbox.appendEvent(detected)
+    events.emit('reuse_reported', fields)
+    throw new InvalidGrant('retired refresh token reused: reported, session kept')
+  }
+  const revoked = sessionRevoked(session, 'reuse', at, origin)
+  // False: revoked meanwhile (a concurrent reuse, a logout), which wrote its own events.
+  if (await sessions.revokeSession(session.sid, 'reuse', at, [detected, revoked])) {
+    events.emit('reuse_detected', fields)
+  }
   throw new InvalidGrant('retired refresh token reused: session revoked')
 }
 

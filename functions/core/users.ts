@@ -9,6 +9,12 @@ import {
 } from './passwords.js'
 import type { Session, SessionStore, User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
+import {
+  type RequestOrigin,
+  type RevocationReason,
+  securityEvent,
+  sessionRevoked,
+} from './security-events.js'
 
 export class UserExists extends Error {}
 export class UnknownUser extends Error {}
@@ -88,7 +94,8 @@ export function startAfterLogout(
 
 /**
  * Disables a user and ends all their sessions at once: refresh checks
- * `sessionsValidAfter`, and each session is also marked revoked.
+ * `sessionsValidAfter`, and each session is also marked revoked. Events:
+ * `user.disabled`, then `session.revoked` for each session it ends.
  */
 export async function disableUser(
   stores: { readonly users: UserStore; readonly sessions: SessionStore },
@@ -97,28 +104,44 @@ export async function disableUser(
 ): Promise<number> {
   const user = await requireUser(stores.users, username)
   const now = clock.now()
-  await stores.users.updateUser(user.sub, {
-    status: 'disabled',
-    sessionsValidAfter: voidSessionsUpTo(now),
-  })
+  await stores.users.updateUser(
+    user.sub,
+    { status: 'disabled', sessionsValidAfter: voidSessionsUpTo(now) },
+    [securityEvent('user.disabled', now, { subject: user.sub })],
+  )
   return endSessions(stores.sessions, user.sub, now, 'user_disabled')
 }
 
-export async function enableUser(users: UserStore, username: string): Promise<void> {
+/** Enables a disabled user, with `user.enabled`; an active user is left as it is. */
+export async function enableUser(users: UserStore, clock: Clock, username: string): Promise<void> {
   const user = await requireUser(users, username)
-  await users.updateUser(user.sub, { status: 'active' })
+  if (user.status === 'active') return
+  await users.updateUser(user.sub, { status: 'active' }, [
+    securityEvent('user.enabled', clock.now(), { subject: user.sub }),
+  ])
 }
 
-/** Marks every active session of the user revoked; returns how many were. */
+/**
+ * Marks every active session of the user revoked, each with its
+ * `session.revoked` (`origin`: the request that asked, where there is one);
+ * returns how many this call ended.
+ */
 export async function endSessions(
   sessions: SessionStore,
   sub: string,
   at: number,
-  reason: string,
+  reason: RevocationReason,
+  origin?: RequestOrigin,
 ): Promise<number> {
   const active = (await sessions.listSessions(sub)).filter((session) => session.status === 'active')
-  await Promise.all(active.map((session) => sessions.revokeSession(session.sid, reason, at)))
-  return active.length
+  const ended = await Promise.all(
+    active.map((session) =>
+      sessions.revokeSession(session.sid, reason, at, [
+        sessionRevoked(session, reason, at, origin),
+      ]),
+    ),
+  )
+  return ended.filter(Boolean).length
 }
 
 async function requireUser(users: UserStore, username: string): Promise<User> {

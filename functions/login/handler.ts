@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -32,6 +33,7 @@ export const handler = lambdaHttpHandler(
   {
     loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
     sessions: new DynamoSessions(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
     clock: systemClock,
     events: observability.events,

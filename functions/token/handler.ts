@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -21,12 +22,15 @@ const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
 warmUp(() => signer.keyId())
+const dynamodb = new DynamoDBClient(aws)
+const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(
   'token',
   tokenRoute,
   {
-    sessions: new DynamoSessions(new DynamoDBClient(aws), loadTableName()),
+    sessions: new DynamoSessions(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
     clock: systemClock,
     events: observability.events,

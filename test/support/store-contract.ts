@@ -282,10 +282,10 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       const session = aSession(user)
       await stores.sessions.createSession(session, guardOf(user))
       await stores.sessions.rotate(rotationOf(session))
-      await stores.sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
+      await stores.sessions.revokeSession(session.sid, 'reuse', clock.now())
       await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
       const revoked = await stores.sessions.getSession(session.sid)
-      expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse_detected' })
+      expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse' })
       expect(revoked?.graceChild).toBeUndefined()
     })
 

@@ -9,11 +9,12 @@ import {
   type DynamoDBDocumentClient,
   QueryCommand,
   TransactWriteCommand,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
 import type { User, UserStatus, UserStore } from '../../core/ports.js'
+import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, userItem, usernameClaimItem } from './items.js'
-import { cancelledBy, conditionFailed, withRetry } from './retry.js'
+import { updateWithEvents } from './outbox.js'
+import { cancelledBy, withRetry } from './retry.js'
 import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA } from './table.js'
 
 const PK = { '#pk': TABLE_SCHEMA.partitionKey }
@@ -84,6 +85,7 @@ export class DynamoUsers implements UserStore {
   async updateUser(
     sub: string,
     change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    events: readonly SecurityEvent[] = [],
   ): Promise<boolean> {
     const sets: string[] = []
     const names: Record<string, string> = { ...PK }
@@ -103,26 +105,18 @@ export class DynamoUsers implements UserStore {
       values[':after'] = change.sessionsValidAfter
     }
     if (sets.length === 0) return true
-    return withRetry('UpdateItem', () =>
-      this.doc
-        .send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: itemKey.user(sub),
-            // Changes an existing user only: an update never creates a half user.
-            ConditionExpression: 'attribute_exists(#pk)',
-            UpdateExpression: `SET ${sets.join(', ')}`,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }),
-        )
-        .then(
-          () => true,
-          (error: unknown) => {
-            if (conditionFailed(error)) return false
-            throw error
-          },
-        ),
+    return updateWithEvents(
+      this.doc,
+      {
+        TableName: this.tableName,
+        Key: itemKey.user(sub),
+        // Changes an existing user only: an update never creates a half user.
+        ConditionExpression: 'attribute_exists(#pk)',
+        UpdateExpression: `SET ${sets.join(', ')}`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+      events,
     )
   }
 }
