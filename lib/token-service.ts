@@ -16,6 +16,7 @@ import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
 import { TokenServiceMonitoring } from './monitoring.js'
+import { SecurityEvents } from './security-events.js'
 import {
   activeKeyOf,
   assertSigningKeys,
@@ -65,6 +66,17 @@ export interface LoginBackoffProps {
 
 /** Which authorizer protects `/sessions` and `/me`. */
 export type AuthorizerKind = 'lambda' | 'jwt'
+
+/** Where the security events go (docs/design.md "Security events"). */
+export interface SecurityEventsProps {
+  /**
+   * A custom EventBridge bus, fed from the table's stream by the forwarder, with
+   * a dead-letter queue and its alarms. Off: no stream, forwarder or bus; the
+   * outbox items are still written, and expire after OUTBOX_RETENTION_DAYS.
+   * @default true
+   */
+  readonly bus?: boolean
+}
 
 export interface TokenServiceProps {
   /**
@@ -152,23 +164,29 @@ export interface TokenServiceProps {
    * @default DEFAULTS.authorizerSettings (30 s, 5 s, 4096 bytes), every client's audience
    */
   readonly authorizerSettings?: AuthorizerSettings
+  /** @default DEFAULTS.securityEvents: the bus on */
+  readonly securityEvents?: SecurityEventsProps
 }
 
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user and the username's failed logins; a failure is counted, a
-  // back-off slot claimed; success creates the session guarded by the user.
+  // One Query finds the user and the username's failed logins; a failure is counted (with its
+  // event), a back-off slot claimed; success creates the session guarded by the user. A
+  // refusal that changes nothing else writes its event alone: login.throttled, or
+  // login.failed after a claimed turn.
   login: [
     'loadLogin',
     'recordLoginFailure',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',
+    'appendEvent',
     // A session whose token could not be sent (signing failed) is revoked at once.
     'revokeSession',
   ],
-  // One batched read, then the rotation; a lost race re-reads the session; reuse revokes it.
-  token: ['loadRefreshState', 'getSession', 'rotate', 'revokeSession'],
+  // One batched read, then the rotation; a lost race re-reads the session; reuse revokes it,
+  // or, for a client in report mode, writes its event alone.
+  token: ['loadRefreshState', 'getSession', 'rotate', 'revokeSession', 'appendEvent'],
   revoke: ['loadRefreshState', 'revokeSession'],
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
@@ -202,6 +220,8 @@ export class TokenService extends Construct {
   /** What protects the bearer routes (the Lambda or the native JWT authorizer). */
   public readonly routeAuthorizer: apigwv2.IHttpRouteAuthorizer
   public readonly monitoring: TokenServiceMonitoring
+  /** The bus, the forwarder and its dead-letter queue; `undefined` with `securityEvents.bus` off. */
+  public readonly securityEvents?: SecurityEvents
 
   constructor(scope: Construct, id: string, props: TokenServiceProps) {
     super(scope, id)
@@ -280,10 +300,13 @@ export class TokenService extends Construct {
     // The schema the adapters read and write (functions/adapters/dynamodb/table.ts).
     const { partitionKey, sortKey, ttlAttribute, gsi1 } = TABLE_SCHEMA
     const string = (name: string) => ({ name, type: dynamodb.AttributeType.STRING })
+    const eventBus = props.securityEvents?.bus ?? DEFAULTS.securityEvents.bus
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: string(partitionKey),
       sortKey: string(sortKey),
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      // The outbox items' way to the bus; nothing else reads the stream.
+      ...(eventBus && { stream: dynamodb.StreamViewType[TABLE_SCHEMA.streamViewType] }),
       timeToLiveAttribute: ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
@@ -504,8 +527,18 @@ export class TokenService extends Construct {
       },
     }
 
+    if (eventBus) {
+      this.securityEvents = new SecurityEvents(this, 'SecurityEvents', {
+        table: this.table,
+        settings: values,
+        removalPolicy,
+        logRetention,
+      })
+    }
+
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
+    if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
       api: this.api,
       functions: Object.fromEntries(
@@ -519,6 +552,12 @@ export class TokenService extends Construct {
       table: this.table,
       algorithm: this.algorithm,
       ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+      ...(this.securityEvents && {
+        securityEvents: {
+          forwarder: this.securityEvents.forwarder.function,
+          deadLetterQueue: this.securityEvents.deadLetterQueue,
+        },
+      }),
     })
   }
 }

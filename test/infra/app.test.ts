@@ -253,6 +253,7 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
       ],
     },
     'native JWT authorizer': { authorizer: 'jwt' },
+    'no security-event bus': { securityEvents: { bus: false } },
     'ES256, custom domain, alarm topic': {
       algorithm: 'ES256',
       alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
@@ -300,14 +301,19 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::dynamodb:\*\]/)
   })
 
-  it('acknowledges only the three reviewed findings, each with its reason', () => {
+  it('acknowledges only the five reviewed findings, each with its reason', () => {
     const { stack } = build({})
     const acks = acknowledgements(stack)
     expect([...new Set(acks.map((ack) => ack.id))].sort()).toEqual([
       'AwsSolutions-APIG4',
       'AwsSolutions-IAM5[Resource::*]',
+      'AwsSolutions-SQS3',
       'Serverless-LambdaDLQ',
+      'Serverless-SQSRedrivePolicy',
     ])
+    // "A queue without a dead-letter queue" only on the one that is itself the dead-letter queue.
+    const deadLetters = stack.service.securityEvents?.deadLetterQueue.node.path
+    for (const ack of acks.filter((a) => /SQS/.test(a.id))) expect(ack.path).toBe(deadLetters)
     for (const ack of acks) expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThan(60)
     // APIG4 only on the public OAuth routes, never on a bearer route.
     const apig4 = acks
@@ -388,11 +394,12 @@ describe('npx cdk synth', () => {
     const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     )
-    expect(functions).toHaveLength(7)
+    // The six HTTP functions, the authorizer and the security events' forwarder.
+    expect(functions).toHaveLength(8)
     const bundles = readdirSync(outdir)
       .map((name) => join(outdir, name, 'index.mjs'))
       .filter((file) => existsSync(file))
-    expect(bundles).toHaveLength(7)
+    expect(bundles).toHaveLength(8)
     for (const bundle of bundles) {
       const code = readFileSync(bundle, 'utf8')
       // Source maps cost every cold start (docs/benchmarks.md).

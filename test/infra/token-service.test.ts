@@ -36,11 +36,16 @@ function grants({
   const functions = {
     ...service.functions,
     ...(service.tokenAuthorizer && { authorizer: service.tokenAuthorizer.handler }),
+    ...(service.securityEvents && { forwarder: service.securityEvents.forwarder }),
   }
   const names = new Map<string, string>()
   for (const [id, key] of Object.entries(service.signingKeys))
     names.set(logicalId(key), `key:${id}`)
   names.set(logicalId(service.table), 'table')
+  if (service.securityEvents) {
+    names.set(logicalId(service.securityEvents.bus), 'event-bus')
+    names.set(logicalId(service.securityEvents.deadLetterQueue), 'dead-letter-queue')
+  }
 
   const matrix: Record<string, Record<string, string[]>> = {}
   for (const [name, fn] of Object.entries(functions)) {
@@ -53,6 +58,7 @@ function grants({
         if (getAtt[0] === own) return 'own-logs'
         return names.get(getAtt[0]) ?? `unknown:${getAtt[0]}`
       }
+      if (getAtt?.[1] === 'StreamArn') return `${names.get(getAtt[0])}/stream`
       const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']
       if (join && join[0] === '')
         return join[1].map((part) => (typeof part === 'string' ? part : render(part))).join('')
@@ -99,6 +105,7 @@ function environments({
   const functions = {
     ...stack.service.functions,
     ...(stack.service.tokenAuthorizer && { authorizer: stack.service.tokenAuthorizer.handler }),
+    ...(stack.service.securityEvents && { forwarder: stack.service.securityEvents.forwarder }),
   }
   return Object.fromEntries(
     Object.entries(functions).map(([name, fn]) => {
@@ -184,13 +191,14 @@ describe('TokenService with its defaults', () => {
     expect(aliases).toHaveLength(2)
   })
 
-  it('runs seven arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+  it('runs eight arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
     const { stack, logicalId } = synthesized
     const functions = {
       ...stack.service.functions,
       authorizer: stack.service.tokenAuthorizer?.handler,
+      forwarder: stack.service.securityEvents?.forwarder,
     }
-    expect(ofType('AWS::Lambda::Function')).toHaveLength(7)
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(8)
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
@@ -285,6 +293,7 @@ describe('TokenService with its defaults', () => {
           AUTHORIZER_SKEW_SECONDS: '30',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
         },
+        forwarder: {},
       },
     )
     // The values set are exactly what each function would assume with none set.
@@ -321,18 +330,21 @@ describe('TokenService with its defaults', () => {
         integrationTimeouts.get(id) ?? DEFAULTS.integrationTimeout.toMilliseconds()
       expect(lambdaMs, id).toBeLessThan(integrationMs)
     }
-    // Every function but the authorizer sits behind an integration.
+    // Every function but the authorizer and the forwarder (the table's stream invokes it)
+    // sits behind an integration.
     const authorizer = stack.service.tokenAuthorizer?.handler.function
+    const forwarder = stack.service.securityEvents?.forwarder.function
     expect([...integrationTimeouts.keys()].sort()).toEqual(
       ofType('AWS::Lambda::Function')
         .map(([id]) => id)
-        .filter((id) => authorizer && id !== logicalId(authorizer))
+        .filter((id) => ![authorizer, forwarder].some((fn) => fn && id === logicalId(fn)))
         .sort(),
     )
   })
 
   it('grants exactly what each function calls: Sign only to login and token on the active key, no wildcard but X-Ray', () => {
     const dynamoWrites = ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']
+    // A change with its security events is a transaction: its Update (or Put) and a Put per event.
     expect(grants(synthesized)).toEqual({
       login: {
         ...BASE_GRANTS,
@@ -353,6 +365,7 @@ describe('TokenService with its defaults', () => {
       revoke: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
       },
       jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': ['key:k1'] },
@@ -360,12 +373,26 @@ describe('TokenService with its defaults', () => {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
       me: BASE_GRANTS,
       // It verifies with the JWKS: no KMS permission at all.
       authorizer: BASE_GRANTS,
+      // The stream it is invoked from (Lambda's poller uses its role), PutEvents on the one
+      // bus, and the dead-letter queue of its event source mapping. No table access.
+      forwarder: {
+        ...BASE_GRANTS,
+        'dynamodb:DescribeStream': ['table/stream'],
+        'dynamodb:GetRecords': ['table/stream'],
+        'dynamodb:GetShardIterator': ['table/stream'],
+        'dynamodb:ListStreams': ['table/stream'],
+        'events:PutEvents': ['event-bus'],
+        'sqs:GetQueueAttributes': ['dead-letter-queue'],
+        'sqs:GetQueueUrl': ['dead-letter-queue'],
+        'sqs:SendMessage': ['dead-letter-queue'],
+      },
     })
   })
 
@@ -483,6 +510,8 @@ describe('TokenService with its defaults', () => {
         'lambdaErrors',
         'lambdaThrottles',
         'reuseDetections',
+        'securityEventDeadLetters',
+        'securityEventsLag',
         'serverErrors',
       ].sort(),
     )
@@ -502,8 +531,39 @@ describe('TokenService with its defaults', () => {
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
-    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(7)
-    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(7)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(8)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(8)
+    const events = stack.service.securityEvents
+    expect(props('securityEventDeadLetters')).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(events?.deadLetterQueue as never), 'QueueName'] },
+        },
+      ],
+      Statistic: 'Maximum',
+      Threshold: 1,
+    })
+    expect(props('securityEventsLag').Threshold).toBe(600_000)
+    expect(props('securityEventsLag').Metrics).toMatchObject([
+      {
+        MetricStat: {
+          Metric: {
+            Namespace: 'AWS/Lambda',
+            MetricName: 'IteratorAge',
+            Dimensions: [
+              {
+                Name: 'FunctionName',
+                Value: { Ref: logicalId(events?.forwarder.function as never) },
+              },
+            ],
+          },
+          Stat: 'Maximum',
+        },
+      },
+    ])
     expect(props('kmsThrottles')).toMatchObject({
       Namespace: 'TokenService',
       MetricName: 'KmsThrottles',
@@ -557,6 +617,66 @@ describe('TokenService with its defaults', () => {
       expect(body).toContain(`\\"${metric}\\"`)
     }
     for (const stat of ['p50', 'p90', 'p99']) expect(body).toContain(`\\"stat\\":\\"${stat}\\"`)
+  })
+
+  it('feeds a bus of its own from the table stream: inserted outbox items only, failures resent from the first unsent record, then a dead-letter queue', () => {
+    const { stack, logicalId } = synthesized
+    const events = stack.service.securityEvents
+    if (!events) throw new Error('no security events')
+    expect(resources[logicalId(stack.service.table)]?.Properties.StreamSpecification).toEqual({
+      StreamViewType: 'NEW_IMAGE',
+    })
+    expect(ofType('AWS::Events::EventBus')).toHaveLength(1)
+    const [[, mapping] = []] = ofType('AWS::Lambda::EventSourceMapping')
+    expect(ofType('AWS::Lambda::EventSourceMapping')).toHaveLength(1)
+    expect(mapping?.Properties).toMatchObject({
+      FunctionName: { Ref: logicalId(events.forwarder.function) },
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(stack.service.table), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: 6 * 3600,
+      DestinationConfig: {
+        OnFailure: {
+          Destination: { 'Fn::GetAtt': [logicalId(events.deadLetterQueue), 'Arn'] },
+        },
+      },
+      FilterCriteria: {
+        Filters: [
+          { Pattern: '{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":["EVENT"]}}}}' },
+        ],
+      },
+    })
+    expect(resources[logicalId(events.deadLetterQueue)]?.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 86_400,
+    })
+    // The forwarder reads where to send, and the events' source: nothing else.
+    const forwarder = resources[logicalId(events.forwarder.function)]?.Properties
+    expect(forwarder?.Environment).toMatchObject({
+      Variables: {
+        EVENT_BUS_NAME: { Ref: logicalId(events.bus) },
+        ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
+      },
+    })
+  })
+
+  it('with securityEvents.bus off, has no stream, bus, forwarder or queue (the outbox items are still written)', () => {
+    const { stack, resources: off, template } = synth({ securityEvents: { bus: false } })
+    expect(stack.service.securityEvents).toBeUndefined()
+    const table = Object.values(off).find((r) => r.Type === 'AWS::DynamoDB::Table')
+    expect(table?.Properties.StreamSpecification).toBeUndefined()
+    for (const type of [
+      'AWS::Events::EventBus',
+      'AWS::Lambda::EventSourceMapping',
+      'AWS::SQS::Queue',
+    ]) {
+      template.resourceCountIs(type, 0)
+    }
+    template.resourceCountIs('AWS::Lambda::Function', 7)
+    expect(Object.keys(stack.service.monitoring.alarms)).not.toContain('securityEventDeadLetters')
   })
 
   it('outputs the API URL, issuer, JWKS URL, table name and the active key', () => {
@@ -639,7 +759,8 @@ describe('TokenService options', () => {
       },
     })
     expect(stack.service.tokenAuthorizer).toBeUndefined()
-    template.resourceCountIs('AWS::Lambda::Function', 6)
+    // The six HTTP functions and the forwarder.
+    template.resourceCountIs('AWS::Lambda::Function', 7)
     const bearer = Object.values(resources).filter(
       (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
     )
@@ -805,6 +926,7 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
         },
+        forwarder: {},
       },
     )
     const tuned = (name: string) => tunedOf(env[name] ?? {})
