@@ -20,6 +20,7 @@ import type { Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
+import { type EventTail, tailSecurityEvents } from './event-stream.js'
 import { createLocalServer, listen } from './server.js'
 import { LocalSigner } from './signer.js'
 import { type LocalService, wireLocalService } from './wiring.js'
@@ -98,8 +99,10 @@ export interface LocalMode {
   readonly service: LocalService
   readonly server: Server
   readonly dynamodb: DynamoDbLocal
+  /** Prints each security event on standard output (local/event-stream.ts). */
+  readonly events: EventTail
   readonly url: string
-  /** Closes the HTTP server and stops DynamoDB Local (waits until its JVM is gone). */
+  /** Closes the HTTP server, stops the events' tail and DynamoDB Local (waits until its JVM is gone). */
   stop(): Promise<void>
 }
 
@@ -126,6 +129,17 @@ export async function startLocalMode(
       ...overrides,
     })
     await ensureTable(client, LOCAL_TABLE)
+    // Before the demo user and the first request: every event from then on is printed.
+    const events = await tailSecurityEvents({
+      endpoint: dynamodb.endpoint,
+      dynamodb: client,
+      tableName: LOCAL_TABLE,
+      source: service.issuer,
+      onError: (error) =>
+        service.observability.logger.warn('security events: reading the stream failed', {
+          cause: error instanceof Error ? error.name : 'unknown',
+        }),
+    })
     await seedDemoUser(service, local.demoPassword)
     const server = createLocalServer(service, { assets: await demoAssets() })
     const port = await listen(server, local.port)
@@ -133,10 +147,12 @@ export async function startLocalMode(
       service,
       server,
       dynamodb,
+      events,
       url: `http://localhost:${port}`,
       stop: async () => {
         await new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeAllConnections()
+        await events.stop()
         await dynamodb.stop()
       },
     }

@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
-import type { SecurityEvent } from '../../functions/core/security-events.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
+import type { SecurityEvent } from '../../functions/core/security-events.js'
 import { FakeKms } from '../support/fake-kms.js'
 import {
   blackHole,

@@ -89,7 +89,8 @@ export function items(client: DynamoDBClient, tableName: string): Items {
         )
         for (const item of page.Items ?? []) {
           const event = outboxItem.fromItem(item)
-          if (!event) throw new Error(`an outbox item that is not an event: ${JSON.stringify(item)}`)
+          if (!event)
+            throw new Error(`an outbox item that is not an event: ${JSON.stringify(item)}`)
           found.push(event)
         }
         cursor = page.LastEvaluatedKey
