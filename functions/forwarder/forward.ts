@@ -12,13 +12,14 @@
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb'
 import { outboxItem } from '../adapters/dynamodb/outbox-item.js'
+import { TABLE_SCHEMA } from '../adapters/dynamodb/table.js'
 import { type CloudEvent, toCloudEvent } from '../core/security-events.js'
 
 /** A stream record, as Lambda hands it over and as DynamoDB Streams' GetRecords returns it. */
 export interface StreamRecord {
   readonly eventName?: string
   readonly dynamodb?: {
-    readonly NewImage?: Record<string, unknown>
+    readonly NewImage?: Record<string, { readonly S?: string } | undefined>
     readonly SequenceNumber?: string
   }
 }
@@ -40,6 +41,8 @@ export interface BatchResponse {
 export interface Forwarded {
   readonly sent: number
   readonly skipped: number
+  /** Keys of outbox items that hold no readable event (a bug): skipped, left in the table. */
+  readonly unreadable?: readonly string[]
   /** The sequence number Lambda resends from, if any event was not sent. */
   readonly retryFrom?: string
   readonly failure?: string
@@ -55,8 +58,17 @@ export async function forward(
   source: string,
 ): Promise<{ response: BatchResponse; report: Forwarded }> {
   const pending: { sequenceNumber: string; event: CloudEvent }[] = []
+  const unreadable: string[] = []
   for (const record of records) {
-    const event = cloudEventOf(record, source)
+    let event: CloudEvent | undefined
+    try {
+      event = cloudEventOf(record, source)
+    } catch {
+      // Retrying cannot mend it, and holding the shard would delay every later event: it is
+      // reported (the logs), and stays in the table for a resend once the bug is fixed.
+      unreadable.push(String(record.dynamodb?.NewImage?.[TABLE_SCHEMA.partitionKey]?.S))
+      continue
+    }
     if (event) pending.push({ sequenceNumber: record.dynamodb?.SequenceNumber ?? '', event })
   }
   const batches: (typeof pending)[] = []
@@ -85,6 +97,7 @@ export async function forward(
     report: {
       sent: pending.length - failed.length,
       skipped: records.length - pending.length,
+      ...(unreadable.length ? { unreadable } : {}),
       ...(first ? { retryFrom: first.sequenceNumber } : {}),
       ...(failure ? { failure } : {}),
     },

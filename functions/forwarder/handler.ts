@@ -17,8 +17,9 @@ const sink = new EventBridgeSink(new EventBridgeClient(sdkOptions(loadAwsCallCon
  */
 export const handler = async (event: DynamoDBStreamEvent): Promise<BatchResponse> => {
   const { response, report } = await forward(event.Records, sink, source)
-  if (report.retryFrom)
+  if (report.unreadable) logger.error('security event items not readable, skipped', { ...report })
+  if (report.retryFrom) {
     logger.warn('security events not forwarded, resent from retryFrom', { ...report })
-  else logger.info('security events forwarded', { ...report })
+  } else logger.info('security events forwarded', { ...report })
   return response
 }

@@ -33,7 +33,8 @@ export const outboxItem = {
       type: event.type,
       time: event.time,
       subject: event.subject,
-      data: { ...event.data },
+      // No empty map: some stream readers (the DynamoDB Streams SDK client) drop its type.
+      data: Object.keys(event.data).length ? { ...event.data } : undefined,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(event.time + OUTBOX_RETENTION_DAYS * 86_400_000),
     }
   },
@@ -44,18 +45,29 @@ export const outboxItem = {
     if (item[TABLE_SCHEMA.sortKey] !== OUTBOX_SORT_KEY) return undefined
     if (typeof id !== 'string' || typeof time !== 'number') return undefined
     if (!(SECURITY_EVENT_TYPES as readonly unknown[]).includes(type)) return undefined
-    if (typeof data !== 'object' || data === null) return undefined
+    if (data !== undefined && (typeof data !== 'object' || data === null)) return undefined
     return {
       id,
       type: type as SecurityEventType,
       time,
       ...(typeof subject === 'string' ? { subject } : {}),
-      data: data as SecurityEventData,
+      data: (data ?? {}) as SecurityEventData,
     }
   },
 
-  /** The event in a stream record's NEW_IMAGE (attribute-value form). */
+  /** True for an outbox item's key or image, read without decoding the rest. */
+  isOutboxImage(image: Record<string, unknown>): boolean {
+    return (image[TABLE_SCHEMA.sortKey] as { S?: unknown } | undefined)?.S === OUTBOX_SORT_KEY
+  },
+
+  /**
+   * The event in a stream record's NEW_IMAGE (attribute-value form); undefined
+   * for any other item. Throws for an outbox item it cannot decode.
+   */
   fromAttributeValues(image: Record<string, AttributeValue>): SecurityEvent | undefined {
-    return outboxItem.fromItem(unmarshall(image))
+    if (!outboxItem.isOutboxImage(image)) return undefined
+    const event = outboxItem.fromItem(unmarshall(image))
+    if (!event) throw new Error('an outbox item that holds no security event')
+    return event
   },
 }
