@@ -2,7 +2,7 @@
  * The table's stream on DynamoDB Local (which has Streams), read from its
  * start: what Lambda's poller would hand the forwarder.
  */
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import {
   DescribeStreamCommand,
   DynamoDBStreamsClient,
@@ -11,21 +11,27 @@ import {
 } from '@aws-sdk/client-dynamodb-streams'
 import type { DynamoDBRecord } from 'aws-lambda'
 
-/** Every record the table's stream holds now, shard by shard, each in stream order. */
+/**
+ * Every record the table's stream holds now, shard by shard, each in stream
+ * order, as the SDK returns them (`ApproximateCreationDateTime` a Date).
+ * @param endpoint DynamoDB Local. @default `DYNAMODB_ENDPOINT` (test/setup.ts)
+ */
 export async function streamRecords(
-  dynamodb: DynamoDBClient,
   tableName: string,
+  endpoint = process.env.DYNAMODB_ENDPOINT,
 ): Promise<DynamoDBRecord[]> {
-  const endpoint = process.env.DYNAMODB_ENDPOINT
   if (!endpoint) throw new Error('DYNAMODB_ENDPOINT is not set (test/setup.ts sets it)')
-  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))
-  const streamArn = Table?.LatestStreamArn
-  if (!streamArn) throw new Error(`table ${tableName} has no stream`)
-  const streams = new DynamoDBStreamsClient({
+  const local = {
     endpoint,
     region: 'local',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-  })
+    credentials: { accessKeyId: 'l', secretAccessKey: 'l' },
+  }
+  const dynamodb = new DynamoDBClient(local)
+  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }))
+  dynamodb.destroy()
+  const streamArn = Table?.LatestStreamArn
+  if (!streamArn) throw new Error(`table ${tableName} has no stream`)
+  const streams = new DynamoDBStreamsClient(local)
   try {
     const { StreamDescription } = await streams.send(
       new DescribeStreamCommand({ StreamArn: streamArn }),
