@@ -679,7 +679,7 @@ describe('TokenService with its defaults', () => {
     expect(Object.keys(stack.service.monitoring.alarms)).not.toContain('securityEventDeadLetters')
   })
 
-  it('outputs the API URL, issuer, JWKS URL, table name and the active key', () => {
+  it('outputs the API URL, issuer, JWKS URL, table name, the active key, and the security events’ bus and dead-letter queue', () => {
     const outputs = synthesized.template.toJSON().Outputs as Record<string, { Value: unknown }>
     expect(Object.keys(outputs).sort()).toEqual(
       [
@@ -690,6 +690,8 @@ describe('TokenService with its defaults', () => {
         'DiscoveryUrl',
         'Issuer',
         'JwksUrl',
+        'SecurityEventBusName',
+        'SecurityEventDeadLetterQueueUrl',
         'TableName',
       ].sort(),
     )
