@@ -7,6 +7,10 @@
  *    as p50/mean latencies and ratios to the bare verify (the budget: 1.5x),
  *    each the best of several short rounds (the machine is shared with other work), and
  *    an interleaved cross-check of the handler against the bare verify.
+ *    DPoP (RFC 9449): a bound token under `Authorization: DPoP` with a fresh
+ *    proof per request (ES256, as our client signs, and RS256), through
+ *    authorizer/dpop.ts `authorizeRequest`, next to the bare verifies of the
+ *    two signatures (the goal: 2.5x the bare verify of one).
  * 2. Every function bundled as the stack bundles it (bench/cold-start.ts): its
  *    size, and its cold import time next to a bare `node -e 0`.
  * 3. Strict mode through local mode (DynamoDB Local, as `npm start` runs it):
@@ -15,7 +19,14 @@
  * Results go to stdout only. The machine is shared: compare ratios, not absolutes.
  */
 
-import { createPublicKey, verify } from 'node:crypto'
+import {
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  randomUUID,
+  sign,
+  verify,
+} from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -25,11 +36,15 @@ import type { Jwks } from 'aws-jwt-verify/jwk'
 import { importJWK, jwtVerify } from 'jose'
 import { Bench } from 'tinybench'
 import { createAuthorizer } from '../functions/authorizer/authorizer.js'
+import { authorizeRequest, ProofOfPossession } from '../functions/authorizer/dpop.js'
+import { KeySet } from '../functions/authorizer/keys.js'
+import { TokenVerifier } from '../functions/authorizer/verify.js'
 import { loadAuthorizerConfig } from '../functions/config.js'
 import { issueAccessToken } from '../functions/core/access-token.js'
 import { parseClients } from '../functions/core/clients.js'
 import { systemClock } from '../functions/core/clock.js'
-import type { Session, SessionStateReader, User } from '../functions/core/ports.js'
+import { accessTokenHash, jwkThumbprint } from '../functions/core/dpop.js'
+import type { Session, SessionStateReader, Signer, User } from '../functions/core/ports.js'
 import { loadLocalConfig } from '../local/config.js'
 import { freePort } from '../local/dynamodb-local.js'
 import { startLocalMode } from '../local/mode.js'
@@ -106,12 +121,46 @@ async function perRequest(keyDir: string): Promise<void> {
     headers: { authorization },
   } as never
 
+  // DPoP: the same token bound to a client key, and a fresh proof for every request.
+  const resource = 'https://api.bench.example/me'
+  const checks = {
+    verifier: new TokenVerifier(
+      new KeySet({ fetch: deps.fetchKeys, clock: systemClock }),
+      systemClock,
+      {
+        issuer: ISSUER,
+        audiences: [AUDIENCE],
+        skewSeconds: config.skewSeconds,
+        maxTokenBytes: config.maxTokenBytes,
+        maxLifetimeSeconds: config.maxLifetimeSeconds,
+        answerCacheSeconds: config.answerCacheSeconds,
+      },
+    ),
+    possession: new ProofOfPossession({ clock: systemClock }),
+  }
+  const dpop = {
+    ES256: await dpopClient('ES256', signer, token, resource),
+    RS256: await dpopClient('RS256', signer, token, resource),
+  }
+  const proofKeyObjects = {
+    ES256: createPublicKey({ key: { ...dpop.ES256.jwk }, format: 'jwk' }),
+  }
+  const esProof = dpop.ES256.proof().split('.') as [string, string, string]
+  const esInput = Buffer.from(`${esProof[0]}.${esProof[1]}`)
+  const esSignature = Buffer.from(esProof[2], 'base64url')
+  const esKey = { key: proofKeyObjects.ES256, dsaEncoding: 'ieee-p1363' } as const
+  const request = (proof: string) => ({ dpop: proof, method: 'GET', uri: resource })
+
   // Every path must accept the token before it is timed.
   if (!verify('sha256', signingInput, keyObject, signatureBytes)) throw new Error('bare failed')
   if (!(await authorizer.http(event)).isAuthorized) throw new Error('authorizer refused')
   if (!(await strict.http(event)).isAuthorized) throw new Error('strict refused')
   await jwtVerify(token, cryptoKey, { issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt' })
   await awsVerifier.verify(token)
+  for (const client of Object.values(dpop)) {
+    await authorizeRequest(checks, client.authorization, request(client.proof()))
+  }
+  if (!verify('sha256', esInput, esKey, esSignature)) throw new Error('bare ES256 failed')
 
   // Each timed iteration runs a batch, so that the harness's own cost per iteration (and the
   // await of an async task) is spread over BATCH calls; the latencies shown are per call.
@@ -121,7 +170,24 @@ async function perRequest(keyDir: string): Promise<void> {
   const BATCH = 20
   const ROUNDS = 15
   const BARE = 'node:crypto verify (cached KeyObject)'
-  const tasks: [string, () => unknown][] = [
+  // Fresh proofs for a DPoP batch, signed before the batch is timed (tinybench's beforeEach).
+  const batchOf = (client: DpopClient) => {
+    let proofs: string[] = []
+    return {
+      run: async () => {
+        for (const proof of proofs) {
+          await authorizeRequest(checks, client.authorization, request(proof))
+        }
+      },
+      options: {
+        beforeEach: () => {
+          proofs = Array.from({ length: BATCH }, () => client.proof())
+        },
+      },
+    }
+  }
+  const dpopBatches = { ES256: batchOf(dpop.ES256), RS256: batchOf(dpop.RS256) }
+  const tasks: [string, () => unknown, object?][] = [
     [
       BARE,
       () => {
@@ -147,6 +213,17 @@ async function perRequest(keyDir: string): Promise<void> {
       },
     ],
     [
+      'bare verifies: RS256 token + ES256 proof',
+      () => {
+        for (let i = 0; i < BATCH; i++) {
+          verify('sha256', signingInput, keyObject, signatureBytes)
+          verify('sha256', esInput, esKey, esSignature)
+        }
+      },
+    ],
+    ['DPoP: authorizeRequest, ES256 proof', dpopBatches.ES256.run, dpopBatches.ES256.options],
+    ['DPoP: authorizeRequest, RS256 proof', dpopBatches.RS256.run, dpopBatches.RS256.options],
+    [
       'jose.jwtVerify (CryptoKey)',
       async () => {
         for (let i = 0; i < BATCH; i++) {
@@ -165,7 +242,7 @@ async function perRequest(keyDir: string): Promise<void> {
   const best = new Map<string, { p50: number; min: number }>()
   for (let round = 0; round < ROUNDS; round++) {
     const bench = new Bench({ time: 150, warmupTime: 50 })
-    for (const [name, fn] of tasks) bench.add(name, fn)
+    for (const [name, fn, options] of tasks) bench.add(name, fn, options)
     await bench.run()
     for (const task of bench.tasks) {
       const result = task.result
@@ -194,6 +271,15 @@ async function perRequest(keyDir: string): Promise<void> {
         `${`${(row.p50 / floor.p50).toFixed(2)}x`.padStart(11)}${`${(row.min / floor.min).toFixed(2)}x`.padStart(15)}`,
     )
   }
+  const proofs = Array.from({ length: 300 * 50 }, () => dpop.ES256.proof())
+  const dpopCheck = await interleaved(
+    () => verify('sha256', signingInput, keyObject, signatureBytes),
+    () => authorizeRequest(checks, dpop.ES256.authorization, request(proofs.pop() as string)),
+  )
+  console.log(
+    `Interleaved cross-check (alternating batches of 50, fastest batch): DPoP, ES256 proof ${ms(dpopCheck.handler)}` +
+      ` vs bare verify ${ms(dpopCheck.bare)} = ${(dpopCheck.handler / dpopCheck.bare).toFixed(2)}x`,
+  )
   const check = await interleaved(
     () => verify('sha256', signingInput, keyObject, signatureBytes),
     () => authorizer.http(event),
@@ -202,6 +288,57 @@ async function perRequest(keyDir: string): Promise<void> {
     `Interleaved cross-check (alternating batches of 50, fastest batch): authorizer handler ${ms(check.handler)}` +
       ` vs bare verify ${ms(check.bare)} = ${(check.handler / check.bare).toFixed(2)}x`,
   )
+}
+
+interface DpopClient {
+  readonly jwk: Record<string, unknown>
+  /** `DPoP <the token bound to this client's key>`. */
+  readonly authorization: string
+  /** A fresh proof (new `jti`) for `GET` the resource with the bound token. */
+  proof(): string
+}
+
+/**
+ * A DPoP client with its own key, and `token`'s claims re-issued bound to it
+ * (`cnf.jkt`), signed by `signer` as the token endpoint will sign them.
+ */
+async function dpopClient(
+  alg: 'ES256' | 'RS256',
+  signer: Signer,
+  token: string,
+  resource: string,
+): Promise<DpopClient> {
+  const pair =
+    alg === 'ES256'
+      ? generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      : generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const jwk = pair.publicKey.export({ format: 'jwk' }) as Record<string, unknown>
+  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url')
+  const [header, payload] = token.split('.') as [string, string]
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString())
+  const boundInput = `${header}.${encode({ ...claims, cnf: { jkt: jwkThumbprint(jwk as never) } })}`
+  const bound = `${boundInput}.${Buffer.from(await signer.sign(Buffer.from(boundInput))).toString('base64url')}`
+  const proofHeader = encode({ typ: 'dpop+jwt', alg, jwk })
+  const ath = accessTokenHash(bound)
+  const signProof = (input: string, key: KeyObject) =>
+    alg === 'ES256'
+      ? sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' })
+      : sign('sha256', Buffer.from(input), key)
+  return {
+    jwk,
+    authorization: `DPoP ${bound}`,
+    proof() {
+      const body = encode({
+        jti: randomUUID(),
+        htm: 'GET',
+        htu: resource,
+        iat: Math.floor(Date.now() / 1000),
+        ath,
+      })
+      const input = `${proofHeader}.${body}`
+      return `${input}.${signProof(input, pair.privateKey).toString('base64url')}`
+    },
+  }
 }
 
 /**

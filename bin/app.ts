@@ -42,7 +42,11 @@ if (ledger && ledger.problems.length > 0) {
   )
 }
 
-const stack = new TokenServiceStack(app, settings.stackName, settings.props)
+const stack = new TokenServiceStack(app, settings.stackName, {
+  ...settings.props,
+  // The keys a key change deployed half-way may still (or already) sign with.
+  ...(ledger && { transitionSigningKeys: ledger.transitionKeys }),
+})
 warnOnDemoClients(stack, settings.props.clients)
 addNagPacks(app)
 // Synthesize now, so that the ledger records only a change that synthesized cleanly

@@ -5,7 +5,7 @@
 
 import { ConfigError } from '../functions/config.js'
 import { loadLocalConfig } from '../local/config.js'
-import { assertJava, stopOnSignals } from '../local/dynamodb-local.js'
+import { assertJava, exposureWarning, stopOnSignals } from '../local/dynamodb-local.js'
 import { DEMO_USERNAME, startLocalMode } from '../local/mode.js'
 
 async function main() {
@@ -45,6 +45,8 @@ Behind the authorizer (use the access_token from the login answer${local.service
 Security events (docs/events.md) are printed below as they happen, one JSON line each.
 
 Ctrl-C stops the service and DynamoDB Local.`)
+  const warning = exposureWarning(local.dynamodb)
+  if (warning) console.warn(`\n${warning}`)
 }
 
 main().catch((error) => {

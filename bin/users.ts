@@ -9,17 +9,19 @@ import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { systemClock } from '../functions/core/clock.js'
 import { OAuthError } from '../functions/core/errors.js'
-import { addUser, disableUser, enableUser } from '../functions/core/users.js'
+import { addUser, disableUser, enableUser, setPassword } from '../functions/core/users.js'
 import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
 
 const USAGE =
-  'usage: npm run users -- add|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
+  'usage: npm run users -- add|set-password|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
 
 const HELP = `${USAGE}
 
 Commands:
   add <username> [--role <role>]...   add a user; the password is read from stdin
                                       (typed at a terminal, it is not shown)
+  set-password <username>             set a user's password and end all their sessions;
+                                      the password is read as for add
   disable <username>                  disable a user and end all their sessions
   enable <username>                   enable a disabled user again
 
@@ -136,6 +138,14 @@ async function run(
       console.log(
         `added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`,
       )
+      break
+    }
+    case 'set-password': {
+      const ended = await setPassword(stores, systemClock, {
+        username,
+        password: await readPassword(),
+      })
+      console.log(`set the password of ${username}; ended ${ended} session(s)`)
       break
     }
     case 'disable':

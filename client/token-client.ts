@@ -1,12 +1,13 @@
 import { TokenClientError } from './errors.js'
 import { createEmitter, type TokenClientEvents } from './events.js'
-import { rejectsToken } from './responses.js'
+import { errorFromResponse, rejectsToken } from './responses.js'
 import { createSession } from './session.js'
 import { isCookieStorage, memoryStorage, type StorageOption } from './storage.js'
 import {
   type Clock,
   createTransport,
   type FetchLike,
+  formEncode,
   type RetryOptions,
   retrySettings,
 } from './transport.js'
@@ -43,6 +44,15 @@ export interface TokenClient {
   fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
   /** A valid access token, refreshed first if needed; null when there is no session. */
   getAccessToken(): Promise<string | null>
+  /**
+   * `POST /me/password`: changes the user's password. This session goes on;
+   * every other session of the user ends. One attempt, like `login`: rejects
+   * with `TokenClientError`, `invalid_grant` for a wrong current password (the
+   * session is kept), `invalid_request` for a new password outside 8 to 1,024
+   * bytes, `slow_down` (transient, with `retryAfterMs`) while the account is
+   * in back-off, `login_required` without a session.
+   */
+  changePassword(currentPassword: string, newPassword: string): Promise<void>
   /** Ends the session on the server (`/revoke`) and forgets it here, in every tab. */
   logout(): Promise<void>
   /** Subscribes to an event; returns the function that unsubscribes. */
@@ -92,22 +102,44 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     emit: events.emit,
   })
 
+  async function authorizedFetch(
+    input: string | URL | Request,
+    init?: RequestInit,
+  ): Promise<Response> {
+    const token = await session.getAccessToken()
+    if (!token) throw new TokenClientError('login_required', 'there is no session: log in first')
+    const response = await transport.send(input, init, token)
+    if (!rejectsToken(response)) return response
+    // The server no longer accepts this token (its clock is ahead, or keys
+    // rotated): one refresh, shared with every other caller, and one retry.
+    const current = session.tokens
+    const staleId = current?.accessToken === token ? current.id : undefined
+    const next = await session.refresh(staleId)
+    if (!next) return response
+    await response.body?.cancel().catch(() => {})
+    return transport.send(input, init, next.accessToken)
+  }
+
   return {
     login: session.login,
 
-    async fetch(input, init) {
-      const token = await session.getAccessToken()
-      if (!token) throw new TokenClientError('login_required', 'there is no session: log in first')
-      const response = await transport.send(input, init, token)
-      if (!rejectsToken(response)) return response
-      // The server no longer accepts this token (its clock is ahead, or keys
-      // rotated): one refresh, shared with every other caller, and one retry.
-      const current = session.tokens
-      const staleId = current?.accessToken === token ? current.id : undefined
-      const next = await session.refresh(staleId)
-      if (!next) return response
-      await response.body?.cancel().catch(() => {})
-      return transport.send(input, init, next.accessToken)
+    fetch: authorizedFetch,
+
+    async changePassword(currentPassword, newPassword) {
+      // Through `fetch`: a token the server refuses is refreshed once, and the form sent again.
+      const response = await authorizedFetch('/me/password', {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/x-www-form-urlencoded',
+          Accept: 'application/json',
+        },
+        body: formEncode({ current_password: currentPassword, new_password: newPassword }),
+      })
+      if (response.ok) {
+        await response.body?.cancel().catch(() => {})
+        return
+      }
+      throw errorFromResponse(response, await response.text(), clock)
     },
 
     getAccessToken: session.getAccessToken,

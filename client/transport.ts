@@ -166,7 +166,7 @@ export function createTransport(options: TransportOptions): Transport {
 }
 
 /** `application/x-www-form-urlencoded` by hand: React Native's URLSearchParams is partial. */
-const formEncode = (params: Record<string, string>) =>
+export const formEncode = (params: Record<string, string>) =>
   Object.entries(params)
     .map(([name, value]) => `${encodeURIComponent(name)}=${encodeURIComponent(value)}`)
     .join('&')

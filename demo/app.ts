@@ -34,6 +34,12 @@ const ui = {
   sessions: byId<HTMLUListElement>('sessions'),
   logout: byId<HTMLButtonElement>('logout'),
   logoutEverywhere: byId<HTMLButtonElement>('logout-everywhere'),
+  passwordForm: byId<HTMLFormElement>('password-form'),
+  currentPassword: byId<HTMLInputElement>('current-password'),
+  newPassword: byId<HTMLInputElement>('new-password'),
+  passwordButton: byId<HTMLButtonElement>('password-button'),
+  passwordError: byId('password-error'),
+  passwordDone: byId('password-done'),
   log: byId<HTMLOListElement>('log'),
   cookieName: byId('cookie-name'),
   documentCookie: byId('document-cookie'),
@@ -78,6 +84,9 @@ function notice(text?: string) {
 function showLogin(message?: string) {
   signedIn = false
   notice(message)
+  ui.passwordForm.reset()
+  ui.passwordError.hidden = true
+  ui.passwordDone.hidden = true
   setStatus('signed-out', 'Signed out')
   ui.sessionView.hidden = true
   ui.loginView.hidden = false
@@ -308,6 +317,37 @@ ui.form.addEventListener('submit', async (event) => {
     ui.loginError.hidden = false
   } finally {
     ui.loginButton.disabled = false
+  }
+})
+
+/** What went wrong with a password change, for the person who typed it. */
+function describePasswordChange(error: unknown): string {
+  if (!(error instanceof TokenClientError)) return describe(error)
+  if (error.code === 'invalid_grant') return 'The current password is wrong.'
+  if (error.code === 'invalid_request') return 'The new password must be 8 to 1,024 bytes long.'
+  return describe(error)
+}
+
+ui.passwordForm.addEventListener('submit', async (event) => {
+  event.preventDefault()
+  ui.passwordError.hidden = true
+  ui.passwordDone.hidden = true
+  ui.passwordButton.disabled = true
+  try {
+    await client.changePassword(ui.currentPassword.value, ui.newPassword.value)
+    ui.passwordForm.reset()
+    ui.passwordDone.textContent = 'Password changed. Your other sessions have ended.'
+    ui.passwordDone.hidden = false
+    log('good', 'POST /me/password → 204: the other sessions ended')
+    await loadSessions()
+  } catch (error) {
+    if (error instanceof TokenClientError && error.code === 'login_required') showLogin()
+    else {
+      ui.passwordError.textContent = describePasswordChange(error)
+      ui.passwordError.hidden = false
+    }
+  } finally {
+    ui.passwordButton.disabled = false
   }
 })
 

@@ -94,6 +94,9 @@ export const loadForwarderConfig = (env: Env = process.env): ForwarderConfig => 
   source: loadIssuer(env),
 })
 
+/** `GRACE_KEY_ID`: the KMS key that wraps the grace seals' data keys. */
+export const loadGraceKeyId = (env: Env = process.env): string => required(env, 'GRACE_KEY_ID')
+
 /** The AWS SDK's per-call bounds. */
 export interface AwsCallConfig {
   /** `AWS_CALL_TIMEOUT_MS`. */
@@ -163,6 +166,10 @@ export interface AuthorizerConfig {
   readonly skewSeconds: number
   /** `AUTHORIZER_MAX_TOKEN_BYTES`. @default 4096 */
   readonly maxTokenBytes: number
+  /** `AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS`: the longest `exp − iat`, skew aside. @default 3660 */
+  readonly maxLifetimeSeconds: number
+  /** `AUTHORIZER_CACHE_SECONDS`: API Gateway's cache of an answer, at most the skew. @default 0 */
+  readonly answerCacheSeconds: number
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
@@ -175,12 +182,22 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
   } catch {
     throw new ConfigError('JWKS_URI must be an absolute URL')
   }
+  const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
+  const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
+  // A cache longer than the skew would make the authorizer refuse tokens before their exp.
+  if (answerCacheSeconds > skewSeconds) {
+    throw new ConfigError(
+      `AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (${skewSeconds})`,
+    )
+  }
   return {
     issuer,
     jwksUri,
     audiences,
-    skewSeconds: integer(env, 'AUTHORIZER_SKEW_SECONDS'),
+    skewSeconds,
     maxTokenBytes: integer(env, 'AUTHORIZER_MAX_TOKEN_BYTES'),
+    maxLifetimeSeconds: integer(env, 'AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS'),
+    answerCacheSeconds,
   }
 }
 

@@ -33,6 +33,7 @@ export const ROUTES: readonly RouteSpec[] = [
   { method: 'DELETE', path: '/sessions', function: 'sessions', auth: 'bearer' },
   { method: 'DELETE', path: '/sessions/{sid}', function: 'sessions', auth: 'bearer' },
   { method: 'GET', path: '/me', function: 'me', auth: 'bearer' },
+  { method: 'POST', path: '/me/password', function: 'password', auth: 'bearer' },
 ]
 
 /** How the shared HTTP stack (functions/adapters/http.ts) treats a function's requests. */
@@ -100,6 +101,15 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       memoryMiB: 512,
       timeoutSeconds: 6,
       http: http(false),
+    },
+    // A function of its own: two scrypt runs per call (check, then hash) need login's CPU,
+    // which the light sessions function should not pay for on every request.
+    password: {
+      entry: 'functions/password/handler.ts',
+      purpose: 'POST /me/password',
+      memoryMiB: 1769,
+      timeoutSeconds: 10,
+      http: http(true),
     },
     me: {
       entry: 'functions/me/handler.ts',

@@ -13,6 +13,7 @@ export type LambdaName =
   | 'revoke'
   | 'jwks'
   | 'sessions'
+  | 'password'
   | 'me'
   | 'authorizer'
   | 'authorizerStrict'
@@ -41,9 +42,24 @@ export type Setting =
       readonly default: string
     })
 
-const HTTP: readonly LambdaName[] = ['login', 'token', 'revoke', 'jwks', 'sessions', 'me']
+const HTTP: readonly LambdaName[] = [
+  'login',
+  'token',
+  'revoke',
+  'jwks',
+  'sessions',
+  'password',
+  'me',
+]
 const SIGNING: readonly LambdaName[] = ['login', 'token', 'jwks']
-const TABLE: readonly LambdaName[] = ['login', 'token', 'revoke', 'sessions', 'authorizerStrict']
+const TABLE: readonly LambdaName[] = [
+  'login',
+  'token',
+  'revoke',
+  'sessions',
+  'password',
+  'authorizerStrict',
+]
 const AUTHORIZERS: readonly LambdaName[] = ['authorizer', 'authorizerStrict']
 const AWS_CALLERS: readonly LambdaName[] = [
   'login',
@@ -51,10 +67,13 @@ const AWS_CALLERS: readonly LambdaName[] = [
   'revoke',
   'jwks',
   'sessions',
+  'password',
   'authorizer',
   'authorizerStrict',
   'forwarder',
 ]
+/** A password change's wrong current password counts as a failed login: one back-off for both. */
+const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 
 export const SETTINGS = {
   ISSUER: {
@@ -77,6 +96,11 @@ export const SETTINGS = {
     type: 'string',
     doc: 'The active KMS signing key (ARN, id or alias).',
     functions: SIGNING,
+  },
+  GRACE_KEY_ID: {
+    type: 'string',
+    doc: 'The symmetric KMS key that wraps the data keys sealing grace children (ARN, id or alias): the server’s half of each seal, which no copy of the table holds.',
+    functions: ['token'],
   },
   RETIRING_KEY_IDS: {
     type: 'list',
@@ -131,8 +155,8 @@ export const SETTINGS = {
     default: 3,
     min: 0,
     max: 100,
-    doc: 'Failed logins in a row for one username before any wait.',
-    functions: ['login'],
+    doc: 'Failed logins in a row for one username before any wait; a wrong `current_password` at `POST /me/password` counts as one.',
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_BACKOFF_BASE_SECONDS: {
     type: 'integer',
@@ -141,7 +165,7 @@ export const SETTINGS = {
     max: 3600,
     unit: 's',
     doc: 'The first wait after the free failures, doubled by each further failure.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_BACKOFF_MAX_SECONDS: {
     type: 'integer',
@@ -150,7 +174,7 @@ export const SETTINGS = {
     max: 86_400,
     unit: 's',
     doc: 'The longest wait.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   LOGIN_FAILURE_WINDOW_SECONDS: {
     type: 'integer',
@@ -159,7 +183,7 @@ export const SETTINGS = {
     max: 30 * 86_400,
     unit: 's',
     doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
-    functions: ['login'],
+    functions: PASSWORD_CHECKS,
   },
   JWKS_URI: {
     type: 'string',
@@ -187,6 +211,26 @@ export const SETTINGS = {
     max: 16_384,
     unit: 'bytes',
     doc: 'Longer tokens are refused unread.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: {
+    type: 'integer',
+    // The longest client `access_token_ttl_seconds` (3600) plus the longest
+    // TOKEN_BACKDATE_SECONDS (60): unset, it refuses no token the service issues.
+    default: 3660,
+    min: 60,
+    max: 3660,
+    unit: 's',
+    doc: 'The longest `exp − iat` accepted, beyond the skew. The stack sets the longest client `access_token_ttl_seconds` plus `TOKEN_BACKDATE_SECONDS`.',
+    functions: AUTHORIZERS,
+  },
+  AUTHORIZER_CACHE_SECONDS: {
+    type: 'integer',
+    default: 0,
+    min: 0,
+    max: 300,
+    unit: 's',
+    doc: 'How long API Gateway caches the authorizer’s answers (the stack sets its `resultsCacheTtl`), at most `AUTHORIZER_SKEW_SECONDS`. A token is allowed until `exp` plus the skew minus this, so that no cached Allow outlives `exp` plus the skew.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_SESSION_CACHE_SECONDS: {

@@ -156,12 +156,13 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
     type: 'integer',
     min: 0,
     max: 3600,
-    default: '300 capped at the shortest access-token lifetime; 0 with strictRevocation',
-    doc: 'How long API Gateway caches the Lambda authorizer’s answer per token.',
+    default:
+      'the clock skew (30) capped at the shortest access-token lifetime; 0 with strictRevocation',
+    doc: 'How long API Gateway caches the Lambda authorizer’s answer per token; at most `authorizerSettings.clockSkewSeconds`, so that a cached Allow never outlives the token’s `exp` plus the skew.',
   },
   throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
   loginThrottle: limits(
-    '`POST /login` (scrypt costs a vCPU per call)',
+    '`POST /login`, and apart `POST /me/password` (scrypt costs a vCPU per call)',
     DEFAULTS.loginThrottle.rateLimit,
     DEFAULTS.loginThrottle.burstLimit,
   ),

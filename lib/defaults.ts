@@ -21,10 +21,10 @@ export const DEFAULTS = {
   /** Stricter limit on `POST /login`: each call costs a full vCPU for scrypt. */
   loginThrottle: { rateLimit: 20, burstLimit: 40 },
   /**
-   * API Gateway's cache of the Lambda authorizer's answer. It is capped at the
-   * shortest access-token lifetime of the clients, and 0 with strict revocation.
+   * API Gateway's cache of the Lambda authorizer's answer with strict revocation.
+   * Otherwise it is the authorizer's clock skew, capped at the shortest
+   * access-token lifetime (lib/token-authorizer.ts `resultsCacheTtl`).
    */
-  authorizerCacheTtl: Duration.minutes(5),
   strictAuthorizerCacheTtl: Duration.seconds(0),
   /** `Cache-Control: max-age` of JWKS and discovery. */
   jwksMaxAge: Duration.seconds(SETTINGS.JWKS_MAX_AGE_SECONDS.default),

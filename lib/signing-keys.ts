@@ -126,7 +126,7 @@ export function checkKeyChange(
   if (previous) {
     if (previous.algorithm !== rules.algorithm) {
       problems.push(
-        `algorithm changes from ${previous.algorithm} to ${rules.algorithm}: that replaces every KMS key at once and breaks every live token. Deploy a new stack (a new issuer) for the new algorithm instead.`,
+        `algorithm changes from ${previous.algorithm} to ${rules.algorithm}: CloudFormation cannot change the KeySpec of an existing KMS key, so the stack update would fail. Deploy a new stack (a new stackName, with a new issuer) for the new algorithm and move the clients to it.`,
       )
     }
     const listed = new Set(keys.map((key) => key.id))
@@ -191,6 +191,37 @@ export function checkKeyChange(
   }
 }
 
+/**
+ * The keys besides the active one that `login` and `token` may also sign with and
+ * read, so that a key change deployed half-way fails no request: CloudFormation
+ * updates a function's policy and its configuration as separate resources, and
+ * IAM is eventually consistent, so a function may run its new configuration
+ * under the policy before, or its old one under the new policy
+ * (docs/operations.md "Key rotation").
+ *
+ * - Incoming: a listed key the ledger never saw active. The deployment that
+ *   activates it may run the new configuration under the policy before it.
+ * - Outgoing: the key that was active until the active key took over, while it
+ *   is listed. The deployment that switched may run the old configuration under
+ *   the new policy. Synth cannot tell when that deployment has finished (the
+ *   ledger records synths, not deployments), so the grant lasts until the key
+ *   is removed or another key is activated.
+ *
+ * Signing with a listed key gives no power that signing with the active key
+ * does not: every verifier trusts every listed key.
+ */
+export function transitionSigningKeys(ledger: KeyLedger): string[] {
+  const since = ledger.keys[ledger.active]?.activatedAt
+  return Object.entries(ledger.keys)
+    .filter(
+      ([id, entry]) =>
+        id !== ledger.active &&
+        (entry.activatedAt === undefined || (since !== undefined && entry.deactivatedAt === since)),
+    )
+    .map(([id]) => id)
+    .sort()
+}
+
 /** The ledger file: one ledger per stack name. */
 export interface KeyLedgerFile {
   readonly version: 1
@@ -203,6 +234,8 @@ export interface KeyLedgerPlan {
   readonly problems: readonly string[]
   /** Whether the ledger differs from the file. */
   readonly changed: boolean
+  /** `transitionSigningKeys` of the new ledger: the stack's `transitionSigningKeys` prop. */
+  readonly transitionKeys: readonly string[]
   /** Writes the new ledger (when it changed). */
   write(): void
 }
@@ -231,6 +264,7 @@ export function planKeyLedger(
   return {
     problems,
     changed,
+    transitionKeys: transitionSigningKeys(next),
     write() {
       if (!changed) return
       const updated: KeyLedgerFile = { version: 1, stacks: { ...file.stacks, [stackName]: next } }

@@ -22,6 +22,7 @@ export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
   recordLoginFailure: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
+  countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
@@ -34,6 +35,9 @@ export const STORE_ACTIONS = {
   updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
   appendEvent: { table: ['dynamodb:PutItem'] },
+  // A conditional update of the user, in one transaction with its event (PutItem); after a
+  // lost condition, a consistent read of its hash.
+  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
 } as const satisfies Record<
   keyof SessionStore | keyof UserStore | keyof LoginAttempts | keyof EventOutbox,
   { table?: readonly string[]; index?: readonly string[] }

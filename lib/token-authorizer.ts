@@ -65,9 +65,20 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
    */
   readonly table?: dynamodb.ITable
   /**
-   * How long API Gateway caches an answer per `Authorization` header. At most
-   * the shortest access-token lifetime; at most 5 s in strict mode.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 in strict mode
+   * The token service's `tokenBackdateSeconds` (`TOKEN_BACKDATE_SECONDS`), 0 to 60:
+   * its tokens' `exp − iat` is the client's TTL plus this. With the longest client
+   * TTL it sets `AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS`.
+   * @default 5 (DEFAULTS.tokenBackdateSeconds)
+   */
+  readonly tokenBackdateSeconds?: number
+  /**
+   * How long API Gateway caches an answer per `Authorization` header: at most the
+   * clock skew and the shortest access-token lifetime; at most 5 s in strict mode.
+   * API Gateway keeps an answer for this fixed time (an HTTP API authorizer cannot
+   * set one per answer), so the authorizer allows a token only until `exp` plus
+   * the skew minus this (`AUTHORIZER_CACHE_SECONDS`): a cached Allow never
+   * outlives `exp` plus the skew.
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 in strict mode
    */
   readonly resultsCacheTtl?: Duration
   /** @default DEFAULTS.logRetention (3 months) */
@@ -101,7 +112,7 @@ export class TokenAuthorizer extends Construct {
   constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
     super(scope, id)
     this.strict = props.strict ?? DEFAULTS.strictRevocation
-    this.resultsCacheTtl = resultsCacheTtl(props.clients, this.strict, props.resultsCacheTtl)
+    this.resultsCacheTtl = resultsCacheTtl(props, this.strict)
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -116,6 +127,7 @@ export class TokenAuthorizer extends Construct {
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
         ...authorizerEnvironment(props, this.strict),
+        AUTHORIZER_CACHE_SECONDS: String(this.resultsCacheTtl.toSeconds()),
       }),
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
@@ -139,7 +151,10 @@ export class TokenAuthorizer extends Construct {
 
 /** The `AUTHORIZER_*` variables, checked against functions/settings.ts's bounds. */
 function authorizerEnvironment(
-  props: AuthorizerSettings & { readonly clients: readonly ClientConfig[] },
+  props: AuthorizerSettings & {
+    readonly clients: readonly ClientConfig[]
+    readonly tokenBackdateSeconds?: number
+  },
   strict: boolean,
 ): Record<string, string> {
   const defaults = DEFAULTS.authorizerSettings
@@ -148,6 +163,8 @@ function authorizerEnvironment(
       'TokenAuthorizer: sessionCacheSeconds applies to strict mode only (strict / strictRevocation)',
     )
   }
+  const backdate = props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds
+  rangedSetting('TokenAuthorizer: tokenBackdateSeconds', 'TOKEN_BACKDATE_SECONDS', backdate)
   const audiences = props.audiences
     ? checkedAudiences(props.audiences, props.clients)
     : [...new Set(props.clients.map((client) => client.audience))]
@@ -168,6 +185,10 @@ function authorizerEnvironment(
       props.maxTokenBytes ?? defaults.maxTokenBytes,
     ),
     AUTHORIZER_AUDIENCES: audiences.join(','),
+    // The longest token the service issues: its iat is backdated, its exp is not.
+    AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(
+      longestAccessTokenTtl(props.clients).toSeconds() + backdate,
+    ),
   }
 }
 
@@ -209,16 +230,32 @@ export function longestAccessTokenTtl(clients: readonly ClientConfig[]): Duratio
   return Duration.seconds(Math.max(...seconds))
 }
 
-function resultsCacheTtl(
-  clients: readonly ClientConfig[],
-  strict: boolean,
-  requested: Duration | undefined,
-): Duration {
-  const cap = shortestAccessTokenTtl(clients)
+/**
+ * API Gateway's cache of the answers. An Allow cached at the last moment lives
+ * on for the whole TTL, so the TTL is at most the skew: the authorizer gives up
+ * `AUTHORIZER_CACHE_SECONDS` of its skew on `exp`, and an Allow, cached or
+ * not, ends by `exp` plus the skew (docs/security.md "API Gateway's answer cache").
+ */
+function resultsCacheTtl(props: TokenAuthorizerProps, strict: boolean): Duration {
+  const requested = props.resultsCacheTtl
+  const cap = shortestAccessTokenTtl(props.clients)
+  const skew = Duration.seconds(
+    Number(
+      rangedSetting(
+        'TokenAuthorizer: clockSkewSeconds',
+        'AUTHORIZER_SKEW_SECONDS',
+        props.clockSkewSeconds ?? DEFAULTS.authorizerSettings.clockSkewSeconds,
+      ),
+    ),
+  )
   if (requested === undefined) {
     if (strict) return DEFAULTS.strictAuthorizerCacheTtl
-    const fallback = DEFAULTS.authorizerCacheTtl
-    return fallback.toSeconds() <= cap.toSeconds() ? fallback : cap
+    return skew.toSeconds() <= cap.toSeconds() ? skew : cap
+  }
+  if (requested.toSeconds() > skew.toSeconds()) {
+    throw new Error(
+      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): a cached Allow would outlive its token's exp by more than the skew`,
+    )
   }
   if (requested.toSeconds() > cap.toSeconds()) {
     throw new Error(

@@ -160,11 +160,19 @@ export class TokenFunction extends Construct {
     })
   }
 
-  /** Allows `actions` on exactly `resources`, on this function's role. */
-  allow(actions: readonly string[], resources: readonly string[]): void {
+  /** Allows `actions` on exactly `resources`, on this function's role, under `conditions` if any. */
+  allow(
+    actions: readonly string[],
+    resources: readonly string[],
+    conditions?: Record<string, Record<string, string>>,
+  ): void {
     if (actions.length === 0) return
     this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ actions: [...actions], resources: [...resources] }),
+      new iam.PolicyStatement({
+        actions: [...actions],
+        resources: [...resources],
+        ...(conditions && { conditions }),
+      }),
     )
   }
 }

@@ -1,4 +1,14 @@
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib'
+import {
+  Annotations,
+  Aws,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  Tags,
+  Token,
+  Validations,
+} from 'aws-cdk-lib'
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway'
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers'
@@ -12,6 +22,7 @@ import * as route53Targets from 'aws-cdk-lib/aws-route53-targets'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { Construct } from 'constructs'
 import { TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
+import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
@@ -29,6 +40,15 @@ import { functionEnvironment, rangedSetting, TokenFunction } from './token-funct
 
 export type { SigningAlgorithm, SigningKeySpec } from './signing-keys.js'
 
+/**
+ * The tag every signing key carries, valued `<stack name>/<construct id>`: the jwks function
+ * may read the public key of any key with this service's tag (docs/operations.md "Key rotation").
+ */
+export const SIGNING_KEY_TAG = 'token-service:signing-key-of'
+
+/** The native JWT authorizer's id: CDK creates it under the HTTP API when a route binds it. */
+const JWT_AUTHORIZER_ID = 'JwtAuthorizer'
+
 /** Requests per second (steady) and burst, as API Gateway counts them. */
 export interface ThrottleProps {
   readonly rateLimit: number
@@ -45,7 +65,7 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (docs/design.md "Login protection"): the login function's `LOGIN_*`. */
+/** The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the login and password functions. */
 export interface LoginBackoffProps {
   /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
   readonly freeFailures?: number
@@ -99,6 +119,15 @@ export interface TokenServiceProps {
    */
   readonly signingKeys?: readonly SigningKeySpec[]
   /**
+   * Listed keys besides the active one that `login` and `token` may also `kms:Sign` with
+   * and `kms:GetPublicKey`, so that a key change deployed half-way fails no request:
+   * the key about to become active, and the one that was active until the last switch.
+   * The CDK app passes `transitionSigningKeys` of its key ledger (lib/signing-keys.ts;
+   * docs/operations.md "Key rotation").
+   * @default none beyond the active key
+   */
+  readonly transitionSigningKeys?: readonly string[]
+  /**
    * `RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`). The native JWT
    * authorizer accepts only RS256.
    * @default 'RS256'
@@ -119,13 +148,18 @@ export interface TokenServiceProps {
    */
   readonly strictRevocation?: boolean
   /**
-   * How long API Gateway caches the Lambda authorizer's answer per token.
-   * @default 5 minutes capped at the shortest access-token lifetime; 0 with strictRevocation
+   * How long API Gateway caches the Lambda authorizer's answer per token: at most
+   * the authorizer's clock skew, so that a cached Allow never outlives the token's
+   * `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
+   * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
   /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
   readonly throttle?: ThrottleProps
-  /** Throttling of `POST /login` (scrypt costs a vCPU per call). @default { rateLimit: 20, burstLimit: 40 } */
+  /**
+   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
+   * call). @default { rateLimit: 20, burstLimit: 40 }
+   */
   readonly loginThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
@@ -168,15 +202,18 @@ export interface TokenServiceProps {
   readonly securityEvents?: SecurityEventsProps
 }
 
+/** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
+const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
+
 /** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user and the username's failed logins; a failure is counted (with its
-  // event), a back-off slot claimed; success creates the session guarded by the user. A
-  // refusal that changes nothing else writes its event alone: login.throttled, or
-  // login.failed after a claimed turn.
+  // One Query finds the user while the attempt takes its turn (counted up front, or a
+  // back-off slot claimed); success clears the count and creates the session guarded by
+  // the user, with its event. A refusal that changes nothing else writes its event alone:
+  // login.throttled, or login.failed (the turn already counted it).
   login: [
     'loadLogin',
-    'recordLoginFailure',
+    'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',
@@ -191,6 +228,20 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
+  // The caller's session and user in one read, the username's failed logins (the login
+  // back-off, counted and claimed as at login), the change (one transaction: the user's
+  // hash and sessions_valid_after, the kept session, password.changed), then each other
+  // session revoked with its event. A refused check writes its event alone.
+  password: [
+    'loadSessionState',
+    'countLoginAttempt',
+    'claimLoginAttempt',
+    'clearLoginFailures',
+    'changePassword',
+    'appendEvent',
+    'listSessions',
+    'revokeSession',
+  ],
 }
 
 /**
@@ -206,6 +257,12 @@ export class TokenService extends Construct {
   public readonly activeKey: kms.Key
   public readonly activeKeyAlias: kms.Alias
   public readonly retiringKeys: readonly kms.Key[]
+  /**
+   * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
+   * the server's half of each seal, so that a copy of the table and an old
+   * refresh token never open one. Only the token function may use it.
+   */
+  public readonly graceKey: kms.Key
   public readonly api: apigwv2.HttpApi
   public readonly stage: apigwv2.HttpStage
   public readonly accessLogs: logs.LogGroup
@@ -256,6 +313,13 @@ export class TokenService extends Construct {
       assertSigningKeys(keySpecs)
     } catch (error) {
       throw new Error(`TokenService: ${(error as Error).message}`)
+    }
+    for (const id of props.transitionSigningKeys ?? []) {
+      if (!keySpecs.some((spec) => spec.id === id)) {
+        throw new Error(
+          `TokenService: transitionSigningKeys names "${id}", which signingKeys does not list`,
+        )
+      }
     }
     const throttle = props.throttle ?? DEFAULTS.throttle
     const loginThrottle = props.loginThrottle ?? DEFAULTS.loginThrottle
@@ -319,7 +383,9 @@ export class TokenService extends Construct {
       projectionType: dynamodb.ProjectionType.ALL,
     })
 
-    const aliasPrefix = `alias/${Stack.of(this).stackName}/${this.node.id}`
+    const stackName = Stack.of(this).stackName
+    const aliasPrefix = `alias/${stackName}/${this.node.id}`
+    const keyTag = `${stackName}/${this.node.id}`
     const keys: Record<string, kms.Key> = {}
     for (const spec of keySpecs) {
       const key = new kms.Key(this, `SigningKey-${spec.id}`, {
@@ -328,6 +394,7 @@ export class TokenService extends Construct {
         keyUsage: kms.KeyUsage.SIGN_VERIFY,
         removalPolicy,
       })
+      Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
       new kms.Alias(this, `SigningKeyAlias-${spec.id}`, {
         aliasName: `${aliasPrefix}/${spec.id}`,
         targetKey: key,
@@ -346,6 +413,12 @@ export class TokenService extends Construct {
       targetKey: this.activeKey,
     })
 
+    this.graceKey = new kms.Key(this, 'GraceKey', {
+      description: `Wraps the data keys sealing the grace children of ${this.node.path}`,
+      enableKeyRotation: true,
+      removalPolicy,
+    })
+
     this.api = new apigwv2.HttpApi(this, 'Api', {
       description: 'Token service: login, refresh, revoke, sessions, JWKS and discovery',
       createDefaultStage: false,
@@ -354,6 +427,7 @@ export class TokenService extends Construct {
       ...corsFor(props.clients),
     })
     this.accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      logGroupName: accessLogGroupName(stackName, this.node.id),
       retention: logRetention,
       removalPolicy,
     })
@@ -386,17 +460,20 @@ export class TokenService extends Construct {
       },
     })
 
+    // What makes the issuer's address answer: the JWT authorizer waits for it.
+    const domainResources: Construct[] = []
     if (props.domain) {
       this.domainName = new apigwv2.DomainName(this, 'DomainName', {
         domainName: props.domain.domainName,
         certificate: props.domain.certificate,
         securityPolicy: apigwv2.SecurityPolicy.TLS_1_2,
       })
-      new apigwv2.ApiMapping(this, 'ApiMapping', {
+      const mapping = new apigwv2.ApiMapping(this, 'ApiMapping', {
         api: this.api,
         domainName: this.domainName,
         stage: this.stage,
       })
+      domainResources.push(this.domainName, mapping)
       if (props.domain.hostedZone) {
         const target = route53.RecordTarget.fromAlias(
           new route53Targets.ApiGatewayv2DomainProperties(
@@ -409,8 +486,10 @@ export class TokenService extends Construct {
           recordName: props.domain.domainName,
           target,
         }
-        new route53.ARecord(this, 'DomainRecordA', record)
-        new route53.AaaaRecord(this, 'DomainRecordAAAA', record)
+        domainResources.push(
+          new route53.ARecord(this, 'DomainRecordA', record),
+          new route53.AaaaRecord(this, 'DomainRecordAAAA', record),
+        )
       }
     }
     this.url = props.domain ? `https://${props.domain.domainName}` : this.api.apiEndpoint
@@ -424,6 +503,7 @@ export class TokenService extends Construct {
       CLIENTS: JSON.stringify(props.clients),
       TABLE_NAME: this.table.tableName,
       SIGNING_KEY_ID: this.activeKey.keyArn,
+      GRACE_KEY_ID: this.graceKey.keyArn,
       RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
       SIGNING_ALG: this.algorithm,
       AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
@@ -442,29 +522,61 @@ export class TokenService extends Construct {
       revoke: make('revoke'),
       jwks: make('jwks'),
       sessions: make('sessions'),
+      password: make('password'),
       me: make('me'),
     }
 
     // Least privilege, listed per function: the DynamoDB calls it makes, and KMS:
-    // only login and token sign, and only with the active key.
+    // only login and token sign: the active key, and a key a rotation deploy applied
+    // half-way may still (or already) sign with.
     for (const [name, methods] of Object.entries(STORE_USE)) {
       const fn = this.functions[name as keyof typeof this.functions]
       grantStore(fn, this.table, methods)
     }
-    const activeArn = [this.activeKey.keyArn]
-    this.functions.login.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
-    this.functions.token.allow(['kms:Sign', 'kms:GetPublicKey'], activeArn)
-    // JWKS publishes every key, active and retiring.
+    const signingArns = [...new Set([activeId, ...(props.transitionSigningKeys ?? [])])].map(
+      (id) => (keys[id] as kms.Key).keyArn,
+    )
+    // Exactly what functions/adapters/kms-signer.ts sends: a SHA-256 digest, the key's algorithm.
+    const signRequest = {
+      StringEquals: {
+        'kms:SigningAlgorithm': KMS_SIGNING_ALGORITHMS[this.algorithm],
+        'kms:MessageType': 'DIGEST',
+      },
+    }
+    for (const fn of [this.functions.login, this.functions.token]) {
+      fn.allow(['kms:Sign'], signingArns, signRequest)
+      // The active key's `kid`, read at cold start.
+      fn.allow(['kms:GetPublicKey'], signingArns)
+    }
+    // Only the token function seals (rotation) and opens (grace replay) grace children.
+    this.functions.token.allow(['kms:GenerateDataKey', 'kms:Decrypt'], [this.graceKey.keyArn])
+    // JWKS publishes every listed key. By tag too: a deploy that adds a key may start the
+    // function that lists it before the policy naming it has reached IAM, and a deploy that
+    // removes one may run the function that still lists it under the policy that no longer
+    // names it. The tag reaches only public keys of this service's keys.
     this.functions.jwks.allow(
       ['kms:GetPublicKey'],
       [this.activeKey, ...this.retiringKeys].map((key) => key.keyArn),
     )
+    this.functions.jwks.allow(
+      ['kms:GetPublicKey'],
+      [Stack.of(this).formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+      { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag } },
+    )
+    Validations.of(this.functions.jwks.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+      reason:
+        "kms:GetPublicKey only, and only on keys tagged as this service's signing keys: a key is readable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
+    })
 
     if (authorizerKind === 'lambda') {
       this.tokenAuthorizer = new TokenAuthorizer(this, 'Authorizer', {
         ...props.authorizerSettings,
         issuer: this.issuer,
         clients: props.clients,
+        ...(props.tokenBackdateSeconds !== undefined && {
+          tokenBackdateSeconds: props.tokenBackdateSeconds,
+        }),
         strict,
         table: this.table,
         ...(props.authorizerCacheTtl !== undefined && {
@@ -478,7 +590,7 @@ export class TokenService extends Construct {
       if (props.authorizerCacheTtl !== undefined) {
         throw new Error('TokenService: authorizerCacheTtl applies to the Lambda authorizer only')
       }
-      this.routeAuthorizer = new HttpJwtAuthorizer('JwtAuthorizer', this.issuer, {
+      this.routeAuthorizer = new HttpJwtAuthorizer(JWT_AUTHORIZER_ID, this.issuer, {
         jwtAudience: audiences
           ? checkedAudiences(audiences, props.clients)
           : [...new Set(props.clients.map((client) => client.audience))],
@@ -498,6 +610,16 @@ export class TokenService extends Construct {
       }
       return integration
     }
+    // JWKS and the discovery documents.
+    const discoveryRoutes: apigwv2.HttpRoute[] = []
+    // The stage must wait for a route its settings name. With the native JWT authorizer,
+    // which itself waits for the stage, a bearer route cannot come first: /me/password then
+    // has the stage-wide limit (and the per-username back-off) only.
+    const throttledRoutes = PASSWORD_ROUTES.filter(
+      (routeKey) =>
+        authorizerKind !== 'jwt' ||
+        ROUTES.find((route) => `${route.method} ${route.path}` === routeKey)?.auth !== 'bearer',
+    )
     for (const route of ROUTES) {
       const [created] = this.api.addRoutes({
         path: route.path,
@@ -513,19 +635,26 @@ export class TokenService extends Construct {
             'Public OAuth endpoint by design: /login authenticates by password, /token by the refresh token (RFC 6749 §6, public clients), /revoke by the token it revokes (RFC 7009), and JWKS/discovery publish public keys and metadata.',
         })
       }
-      if (route.path === '/login') {
+      if (throttledRoutes.includes(`${route.method} ${route.path}`)) {
         // Route settings name a route key that must exist before the stage refers to it.
         this.stage.node.addDependency(created)
       }
+      if (route.function === 'jwks') discoveryRoutes.push(created)
+    }
+    if (authorizerKind === 'jwt') {
+      this.#awaitDiscovery(discoveryRoutes, domainResources, props)
     }
     const cfnStage = this.stage.node.defaultChild as apigwv2.CfnStage
     // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
-    cfnStage.routeSettings = {
-      'POST /login': {
-        ThrottlingRateLimit: loginThrottle.rateLimit,
-        ThrottlingBurstLimit: loginThrottle.burstLimit,
-      },
-    }
+    cfnStage.routeSettings = Object.fromEntries(
+      throttledRoutes.map((routeKey) => [
+        routeKey,
+        {
+          ThrottlingRateLimit: loginThrottle.rateLimit,
+          ThrottlingBurstLimit: loginThrottle.burstLimit,
+        },
+      ]),
+    )
 
     if (eventBus) {
       this.securityEvents = new SecurityEvents(this, 'SecurityEvents', {
@@ -560,6 +689,63 @@ export class TokenService extends Construct {
       }),
     })
   }
+
+  /**
+   * API Gateway reads `{issuer}/.well-known/openid-configuration` (and the JWKS it names)
+   * when it creates a JWT authorizer, and refuses an issuer it cannot read ("Invalid
+   * issuer"; aws-cdk issue 28061). So the authorizer waits for what serves them: the
+   * discovery routes with their integration and invoke permissions, the jwks function
+   * with its role, the stage (created after those routes, so its first deployment has
+   * them) and, with a custom domain, the domain, its API mapping and DNS records. The
+   * bearer routes wait for the authorizer; the stage waits for no bearer route.
+   */
+  #awaitDiscovery(
+    discoveryRoutes: readonly apigwv2.HttpRoute[],
+    domainResources: readonly Construct[],
+    props: TokenServiceProps,
+  ): void {
+    for (const route of discoveryRoutes) this.stage.node.addDependency(route)
+    const authorizer = this.api.node.findChild(JWT_AUTHORIZER_ID)
+    authorizer.node.addDependency(
+      this.functions.jwks,
+      ...discoveryRoutes,
+      this.stage,
+      ...domainResources,
+    )
+    // A DNS record outside the stack, or an issuer served elsewhere, cannot be waited for.
+    const outside =
+      props.issuer !== undefined && props.issuer !== this.url
+        ? `the issuer ${this.issuer} is not this API's address`
+        : props.domain && !props.domain.hostedZone
+          ? `the DNS record of ${props.domain.domainName} is not in this stack (no hostedZone)`
+          : undefined
+    if (outside) {
+      Annotations.of(this).addWarningV2(
+        'token-service:jwt-authorizer-issuer',
+        `authorizer "jwt": API Gateway reads ${this.issuer}/.well-known/openid-configuration when it creates the authorizer, and ${outside}. On a new stack, deploy with -c authorizer=lambda first, make that address serve this API, then deploy with -c authorizer=jwt (docs/operations.md "Authorizer options").`,
+      )
+    }
+  }
+}
+
+/**
+ * The access log group's name: `/aws/vendedlogs/<stack>/<stack uuid>/<id>/access-logs`. Under
+ * `/aws/vendedlogs/`, log delivery needs no entry of its own in the account's CloudWatch Logs
+ * resource policy, which is capped at 5,120 characters for all of them. The stack's UUID (from
+ * its stack id) keeps the name unique, even beside a retained group of a deleted stack of the
+ * same name.
+ */
+export function accessLogGroupName(stackName: string, id: string): string {
+  const stackUuid = Fn.select(2, Fn.split('/', Aws.STACK_ID))
+  const name = `/aws/vendedlogs/${stackName}/${stackUuid}/${id}/access-logs`
+  // A stack id's UUID is 36 characters of hex digits and `-`.
+  const longest = `/aws/vendedlogs/${stackName}/${'-'.repeat(36)}/${id}/access-logs`
+  if (!Token.isUnresolved(stackName) && !/^[.\-_/#A-Za-z0-9]{1,512}$/.test(longest)) {
+    throw new Error(
+      `TokenService: the access log group name /aws/vendedlogs/${stackName}/<stack uuid>/${id}/access-logs is not a CloudWatch Logs name (at most 512 letters, digits and . - _ / #): shorten the stack name or the construct id`,
+    )
+  }
+  return name
 }
 
 /** The login function's `LOGIN_*` variables, checked as functions/config.ts checks them. */

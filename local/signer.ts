@@ -11,7 +11,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { calculateJwkThumbprint } from 'jose'
 import { assertKeyFitsAlg } from '../functions/core/key-fit.js'
-import type { PublicJwk, Signer } from '../functions/core/ports.js'
+import type { GraceKeys, PublicJwk, Signer } from '../functions/core/ports.js'
+import { LocalGraceKeys } from './grace-keys.js'
 
 const KEY_FILE = 'signing-key.pem'
 const generateKeyPairAsync = promisify(generateKeyPair)
@@ -64,6 +65,11 @@ export class LocalSigner implements Signer {
 
   async publicKeys(): Promise<PublicJwk[]> {
     return [this.#jwk]
+  }
+
+  /** Grace keys derived from this key, so that grace seals survive a restart as the key does. */
+  graceKeys(): GraceKeys {
+    return LocalGraceKeys.derivedFrom(this.#privateKey.export({ type: 'pkcs8', format: 'der' }))
   }
 }
 

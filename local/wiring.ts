@@ -14,6 +14,7 @@ import type { Client } from '../functions/core/clients.js'
 import type { Clock } from '../functions/core/clock.js'
 import type {
   EventOutbox,
+  GraceKeys,
   LoginAttempts,
   SessionStore,
   Signer,
@@ -22,6 +23,7 @@ import type {
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
+import { passwordRoute } from '../functions/password/route.js'
 import { revokeRoute } from '../functions/revoke/route.js'
 import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
 import { sessionsRoute } from '../functions/sessions/route.js'
@@ -36,6 +38,8 @@ export interface LocalParts {
   readonly loginAttempts: LoginAttempts
   readonly outbox: EventOutbox
   readonly signer: Signer
+  /** The server's half of the grace seals (KMS data keys in AWS). */
+  readonly graceKeys: GraceKeys
   readonly clock: Clock
   readonly observability: Observability
   /** The functions' own settings (`LOGIN_*`, `AUTHORIZER_*`, ...), read as in Lambda. */
@@ -89,7 +93,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('login'),
     ),
-    token: httpHandler(tokenRoute, signing, stack, http('token')),
+    token: httpHandler(
+      tokenRoute,
+      { ...signing, graceKeys: parts.graceKeys },
+      stack,
+      http('token'),
+    ),
     revoke: httpHandler(revokeRoute, { sessions, clock, events, clients }, stack, http('revoke')),
     jwks: httpHandler(
       jwksRoute,
@@ -103,12 +112,31 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('sessions'),
     ),
+    password: httpHandler(
+      passwordRoute,
+      {
+        sessions,
+        users,
+        loginAttempts,
+        outbox,
+        clock,
+        events,
+        loginBackoff: loadLoginBackoff(env),
+      },
+      stack,
+      http('password'),
+    ),
     me: httpHandler(meRoute, undefined, stack, http('me')),
   }
   const audiences = [...new Set([...clients.values()].map((client) => client.audience))]
+  const longestTtl = Math.max(
+    ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
+  )
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
+      // As the stack sets it (lib/token-authorizer.ts): the longest token the service issues.
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: String(longestTtl + signing.settings.backdateSeconds),
       ...env,
       ISSUER: issuer,
     }),

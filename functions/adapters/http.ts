@@ -212,6 +212,8 @@ const CREDENTIAL_PARAMS = new Set([
   'token',
   'access_token',
   'client_secret',
+  'current_password',
+  'new_password',
 ])
 
 /**

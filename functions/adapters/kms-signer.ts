@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-kms'
 import { calculateJwkThumbprint } from 'jose'
 import { TemporarilyUnavailable } from '../core/errors.js'
+import { toLowS } from '../core/es256.js'
 import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, Signer, SigningAlgorithm } from '../core/ports.js'
 
@@ -20,7 +21,11 @@ export interface KmsSignerOptions {
   readonly alg?: SigningAlgorithm
 }
 
-const KMS_ALGORITHM: Record<SigningAlgorithm, SigningAlgorithmSpec> = {
+/**
+ * The KMS signing algorithm of each JWS `alg`. The stack's `kms:Sign` grants
+ * require it (`kms:SigningAlgorithm`), and `kms:MessageType` = `DIGEST`.
+ */
+export const KMS_SIGNING_ALGORITHMS: Readonly<Record<SigningAlgorithm, SigningAlgorithmSpec>> = {
   RS256: 'RSASSA_PKCS1_V1_5_SHA_256',
   ES256: 'ECDSA_SHA_256',
 }
@@ -42,7 +47,7 @@ export class KmsSigner implements Signer {
 
   constructor(options: KmsSignerOptions) {
     const alg = options.alg ?? 'RS256'
-    if (!Object.hasOwn(KMS_ALGORITHM, alg)) {
+    if (!Object.hasOwn(KMS_SIGNING_ALGORITHMS, alg)) {
       throw new Error(`KmsSigner: unsupported alg ${String(alg)}`)
     }
     if (!options.activeKeyId) throw new Error('KmsSigner: activeKeyId is required')
@@ -73,7 +78,7 @@ export class KmsSigner implements Signer {
           KeyId: this.#activeKeyId,
           Message: digest,
           MessageType: 'DIGEST',
-          SigningAlgorithm: KMS_ALGORITHM[this.alg],
+          SigningAlgorithm: KMS_SIGNING_ALGORITHMS[this.alg],
         }),
       )
       signature = output.Signature
@@ -81,7 +86,8 @@ export class KmsSigner implements Signer {
       throw kmsFailure('Sign', cause)
     }
     if (!signature || signature.length === 0) throw new Error('kms Sign returned no signature')
-    return this.alg === 'ES256' ? derToJoseSignature(signature, 32) : signature
+    // KMS returns a high S about half the time: keep the one spelling verifiers accept.
+    return this.alg === 'ES256' ? toLowS(derToJoseSignature(signature, 32)) : signature
   }
 
   #publicKey(keyId: string): Promise<PublicJwk> {
@@ -128,7 +134,7 @@ function publicMembers(jwk: JsonWebKey): { kty: string; [member: string]: string
  * timeout, network) becomes a 503: nothing was committed, a retry is safe. The
  * detail names the operation and the error, never the key material or input.
  */
-function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
+export function kmsFailure(operation: string, cause: unknown): TemporarilyUnavailable {
   return new TemporarilyUnavailable(`kms ${operation} failed: ${errorName(cause)}`, { cause })
 }
 

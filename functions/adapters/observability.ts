@@ -20,6 +20,7 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   reuse_reported: 'ReuseDetections',
   revoke: 'Revocations',
   login_throttled: 'LoginThrottled',
+  password_changed: 'PasswordChanges',
 }
 
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */

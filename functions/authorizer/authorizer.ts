@@ -61,6 +61,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     audiences: config.audiences,
     skewSeconds: config.skewSeconds,
     maxTokenBytes: config.maxTokenBytes,
+    maxLifetimeSeconds: config.maxLifetimeSeconds,
+    answerCacheSeconds: config.answerCacheSeconds,
   })
   const sessions = deps.strict
     ? new SessionCheck({
@@ -78,6 +80,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     const token = bearerToken(authorization)
     if (!token) throw new InvalidToken('not a Bearer credential')
     const claims = await verifier.verify(token)
+    // RFC 9449 §7.2: a token bound to a key is useless without a proof of it, so never bearer.
+    if (claims.jkt !== undefined) throw new InvalidToken('DPoP-bound token sent as Bearer')
     if (sessions && !(await sessions.isLive(claims.sub, claims.sid))) {
       throw new InvalidToken('session ended')
     }

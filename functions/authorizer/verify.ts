@@ -1,6 +1,7 @@
 import { verify as verifySignature } from 'node:crypto'
 import type { Clock } from '../core/clock.js'
 import { InvalidToken } from '../core/errors.js'
+import { hasLowS } from '../core/es256.js'
 import type { KeySet, VerificationKey } from './keys.js'
 
 /** The claims of an access token that passed every check (RFC 9068 plus ours). */
@@ -17,6 +18,11 @@ export interface VerifiedClaims {
   readonly sid: string
   readonly roles: readonly string[]
   readonly username?: string
+  /**
+   * `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the key the token is bound
+   * to. Flattened, since API Gateway contexts hold no objects.
+   */
+  readonly jkt?: string
 }
 
 export interface VerifierSettings {
@@ -28,6 +34,13 @@ export interface VerifierSettings {
   readonly skewSeconds: number
   /** Longer tokens are refused before anything is decoded. */
   readonly maxTokenBytes: number
+  /** The longest `exp − iat` accepted, beyond the skew: no client issues a longer token. */
+  readonly maxLifetimeSeconds: number
+  /**
+   * How long API Gateway keeps an answer (at most the skew). A token is allowed
+   * until `exp + skew − this`, so that a cached Allow ends by `exp + skew` too.
+   */
+  readonly answerCacheSeconds: number
 }
 
 /**
@@ -49,6 +62,8 @@ const FOREIGN_HEADERS = ['jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'crit', 
 
 /** Our `kid`s are RFC 7638 thumbprints: 43 base64url characters. Others are not looked up. */
 const KID = /^[A-Za-z0-9_-]{1,128}$/
+/** An RFC 7638 SHA-256 thumbprint, base64url. */
+const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /**
@@ -91,7 +106,17 @@ export class TokenVerifier {
       this.#headers.set(headerSegment, header)
     }
 
-    const signature = Buffer.from(token.slice(lastDot + 1), 'base64url')
+    const signatureSegment = token.slice(lastDot + 1)
+    const signature = Buffer.from(signatureSegment, 'base64url')
+    // One token, one string: base64url leaves unused bits in a last character, and
+    // ECDSA has a second valid S. Both would give a valid token another spelling,
+    // which API Gateway's authorizer cache and any denylist would see as another token.
+    // (The header and payload are signed as written, so their spelling is fixed.)
+    if (signature.toString('base64url') !== signatureSegment) {
+      throw new InvalidToken('signature not canonical base64url')
+    }
+    if (key.alg === 'ES256' && !hasLowS(signature))
+      throw new InvalidToken('ES256 signature with high S')
     if (!signatureIsValid(key, token.slice(0, lastDot), signature)) {
       throw new InvalidToken('bad signature')
     }
@@ -99,7 +124,7 @@ export class TokenVerifier {
   }
 
   #checkClaims(claims: Record<string, unknown>): VerifiedClaims {
-    const { issuer, skewSeconds } = this.#settings
+    const { issuer, skewSeconds, maxLifetimeSeconds, answerCacheSeconds } = this.#settings
     const now = this.#clock.now() / 1000
 
     if (claims.iss !== issuer) throw new InvalidToken('wrong iss')
@@ -107,9 +132,12 @@ export class TokenVerifier {
     const exp = numericDate(claims.exp, 'exp')
     const iat = numericDate(claims.iat, 'iat')
     const nbf = claims.nbf === undefined ? undefined : numericDate(claims.nbf, 'nbf')
-    if (now >= exp + skewSeconds) throw new InvalidToken('expired')
+    if (now >= exp + skewSeconds - answerCacheSeconds) throw new InvalidToken('expired')
     if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not yet valid')
     if (now < iat - skewSeconds) throw new InvalidToken('issued in the future')
+    // A token that lives longer than any client's tokens was not issued by the
+    // service as configured: refuse it whatever its exp.
+    if (exp - iat > maxLifetimeSeconds + skewSeconds) throw new InvalidToken('lifetime too long')
     const sub = nonEmpty(claims.sub, 'sub')
     const jti = nonEmpty(claims.jti, 'jti')
     const clientId = nonEmpty(claims.client_id, 'client_id')
@@ -122,6 +150,7 @@ export class TokenVerifier {
     if (claims.username !== undefined && typeof claims.username !== 'string') {
       throw new InvalidToken('username is not a string')
     }
+    const jkt = confirmedKey(claims.cnf)
     return {
       iss: issuer,
       sub,
@@ -135,6 +164,7 @@ export class TokenVerifier {
       sid,
       roles: roles as string[],
       ...(claims.username === undefined ? {} : { username: claims.username as string }),
+      ...(jkt === undefined ? {} : { jkt }),
     }
   }
 
@@ -205,6 +235,20 @@ function decodeJson(segment: string, part: string): Record<string, unknown> {
     throw new InvalidToken(`${part} is not a JSON object`)
   }
   return value as Record<string, unknown>
+}
+
+/**
+ * The thumbprint in `cnf` (RFC 7800), if any. A `cnf` without a `jkt` binds
+ * the token some other way (mTLS's `x5t#S256`): we cannot check that, so
+ * the token must not pass as a bearer token.
+ */
+function confirmedKey(cnf: unknown): string | undefined {
+  if (cnf === undefined) return undefined
+  const jkt = (cnf as { jkt?: unknown } | null)?.jkt
+  if (typeof jkt !== 'string' || !THUMBPRINT.test(jkt)) {
+    throw new InvalidToken('cnf without a jkt')
+  }
+  return jkt
 }
 
 function numericDate(value: unknown, name: string): number {

@@ -93,7 +93,7 @@ export const CLIENT_FIELDS = {
     max: 365 * 24 * 3600,
   },
   reuse_grace_seconds: {
-    doc: 'How long a rotated refresh token may be replayed for the same answer (docs/security.md: 0 for high-risk clients).',
+    doc: 'How long a rotated refresh token may be replayed for the same answer. A stolen copy replayed within it gets the live token too: use 0 for high-risk clients (docs/security.md).',
     default: CLIENT_DEFAULTS.reuse_grace_seconds,
     min: 0,
     max: 60,

@@ -109,6 +109,32 @@ export class InvalidToken extends OAuthError {
   }
 }
 
+/**
+ * A DPoP proof (RFC 9449 §4.3) that is missing where one is required, or that
+ * fails a check. `reason` names the check in fixed words of ours, never the
+ * proof's content: it goes to the client too, since a developer whose proofs
+ * are refused needs to know which rule they broke, and the proof is theirs.
+ */
+export class InvalidDpopProof extends OAuthError {
+  constructor(reason: string) {
+    super(400, 'invalid_dpop_proof', `invalid DPoP proof: ${reason}`, { detail: reason })
+  }
+}
+
+/**
+ * RFC 9449 §8: the client must put one of our nonces in its proof. The fresh
+ * nonce rides in the `DPoP-Nonce` header; the client signs a new proof with it
+ * and retries. Nothing was consumed, so the retry carries the same grant.
+ */
+export class UseDpopNonce extends OAuthError {
+  constructor(nonce: string, detail = 'no current nonce in the proof') {
+    super(400, 'use_dpop_nonce', 'the DPoP proof must carry the nonce in the DPoP-Nonce header', {
+      detail,
+      headers: { 'DPoP-Nonce': nonce },
+    })
+  }
+}
+
 export class NotFound extends OAuthError {
   constructor(description = 'not found') {
     super(404, 'not_found', description)

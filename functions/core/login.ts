@@ -1,6 +1,7 @@
 import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
+import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -8,14 +9,7 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type {
-  EventOutbox,
-  FailedLogins,
-  LoginAttempts,
-  Session,
-  SessionStore,
-  Signer,
-} from './ports.js'
+import type { EventOutbox, LoginAttempts, Session, SessionStore, Signer } from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
 import {
   boundedUserAgent,
@@ -26,7 +20,7 @@ import {
   sessionRevoked,
 } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
-import { type BackoffPolicy, DEFAULT_BACKOFF, failureAt, loginTurn } from './throttle.js'
+import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
 /** What login works with: the username's attempts, the sessions, the signer, the outbox. */
@@ -53,10 +47,11 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user and the username's failed logins),
- * the password check, then the access token is signed while the session is
- * written. A username in back-off gets 429 before any hashing, whether or not
- * the user exists (core/throttle.ts).
+ * Starts a session: one read (the user) while the attempt takes its turn (one
+ * conditional write, core/throttle.ts), the password check, then the access
+ * token is signed while the session is written. A username in back-off, or
+ * whose turns are all taken, gets 429 before any hashing, whether or not the
+ * user exists.
  */
 export async function login(
   deps: LoginDeps,
@@ -72,12 +67,22 @@ export async function login(
   const username = normalizeUsername(input.username)
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
-  const { user, failedLogins } = await loginAttempts.loadLogin(username)
   const now = clock.now()
   const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
+  const turnAttempt = { username, now, fields: { client_id: client.clientId } }
+  // The turn's write runs alongside the read: a success costs no extra round trip.
+  const loading = loginAttempts.loadLogin(username)
+  const [{ user }, turn] = await settle([loading, takeTurn(deps, backoff, turnAttempt)]).catch(
+    async (error: unknown) => {
+      if (error instanceof TooManyRequests) {
+        const subject = (await loading.catch(() => undefined))?.user?.sub
+        await refused(deps, { username, client, now, subject, origin }, error)
+      }
+      throw error
+    },
+  )
   // The subject is the user's sub, never the username: none for an unknown username.
-  const attempt = { username, client, now, subject: user?.sub, origin }
-  const claimed = await takeTurn(deps, backoff, attempt, failedLogins)
+  const attempt: Attempt = { username, client, now, subject: user?.sub, origin }
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
     const reason: LoginFailureReason = !user
@@ -85,12 +90,9 @@ export async function login(
       : !matches
         ? 'wrong_password'
         : 'user_disabled'
-    const failed = loginEvent('login.failed', attempt, { reason })
-    // A claimed turn was counted as a failure when it was taken, before the password
-    // was checked: its event is written alone. Else the count and the event commit together.
-    if (claimed) await deps.outbox.appendEvent(failed)
-    else await loginAttempts.recordLoginFailure(username, failureAt(backoff, now), [failed])
-    events.emit('login_failed', { client_id: client.clientId })
+    // The turn counted this failure when it was taken: its event is written alone.
+    await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
+    countFailure(deps, turnAttempt)
     throw new InvalidGrant(reason.replace('_', ' '))
   }
 
@@ -122,8 +124,7 @@ export async function login(
   const [accessToken, created] = await settle([
     signing,
     writing,
-    // The right password resets the count.
-    claimed ? loginAttempts.clearLoginFailures(username, claimed) : Promise.resolve(),
+    clearTurn(deps, turnAttempt, turn),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -167,29 +168,6 @@ export async function startSession(
 }
 
 /**
- * A username with recent failures gets one password check per back-off
- * period (core/throttle.ts `loginTurn`). During the back-off the answer is
- * 429, before any hashing. Once it has passed, the attempt takes the turn by
- * counting itself as the next failure up front and returns what it wrote; a
- * success clears it again. Returns undefined for a username with no recent
- * failures.
- */
-async function takeTurn(
-  deps: LoginDeps,
-  backoff: BackoffPolicy,
-  attempt: Attempt,
-  stored: FailedLogins | undefined,
-): Promise<FailedLogins | undefined> {
-  const { username, now } = attempt
-  const turn = loginTurn(backoff, stored, now)
-  if (turn.kind === 'free') return undefined
-  if (turn.kind === 'wait') throw await throttled(deps, attempt, turn.seconds, 'in back-off')
-  if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
-    return turn.next
-  }
-  throw await throttled(deps, attempt, turn.lostWaitSeconds, 'turn taken')
-}
-
 /** One login attempt, as its events describe it. */
 interface Attempt {
   readonly username: string
@@ -212,23 +190,15 @@ const loginEvent = (
   })
 
 /**
- * The 429, once its `login.throttled` event is written: a refusal changes
- * nothing in the table, so the event is written alone, and a fault there
- * answers 503 instead (no password was checked either way).
+ * Writes the `login.throttled` event of a 429: a refusal changes nothing in
+ * the table, so the event is written alone, and a fault there answers 503
+ * instead (no password was checked either way).
  */
-async function throttled(
-  deps: LoginDeps,
-  attempt: Attempt,
-  seconds: number,
-  why: string,
-): Promise<TooManyRequests> {
-  const refusal = new TooManyRequests(seconds, why)
+async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyRequests): Promise<void> {
   const retryAfter = Number(refusal.headers['Retry-After'])
   await deps.outbox.appendEvent(
     loginEvent('login.throttled', attempt, { retry_after_seconds: retryAfter }),
   )
-  deps.events.emit('login_throttled', { client_id: attempt.client.clientId })
-  return refusal
 }
 
 /**

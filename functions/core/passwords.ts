@@ -83,11 +83,14 @@ export const normalizeUsername = (username: string): string =>
 export const MAX_USERNAME_CHARS = 128
 
 /**
- * False for a normalized name that no user can have: empty, longer than any
- * username, or not well-formed Unicode (a lone surrogate, which DynamoDB
- * refuses). Login answers those without a read, a hash or a throttle record.
+ * The one username rule, after normalization: 1 to 128 letters, digits or
+ * `. _ @ + -`, so never a lone surrogate (which DynamoDB refuses).
  */
-export function couldBeUsername(username: string): boolean {
-  if (username === '' || /\p{Cs}/u.test(username)) return false
-  return Array.from(username).length <= MAX_USERNAME_CHARS
-}
+const USERNAME = new RegExp(`^[\\p{L}\\p{N}._@+-]{1,${MAX_USERNAME_CHARS}}$`, 'u')
+
+/**
+ * True for a normalized name that some user could have: the rule `users add`
+ * applies. Login answers any other name without a read, a hash or a throttle
+ * record.
+ */
+export const couldBeUsername = (username: string): boolean => USERNAME.test(username)

@@ -21,8 +21,17 @@ export interface User {
   readonly passwordHash: string
   readonly roles: readonly string[]
   readonly status: UserStatus
-  /** Epoch ms. Sessions created before this instant are void (logout everywhere, disable). */
+  /**
+   * Epoch ms. Sessions created before this instant are void (logout everywhere,
+   * disable, password change), except `keptSession`.
+   */
   readonly sessionsValidAfter?: number
+  /**
+   * The one session the last password change kept: the calling one, which
+   * `sessionsValidAfter` spares. Anything else that sets `sessionsValidAfter`
+   * clears it.
+   */
+  readonly keptSession?: string
   readonly createdAt: number
 }
 
@@ -136,7 +145,7 @@ export interface SessionState {
 /** The strict authorizer's one read. */
 export type SessionStateReader = Pick<SessionStore, 'loadSessionState'>
 
-/** Users: the users command, the sessions API (logout everywhere) and the test set-up. */
+/** Users: the users command, the sessions API (logout everywhere), password change and the test set-up. */
 export interface UserStore {
   /** One read: the user with this normalized username. */
   findUserByUsername(username: string): Promise<User | undefined>
@@ -144,7 +153,8 @@ export interface UserStore {
   createUser(user: User): Promise<boolean>
   /**
    * Changes the status or the roles. `sessionsValidAfter`, when given, voids
-   * every session created before that instant (disable, logout everywhere).
+   * every session created before that instant (disable, logout everywhere),
+   * with no exception: it clears `keptSession`.
    * Returns false when no user has this `sub`.
    */
   updateUser(
@@ -152,7 +162,33 @@ export interface UserStore {
     change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
     events?: readonly SecurityEvent[],
   ): Promise<boolean>
+  /**
+   * Replaces the password hash, only over the hash that was checked, and sets
+   * `sessionsValidAfter` and `keptSession` in the same single-item write. With
+   * `keep`, only while the user is active and no logout everywhere voids that
+   * session. `refused` when a condition failed; a retry of a change that
+   * committed (its answer lost) finds its own hash and answers `changed`.
+   * `events` (`password.changed`) commit in the same write, or not at all.
+   */
+  changePassword(
+    change: PasswordChange,
+    events?: readonly SecurityEvent[],
+  ): Promise<PasswordChangeResult>
 }
+
+/** What a password change writes (core/password-change.ts, core/users.ts `setPassword`). */
+export interface PasswordChange {
+  readonly sub: string
+  /** The hash the current password was checked against, or that the operator's command read. */
+  readonly expectHash: string
+  readonly newHash: string
+  /** Voids every session created before this instant (core/users.ts `voidSessionsUpTo`). */
+  readonly sessionsValidAfter: number
+  /** The calling session, which lives on; absent when every session ends (`users set-password`). */
+  readonly keep?: Pick<Session, 'sid' | 'createdAt'>
+}
+
+export type PasswordChangeResult = 'changed' | 'refused'
 
 /** Failed logins in a row for one username, whether or not such a user exists. */
 export interface FailedLogins {
@@ -169,6 +205,19 @@ export interface LoginFailure {
   readonly forgetBefore: number
   /** Epoch ms after which DynamoDB may delete the record (its TTL). */
   readonly expiresAt: number
+}
+
+/** A free login turn as core/throttle.ts `freeTurn` describes it. */
+export interface FreeTurn extends LoginFailure {
+  /** The turn is free while fewer than this many recent failures are on record. */
+  readonly freeFailures: number
+}
+
+/** What `countLoginAttempt` did, and the username's record after it (or as it found it). */
+export interface LoginCount {
+  /** True when this attempt took a free turn and was counted. */
+  readonly counted: boolean
+  readonly state: FailedLogins
 }
 
 /** What login reads in one request. */
@@ -191,6 +240,13 @@ export interface LoginAttempts {
     events?: readonly SecurityEvent[],
   ): Promise<void>
   /**
+   * Takes a free turn: counts this attempt as a failure up front, atomically,
+   * if the username has no record, or fewer than `turn.freeFailures` failures
+   * after `turn.forgetBefore`. Otherwise writes nothing and returns the record
+   * as it stands (strongly consistent), for core/throttle.ts `loginTurn`.
+   */
+  countLoginAttempt(username: string, turn: FreeTurn): Promise<LoginCount>
+  /**
    * Takes the one attempt a back-off period allows: writes `next` only if the
    * stored failures are still exactly `seen`. False if another attempt took it.
    */
@@ -200,7 +256,11 @@ export interface LoginAttempts {
     next: FailedLogins,
     expiresAt: number,
   ): Promise<boolean>
-  /** Forgets the failures after a success, unless they changed since `seen`. */
+  /**
+   * After a success: forgets the failures if the record is still `seen` (what
+   * this attempt's turn wrote). If failures landed since, they still count, and
+   * only this attempt's own count is taken back.
+   */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
 }
 
@@ -227,13 +287,34 @@ export interface Signer {
 
 /**
  * Where security events that no table change carries go: a refusal
- * (`login.throttled`, a reuse only reported, a login failure counted before
- * the password was checked). Written alone, the outbox item still reaches the
+ * (`login.throttled`, a reuse only reported, a failed password check, which
+ * its turn counted before the check). Written alone, the outbox item still reaches the
  * bus through the table's stream.
  */
 export interface EventOutbox {
   /** Writes one event. Answer the request only after it resolved. */
   appendEvent(event: SecurityEvent): Promise<void>
+}
+
+/** A server secret for grace seals, and the name a seal stores to find it again. */
+export interface GraceKey {
+  /** Base64url characters only: it is one part of the sealed form. */
+  readonly name: string
+  /** 32 bytes. Never stored in plain form, never logged. */
+  readonly secret: Uint8Array
+}
+
+/**
+ * The server's half of the grace child's key (docs/design.md "Grace child"):
+ * a secret that no copy of the table holds. In AWS, KMS data keys: a seal
+ * stores the data key wrapped by a KMS key, which only the token function
+ * may unwrap.
+ */
+export interface GraceKeys {
+  /** The key new seals use. Cached per container: a warm rotation makes no call for it. */
+  current(): Promise<GraceKey>
+  /** The secret a seal's key name stands for; undefined when it names no key of ours. */
+  open(name: string): Promise<Uint8Array | undefined>
 }
 
 export type DomainEvent =
@@ -246,6 +327,7 @@ export type DomainEvent =
   | 'reuse_reported'
   | 'revoke'
   | 'login_throttled'
+  | 'password_changed'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

@@ -7,6 +7,7 @@ import {
   randomUUID,
   timingSafeEqual,
 } from 'node:crypto'
+import type { GraceKey } from './ports.js'
 
 /**
  * Refresh tokens are opaque to clients: `rt1_<sub>.<sid>.<secret>`.
@@ -54,38 +55,72 @@ export function sameHash(a: string, b: string | undefined): boolean {
 }
 
 /*
- * Grace replay (docs/design.md rule 2): the child token is kept sealed under a key
- * that only a holder of the parent can derive, so a stolen table copy reveals
- * no usable token. Key = HKDF-SHA256(parent token, salt = sid, info), then
+ * Grace replay (docs/design.md "Grace child"): the child token is kept sealed
+ * under a key that needs both the parent token and a secret of the server's
+ * (GraceKeys: a KMS data key), so that neither a copy of the table plus an old
+ * parent (a request log), nor the server's key alone, opens it; and the server
+ * opens it only within the grace window.
+ * Key = HKDF-SHA256(parent token, salt = server secret, info + sid), then
  * AES-256-GCM with a random 96-bit IV, the sid as additional data.
- * Sealed form: `v1.<iv>.<ciphertext>.<tag>` (base64url parts).
+ * Sealed form: `v2.<key name>.<iv>.<ciphertext>.<tag>` (base64url parts); the
+ * key name tells the server which secret to unwrap (a KMS ciphertext blob).
+ * A `v1.<iv>.<ciphertext>.<tag>` seal (written before v2: HKDF of the parent
+ * alone, salt = sid) still opens, so that an upgrade breaks no grace replay.
  */
-const HKDF_INFO = 'rotating-token-service grace child v1'
+const HKDF_INFO_V1 = 'rotating-token-service grace child v1'
+const HKDF_INFO_V2 = 'rotating-token-service grace child v2'
 
-function graceKey(parentToken: string, sid: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', parentToken, sid, HKDF_INFO, 32))
+function keyV1(parentToken: string, sid: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', parentToken, sid, HKDF_INFO_V1, 32))
 }
 
-export function sealChild(parentToken: string, sid: string, childToken: string): string {
+function keyV2(parentToken: string, sid: string, serverSecret: Uint8Array): Buffer {
+  return Buffer.from(hkdfSync('sha256', parentToken, serverSecret, `${HKDF_INFO_V2} ${sid}`, 32))
+}
+
+const base64url = (part: Uint8Array) => Buffer.from(part).toString('base64url')
+
+/** Seals `childToken` under `parentToken` and the server's current key (GraceKeys `current`). */
+export function sealChild(
+  parentToken: string,
+  sid: string,
+  childToken: string,
+  serverKey: GraceKey,
+): string {
   const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', graceKey(parentToken, sid), iv)
+  const cipher = createCipheriv('aes-256-gcm', keyV2(parentToken, sid, serverKey.secret), iv)
   cipher.setAAD(Buffer.from(sid))
   const ciphertext = Buffer.concat([cipher.update(childToken, 'utf8'), cipher.final()])
-  return ['v1', iv, ciphertext, cipher.getAuthTag()]
-    .map((part) => (typeof part === 'string' ? part : part.toString('base64url')))
-    .join('.')
+  return ['v2', serverKey.name, ...[iv, ciphertext, cipher.getAuthTag()].map(base64url)].join('.')
 }
 
-/** The child token, or undefined if this parent cannot open the seal. */
-export function openChild(parentToken: string, sid: string, sealed: string): string | undefined {
-  const [version, iv, ciphertext, tag] = sealed.split('.')
-  if (version !== 'v1' || !iv || !ciphertext || !tag) return undefined
+/** The name of the server key a seal needs (GraceKeys `open`); undefined for a v1 seal. */
+export function sealKeyName(sealed: string): string | undefined {
+  const [version, name] = sealed.split('.')
+  return version === 'v2' && name ? name : undefined
+}
+
+/**
+ * The child token, or undefined if this parent (with, for a v2 seal, the
+ * secret its key name unwraps to) cannot open the seal.
+ */
+export function openChild(
+  parentToken: string,
+  sid: string,
+  sealed: string,
+  serverSecret?: Uint8Array,
+): string | undefined {
+  const parts = sealed.split('.')
+  const [iv, ciphertext, tag] = parts.slice(-3)
+  const key =
+    parts[0] === 'v1' && parts.length === 4
+      ? keyV1(parentToken, sid)
+      : parts[0] === 'v2' && parts.length === 5 && serverSecret
+        ? keyV2(parentToken, sid, serverSecret)
+        : undefined
+  if (!key || !iv || !ciphertext || !tag) return undefined
   try {
-    const decipher = createDecipheriv(
-      'aes-256-gcm',
-      graceKey(parentToken, sid),
-      Buffer.from(iv, 'base64url'),
-    )
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
     decipher.setAAD(Buffer.from(sid))
     decipher.setAuthTag(Buffer.from(tag, 'base64url'))
     return Buffer.concat([

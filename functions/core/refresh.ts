@@ -1,7 +1,7 @@
 import { type IssuedAccessToken, issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import { InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { EventOutbox, Session, SessionStore, Signer, User } from './ports.js'
+import type { EventOutbox, GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -10,6 +10,7 @@ import {
   type RefreshTokenLocator,
   sameHash,
   sealChild,
+  sealKeyName,
 } from './refresh-token.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
@@ -24,10 +25,11 @@ export interface RefreshInput {
   readonly origin?: RequestOrigin
 }
 
-/** What refresh works with: the sessions, the signer, and the outbox for a reported reuse. */
+/** What refresh works with: the sessions, the signer, the server's grace keys, and the outbox for a reported reuse. */
 export interface RefreshDeps extends Deps {
   readonly sessions: SessionStore
   readonly signer: Signer
+  readonly graceKeys: GraceKeys
   readonly outbox: EventOutbox
 }
 
@@ -141,9 +143,11 @@ async function rotate(
   deps: RefreshDeps,
   step: Step & { user: User },
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
-  const { sessions, signer, events, settings } = deps
+  const { sessions, signer, events, settings, graceKeys } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
+  // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
+  const serverKey = await graceKeys.current()
   const signing = step.accessToken
     ? Promise.resolve(step.accessToken)
     : issueAccessToken(signer, settings, { user, session, client, scope, now })
@@ -161,7 +165,7 @@ async function rotate(
         previousHash: presented.hash,
         generation: session.generation + 1,
         rotatedAt: now,
-        graceChild: sealChild(presented.token, session.sid, child),
+        graceChild: sealChild(presented.token, session.sid, child, serverKey),
         lastUsedAt: now,
         idleExpiresAt: Math.min(
           now + client.refreshIdleTtlSeconds * 1000,
@@ -193,11 +197,11 @@ async function rotate(
 async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Promise<TokenResult> {
   const { signer, events, settings } = deps
   const { client, session, user, scope, now, presented } = step
-  const child = session.graceChild && openChild(presented.token, session.sid, session.graceChild)
+  const [child, accessToken] = await Promise.all([
+    openGraceChild(deps, session, presented.token),
+    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+  ])
   if (!child) throw new InvalidGrant('grace child cannot be opened')
-  const accessToken =
-    step.accessToken ??
-    (await issueAccessToken(signer, settings, { user, session, client, scope, now }))
   events.emit('grace_replay', { client_id: client.clientId })
   return {
     client,
@@ -206,6 +210,19 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
     scope,
     sessionExpiresAt: session.absoluteExpiresAt,
   }
+}
+
+/** The sealed child, opened with the parent and the server key its seal names. */
+async function openGraceChild(
+  deps: RefreshDeps,
+  session: Session,
+  parent: string,
+): Promise<string | undefined> {
+  const sealed = session.graceChild
+  if (!sealed) return undefined
+  const name = sealKeyName(sealed)
+  const secret = name === undefined ? undefined : await deps.graceKeys.open(name)
+  return openChild(parent, session.sid, sealed, secret)
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { FailedLogins, LoginFailure } from './ports.js'
+import type { FailedLogins, FreeTurn, LoginFailure } from './ports.js'
 
 /**
  * Login back-off per username (docs/design.md "HTTP API": 429 with `Retry-After`).
@@ -74,15 +74,29 @@ export const failureAt = (policy: BackoffPolicy, now: number): LoginFailure => (
 })
 
 /**
- * What a login attempt at `now` may do, given the username's stored failures:
- * - `free`: no recent failures, check the password;
+ * Every login attempt takes a turn before its password is checked, and counts
+ * itself as a failure when it takes it (a success takes its count back), so
+ * that N concurrent guesses check no more passwords than N guesses in a row.
+ *
+ * The first try is a free turn: one atomic write that adds one to the count
+ * if the username has no record, or fewer than `freeFailures` failures still
+ * within the window (`LoginAttempts.countLoginAttempt`). Concurrent attempts
+ * all take part, and exactly as many win as there are free failures left.
+ */
+export const freeTurn = (policy: BackoffPolicy, now: number): FreeTurn => ({
+  ...failureAt(policy, now),
+  freeFailures: policy.freeFailures,
+})
+
+/**
+ * What a login attempt at `now` may do when no free turn was left, given the
+ * username's record as the free turn found it:
  * - `wait`: in back-off, answer 429 before any hashing;
- * - `claim`: the back-off has passed; take the one attempt it allows by
- *   writing `next` over `seen` (counting this attempt as a failure up front),
- *   which only one of several concurrent attempts wins.
+ * - `claim`: the back-off has passed (or the count is forgotten); take the one
+ *   attempt it allows by writing `next` over `seen` (counting this attempt as
+ *   a failure up front), which only one of several concurrent attempts wins.
  */
 export type LoginTurn =
-  | { readonly kind: 'free' }
   | { readonly kind: 'wait'; readonly seconds: number }
   | {
       readonly kind: 'claim'
@@ -94,21 +108,20 @@ export type LoginTurn =
       readonly lostWaitSeconds: number
     }
 
-export function loginTurn(
-  policy: BackoffPolicy,
-  stored: FailedLogins | undefined,
-  now: number,
-): LoginTurn {
+export function loginTurn(policy: BackoffPolicy, stored: FailedLogins, now: number): LoginTurn {
   const recent = recentFailures(policy, stored, now)
-  if (!recent) return { kind: 'free' }
-  const until = lockedUntil(policy, recent)
-  if (until > now) return { kind: 'wait', seconds: (until - now) / 1000 }
-  const next: FailedLogins = { failures: recent.failures + 1, lastFailedAt: now }
+  if (recent) {
+    const until = lockedUntil(policy, recent)
+    if (until > now) return { kind: 'wait', seconds: (until - now) / 1000 }
+  }
+  // A forgotten count starts again at 1.
+  const next: FailedLogins = { failures: (recent?.failures ?? 0) + 1, lastFailedAt: now }
   return {
     kind: 'claim',
-    seen: recent,
+    seen: stored,
     next,
     expiresAt: forgetAt(policy, now),
-    lostWaitSeconds: backoffSeconds(policy, next.failures),
+    // Never a 429 that says "retry in 0 s": a lost claim waits at least the first wait.
+    lostWaitSeconds: Math.max(backoffSeconds(policy, next.failures), policy.baseSeconds),
   }
 }

@@ -1,6 +1,7 @@
 import type { Clock } from './clock.js'
 import { InvalidRequest } from './errors.js'
 import {
+  couldBeUsername,
   hashPassword,
   MAX_PASSWORD_BYTES,
   MAX_USERNAME_CHARS,
@@ -19,9 +20,22 @@ import {
 export class UserExists extends Error {}
 export class UnknownUser extends Error {}
 
-// The same bound login uses to refuse a username before any read.
-const USERNAME = new RegExp(`^[\\p{L}\\p{N}._@+-]{1,${MAX_USERNAME_CHARS}}$`, 'u')
 const ROLE = /^[A-Za-z0-9:._-]{1,64}$/
+
+/** The shortest password `users add`, `users set-password` and `POST /me/password` accept, in UTF-8 bytes. */
+export const MIN_PASSWORD_BYTES = 8
+
+/**
+ * The rule every new password meets (user creation and both password
+ * changes): 8 to 1,024 UTF-8 bytes, never truncated. `name` is the parameter
+ * the error names.
+ */
+export function assertPasswordRule(password: string, name = 'password'): void {
+  const bytes = Buffer.byteLength(password, 'utf8')
+  if (bytes < MIN_PASSWORD_BYTES || bytes > MAX_PASSWORD_BYTES) {
+    throw new InvalidRequest(`${name} must be ${MIN_PASSWORD_BYTES} to ${MAX_PASSWORD_BYTES} bytes`)
+  }
+}
 
 /** Creates a user with a fresh immutable `sub`. Throws `UserExists` if the username is taken. */
 export async function addUser(
@@ -30,14 +44,12 @@ export async function addUser(
   input: { username: string; password: string; roles: readonly string[]; params?: ScryptParams },
 ): Promise<User> {
   const username = normalizeUsername(input.username)
-  if (!USERNAME.test(username))
+  // The rule login applies before any read or throttle record.
+  if (!couldBeUsername(username))
     throw new InvalidRequest(
       `username must be 1-${MAX_USERNAME_CHARS} letters, digits or . _ @ + -`,
     )
-  const bytes = Buffer.byteLength(input.password, 'utf8')
-  if (bytes < 8 || bytes > MAX_PASSWORD_BYTES) {
-    throw new InvalidRequest(`password must be 8 to ${MAX_PASSWORD_BYTES} bytes`)
-  }
+  assertPasswordRule(input.password)
   const badRole = input.roles.find((role) => !ROLE.test(role))
   if (badRole !== undefined)
     throw new InvalidRequest('roles must be 1-64 characters of A-Z a-z 0-9 : . _ -')
@@ -62,12 +74,19 @@ export async function addUser(
 export const voidSessionsUpTo = (now: number): number => now + 1
 
 /**
- * True when a disable or logout everywhere voided the session: it was created
- * before the user's `sessionsValidAfter`. The one rule refresh, the strict
- * authorizer and `GET /sessions` apply (and createSession's condition).
+ * True when a disable, logout everywhere or password change voided the
+ * session: it was created before the user's `sessionsValidAfter`, and it is
+ * not the session the last password change kept (`keptSession`). The one rule
+ * refresh, the strict authorizer and `GET /sessions` apply (and the
+ * conditions of createSession and changePassword). It reads the user item
+ * alone, besides the session's immutable id and creation time, so a read that
+ * sees the user before or after a change never sees half of it.
  */
 export function voidedByUser(session: Session, user: User): boolean {
-  return user.sessionsValidAfter !== undefined && session.createdAt < user.sessionsValidAfter
+  if (user.sessionsValidAfter === undefined || session.createdAt >= user.sessionsValidAfter) {
+    return false
+  }
+  return session.sid !== user.keptSession
 }
 
 /**
@@ -122,18 +141,21 @@ export async function enableUser(users: UserStore, clock: Clock, username: strin
 }
 
 /**
- * Marks every active session of the user revoked, each with its
- * `session.revoked` (`origin`: the request that asked, where there is one);
- * returns how many this call ended.
+ * Marks every active session of the user revoked, except `keep`, each with
+ * its `session.revoked` (`origin`: the request that asked, where there is
+ * one); returns how many this call ended.
  */
 export async function endSessions(
-  sessions: SessionStore,
+  sessions: Pick<SessionStore, 'listSessions' | 'revokeSession'>,
   sub: string,
   at: number,
   reason: RevocationReason,
   origin?: RequestOrigin,
+  keep?: string,
 ): Promise<number> {
-  const active = (await sessions.listSessions(sub)).filter((session) => session.status === 'active')
+  const active = (await sessions.listSessions(sub)).filter(
+    (session) => session.status === 'active' && session.sid !== keep,
+  )
   const ended = await Promise.all(
     active.map((session) =>
       sessions.revokeSession(session.sid, reason, at, [
@@ -142,6 +164,43 @@ export async function endSessions(
     ),
   )
   return ended.filter(Boolean).length
+}
+
+/** The operator's `users set-password` lost a race: the user changed between its read and its write. */
+export class UserChanged extends Error {}
+
+/**
+ * The operator's password reset (`users set-password`): the same password
+ * rule as user creation, the new hash written only over the hash that was
+ * read, and every session of the user ended at once, in the same write
+ * (`sessionsValidAfter`, no session kept) as its `password.changed`; each is
+ * then marked revoked, with its `session.revoked`. A disabled
+ * user stays disabled. Returns how many sessions were active.
+ */
+export async function setPassword(
+  stores: { readonly users: UserStore; readonly sessions: SessionStore },
+  clock: Clock,
+  input: { username: string; password: string; params?: ScryptParams },
+): Promise<number> {
+  assertPasswordRule(input.password)
+  const user = await requireUser(stores.users, input.username)
+  const newHash = await hashPassword(input.password, input.params)
+  const now = clock.now()
+  const result = await stores.users.changePassword(
+    {
+      sub: user.sub,
+      expectHash: user.passwordHash,
+      newHash,
+      sessionsValidAfter: voidSessionsUpTo(now),
+    },
+    [securityEvent('password.changed', now, { subject: user.sub })],
+  )
+  if (result === 'refused') {
+    throw new UserChanged(
+      `user ${user.username} changed meanwhile: nothing was written, run it again`,
+    )
+  }
+  return endSessions(stores.sessions, user.sub, now, 'password_changed')
 }
 
 async function requireUser(users: UserStore, username: string): Promise<User> {

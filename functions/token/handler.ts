@@ -3,12 +3,14 @@ import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadGraceKeyId,
   loadHttpConfig,
   loadSigningConfig,
   loadTableName,
@@ -20,8 +22,11 @@ import { tokenRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const signer = new KmsSigner({ client: new KMSClient(aws), ...loadSigningConfig() })
-warmUp(() => signer.keyId())
+const kms = new KMSClient(aws)
+const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
+const graceKeys = new KmsGraceKeys({ client: kms, keyId: loadGraceKeyId() })
+// The data key too, so that a warm rotation makes no call for it.
+warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
 const dynamodb = new DynamoDBClient(aws)
 const tableName = loadTableName()
 
@@ -32,6 +37,7 @@ export const handler = lambdaHttpHandler(
     sessions: new DynamoSessions(dynamodb, tableName),
     outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
+    graceKeys,
     clock: systemClock,
     events: observability.events,
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },

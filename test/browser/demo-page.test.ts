@@ -8,6 +8,7 @@ import { freePort } from '../../local/dynamodb-local.js'
 import { listen } from '../../local/server.js'
 import { launchChromium, type ObservedContext, observedContext } from '../support/browser.js'
 import { type Harness, PASSWORD, startHarness } from '../support/harness.js'
+import { recordSecret } from '../support/secrets.js'
 
 /**
  * The demo page in a real Chromium against local mode: a cookie-mode client
@@ -273,6 +274,60 @@ describe('demo page in Chromium, cookie mode', () => {
     await signedOut(c)
     expect(await c.textContent('#notice')).toContain('session has ended')
     expect((await there.context.cookies(origin)).map((cookie) => cookie.name)).not.toContain(COOKIE)
+  })
+
+  it('changes the password from the page: this browser stays signed in, the other browser is signed out', async () => {
+    const newPassword = 'changed in the browser'
+    const wrong = 'not the current password'
+    recordSecret(newPassword, wrong)
+    const user = await h.addUser()
+    const here = await profile()
+    const a = await here.context.newPage()
+    await signIn(a, user)
+    const there = await profile()
+    const c = await there.context.newPage()
+    await signIn(c, user)
+
+    await a.fill('#current-password', wrong)
+    await a.fill('#new-password', newPassword)
+    await a.click('#password-button')
+    await a.waitForSelector('#password-error:not([hidden])')
+    expect(await a.textContent('#password-error')).toBe('The current password is wrong.')
+    expect(await a.getAttribute('#status', 'data-state')).toBe('signed-in')
+
+    await a.fill('#current-password', PASSWORD)
+    await a.fill('#new-password', newPassword)
+    await a.click('#password-button')
+    await a.waitForSelector('#password-done:not([hidden])')
+    expect(await a.isHidden('#password-error')).toBe(true)
+    expect(await a.inputValue('#new-password')).toBe('')
+    await a.waitForFunction(
+      () =>
+        (
+          globalThis as unknown as {
+            document: { querySelectorAll(s: string): { length: number } }
+          }
+        ).document.querySelectorAll('#sessions li').length === 1,
+    )
+    expect(await callMe(a)).toContain('GET /me → 200')
+
+    // The other browser learns at its next refresh, which the server refuses.
+    await advance(there.context, 50)
+    await signedOut(c)
+    // This one goes on refreshing.
+    const before = await expiresAt(a)
+    await advance(here.context, 50)
+    await newTokenAfter(a, before)
+    expect(await a.getAttribute('#status', 'data-state')).toBe('signed-in')
+
+    // The new password signs in; the old one no longer does.
+    await c.fill('#username', user.username)
+    await c.fill('#password', PASSWORD)
+    await c.click('#login-button')
+    await c.waitForSelector('#login-error:not([hidden])')
+    await c.fill('#password', newPassword)
+    await c.click('#login-button')
+    await signedIn(c)
   })
 
   it('a page on another origin cannot refresh with the cookie', async () => {

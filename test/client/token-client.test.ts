@@ -182,6 +182,88 @@ describe('token client: login, bearer calls, single-flight refresh', () => {
   })
 })
 
+describe('token client: changePassword', () => {
+  const NEW_PASSWORD = 'the client’s new password'
+  recordSecret(NEW_PASSWORD)
+
+  it('changes the password: this session goes on, another device’s ends, the new password logs in', async () => {
+    const phone = mobileClient()
+    const tablet = mobileClient()
+    const user = await loggedIn(phone)
+    await tablet.client.login(user.username, PASSWORD)
+
+    await phone.client.changePassword(PASSWORD, NEW_PASSWORD)
+    expect(phone.fetch.calls).toEqual(['POST /login', 'POST /me/password'])
+    expect((await phone.client.fetch('/me')).status).toBe(200)
+    h.clock.advance(61)
+    expect(await phone.client.getAccessToken()).toEqual(expect.any(String))
+    expect(phone.expired).toEqual([])
+
+    expect(await tablet.client.getAccessToken()).toBeNull()
+    expect(tablet.expired).toEqual([{ reason: 'invalid_grant' }])
+    const again = mobileClient()
+    await expect(again.client.login(user.username, PASSWORD)).rejects.toMatchObject({
+      code: 'invalid_grant',
+    })
+    await again.client.login(user.username, NEW_PASSWORD)
+  })
+
+  it('rejects a wrong current password with invalid_grant and keeps the session', async () => {
+    const setup = mobileClient()
+    await loggedIn(setup)
+    const error = await setup.client
+      .changePassword('not the password', NEW_PASSWORD)
+      .catch((e) => e)
+    expect(error).toBeInstanceOf(TokenClientError)
+    expect(error).toMatchObject({ code: 'invalid_grant', status: 400, transient: false })
+    expect((await setup.client.fetch('/me')).status).toBe(200)
+    expect(setup.expired).toEqual([])
+  })
+
+  it('rejects a new password outside the rules with invalid_request, and sends it once', async () => {
+    const setup = mobileClient()
+    await loggedIn(setup)
+    await expect(setup.client.changePassword(PASSWORD, 'short')).rejects.toMatchObject({
+      code: 'invalid_request',
+      status: 400,
+    })
+    expect(setup.fetch.count('POST', '/me/password')).toBe(1)
+  })
+
+  it('refreshes once and sends the form again when the server refuses the access token', async () => {
+    const clientClock = new FakeClock(h.clock.now())
+    const fetch = testFetch()
+    const client = createTokenClient({
+      baseUrl: h.url,
+      clientId: MOBILE.client_id,
+      fetch,
+      clock: clientClock,
+      autoRefresh: false,
+    })
+    clients.push(client)
+    const user = await h.addUser()
+    await client.login(user.username, PASSWORD)
+    h.clock.advance(120) // the server's clock: the token has expired there
+
+    await client.changePassword(PASSWORD, NEW_PASSWORD)
+    expect(fetch.calls).toEqual([
+      'POST /login',
+      'POST /me/password',
+      'POST /token',
+      'POST /me/password',
+    ])
+    expect((await h.login(user, MOBILE.client_id, NEW_PASSWORD)).status).toBe(200)
+  })
+
+  it('rejects with login_required without a session', async () => {
+    const setup = mobileClient()
+    await expect(setup.client.changePassword(PASSWORD, NEW_PASSWORD)).rejects.toMatchObject({
+      code: 'login_required',
+    })
+    expect(setup.fetch.calls).toEqual([])
+  })
+})
+
 describe('token client: a lost answer and an app killed mid-refresh keep the session', () => {
   /** Lets the first /token reach the server, which commits the rotation, then loses the answer. */
   function losingFirstRefresh(lost: { refreshToken?: string }): Intercept {

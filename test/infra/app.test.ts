@@ -182,6 +182,45 @@ describe('the committed configuration (token-service.config.ts)', () => {
     )
   })
 
+  it('keeps every other setting through a key rotation that edits signingKeys in the file', () => {
+    const production = {
+      ...committed,
+      clients: testClients,
+      issuer: 'https://auth.acme.io',
+      alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+      domain: {
+        domainName: 'auth.acme.io',
+        certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+      },
+      strictRevocation: true,
+    }
+    const steps = [
+      [{ id: 'k1', state: 'active' }],
+      [
+        { id: 'k1', state: 'active' },
+        { id: 'k2', state: 'retiring' },
+      ],
+      [
+        { id: 'k2', state: 'active' },
+        { id: 'k1', state: 'retiring' },
+      ],
+      [{ id: 'k2', state: 'active' }],
+    ]
+    const props = steps.map((signingKeys) => read({ ...production, signingKeys }).props)
+    for (const [index, step] of props.entries()) {
+      const { signingKeys, ...rest } = step
+      const { signingKeys: first, ...unchanged } = props[0] ?? {}
+      expect(signingKeys, `step ${index}`).toEqual(steps[index])
+      expect(rest, `step ${index}`).toEqual(unchanged)
+      expect(rest).toMatchObject({
+        issuer: 'https://auth.acme.io',
+        alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
+        strictRevocation: true,
+      })
+      expect(first).toEqual(steps[0])
+    }
+  })
+
   it('warns while the stack deploys the demo clients, so that --strict refuses it', () => {
     expect(demoClientsIn(demoClients)).toEqual(demoClients.map((client) => client.client_id))
     expect(demoClientsIn(testClients)).toEqual(['native', 'spa']) // an example.com audience
@@ -301,12 +340,15 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::dynamodb:\*\]/)
   })
 
-  it('acknowledges only the five reviewed findings, each with its reason', () => {
+  it('acknowledges only the six reviewed findings, each with its reason', () => {
     const { stack } = build({})
     const acks = acknowledgements(stack)
+    const taggedKeys =
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]'
     expect([...new Set(acks.map((ack) => ack.id))].sort()).toEqual([
       'AwsSolutions-APIG4',
       'AwsSolutions-IAM5[Resource::*]',
+      taggedKeys,
       'AwsSolutions-SQS3',
       'Serverless-LambdaDLQ',
       'Serverless-SQSRedrivePolicy',
@@ -314,6 +356,10 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     // "A queue without a dead-letter queue" only on the one that is itself the dead-letter queue.
     const deadLetters = stack.service.securityEvents?.deadLetterQueue.node.path
     for (const ack of acks.filter((a) => /SQS/.test(a.id))) expect(ack.path).toBe(deadLetters)
+    // The read of the service's keys by tag: the jwks function only.
+    expect(acks.filter((ack) => ack.id === taggedKeys).map((ack) => ack.path)).toEqual([
+      `${stack.stackName}/TokenService/Jwks/Role`,
+    ])
     for (const ack of acks) expect(ack.reason.length, `${ack.path} ${ack.id}`).toBeGreaterThan(60)
     // APIG4 only on the public OAuth routes, never on a bearer route.
     const apig4 = acks
@@ -394,12 +440,12 @@ describe('npx cdk synth', () => {
     const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     )
-    // The six HTTP functions, the authorizer and the security events' forwarder.
-    expect(functions).toHaveLength(8)
+    // The seven HTTP functions, the authorizer and the security events' forwarder.
+    expect(functions).toHaveLength(9)
     const bundles = readdirSync(outdir)
       .map((name) => join(outdir, name, 'index.mjs'))
       .filter((file) => existsSync(file))
-    expect(bundles).toHaveLength(8)
+    expect(bundles).toHaveLength(9)
     for (const bundle of bundles) {
       const code = readFileSync(bundle, 'utf8')
       // Source maps cost every cold start (docs/benchmarks.md).

@@ -31,6 +31,7 @@ describe('each function bundle (as lib/bundling.ts builds it) holds only what it
     token: ['client-dynamodb', 'client-kms'],
     revoke: ['client-dynamodb'],
     sessions: ['client-dynamodb'],
+    password: ['client-dynamodb'],
     jwks: ['client-kms'],
     me: [],
     authorizer: [],

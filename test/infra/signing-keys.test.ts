@@ -8,6 +8,7 @@ import {
   type KeyLedger,
   planKeyLedger,
   type SigningKeySpec,
+  transitionSigningKeys,
 } from '../../lib/signing-keys.js'
 
 const HOUR = 3600
@@ -116,7 +117,7 @@ describe('signing-key ledger', () => {
     ).toEqual([])
   })
 
-  it('refuses reusing the id of a removed key, and changing the algorithm of existing keys', () => {
+  it('refuses reusing the id of a removed key, and changing the algorithm, which would fail the stack update', () => {
     const reused = deploy([
       [0, keys(['k1', 'active'], ['k2', 'retiring'])],
       [60, keys(['k1', 'active'])],
@@ -131,7 +132,11 @@ describe('signing-key ledger', () => {
       ...rules(later(60)),
       algorithm: 'ES256',
     })
-    expect(es256.problems).toEqual([expect.stringMatching(/algorithm changes from RS256 to ES256/)])
+    expect(es256.problems).toEqual([
+      expect.stringMatching(
+        /algorithm changes from RS256 to ES256: CloudFormation cannot change the KeySpec .* Deploy a new stack/,
+      ),
+    ])
   })
 
   it('reports every problem of one change at once', () => {
@@ -140,6 +145,63 @@ describe('signing-key ledger', () => {
       [60, keys(['k9', 'active'])],
     ])
     expect(problems).toHaveLength(2)
+  })
+})
+
+describe('transition signing keys (what login and token may sign with besides the active key)', () => {
+  /** The transition keys after each step of a sequence of deployments. */
+  function transitions(steps: [number, SigningKeySpec[]][]): string[][] {
+    let ledger: KeyLedger | undefined
+    return steps.map(([at, list]) => {
+      const { problems, next } = checkKeyChange(ledger, list, rules(later(at)))
+      expect(problems).toEqual([])
+      ledger = next
+      return transitionSigningKeys(next)
+    })
+  }
+
+  it('through the runbook: the incoming key from its publication, the outgoing key from the switch until it is removed', () => {
+    const switchAt = HOUR + 2 * HOUR + 300
+    expect(
+      transitions([
+        [0, keys(['k1', 'active'])],
+        [HOUR, keys(['k1', 'active'], ['k2', 'retiring'])],
+        // The same list synthesized again (cdk diff, then cdk deploy): the grants stay.
+        [HOUR + 60, keys(['k1', 'active'], ['k2', 'retiring'])],
+        [switchAt, keys(['k2', 'active'], ['k1', 'retiring'])],
+        [switchAt + 60, keys(['k2', 'active'], ['k1', 'retiring'])],
+        [switchAt + 960, keys(['k2', 'active'])],
+      ]),
+    ).toEqual([[], ['k2'], ['k2'], ['k1'], ['k1'], []])
+  })
+
+  it('a key retired before the last switch may no longer sign; one published meanwhile may', () => {
+    const second = 2 * HOUR + 400 + 2 * HOUR + 300
+    expect(
+      transitions([
+        [0, keys(['k1', 'active'], ['k2', 'retiring'])],
+        [2 * HOUR + 300, keys(['k2', 'active'], ['k1', 'retiring'])],
+        [2 * HOUR + 400, keys(['k2', 'active'], ['k1', 'retiring'], ['k3', 'retiring'])],
+        [second, keys(['k3', 'active'], ['k2', 'retiring'], ['k1', 'retiring'])],
+      ]),
+    ).toEqual([['k2'], ['k1'], ['k1', 'k3'], ['k2']])
+  })
+
+  it('going back to the previous key makes the abandoned one outgoing', () => {
+    expect(
+      transitions([
+        [0, keys(['k1', 'active'], ['k2', 'retiring'])],
+        [10 * HOUR, keys(['k2', 'active'], ['k1', 'retiring'])],
+        [10 * HOUR + 60, keys(['k1', 'active'], ['k2', 'retiring'])],
+      ]),
+    ).toEqual([['k2'], ['k1'], ['k2']])
+  })
+
+  it('none after a compromised key is replaced at once: nothing to fall back to', () => {
+    const first = checkKeyChange(undefined, keys(['k1', 'active']), rules(start)).next
+    const { problems, next } = checkKeyChange(first, keys(['k2', 'active']), rules(later(60)))
+    expect(problems.length).toBeGreaterThan(0) // accepted only with unsafeKeyChangeReason
+    expect(transitionSigningKeys(next)).toEqual([])
   })
 })
 
@@ -157,6 +219,7 @@ describe('signing-key ledger file', () => {
     expect(apply(file, 'Prod', keys(['k1', 'active']), start)).toMatchObject({
       problems: [],
       changed: true,
+      transitionKeys: [],
     })
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({
       version: 1,
@@ -170,6 +233,10 @@ describe('signing-key ledger file', () => {
       },
     })
     expect(apply(file, 'Prod', keys(['k1', 'active']), later(60)).changed).toBe(false)
+    // What bin/app.ts passes to the stack as transitionSigningKeys.
+    expect(
+      apply(file, 'Prod', keys(['k1', 'active'], ['k2', 'retiring']), later(120)).transitionKeys,
+    ).toEqual(['k2'])
     apply(file, 'Dev', keys(['d1', 'active']), later(60))
     expect(Object.keys(JSON.parse(readFileSync(file, 'utf8')).stacks).sort()).toEqual([
       'Dev',

@@ -65,7 +65,8 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      AuthorizerResultTtlInSeconds: 300,
+      // The clock skew (30 s): see the cache test below.
+      AuthorizerResultTtlInSeconds: 30,
     })
     template.hasResourceProperties('AWS::Lambda::Permission', {
       Action: 'lambda:InvokeFunction',
@@ -140,6 +141,8 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
       AUTHORIZER_SKEW_SECONDS: '30',
       AUTHORIZER_MAX_TOKEN_BYTES: '4096',
       AUTHORIZER_AUDIENCES: [...new Set(testClients.map((client) => client.audience))].join(','),
+      // The longest client TTL (900 s) plus the default backdate (5 s).
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
     })
     // The session cache is strict mode's; JWKS_MAX_AGE_SECONDS is the jwks function's.
     expect(variables).not.toHaveProperty('AUTHORIZER_SESSION_CACHE_SECONDS')
@@ -168,6 +171,20 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     })
   })
 
+  it("bounds a token's lifetime by the longest client TTL plus the token service's backdate", () => {
+    const clients = [testClients[0], { ...testClients[1], access_token_ttl_seconds: 3600 }]
+    const { template } = ordersStack({
+      clients: clients as typeof testClients,
+      tokenBackdateSeconds: 60,
+    })
+    expect(authorizerVariables(template)).toMatchObject({
+      AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '3660',
+    })
+    expect(() => ordersStack({ tokenBackdateSeconds: 61 })).toThrow(
+      /tokenBackdateSeconds must be an integer from 0 to 60/,
+    )
+  })
+
   it('refuses settings the function would refuse at cold start, and a session cache without strict mode', () => {
     expect(() => ordersStack({ clockSkewSeconds: -1 })).toThrow(
       /TokenAuthorizer: clockSkewSeconds must be an integer from 0 to 300 \(AUTHORIZER_SKEW_SECONDS\), got -1/,
@@ -178,8 +195,32 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     expect(() => ordersStack({ strict: true, table: undefined })).toThrow(/give it the table/)
   })
 
+  it('caches an answer no longer than the skew and tells the authorizer, so that a cached Allow never outlives exp plus the skew', () => {
+    // API Gateway keeps an answer for a fixed TTL (an HTTP API authorizer cannot set one per
+    // answer). The authorizer stops allowing a token TTL seconds before exp + skew: an Allow
+    // cached at the last moment then ends by exp + skew, as the authorizer's own would.
+    const ttl = (props: Partial<TokenAuthorizerProps>) => {
+      const { template, auth } = ordersStack(props)
+      const [authorizer] = Object.values(template.findResources('AWS::ApiGatewayV2::Authorizer'))
+      const seconds = (authorizer as { Properties: { AuthorizerResultTtlInSeconds: number } })
+        .Properties.AuthorizerResultTtlInSeconds
+      expect(authorizerVariables(template).AUTHORIZER_CACHE_SECONDS).toBe(String(seconds))
+      expect(auth.resultsCacheTtl.toSeconds()).toBe(seconds)
+      return seconds
+    }
+    expect(ttl({})).toBe(30)
+    expect(ttl({ clockSkewSeconds: 10 })).toBe(10)
+    expect(ttl({ clockSkewSeconds: 0 })).toBe(0)
+    expect(ttl({ resultsCacheTtl: Duration.seconds(20) })).toBe(20)
+    expect(ttl({ strict: true })).toBe(0)
+    expect(ttl({ clockSkewSeconds: 300 })).toBe(300)
+    expect(() => ordersStack({ resultsCacheTtl: Duration.seconds(31) })).toThrow(
+      /resultsCacheTtl 31 s exceeds the clock skew \(30 s\)/,
+    )
+  })
+
   it('serves a second HTTP API through authorizerFor()', () => {
-    const { template } = ordersStack({ resultsCacheTtl: Duration.seconds(60) }, (stack, auth) => {
+    const { template } = ordersStack({ resultsCacheTtl: Duration.seconds(20) }, (stack, auth) => {
       const second = new apigwv2.HttpApi(stack, 'Second')
       const fn = lambda.Function.fromFunctionArn(
         stack,
@@ -199,8 +240,8 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
         (a) => (a as { Properties: { AuthorizerResultTtlInSeconds: number } }).Properties,
       ),
     ).toEqual([
-      expect.objectContaining({ AuthorizerResultTtlInSeconds: 60 }),
-      expect.objectContaining({ AuthorizerResultTtlInSeconds: 60 }),
+      expect.objectContaining({ AuthorizerResultTtlInSeconds: 20 }),
+      expect.objectContaining({ AuthorizerResultTtlInSeconds: 20 }),
     ])
   })
 

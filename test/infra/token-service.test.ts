@@ -1,5 +1,5 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
-import { Match } from 'aws-cdk-lib/assertions'
+import { Annotations, Match } from 'aws-cdk-lib/assertions'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   loadAuthorizerConfig,
@@ -9,7 +9,7 @@ import {
   loadLoginBackoff,
   loadSessionCacheSeconds,
 } from '../../functions/config.js'
-import { LAMBDA_FUNCTIONS } from '../../functions/routes.js'
+import { LAMBDA_FUNCTIONS, ROUTES } from '../../functions/routes.js'
 import {
   type LambdaName,
   SETTINGS,
@@ -17,15 +17,27 @@ import {
   settingsOf,
 } from '../../functions/settings.js'
 import { DEFAULTS, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import { accessLogGroupName } from '../../lib/token-service.js'
 import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
 import { type Resource, type Synthesized, synth, testApp, testClients } from './synth.js'
 
-type Statement = { Action: string | string[]; Effect: string; Resource: unknown }
+type Statement = {
+  Action: string | string[]
+  Effect: string
+  Resource: unknown
+  Condition?: Record<string, Record<string, string>>
+}
+
+/** The Sign grant's condition as `grants` renders it: a SHA-256 digest, PKCS #1 v1.5 (RS256). */
+const RS256_DIGEST =
+  'if StringEquals kms:MessageType=DIGEST, kms:SigningAlgorithm=RSASSA_PKCS1_V1_5_SHA_256'
 
 /**
  * Every grant of every function, as `{ function: { action: [resources] } }`, with the
- * resources named: `table`, `table/index/gsi1`, `key:<id>`, `own-logs`, `*`.
+ * resources named: `table`, `table/index/gsi1`, `key:<id>`, `own-logs`, `*`, pseudo
+ * parameters as `<AWS::Region>`; a statement's conditions follow its resource
+ * (`key:k1 if StringEquals kms:MessageType=DIGEST, ...`).
  */
 function grants({
   stack,
@@ -46,6 +58,7 @@ function grants({
     names.set(logicalId(service.securityEvents.bus), 'event-bus')
     names.set(logicalId(service.securityEvents.deadLetterQueue), 'dead-letter-queue')
   }
+  names.set(logicalId(service.graceKey), 'grace-key')
 
   const matrix: Record<string, Record<string, string[]>> = {}
   for (const [name, fn] of Object.entries(functions)) {
@@ -53,6 +66,8 @@ function grants({
     const own = logicalId(fn.logGroup)
     const render = (resource: unknown): string => {
       if (resource === '*') return '*'
+      const ref = (resource as { Ref?: string }).Ref
+      if (ref?.startsWith('AWS::')) return `<${ref}>`
       const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']
       if (getAtt?.[1] === 'Arn') {
         if (getAtt[0] === own) return 'own-logs'
@@ -72,8 +87,18 @@ function grants({
       const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement
       for (const statement of statements) {
         expect(statement.Effect).toBe('Allow')
+        const condition = Object.entries(statement.Condition ?? {})
+          .map(
+            ([operator, values]) =>
+              ` if ${operator} ${Object.entries(values)
+                .map(([key, value]) => `${key}=${value}`)
+                .sort()
+                .join(', ')}`,
+          )
+          .join('')
         for (const action of [statement.Action].flat()) {
-          const list = [...(actions[action] ?? []), ...[statement.Resource].flat().map(render)]
+          const resources = [statement.Resource].flat().map((r) => `${render(r)}${condition}`)
+          const list = [...(actions[action] ?? []), ...resources]
           actions[action] = [...new Set(list)].sort()
         }
       }
@@ -82,6 +107,10 @@ function grants({
   }
   return matrix
 }
+
+/** The jwks function's grant by tag: the public key of any of this service's signing keys. */
+const TAGGED_KEYS =
+  'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/* if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService'
 
 const BASE_GRANTS = {
   'logs:CreateLogStream': ['own-logs'],
@@ -120,6 +149,46 @@ function environments({
       return [name, Object.fromEntries(plain)]
     }),
   )
+}
+
+/**
+ * A dependency cycle among the resources (DependsOn, Ref, Fn::GetAtt), as the logical ids
+ * around it, or `undefined`: CloudFormation refuses a template with one.
+ */
+function dependencyCycle(resources: Record<string, Resource>): string[] | undefined {
+  const edges = new Map<string, Set<string>>()
+  const collect = (value: unknown, into: Set<string>): void => {
+    if (Array.isArray(value)) for (const item of value) collect(item, into)
+    else if (value !== null && typeof value === 'object') {
+      for (const [key, item] of Object.entries(value)) {
+        if (key === 'Ref' && typeof item === 'string' && item in resources) into.add(item)
+        else if (key === 'Fn::GetAtt' && Array.isArray(item)) into.add(String(item[0]))
+        else collect(item, into)
+      }
+    }
+  }
+  for (const [id, resource] of Object.entries(resources)) {
+    const into = new Set<string>(resource.DependsOn ?? [])
+    collect(resource.Properties, into)
+    edges.set(id, into)
+  }
+  const state = new Map<string, 'visiting' | 'done'>()
+  const visit = (id: string, path: string[]): string[] | undefined => {
+    if (state.get(id) === 'done') return undefined
+    if (state.get(id) === 'visiting') return [...path.slice(path.indexOf(id)), id]
+    state.set(id, 'visiting')
+    for (const next of edges.get(id) ?? []) {
+      const cycle = visit(next, [...path, id])
+      if (cycle) return cycle
+    }
+    state.set(id, 'done')
+    return undefined
+  }
+  for (const id of edges.keys()) {
+    const cycle = visit(id, [])
+    if (cycle) return cycle
+  }
+  return undefined
 }
 
 const tunables = (environment: Record<string, string>) =>
@@ -173,15 +242,32 @@ describe('TokenService with its defaults', () => {
     })
   })
 
-  it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, aliased by its id and as the active key', () => {
+  it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, tagged as the service’s, aliased by its id and as the active key', () => {
     const { template, stack, logicalId } = synthesized
-    template.resourceCountIs('AWS::KMS::Key', 1)
+    const signing = template.findResources('AWS::KMS::Key', {
+      Properties: { KeyUsage: 'SIGN_VERIFY' },
+    })
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
-      Properties: Match.objectLike({ KeySpec: 'RSA_2048', KeyUsage: 'SIGN_VERIFY' }),
+      Properties: Match.objectLike({
+        KeySpec: 'RSA_2048',
+        KeyUsage: 'SIGN_VERIFY',
+        // What the jwks function's grant by tag names (SIGNING_KEY_TAG).
+        Tags: [{ Key: 'token-service:signing-key-of', Value: 'TestTokenService/TokenService' }],
+      }),
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
     const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
+    template.resourceCountIs('AWS::KMS::Key', 2)
+    expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
+      DeletionPolicy: 'Retain',
+      Properties: { EnableKeyRotation: true },
+    })
+    expect(
+      template.toJSON().Resources[logicalId(stack.service.graceKey)].Properties,
+    ).not.toHaveProperty('KeyUsage', 'SIGN_VERIFY')
     expect(aliases).toEqual(
       expect.arrayContaining([
         { AliasName: 'alias/TestTokenService/TokenService/k1', TargetKeyId: keyArn },
@@ -214,9 +300,12 @@ describe('TokenService with its defaults', () => {
       })
     }
     // scrypt N=2^17 is CPU bound: 1769 MB buys one full vCPU.
-    expect(
-      resources[logicalId(stack.service.functions.login.function)]?.Properties.MemorySize,
-    ).toBe(1769)
+    for (const name of ['login', 'password'] as const) {
+      expect(
+        resources[logicalId(stack.service.functions[name].function)]?.Properties.MemorySize,
+        name,
+      ).toBe(1769)
+    }
     for (const [, group] of ofType('AWS::Logs::LogGroup')) {
       expect(group.Properties.RetentionInDays).toBe(90)
       expect(group.DeletionPolicy).toBe('Retain')
@@ -287,11 +376,21 @@ describe('TokenService with its defaults', () => {
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '300' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '3',
+          LOGIN_BACKOFF_BASE_SECONDS: '1',
+          LOGIN_BACKOFF_MAX_SECONDS: '900',
+          LOGIN_FAILURE_WINDOW_SECONDS: '86400',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_AUDIENCES: AUDIENCES,
           AUTHORIZER_SKEW_SECONDS: '30',
           AUTHORIZER_MAX_TOKEN_BYTES: '4096',
+          // The longest client TTL (900 s) plus the backdate (5 s): exp - iat of the longest token.
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905',
+          // API Gateway's cache of its answers: the authorizer allows up to exp + skew - this.
+          AUTHORIZER_CACHE_SECONDS: '30',
         },
         forwarder: {},
       },
@@ -342,7 +441,7 @@ describe('TokenService with its defaults', () => {
     )
   })
 
-  it('grants exactly what each function calls: Sign only to login and token on the active key, no wildcard but X-Ray', () => {
+  it('grants exactly what each function calls: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
     const dynamoWrites = ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']
     // A change with its security events is a transaction: its Update (or Put) and a Put per event.
     expect(grants(synthesized)).toEqual({
@@ -351,7 +450,7 @@ describe('TokenService with its defaults', () => {
         ...Object.fromEntries(dynamoWrites.map((action) => [action, ['table']])),
         'dynamodb:Query': ['table/index/gsi1'],
         'kms:GetPublicKey': ['key:k1'],
-        'kms:Sign': ['key:k1'],
+        'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
       },
       token: {
         ...BASE_GRANTS,
@@ -359,8 +458,11 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
+        // Seals a rotation's grace child, and opens one for a grace replay.
+        'kms:Decrypt': ['grace-key'],
+        'kms:GenerateDataKey': ['grace-key'],
         'kms:GetPublicKey': ['key:k1'],
-        'kms:Sign': ['key:k1'],
+        'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
       },
       revoke: {
         ...BASE_GRANTS,
@@ -368,12 +470,20 @@ describe('TokenService with its defaults', () => {
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
       },
-      jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': ['key:k1'] },
+      jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
       sessions: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
+        'dynamodb:UpdateItem': ['table'],
+        'dynamodb:Query': ['table/index/gsi1'],
+      },
+      // No KMS: it signs nothing. No PutItem: it creates nothing.
+      password: {
+        ...BASE_GRANTS,
+        'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:GetItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
@@ -396,7 +506,7 @@ describe('TokenService with its defaults', () => {
     })
   })
 
-  it('has no wildcard action and no "*" resource except the X-Ray statement, which AWS requires', () => {
+  it('has no wildcard action and no "*" resource except the X-Ray statement, which AWS requires, and reads keys by wildcard only with the service’s tag', () => {
     for (const [id, policy] of ofType('AWS::IAM::Policy')) {
       const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement
       for (const statement of statements) {
@@ -406,6 +516,14 @@ describe('TokenService with its defaults', () => {
         if ([statement.Resource].flat().includes('*')) {
           // xray:PutTraceSegments and PutTelemetryRecords support no resource-level permissions.
           expect(actions.sort(), id).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments'])
+        }
+        if (JSON.stringify(statement.Resource).includes('key/*')) {
+          expect(actions, id).toEqual(['kms:GetPublicKey'])
+          expect(statement.Condition, id).toEqual({
+            StringEquals: {
+              'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
+            },
+          })
         }
       }
     }
@@ -446,6 +564,7 @@ describe('TokenService with its defaults', () => {
         'DELETE /sessions -> sessions (CUSTOM)',
         'DELETE /sessions/{sid} -> sessions (CUSTOM)',
         'GET /me -> me (CUSTOM)',
+        'POST /me/password -> password (CUSTOM)',
       ].sort(),
     )
   })
@@ -458,12 +577,12 @@ describe('TokenService with its defaults', () => {
       AuthorizerPayloadFormatVersion: '2.0',
       EnableSimpleResponses: true,
       IdentitySource: ['$request.header.Authorization'],
-      // min(5 minutes, 600 s: the shortest access-token lifetime of the clients)
-      AuthorizerResultTtlInSeconds: 300,
+      // The clock skew (30 s), so that a cached Allow never outlives exp plus the skew.
+      AuthorizerResultTtlInSeconds: 30,
     })
   })
 
-  it('throttles the stage, /login harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+  it('throttles the stage, /login and /me/password harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
     const { template } = synthesized
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'HTTP',
@@ -482,13 +601,20 @@ describe('TokenService with its defaults', () => {
       StageName: '$default',
       AutoDeploy: true,
       DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
-      RouteSettings: { 'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 } },
     })
-    // The route settings name the route: the stage must come after it.
-    const loginRoute = ofType('AWS::ApiGatewayV2::Route').find(
-      ([, route]) => route.Properties.RouteKey === 'POST /login',
-    )?.[0]
-    expect(stage.DependsOn).toContain(loginRoute)
+    // scrypt runs on both: each route has the login limits of its own.
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      'POST /me/password': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+    })
+    // The route settings name the routes: the stage must come after them.
+    for (const key of ['POST /login', 'POST /me/password']) {
+      const route = ofType('AWS::ApiGatewayV2::Route').find(
+        ([, r]) => r.Properties.RouteKey === key,
+      )?.[0]
+      expect(route, key).toBeDefined()
+      expect(stage.DependsOn, key).toContain(route)
+    }
     const format = JSON.parse(
       (stage.Properties.AccessLogSettings as { Format: string }).Format,
     ) as Record<string, string>
@@ -497,6 +623,30 @@ describe('TokenService with its defaults', () => {
       expect(variable).toMatch(/^\$context\.[A-Za-z.]+$/)
       expect(variable).not.toMatch(/header|querystring|userAgent|body|authorizer\.claims/i)
     }
+  })
+
+  it('logs API access to a group under /aws/vendedlogs/, named after the stack and its unique id', () => {
+    const { stack, logicalId } = synthesized
+    const logGroupId = logicalId(stack.service.accessLogs)
+    expect(resources[logGroupId]?.Properties.LogGroupName).toEqual({
+      'Fn::Join': [
+        '',
+        [
+          '/aws/vendedlogs/TestTokenService/',
+          // The UUID at the end of the stack id: unique to this stack, stable for its life.
+          { 'Fn::Select': [2, { 'Fn::Split': ['/', { Ref: 'AWS::StackId' }] }] },
+          '/TokenService/access-logs',
+        ],
+      ],
+    })
+    const [, stage] = ofType('AWS::ApiGatewayV2::Stage')[0] as [string, Resource]
+    expect(stage.Properties.AccessLogSettings).toMatchObject({
+      DestinationArn: { 'Fn::GetAtt': [logGroupId, 'Arn'] },
+    })
+    // The longest stack name (128) fits in CloudWatch Logs' 512 characters; a bad id does not.
+    expect(() => accessLogGroupName('S'.repeat(128), 'TokenService')).not.toThrow()
+    expect(() => accessLogGroupName('S'.repeat(128), 'T'.repeat(330))).toThrow(/at most 512/)
+    expect(() => accessLogGroupName('Prod', 'Token Service')).toThrow(/not a CloudWatch Logs name/)
   })
 
   it('alarms on reuse detections, the 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles', () => {
@@ -708,16 +858,23 @@ describe('TokenService with its defaults', () => {
 })
 
 describe('TokenService options', () => {
-  it('uses an ECC_NIST_P256 key for ES256, and DESTROY drops the retention and the deletion protection', () => {
-    const { template } = synth({
+  it('uses an ECC_NIST_P256 key for ES256, signed as ECDSA_SHA_256, and DESTROY drops the retention and the deletion protection', () => {
+    const synthesized = synth({
       algorithm: 'ES256',
       removalPolicy: RemovalPolicy.DESTROY,
       issuer: 'https://auth.example.com',
     })
+    const { template } = synthesized
     template.hasResourceProperties('AWS::KMS::Key', {
       KeySpec: 'ECC_NIST_P256',
       KeyUsage: 'SIGN_VERIFY',
     })
+    const matrix = grants(synthesized)
+    for (const name of ['login', 'token']) {
+      expect(matrix[name]?.['kms:Sign'], name).toEqual([
+        'key:k1 if StringEquals kms:MessageType=DIGEST, kms:SigningAlgorithm=ECDSA_SHA_256',
+      ])
+    }
     template.hasResource('AWS::DynamoDB::Table', { DeletionPolicy: 'Delete' })
     template.hasResourceProperties('AWS::DynamoDB::Table', { DeletionProtectionEnabled: false })
     template.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Delete' })
@@ -761,8 +918,8 @@ describe('TokenService options', () => {
       },
     })
     expect(stack.service.tokenAuthorizer).toBeUndefined()
-    // The six HTTP functions and the forwarder.
-    template.resourceCountIs('AWS::Lambda::Function', 7)
+    // The seven HTTP functions and the forwarder.
+    template.resourceCountIs('AWS::Lambda::Function', 8)
     const bearer = Object.values(resources).filter(
       (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
     )
@@ -774,7 +931,108 @@ describe('TokenService options', () => {
         ['DELETE /sessions/{sid}', 'JWT'],
         ['GET /me', 'JWT'],
         ['GET /sessions', 'JWT'],
+        ['POST /me/password', 'JWT'],
       ].sort(),
+    )
+  })
+
+  it('creates the native JWT authorizer only once its issuer’s discovery is served: after the discovery routes, their integration and permissions, the jwks function and the stage', () => {
+    const { stack, logicalId, resources } = synth({ authorizer: 'jwt' })
+    const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type)
+    const [[authorizerId, authorizer]] = ofType('AWS::ApiGatewayV2::Authorizer') as [
+      [string, Resource],
+    ]
+    const jwks = stack.service.functions.jwks
+    const jwksFunction = logicalId(jwks.function)
+    const discoveryPaths = [
+      '/.well-known/jwks.json',
+      '/.well-known/openid-configuration',
+      '/.well-known/oauth-authorization-server',
+    ]
+    const discoveryRoutes = ofType('AWS::ApiGatewayV2::Route')
+      .filter(([, r]) => discoveryPaths.some((path) => r.Properties.RouteKey === `GET ${path}`))
+      .map(([id]) => id)
+    expect(discoveryRoutes).toHaveLength(3)
+    const integration = ofType('AWS::ApiGatewayV2::Integration').find(
+      ([, r]) =>
+        (r.Properties.IntegrationUri as { 'Fn::GetAtt': [string] })['Fn::GetAtt'][0] ===
+        jwksFunction,
+    )?.[0]
+    // API Gateway may invoke the jwks function on each discovery route: one permission per route.
+    const permissions = ofType('AWS::Lambda::Permission')
+      .filter(
+        ([, r]) =>
+          JSON.stringify(r.Properties.FunctionName).includes(jwksFunction) &&
+          discoveryPaths.some((path) => JSON.stringify(r.Properties.SourceArn).includes(path)),
+      )
+      .map(([id]) => id)
+    expect(permissions).toHaveLength(3)
+    const [[stageId, stage]] = ofType('AWS::ApiGatewayV2::Stage') as [[string, Resource]]
+    expect(authorizer.DependsOn).toEqual(
+      expect.arrayContaining([
+        ...discoveryRoutes,
+        integration,
+        ...permissions,
+        jwksFunction,
+        logicalId(jwks.role.node.findChild('DefaultPolicy')),
+        stageId,
+      ]),
+    )
+    // The stage's first deployment has the discovery routes; the bearer routes come after the
+    // authorizer, and nothing the authorizer waits for waits for them.
+    expect(stage.DependsOn).toEqual(expect.arrayContaining(discoveryRoutes))
+    const bearer = ofType('AWS::ApiGatewayV2::Route').filter(
+      ([, r]) => r.Properties.AuthorizationType === 'JWT',
+    )
+    expect(bearer).toHaveLength(ROUTES.filter((route) => route.auth === 'bearer').length)
+    for (const [, route] of bearer)
+      expect(route.Properties.AuthorizerId).toEqual({ Ref: authorizerId })
+    expect(dependencyCycle(resources)).toBeUndefined()
+    const loop = { Type: 'T', Properties: {} }
+    expect(
+      dependencyCycle({ a: { ...loop, DependsOn: ['b'] }, b: { ...loop, DependsOn: ['a'] } }),
+    ).toEqual(['a', 'b', 'a'])
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('authorizer "jwt"'))
+  })
+
+  it('with a custom domain, creates the JWT authorizer after the domain, its API mapping and DNS records, and warns when the DNS is not the stack’s', () => {
+    const domain = {
+      domainName: 'auth.example.com',
+      certificateArn: 'arn:aws:acm:eu-west-1:111111111111:certificate/abc',
+    }
+    const zoned = synth({
+      authorizer: 'jwt',
+      domain: { ...domain, hostedZoneId: 'Z0123456789', hostedZoneName: 'example.com' },
+    })
+    const idsOf = (type: string) =>
+      Object.entries(zoned.resources)
+        .filter(([, r]) => r.Type === type)
+        .map(([id]) => id)
+    const [authorizer] = idsOf('AWS::ApiGatewayV2::Authorizer')
+    const waitsFor = [
+      ...idsOf('AWS::ApiGatewayV2::DomainName'),
+      ...idsOf('AWS::ApiGatewayV2::ApiMapping'),
+      ...idsOf('AWS::Route53::RecordSet'),
+    ]
+    expect(waitsFor).toHaveLength(4)
+    expect(zoned.resources[authorizer as string]?.DependsOn).toEqual(
+      expect.arrayContaining(waitsFor),
+    )
+    expect(dependencyCycle(zoned.resources)).toBeUndefined()
+    Annotations.fromStack(zoned.stack).hasNoWarning('*', Match.stringLikeRegexp('authorizer "jwt"'))
+
+    // Without the zone the record is the operator's: synth cannot know it exists yet.
+    const unzoned = synth({ authorizer: 'jwt', domain })
+    Annotations.fromStack(unzoned.stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp(
+        'the DNS record of auth.example.com is not in this stack.*deploy with -c authorizer=lambda first.*then deploy with -c authorizer=jwt',
+      ),
+    )
+    const elsewhere = synth({ authorizer: 'jwt', issuer: 'https://issuer.example.com' })
+    Annotations.fromStack(elsewhere.stack).hasWarning(
+      '*',
+      Match.stringLikeRegexp("the issuer https://issuer.example.com is not this API's address"),
     )
   })
 
@@ -804,11 +1062,16 @@ describe('TokenService options', () => {
       { ...testClients[0], access_token_ttl_seconds: 120 },
       testClients[1],
     ] as typeof testClients
-    synth({ clients }).template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
-      AuthorizerResultTtlInSeconds: 120,
-    })
-    expect(() => synth({ clients, authorizerCacheTtl: Duration.minutes(3) })).toThrow(
-      /exceeds the shortest access-token lifetime \(120 s\)/,
+    const authorizerSettings = { clockSkewSeconds: 300 }
+    synth({ clients, authorizerSettings }).template.hasResourceProperties(
+      'AWS::ApiGatewayV2::Authorizer',
+      { AuthorizerResultTtlInSeconds: 120 },
+    )
+    expect(() =>
+      synth({ clients, authorizerSettings, authorizerCacheTtl: Duration.minutes(3) }),
+    ).toThrow(/exceeds the shortest access-token lifetime \(120 s\)/)
+    expect(() => synth({ authorizerCacheTtl: Duration.minutes(1) })).toThrow(
+      /exceeds the clock skew \(30 s\)/,
     )
     expect(() =>
       synth({ strictRevocation: true, authorizerCacheTtl: Duration.seconds(30) }),
@@ -921,18 +1184,32 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
         revoke: {},
         jwks: { JWKS_MAX_AGE_SECONDS: '600' },
         sessions: {},
+        password: {
+          LOGIN_FREE_FAILURES: '5',
+          LOGIN_BACKOFF_BASE_SECONDS: '2',
+          LOGIN_BACKOFF_MAX_SECONDS: '600',
+          LOGIN_FAILURE_WINDOW_SECONDS: '3600',
+        },
         me: {},
         authorizer: {
           AUTHORIZER_SKEW_SECONDS: '60',
           AUTHORIZER_SESSION_CACHE_SECONDS: '2',
           AUTHORIZER_MAX_TOKEN_BYTES: '8192',
           AUTHORIZER_AUDIENCES: 'https://orders.example.com',
+          AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
+          AUTHORIZER_CACHE_SECONDS: '0',
         },
         forwarder: {},
       },
     )
     const tuned = (name: string) => tunedOf(env[name] ?? {})
     expect(tuned('login').loginBackoff).toEqual({
+      freeFailures: 5,
+      baseSeconds: 2,
+      maxSeconds: 600,
+      windowSeconds: 3600,
+    })
+    expect(tuned('password').loginBackoff).toEqual({
       freeFailures: 5,
       baseSeconds: 2,
       maxSeconds: 600,
@@ -1032,6 +1309,8 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
       AUTHORIZER_AUDIENCES: 'https://api.example.com',
       // The window must cover the longest wait: test its lower end with a short one.
       LOGIN_BACKOFF_MAX_SECONDS: '60',
+      // The skew must cover the answer cache: test the cache's upper end with the longest skew.
+      AUTHORIZER_SKEW_SECONDS: '300',
     }
     const loadAll = (env: Record<string, string>) => {
       tunedOf(env)
@@ -1060,14 +1339,15 @@ describe('TokenService signing keys', () => {
 
   it('creates one key and alias per entry; only the active one signs, every one is published', () => {
     const synthesized = synth({ signingKeys: rotating })
-    synthesized.template.resourceCountIs('AWS::KMS::Key', 2)
+    // Two signing keys, and the grace key.
+    synthesized.template.resourceCountIs('AWS::KMS::Key', 3)
     synthesized.template.resourceCountIs('AWS::KMS::Alias', 3)
     const matrix = grants(synthesized)
     for (const name of ['login', 'token']) {
-      expect(matrix[name]?.['kms:Sign'], name).toEqual(['key:k2026-11'])
+      expect(matrix[name]?.['kms:Sign'], name).toEqual([`key:k2026-11 ${RS256_DIGEST}`])
       expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-11'])
     }
-    expect(matrix.jwks?.['kms:GetPublicKey']).toEqual(['key:k2026-05', 'key:k2026-11'])
+    expect(matrix.jwks?.['kms:GetPublicKey']).toEqual([TAGGED_KEYS, 'key:k2026-05', 'key:k2026-11'])
     expect(matrix.jwks?.['kms:Sign']).toBeUndefined()
     expect(
       Object.keys(matrix.authorizer ?? {}).filter((action) => action.startsWith('kms:')),
@@ -1089,6 +1369,21 @@ describe('TokenService signing keys', () => {
     // Only the jwks function publishes the retiring key.
     expect(variables(stack.service.functions.jwks).RETIRING_KEY_IDS).toEqual(retiring)
     expect(variables(stack.service.functions.login).RETIRING_KEY_IDS).toBeUndefined()
+  })
+
+  it('lets login and token also sign with and read the transition keys it is given, and refuses one that is not listed', () => {
+    const matrix = grants(synth({ signingKeys: rotating, transitionSigningKeys: ['k2026-05'] }))
+    for (const name of ['login', 'token']) {
+      expect(matrix[name]?.['kms:Sign'], name).toEqual([
+        `key:k2026-05 ${RS256_DIGEST}`,
+        `key:k2026-11 ${RS256_DIGEST}`,
+      ])
+      expect(matrix[name]?.['kms:GetPublicKey'], name).toEqual(['key:k2026-05', 'key:k2026-11'])
+    }
+    expect(matrix.jwks?.['kms:Sign']).toBeUndefined()
+    expect(() => synth({ signingKeys: rotating, transitionSigningKeys: ['k2027-01'] })).toThrow(
+      /transitionSigningKeys names "k2027-01", which signingKeys does not list/,
+    )
   })
 
   it('keeps every key’s logical id when the list is reordered or the active key changes', () => {

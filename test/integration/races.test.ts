@@ -21,7 +21,12 @@ const faults = new DynamoFaults()
 const summary: string[] = []
 
 beforeAll(async () => {
-  h = await startHarness({ dynamodb: (client) => faults.install(client) })
+  h = await startHarness({
+    dynamodb: (client) => faults.install(client),
+    // Each login attempt takes a turn before its password check, so by default at most
+    // four run at once (login-abuse.test.ts); the parallel logins below test the store.
+    env: { LOGIN_FREE_FAILURES: '10' },
+  })
 })
 afterAll(async () => {
   await h.close()

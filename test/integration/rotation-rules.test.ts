@@ -1,6 +1,7 @@
+import { createDecipheriv, hkdfSync } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
-import { parseRefreshToken } from '../../functions/core/refresh-token.js'
+import { openChild, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { type Harness, NATIVE, NO_GRACE, startHarness } from '../support/harness.js'
 import { type Item, items } from '../support/items.js'
 
@@ -62,7 +63,46 @@ describe('rule 2: grace', () => {
     expect(item).not.toContain(parent)
     expect(item).not.toContain(child.split('.')[2])
   })
+
+  it('leaves a copy of the table plus the retired token unable to open the child, within the window or after it', async () => {
+    const parent = await newSession()
+    const child = (await h.refresh(parent)).body.refresh_token as string
+    const sid = parseRefreshToken(parent)?.sid as string
+    // A reader of the table (a backup) who also holds the retired token (an old request log)
+    // tries what the parent and the item allow: the service's own opening without its key,
+    // and the parent-only derivation (HKDF of the parent, salt sid) on the seal's last parts.
+    const tryOpen = async () => {
+      const sealed = String((await sessionItem(parent)).grace_child)
+      return [openChild(parent, sid, sealed), openWithParentAlone(parent, sid, sealed)]
+    }
+    expect(await tryOpen()).toEqual([undefined, undefined])
+    h.clock.advance((NATIVE.reuse_grace_seconds as number) + 1)
+    expect(await tryOpen()).toEqual([undefined, undefined])
+    // Nor does the server open it after the window: the parent is reuse, and ends the session.
+    expect((await h.refresh(parent)).status).toBe(400)
+    expect((await h.refresh(child)).status).toBe(400)
+  })
 })
+
+/** AES-256-GCM under HKDF-SHA256(parent, salt = sid): a key that needs nothing but the parent. */
+function openWithParentAlone(parent: string, sid: string, sealed: string): string | undefined {
+  const [iv, ciphertext, tag] = sealed.split('.').slice(-3) as [string, string, string]
+  const key = Buffer.from(
+    hkdfSync('sha256', parent, sid, 'rotating-token-service grace child v1', 32),
+  )
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
+    decipher.setAAD(Buffer.from(sid))
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'))
+    const plain = Buffer.concat([
+      decipher.update(Buffer.from(ciphertext, 'base64url')),
+      decipher.final(),
+    ])
+    return plain.toString('utf8')
+  } catch {
+    return undefined
+  }
+}
 
 describe('rule 3: reuse', () => {
   it('revokes the whole session when a rotated token is reused after the grace window', async () => {

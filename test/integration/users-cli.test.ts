@@ -6,9 +6,14 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { DynamoSessions } from '../../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../../functions/adapters/dynamodb/users.js'
 import { verifyPassword } from '../../functions/core/passwords.js'
+import type { Session, User } from '../../functions/core/ports.js'
+import { newSessionId } from '../../functions/core/refresh-token.js'
+import { sessionIsLive } from '../../functions/core/sessions.js'
 import { createTestTable } from '../support/dynamo.js'
+import { recordSecret } from '../support/secrets.js'
 
 interface Run {
   readonly code: number | null
@@ -18,6 +23,7 @@ interface Run {
 
 const USERS = [process.execPath, '--import', 'tsx', 'bin/users.ts']
 let store: DynamoUsers
+let sessions: DynamoSessions
 let table: string
 const endpoint = () => process.env.DYNAMODB_ENDPOINT as string
 
@@ -25,7 +31,35 @@ beforeAll(async () => {
   const created = await createTestTable()
   table = created.tableName
   store = new DynamoUsers(created.client, table)
+  sessions = new DynamoSessions(created.client, table)
 })
+
+/** A session of the user's, written as login writes it. */
+async function sessionOf(user: User): Promise<Session> {
+  const now = Date.now()
+  const session: Session = {
+    sid: newSessionId(),
+    sub: user.sub,
+    clientId: 'test-native',
+    scope: 'api',
+    status: 'active',
+    createdAt: now - 1000,
+    lastUsedAt: now - 1000,
+    idleExpiresAt: now + 3_600_000,
+    absoluteExpiresAt: now + 3_600_000,
+    generation: 0,
+    currentHash: `hash-${Math.random()}`,
+  }
+  const created = await sessions.createSession(session, user)
+  expect(created).toEqual({ created: true })
+  return session
+}
+
+/** Whether the session can still be used, by the rule refresh and the authorizer apply. */
+async function live(session: Session): Promise<boolean> {
+  const state = await sessions.loadSessionState(session)
+  return state.session !== undefined && sessionIsLive(state.session, state.user, Date.now())
+}
 
 /** Runs the command with `input` piped to its stdin (not a terminal). */
 async function run(args: readonly string[], input = ''): Promise<Run> {
@@ -73,7 +107,15 @@ describe('npm run users', () => {
     const { code, stdout, stderr } = await run([flag])
     expect(code).toBe(0)
     expect(stdout).toContain('usage: npm run users -- ')
-    for (const word of ['add', 'disable', 'enable', '--role', '--table', '--endpoint']) {
+    for (const word of [
+      'add',
+      'set-password',
+      'disable',
+      'enable',
+      '--role',
+      '--table',
+      '--endpoint',
+    ]) {
       expect(stdout).toContain(word)
     }
     expect(stderr).toBe('')
@@ -111,6 +153,63 @@ describe('npm run users', () => {
     expect(code).toBe(0)
     const user = await store.findUserByUsername('tty-user')
     expect(await verifyPassword(password, user?.passwordHash ?? '')).toBe(true)
+  })
+
+  it('sets a password read from piped stdin and ends every session of the user', async () => {
+    const first = 'the first password, long enough'
+    const second = 'the second password, long enough'
+    recordSecret(first, second)
+    const args = ['--table', table, '--endpoint', endpoint()]
+    expect((await run(['add', 'reset-user', ...args], `${first}\n`)).code).toBe(0)
+    const user = (await store.findUserByUsername('reset-user')) as User
+    const other = (await store.findUserByUsername('piped-user')) as User
+    const mine = [await sessionOf(user), await sessionOf(user)]
+    const theirs = await sessionOf(other)
+
+    const { code, stdout, stderr } = await run(
+      ['set-password', 'reset-user', ...args],
+      `${second}\n`,
+    )
+    expect(stderr).toBe('')
+    expect(code).toBe(0)
+    expect(stdout).toContain('set the password of reset-user; ended 2 session(s)')
+    const changed = await store.findUserByUsername('reset-user')
+    expect(await verifyPassword(second, changed?.passwordHash ?? '')).toBe(true)
+    for (const session of mine) {
+      expect(await live(session)).toBe(false)
+      expect(await sessions.getSession(session.sid)).toMatchObject({
+        status: 'revoked',
+        revokedReason: 'password_changed',
+      })
+    }
+    expect(await live(theirs)).toBe(true)
+  })
+
+  it('sets a password typed at a terminal without echoing it', async () => {
+    const password = 'typed anew, never shown'
+    recordSecret(password)
+    const { code, stdout } = await runAtTerminal(
+      ['set-password', 'tty-user', '--table', table, '--endpoint', endpoint()],
+      `${password}\r`,
+    )
+    expect(stdout).toContain('password: ')
+    expect(stdout).toContain('set the password of tty-user')
+    expect(stdout).not.toContain('never shown')
+    expect(code).toBe(0)
+    const user = await store.findUserByUsername('tty-user')
+    expect(await verifyPassword(password, user?.passwordHash ?? '')).toBe(true)
+  })
+
+  it('refuses a password shorter than user creation allows, and an unknown user, changing nothing', async () => {
+    const args = ['--table', table, '--endpoint', endpoint()]
+    const before = await store.findUserByUsername('piped-user')
+    const short = await run(['set-password', 'piped-user', ...args], 'short\n')
+    expect(short.code).toBe(1)
+    expect(short.stderr.trim()).toBe('users: password must be 8 to 1024 bytes')
+    expect(await store.findUserByUsername('piped-user')).toEqual(before)
+    const unknown = await run(['set-password', 'nobody-here', ...args], 'long enough password\n')
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr.trim()).toBe('users: no user nobody-here')
   })
 
   it('says a missing table is not found, not that the service is unavailable', async () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
 import { readAppSettings } from '../../lib/config.js'
-import { TokenServiceStack } from '../../lib/token-service-stack.js'
+import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import committed from '../../token-service.config.js'
 
 export interface CfnResource {
@@ -35,10 +35,12 @@ export interface Assembly<K extends string> {
 
 /**
  * Synthesizes one stack per configuration, each given as `-c` context on top of
- * cdk.json's (what `npx cdk synth -c key=value` would read). Bundles once.
+ * cdk.json's (what `npx cdk synth -c key=value` would read), plus the props
+ * bin/app.ts adds from the key ledger (`transitionSigningKeys`). Bundles once.
  */
 export function synthesize<K extends string>(
   configurations: Record<K, Record<string, string>>,
+  ledgerProps: Partial<Record<K, Pick<TokenServiceStackProps, 'transitionSigningKeys'>>> = {},
 ): Assembly<K> {
   const cdkJson = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
     context: Record<string, unknown>
@@ -46,12 +48,16 @@ export function synthesize<K extends string>(
   const outdir = mkdtempSync(join(tmpdir(), 'token-service-stack-'))
   const app = new App({ outdir, context: cdkJson.context })
   for (const [id, context] of Object.entries<Record<string, string>>(configurations)) {
-    // The key ledger is bin/app.ts's gate before synth; it does not shape the template.
+    // The key ledger is bin/app.ts's gate before synth; what it adds to the props is given here.
     const settings = readAppSettings(new App({ context: { ...cdkJson.context, ...context } }), {
       path: 'token-service.config.ts',
       config: committed,
     })
-    new TokenServiceStack(app, id, { ...settings.props, stackName: settings.stackName })
+    new TokenServiceStack(app, id, {
+      ...settings.props,
+      ...ledgerProps[id as K],
+      stackName: settings.stackName,
+    })
   }
   const assembly = app.synth()
   const templates = {} as Record<K, StackTemplate>

@@ -6,7 +6,15 @@
  * Local (JSON 1.0, with its Streams), and IAM: every call is checked against
  * the calling function's policy statements and recorded.
  */
-import { constants, createHash, type KeyObject, privateEncrypt, randomBytes } from 'node:crypto'
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  type KeyObject,
+  privateEncrypt,
+  randomBytes,
+} from 'node:crypto'
 import {
   createServer,
   type IncomingMessage,
@@ -56,6 +64,16 @@ interface SigningKey {
   readonly privateKey: KeyObject
   readonly publicKey: KeyObject
   /** The key policy gives the account (so IAM policies) `kms:*`, as CDK's default policy does. */
+  readonly delegatesToIam: boolean
+  /** Its tags, as a request on it carries them: `aws:ResourceTag/<key>` -> value. */
+  readonly tags: Readonly<Record<string, string>>
+}
+
+/** A symmetric key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT): it wraps data keys. */
+interface SymmetricKey {
+  readonly arn: string
+  readonly spec: 'SYMMETRIC_DEFAULT'
+  readonly secret: Buffer
   readonly delegatesToIam: boolean
 }
 
@@ -125,7 +143,7 @@ export class Cloud {
   endpoint = ''
   /** Every entry PutEvents accepted, in order. */
   readonly busEntries: BusEntry[] = []
-  readonly #keys = new Map<string, SigningKey>()
+  readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
   readonly #labels = new Map<string, string>()
   readonly #dynamodbLocal: string
@@ -305,8 +323,14 @@ export class Cloud {
   #createKey(template: StackTemplate, logicalId: string, p: Record<string, any>): void {
     const arn = this.attribute(template, logicalId, 'Arn')
     if (this.#keys.has(arn)) return
-    const spec = `${p.KeySpec}/${p.KeyUsage}`
-    if (spec !== 'RSA_2048/SIGN_VERIFY' && spec !== 'ECC_NIST_P256/SIGN_VERIFY') {
+    // CloudFormation's defaults: a symmetric encryption key.
+    const spec = `${p.KeySpec ?? 'SYMMETRIC_DEFAULT'}/${p.KeyUsage ?? 'ENCRYPT_DECRYPT'}`
+    const modelled = [
+      'RSA_2048/SIGN_VERIFY',
+      'ECC_NIST_P256/SIGN_VERIFY',
+      'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT',
+    ]
+    if (!modelled.includes(spec)) {
       throw new Error(`${logicalId}: ${spec} is not modelled by the stack harness`)
     }
     // IAM policies grant a key only if its key policy lets the account's IAM do so.
@@ -314,11 +338,25 @@ export class Cloud {
     const forAccount = (Statement as (Statement & { Principal?: { AWS?: string } })[])
       .filter((s) => list(s.Principal?.AWS).includes(`arn:aws:iam::${ACCOUNT}:root`))
       .map(({ Principal: _, ...s }) => s)
-    const delegatesToIam = ['kms:Sign', 'kms:GetPublicKey'].every((action) =>
-      isAllowed(forAccount, action, '*'),
-    )
+    const usage = spec.endsWith('SIGN_VERIFY')
+      ? ['kms:Sign', 'kms:GetPublicKey']
+      : ['kms:GenerateDataKey', 'kms:Decrypt']
+    const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
+    if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
+      const secret = randomBytes(32)
+      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam })
+      // No alias names it: the reports name it by its logical id.
+      this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
+      return
+    }
     const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
-    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam })
+    // Created with its tags (CreateKey's Tags): they stay with the key after it leaves a template.
+    const tags = Object.fromEntries(
+      (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
+        ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
+      ),
+    )
+    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
   }
 
   /**
@@ -428,7 +466,8 @@ export class Cloud {
     input: any,
     denied: (action: string, resource: string) => AwsReply,
   ): AwsReply {
-    const keyId = String(input.KeyId ?? '')
+    // Decrypt may name no key: the ciphertext blob does.
+    const keyId = String(input.KeyId ?? (operation === 'Decrypt' ? blobKeyArn(input) : ''))
     const alias = /^(arn:aws:kms:[^:]*:[^:]*:)?(alias\/.+)$/.exec(keyId)?.[2]
     const arn = alias
       ? this.aliases.get(alias)
@@ -438,6 +477,7 @@ export class Cloud {
     const key = arn === undefined ? undefined : this.#keys.get(arn)
     if (!key) return fail('NotFoundException', `Key '${keyId}' does not exist`)
     const context: Record<string, string> = {
+      ...('tags' in key ? key.tags : {}),
       ...(alias && { 'kms:RequestAlias': alias }),
       ...(operation === 'Sign' && {
         'kms:SigningAlgorithm': String(input.SigningAlgorithm),
@@ -448,6 +488,10 @@ export class Cloud {
     const action = `kms:${operation}`
     if (!key.delegatesToIam || !this.#authorize(caller, action, key.arn, context)) {
       return denied(action, key.arn)
+    }
+    if (key.spec === 'SYMMETRIC_DEFAULT') return dataKeys(key, operation, input)
+    if (operation === 'GenerateDataKey' || operation === 'Decrypt') {
+      return fail('InvalidKeyUsageException', `${key.spec} keys do not encrypt`)
     }
     const algorithm = key.spec === 'RSA_2048' ? 'RSASSA_PKCS1_V1_5_SHA_256' : 'ECDSA_SHA_256'
     if (operation === 'GetPublicKey') {
@@ -476,6 +520,58 @@ export class Cloud {
         : ecdsaSignDigest(key.privateKey, digest, randomBytes(16).toString('hex'))
     return { KeyId: key.arn, SigningAlgorithm: algorithm, Signature: signature.toString('base64') }
   }
+}
+
+/**
+ * KMS data keys under a symmetric key: the ciphertext blob is the key's ARN, then
+ * AES-256-GCM of the data key with the encryption context as additional data,
+ * so a blob opens only under its own key and context, as in KMS.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
+  const context = JSON.stringify(
+    Object.entries((input.EncryptionContext ?? {}) as Record<string, string>).sort(([a], [b]) =>
+      a.localeCompare(b),
+    ),
+  )
+  if (operation === 'GenerateDataKey') {
+    if (input.KeySpec !== 'AES_256') return fail('ValidationException', 'KeySpec must be AES_256')
+    const plaintext = randomBytes(32)
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', key.secret, iv)
+    cipher.setAAD(Buffer.from(context))
+    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+    const arn = Buffer.from(key.arn)
+    const blob = Buffer.concat([Buffer.from([arn.length]), arn, iv, sealed])
+    return {
+      KeyId: key.arn,
+      Plaintext: plaintext.toString('base64'),
+      CiphertextBlob: blob.toString('base64'),
+    }
+  }
+  if (operation !== 'Decrypt') return fail('UnknownOperationException', operation)
+  const blob = Buffer.from(String(input.CiphertextBlob), 'base64')
+  if (blobKeyArn(input) !== key.arn) return fail('IncorrectKeyException', 'wrong key')
+  const body = blob.subarray(1 + (blob[0] ?? 0))
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, 12))
+    decipher.setAAD(Buffer.from(context))
+    decipher.setAuthTag(body.subarray(body.length - 16))
+    const plaintext = Buffer.concat([
+      decipher.update(body.subarray(12, body.length - 16)),
+      decipher.final(),
+    ])
+    return { KeyId: key.arn, Plaintext: plaintext.toString('base64') }
+  } catch {
+    return fail('InvalidCiphertextException', 'the ciphertext is invalid')
+  }
+}
+
+/** The key ARN a data-key blob names (see `dataKeys`). */
+// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+function blobKeyArn(input: any): string {
+  const blob = Buffer.from(String(input.CiphertextBlob ?? ''), 'base64')
+  return blob.subarray(1, 1 + (blob[0] ?? 0)).toString()
 }
 
 /**

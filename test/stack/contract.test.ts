@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { ROUTES } from '../../functions/routes.js'
 import { items } from '../support/items.js'
+import { recordSecret } from '../support/secrets.js'
 import { client, NATIVE_CLIENT, PASSWORD, seedUser } from './api.js'
 import { type Assembly, resourcesOf, synthesize } from './assembly.js'
 import { Cloud } from './cloud.js'
@@ -19,6 +20,8 @@ import { Deployment } from './deployment.js'
 const GRACE_SECONDS = 10
 const SESSION_CACHE_SECONDS = 5
 const AUDIENCE = 'https://api.example.com'
+const NEW_PASSWORD = 'the stack suite’s new password'
+recordSecret(NEW_PASSWORD)
 
 const configurations = {
   lambda: { stackName: 'TokenService' },
@@ -275,6 +278,33 @@ for (const strict of [false, true]) {
       await stack.deployment.pollStreams()
       expect(stack.deployment.busEntries()).toHaveLength(entries.length)
     })
+    it(
+      strict
+        ? 'changes the password: 204, the calling session lives on, the others end, their access tokens at once'
+        : 'changes the password: 204, the calling session lives on, the others end; their access tokens live on until they expire',
+      async () => {
+        const user = await seedUser(stack.deployment, dynamodbLocal)
+        const other = await stack.api.session(user)
+        const caller = await stack.api.session(user)
+        const changed = await stack.api.call('POST', '/me/password', {
+          token: caller.access_token,
+          form: { current_password: PASSWORD, new_password: NEW_PASSWORD },
+        })
+        expect(changed.status).toBe(204)
+        expect((await stack.api.refresh(other.refresh_token)).body.error).toBe('invalid_grant')
+        expect((await stack.api.me(other.access_token)).status).toBe(strict ? 403 : 200)
+        expect((await stack.api.me(caller.access_token)).status).toBe(200)
+        expect((await stack.api.refresh(caller.refresh_token)).status).toBe(200)
+        expect((await stack.api.login(user)).body.error).toBe('invalid_grant')
+        expect((await stack.api.login(user, NEW_PASSWORD)).status).toBe(200)
+
+        const wrong = await stack.api.call('POST', '/me/password', {
+          token: caller.access_token,
+          form: { current_password: PASSWORD, new_password: `${NEW_PASSWORD}!` },
+        })
+        expect([wrong.status, wrong.body.error]).toEqual([400, 'invalid_grant'])
+      },
+    )
 
     if (!strict) {
       it('keeps a cookie-mode client’s refresh token in a __Host- cookie, both ways', async () => {
@@ -316,6 +346,19 @@ describe('the synthesized stack, native HTTP API JWT authorizer', () => {
       client_id: NATIVE_CLIENT,
       roles: ['reader'],
     })
+  })
+
+  it('changes the password of the caller the native authorizer verified', async () => {
+    const user = await seedUser(stack.deployment, dynamodbLocal)
+    const other = await stack.api.session(user)
+    const caller = await stack.api.session(user)
+    const changed = await stack.api.call('POST', '/me/password', {
+      token: caller.access_token,
+      form: { current_password: PASSWORD, new_password: NEW_PASSWORD },
+    })
+    expect(changed.status).toBe(204)
+    expect((await stack.api.refresh(other.refresh_token)).body.error).toBe('invalid_grant')
+    expect((await stack.api.refresh(caller.refresh_token)).status).toBe(200)
   })
 
   it('answers 401 without a token, and 401 with WWW-Authenticate for a bad one', async () => {

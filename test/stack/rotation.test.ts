@@ -1,16 +1,28 @@
 /**
- * The key rotation of README "Key rotation", through what `cdk synth` produces:
- * each step's template, deployed fully and half applied in either order. A
- * CloudFormation update applies a function's policy before the function
- * (DependsOn), and IAM is eventually consistent, so both halves are real: new
- * policies with the old functions, old policies with the new functions. Either
- * way no request may fail (docs/design.md "Deployed stack").
+ * The key rotation of docs/operations.md "Key rotation", through what `cdk synth`
+ * produces: each step's template, with the grants bin/app.ts derives from the key
+ * ledger, deployed fully and half applied in either order. A CloudFormation
+ * update applies a function's policy before the function (DependsOn), and IAM is
+ * eventually consistent, so both halves are real: new policies with the old
+ * functions, old policies with the new functions. A key the update creates
+ * exists in both halves; a key it removes is deleted after both (CloudFormation's
+ * clean-up phase). Either way no request may fail (docs/design.md "Deployed stack").
  */
+import { readFileSync } from 'node:fs'
+import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms'
 import { decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import type { ClientConfig } from '../../functions/core/clients.js'
+import { keyChangeRules } from '../../lib/app-context.js'
+import {
+  checkKeyChange,
+  type KeyLedger,
+  type SigningKeySpec,
+  transitionSigningKeys,
+} from '../../lib/signing-keys.js'
 import { client, seedUser, type Tokens } from './api.js'
 import { type Assembly, synthesize } from './assembly.js'
-import { Cloud } from './cloud.js'
+import { Cloud, REGION } from './cloud.js'
 import { Deployment } from './deployment.js'
 
 const keys = (...list: [string, 'active' | 'retiring'][]) => ({
@@ -32,14 +44,37 @@ const STEP_TITLES: Record<Step, string> = {
   k1removed: '[k2 active]',
 }
 
+/**
+ * What bin/app.ts passes each step from the key ledger: the runbook at its earliest safe
+ * times (a step refused by the ledger fails here), and each step's transition keys.
+ */
+function ledgerProps(): Record<Step, { transitionSigningKeys: string[] }> {
+  const clients = JSON.parse(readFileSync('clients.local.json', 'utf8')) as ClientConfig[]
+  let ledger: KeyLedger | undefined
+  let now = Date.parse('2026-05-01T00:00:00Z')
+  const props = {} as Record<Step, { transitionSigningKeys: string[] }>
+  for (const step of order) {
+    const list = JSON.parse(steps[step].signingKeys) as SigningKeySpec[]
+    const rules = keyChangeRules({ clients }, new Date(now))
+    const { problems, next } = checkKeyChange(ledger, list, rules)
+    if (problems.length > 0) throw new Error(`${step}: ${problems.join('; ')}`)
+    ledger = next
+    props[step] = { transitionSigningKeys: transitionSigningKeys(next) }
+    now += Math.max(rules.publishWaitSeconds, rules.retireWaitSeconds) * 1000
+  }
+  return props
+}
+
 let assembly: Assembly<Step>
 const dynamodbLocal = inject('dynamoEndpoint')
 // One account for every step: the table and the keys outlive each deployment.
 const cloud = new Cloud(dynamodbLocal)
 const findings: string[] = []
 
+const transitions = ledgerProps()
+
 beforeAll(async () => {
-  assembly = synthesize(steps)
+  assembly = synthesize(steps, transitions)
   await cloud.start()
 }, 240_000)
 
@@ -94,6 +129,71 @@ async function expectEveryRequestServed(deployment: Deployment, user: string, be
 }
 
 describe('key rotation through the synthesized stack', () => {
+  it('lets login and token sign with the incoming key before the switch and the outgoing key after it', () => {
+    expect(transitions).toEqual({
+      k1: { transitionSigningKeys: [] },
+      k2published: { transitionSigningKeys: ['k2'] },
+      k2active: { transitionSigningKeys: ['k1'] },
+      k1removed: { transitionSigningKeys: [] },
+    })
+  })
+
+  it('grants Sign only for a SHA-256 digest with the key’s algorithm, as the signer sends it', async () => {
+    const deployment = await Deployment.start(cloud, { functions: assembly.templates.k1 })
+    try {
+      const kmsAs = (name: string) => {
+        const fn = deployment.functions.get(name)
+        if (!fn) throw new Error(`no ${name} function`)
+        const kms = new KMSClient({
+          region: REGION,
+          endpoint: cloud.endpoint,
+          credentials: { accessKeyId: fn.caller.accessKeyId, secretAccessKey: 'unchecked' },
+          maxAttempts: 1,
+        })
+        return { kms, keyId: fn.lambda.options.environment.SIGNING_KEY_ID as string }
+      }
+      const { kms, keyId } = kmsAs('login')
+      const sign = (MessageType: 'RAW' | 'DIGEST', SigningAlgorithm: string) =>
+        kms
+          .send(
+            new SignCommand({
+              KeyId: keyId,
+              Message: new Uint8Array(32),
+              MessageType,
+              SigningAlgorithm: SigningAlgorithm as 'RSASSA_PKCS1_V1_5_SHA_256',
+            }),
+          )
+          .then(
+            () => 'signed',
+            (error: Error) => error.name,
+          )
+      expect(await sign('DIGEST', 'RSASSA_PKCS1_V1_5_SHA_256')).toBe('signed')
+      expect(await sign('RAW', 'RSASSA_PKCS1_V1_5_SHA_256')).toBe('AccessDeniedException')
+      expect(await sign('DIGEST', 'RSASSA_PSS_SHA_256')).toBe('AccessDeniedException')
+      const jwks = kmsAs('jwks')
+      const jwksSign = await jwks.kms
+        .send(
+          new SignCommand({
+            KeyId: jwks.keyId,
+            Message: new Uint8Array(32),
+            MessageType: 'DIGEST',
+            SigningAlgorithm: 'RSASSA_PKCS1_V1_5_SHA_256',
+          }),
+        )
+        .then(
+          () => 'signed',
+          (error: Error) => error.name,
+        )
+      expect(jwksSign).toBe('AccessDeniedException')
+      const publicKey = await jwks.kms.send(new GetPublicKeyCommand({ KeyId: jwks.keyId }))
+      expect(publicKey.PublicKey?.length).toBeGreaterThan(0)
+      kms.destroy()
+      jwks.kms.destroy()
+    } finally {
+      await deployment.stop()
+    }
+  })
+
   it('serves every request at every step of the runbook, applied fully', async () => {
     let user = ''
     let tokens: Tokens | undefined
@@ -105,15 +205,6 @@ describe('key rotation through the synthesized stack', () => {
       })
     }
   })
-
-  // Which half-applied states fail today: the bug of issue #10. Each is fixed by the rotation
-  // change (issue #10 §2); flip its `it.fails` to `it` when it lands.
-  const failsToday = new Set([
-    'k2published: old policies, new functions', // the authorizer and JWKS may not read k2
-    'k2active: new policies, old functions', // login and token may not Sign with k1
-    'k2active: old policies, new functions', // login and token may not use k2
-    'k1removed: new policies, old functions', // the authorizer and JWKS may not read k1
-  ])
 
   for (const [index, from] of order.slice(0, -1).entries()) {
     const to = order[index + 1] as Step
@@ -140,9 +231,7 @@ describe('key rotation through the synthesized stack', () => {
         ['old policies, new functions', to, from],
       ] as const) {
         const title = `${STEP_TITLES[from]} -> ${STEP_TITLES[to]}, ${half}`
-        // it.fails: fixed by the rotation change (issue #10 §2).
-        const test = failsToday.has(`${to}: ${half}`) ? it.fails : it
-        test(`${half}: login, refresh, /me and JWKS all work, for tokens from before and after`, async () => {
+        it(`${half}: login, refresh, /me and JWKS all work, for tokens from before and after`, async () => {
           await withDeployment(title, functions, rest, (deployment) =>
             expectEveryRequestServed(
               deployment,

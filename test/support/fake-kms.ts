@@ -4,13 +4,22 @@
  */
 import {
   constants,
+  createCipheriv,
+  createDecipheriv,
   createHash,
   generateKeyPairSync,
   type KeyObject,
   privateEncrypt,
+  randomBytes,
 } from 'node:crypto'
 import {
+  DecryptCommand,
+  type DecryptCommandInput,
+  GenerateDataKeyCommand,
+  type GenerateDataKeyCommandInput,
   GetPublicKeyCommand,
+  IncorrectKeyException,
+  InvalidCiphertextException,
   InvalidKeyUsageException,
   KMSClient,
   KMSServiceException,
@@ -186,15 +195,91 @@ export function networkError(): Error {
   return Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })
 }
 
+/** Symmetric keys (the grace key): 32 random bytes each, generated once per file. */
+export const SYMMETRIC_KEYS: Record<string, Buffer> = {
+  'alias/grace': randomBytes(32),
+  'alias/other-symmetric': randomBytes(32),
+}
+
+/** The alias a harness gives the KMS grace keys unless `GRACE_KEY_ID` says otherwise. */
+export const GRACE_KEY_ALIAS = 'alias/grace'
+
+type Operation = 'Sign' | 'GetPublicKey' | 'GenerateDataKey' | 'Decrypt'
+
+/**
+ * A data key wrapped by a symmetric key as the fake's ciphertext blob: the key's
+ * name, then AES-256-GCM of the data key with the encryption context as
+ * additional data (so a blob opens only with its own key and context, as in KMS).
+ */
+function wrap(keyId: string, master: Buffer, plaintext: Buffer, context: string): Buffer {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', master, iv)
+  cipher.setAAD(Buffer.from(context))
+  const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  const name = Buffer.from(keyId)
+  return Buffer.concat([Buffer.from([name.length]), name, iv, sealed])
+}
+
+function unwrap(blob: Buffer, context: string): { keyId: string; plaintext: Buffer } {
+  const nameLength = blob[0] ?? 0
+  const keyId = blob.subarray(1, 1 + nameLength).toString()
+  const master = SYMMETRIC_KEYS[keyId]
+  const rest = blob.subarray(1 + nameLength)
+  if (!master || rest.length < 12 + 16) {
+    throw kmsError(InvalidCiphertextException, 'the ciphertext is invalid')
+  }
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', master, rest.subarray(0, 12))
+    decipher.setAAD(Buffer.from(context))
+    decipher.setAuthTag(rest.subarray(rest.length - 16))
+    const body = rest.subarray(12, rest.length - 16)
+    return { keyId, plaintext: Buffer.concat([decipher.update(body), decipher.final()]) }
+  } catch {
+    throw kmsError(InvalidCiphertextException, 'the ciphertext is invalid')
+  }
+}
+
+const contextOf = (context: Record<string, string> | undefined): string =>
+  JSON.stringify(Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b)))
+
 export class FakeKms {
   readonly client = new KMSClient({ region: 'eu-west-1' })
   readonly mock = mockClient(this.client)
   /** Every DER signature handed out, in order. */
   readonly ecdsaSignatures: Buffer[] = []
-  readonly #failures = { Sign: [] as Error[], GetPublicKey: [] as Error[] }
+  readonly #failures: Record<Operation, Error[]> = {
+    Sign: [],
+    GetPublicKey: [],
+    GenerateDataKey: [],
+    Decrypt: [],
+  }
   #nonces = 0
 
   constructor() {
+    this.mock.on(GenerateDataKeyCommand).callsFake(async (input: GenerateDataKeyCommandInput) => {
+      this.#maybeFail('GenerateDataKey')
+      const keyId = String(input.KeyId)
+      const master = SYMMETRIC_KEYS[keyId]
+      if (!master) throw kmsError(NotFoundException, `key ${keyId} not found`)
+      if (input.KeySpec !== 'AES_256') throw new Error('fake KMS only makes AES_256 data keys')
+      const plaintext = randomBytes(32)
+      return {
+        KeyId: keyId,
+        Plaintext: new Uint8Array(plaintext),
+        CiphertextBlob: new Uint8Array(
+          wrap(keyId, master, plaintext, contextOf(input.EncryptionContext)),
+        ),
+      }
+    })
+    this.mock.on(DecryptCommand).callsFake(async (input: DecryptCommandInput) => {
+      this.#maybeFail('Decrypt')
+      const blob = Buffer.from(input.CiphertextBlob as Uint8Array)
+      const { keyId, plaintext } = unwrap(blob, contextOf(input.EncryptionContext))
+      if (input.KeyId !== undefined && input.KeyId !== keyId) {
+        throw kmsError(IncorrectKeyException, 'the key does not match the ciphertext')
+      }
+      return { KeyId: keyId, Plaintext: new Uint8Array(plaintext) }
+    })
     this.mock.on(GetPublicKeyCommand).callsFake(async ({ KeyId }: { KeyId: string }) => {
       this.#maybeFail('GetPublicKey')
       const key = this.#key(KeyId)
@@ -231,7 +316,7 @@ export class FakeKms {
   }
 
   /** The next call of `operation` fails with `error`, then KMS recovers. */
-  failNext(operation: 'Sign' | 'GetPublicKey', error: Error): void {
+  failNext(operation: Operation, error: Error): void {
     this.#failures[operation].push(error)
   }
 
@@ -245,7 +330,15 @@ export class FakeKms {
       .map((call) => String(call.args[0].input.KeyId))
   }
 
-  #maybeFail(operation: 'Sign' | 'GetPublicKey'): void {
+  generateDataKeyCalls(): GenerateDataKeyCommandInput[] {
+    return this.mock.commandCalls(GenerateDataKeyCommand).map((call) => call.args[0].input)
+  }
+
+  decryptCalls(): DecryptCommandInput[] {
+    return this.mock.commandCalls(DecryptCommand).map((call) => call.args[0].input)
+  }
+
+  #maybeFail(operation: Operation): void {
     const error = this.#failures[operation].shift()
     if (error) throw error
   }

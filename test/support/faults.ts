@@ -24,7 +24,11 @@ import {
   TransactionConflictException,
 } from '@aws-sdk/client-dynamodb'
 import {
+  DecryptCommand,
+  type DecryptCommandInput,
   DisabledException,
+  GenerateDataKeyCommand,
+  type GenerateDataKeyCommandInput,
   GetPublicKeyCommand,
   type GetPublicKeyCommandInput,
   KMSClient,
@@ -396,6 +400,14 @@ export function signThroughRealSdk(
     .callsFake((input: GetPublicKeyCommandInput) =>
       fake.client.send(new GetPublicKeyCommand(input)),
     )
+  mock
+    .on(GenerateDataKeyCommand)
+    .callsFake((input: GenerateDataKeyCommandInput) =>
+      fake.client.send(new GenerateDataKeyCommand(input)),
+    )
+  mock
+    .on(DecryptCommand)
+    .callsFake((input: DecryptCommandInput) => fake.client.send(new DecryptCommand(input)))
   mock.on(SignCommand).callsFake((input: SignCommandInput, getClient: () => KMSClient) => {
     if (!slow()) return fake.client.send(new SignCommand(input))
     return realSend.call(getClient(), new SignCommand(input)).catch((error: Error) => {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../../functions/adapters/aws.js'
+import { KmsGraceKeys } from '../../functions/adapters/kms-grace-keys.js'
 import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import { loadAwsCallConfig, loadSigningConfig } from '../../functions/config.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
@@ -24,6 +25,7 @@ import { LocalSigner } from '../../local/signer.js'
 import type { LocalService } from '../../local/wiring.js'
 import { FakeClock } from './clock.js'
 import { createTestTable } from './dynamo.js'
+import { GRACE_KEY_ALIAS } from './fake-kms.js'
 import { recordSecret } from './secrets.js'
 
 export const NATIVE: ClientConfig = {
@@ -127,8 +129,8 @@ export interface HarnessOptions {
   /**
    * The signer: the worker's local RSA key, or the KMS signer a deployed function builds
    * (`SIGNING_KEY_ID`, ... of `env`) on this KMS client (`lambda`: one it builds itself with
-   * `AWS_CALL_*`, as in Lambda).
-   * @default the local key
+   * `AWS_CALL_*`, as in Lambda). With KMS, the grace seals use KMS data keys too.
+   * @default the local key, and a local grace key
    */
   kms?: KMSClient | 'lambda'
   /** Static files for the local server (see createLocalServer). */
@@ -170,6 +172,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     dynamodb,
     tableName: table.tableName,
     signer: kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner(),
+    // With KMS, the grace seals use KMS data keys too (GRACE_KEY_ID of `env`).
+    ...(kms && {
+      graceKeys: new KmsGraceKeys({ client: kms, keyId: env.GRACE_KEY_ID ?? GRACE_KEY_ALIAS }),
+    }),
     env,
     strict: options.strict ?? false,
     clock,

@@ -130,6 +130,105 @@ export function userStoreContract(name: string, make: () => Promise<Stores>): vo
       })
     })
 
+    /** The user as a strongly consistent read finds it. */
+    const read = async (user: User) =>
+      (await stores.sessions.loadSessionState({ sub: user.sub, sid: newSessionId() })).user
+
+    it('changes the password only over the expected hash, with the cut and the kept session, in one write', async () => {
+      const user = aUser()
+      await stores.users.createUser(user)
+      const change = {
+        sub: user.sub,
+        expectHash: user.passwordHash,
+        newHash: unique('new-hash'),
+        sessionsValidAfter: 100,
+        keep: { sid: 'kept-sid', createdAt: 50 },
+      }
+      expect(await stores.users.changePassword(change)).toBe('changed')
+      const changed = {
+        ...user,
+        passwordHash: change.newHash,
+        sessionsValidAfter: 100,
+        keptSession: 'kept-sid',
+      }
+      expect(await read(user)).toEqual(changed)
+      // A change from the old hash (a concurrent one that checked it too) is refused.
+      const stale = { ...change, newHash: unique('other-hash'), sessionsValidAfter: 200 }
+      expect(await stores.users.changePassword(stale)).toBe('refused')
+      expect(await read(user)).toEqual(changed)
+    })
+
+    it('answers changed to a repeat of a change that committed (a retry whose answer was lost)', async () => {
+      const user = aUser()
+      await stores.users.createUser(user)
+      const change = {
+        sub: user.sub,
+        expectHash: user.passwordHash,
+        newHash: unique('new-hash'),
+        sessionsValidAfter: 100,
+      }
+      expect(await stores.users.changePassword(change)).toBe('changed')
+      expect(await stores.users.changePassword(change)).toBe('changed')
+      expect((await read(user))?.passwordHash).toBe(change.newHash)
+    })
+
+    it('keeps a session only while the user is active and no cut voids that session', async () => {
+      const cut = aUser({ sessionsValidAfter: 100 })
+      const disabled = aUser({ status: 'disabled' })
+      await stores.users.createUser(cut)
+      await stores.users.createUser(disabled)
+      const change = (user: User, keep?: { sid: string; createdAt: number }) =>
+        stores.users.changePassword({
+          sub: user.sub,
+          expectHash: user.passwordHash,
+          newHash: unique('new-hash'),
+          sessionsValidAfter: 300,
+          ...(keep ? { keep } : {}),
+        })
+      expect(await change(cut, { sid: 'voided', createdAt: 99 })).toBe('refused')
+      expect(await change(disabled, { sid: 'any', createdAt: 99 })).toBe('refused')
+      expect(await read(cut)).toEqual(cut)
+      expect(await read(disabled)).toEqual(disabled)
+      // The operator's change keeps no session and needs no active user: it stays disabled.
+      expect(await change(disabled)).toBe('changed')
+      expect(await read(disabled)).toMatchObject({ status: 'disabled', sessionsValidAfter: 300 })
+      // A session created at the cut lives, and so does the one an earlier change kept.
+      expect(await change(cut, { sid: 'at-cut', createdAt: 100 })).toBe('changed')
+      const kept = (await read(cut)) as User
+      expect(await change(kept, { sid: 'at-cut', createdAt: 100 })).toBe('changed')
+      expect((await read(cut))?.keptSession).toBe('at-cut')
+    })
+
+    it('drops the kept session with any later cut: logout everywhere, disable, the operator’s change', async () => {
+      const user = aUser()
+      await stores.users.createUser(user)
+      const newHash = unique('new-hash')
+      await stores.users.changePassword({
+        sub: user.sub,
+        expectHash: user.passwordHash,
+        newHash,
+        sessionsValidAfter: 100,
+        keep: { sid: 'kept-sid', createdAt: 50 },
+      })
+      expect(await stores.users.updateUser(user.sub, { sessionsValidAfter: 200 })).toBe(true)
+      expect(await read(user)).toEqual({ ...user, passwordHash: newHash, sessionsValidAfter: 200 })
+      await stores.users.changePassword({
+        sub: user.sub,
+        expectHash: newHash,
+        newHash: unique('newer-hash'),
+        sessionsValidAfter: 300,
+        keep: { sid: 'kept-again', createdAt: 250 },
+      })
+      const again = (await read(user)) as User
+      await stores.users.changePassword({
+        sub: user.sub,
+        expectHash: again.passwordHash,
+        newHash: unique('operator-hash'),
+        sessionsValidAfter: 400,
+      })
+      expect((await read(user))?.keptSession).toBeUndefined()
+    })
+
     it('answers false to an update of an unknown sub, and creates no user', async () => {
       const sub = newUserId()
       expect(await stores.users.updateUser(sub, { status: 'active' })).toBe(false)
@@ -403,15 +502,61 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       })
     })
 
-    it('clears the count only if no failure landed since it was read', async () => {
+    it('clears the count after a success if nothing landed since its turn, else takes back only its own', async () => {
       const username = unique('clear')
-      await stores.loginAttempts.recordLoginFailure(username, failure(1000))
-      const seen = { failures: 1, lastFailedAt: 1000 }
+      const free = (at: number) => ({ ...failure(at), freeFailures: 3 })
+      // A success's turn counted it (1); a failure landed after (2).
+      const { state: seen } = await stores.loginAttempts.countLoginAttempt(username, free(1000))
       await stores.loginAttempts.recordLoginFailure(username, failure(1500))
       await stores.loginAttempts.clearLoginFailures(username, seen)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(2)
-      await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 1500 })
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(1)
+      const { state: mine } = await stores.loginAttempts.countLoginAttempt(username, free(2000))
+      await stores.loginAttempts.clearLoginFailures(username, mine)
       expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+      // Taking back never goes below zero.
+      await stores.loginAttempts.clearLoginFailures(username, mine)
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+    })
+
+    it('counts a free turn for no record, a cleared one, or one below freeFailures within the window', async () => {
+      const username = unique('free')
+      const free = (at: number, forgetBefore = at - 86_400_000) => ({
+        ...failure(at, forgetBefore),
+        freeFailures: 2,
+      })
+      const first = await stores.loginAttempts.countLoginAttempt(username, free(1000))
+      expect(first).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 1000 } })
+      const second = await stores.loginAttempts.countLoginAttempt(username, free(2000))
+      expect(second).toEqual({ counted: true, state: { failures: 2, lastFailedAt: 2000 } })
+      // No free turn left: nothing written, the record as it stands comes back.
+      const third = await stores.loginAttempts.countLoginAttempt(username, free(3000))
+      expect(third).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
+      // A forgotten count is no free turn either: the caller claims over it (core/throttle.ts).
+      const later = await stores.loginAttempts.countLoginAttempt(username, free(9000, 2000))
+      expect(later).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
+      await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 2000 })
+      const cleared = await stores.loginAttempts.countLoginAttempt(username, free(9500))
+      expect(cleared).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 9500 } })
+    })
+
+    it('gives exactly freeFailures of many concurrent attempts a free turn', async () => {
+      const username = unique('free-burst')
+      const counts = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          stores.loginAttempts.countLoginAttempt(username, { ...failure(5000), freeFailures: 3 }),
+        ),
+      )
+      expect(counts.filter((count) => count.counted)).toHaveLength(3)
+      expect(
+        counts
+          .filter((count) => count.counted)
+          .map((count) => count.state.failures)
+          .sort(),
+      ).toEqual([1, 2, 3])
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+        failures: 3,
+        lastFailedAt: 5000,
+      })
     })
   })
 }

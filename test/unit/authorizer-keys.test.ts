@@ -1,3 +1,4 @@
+import { createPublicKey, verify as nodeVerify } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Logger } from '@aws-lambda-powertools/logger'
@@ -10,7 +11,7 @@ import { loadAuthorizerConfig } from '../../functions/config.js'
 import { TemporarilyUnavailable } from '../../functions/core/errors.js'
 import type { PublicJwk, SigningAlgorithm } from '../../functions/core/ports.js'
 import { FakeClock } from '../support/clock.js'
-import { FakeKms, KEYS, rsaKey } from '../support/fake-kms.js'
+import { FakeKms, KEYS, P256, rsaKey } from '../support/fake-kms.js'
 import { NATIVE } from '../support/harness.js'
 import { b64, mint, standardClaims } from '../support/tokens.js'
 
@@ -254,6 +255,28 @@ describe("the authorizer loads its keys from the issuer's JWKS, never from KMS",
       alg: 'RS256',
     })
     expect(await allowed(s.authorizer, `${rs256Header}.${payload}.${token.split('.')[2]}`)).toBe(
+      false,
+    )
+  })
+
+  it('refuses the high-S twin (r, n - s) of a valid ES256 signature: low S only', async () => {
+    const s = await setup({ active: 'alias/ec-active', alg: 'ES256' })
+    const claims = standardClaims(ISSUER, NATIVE.audience, s.clock.now())
+    const { token } = await mint(s.signerFor('alias/ec-active'), claims)
+    expect(await allowed(s.authorizer, token)).toBe(true)
+    const [header, payload, signature] = token.split('.') as [string, string, string]
+    const rs = Buffer.from(signature, 'base64url')
+    const lowS = BigInt(`0x${rs.subarray(32).toString('hex')}`)
+    const twin = Buffer.concat([
+      rs.subarray(0, 32),
+      Buffer.from((P256.n - lowS).toString(16).padStart(64, '0'), 'hex'),
+    ])
+    // The twin is a valid ECDSA signature of the same input...
+    const key = createPublicKey({ key: { ...(await s.jwks.publish())[0] }, format: 'jwk' })
+    const input = Buffer.from(`${header}.${payload}`)
+    expect(nodeVerify('sha256', input, { key, dsaEncoding: 'ieee-p1363' }, twin)).toBe(true)
+    // ...but a second spelling of the same token, so it is refused.
+    expect(await allowed(s.authorizer, `${header}.${payload}.${twin.toString('base64url')}`)).toBe(
       false,
     )
   })

@@ -151,12 +151,59 @@ describe('the authorizer accepts our tokens', () => {
     }
   })
 
+  it('stops allowing a token AUTHORIZER_CACHE_SECONDS before exp plus the skew, so that a cached Allow ends by then', async () => {
+    const local = new FakeClock()
+    const token = (await mint(signer, standardClaims(ISSUER, AUDIENCE, local.now()))).token
+    const saved = clock
+    clock = local
+    try {
+      // API Gateway caches each answer 30 s: the last Allow, cached, ends at exp + 30 s.
+      const cached = build({ AUTHORIZER_CACHE_SECONDS: '30' })
+      local.advance(900 - 1)
+      expect((await cached.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+      local.advance(1)
+      expect((await cached.http(event(`Bearer ${token}`))).isAuthorized).toBe(false)
+      expect((await build().http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+    } finally {
+      clock = saved
+    }
+    expect(() => build({ AUTHORIZER_CACHE_SECONDS: '31' })).toThrow(
+      'AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (30)',
+    )
+  })
+
   it('honours AUTHORIZER_SKEW_SECONDS', async () => {
     const strictClock = build({ AUTHORIZER_SKEW_SECONDS: '0' })
     const now = Math.floor(clock.now() / 1000)
     const { token } = await mint(signer, claims({ nbf: now + 1 }))
     expect((await strictClock.http(event(`Bearer ${token}`))).isAuthorized).toBe(false)
     expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+  })
+
+  it('refuses a token whose exp - iat exceeds AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS plus the skew', async () => {
+    // What the stack sets for a longest client TTL of 900 s and a 5 s backdate.
+    const bounded = build({ AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '905' })
+    const now = Math.floor(clock.now() / 1000)
+    const lasting = async (seconds: number) =>
+      (await mint(signer, claims({ iat: now - 5, nbf: now - 5, exp: now - 5 + seconds }))).token
+    expect((await bounded.http(event(`Bearer ${await lasting(905)}`))).isAuthorized).toBe(true)
+    expect((await bounded.http(event(`Bearer ${await lasting(905 + 30)}`))).isAuthorized).toBe(true)
+    const tooLong = await lasting(905 + 31)
+    expect((await bounded.http(event(`Bearer ${tooLong}`))).isAuthorized).toBe(false)
+    await expect(bounded.authorize(`Bearer ${tooLong}`)).rejects.toSatisfy(
+      (error: unknown) => error instanceof InvalidToken && /lifetime/.test(error.detail ?? ''),
+    )
+  })
+
+  it('bounds the lifetime by default at the longest any client may have (3600 s) plus the longest backdate (60 s)', async () => {
+    const now = Math.floor(clock.now() / 1000)
+    const lasting = async (seconds: number) =>
+      (await mint(signer, claims({ iat: now - 60, nbf: now - 60, exp: now - 60 + seconds }))).token
+    expect((await authorizer.http(event(`Bearer ${await lasting(3660 + 30)}`))).isAuthorized).toBe(
+      true,
+    )
+    expect(await refusal(await lasting(3660 + 31))).toMatch(/lifetime/)
+    expect(await refusal(await lasting(365 * 86_400))).toMatch(/lifetime/)
   })
 
   it('accepts only AUTHORIZER_AUDIENCES when it is set', async () => {
@@ -172,6 +219,9 @@ describe('the authorizer accepts our tokens', () => {
     expect(() => build({ JWKS_URI: 'not a url' })).toThrow(/JWKS_URI/)
     expect(() => build({ AUTHORIZER_SKEW_SECONDS: '-1' })).toThrow(/AUTHORIZER_SKEW_SECONDS/)
     expect(() => build({ AUTHORIZER_MAX_TOKEN_BYTES: '10' })).toThrow(/AUTHORIZER_MAX_TOKEN_BYTES/)
+    expect(() => build({ AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '86400' })).toThrow(
+      /AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS/,
+    )
   })
 
   it('answers the REST variant with an Allow policy for the stage and string-only context', async () => {
@@ -206,6 +256,57 @@ describe('the authorizer accepts our tokens', () => {
         methodArn: 'arn:x/y/GET/z',
       }),
     ).rejects.toThrow(/^Unauthorized$/)
+  })
+})
+
+describe('one token, one encoding', () => {
+  const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  /** Every other last character that decodes to the same bytes (its unused low bits differ). */
+  const otherSpellings = (segment: string): string[] => {
+    const bytes = Buffer.from(segment, 'base64url')
+    return [...ALPHABET]
+      .map((last) => `${segment.slice(0, -1)}${last}`)
+      .filter((spelling) => spelling !== segment)
+      .filter((spelling) => Buffer.from(spelling, 'base64url').equals(bytes))
+  }
+
+  it('refuses the 15 other spellings of a valid RS256 signature, which decode to the same bytes', async () => {
+    const [header, payload, signature] = good.split('.') as [string, string, string]
+    // 256 bytes take 342 characters: the last one carries 4 bits that decode to nothing.
+    const spellings = otherSpellings(signature)
+    expect(spellings).toHaveLength(15)
+    expect((await authorizer.http(event(`Bearer ${good}`))).isAuthorized).toBe(true)
+    for (const spelling of spellings) {
+      expect(await refusal(`${header}.${payload}.${spelling}`)).toMatch(/not canonical/)
+    }
+  })
+
+  it('refuses other spellings of the header and the payload (they change the signed input)', async () => {
+    // A header and claims whose JSON lengths leave unused bits in both last characters.
+    const pad = (length: number) => 'x'.repeat(length)
+    const { token } = await mint(
+      signer,
+      claims({ pad: pad(3 - (JSON.stringify(claims({ pad: '' })).length % 3) + 1) }),
+      {
+        pad: pad(
+          3 -
+            (JSON.stringify({ alg: 'RS256', typ: 'at+jwt', kid: ourKid, pad: '' }).length % 3) +
+            1,
+        ),
+      },
+    )
+    const [header, payload, signature] = token.split('.') as [string, string, string]
+    const headers = otherSpellings(header)
+    const payloads = otherSpellings(payload)
+    expect(headers.length).toBeGreaterThan(0)
+    expect(payloads.length).toBeGreaterThan(0)
+    expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
+    for (const spelling of headers) {
+      expect(await refusal(`${spelling}.${payload}.${signature}`)).toMatch(/bad signature/)
+    }
+    for (const spelling of payloads) {
+      expect(await refusal(`${header}.${spelling}.${signature}`)).toMatch(/bad signature/)
+    }
   })
 })
 

@@ -1,3 +1,4 @@
+import { createCipheriv, hkdfSync, randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { parseClients } from '../../functions/core/clients.js'
 import { InvalidScope, OAuthError, TemporarilyUnavailable } from '../../functions/core/errors.js'
@@ -15,6 +16,7 @@ import {
   openChild,
   parseRefreshToken,
   sealChild,
+  sealKeyName,
 } from '../../functions/core/refresh-token.js'
 import { grantScope } from '../../functions/core/service.js'
 
@@ -52,26 +54,48 @@ describe('refresh tokens', () => {
   })
 })
 
-describe('the grace child seal (HKDF-SHA256 + AES-256-GCM)', () => {
+describe('the grace child seal (HKDF-SHA256 of the parent and a server key + AES-256-GCM)', () => {
   const sid = newSessionId()
   const parent = newRefreshToken({ sub: newUserId(), sid })
   const child = newRefreshToken({ sub: newUserId(), sid })
+  const serverKey = { name: 'key1', secret: randomBytes(32) }
 
-  it('opens only with the parent token and the same session', () => {
-    const sealed = sealChild(parent, sid, child)
+  it('opens only with the parent token, the same session and the server key it names', () => {
+    const sealed = sealChild(parent, sid, child, serverKey)
     expect(sealed).not.toContain(child.split('.')[2])
+    expect(sealKeyName(sealed)).toBe('key1')
+    expect(openChild(parent, sid, sealed, serverKey.secret)).toBe(child)
+    expect(openChild(`${parent}x`, sid, sealed, serverKey.secret)).toBeUndefined()
+    expect(openChild(parent, newSessionId(), sealed, serverKey.secret)).toBeUndefined()
+    // The parent alone (a copy of the table and an old token) opens nothing; nor another key.
+    expect(openChild(parent, sid, sealed)).toBeUndefined()
+    expect(openChild(parent, sid, sealed, randomBytes(32))).toBeUndefined()
+  })
+
+  it('still opens a v1 seal (the parent alone), written before server keys, so an upgrade breaks no replay', () => {
+    const key = Buffer.from(
+      hkdfSync('sha256', parent, sid, 'rotating-token-service grace child v1', 32),
+    )
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', key, iv)
+    cipher.setAAD(Buffer.from(sid))
+    const ciphertext = Buffer.concat([cipher.update(child), cipher.final()])
+    const v1 = ['v1', iv, ciphertext, cipher.getAuthTag()].map((p) =>
+      typeof p === 'string' ? p : p.toString('base64url'),
+    )
+    const sealed = v1.join('.')
+    expect(sealKeyName(sealed)).toBeUndefined()
     expect(openChild(parent, sid, sealed)).toBe(child)
-    expect(openChild(`${parent}x`, sid, sealed)).toBeUndefined()
-    expect(openChild(parent, newSessionId(), sealed)).toBeUndefined()
   })
 
   it('refuses a tampered seal', () => {
-    const sealed = sealChild(parent, sid, child)
+    const sealed = sealChild(parent, sid, child, serverKey)
     const parts = sealed.split('.')
-    const ciphertext = Buffer.from(parts[2] as string, 'base64url')
+    const ciphertext = Buffer.from(parts[3] as string, 'base64url')
     ciphertext[0] = (ciphertext[0] as number) ^ 1
-    parts[2] = ciphertext.toString('base64url')
-    expect(openChild(parent, sid, parts.join('.'))).toBeUndefined()
+    parts[3] = ciphertext.toString('base64url')
+    expect(openChild(parent, sid, parts.join('.'), serverKey.secret)).toBeUndefined()
+    expect(openChild(parent, sid, 'v2.key1.garbage', serverKey.secret)).toBeUndefined()
     expect(openChild(parent, sid, 'v1.garbage')).toBeUndefined()
   })
 })

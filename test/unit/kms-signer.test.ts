@@ -25,6 +25,7 @@ import {
   KEYS,
   kmsError,
   networkError,
+  P256,
   SHA256_DIGEST_INFO,
   throttling,
 } from '../support/fake-kms.js'
@@ -189,7 +190,7 @@ describe.each(['RS256', 'ES256'] as const)('KmsSigner with %s', (alg) => {
 })
 
 describe('KmsSigner ES256 R||S conversion', () => {
-  it('turns 1,000 KMS DER signatures into JWS signatures that all verify, whatever their R/S length', async () => {
+  it('turns 1,000 KMS DER signatures into low-S JWS signatures that all verify, whatever their R/S length', async () => {
     const signer = signerFor('ES256', false)
     const jwks = createLocalJWKSet(await publishedJwks(signer))
     const kid = await signer.keyId()
@@ -209,6 +210,10 @@ describe('KmsSigner ES256 R||S conversion', () => {
       const signingInput = `${header}.${payload}`
       const signature = await signer.sign(new TextEncoder().encode(signingInput))
       expect(signature).toHaveLength(64)
+      // Low S (s <= n/2): the one spelling the authorizer accepts.
+      expect(
+        BigInt(`0x${Buffer.from(signature.subarray(32)).toString('hex')}`),
+      ).toBeLessThanOrEqual(P256.n / 2n)
       const token = `${signingInput}.${b64url(signature)}`
       await expect(
         jwtVerify(token, jwks, { issuer: ISSUER, audience: AUDIENCE }),
@@ -224,6 +229,13 @@ describe('KmsSigner ES256 R||S conversion', () => {
     expect(lengths).toHaveLength(2000)
     expect(lengths.filter((length) => length === 33).length).toBeGreaterThan(0)
     expect(lengths.filter((length) => length < 32).length).toBeGreaterThan(0)
+    // Like KMS, the fake returns high S about half the time: the signer normalized those.
+    const highS = kms.ecdsaSignatures.filter((der) => {
+      const rLength = der[3] as number
+      const s = der.subarray(4 + rLength + 2)
+      return BigInt(`0x${s.toString('hex')}`) > P256.n / 2n
+    })
+    expect(highS.length).toBeGreaterThan(300)
   })
 })
 

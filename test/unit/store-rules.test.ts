@@ -1,7 +1,8 @@
 /**
  * The rules that used to hide in the DynamoDB store and now live in
  * functions/core: the failed-login window and turn (core/throttle.ts) and a
- * login overtaken by a logout everywhere (core/users.ts, core/login.ts).
+ * login overtaken by a logout everywhere (core/users.ts, core/login.ts), and
+ * which sessions a cut (`sessionsValidAfter`) voids (core/users.ts).
  * Time comes from a fake clock.
  */
 import { describe, expect, it } from 'vitest'
@@ -12,10 +13,11 @@ import {
   backoffSeconds,
   DEFAULT_BACKOFF,
   failureAt,
+  freeTurn,
   loginTurn,
   recentFailures,
 } from '../../functions/core/throttle.js'
-import { startAfterLogout, voidSessionsUpTo } from '../../functions/core/users.js'
+import { startAfterLogout, voidedByUser, voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from '../support/clock.js'
 
 const policy = DEFAULT_BACKOFF
@@ -53,20 +55,38 @@ describe('the failed-login window', () => {
 })
 
 describe('a login turn', () => {
-  it('is free for a username with no record, a cleared one or a forgotten one', () => {
+  it('is first tried as a free turn: a failure at now, free while fewer than freeFailures are on record', () => {
     const clock = new FakeClock()
     const now = clock.now()
-    expect(loginTurn(policy, undefined, now)).toEqual({ kind: 'free' })
-    expect(loginTurn(policy, { failures: 0, lastFailedAt: now }, now)).toEqual({ kind: 'free' })
-    const old = { failures: 50, lastFailedAt: now - WINDOW_MS }
-    expect(loginTurn(policy, old, now)).toEqual({ kind: 'free' })
+    expect(freeTurn(policy, now)).toEqual({
+      ...failureAt(policy, now),
+      freeFailures: policy.freeFailures,
+    })
   })
 
-  it('is free while the failures are within the free allowance', () => {
+  it('with no free turn left, is claimed at freeFailures failures (they wait 0 s)', () => {
     const clock = new FakeClock()
     const stored = { failures: policy.freeFailures, lastFailedAt: clock.now() }
-    // freeFailures failures wait 0 s: the back-off has already passed, the turn is claimed.
-    expect(loginTurn(policy, stored, clock.now())).toMatchObject({ kind: 'claim' })
+    expect(backoffSeconds(policy, policy.freeFailures)).toBe(0)
+    expect(loginTurn(policy, stored, clock.now())).toMatchObject({
+      kind: 'claim',
+      seen: stored,
+      next: { failures: policy.freeFailures + 1 },
+      lostWaitSeconds: 1,
+    })
+  })
+
+  it('restarts a forgotten count at 1 by claiming over it, and a lost claim waits at least the first wait', () => {
+    const clock = new FakeClock()
+    const now = clock.now()
+    const old = { failures: 50, lastFailedAt: now - WINDOW_MS }
+    expect(loginTurn(policy, old, now)).toEqual({
+      kind: 'claim',
+      seen: old,
+      next: { failures: 1, lastFailedAt: now },
+      expiresAt: now + WINDOW_MS,
+      lostWaitSeconds: policy.baseSeconds,
+    })
   })
 
   it('waits out the back-off, counting down as time passes', () => {
@@ -181,5 +201,24 @@ describe('a login overtaken by a logout everywhere', () => {
       TemporarilyUnavailable,
     )
     expect(given.map((session) => session.createdAt)).toEqual([readAt, readAt + 2, readAt + 6])
+  })
+})
+
+describe('a cut (logout everywhere, disable, password change)', () => {
+  const cutAt = 1_000_000
+  const before = { ...sessionAt(cutAt - 1), sid: 'before' }
+
+  it('voids every session created before it, none created at or after it', () => {
+    const cut = { ...USER, sessionsValidAfter: voidSessionsUpTo(cutAt) }
+    expect(voidedByUser(before, cut)).toBe(true)
+    expect(voidedByUser({ ...sessionAt(cutAt), sid: 'same-instant' }, cut)).toBe(true)
+    expect(voidedByUser({ ...sessionAt(cutAt + 1), sid: 'after' }, cut)).toBe(false)
+    expect(voidedByUser(before, USER)).toBe(false)
+  })
+
+  it('spares the one session a password change kept, and only that one', () => {
+    const changed = { ...USER, sessionsValidAfter: voidSessionsUpTo(cutAt), keptSession: 'kept' }
+    expect(voidedByUser({ ...before, sid: 'kept' }, changed)).toBe(false)
+    expect(voidedByUser(before, changed)).toBe(true)
   })
 })

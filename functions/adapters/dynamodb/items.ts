@@ -4,9 +4,11 @@
  * are snake_case; times are epoch ms, except the TTL attribute (epoch seconds).
  * The adapters' update and condition expressions name the same attributes.
  */
+import { createHash } from 'node:crypto'
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import { unmarshall } from '@aws-sdk/util-dynamodb'
+import type { DpopProof } from '../../core/dpop.js'
 import type { FailedLogins, Session, User } from '../../core/ports.js'
 import { indexedAt, itemKey, type Key, TABLE_SCHEMA, ttlSeconds } from './table.js'
 
@@ -34,6 +36,7 @@ export const userItem = {
       roles: [...user.roles],
       status: user.status,
       sessions_valid_after: user.sessionsValidAfter,
+      kept_session: user.keptSession,
       created_at: user.createdAt,
     }
   },
@@ -49,6 +52,7 @@ export const userItem = {
       ...(typeof item.sessions_valid_after === 'number'
         ? { sessionsValidAfter: item.sessions_valid_after }
         : {}),
+      ...(typeof item.kept_session === 'string' ? { keptSession: item.kept_session } : {}),
       createdAt: item.created_at as number,
     }
   },
@@ -153,6 +157,27 @@ export const failedLoginsItem = {
     return {
       failures: typeof item.failures === 'number' ? item.failures : 0,
       lastFailedAt: typeof item.last_failed_at === 'number' ? item.last_failed_at : 0,
+    }
+  },
+}
+
+/**
+ * A DPoP proof used at the token endpoint, kept until the proof's own end
+ * (`acceptedUntil`): a second proof with its key and `jti` is a replay. The
+ * `jti` is stored hashed, so a client's choice of `jti` (any length, any
+ * character) always makes a key of one size.
+ */
+export const dpopProofItem = {
+  key(proof: Pick<DpopProof, 'jkt' | 'jti'>): Key {
+    return itemKey.dpopProof(proof.jkt, createHash('sha256').update(proof.jti).digest('base64url'))
+  },
+
+  /** `attempt` marks the write that made the record (dpop-replay.ts: a lost answer). */
+  toItem(proof: Pick<DpopProof, 'jkt' | 'jti' | 'acceptedUntil'>, attempt: string): Item {
+    return {
+      ...dpopProofItem.key(proof),
+      attempt,
+      [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(proof.acceptedUntil),
     }
   },
 }

@@ -10,9 +10,17 @@
  * user: so `loadLogin`'s one Query returns the user and the record together
  * (which is why that read lives here rather than in users.ts).
  */
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb'
-import type { FailedLogins, LoginAttempts, LoginFailure, LoginState } from '../../core/ports.js'
+import { unmarshall } from '@aws-sdk/util-dynamodb'
+import type {
+  FailedLogins,
+  FreeTurn,
+  LoginAttempts,
+  LoginCount,
+  LoginFailure,
+  LoginState,
+} from '../../core/ports.js'
 import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, failedLoginsItem, userItem } from './items.js'
 import { sendUpdate } from './outbox.js'
@@ -105,6 +113,56 @@ export class DynamoLoginThrottle implements LoginAttempts {
     })
   }
 
+  async countLoginAttempt(username: string, turn: FreeTurn): Promise<LoginCount> {
+    const { gsi1 } = TABLE_SCHEMA
+    const index = indexedAt.failedLogins(username)
+    return withRetry('UpdateItem', () =>
+      this.doc
+        .send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: itemKey.failedLogins(username),
+            // A free turn (core/throttle.ts freeTurn): no record yet, or fewer than
+            // :free failures within the window. ADD is atomic, so of concurrent
+            // attempts exactly as many win as there are free failures left.
+            ConditionExpression:
+              'attribute_not_exists(#pk) OR (last_failed_at > :forget AND failures < :free)',
+            UpdateExpression:
+              'SET last_failed_at = :at, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk ADD failures :one',
+            ExpressionAttributeNames: {
+              '#pk': TABLE_SCHEMA.partitionKey,
+              '#ttl': TABLE_SCHEMA.ttlAttribute,
+              '#gpk': gsi1.partitionKey,
+              '#gsk': gsi1.sortKey,
+            },
+            ExpressionAttributeValues: {
+              ':one': 1,
+              ':at': turn.at,
+              ':forget': turn.forgetBefore,
+              ':free': turn.freeFailures,
+              ':ttl': ttlSeconds(turn.expiresAt),
+              ':gpk': index.gsi1pk,
+              ':gsk': index.gsi1sk,
+            },
+            ReturnValues: 'ALL_NEW',
+            // No free turn: the record as the condition found it decides what comes next.
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+          }),
+        )
+        .then(
+          ({ Attributes = {} }): LoginCount => ({
+            counted: true,
+            state: failedLoginsItem.fromItem(Attributes),
+          }),
+          (error: unknown): LoginCount => {
+            if (!conditionFailed(error)) throw error
+            const found = (error as { Item?: Record<string, AttributeValue> }).Item ?? {}
+            return { counted: false, state: failedLoginsItem.fromItem(unmarshall(found)) }
+          },
+        ),
+    )
+  }
+
   async claimLoginAttempt(
     username: string,
     seen: FailedLogins,
@@ -124,11 +182,24 @@ export class DynamoLoginThrottle implements LoginAttempts {
   }
 
   async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
-    // Failures that landed after `seen` (an attacker racing the user) still count.
-    await this.updateIfUnchanged(username, seen, {
+    const cleared = await this.updateIfUnchanged(username, seen, {
       UpdateExpression: 'SET failures = :zero',
       ExpressionAttributeValues: { ':zero': 0 },
     })
+    if (cleared) return
+    // Failures that landed after `seen` (an attacker racing the user) still count:
+    // take back only this attempt's own, counted when it took its turn.
+    await withRetry('UpdateItem', () =>
+      this.ifCondition(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: itemKey.failedLogins(username),
+          ConditionExpression: 'failures > :zero',
+          UpdateExpression: 'ADD failures :minusOne',
+          ExpressionAttributeValues: { ':zero': 0, ':minusOne': -1 },
+        }),
+      ),
+    )
   }
 
   /** Applies `update` to the username's failed-login record only if it is still `seen`. */

@@ -12,6 +12,7 @@
  * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                           |
  * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`                |
  * | security event  | `EVENT#<id>`      | `EVENT`        |                    |                           |
+ * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`   |                    |                           |
  *
  * The one GSI is overloaded: by username it finds a user at login, by user it
  * lists their sessions (newest first: `<created>` is zero-padded epoch ms).
@@ -99,6 +100,7 @@ const partition = {
   username: (username: string) => `USERNAME#${username}`,
   session: (sid: string) => `SESSION#${sid}`,
   event: (id: string) => `EVENT#${id}`,
+  dpopKey: (jkt: string) => `DPOP#${jkt}`,
 }
 
 /** Sort keys that name the kind of item (in `sk`, and in `gsi1sk` where it is indexed). */
@@ -121,6 +123,8 @@ export const itemKey = {
   issuedToken: (sid: string, hash: string) => key(partition.session(sid), `TOKEN#${hash}`),
   failedLogins: (username: string) => key(partition.username(username), KIND.failedLogins),
   event: (id: string) => key(partition.event(id), KIND.event),
+  /** A DPoP proof's `jti` (its SHA-256) under its key's thumbprint: single use per key. */
+  dpopProof: (jkt: string, jtiHash: string) => key(partition.dpopKey(jkt), `JTI#${jtiHash}`),
 }
 
 /** The sort key of every outbox item: what the stream's filter and the forwarder look for. */

@@ -7,10 +7,17 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import {
   type DynamoDBDocumentClient,
+  GetCommand,
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb'
-import type { User, UserStatus, UserStore } from '../../core/ports.js'
+import type {
+  PasswordChange,
+  PasswordChangeResult,
+  User,
+  UserStatus,
+  UserStore,
+} from '../../core/ports.js'
 import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, userItem, usernameClaimItem } from './items.js'
 import { updateWithEvents } from './outbox.js'
@@ -112,11 +119,64 @@ export class DynamoUsers implements UserStore {
         Key: itemKey.user(sub),
         // Changes an existing user only: an update never creates a half user.
         ConditionExpression: 'attribute_exists(#pk)',
-        UpdateExpression: `SET ${sets.join(', ')}`,
+        // A new cut spares no session: the one a password change kept goes with the rest.
+        UpdateExpression:
+          change.sessionsValidAfter === undefined
+            ? `SET ${sets.join(', ')}`
+            : `SET ${sets.join(', ')} REMOVE kept_session`,
         ExpressionAttributeNames: names,
         ExpressionAttributeValues: values,
       },
       events,
     )
+  }
+
+  async changePassword(
+    change: PasswordChange,
+    events: readonly SecurityEvent[] = [],
+  ): Promise<PasswordChangeResult> {
+    const { keep } = change
+    const key = itemKey.user(change.sub)
+    // The events commit in the same transaction as the hash, or not at all.
+    const changed = await updateWithEvents(
+      this.doc,
+      {
+        TableName: this.tableName,
+        Key: key,
+        // Only over the hash that was checked: a concurrent change is never overwritten.
+        // With a kept session, also only while the user is active and no logout everywhere
+        // voids that session (core/users.ts voidedByUser), so a voided one is never revived.
+        ConditionExpression: keep
+          ? 'password_hash = :expected AND #status = :active AND ' +
+            '(attribute_not_exists(sessions_valid_after) OR sessions_valid_after <= :created ' +
+            'OR kept_session = :sid)'
+          : 'password_hash = :expected',
+        UpdateExpression: keep
+          ? 'SET password_hash = :hash, sessions_valid_after = :after, kept_session = :sid'
+          : 'SET password_hash = :hash, sessions_valid_after = :after REMOVE kept_session',
+        ...(keep ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
+        ExpressionAttributeValues: {
+          ':expected': change.expectHash,
+          ':hash': change.newHash,
+          ':after': change.sessionsValidAfter,
+          ...(keep ? { ':active': 'active', ':created': keep.createdAt, ':sid': keep.sid } : {}),
+        },
+      },
+      events,
+    )
+    if (changed) return 'changed'
+    // The SDK's own retry of a change that committed meets its own condition: the new hash
+    // (a fresh salt, so no other change has it) tells the two apart.
+    const { Item } = await withRetry('GetItem', () =>
+      this.doc.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: key,
+          ProjectionExpression: 'password_hash',
+          ConsistentRead: true,
+        }),
+      ),
+    )
+    return Item?.password_hash === change.newHash ? 'changed' : 'refused'
   }
 }

@@ -1,0 +1,32 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { sdkOptions } from '../adapters/aws.js'
+import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { DynamoUsers } from '../adapters/dynamodb/users.js'
+import { lambdaHttpHandler } from '../adapters/lambda.js'
+import { createObservability } from '../adapters/observability.js'
+import { loadAwsCallConfig, loadHttpConfig, loadLoginBackoff, loadTableName } from '../config.js'
+import { systemClock } from '../core/clock.js'
+import { passwordRoute } from './route.js'
+
+// Cold start: configuration, the DynamoDB client and the stores, built once; no I/O.
+const { clients } = loadHttpConfig()
+const observability = createObservability()
+const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const tableName = loadTableName()
+
+export const handler = lambdaHttpHandler(
+  'password',
+  passwordRoute,
+  {
+    sessions: new DynamoSessions(dynamodb, tableName),
+    users: new DynamoUsers(dynamodb, tableName),
+    loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
+    clock: systemClock,
+    events: observability.events,
+    loginBackoff: loadLoginBackoff(),
+  },
+  { clients, observability },
+)
