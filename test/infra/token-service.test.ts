@@ -277,14 +277,14 @@ describe('TokenService with its defaults', () => {
     expect(aliases).toHaveLength(2)
   })
 
-  it('runs eight arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+  it('runs nine arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
     const { stack, logicalId } = synthesized
     const functions = {
       ...stack.service.functions,
       authorizer: stack.service.tokenAuthorizer?.handler,
       forwarder: stack.service.securityEvents?.forwarder,
     }
-    expect(ofType('AWS::Lambda::Function')).toHaveLength(8)
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(9)
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
@@ -484,6 +484,7 @@ describe('TokenService with its defaults', () => {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
@@ -681,8 +682,8 @@ describe('TokenService with its defaults', () => {
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
-    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(8)
-    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(8)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(9)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(9)
     const events = stack.service.securityEvents
     expect(props('securityEventDeadLetters')).toMatchObject({
       Namespace: 'AWS/SQS',
@@ -825,7 +826,7 @@ describe('TokenService with its defaults', () => {
     ]) {
       template.resourceCountIs(type, 0)
     }
-    template.resourceCountIs('AWS::Lambda::Function', 7)
+    template.resourceCountIs('AWS::Lambda::Function', 8)
     expect(Object.keys(stack.service.monitoring.alarms)).not.toContain('securityEventDeadLetters')
   })
 

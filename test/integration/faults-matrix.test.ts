@@ -305,9 +305,15 @@ const scenarios = {
   passwordChange: {
     path: 'POST /me/password',
     client: NATIVE.client_id,
-    // The caller's session and user; the username's login turn; the change (with the turn's
-    // clear); then the other sessions listed and each marked revoked.
-    calls: ['DynamoDB BatchGetItem', 'DynamoDB Query', 'DynamoDB UpdateItem'],
+    // The caller's session and user; the username's login turn; the change with its event
+    // (with the turn's clear); then the other sessions listed and each marked revoked with
+    // its event.
+    calls: [
+      'DynamoDB BatchGetItem',
+      'DynamoDB Query',
+      'DynamoDB UpdateItem',
+      'DynamoDB TransactWriteItems',
+    ],
     // Each case changes the password: a fresh user per case.
     prepare: async () => {
       const ctx = await caller(await cheapUser())
@@ -611,14 +617,15 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(P, 'UpdateItem', true, { on: ON_TURN, committed: P.failed }),
       // The clear after the check is best-effort: the change stands.
       ...transientCases(P, 'UpdateItem', true, { on: ON_CLEAR, failed: P.ok, committed: P.ok }),
-      // The change is one conditional write of the user: it takes effect, or nothing does. A
-      // retry that meets its own committed write finds its own new hash and answers 204.
-      ...transientCases(P, 'UpdateItem', true, { on: ON_USER }),
-      dynamo(P, 'UpdateItem', 'TransactionConflict', 'first', 'before', P.ok, ON_USER),
-      dynamo(P, 'UpdateItem', 'TransactionConflict', 'every', 'before', P.failed, ON_USER),
+      // The change is one conditional write of the user, in one transaction with its
+      // password.changed: it takes effect, or nothing does. A retry that meets its own
+      // committed write finds its own new hash and answers 204.
+      ...transientCases(P, 'TransactWriteItems', true, { on: ON_USER }),
+      dynamo(P, 'TransactWriteItems', CONFLICT, 'first', 'before', P.ok, ON_USER),
+      dynamo(P, 'TransactWriteItems', CONFLICT, 'every', 'before', P.failed, ON_USER),
       // Marking the other sessions revoked is bookkeeping: the change already voided them.
       ...transientCases(P, 'Query', false, { on: ON_SESSIONS, failed: changedOthersVoid }),
-      ...transientCases(P, 'UpdateItem', true, {
+      ...transientCases(P, 'TransactWriteItems', true, {
         on: ON_SESSIONS,
         failed: changedOthersVoid,
         committed: P.ok,
