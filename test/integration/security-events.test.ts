@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { type SecurityEvent, toCloudEvent } from '../../functions/core/security-events.js'
-import { disableUser, enableUser } from '../../functions/core/users.js'
+import { disableUser, enableUser, setPassword } from '../../functions/core/users.js'
 import type { BatchResponse } from '../../functions/forwarder/forward.js'
 import { DynamoFaults } from '../support/faults.js'
 import {
@@ -38,6 +38,8 @@ import { streamRecords } from '../support/streams.js'
 const REPORTING = { ...NATIVE, client_id: 'test-reporting', reuse_detection: 'report' as const }
 const AGENT = 'security-events-test/1.0'
 const WRONG = 'not the password at all'
+const NEW_PASSWORD = 'the password after the change'
+recordSecret(NEW_PASSWORD)
 
 let h: Harness
 /** Usernames of failed logins: no event may name them. */
@@ -102,7 +104,7 @@ describe('each security-relevant change writes exactly one event, with the chang
     expect(event?.id).toMatch(/^[0-9a-f-]{36}$/)
   })
 
-  it('a wrong password: login.failed with the user as subject, counted in the same write', async () => {
+  it('a wrong password: login.failed with the user as subject, written alone (the attempt’s turn counted it before the check)', async () => {
     const user = await addCheapUser(h, 'ev')
     failedUsernames.push(user.username)
     const found = await written(async () => {
@@ -291,6 +293,54 @@ describe('each security-relevant change writes exactly one event, with the chang
     const revoked = found.filter((e) => e.type === 'session.revoked')
     expect(revoked.map((e) => e.data.sid).sort()).toEqual([sidOf(caller), sidOf(other)].sort())
     for (const e of revoked) expect(e.data.reason).toBe('logout_everywhere')
+    expect(found).toHaveLength(3)
+  })
+
+  it('a password change: password.changed (the caller’s session and client) with the new hash, one session.revoked (password_changed) per other session; a wrong current password: login.failed alone', async () => {
+    const user = await addCheapUser(h, 'ev')
+    const caller = await session(user)
+    const other = await session(user)
+    h.clock.advance(1)
+    const change = (current: string) =>
+      h.post(
+        '/me/password',
+        { current_password: current, new_password: NEW_PASSWORD },
+        { headers: { ...bearer(caller.body.access_token), 'user-agent': AGENT } },
+      )
+    const refused = await written(async () => expect((await change(WRONG)).status).toBe(400))
+    expect(refused).toMatchObject([
+      {
+        type: 'login.failed',
+        subject: user.sub,
+        data: { sid: sidOf(caller), client_id: NATIVE.client_id, reason: 'wrong_password' },
+      },
+    ])
+    const found = await written(async () => expect((await change(PASSWORD)).status).toBe(204))
+    expect(found.find((e) => e.type === 'password.changed')).toMatchObject({
+      subject: user.sub,
+      data: { sid: sidOf(caller), client_id: NATIVE.client_id, user_agent: AGENT },
+    })
+    expect(found.filter((e) => e.type === 'session.revoked')).toMatchObject([
+      { subject: user.sub, data: { sid: sidOf(other), reason: 'password_changed' } },
+    ])
+    expect(found).toHaveLength(2)
+  })
+
+  it('users set-password: password.changed, and one session.revoked (password_changed) per session', async () => {
+    const user = await addCheapUser(h, 'ev')
+    const first = await session(user)
+    const second = await session(user)
+    h.clock.advance(1)
+    const stores = { users: h.users, sessions: h.sessions }
+    const found = await written(() =>
+      setPassword(stores, h.clock, { username: user.username, password: NEW_PASSWORD }),
+    )
+    expect(found.filter((e) => e.type === 'password.changed')).toMatchObject([
+      { subject: user.sub },
+    ])
+    const revoked = found.filter((e) => e.type === 'session.revoked')
+    expect(revoked.map((e) => e.data.sid).sort()).toEqual([sidOf(first), sidOf(second)].sort())
+    for (const e of revoked) expect(e.data.reason).toBe('password_changed')
     expect(found).toHaveLength(3)
   })
 
