@@ -12,10 +12,10 @@ async function main() {
   const config = loadLocalConfig()
   assertJava()
   const local = await startLocalMode(config)
-  stopOnSignals(
-    local.dynamodb,
-    () => new Promise<void>((resolve) => local.server.close(() => resolve())),
-  )
+  stopOnSignals(local.dynamodb, async () => {
+    await new Promise<void>((resolve) => local.server.close(() => resolve()))
+    await local.events.stop()
+  })
   const u = local.url
   const demoPassword = process.env.DEMO_PASSWORD ? '$DEMO_PASSWORD' : config.demoPassword
   console.log(`
@@ -41,6 +41,8 @@ Behind the authorizer (use the access_token from the login answer${local.service
   curl -s ${u}/sessions -H "Authorization: Bearer <access_token>"
   curl -s -X DELETE ${u}/sessions/<sid> -H "Authorization: Bearer <access_token>"   (end one session)
   curl -s -X DELETE ${u}/sessions -H "Authorization: Bearer <access_token>"         (logout everywhere)
+
+Security events (docs/events.md) are printed below as they happen, one JSON line each.
 
 Ctrl-C stops the service and DynamoDB Local.`)
   const warning = exposureWarning(local.dynamodb)

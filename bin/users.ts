@@ -154,7 +154,7 @@ async function run(
       )
       break
     case 'enable':
-      await enableUser(stores.users, username)
+      await enableUser(stores.users, systemClock, username)
       console.log(`enabled ${username}`)
       break
     default:

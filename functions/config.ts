@@ -81,6 +81,19 @@ export const corsOrigins = (clients: ReadonlyMap<string, Client>): string[] => [
 /** `TABLE_NAME`. */
 export const loadTableName = (env: Env = process.env): string => required(env, 'TABLE_NAME')
 
+/** What the forwarder needs: where the events go, and their `source`. */
+export interface ForwarderConfig {
+  /** `EVENT_BUS_NAME`. */
+  readonly busName: string
+  /** `ISSUER`: the CloudEvents `source`. */
+  readonly source: string
+}
+
+export const loadForwarderConfig = (env: Env = process.env): ForwarderConfig => ({
+  busName: required(env, 'EVENT_BUS_NAME'),
+  source: loadIssuer(env),
+})
+
 /** `GRACE_KEY_ID`: the KMS key that wraps the grace seals' data keys. */
 export const loadGraceKeyId = (env: Env = process.env): string => required(env, 'GRACE_KEY_ID')
 

@@ -6,7 +6,7 @@ import type { LambdaName } from './settings.js'
  * suite compare against it.
  */
 
-export type HttpFunction = Exclude<LambdaName, 'authorizer' | 'authorizerStrict'>
+export type HttpFunction = Exclude<LambdaName, 'authorizer' | 'authorizerStrict' | 'forwarder'>
 
 export interface RouteSpec {
   readonly method: 'GET' | 'POST' | 'DELETE'
@@ -120,7 +120,7 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
     },
   }
 
-/** Every Lambda function: the HTTP ones and the two authorizer variants. */
+/** Every Lambda function: the HTTP ones, the two authorizer variants and the events' forwarder. */
 export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
   ...HTTP_FUNCTIONS,
   // Verifies on every protected request: RSA/ECDSA verification is CPU work.
@@ -136,7 +136,18 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
     memoryMiB: 1024,
     timeoutSeconds: 5,
   },
+  // Behind no route: the table's stream invokes it (docs/design.md "Security events").
+  // Its PutEvents calls run in parallel, so one call's SDK budget bounds a batch.
+  forwarder: {
+    entry: 'functions/forwarder/handler.ts',
+    purpose: 'Security events: table stream to EventBridge',
+    memoryMiB: 256,
+    timeoutSeconds: 10,
+  },
 }
+
+/** The functions a stream invokes rather than a route or the authorizer: not behind the API. */
+export const STREAM_FUNCTIONS: readonly LambdaName[] = ['forwarder']
 
 /**
  * The CORS policy (origins: every client's `allowed_origins`), one for the whole API:

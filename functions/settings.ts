@@ -17,6 +17,7 @@ export type LambdaName =
   | 'me'
   | 'authorizer'
   | 'authorizerStrict'
+  | 'forwarder'
 
 interface Common {
   /** What it means, for the configuration reference. */
@@ -69,6 +70,7 @@ const AWS_CALLERS: readonly LambdaName[] = [
   'password',
   'authorizer',
   'authorizerStrict',
+  'forwarder',
 ]
 /** A password change's wrong current password counts as a failed login: one back-off for both. */
 const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
@@ -76,8 +78,8 @@ const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 export const SETTINGS = {
   ISSUER: {
     type: 'string',
-    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash.',
-    functions: [...HTTP, ...AUTHORIZERS],
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events.',
+    functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
   CLIENTS: {
     type: 'string',
@@ -85,6 +87,11 @@ export const SETTINGS = {
     functions: HTTP,
   },
   TABLE_NAME: { type: 'string', doc: 'The DynamoDB table.', functions: TABLE },
+  EVENT_BUS_NAME: {
+    type: 'string',
+    doc: 'The EventBridge bus the forwarder puts the security events on (docs/design.md "Security events").',
+    functions: ['forwarder'],
+  },
   SIGNING_KEY_ID: {
     type: 'string',
     doc: 'The active KMS signing key (ARN, id or alias).',

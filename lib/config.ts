@@ -51,6 +51,7 @@ export interface TokenServiceConfig {
     readonly maxTokenBytes?: number
     readonly audiences?: readonly string[]
   }
+  readonly securityEvents?: { readonly bus?: boolean }
 }
 
 /** Types the config file's object (`export default defineConfig({...})`). */
@@ -226,6 +227,17 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
         type: 'strings',
         doc: SETTINGS.AUTHORIZER_AUDIENCES.doc,
         default: 'every client’s audience',
+      },
+    },
+  },
+  securityEvents: {
+    type: 'object',
+    doc: 'The security events (docs/events.md): each is written with its change as an outbox item in the table, whatever this says.',
+    fields: {
+      bus: {
+        type: 'boolean',
+        default: DEFAULTS.securityEvents.bus,
+        doc: 'A custom EventBridge bus the table’s stream feeds through the forwarder function, with a dead-letter queue and alarms (docs/operations.md "Security events"). Off: no stream, forwarder or bus.',
       },
     },
   },
@@ -461,6 +473,7 @@ export function stackProps(config: TokenServiceConfig): TokenServiceStackProps {
     tokenBackdateSeconds: config.tokenBackdateSeconds,
     loginBackoff: config.loginBackoff,
     authorizerSettings: config.authorizerSettings,
+    securityEvents: config.securityEvents,
     // Environment-agnostic unless the CLI knows the account and region: synth needs no credentials.
     ...(process.env.CDK_DEFAULT_ACCOUNT &&
       process.env.CDK_DEFAULT_REGION && {

@@ -43,6 +43,15 @@ export const DEFAULTS = {
     maxSeconds: SETTINGS.LOGIN_BACKOFF_MAX_SECONDS.default,
     failureWindowSeconds: SETTINGS.LOGIN_FAILURE_WINDOW_SECONDS.default,
   },
+  /** The security events' bus and forwarder (docs/design.md "Security events"). */
+  securityEvents: {
+    /** Create the bus, the table's stream and the forwarder. */
+    bus: true,
+    /** Stream records per forwarder invocation (10 PutEvents calls at most, in parallel). */
+    batchSize: 100,
+    /** A batch is retried until its oldest record is this old, then dead-lettered. */
+    maxRecordAge: Duration.hours(6),
+  },
   /** The Lambda authorizer's own settings (docs/design.md "Authorizer"). */
   authorizerSettings: {
     clockSkewSeconds: SETTINGS.AUTHORIZER_SKEW_SECONDS.default,
@@ -78,4 +87,8 @@ export const ALARM_THRESHOLDS = {
   /** Percent of the account's KMS request quota for this key family, per second. */
   kmsQuotaPercent: 80,
   dynamodbThrottles: 1,
+  /** Any batch of security events that could not be forwarded (each message names one). */
+  securityEventDeadLetters: 1,
+  /** How far behind the table's stream the forwarder may fall before it alarms. */
+  securityEventsIteratorAge: Duration.minutes(10),
 } as const

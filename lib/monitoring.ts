@@ -6,7 +6,9 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as lambda from 'aws-cdk-lib/aws-lambda'
 import * as logs from 'aws-cdk-lib/aws-logs'
 import type * as sns from 'aws-cdk-lib/aws-sns'
+import type * as sqs from 'aws-cdk-lib/aws-sqs'
 import { Construct } from 'constructs'
+import { REPORTED_REUSE_DIMENSION } from '../functions/adapters/observability.js'
 import { ALARM_THRESHOLDS } from './defaults.js'
 import type { SigningAlgorithm } from './signing-keys.js'
 
@@ -24,13 +26,22 @@ export interface TokenServiceMonitoringProps {
   readonly algorithm: SigningAlgorithm
   /** Notified when an alarm fires. @default no action */
   readonly alarmTopic?: sns.ITopic
+  /**
+   * The security events' forwarder (also among `functions`) and its dead-letter
+   * queue (lib/security-events.ts). @default none: the stack has no bus
+   */
+  readonly securityEvents?: {
+    readonly forwarder: lambda.IFunction
+    readonly deadLetterQueue: sqs.IQueue
+  }
 }
 
 /**
  * The alarms and the dashboard of docs/design.md "Operations": reuse detections,
- * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles;
- * a dashboard of logins, refreshes, grace hits, reuse detections,
- * revocations, latency percentiles and errors.
+ * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles,
+ * and with the security events' bus, its dead letters and the forwarder's lag;
+ * a dashboard of logins, refreshes, grace hits, reuse detections (enforced and
+ * reported), revocations, latency percentiles and errors.
  */
 export class TokenServiceMonitoring extends Construct {
   public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>
@@ -39,16 +50,17 @@ export class TokenServiceMonitoring extends Construct {
   constructor(scope: Construct, id: string, props: TokenServiceMonitoringProps) {
     super(scope, id)
     const period = Duration.minutes(5)
-    const custom = (metricName: string, label?: string) =>
+    const custom = (metricName: string, label?: string, dimensions: Record<string, string> = {}) =>
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
         metricName,
-        dimensionsMap: SERVICE_DIMENSION,
+        dimensionsMap: { ...SERVICE_DIMENSION, ...dimensions },
         statistic: cloudwatch.Stats.SUM,
         period,
         ...(label !== undefined && { label }),
       })
     const functions = Object.entries(props.functions)
+    const events = props.securityEvents
     const sumOver = (
       prefix: string,
       label: string,
@@ -127,7 +139,11 @@ export class TokenServiceMonitoring extends Construct {
       period,
       label: 'DynamoDB throttled requests',
     })
+    // Enforced only: a reuse in `report` mode carries a dimension of its own (and revokes nothing).
     const reuseDetections = custom('ReuseDetections')
+    const reportedReuse = custom('ReuseDetections', 'Reuse reported (report mode)', {
+      [REPORTED_REUSE_DIMENSION.name]: REPORTED_REUSE_DIMENSION.value,
+    })
 
     const alarm = (
       name: string,
@@ -192,6 +208,7 @@ export class TokenServiceMonitoring extends Construct {
         ALARM_THRESHOLDS.dynamodbThrottles,
         'DynamoDB throttled requests to the token table.',
       ),
+      ...(events && securityEventAlarms(alarm, events, period)),
     }
 
     const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>
@@ -214,6 +231,7 @@ export class TokenServiceMonitoring extends Construct {
           ]),
           graph('Security', [
             custom('ReuseDetections', 'Reuse detections'),
+            reportedReuse,
             custom('Revocations', 'Revocations'),
           ]),
         ],
@@ -241,6 +259,7 @@ export class TokenServiceMonitoring extends Construct {
           graph('KMS', [kmsThrottles.with({ label: 'KMS throttled calls' }), kmsQuotaPercent]),
           graph('DynamoDB throttles', [dynamodbThrottles]),
         ],
+        ...(events ? [securityEventGraphs(graph, events, period)] : []),
         [
           new cloudwatch.AlarmStatusWidget({
             title: 'Alarms',
@@ -252,4 +271,62 @@ export class TokenServiceMonitoring extends Construct {
       ],
     })
   }
+}
+
+type Alarm = (
+  name: string,
+  metric: cloudwatch.IMetric,
+  threshold: number,
+  description: string,
+) => cloudwatch.Alarm
+
+/** How far behind the table's stream the forwarder is: its oldest record's age, ms. */
+const forwarderLag = (forwarder: lambda.IFunction, period: Duration) =>
+  forwarder.metric('IteratorAge', {
+    statistic: cloudwatch.Stats.MAXIMUM,
+    period,
+    label: 'Forwarder lag (ms)',
+  })
+
+/** docs/operations.md "Security events": a batch dead-lettered, or forwarding falling behind. */
+function securityEventAlarms(
+  alarm: Alarm,
+  events: NonNullable<TokenServiceMonitoringProps['securityEvents']>,
+  period: Duration,
+): Record<string, cloudwatch.Alarm> {
+  const lag = ALARM_THRESHOLDS.securityEventsIteratorAge
+  return {
+    securityEventDeadLetters: alarm(
+      'SecurityEventDeadLettersAlarm',
+      events.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period,
+      }),
+      ALARM_THRESHOLDS.securityEventDeadLetters,
+      'Security events could not reach the EventBridge bus for hours: each message names a batch of the table stream. Resend them from the outbox items (docs/operations.md "Security events").',
+    ),
+    securityEventsLag: alarm(
+      'SecurityEventsLagAlarm',
+      forwarderLag(events.forwarder, period),
+      lag.toMilliseconds(),
+      `The forwarder is more than ${lag.toMinutes()} minutes behind the table stream: security events are late (EventBridge refusing them, or the forwarder failing).`,
+    ),
+  }
+}
+
+function securityEventGraphs(
+  graph: (title: string, left: cloudwatch.IMetric[]) => cloudwatch.GraphWidget,
+  events: NonNullable<TokenServiceMonitoringProps['securityEvents']>,
+  period: Duration,
+): cloudwatch.IWidget[] {
+  return [
+    graph('Security events: forwarder lag', [forwarderLag(events.forwarder, period)]),
+    graph('Security events: dead letters', [
+      events.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period,
+        label: 'Batches dead-lettered',
+      }),
+    ]),
+  ]
 }

@@ -1,7 +1,12 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
 import type { DpopReplayStore } from '../functions/core/dpop.js'
-import type { LoginAttempts, SessionStore, UserStore } from '../functions/core/ports.js'
+import type {
+  EventOutbox,
+  LoginAttempts,
+  SessionStore,
+  UserStore,
+} from '../functions/core/ports.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
@@ -9,13 +14,15 @@ import type { TokenFunction } from './token-function.js'
  * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
  * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts), split by what they touch: the
  * table or the one GSI. A transaction is authorised per item action, so
- * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds.
+ * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds: a
+ * write that carries security events is a transaction with one Put per event
+ * (functions/adapters/dynamodb/outbox.ts).
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
-  recordLoginFailure: { table: ['dynamodb:UpdateItem'] },
+  recordLoginFailure: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
@@ -24,15 +31,21 @@ export const STORE_ACTIONS = {
   getSession: { table: ['dynamodb:GetItem'] },
   createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
   rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  revokeSession: { table: ['dynamodb:UpdateItem'] },
+  revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   listSessions: { index: ['dynamodb:Query'] },
-  updateUser: { table: ['dynamodb:UpdateItem'] },
+  updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
-  // A conditional update of the user; after a lost condition, a consistent read of its hash.
-  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:GetItem'] },
+  appendEvent: { table: ['dynamodb:PutItem'] },
+  // A conditional update of the user, in one transaction with its event (PutItem); after a
+  // lost condition, a consistent read of its hash.
+  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
   recordProof: { table: ['dynamodb:PutItem'] },
 } as const satisfies Record<
-  keyof SessionStore | keyof UserStore | keyof LoginAttempts | keyof DpopReplayStore,
+  | keyof SessionStore
+  | keyof UserStore
+  | keyof LoginAttempts
+  | keyof EventOutbox
+  | keyof DpopReplayStore,
   { table?: readonly string[]; index?: readonly string[] }
 >
 

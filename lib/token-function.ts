@@ -5,7 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda'
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs'
 import * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
-import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
+import { LAMBDA_FUNCTIONS, STREAM_FUNCTIONS } from '../functions/routes.js'
 import {
   type IntegerSetting,
   type LambdaName,
@@ -154,8 +154,9 @@ export class TokenFunction extends Construct {
     })
     Validations.of(this.function).acknowledge({
       id: 'Serverless-LambdaDLQ',
-      reason:
-        'Invoked synchronously by API Gateway only: the caller gets the error and there is no event to keep. A dead-letter queue serves asynchronous invocations.',
+      reason: STREAM_FUNCTIONS.includes(props.name)
+        ? 'Invoked by its DynamoDB Streams event source mapping, whose on-failure destination is the dead-letter queue. A function dead-letter queue serves asynchronous invocations only.'
+        : 'Invoked synchronously by API Gateway only: the caller gets the error and there is no event to keep. A dead-letter queue serves asynchronous invocations.',
     })
   }
 

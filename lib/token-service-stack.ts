@@ -28,7 +28,8 @@ export interface TokenServiceStackProps
 
 /**
  * The token service as a deployable stack: the `TokenService` construct and
- * the outputs an operator needs (API URL, issuer, JWKS URL, table, active key).
+ * the outputs an operator needs (API URL, issuer, JWKS URL, table, active key,
+ * the security events' bus and dead-letter queue).
  */
 export class TokenServiceStack extends Stack {
   public readonly service: TokenService
@@ -87,5 +88,17 @@ export class TokenServiceStack extends Stack {
       this.service.monitoring.dashboard.dashboardName,
       'CloudWatch dashboard of the service',
     )
+    if (this.service.securityEvents) {
+      output(
+        'SecurityEventBusName',
+        this.service.securityEvents.bus.eventBusName,
+        'EventBridge bus of the security events (docs/events.md)',
+      )
+      output(
+        'SecurityEventDeadLetterQueueUrl',
+        this.service.securityEvents.deadLetterQueue.queueUrl,
+        'Batches of security events that could not be forwarded (docs/operations.md)',
+      )
+    }
   }
 }

@@ -27,6 +27,7 @@ import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
 import { TokenServiceMonitoring } from './monitoring.js'
+import { SecurityEvents } from './security-events.js'
 import {
   activeKeyOf,
   assertSigningKeys,
@@ -85,6 +86,17 @@ export interface LoginBackoffProps {
 
 /** Which authorizer protects `/sessions` and `/me`. */
 export type AuthorizerKind = 'lambda' | 'jwt'
+
+/** Where the security events go (docs/design.md "Security events"). */
+export interface SecurityEventsProps {
+  /**
+   * A custom EventBridge bus, fed from the table's stream by the forwarder, with
+   * a dead-letter queue and its alarms. Off: no stream, forwarder or bus; the
+   * outbox items are still written, and expire after OUTBOX_RETENTION_DAYS.
+   * @default true
+   */
+  readonly bus?: boolean
+}
 
 export interface TokenServiceProps {
   /**
@@ -186,6 +198,8 @@ export interface TokenServiceProps {
    * @default DEFAULTS.authorizerSettings (30 s, 5 s, 4096 bytes), every client's audience
    */
   readonly authorizerSettings?: AuthorizerSettings
+  /** @default DEFAULTS.securityEvents: the bus on */
+  readonly securityEvents?: SecurityEventsProps
 }
 
 /** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
@@ -195,34 +209,46 @@ const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
 export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
   // One Query finds the user while the attempt takes its turn (counted up front, or a
   // back-off slot claimed); success clears the count and creates the session guarded by
-  // the user.
+  // the user, with its event. A refusal that changes nothing else writes its event alone:
+  // login.throttled, or login.failed (the turn already counted it).
   login: [
     'loadLogin',
     'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'createSession',
+    'appendEvent',
     // A session whose token could not be sent (signing failed) is revoked at once.
     'revokeSession',
     // A DPoP proof's single use.
     'recordProof',
   ],
   // One batched read (and a DPoP proof's single use), then the rotation; a lost race
-  // re-reads the session; reuse revokes it.
-  token: ['loadRefreshState', 'recordProof', 'getSession', 'rotate', 'revokeSession'],
+  // re-reads the session; reuse revokes it, or, for a client in report mode, writes its
+  // event alone.
+  token: [
+    'loadRefreshState',
+    'recordProof',
+    'getSession',
+    'rotate',
+    'revokeSession',
+    'appendEvent',
+  ],
   revoke: ['loadRefreshState', 'revokeSession'],
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
   // The caller's session and user in one read, the username's failed logins (the login
   // back-off, counted and claimed as at login), the change (one transaction: the user's
-  // hash and sessions_valid_after, the kept session), then each other session revoked.
+  // hash and sessions_valid_after, the kept session, password.changed), then each other
+  // session revoked with its event. A refused check writes its event alone.
   password: [
     'loadSessionState',
     'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
     'changePassword',
+    'appendEvent',
     'listSessions',
     'revokeSession',
   ],
@@ -266,6 +292,8 @@ export class TokenService extends Construct {
   /** What protects the bearer routes (the Lambda or the native JWT authorizer). */
   public readonly routeAuthorizer: apigwv2.IHttpRouteAuthorizer
   public readonly monitoring: TokenServiceMonitoring
+  /** The bus, the forwarder and its dead-letter queue; `undefined` with `securityEvents.bus` off. */
+  public readonly securityEvents?: SecurityEvents
 
   constructor(scope: Construct, id: string, props: TokenServiceProps) {
     super(scope, id)
@@ -357,10 +385,13 @@ export class TokenService extends Construct {
     // The schema the adapters read and write (functions/adapters/dynamodb/table.ts).
     const { partitionKey, sortKey, ttlAttribute, gsi1 } = TABLE_SCHEMA
     const string = (name: string) => ({ name, type: dynamodb.AttributeType.STRING })
+    const eventBus = props.securityEvents?.bus ?? DEFAULTS.securityEvents.bus
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: string(partitionKey),
       sortKey: string(sortKey),
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      // The outbox items' way to the bus; nothing else reads the stream.
+      ...(eventBus && { stream: dynamodb.StreamViewType[TABLE_SCHEMA.streamViewType] }),
       timeToLiveAttribute: ttlAttribute,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
@@ -663,8 +694,18 @@ export class TokenService extends Construct {
       ]),
     )
 
+    if (eventBus) {
+      this.securityEvents = new SecurityEvents(this, 'SecurityEvents', {
+        table: this.table,
+        settings: values,
+        removalPolicy,
+        logRetention,
+      })
+    }
+
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
+    if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
       api: this.api,
       functions: Object.fromEntries(
@@ -678,6 +719,12 @@ export class TokenService extends Construct {
       table: this.table,
       algorithm: this.algorithm,
       ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+      ...(this.securityEvents && {
+        securityEvents: {
+          forwarder: this.securityEvents.forwarder.function,
+          deadLetterQueue: this.securityEvents.deadLetterQueue,
+        },
+      }),
     })
   }
 

@@ -11,6 +11,7 @@ import {
 import { demoAssets } from '../demo/assets.js'
 import { DynamoDpopReplay } from '../functions/adapters/dynamodb/dpop-replay.js'
 import { DynamoLoginThrottle } from '../functions/adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../functions/adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
@@ -21,6 +22,7 @@ import type { GraceKeys, Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
+import { type EventTail, tailSecurityEvents } from './event-stream.js'
 import { LocalGraceKeys } from './grace-keys.js'
 import { localNonceKey } from './nonce-key.js'
 import { createLocalServer, listen } from './server.js'
@@ -92,6 +94,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     sessions: new DynamoSessions(options.dynamodb, options.tableName),
     users: new DynamoUsers(options.dynamodb, options.tableName),
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
+    outbox: new DynamoOutbox(options.dynamodb, options.tableName),
     signer: options.signer,
     graceKeys: options.graceKeys ?? LocalGraceKeys.random(),
     dpopReplay: new DynamoDpopReplay(options.dynamodb, options.tableName),
@@ -107,8 +110,10 @@ export interface LocalMode {
   readonly service: LocalService
   readonly server: Server
   readonly dynamodb: DynamoDbLocal
+  /** Prints each security event on standard output (local/event-stream.ts). */
+  readonly events: EventTail
   readonly url: string
-  /** Closes the HTTP server and stops DynamoDB Local (waits until its JVM is gone). */
+  /** Closes the HTTP server, stops the events' tail and DynamoDB Local (waits until its JVM is gone). */
   stop(): Promise<void>
 }
 
@@ -138,6 +143,17 @@ export async function startLocalMode(
       ...overrides,
     })
     await ensureTable(client, LOCAL_TABLE)
+    // Before the demo user and the first request: every event from then on is printed.
+    const events = await tailSecurityEvents({
+      endpoint: dynamodb.endpoint,
+      dynamodb: client,
+      tableName: LOCAL_TABLE,
+      source: service.issuer,
+      onError: (error) =>
+        service.observability.logger.warn('security events: reading the stream failed', {
+          cause: error instanceof Error ? error.name : 'unknown',
+        }),
+    })
     await seedDemoUser(service, local.demoPassword)
     const server = createLocalServer(service, { assets: await demoAssets() })
     const port = await listen(server, local.port)
@@ -145,10 +161,12 @@ export async function startLocalMode(
       service,
       server,
       dynamodb,
+      events,
       url: `http://localhost:${port}`,
       stop: async () => {
         await new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeAllConnections()
+        await events.stop()
         await dynamodb.stop()
       },
     }

@@ -16,6 +16,7 @@ import { type DpopReplayStore, DpopVerifier } from '../functions/core/dpop.js'
 import { DpopGrant } from '../functions/core/dpop-grant.js'
 import { DpopNonces } from '../functions/core/dpop-nonce.js'
 import type {
+  EventOutbox,
   GraceKeys,
   LoginAttempts,
   SessionStore,
@@ -38,6 +39,7 @@ export interface LocalParts {
   readonly sessions: SessionStore
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
+  readonly outbox: EventOutbox
   readonly signer: Signer
   /** The server's half of the grace seals (KMS data keys in AWS). */
   readonly graceKeys: GraceKeys
@@ -67,14 +69,25 @@ export interface LocalService extends LocalParts {
  * reads each function's settings with the same loaders.
  */
 export function wireLocalService(parts: LocalParts): LocalService {
-  const { issuer, clients, sessions, users, loginAttempts, signer, clock, observability, env } =
-    parts
+  const {
+    issuer,
+    clients,
+    sessions,
+    users,
+    loginAttempts,
+    outbox,
+    signer,
+    clock,
+    observability,
+    env,
+  } = parts
   const stack = { ...observability, corsOrigins: corsOrigins(clients) }
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
   const nonces = new DpopNonces(parts.dpopNonceKey, clock)
   const signing = {
     sessions,
+    outbox,
     signer,
     clock,
     events,
@@ -115,7 +128,15 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ),
     password: httpHandler(
       passwordRoute,
-      { sessions, users, loginAttempts, clock, events, loginBackoff: loadLoginBackoff(env) },
+      {
+        sessions,
+        users,
+        loginAttempts,
+        outbox,
+        clock,
+        events,
+        loginBackoff: loadLoginBackoff(env),
+      },
       stack,
       http('password'),
     ),

@@ -15,6 +15,7 @@ import {
   TemporarilyUnavailable,
   UnsupportedMediaType,
 } from '../core/errors.js'
+import type { RequestOrigin } from '../core/security-events.js'
 import { CORS, type HttpOptions } from '../routes.js'
 import type { Observability } from './observability.js'
 
@@ -36,6 +37,8 @@ export interface HttpRequest {
   readonly pathParameters: Readonly<Record<string, string>>
   /** `requestContext.authorizer` as API Gateway set it (bearer routes), else undefined. */
   readonly authorizer?: unknown
+  /** The client's IP address as API Gateway saw it (`requestContext.http.sourceIp`). */
+  readonly sourceIp?: string
 }
 
 export interface HttpResponse {
@@ -119,6 +122,9 @@ function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>
     params,
     pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
     authorizer: (event.requestContext as { authorizer?: unknown } | undefined)?.authorizer,
+    ...(event.requestContext?.http?.sourceIp
+      ? { sourceIp: event.requestContext.http.sourceIp }
+      : {}),
   }
 }
 
@@ -269,6 +275,12 @@ function toOAuthError(error: unknown): OAuthError {
   }
   return new ServerError(error instanceof Error ? error.name : 'unknown error', error)
 }
+
+/** Where a request came from, for the security events: source IP and user agent, where known. */
+export const requestOrigin = (request: HttpRequest): RequestOrigin => ({
+  ...(request.sourceIp ? { sourceIp: request.sourceIp } : {}),
+  ...(request.headers['user-agent'] ? { userAgent: request.headers['user-agent'] } : {}),
+})
 
 /** A required string parameter, or `invalid_request` naming it. */
 export function param(request: HttpRequest, name: string): string {

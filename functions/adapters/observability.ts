@@ -15,12 +15,22 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   refresh: 'Refreshes',
   grace_replay: 'GraceReplays',
   reuse_detected: 'ReuseDetections',
+  // The same metric with a dimension of its own: `ReuseDetections` with the service
+  // dimension alone (the alarm's) keeps counting the enforced ones only.
+  reuse_reported: 'ReuseDetections',
   revoke: 'Revocations',
   login_throttled: 'LoginThrottled',
   password_changed: 'PasswordChanges',
 }
 
-const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set(['reuse_detected', 'login_failed'])
+/** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */
+export const REPORTED_REUSE_DIMENSION = { name: 'reuseDetection', value: 'report' } as const
+
+const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set([
+  'reuse_detected',
+  'reuse_reported',
+  'login_failed',
+])
 
 /**
  * Powertools Logger and Metrics for one function (or for local mode). No I/O:
@@ -43,7 +53,14 @@ export function createObservability(
   })
   const events: Events = {
     emit(event, fields = {}) {
-      metrics.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
+      if (event === 'reuse_reported') {
+        // A metric with other dimensions than the function's is published on its own.
+        const single = metrics.singleMetric()
+        single.addDimension(REPORTED_REUSE_DIMENSION.name, REPORTED_REUSE_DIMENSION.value)
+        single.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
+      } else {
+        metrics.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
+      }
       if (SECURITY_EVENTS.has(event)) logger.warn('security event', { event, ...fields })
       else logger.info(event, fields)
     },

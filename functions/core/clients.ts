@@ -22,11 +22,19 @@ export interface Client {
   readonly reuseGraceSeconds: number
   /** Refresh token in a `__Host-` cookie instead of the body. @default false */
   readonly cookieMode: boolean
+  /**
+   * What a reuse after the grace window does: `enforce` revokes the session;
+   * `report` refuses the token but keeps the session, and reports it (event
+   * `"enforced": false`), to measure false positives before enforcing. @default 'enforce'
+   */
+  readonly reuseDetection: ReuseDetection
   /** DPoP (RFC 9449, docs/design.md "DPoP"): whether a proof binds, or must. @default 'optional' */
   readonly dpop: DpopPolicy
   /** Proofs must carry one of our nonces (RFC 9449 §8). @default false */
   readonly dpopNonce: boolean
 }
+
+export type ReuseDetection = 'enforce' | 'report'
 
 /**
  * `optional`: a proof at `/login` or `/token` binds the session to its key.
@@ -50,6 +58,7 @@ export interface ClientConfig {
   refresh_absolute_ttl_seconds?: number
   reuse_grace_seconds?: number
   cookie_mode?: boolean
+  reuse_detection?: ReuseDetection
   dpop?: DpopPolicy
   dpop_nonce?: boolean
 }
@@ -62,6 +71,7 @@ export const CLIENT_DEFAULTS = {
   refresh_absolute_ttl_seconds: 30 * 24 * 3600,
   reuse_grace_seconds: 10,
   cookie_mode: false,
+  reuse_detection: 'enforce',
   dpop: 'optional',
   dpop_nonce: false,
 } as const
@@ -109,6 +119,10 @@ export const CLIENT_FIELDS = {
   cookie_mode: {
     doc: 'The refresh token travels in a `__Host-` cookie instead of the body (needs `allowed_origins`).',
     default: CLIENT_DEFAULTS.cookie_mode,
+  },
+  reuse_detection: {
+    doc: 'A retired refresh token presented after the grace window: `enforce` revokes its session; `report` refuses that token but keeps the session, and reports it (`token.reuse_detected` with `"enforced": false`), to measure false positives before enforcing (docs/security.md).',
+    default: CLIENT_DEFAULTS.reuse_detection,
   },
   dpop: {
     doc: 'DPoP (RFC 9449): `optional` binds the tokens to the key of the client’s proof when it sends one, `required` refuses a `/login` or `/token` request without a proof, `disabled` ignores proofs (the only setting under which the Lambda authorizer’s answers may be cached).',
@@ -193,6 +207,9 @@ function parseClient(raw: unknown, at: string): Client {
   if (c.cookie_mode && c.allowed_origins.length === 0) {
     fail('allowed_origins', 'must name at least one origin when cookie_mode is true')
   }
+  if (c.reuse_detection !== 'enforce' && c.reuse_detection !== 'report') {
+    fail('reuse_detection', 'must be "enforce" or "report"')
+  }
   if (!DPOP_POLICIES.includes(c.dpop as string)) {
     fail('dpop', 'must be "optional", "required" or "disabled"')
   }
@@ -211,6 +228,7 @@ function parseClient(raw: unknown, at: string): Client {
     refreshAbsoluteTtlSeconds: absolute,
     reuseGraceSeconds: grace,
     cookieMode: c.cookie_mode,
+    reuseDetection: c.reuse_detection as ReuseDetection,
     dpop: c.dpop as DpopPolicy,
     dpopNonce: c.dpop_nonce,
   }

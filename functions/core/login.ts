@@ -2,8 +2,8 @@ import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import type { ProofUse } from './dpop-grant.js'
-import { InvalidGrant, InvalidRequest, TemporarilyUnavailable } from './errors.js'
-import { clearTurn, countFailure, takeTurn } from './password-turn.js'
+import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
+import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -11,17 +11,34 @@ import {
   normalizeUsername,
   verifyPassword,
 } from './passwords.js'
-import type { LoginAttempts, Session, SessionStore, Signer } from './ports.js'
+import type {
+  EventOutbox,
+  FailedLogins,
+  LoginAttempts,
+  Session,
+  SessionStore,
+  Signer,
+} from './ports.js'
 import { hashToken, newRefreshToken, newSessionId } from './refresh-token.js'
+import {
+  boundedUserAgent,
+  type LoginFailureReason,
+  type RequestOrigin,
+  type SecurityEvent,
+  securityEvent,
+  sessionRevoked,
+} from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
-/** What login works with: the username's attempts, the sessions, the signer, DPoP's single use. */
+/** What login works with: the username's attempts, the sessions, the signer, the outbox, DPoP's single use. */
 export interface LoginDeps extends Deps {
   readonly loginAttempts: LoginAttempts
   readonly sessions: SessionStore
   readonly signer: Signer
+  /** For the events of refusals that write nothing else (docs/design.md "Security events"). */
+  readonly outbox: EventOutbox
   readonly dpop: ProofUse
 }
 
@@ -32,6 +49,8 @@ export interface LoginInput {
   readonly client: Client
   readonly scope?: string
   readonly userAgent?: string
+  /** The client's IP address, for the security events. */
+  readonly sourceIp?: string
   /** The request's DPoP proof, already verified (core/dpop-grant.ts): the session is bound to its key. */
   readonly proof?: DpopProof | undefined
 }
@@ -61,27 +80,32 @@ export async function login(
   if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
 
   const now = clock.now()
-  const attempt = { username, now, fields: { client_id: client.clientId } }
+  const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
+  const turnAttempt = { username, now, fields: { client_id: client.clientId } }
   // The turn's write runs alongside the read: a success costs no extra round trip.
-  const [read, turned, used] = await Promise.allSettled([
-    loginAttempts.loadLogin(username),
-    takeTurn(deps, backoff, attempt),
-    proof ? deps.dpop.use(proof) : Promise.resolve(),
-  ])
-  if (used.status === 'rejected') {
-    // A proof used before (or not recorded) is no password attempt: the turn is given back.
-    if (turned.status === 'fulfilled') await clearTurn(deps, attempt, turned.value)
-    throw used.reason
-  }
-  if (turned.status === 'rejected') throw turned.reason
-  if (read.status === 'rejected') throw read.reason
-  const { user } = read.value
-  const turn = turned.value
+  const loading = loginAttempts.loadLogin(username)
+  const turning = takeTurn(deps, backoff, turnAttempt)
+  await useProofAlongside(deps, proof, [loading, turning], turnAttempt)
+  const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
+    if (error instanceof TooManyRequests) {
+      const subject = (await loading.catch(() => undefined))?.user?.sub
+      await refused(deps, { username, client, now, subject, origin }, error)
+    }
+    throw error
+  })
+  // The subject is the user's sub, never the username: none for an unknown username.
+  const attempt: Attempt = { username, client, now, subject: user?.sub, origin }
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
-    countFailure(deps, attempt)
-    const why = !user ? 'unknown username' : !matches ? 'wrong password' : 'user disabled'
-    throw new InvalidGrant(why)
+    const reason: LoginFailureReason = !user
+      ? 'unknown_username'
+      : !matches
+        ? 'wrong_password'
+        : 'user_disabled'
+    // The turn counted this failure when it was taken: its event is written alone.
+    await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
+    countFailure(deps, turnAttempt)
+    throw new InvalidGrant(reason.replace('_', ' '))
   }
 
   const sid = newSessionId()
@@ -98,26 +122,29 @@ export async function login(
     absoluteExpiresAt: now + client.refreshAbsoluteTtlSeconds * 1000,
     generation: 0,
     currentHash: hashToken(refreshToken),
-    // By code points, so that a cut never leaves half a surrogate pair.
-    ...(input.userAgent ? { userAgent: Array.from(input.userAgent).slice(0, 256).join('') } : {}),
+    ...(input.userAgent ? { userAgent: boundedUserAgent(input.userAgent) } : {}),
     ...(proof ? { jkt: proof.jkt } : {}),
   }
   const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
   // Guarded by the user's status and hash as read: a disable or password change
   // that lands between the read and this write makes the login fail.
-  const writing = startSession(sessions, session, {
-    sub: user.sub,
-    passwordHash: user.passwordHash,
-  })
+  const writing = startSession(
+    sessions,
+    session,
+    { sub: user.sub, passwordHash: user.passwordHash },
+    [loginEvent('login.succeeded', attempt, { sid })],
+  )
   const [accessToken, created] = await settle([
     signing,
     writing,
-    clearTurn(deps, attempt, turn),
+    clearTurn(deps, turnAttempt, turn),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
     if ((await writing.catch(() => undefined)) !== false) {
-      await sessions.revokeSession(sid, 'login_failed', clock.now()).catch(() => undefined)
+      const at = clock.now()
+      const aborted = sessionRevoked(session, 'login_aborted', at, origin)
+      await sessions.revokeSession(sid, 'login_aborted', at, [aborted]).catch(() => undefined)
     }
     throw error
   })
@@ -130,7 +157,7 @@ export async function login(
 const SESSION_START_ATTEMPTS = 3
 
 /**
- * Writes the login's session, guarded by the user as login read it. A logout
+ * Writes the login's session and its `events`, guarded by the user as login read it. A logout
  * everywhere that overtook the login is not a refusal: the session starts
  * after it instead (core/users.ts `startAfterLogout`). False when the user
  * was disabled or changed password meanwhile.
@@ -139,16 +166,70 @@ export async function startSession(
   sessions: Pick<SessionStore, 'createSession'>,
   session: Session,
   guard: { readonly sub: string; readonly passwordHash: string },
+  events: readonly SecurityEvent[] = [],
 ): Promise<boolean> {
   let attempt = session
   for (let round = 1; round <= SESSION_START_ATTEMPTS; round++) {
-    const creation = await sessions.createSession(attempt, guard)
+    // A refused attempt wrote nothing: the next one carries the same events (the same ids).
+    const creation = await sessions.createSession(attempt, guard, events)
     if (creation.created) return true
     const startAt = startAfterLogout(attempt, guard, creation.user)
     if (startAt === undefined) return false
     attempt = { ...attempt, createdAt: startAt }
   }
   throw new TemporarilyUnavailable('logouts everywhere kept overtaking the login')
+}
+
+/**
+/** One login attempt, as its events describe it. */
+interface Attempt {
+  readonly username: string
+  readonly client: Client
+  readonly now: number
+  /** The user's sub, if the username names one. */
+  readonly subject: string | undefined
+  readonly origin: RequestOrigin
+}
+
+const loginEvent = (
+  type: 'login.succeeded' | 'login.failed' | 'login.throttled',
+  attempt: Attempt,
+  data: { sid?: string; reason?: LoginFailureReason; retry_after_seconds?: number },
+): SecurityEvent =>
+  securityEvent(type, attempt.now, {
+    ...(attempt.subject === undefined ? {} : { subject: attempt.subject }),
+    data: { client_id: attempt.client.clientId, ...data },
+    origin: attempt.origin,
+  })
+
+/**
+ * Writes the `login.throttled` event of a 429: a refusal changes nothing in
+ * the table, so the event is written alone, and a fault there answers 503
+ * instead (no password was checked either way).
+ */
+async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyRequests): Promise<void> {
+  const retryAfter = Number(refusal.headers['Retry-After'])
+  await deps.outbox.appendEvent(
+    loginEvent('login.throttled', attempt, { retry_after_seconds: retryAfter }),
+  )
+}
+
+/**
+ * Records a DPoP proof's single use alongside the login's read and turn (one
+ * network stage). A proof used before, or not recorded, is no password
+ * attempt: the turn is given back and nothing is counted.
+ */
+async function useProofAlongside(
+  deps: LoginDeps,
+  proof: DpopProof | undefined,
+  [loading, turning]: readonly [Promise<unknown>, Promise<FailedLogins>],
+  turnAttempt: PasswordAttempt,
+): Promise<void> {
+  if (!proof) return
+  const [used, , turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
+  if (used.status === 'fulfilled') return
+  if (turned.status === 'fulfilled') await clearTurn(deps, turnAttempt, turned.value)
+  throw used.reason
 }
 
 /**

@@ -1,8 +1,9 @@
 import type { Clock } from './clock.js'
-import { InvalidGrant, InvalidRequest, InvalidToken } from './errors.js'
+import { InvalidGrant, InvalidRequest, InvalidToken, TooManyRequests } from './errors.js'
 import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams, verifyPassword } from './passwords.js'
-import type { Events, LoginAttempts, SessionStore, UserStore } from './ports.js'
+import type { EventOutbox, Events, LoginAttempts, SessionStore, UserStore } from './ports.js'
+import { type RequestOrigin, securityEvent } from './security-events.js'
 import { type Caller, sessionIsLive } from './sessions.js'
 import type { BackoffPolicy } from './throttle.js'
 import { assertPasswordRule, endSessions, voidSessionsUpTo } from './users.js'
@@ -14,6 +15,8 @@ export interface PasswordChangeDeps {
   readonly loginAttempts: LoginAttempts
   readonly clock: Clock
   readonly events: Events
+  /** For the `login.failed` and `login.throttled` of a refused check, which write nothing else. */
+  readonly outbox: EventOutbox
   /** The login back-off: a wrong current password counts as a failed login. */
   readonly loginBackoff: BackoffPolicy
   /** The new hash's scrypt parameters. @default OWASP_SCRYPT */
@@ -39,6 +42,7 @@ export async function changePassword(
   deps: PasswordChangeDeps,
   caller: Caller & { readonly clientId: string },
   input: PasswordChangeInput,
+  origin: RequestOrigin = {},
 ): Promise<void> {
   const { sessions, users, clock, events, loginBackoff } = deps
   if (Buffer.byteLength(input.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
@@ -61,8 +65,29 @@ export async function changePassword(
     now,
     fields: { client_id: caller.clientId, sid: caller.sid, reason: 'password_change' },
   }
-  const turn = await takeTurn(deps, loginBackoff, attempt)
+  const event = (
+    type: 'login.failed' | 'login.throttled' | 'password.changed',
+    at: number,
+    data: { reason?: 'wrong_password'; retry_after_seconds?: number } = {},
+  ) =>
+    securityEvent(type, at, {
+      subject: user.sub,
+      data: { sid: caller.sid, client_id: caller.clientId, ...data },
+      origin,
+    })
+  const turn = await takeTurn(deps, loginBackoff, attempt).catch(async (error: unknown) => {
+    // A refusal changes nothing in the table: its event is written alone.
+    if (error instanceof TooManyRequests) {
+      const retryAfter = Number(error.headers['Retry-After'])
+      await deps.outbox.appendEvent(
+        event('login.throttled', now, { retry_after_seconds: retryAfter }),
+      )
+    }
+    throw error
+  })
   if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
+    // The turn counted this failure when it was taken: its event is written alone.
+    await deps.outbox.appendEvent(event('login.failed', now, { reason: 'wrong_password' }))
     countFailure(deps, attempt)
     throw new InvalidGrant('wrong current password')
   }
@@ -71,13 +96,16 @@ export async function changePassword(
   const changedAt = clock.now()
   const sessionsValidAfter = voidSessionsUpTo(changedAt)
   const [result] = await Promise.all([
-    users.changePassword({
-      sub: user.sub,
-      expectHash: user.passwordHash,
-      newHash,
-      sessionsValidAfter,
-      keep: { sid: session.sid, createdAt: session.createdAt },
-    }),
+    users.changePassword(
+      {
+        sub: user.sub,
+        expectHash: user.passwordHash,
+        newHash,
+        sessionsValidAfter,
+        keep: { sid: session.sid, createdAt: session.createdAt },
+      },
+      [event('password.changed', changedAt)],
+    ),
     // Best effort: a count left behind only means an earlier back-off; the change stands.
     clearTurn(deps, attempt, turn),
   ])
@@ -98,6 +126,7 @@ export async function changePassword(
     user.sub,
     changedAt,
     'password_changed',
+    origin,
     session.sid,
   ).catch(() => undefined)
   events.emit('revoke', {

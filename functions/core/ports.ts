@@ -1,6 +1,13 @@
+import type { RevocationReason, SecurityEvent } from './security-events.js'
+
 /**
  * The ports the domain talks through. Each has one real adapter in
  * `functions/adapters`; the domain never sees AWS, HTTP or middy.
+ *
+ * A write that changes state takes the security events it reports
+ * (core/security-events.ts) and commits them with the change, in one
+ * DynamoDB transaction: if the change does not commit, neither do they.
+ * Without events (tests setting up state) it is the plain write.
  */
 
 export type UserStatus = 'active' | 'disabled'
@@ -114,11 +121,20 @@ export interface SessionStore {
   createSession(
     session: Session,
     guard: { sub: string; passwordHash: string },
+    events?: readonly SecurityEvent[],
   ): Promise<SessionCreation>
   /** Commits a rotation atomically. `lost` means someone else rotated (or revoked) first. */
   rotate(rotation: Rotation): Promise<RotationResult>
-  /** Marks a session revoked. Revoking a revoked or missing session is a no-op. */
-  revokeSession(sid: string, reason: string, at: number): Promise<void>
+  /**
+   * Marks a session revoked, with `events`. Revoking a revoked or missing
+   * session is a no-op that writes no event either; false then.
+   */
+  revokeSession(
+    sid: string,
+    reason: RevocationReason,
+    at: number,
+    events?: readonly SecurityEvent[],
+  ): Promise<boolean>
   /** The user's sessions, newest first, including revoked and expired ones. */
   listSessions(sub: string): Promise<Session[]>
   /** The session and its user, in one strongly consistent read (strict authorizer, sessions API). */
@@ -149,6 +165,7 @@ export interface UserStore {
   updateUser(
     sub: string,
     change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    events?: readonly SecurityEvent[],
   ): Promise<boolean>
   /**
    * Replaces the password hash, only over the hash that was checked, and sets
@@ -156,8 +173,12 @@ export interface UserStore {
    * `keep`, only while the user is active and no logout everywhere voids that
    * session. `refused` when a condition failed; a retry of a change that
    * committed (its answer lost) finds its own hash and answers `changed`.
+   * `events` (`password.changed`) commit in the same write, or not at all.
    */
-  changePassword(change: PasswordChange): Promise<PasswordChangeResult>
+  changePassword(
+    change: PasswordChange,
+    events?: readonly SecurityEvent[],
+  ): Promise<PasswordChangeResult>
 }
 
 /** What a password change writes (core/password-change.ts, core/users.ts `setPassword`). */
@@ -217,8 +238,12 @@ export interface LoginAttempts {
    * username's failed logins, if any (kept for unknown usernames too).
    */
   loadLogin(username: string): Promise<LoginState>
-  /** Counts one failed login, atomically (concurrent failures all count). */
-  recordLoginFailure(username: string, failure: LoginFailure): Promise<void>
+  /** Counts one failed login, atomically (concurrent failures all count), with `events`. */
+  recordLoginFailure(
+    username: string,
+    failure: LoginFailure,
+    events?: readonly SecurityEvent[],
+  ): Promise<void>
   /**
    * Takes a free turn: counts this attempt as a failure up front, atomically,
    * if the username has no record, or fewer than `turn.freeFailures` failures
@@ -265,6 +290,17 @@ export interface Signer {
   publicKeys(): Promise<PublicJwk[]>
 }
 
+/**
+ * Where security events that no table change carries go: a refusal
+ * (`login.throttled`, a reuse only reported, a failed password check, which
+ * its turn counted before the check). Written alone, the outbox item still reaches the
+ * bus through the table's stream.
+ */
+export interface EventOutbox {
+  /** Writes one event. Answer the request only after it resolved. */
+  appendEvent(event: SecurityEvent): Promise<void>
+}
+
 /** A server secret for grace seals, and the name a seal stores to find it again. */
 export interface GraceKey {
   /** Base64url characters only: it is one part of the sealed form. */
@@ -292,11 +328,16 @@ export type DomainEvent =
   | 'refresh'
   | 'grace_replay'
   | 'reuse_detected'
+  /** A reuse of a client whose `reuse_detection` is `report`: refused, the session kept. */
+  | 'reuse_reported'
   | 'revoke'
   | 'login_throttled'
   | 'password_changed'
 
-/** Where the domain reports what happened (metrics, security events). Never pass secrets. */
+/**
+ * Where the domain reports what happened, as metrics and log lines (the
+ * security events go through the stores). Never pass secrets.
+ */
 export interface Events {
   emit(event: DomainEvent, fields?: Record<string, string | number>): void
 }

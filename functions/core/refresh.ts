@@ -3,7 +3,7 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
+import type { EventOutbox, GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -14,6 +14,7 @@ import {
   sealChild,
   sealKeyName,
 } from './refresh-token.js'
+import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { voidedByUser } from './users.js'
 
@@ -22,15 +23,21 @@ export interface RefreshInput {
   /** The client, already looked up by the HTTP layer. */
   readonly client: Client
   readonly scope?: string
+  /** Where the request came from, for the security events. */
+  readonly origin?: RequestOrigin
   /** The request's DPoP proof, already verified (core/dpop-grant.ts). */
   readonly proof?: DpopProof | undefined
 }
 
-/** What refresh works with: the sessions, the signer, the server's grace keys, DPoP's single use. */
+/**
+ * What refresh works with: the sessions, the signer, the server's grace keys,
+ * the outbox for a reported reuse, and DPoP's single use.
+ */
 export interface RefreshDeps extends Deps {
   readonly sessions: SessionStore
   readonly signer: Signer
   readonly graceKeys: GraceKeys
+  readonly outbox: EventOutbox
   readonly dpop: ProofUse
 }
 
@@ -101,7 +108,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
     if (sameHash(presentedHash, session.previousHash) && withinGrace(session, client, now)) {
       return graceReplay(deps, { client, session, user, scope, now, presented, accessToken })
     }
-    return detectedReuse(deps, session)
+    return detectedReuse(deps, session, client, input.origin ?? {})
   }
 }
 
@@ -249,11 +256,38 @@ async function openGraceChild(
   return openChild(parent, session.sid, sealed, secret)
 }
 
-/** Rule 3: an authentic but retired token, outside grace: the whole session ends. */
-async function detectedReuse(deps: RefreshDeps, session: Session): Promise<never> {
-  const { sessions, clock, events } = deps
-  await sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
-  events.emit('reuse_detected', { client_id: session.clientId, sid: session.sid })
+/**
+ * Rule 3: an authentic but retired token, outside grace: the whole session
+ * ends, with `token.reuse_detected` and `session.revoked` in the same write.
+ * A client in `report` mode refuses the token too but keeps the session: the
+ * event (`"enforced": false`) is written alone, to count false positives
+ * before enforcing (docs/security.md).
+ */
+async function detectedReuse(
+  deps: RefreshDeps,
+  session: Session,
+  client: Client,
+  origin: RequestOrigin,
+): Promise<never> {
+  const { sessions, outbox, clock, events } = deps
+  const at = clock.now()
+  const enforced = client.reuseDetection === 'enforce'
+  const detected = securityEvent('token.reuse_detected', at, {
+    subject: session.sub,
+    data: { sid: session.sid, client_id: session.clientId, enforced },
+    origin,
+  })
+  const fields = { client_id: session.clientId, sid: session.sid }
+  if (!enforced) {
+    await outbox.appendEvent(detected)
+    events.emit('reuse_reported', fields)
+    throw new InvalidGrant('retired refresh token reused: reported, session kept')
+  }
+  const revoked = sessionRevoked(session, 'reuse', at, origin)
+  // False: revoked meanwhile (a concurrent reuse, a logout), which wrote its own events.
+  if (await sessions.revokeSession(session.sid, 'reuse', at, [detected, revoked])) {
+    events.emit('reuse_detected', fields)
+  }
   throw new InvalidGrant('retired refresh token reused: session revoked')
 }
 

@@ -1,6 +1,7 @@
 import type { Client } from './clients.js'
 import type { SessionStore } from './ports.js'
 import { hashToken, parseRefreshToken } from './refresh-token.js'
+import { type RequestOrigin, sessionRevoked } from './security-events.js'
 import type { Deps } from './service.js'
 
 /** What revoke works with: the sessions. */
@@ -11,6 +12,8 @@ export interface RevokeDeps extends Pick<Deps, 'clock' | 'events'> {
 export interface RevokeInput {
   readonly token: string
   readonly client: Client
+  /** Where the request came from, for the security event. */
+  readonly origin?: RequestOrigin
 }
 
 /**
@@ -32,6 +35,9 @@ export async function revoke(deps: RevokeDeps, input: RevokeInput): Promise<void
   })
   if (!session || !tokenIssued || session.clientId !== client.clientId) return
   if (session.status !== 'active') return
-  await sessions.revokeSession(session.sid, 'revoked', clock.now())
-  events.emit('revoke', { client_id: client.clientId })
+  const at = clock.now()
+  const revoked = sessionRevoked(session, 'revoked', at, input.origin)
+  if (await sessions.revokeSession(session.sid, 'revoked', at, [revoked])) {
+    events.emit('revoke', { client_id: client.clientId })
+  }
 }

@@ -1,12 +1,17 @@
 import type { Clock } from './clock.js'
 import { NotFound } from './errors.js'
 import type { Events, Session, SessionStore, User, UserStore } from './ports.js'
+import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { endSessions, voidedByUser, voidSessionsUpTo } from './users.js'
 
 /** Who is calling a bearer route: the verified access token's subject and session. */
 export interface Caller {
   readonly sub: string
   readonly sid: string
+  /** The access token's `client_id`, for the security events. */
+  readonly clientId?: string
+  /** Where the request came from, for the security events. */
+  readonly origin?: RequestOrigin
 }
 
 /** One of the caller's sessions as `GET /sessions` shows it: no token material. */
@@ -84,14 +89,18 @@ export async function endSession(
   const session = await deps.sessions.getSession(sid)
   if (!session || session.sub !== caller.sub) throw new NotFound('no such session')
   if (session.status !== 'active') return
-  await deps.sessions.revokeSession(sid, 'ended_by_user', deps.clock.now())
-  deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
+  const at = deps.clock.now()
+  const revoked = sessionRevoked(session, 'ended_by_user', at, caller.origin)
+  if (await deps.sessions.revokeSession(sid, 'ended_by_user', at, [revoked])) {
+    deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
+  }
 }
 
 /**
  * Logout everywhere: voids every session of the caller's that exists now
- * (`sessionsValidAfter`, which refresh and the strict authorizer check), then
- * marks each one revoked. Returns how many were active.
+ * (`sessionsValidAfter`, which refresh and the strict authorizer check), with
+ * `sessions.ended_all`, then marks each one revoked, each with its
+ * `session.revoked`. Returns how many were active.
  */
 export async function endAllSessions(
   deps: {
@@ -103,8 +112,23 @@ export async function endAllSessions(
   caller: Caller,
 ): Promise<number> {
   const now = deps.clock.now()
-  await deps.users.updateUser(caller.sub, { sessionsValidAfter: voidSessionsUpTo(now) })
-  const ended = await endSessions(deps.sessions, caller.sub, now, 'logout_everywhere')
+  const endedAll = securityEvent('sessions.ended_all', now, {
+    subject: caller.sub,
+    data: {
+      sid: caller.sid,
+      ...(caller.clientId ? { client_id: caller.clientId } : {}),
+      reason: 'logout_everywhere',
+    },
+    ...(caller.origin ? { origin: caller.origin } : {}),
+  })
+  await deps.users.updateUser(caller.sub, { sessionsValidAfter: voidSessionsUpTo(now) }, [endedAll])
+  const ended = await endSessions(
+    deps.sessions,
+    caller.sub,
+    now,
+    'logout_everywhere',
+    caller.origin,
+  )
   deps.events.emit('revoke', { reason: 'logout_everywhere', sessions: ended })
   return ended
 }

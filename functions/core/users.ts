@@ -10,6 +10,12 @@ import {
 } from './passwords.js'
 import type { Session, SessionStore, User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
+import {
+  type RequestOrigin,
+  type RevocationReason,
+  securityEvent,
+  sessionRevoked,
+} from './security-events.js'
 
 export class UserExists extends Error {}
 export class UnknownUser extends Error {}
@@ -107,7 +113,8 @@ export function startAfterLogout(
 
 /**
  * Disables a user and ends all their sessions at once: refresh checks
- * `sessionsValidAfter`, and each session is also marked revoked.
+ * `sessionsValidAfter`, and each session is also marked revoked. Events:
+ * `user.disabled`, then `session.revoked` for each session it ends.
  */
 export async function disableUser(
   stores: { readonly users: UserStore; readonly sessions: SessionStore },
@@ -116,34 +123,47 @@ export async function disableUser(
 ): Promise<number> {
   const user = await requireUser(stores.users, username)
   const now = clock.now()
-  await stores.users.updateUser(user.sub, {
-    status: 'disabled',
-    sessionsValidAfter: voidSessionsUpTo(now),
-  })
+  await stores.users.updateUser(
+    user.sub,
+    { status: 'disabled', sessionsValidAfter: voidSessionsUpTo(now) },
+    [securityEvent('user.disabled', now, { subject: user.sub })],
+  )
   return endSessions(stores.sessions, user.sub, now, 'user_disabled')
 }
 
-export async function enableUser(users: UserStore, username: string): Promise<void> {
+/** Enables a disabled user, with `user.enabled`; an active user is left as it is. */
+export async function enableUser(users: UserStore, clock: Clock, username: string): Promise<void> {
   const user = await requireUser(users, username)
-  await users.updateUser(user.sub, { status: 'active' })
+  if (user.status === 'active') return
+  await users.updateUser(user.sub, { status: 'active' }, [
+    securityEvent('user.enabled', clock.now(), { subject: user.sub }),
+  ])
 }
 
 /**
- * Marks every active session of the user revoked, except `keep`; returns how
- * many were.
+ * Marks every active session of the user revoked, except `keep`, each with
+ * its `session.revoked` (`origin`: the request that asked, where there is
+ * one); returns how many this call ended.
  */
 export async function endSessions(
   sessions: Pick<SessionStore, 'listSessions' | 'revokeSession'>,
   sub: string,
   at: number,
-  reason: string,
+  reason: RevocationReason,
+  origin?: RequestOrigin,
   keep?: string,
 ): Promise<number> {
   const active = (await sessions.listSessions(sub)).filter(
     (session) => session.status === 'active' && session.sid !== keep,
   )
-  await Promise.all(active.map((session) => sessions.revokeSession(session.sid, reason, at)))
-  return active.length
+  const ended = await Promise.all(
+    active.map((session) =>
+      sessions.revokeSession(session.sid, reason, at, [
+        sessionRevoked(session, reason, at, origin),
+      ]),
+    ),
+  )
+  return ended.filter(Boolean).length
 }
 
 /** The operator's `users set-password` lost a race: the user changed between its read and its write. */
@@ -153,7 +173,8 @@ export class UserChanged extends Error {}
  * The operator's password reset (`users set-password`): the same password
  * rule as user creation, the new hash written only over the hash that was
  * read, and every session of the user ended at once, in the same write
- * (`sessionsValidAfter`, no session kept); each is then marked revoked. A disabled
+ * (`sessionsValidAfter`, no session kept) as its `password.changed`; each is
+ * then marked revoked, with its `session.revoked`. A disabled
  * user stays disabled. Returns how many sessions were active.
  */
 export async function setPassword(
@@ -165,12 +186,15 @@ export async function setPassword(
   const user = await requireUser(stores.users, input.username)
   const newHash = await hashPassword(input.password, input.params)
   const now = clock.now()
-  const result = await stores.users.changePassword({
-    sub: user.sub,
-    expectHash: user.passwordHash,
-    newHash,
-    sessionsValidAfter: voidSessionsUpTo(now),
-  })
+  const result = await stores.users.changePassword(
+    {
+      sub: user.sub,
+      expectHash: user.passwordHash,
+      newHash,
+      sessionsValidAfter: voidSessionsUpTo(now),
+    },
+    [securityEvent('password.changed', now, { subject: user.sub })],
+  )
   if (result === 'refused') {
     throw new UserChanged(
       `user ${user.username} changed meanwhile: nothing was written, run it again`,

@@ -3,6 +3,7 @@ import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -36,6 +37,7 @@ export const handler = lambdaHttpHandler(
   {
     loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
     sessions: new DynamoSessions(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
     clock: systemClock,
     events: observability.events,

@@ -1,4 +1,4 @@
-import { assertOrigin, optionalParam, param, type Route } from '../adapters/http.js'
+import { assertOrigin, optionalParam, param, type Route, requestOrigin } from '../adapters/http.js'
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
 import type { DpopGrant } from '../core/dpop-grant.js'
@@ -34,7 +34,7 @@ export const loginRoute: Route<LoginDeps> = async (request, deps) => {
       password: param(request, 'password'),
       client,
       scope: optionalParam(request, 'scope'),
-      userAgent: request.headers['user-agent'],
+      ...requestOrigin(request),
       proof,
     },
     deps.loginBackoff,

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
@@ -22,6 +23,7 @@ export const handler = lambdaHttpHandler(
     sessions: new DynamoSessions(dynamodb, tableName),
     users: new DynamoUsers(dynamodb, tableName),
     loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
     clock: systemClock,
     events: observability.events,
     loginBackoff: loadLoginBackoff(),

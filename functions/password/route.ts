@@ -1,4 +1,4 @@
-import { param, type Route } from '../adapters/http.js'
+import { param, type Route, requestOrigin } from '../adapters/http.js'
 import { callerClaims } from '../authorizer/context.js'
 import { changePassword, type PasswordChangeDeps } from '../core/password-change.js'
 
@@ -17,6 +17,7 @@ export const passwordRoute: Route<PasswordDeps> = async (request, deps) => {
       currentPassword: param(request, 'current_password'),
       newPassword: param(request, 'new_password'),
     },
+    requestOrigin(request),
   )
   return { status: 204 }
 }

@@ -4,6 +4,7 @@ import {
   param,
   type Route,
   refreshCookieName,
+  requestOrigin,
 } from '../adapters/http.js'
 import type { Client } from '../core/clients.js'
 import { type RevokeDeps as CoreRevokeDeps, revoke } from '../core/revoke.js'
@@ -23,10 +24,10 @@ export const revokeRoute: Route<RevokeDeps> = async (request, deps) => {
   if (client.cookieMode) {
     assertOrigin(request, client)
     const token = request.cookies.get(refreshCookieName(client))
-    if (token) await revoke(deps, { token, client })
+    if (token) await revoke(deps, { token, client, origin: requestOrigin(request) })
     return { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
   }
   // `token_type_hint` is optional and may be ignored (RFC 7009 §2.1): only refresh tokens revoke.
-  await revoke(deps, { token: param(request, 'token'), client })
+  await revoke(deps, { token: param(request, 'token'), client, origin: requestOrigin(request) })
   return { status: 200, body: {} }
 }

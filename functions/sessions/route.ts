@@ -1,4 +1,4 @@
-import type { Route } from '../adapters/http.js'
+import { type Route, requestOrigin } from '../adapters/http.js'
 import { callerClaims } from '../authorizer/context.js'
 import type { Clock } from '../core/clock.js'
 import { NotFound } from '../core/errors.js'
@@ -20,7 +20,13 @@ const iso = (epochMs: number) => new Date(epochMs).toISOString()
  * function dispatching on the method and the path parameter.
  */
 export const sessionsRoute: Route<SessionsDeps> = async (request, deps) => {
-  const caller = callerClaims(request.authorizer)
+  const claims = callerClaims(request.authorizer)
+  const caller = {
+    sub: claims.sub,
+    sid: claims.sid,
+    clientId: claims.client_id,
+    origin: requestOrigin(request),
+  }
   const sid = request.pathParameters.sid
   if (request.method === 'GET' && sid === undefined) {
     const sessions = await listSessions(deps.sessions, deps.clock, caller)

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
+import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
@@ -37,6 +38,7 @@ export const handler = lambdaHttpHandler(
   tokenRoute,
   {
     sessions: new DynamoSessions(dynamodb, tableName),
+    outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
     graceKeys,
     clock: systemClock,

@@ -6,6 +6,7 @@ import {
   param,
   type Route,
   refreshCookieName,
+  requestOrigin,
 } from '../adapters/http.js'
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
@@ -40,6 +41,7 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
       refreshToken: presentedToken(request, client),
       client,
       scope: optionalParam(request, 'scope'),
+      origin: requestOrigin(request),
       proof,
     })
     return tokenResponse(result, deps.clock.now(), nonce)

@@ -170,7 +170,7 @@ describe('token client across tabs', () => {
     const fetch = testFetch()
     const [user, a, b] = await signedInTabs(2, fetch)
     const [session] = await h.sessions.listSessions(user.sub)
-    await h.sessions.revokeSession(session?.sid as string, 'test', h.clock.now())
+    await h.sessions.revokeSession(session?.sid as string, 'revoked', h.clock.now())
     h.clock.advance(61)
     const told = new Promise((resolve) => b?.client.on('session-expired', resolve))
     expect(await a?.client.getAccessToken()).toBeNull()

@@ -292,6 +292,7 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
       ],
     },
     'native JWT authorizer': { authorizer: 'jwt' },
+    'no security-event bus': { securityEvents: { bus: false } },
     'ES256, custom domain, alarm topic': {
       algorithm: 'ES256',
       alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',
@@ -339,7 +340,7 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     expect(() => app.synth()).toThrow(/AwsSolutions-IAM5\[Action::dynamodb:\*\]/)
   })
 
-  it('acknowledges only the four reviewed findings, each with its reason', () => {
+  it('acknowledges only the six reviewed findings, each with its reason', () => {
     const { stack } = build({})
     const acks = acknowledgements(stack)
     const taggedKeys =
@@ -348,8 +349,13 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
       'AwsSolutions-APIG4',
       'AwsSolutions-IAM5[Resource::*]',
       taggedKeys,
+      'AwsSolutions-SQS3',
       'Serverless-LambdaDLQ',
+      'Serverless-SQSRedrivePolicy',
     ])
+    // "A queue without a dead-letter queue" only on the one that is itself the dead-letter queue.
+    const deadLetters = stack.service.securityEvents?.deadLetterQueue.node.path
+    for (const ack of acks.filter((a) => /SQS/.test(a.id))) expect(ack.path).toBe(deadLetters)
     // The read of the service's keys by tag: the jwks function only.
     expect(acks.filter((ack) => ack.id === taggedKeys).map((ack) => ack.path)).toEqual([
       `${stack.stackName}/TokenService/Jwks/Role`,
@@ -434,11 +440,12 @@ describe('npx cdk synth', () => {
     const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
     )
-    expect(functions).toHaveLength(8)
+    // The seven HTTP functions, the authorizer and the security events' forwarder.
+    expect(functions).toHaveLength(9)
     const bundles = readdirSync(outdir)
       .map((name) => join(outdir, name, 'index.mjs'))
       .filter((file) => existsSync(file))
-    expect(bundles).toHaveLength(8)
+    expect(bundles).toHaveLength(9)
     for (const bundle of bundles) {
       const code = readFileSync(bundle, 'utf8')
       // Source maps cost every cold start (docs/benchmarks.md).

@@ -36,6 +36,8 @@ describe('each function bundle (as lib/bundling.ts builds it) holds only what it
     me: [],
     authorizer: [],
     authorizerStrict: ['client-dynamodb'],
+    // It reads its records from the event, not from DynamoDB.
+    forwarder: ['client-eventbridge'],
   }
   for (const [name, clients] of Object.entries(expected) as [LambdaName, string[]][]) {
     it(`${name}: AWS clients ${clients.length ? clients.join(' and ') : 'none'}, no local-mode code, no default credential chain`, async () => {

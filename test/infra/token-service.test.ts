@@ -48,11 +48,16 @@ function grants({
   const functions = {
     ...service.functions,
     ...(service.tokenAuthorizer && { authorizer: service.tokenAuthorizer.handler }),
+    ...(service.securityEvents && { forwarder: service.securityEvents.forwarder }),
   }
   const names = new Map<string, string>()
   for (const [id, key] of Object.entries(service.signingKeys))
     names.set(logicalId(key), `key:${id}`)
   names.set(logicalId(service.table), 'table')
+  if (service.securityEvents) {
+    names.set(logicalId(service.securityEvents.bus), 'event-bus')
+    names.set(logicalId(service.securityEvents.deadLetterQueue), 'dead-letter-queue')
+  }
   names.set(logicalId(service.graceKey), 'grace-key')
 
   const matrix: Record<string, Record<string, string[]>> = {}
@@ -68,6 +73,7 @@ function grants({
         if (getAtt[0] === own) return 'own-logs'
         return names.get(getAtt[0]) ?? `unknown:${getAtt[0]}`
       }
+      if (getAtt?.[1] === 'StreamArn') return `${names.get(getAtt[0])}/stream`
       const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']
       if (join && join[0] === '')
         return join[1].map((part) => (typeof part === 'string' ? part : render(part))).join('')
@@ -128,6 +134,7 @@ function environments({
   const functions = {
     ...stack.service.functions,
     ...(stack.service.tokenAuthorizer && { authorizer: stack.service.tokenAuthorizer.handler }),
+    ...(stack.service.securityEvents && { forwarder: stack.service.securityEvents.forwarder }),
   }
   return Object.fromEntries(
     Object.entries(functions).map(([name, fn]) => {
@@ -270,13 +277,14 @@ describe('TokenService with its defaults', () => {
     expect(aliases).toHaveLength(2)
   })
 
-  it('runs eight arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
+  it('runs nine arm64 Node.js 24 functions with X-Ray, sized memory and their own log groups', () => {
     const { stack, logicalId } = synthesized
     const functions = {
       ...stack.service.functions,
       authorizer: stack.service.tokenAuthorizer?.handler,
+      forwarder: stack.service.securityEvents?.forwarder,
     }
-    expect(ofType('AWS::Lambda::Function')).toHaveLength(8)
+    expect(ofType('AWS::Lambda::Function')).toHaveLength(9)
     for (const [name, fn] of Object.entries(functions)) {
       if (!fn) throw new Error(`no ${name} function`)
       const props = resources[logicalId(fn.function)]?.Properties
@@ -385,6 +393,7 @@ describe('TokenService with its defaults', () => {
           // API Gateway's cache of its answers: the authorizer allows up to exp + skew - this.
           AUTHORIZER_CACHE_SECONDS: '30',
         },
+        forwarder: {},
       },
     )
     // The values set are exactly what each function would assume with none set.
@@ -421,18 +430,21 @@ describe('TokenService with its defaults', () => {
         integrationTimeouts.get(id) ?? DEFAULTS.integrationTimeout.toMilliseconds()
       expect(lambdaMs, id).toBeLessThan(integrationMs)
     }
-    // Every function but the authorizer sits behind an integration.
+    // Every function but the authorizer and the forwarder (the table's stream invokes it)
+    // sits behind an integration.
     const authorizer = stack.service.tokenAuthorizer?.handler.function
+    const forwarder = stack.service.securityEvents?.forwarder.function
     expect([...integrationTimeouts.keys()].sort()).toEqual(
       ofType('AWS::Lambda::Function')
         .map(([id]) => id)
-        .filter((id) => authorizer && id !== logicalId(authorizer))
+        .filter((id) => ![authorizer, forwarder].some((fn) => fn && id === logicalId(fn)))
         .sort(),
     )
   })
 
   it('grants exactly what each function calls: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
     const dynamoWrites = ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']
+    // A change with its security events is a transaction: its Update (or Put) and a Put per event.
     expect(grants(synthesized)).toEqual({
       login: {
         ...BASE_GRANTS,
@@ -456,6 +468,7 @@ describe('TokenService with its defaults', () => {
       revoke: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
       },
       jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
@@ -463,6 +476,7 @@ describe('TokenService with its defaults', () => {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
@@ -471,12 +485,26 @@ describe('TokenService with its defaults', () => {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
         'dynamodb:GetItem': ['table'],
+        'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
         'dynamodb:Query': ['table/index/gsi1'],
       },
       me: BASE_GRANTS,
       // It verifies with the JWKS: no KMS permission at all.
       authorizer: BASE_GRANTS,
+      // The stream it is invoked from (Lambda's poller uses its role), PutEvents on the one
+      // bus, and the dead-letter queue of its event source mapping. No table access.
+      forwarder: {
+        ...BASE_GRANTS,
+        'dynamodb:DescribeStream': ['table/stream'],
+        'dynamodb:GetRecords': ['table/stream'],
+        'dynamodb:GetShardIterator': ['table/stream'],
+        'dynamodb:ListStreams': ['table/stream'],
+        'events:PutEvents': ['event-bus'],
+        'sqs:GetQueueAttributes': ['dead-letter-queue'],
+        'sqs:GetQueueUrl': ['dead-letter-queue'],
+        'sqs:SendMessage': ['dead-letter-queue'],
+      },
     })
   })
 
@@ -634,6 +662,8 @@ describe('TokenService with its defaults', () => {
         'lambdaErrors',
         'lambdaThrottles',
         'reuseDetections',
+        'securityEventDeadLetters',
+        'securityEventsLag',
         'serverErrors',
       ].sort(),
     )
@@ -653,8 +683,39 @@ describe('TokenService with its defaults', () => {
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
-    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(8)
-    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(8)
+    expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(9)
+    expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(9)
+    const events = stack.service.securityEvents
+    expect(props('securityEventDeadLetters')).toMatchObject({
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(events?.deadLetterQueue as never), 'QueueName'] },
+        },
+      ],
+      Statistic: 'Maximum',
+      Threshold: 1,
+    })
+    expect(props('securityEventsLag').Threshold).toBe(600_000)
+    expect(props('securityEventsLag').Metrics).toMatchObject([
+      {
+        MetricStat: {
+          Metric: {
+            Namespace: 'AWS/Lambda',
+            MetricName: 'IteratorAge',
+            Dimensions: [
+              {
+                Name: 'FunctionName',
+                Value: { Ref: logicalId(events?.forwarder.function as never) },
+              },
+            ],
+          },
+          Stat: 'Maximum',
+        },
+      },
+    ])
     expect(props('kmsThrottles')).toMatchObject({
       Namespace: 'TokenService',
       MetricName: 'KmsThrottles',
@@ -710,7 +771,67 @@ describe('TokenService with its defaults', () => {
     for (const stat of ['p50', 'p90', 'p99']) expect(body).toContain(`\\"stat\\":\\"${stat}\\"`)
   })
 
-  it('outputs the API URL, issuer, JWKS URL, table name and the active key', () => {
+  it('feeds a bus of its own from the table stream: inserted outbox items only, failures resent from the first unsent record, then a dead-letter queue', () => {
+    const { stack, logicalId } = synthesized
+    const events = stack.service.securityEvents
+    if (!events) throw new Error('no security events')
+    expect(resources[logicalId(stack.service.table)]?.Properties.StreamSpecification).toEqual({
+      StreamViewType: 'NEW_IMAGE',
+    })
+    expect(ofType('AWS::Events::EventBus')).toHaveLength(1)
+    const [[, mapping] = []] = ofType('AWS::Lambda::EventSourceMapping')
+    expect(ofType('AWS::Lambda::EventSourceMapping')).toHaveLength(1)
+    expect(mapping?.Properties).toMatchObject({
+      FunctionName: { Ref: logicalId(events.forwarder.function) },
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(stack.service.table), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      BisectBatchOnFunctionError: true,
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: 6 * 3600,
+      DestinationConfig: {
+        OnFailure: {
+          Destination: { 'Fn::GetAtt': [logicalId(events.deadLetterQueue), 'Arn'] },
+        },
+      },
+      FilterCriteria: {
+        Filters: [
+          { Pattern: '{"eventName":["INSERT"],"dynamodb":{"Keys":{"sk":{"S":["EVENT"]}}}}' },
+        ],
+      },
+    })
+    expect(resources[logicalId(events.deadLetterQueue)]?.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 14 * 86_400,
+    })
+    // The forwarder reads where to send, and the events' source: nothing else.
+    const forwarder = resources[logicalId(events.forwarder.function)]?.Properties
+    expect(forwarder?.Environment).toMatchObject({
+      Variables: {
+        EVENT_BUS_NAME: { Ref: logicalId(events.bus) },
+        ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
+      },
+    })
+  })
+
+  it('with securityEvents.bus off, has no stream, bus, forwarder or queue (the outbox items are still written)', () => {
+    const { stack, resources: off, template } = synth({ securityEvents: { bus: false } })
+    expect(stack.service.securityEvents).toBeUndefined()
+    const table = Object.values(off).find((r) => r.Type === 'AWS::DynamoDB::Table')
+    expect(table?.Properties.StreamSpecification).toBeUndefined()
+    for (const type of [
+      'AWS::Events::EventBus',
+      'AWS::Lambda::EventSourceMapping',
+      'AWS::SQS::Queue',
+    ]) {
+      template.resourceCountIs(type, 0)
+    }
+    template.resourceCountIs('AWS::Lambda::Function', 8)
+    expect(Object.keys(stack.service.monitoring.alarms)).not.toContain('securityEventDeadLetters')
+  })
+
+  it('outputs the API URL, issuer, JWKS URL, table name, the active key, and the security events’ bus and dead-letter queue', () => {
     const outputs = synthesized.template.toJSON().Outputs as Record<string, { Value: unknown }>
     expect(Object.keys(outputs).sort()).toEqual(
       [
@@ -721,6 +842,8 @@ describe('TokenService with its defaults', () => {
         'DiscoveryUrl',
         'Issuer',
         'JwksUrl',
+        'SecurityEventBusName',
+        'SecurityEventDeadLetterQueueUrl',
         'TableName',
       ].sort(),
     )
@@ -797,7 +920,8 @@ describe('TokenService options', () => {
       },
     })
     expect(stack.service.tokenAuthorizer).toBeUndefined()
-    template.resourceCountIs('AWS::Lambda::Function', 7)
+    // The seven HTTP functions and the forwarder.
+    template.resourceCountIs('AWS::Lambda::Function', 8)
     const bearer = Object.values(resources).filter(
       (r) => r.Type === 'AWS::ApiGatewayV2::Route' && r.Properties.AuthorizationType !== 'NONE',
     )
@@ -1077,6 +1201,7 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
           AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS: '910',
           AUTHORIZER_CACHE_SECONDS: '0',
         },
+        forwarder: {},
       },
     )
     const tuned = (name: string) => tunedOf(env[name] ?? {})

@@ -2,13 +2,15 @@
  * docs/design.md rule 7 ("nothing is lost on a fault"), call by call: every AWS
  * call of login, refresh, revoke, the sessions API and the password change
  * fails in every way listed in issue 6, and each case checks the answer, the
- * table afterwards, and whether the presented refresh token (or the password)
- * still works. The table of outcomes is
- * printed at the end.
+ * table afterwards, the security events the request wrote (exactly one per
+ * committed change, none without one: docs/design.md "Security events"), and
+ * whether the presented refresh token (or the password) still works. The table
+ * of outcomes is printed at the end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
+import type { SecurityEvent } from '../../functions/core/security-events.js'
 import { FakeKms } from '../support/fake-kms.js'
 import {
   blackHole,
@@ -33,7 +35,7 @@ import {
   type Reply,
   startHarness,
 } from '../support/harness.js'
-import { items } from '../support/items.js'
+import { items, newEvents } from '../support/items.js'
 import { recordSecret } from '../support/secrets.js'
 
 const NEW_PASSWORD = 'the password after the change'
@@ -219,7 +221,7 @@ const scenarios = {
   reuse: {
     path: 'refresh, reuse detected',
     client: NATIVE.client_id,
-    calls: ['DynamoDB BatchGetItem', 'DynamoDB UpdateItem'],
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB TransactWriteItems'],
     prepare: async (user) => {
       const ctx = await rotatedOnce(user)
       h.clock.advance((NATIVE.reuse_grace_seconds as number) + 1)
@@ -237,7 +239,7 @@ const scenarios = {
   revoke: {
     path: 'revoke',
     client: NATIVE.client_id,
-    calls: ['DynamoDB BatchGetItem', 'DynamoDB UpdateItem'],
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB TransactWriteItems'],
     prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
     act: (ctx) => h.post('/revoke', { token: ctx.token as string, client_id: NATIVE.client_id }),
     ok: { answer: '200', state: 'revoked', token: 'dead' },
@@ -272,7 +274,7 @@ const scenarios = {
   sessionEnd: {
     path: 'DELETE /sessions/{sid}',
     client: NATIVE.client_id,
-    calls: ['DynamoDB GetItem', 'DynamoDB UpdateItem'],
+    calls: ['DynamoDB GetItem', 'DynamoDB TransactWriteItems'],
     // The caller ends another of its sessions.
     prepare: async (user) => ({ ...(await caller(user)), token: await login(user) }),
     act: (ctx) => h.del(`/sessions/${sidOf(ctx.token)}`, bearer(ctx.access)),
@@ -283,7 +285,7 @@ const scenarios = {
   logoutEverywhere: {
     path: 'DELETE /sessions (logout everywhere)',
     client: NATIVE.client_id,
-    calls: ['DynamoDB UpdateItem', 'DynamoDB Query'],
+    calls: ['DynamoDB TransactWriteItems', 'DynamoDB Query'],
     prepare: async (user) => {
       const ctx = await caller(user)
       const others = [await login(user)]
@@ -303,9 +305,15 @@ const scenarios = {
   passwordChange: {
     path: 'POST /me/password',
     client: NATIVE.client_id,
-    // The caller's session and user; the username's login turn; the change (with the turn's
-    // clear); then the other sessions listed and each marked revoked.
-    calls: ['DynamoDB BatchGetItem', 'DynamoDB Query', 'DynamoDB UpdateItem'],
+    // The caller's session and user; the username's login turn; the change with its event
+    // (with the turn's clear); then the other sessions listed and each marked revoked with
+    // its event.
+    calls: [
+      'DynamoDB BatchGetItem',
+      'DynamoDB Query',
+      'DynamoDB UpdateItem',
+      'DynamoDB TransactWriteItems',
+    ],
     // Each case changes the password: a fresh user per case.
     prepare: async () => {
       const ctx = await caller(await cheapUser())
@@ -456,6 +464,8 @@ const kmsCases = (scenario: Scenario, outcome: Outcome): KmsCase[] =>
   KMS_FAULTS.map((fault) => ({ kind: 'kms', scenario, operation: 'Sign', fault, expect: outcome }))
 
 const { login: L, refresh: R, collision: C, grace: G, reuse: U, revoke: V } = scenarios
+/** A write with its events is a transaction: a collision cancels it (retried as one). */
+const CONFLICT = 'TransactionCanceled:TransactionConflict'
 const { sessionsList: S, sessionEnd: E, logoutEverywhere: A } = scenarios
 const N = scenarios.refreshNoGrace
 const P = scenarios.passwordChange
@@ -563,9 +573,10 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(G, 'BatchGetItem', false),
       ...kmsCases(G, G.failed),
       ...transientCases(U, 'BatchGetItem', false),
-      ...transientCases(U, 'UpdateItem', true),
-      dynamo(U, 'UpdateItem', 'TransactionConflict', 'first', 'before', U.ok),
-      dynamo(U, 'UpdateItem', 'TransactionConflict', 'every', 'before', U.failed),
+      // The revocation and its two events are one transaction.
+      ...transientCases(U, 'TransactWriteItems', true),
+      dynamo(U, 'TransactWriteItems', CONFLICT, 'first', 'before', U.ok),
+      dynamo(U, 'TransactWriteItems', CONFLICT, 'every', 'before', U.failed),
       // With no grace window, a rotation whose answer is lost cannot be replayed: refresh
       // signs before it commits, so a KMS fault leaves the token usable.
       ...kmsCases(N, N.failed),
@@ -576,9 +587,9 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'revoke',
     cases: [
       ...transientCases(V, 'BatchGetItem', false),
-      ...transientCases(V, 'UpdateItem', true),
-      dynamo(V, 'UpdateItem', 'TransactionConflict', 'first', 'before', V.ok),
-      dynamo(V, 'UpdateItem', 'TransactionConflict', 'every', 'before', V.failed),
+      ...transientCases(V, 'TransactWriteItems', true),
+      dynamo(V, 'TransactWriteItems', CONFLICT, 'first', 'before', V.ok),
+      dynamo(V, 'TransactWriteItems', CONFLICT, 'every', 'before', V.failed),
     ],
   },
   {
@@ -587,15 +598,15 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(S, 'Query', false),
       ...transientCases(S, 'BatchGetItem', false),
       ...transientCases(E, 'GetItem', false),
-      ...transientCases(E, 'UpdateItem', true),
-      dynamo(E, 'UpdateItem', 'TransactionConflict', 'first', 'before', E.ok),
+      ...transientCases(E, 'TransactWriteItems', true),
+      dynamo(E, 'TransactWriteItems', CONFLICT, 'first', 'before', E.ok),
       // Logout everywhere takes effect with its first write (sessionsValidAfter, which
       // refresh and the strict authorizer check); marking each session revoked follows.
-      ...transientCases(A, 'UpdateItem', true, { on: ON_USER }),
-      dynamo(A, 'UpdateItem', 'TransactionConflict', 'first', 'before', A.ok, ON_USER),
-      dynamo(A, 'UpdateItem', 'TransactionConflict', 'every', 'before', A.failed, ON_USER),
+      ...transientCases(A, 'TransactWriteItems', true, { on: ON_USER }),
+      dynamo(A, 'TransactWriteItems', CONFLICT, 'first', 'before', A.ok, ON_USER),
+      dynamo(A, 'TransactWriteItems', CONFLICT, 'every', 'before', A.failed, ON_USER),
       ...transientCases(A, 'Query', false, { failed: A.committed }),
-      ...transientCases(A, 'UpdateItem', true, { on: ON_SESSIONS, failed: A.committed }),
+      ...transientCases(A, 'TransactWriteItems', true, { on: ON_SESSIONS, failed: A.committed }),
     ],
   },
   {
@@ -606,14 +617,15 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(P, 'UpdateItem', true, { on: ON_TURN, committed: P.failed }),
       // The clear after the check is best-effort: the change stands.
       ...transientCases(P, 'UpdateItem', true, { on: ON_CLEAR, failed: P.ok, committed: P.ok }),
-      // The change is one conditional write of the user: it takes effect, or nothing does. A
-      // retry that meets its own committed write finds its own new hash and answers 204.
-      ...transientCases(P, 'UpdateItem', true, { on: ON_USER }),
-      dynamo(P, 'UpdateItem', 'TransactionConflict', 'first', 'before', P.ok, ON_USER),
-      dynamo(P, 'UpdateItem', 'TransactionConflict', 'every', 'before', P.failed, ON_USER),
+      // The change is one conditional write of the user, in one transaction with its
+      // password.changed: it takes effect, or nothing does. A retry that meets its own
+      // committed write finds its own new hash and answers 204.
+      ...transientCases(P, 'TransactWriteItems', true, { on: ON_USER }),
+      dynamo(P, 'TransactWriteItems', CONFLICT, 'first', 'before', P.ok, ON_USER),
+      dynamo(P, 'TransactWriteItems', CONFLICT, 'every', 'before', P.failed, ON_USER),
       // Marking the other sessions revoked is bookkeeping: the change already voided them.
       ...transientCases(P, 'Query', false, { on: ON_SESSIONS, failed: changedOthersVoid }),
-      ...transientCases(P, 'UpdateItem', true, {
+      ...transientCases(P, 'TransactWriteItems', true, {
         on: ON_SESSIONS,
         failed: changedOthersVoid,
         committed: P.ok,
@@ -640,7 +652,11 @@ interface Snapshot {
   readonly sessionsOfUser: number
   /** The status of every session of the user. */
   readonly statuses: readonly string[]
+  /** Every session of the user, by sid: its status and why it was revoked. */
+  readonly sessions: ReadonlyMap<string, { status: string; reason?: string }>
   readonly validAfter: number | undefined
+  /** Every security event in the table. */
+  readonly events: readonly SecurityEvent[]
   readonly passwordHash: string | undefined
 }
 
@@ -655,9 +671,49 @@ async function snapshot(ctx: Ctx): Promise<Snapshot> {
     tokenRecords: tokens,
     sessionsOfUser: sessions.length,
     statuses: sessions.map((item) => item.status as string),
+    sessions: new Map(
+      sessions.map((item) => [item.sid, { status: item.status, reason: item.revoked_reason }]),
+    ),
     validAfter: user?.sessions_valid_after as number | undefined,
+    events: await table.events(),
     passwordHash: user?.password_hash as string | undefined,
   }
+}
+
+/**
+ * The events the request wrote are exactly those of the changes it committed,
+ * one each, whatever the fault: a session started (`login.succeeded`), a
+ * session revoked (`session.revoked` with the stored reason, and
+ * `token.reuse_detected` for a reuse), the user's sessions voided
+ * (`sessions.ended_all`), the password changed (`password.changed`). A write whose answer was lost wrote its events once.
+ */
+async function checkEvents(ctx: Ctx, before: Snapshot): Promise<void> {
+  const after = await snapshot(ctx)
+  const expected: string[] = []
+  for (const [sid, now] of after.sessions) {
+    const was = before.sessions.get(sid)
+    if (!was) expected.push(`login.succeeded ${sid}`)
+    if (now.status === 'revoked' && was?.status !== 'revoked') {
+      expected.push(`session.revoked ${sid} ${now.reason}`)
+      if (now.reason === 'reuse') expected.push(`token.reuse_detected ${sid} enforced`)
+    }
+  }
+  // A password change voids the others in its own write, which carries `password.changed`.
+  if (after.passwordHash !== before.passwordHash) expected.push('password.changed')
+  else if (after.validAfter !== before.validAfter) expected.push('sessions.ended_all')
+  const written = newEvents(before.events, after.events)
+  const described = written.map((event) =>
+    [
+      event.type,
+      ...(event.type === 'sessions.ended_all' || event.type === 'password.changed'
+        ? []
+        : [event.data.sid]),
+      ...(event.data.reason && event.type === 'session.revoked' ? [event.data.reason] : []),
+      ...(event.data.enforced ? ['enforced'] : []),
+    ].join(' '),
+  )
+  expect(described.sort()).toEqual(expected.sort())
+  for (const event of written) expect(event.subject).toBe(ctx.user.sub)
 }
 
 function checkAnswer(reply: Reply, answer: Answer): void {
@@ -861,6 +917,7 @@ async function runCase(c: Case, user: User): Promise<void> {
 
   checkAnswer(reply, c.expect.answer)
   await checkState(ctx, before, reply, c.expect.state)
+  await checkEvents(ctx, before)
   await checkToken(ctx, reply, c.expect.token, c.scenario.act)
   rows.push({
     path: c.scenario.path,
@@ -1013,6 +1070,7 @@ describe('rule 7 under faults: KMS slower than the SDK timeout, and a cold key c
       expect(realKms.errors).toEqual(['TimeoutError'])
       checkAnswer(reply, outcome.answer)
       await checkState(ctx, before, reply, outcome.state)
+      await checkEvents(ctx, before)
       await checkToken(ctx, reply, outcome.token, scenario.act)
       rows.push({
         path: scenario.path,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, pidExists } from '../../local/dynamodb-local.js'
-import { recordSecret } from '../support/secrets.js'
+import { leakedSecrets, recordSecret } from '../support/secrets.js'
 
 const DEMO_PASSWORD = 'a-demo-password-for-this-test'
 let child: ChildProcess
@@ -96,6 +96,88 @@ describe('npm start (local mode)', () => {
       keys: { kid: string }[]
     }
     expect(jwks.keys[0].kid).toEqual(expect.any(String))
+  })
+
+  it('prints each security event once its change committed, as one CloudEvents JSON line with its type at the top level', async () => {
+    const form = (body: Record<string, string>) => ({
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'user-agent': 'local-mode-test/1.0',
+      },
+      body: new URLSearchParams(body),
+    })
+    const post = (path: string, body: Record<string, string>) =>
+      fetch(`${url}${path}`, form({ client_id: 'demo-native', ...body }))
+    const login = (await (
+      await post('/login', { username: 'demo', password: DEMO_PASSWORD })
+    ).json()) as { access_token: string; refresh_token: string }
+    recordSecret(login.access_token, login.refresh_token)
+    const claims = JSON.parse(
+      Buffer.from(login.access_token.split('.')[1] as string, 'base64url').toString(),
+    ) as { sub: string; sid: string }
+    expect((await post('/revoke', { token: login.refresh_token })).status).toBe(200)
+    const wrong = await post('/login', { username: 'demo', password: `${DEMO_PASSWORD}-not` })
+    expect(wrong.status).toBe(400)
+    const unknown = await post('/login', { username: 'nobody-at-all', password: 'whatever-1' })
+    expect(unknown.status).toBe(400)
+
+    // biome-ignore lint/suspicious/noExplicitAny: CloudEvents read as printed
+    const events = (): any[] =>
+      output
+        .split('\n')
+        .filter((line) => line.startsWith('{"specversion"'))
+        .map((line) => JSON.parse(line))
+    const mine = () =>
+      events().filter(
+        (e) =>
+          e.data.user_agent === 'local-mode-test/1.0' &&
+          (e.subject === claims.sub || e.subject === undefined),
+      )
+    // The stream is read a few times a second: wait for all four, however busy the machine.
+    for (let waited = 0; mine().length < 4; waited += 100) {
+      if (waited > 30_000) throw new Error(`events printed so far:\n${JSON.stringify(events())}`)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    const printed = mine()
+    // The stream orders records per item only (docs/events.md): compare as a set.
+    expect(printed.map((e) => e.type).sort()).toEqual([
+      'login.failed',
+      'login.failed',
+      'login.succeeded',
+      'session.revoked',
+    ])
+    for (const event of printed) {
+      expect(event).toMatchObject({
+        specversion: '1.0',
+        id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        source: url,
+        time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        datacontenttype: 'application/json',
+      })
+      expect(event.data).toMatchObject({
+        client_id: 'demo-native',
+        source_ip: expect.stringMatching(/127\.0\.0\.1|::1/),
+      })
+    }
+    const one = (type: string, reason?: string) =>
+      printed.find((e) => e.type === type && (reason === undefined || e.data.reason === reason))
+    const succeeded = one('login.succeeded')
+    const revoked = one('session.revoked')
+    const failed = one('login.failed', 'wrong_password')
+    const unknownUser = one('login.failed', 'unknown_username')
+    expect(succeeded).toMatchObject({ subject: claims.sub, data: { sid: claims.sid } })
+    expect(revoked).toMatchObject({
+      subject: claims.sub,
+      data: { sid: claims.sid, reason: 'revoked' },
+    })
+    expect(failed).toMatchObject({ subject: claims.sub, data: { reason: 'wrong_password' } })
+    // No subject for a username no account has, and never the username itself.
+    expect(unknownUser.subject).toBeUndefined()
+    expect(unknownUser.data.reason).toBe('unknown_username')
+    expect(output).not.toContain('nobody-at-all')
+    expect(new Set(printed.map((e) => e.id)).size).toBe(4)
+    expect(leakedSecrets(output)).toEqual([])
   })
 
   it('moves the demo clients’ origins to PORT: the cookie-mode demo client logs in from this origin', async () => {

@@ -564,7 +564,9 @@ const ERROR_SHAPE = {
 
 /**
  * The store change a refused request may make: a password check that failed
- * counts one failure for the username the service saw. Nothing else.
+ * counts one failure for the username the service saw, with its `login.failed`
+ * event; a login refused by the back-off (429) writes its `login.throttled`
+ * event (docs/design.md "Security events"). Nothing else.
  */
 function allowedChanges(
   route: string,
@@ -582,15 +584,33 @@ function allowedChanges(
     reply.body?.error === 'invalid_grant' &&
     username !== undefined &&
     couldBeUsername(username)
+  const throttled = route === 'login' && reply.status === 429
   return (changed) => {
+    const events = changed.filter((change) => change.key.startsWith('EVENT#'))
+    const rest = changed.filter((change) => !change.key.startsWith('EVENT#'))
+    // Written once, never changed; the username of a failed login is never in it.
+    for (const event of events) {
+      expect(event.before).toBeUndefined()
+      expect(JSON.stringify(event.after)).not.toContain(USERNAME)
+      // (A short one could match by chance inside an id.)
+      if (username && username.length >= 6) {
+        expect(JSON.stringify(event.after)).not.toContain(username)
+      }
+    }
+    if (throttled) {
+      expect(rest).toEqual([])
+      expect(events.map((change) => change.after.type)).toEqual(['login.throttled'])
+      return
+    }
     if (!counted) {
       expect(changed).toEqual([])
       return
     }
+    expect(events.map((change) => change.after.type)).toEqual(['login.failed'])
     const key = `USERNAME#${username}|THROTTLE`
     const previous = before.has(key) ? JSON.parse(before.get(key) as string).failures : 0
-    expect(changed.map((change) => change.key)).toEqual([key])
-    expect(changed[0]?.after).toMatchObject({
+    expect(rest.map((change) => change.key)).toEqual([key])
+    expect(rest[0]?.after).toMatchObject({
       failures: previous + 1,
       last_failed_at: h.clock.now(),
       gsi1pk: `USERNAME#${username}`,

@@ -107,7 +107,7 @@ describe('rule 3: reuse detection racing a refresh of the newest token', () => {
       expect([200, 400]).toContain(newest.status)
       const { session } = await sessionRecords(sidOf(t0))
       expect(session.status).toBe('revoked')
-      expect(session.revoked_reason).toBe('reuse_detected')
+      expect(session.revoked_reason).toBe('reuse')
       await expectDead(t0)
       await expectDead(t1)
       if (newest.status === 200) {
@@ -156,8 +156,12 @@ describe('logout everywhere racing a login', () => {
   // one that lands while the logout is still marking sessions may go either way,
   // but every check (refresh, its status, the instant rule) agrees on which.
   const logoutEverywhere = (access: Reply) => h.del('/sessions', bearer(access.body.access_token))
-  const createSessionOf = (user: User) => mentions(`USER#${user.sub}`)
-  const setValidAfterOf = (user: User) => mentions(`USER#${user.sub}`)
+  // Both are transactions on the user's item: the login's guards it, the logout's sets
+  // sessionsValidAfter (and writes its event).
+  const createSessionOf = (user: User) => (input: unknown) =>
+    mentions(`USER#${user.sub}`)(input) && mentions('ConditionCheck')(input)
+  const setValidAfterOf = (user: User) => (input: unknown) =>
+    mentions(`USER#${user.sub}`)(input) && mentions('sessions_valid_after = :after')(input)
 
   async function expectAlive(reply: Reply): Promise<void> {
     const listed = await h.get('/sessions', bearer(reply.body.access_token))
@@ -187,7 +191,7 @@ describe('logout everywhere racing a login', () => {
   it('ends a login whose session is written before the logout sets sessionsValidAfter', async () => {
     const user = await cheapUser()
     const old = await login(user)
-    const held = faults.hold('UpdateItem', setValidAfterOf(user))
+    const held = faults.hold('TransactWriteItems', setValidAfterOf(user))
     const logout = logoutEverywhere(old)
     await held.reached
     const early = await login(user)
@@ -229,7 +233,7 @@ describe('logout everywhere racing a login', () => {
         (call) => call.command === 'TransactWriteItems' && createSessionOf(user)(call.input),
       )
       const update = faults.calls.find(
-        (call) => call.command === 'UpdateItem' && setValidAfterOf(user)(call.input),
+        (call) => call.command === 'TransactWriteItems' && setValidAfterOf(user)(call.input),
       )
       expect(write && update).toBeTruthy()
       for (const old of olds) await expectDead(old.body.refresh_token)

@@ -115,7 +115,7 @@ describe('rule 3: reuse', () => {
     // The newest token of the session is dead too.
     const afterwards = await h.refresh(child)
     expect(afterwards.status).toBe(400)
-    expect((await sessionItem(parent)).revoked_reason).toBe('reuse_detected')
+    expect((await sessionItem(parent)).revoked_reason).toBe('reuse')
   })
 
   it('treats a token two rotations old as reuse even within the grace window', async () => {

@@ -1,9 +1,10 @@
 /**
  * The AWS account a synthesized stack runs in, made of what our template uses
  * and nothing more: physical ids for its resources, the CloudFormation
- * intrinsics it writes, one endpoint that speaks KMS (JSON 1.1, real keys) and
- * fronts DynamoDB Local (JSON 1.0), and IAM: every call is checked against the
- * calling function's policy statements and recorded.
+ * intrinsics it writes, one endpoint that speaks KMS (JSON 1.1, real keys),
+ * EventBridge's PutEvents (JSON 1.1, the entries kept) and fronts DynamoDB
+ * Local (JSON 1.0, with its Streams), and IAM: every call is checked against
+ * the calling function's policy statements and recorded.
  */
 import {
   constants,
@@ -38,6 +39,14 @@ export interface Statement {
   readonly Action: string | readonly string[]
   readonly Resource: string | readonly string[]
   readonly Condition?: Record<string, Record<string, string | readonly string[]>>
+}
+
+/** An entry PutEvents accepted, on the bus it names. */
+export interface BusEntry {
+  readonly busArn: string
+  readonly source: string
+  readonly detailType: string
+  readonly detail: string
 }
 
 /** A function as AWS sees its calls: its access key (the role session) and its role's statements. */
@@ -130,8 +139,10 @@ export class Cloud {
   readonly callers = new Map<string, Caller>()
   /** KMS aliases of the deployment in charge (AWS::KMS::Alias): name -> key ARN. */
   aliases = new Map<string, string>()
-  /** The endpoint's URL, for `AWS_ENDPOINT_URL_KMS` and `AWS_ENDPOINT_URL_DYNAMODB`. */
+  /** The endpoint's URL, for `AWS_ENDPOINT_URL_KMS`, `_DYNAMODB` and `_EVENTBRIDGE`. */
   endpoint = ''
+  /** Every entry PutEvents accepted, in order. */
+  readonly busEntries: BusEntry[] = []
   readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
   readonly #labels = new Map<string, string>()
@@ -194,9 +205,16 @@ export class Cloud {
       return uuid?.slice(1).join('-') ?? ''
     }
     if (type === 'AWS::ApiGatewayV2::Api') return this.#hashedId(template, logicalId).slice(0, 10)
+    if (type === 'AWS::SQS::Queue') {
+      return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${this.#physicalId(template, logicalId)}`
+    }
     if (type === 'AWS::KMS::Alias') return resource?.Properties.AliasName
     if (/^AWS::ApiGatewayV2::(Integration|Authorizer)$/.test(type)) return logicalId
-    if (/^AWS::(DynamoDB::Table|Lambda::Function|IAM::Role|Logs::LogGroup)$/.test(type)) {
+    if (
+      /^AWS::(DynamoDB::Table|Lambda::Function|IAM::Role|Logs::LogGroup|Events::EventBus)$/.test(
+        type,
+      )
+    ) {
       return this.#physicalId(template, logicalId)
     }
     throw new Error(`Ref of ${logicalId} (${type}) is not modelled by the stack harness`)
@@ -206,8 +224,14 @@ export class Cloud {
   attribute(template: StackTemplate, logicalId: string, name: string): string {
     const type = `${template.resources[logicalId]?.Type}.${name}`
     const id = this.ref(template, logicalId)
+    const physical = this.#physicalId(template, logicalId)
     const arns: Record<string, string> = {
       'AWS::DynamoDB::Table.Arn': `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${id}`,
+      // One stream per table here, under one label.
+      'AWS::DynamoDB::Table.StreamArn': `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${id}/stream/harness`,
+      'AWS::Events::EventBus.Arn': `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${id}`,
+      'AWS::SQS::Queue.Arn': `arn:aws:sqs:${REGION}:${ACCOUNT}:${physical}`,
+      'AWS::SQS::Queue.QueueName': physical,
       'AWS::KMS::Key.Arn': `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
       'AWS::Lambda::Function.Arn': `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`,
       'AWS::IAM::Role.Arn': `arn:aws:iam::${ACCOUNT}:role/${id}`,
@@ -259,6 +283,12 @@ export class Cloud {
       if (Type === 'AWS::Logs::LogGroup') {
         this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'its log group')
       }
+      if (Type === 'AWS::Events::EventBus') {
+        this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'event bus')
+      }
+      if (Type === 'AWS::SQS::Queue') {
+        this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'dead-letter queue')
+      }
       if (Type !== 'AWS::DynamoDB::Table') continue
       const name = this.ref(template, logicalId)
       this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'table')
@@ -269,7 +299,16 @@ export class Cloud {
         region: REGION,
         credentials: { accessKeyId: 'provisioning', secretAccessKey: 'provisioning' },
       })
-      const input = { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode }
+      const stream = p.StreamSpecification && {
+        StreamSpecification: { StreamEnabled: true, ...p.StreamSpecification },
+      }
+      const input = {
+        AttributeDefinitions,
+        KeySchema,
+        GlobalSecondaryIndexes,
+        BillingMode,
+        ...stream,
+      }
       await client.send(new CreateTableCommand({ TableName: name, ...input }))
       if (p.TimeToLiveSpecification) {
         const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
@@ -320,6 +359,14 @@ export class Cloud {
     this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
   }
 
+  /**
+   * What AWS checks when a service acts with a function's role (Lambda's
+   * stream poller): one action on one resource, recorded as the function's call.
+   */
+  authorizeAs(caller: Caller, action: string, resource: string): boolean {
+    return this.#authorize(caller, action, resource)
+  }
+
   /** Checks one action on one resource for a caller, and records it. */
   #authorize(
     caller: Caller,
@@ -341,7 +388,11 @@ export class Cloud {
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks)
     const target = String(req.headers['x-amz-target'] ?? '')
-    const protocol = target.startsWith('TrentService.') ? 'kms' : 'dynamodb'
+    const protocol = target.startsWith('TrentService.')
+      ? 'kms'
+      : target.startsWith('AWSEvents.')
+        ? 'events'
+        : 'dynamodb'
     const reply = this.#reply(req, target, JSON.parse(body.toString('utf8') || '{}'))
     if (reply) return send(res, protocol, reply)
     const upstream = request(this.#dynamodbLocal, { method: 'POST', headers: req.headers }, (r) => {
@@ -371,10 +422,41 @@ export class Cloud {
       )
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
+    if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
     for (const [action, resource] of dynamodbChecks(operation, input)) {
       if (!this.#authorize(caller, action, resource)) return denied(action, resource)
     }
     return undefined
+  }
+
+  /** PutEvents: each entry authorized on the bus it names, and kept. */
+  #events(
+    caller: Caller,
+    operation: string,
+    // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+    input: any,
+    denied: (action: string, resource: string) => AwsReply,
+  ): AwsReply {
+    if (operation !== 'PutEvents') return fail('UnknownOperationException', operation)
+    const entries = (input.Entries ?? []) as Record<string, string>[]
+    const busArn = (name = 'default') =>
+      name.startsWith('arn:') ? name : `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${name}`
+    for (const entry of entries) {
+      const arn = busArn(entry.EventBusName)
+      if (!this.#authorize(caller, 'events:PutEvents', arn)) return denied('events:PutEvents', arn)
+    }
+    for (const entry of entries) {
+      this.busEntries.push({
+        busArn: busArn(entry.EventBusName),
+        source: String(entry.Source),
+        detailType: String(entry.DetailType),
+        detail: String(entry.Detail),
+      })
+    }
+    return {
+      FailedEntryCount: 0,
+      Entries: entries.map(() => ({ EventId: randomBytes(8).toString('hex') })),
+    }
   }
 
   #kms(
@@ -526,12 +608,13 @@ type AwsReply = Record<string, unknown> | { readonly error: string; readonly mes
 
 const fail = (error: string, message: string): AwsReply => ({ error, message })
 
-function send(res: ServerResponse, protocol: 'kms' | 'dynamodb', reply: AwsReply): void {
+function send(res: ServerResponse, protocol: 'kms' | 'events' | 'dynamodb', reply: AwsReply): void {
   const failed = 'error' in reply && typeof reply.error === 'string'
-  // KMS (JSON 1.1) names its errors bare, DynamoDB (JSON 1.0) in the coral namespace.
-  const type = protocol === 'kms' ? reply.error : `com.amazon.coral.service#${reply.error}`
+  // KMS and EventBridge (JSON 1.1) name their errors bare, DynamoDB (JSON 1.0) in the coral namespace.
+  const json11 = protocol !== 'dynamodb'
+  const type = json11 ? reply.error : `com.amazon.coral.service#${reply.error}`
   res.writeHead(failed ? 400 : 200, {
-    'Content-Type': `application/x-amz-json-${protocol === 'kms' ? '1.1' : '1.0'}`,
+    'Content-Type': `application/x-amz-json-${json11 ? '1.1' : '1.0'}`,
     'x-amzn-RequestId': randomBytes(8).toString('hex'),
   })
   res.end(JSON.stringify(failed ? { __type: type, message: reply.message } : reply))

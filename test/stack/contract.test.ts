@@ -4,11 +4,14 @@
  * and authorizer, every AWS call checked against the calling function's IAM
  * policy (docs/design.md "Deployed stack").
  */
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose'
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { accessTokenHash, jwkThumbprint } from '../../functions/core/dpop.js'
+import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { ROUTES } from '../../functions/routes.js'
 import { proofClaims, proofKey, signProof } from '../support/dpop.js'
+import { items } from '../support/items.js'
 import { recordSecret } from '../support/secrets.js'
 import { client, NATIVE_CLIENT, PASSWORD, seedUser } from './api.js'
 import { type Assembly, resourcesOf, synthesize } from './assembly.js'
@@ -288,6 +291,40 @@ for (const strict of [false, true]) {
       },
     )
 
+    it('puts every security event on the stack’s bus: the table stream, filtered by the mapping, through the forwarder, as their roles allow', async () => {
+      const tokens = await stack.api.session(stack.user)
+      expect((await stack.api.revoke(tokens.refresh_token)).status).toBe(200)
+      expect(await stack.deployment.pollStreams()).toBeGreaterThan(0)
+      const entries = stack.deployment.busEntries()
+      const details = entries.map((entry) => JSON.parse(entry.detail))
+      for (const [index, entry] of entries.entries()) {
+        expect(entry).toMatchObject({ source: 'token-service', detailType: details[index].type })
+        expect(details[index]).toMatchObject({ specversion: '1.0', source: issuer() })
+      }
+      const sid = parseRefreshToken(tokens.refresh_token)?.sid
+      const { sub } = decodeJwt(tokens.access_token)
+      expect(
+        details
+          .filter((detail) => detail.data.sid === sid)
+          .map((detail) => [detail.type, detail.subject])
+          .sort(),
+      ).toEqual([
+        ['login.succeeded', sub],
+        ['session.revoked', sub],
+      ])
+      // Every outbox item of the table reached the bus once, under its own id.
+      const dynamodb = new DynamoDBClient({
+        endpoint: dynamodbLocal,
+        region: 'local',
+        credentials: { accessKeyId: 'operator', secretAccessKey: 'operator' },
+      })
+      const outbox = await items(dynamodb, stack.deployment.tableName).events()
+      dynamodb.destroy()
+      expect(details.map((detail) => detail.id).sort()).toEqual(outbox.map((e) => e.id).sort())
+      // Nothing new: nothing sent twice.
+      await stack.deployment.pollStreams()
+      expect(stack.deployment.busEntries()).toHaveLength(entries.length)
+    })
     it(
       strict
         ? 'changes the password: 204, the calling session lives on, the others end, their access tokens at once'

@@ -1,10 +1,12 @@
 /**
  * A synthesized stack, deployed into a `Cloud`: each AWS::Lambda::Function in
- * a sandbox of its own, and the HTTP API as a node:http front built from the
- * template's routes, integrations, Lambda permissions and authorizer. This is
- * a harness for our template, not an API Gateway emulator: it reads what our
- * template uses and throws on anything else. Not modelled: CORS preflights,
- * throttling, access logs, custom domains.
+ * a sandbox of its own, the HTTP API as a node:http front built from the
+ * template's routes, integrations, Lambda permissions and authorizer, and its
+ * DynamoDB stream event source mappings as Lambda's poller runs them (on
+ * request: `pollStreams`). This is a harness for our template, not an API
+ * Gateway or Lambda emulator: it reads what our template uses and throws on
+ * anything else. Not modelled: CORS preflights, throttling, access logs,
+ * custom domains, the mappings' retry limits and dead-letter destination.
  */
 import { randomBytes, randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
@@ -13,8 +15,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose'
 import { capture } from '../support/secrets.js'
+import { streamRecords } from '../support/streams.js'
 import { resourcesOf, type StackTemplate } from './assembly.js'
-import { ACCOUNT, type Caller, type Cloud, isAllowed, REGION, type Statement } from './cloud.js'
+import {
+  ACCOUNT,
+  type BusEntry,
+  type Caller,
+  type Cloud,
+  isAllowed,
+  REGION,
+  type Statement,
+} from './cloud.js'
 import { LambdaFunction } from './lambda.js'
 
 export interface DeploymentOptions {
@@ -39,6 +50,18 @@ interface Route {
 
 type Reply = { status: number; headers?: Record<string, string | string[]>; body: string }
 
+/** An AWS::Lambda::EventSourceMapping on the table's stream, resolved. */
+interface StreamMapping {
+  readonly functionName: string
+  readonly streamArn: string
+  readonly batchSize: number
+  /** Lambda's filter patterns: a record goes to the function if any matches. */
+  readonly patterns: readonly unknown[]
+  readonly partialBatchResponse: boolean
+  /** The sequence number of the last record handed over (stream order). */
+  position: string
+}
+
 // API Gateway's own answers; an HTTP API cannot reshape them (README "Protecting routes").
 const UNAUTHORIZED: Reply = { status: 401, body: '{"message":"Unauthorized"}' }
 const FORBIDDEN: Reply = { status: 403, body: '{"message":"Forbidden"}' }
@@ -56,6 +79,9 @@ export class Deployment {
   readonly #routes: Route[] = []
   readonly #permissions: { functionArn: string; sourceArn: string }[] = []
   readonly #authorizerCache = new Map<string, { until: number; context?: unknown }>()
+  readonly #mappings: StreamMapping[] = []
+  /** The stack's event buses (AWS::Events::EventBus), by ARN. */
+  readonly #buses = new Set<string>()
   readonly #jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>()
   #clockOffsetMs = 0
   #server: Server | undefined
@@ -101,6 +127,24 @@ export class Deployment {
     cloud.aliases = new Map(
       [...resolved('AWS::KMS::Alias').values()].map((p) => [p.AliasName, p.TargetKeyId]),
     )
+    for (const p of resolved('AWS::Lambda::EventSourceMapping').values()) {
+      if (!String(p.EventSourceArn).includes(':table/') || p.StartingPosition !== 'TRIM_HORIZON') {
+        throw new Error('only DynamoDB stream mappings from TRIM_HORIZON are modelled')
+      }
+      this.#mappings.push({
+        functionName: p.FunctionName,
+        streamArn: p.EventSourceArn,
+        batchSize: p.BatchSize ?? 100,
+        patterns: (p.FilterCriteria?.Filters ?? []).map((f: { Pattern: string }) =>
+          JSON.parse(f.Pattern),
+        ),
+        partialBatchResponse: (p.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+        position: '',
+      })
+    }
+    for (const [id] of resourcesOf(rest, 'AWS::Events::EventBus')) {
+      this.#buses.add(cloud.attribute(rest, id, 'Arn'))
+    }
   }
 
   /** Provisions both templates' resources and serves the front; sandboxes start on first use. */
@@ -166,6 +210,7 @@ export class Deployment {
         PATH: '/usr/local/bin:/usr/bin/:/bin',
         AWS_ENDPOINT_URL_DYNAMODB: cloud.endpoint,
         AWS_ENDPOINT_URL_KMS: cloud.endpoint,
+        AWS_ENDPOINT_URL_EVENTBRIDGE: cloud.endpoint,
         // No AWS profile of this machine may reach the SDK.
         AWS_CONFIG_FILE: join(tmpdir(), 'stack-harness-no-aws-config'),
         AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'stack-harness-no-aws-credentials'),
@@ -180,6 +225,74 @@ export class Deployment {
     })
     lambda.setClockOffset(this.#clockOffsetMs)
     this.functions.set(name, { lambda, caller })
+  }
+
+  /** What PutEvents put on this stack's own buses, in order. */
+  busEntries(): BusEntry[] {
+    return this.#cloud.busEntries.filter((entry) => this.#buses.has(entry.busArn))
+  }
+
+  /**
+   * Lambda's poller, once, for each stream event source mapping: reads the
+   * table stream's new records with the function's role (DescribeStream,
+   * GetShardIterator, GetRecords on the stream), keeps those the mapping's
+   * filter matches, and invokes the function with them in batches; a partial
+   * batch response sends the batch again from the record it names. Returns
+   * the invocations made.
+   */
+  async pollStreams(): Promise<number> {
+    let invocations = 0
+    for (const mapping of this.#mappings) {
+      const target = [...this.functions.values()].find(
+        (f) => f.lambda.options.functionName === mapping.functionName,
+      )
+      if (!target) throw new Error(`no function ${mapping.functionName}`)
+      for (const action of [
+        'dynamodb:DescribeStream',
+        'dynamodb:GetShardIterator',
+        'dynamodb:GetRecords',
+      ]) {
+        if (!this.#cloud.authorizeAs(target.caller, action, mapping.streamArn)) {
+          throw new Error(`${target.caller.name} may not ${action} on its stream`)
+        }
+      }
+      const all = (await streamRecords(this.tableName)).filter(
+        (r) => String(r.dynamodb?.SequenceNumber) > mapping.position,
+      )
+      const last = all.at(-1)?.dynamodb?.SequenceNumber
+      const records = all
+        .map((r) => ({
+          ...r,
+          awsRegion: REGION,
+          eventSourceARN: mapping.streamArn,
+          dynamodb: {
+            ...r.dynamodb,
+            // Lambda hands over epoch seconds, the SDK a Date.
+            ApproximateCreationDateTime: Math.floor(
+              new Date(r.dynamodb?.ApproximateCreationDateTime as unknown as string).getTime() /
+                1000,
+            ),
+          },
+        }))
+        .filter(
+          (r) => mapping.patterns.length === 0 || mapping.patterns.some((p) => matchesFilter(p, r)),
+        )
+      for (let at = 0; at < records.length; ) {
+        const batch = records.slice(at, at + mapping.batchSize)
+        invocations += 1
+        if (invocations > 100) throw new Error('the function keeps failing its batches')
+        const result = (await target.lambda.invoke({ Records: batch })) as
+          | { batchItemFailures?: { itemIdentifier: string }[] }
+          | undefined
+        const failed = mapping.partialBatchResponse
+          ? result?.batchItemFailures?.[0]?.itemIdentifier
+          : undefined
+        const from = batch.findIndex((r) => r.dynamodb?.SequenceNumber === failed)
+        at += failed === undefined ? batch.length : Math.max(from, 0)
+      }
+      if (last) mapping.position = last
+    }
+    return invocations
   }
 
   /** Moves every sandbox's clock, and the front's (authorizer cache, JWT checks), `ms` ahead. */
@@ -414,6 +527,19 @@ function roleStatements(cloud: Cloud, template: StackTemplate, roleId: string): 
   return [...(role.Policies ?? []), ...attached].flatMap(
     (p) => cloud.resolve(template, p.PolicyDocument).Statement,
   )
+}
+
+/**
+ * Lambda's event filtering, the part our patterns use: an object matches
+ * field by field, and an array of values matches one of them.
+ */
+function matchesFilter(pattern: unknown, value: unknown): boolean {
+  if (Array.isArray(pattern)) return pattern.some((wanted) => wanted === value)
+  if (pattern === null || typeof pattern !== 'object') {
+    throw new Error(`filter pattern ${JSON.stringify(pattern)} is not modelled`)
+  }
+  const object = (value ?? {}) as Record<string, unknown>
+  return Object.entries(pattern).every(([key, inner]) => matchesFilter(inner, object[key]))
 }
 
 /** The path parameters if `pathname` matches the route path (`{name}`: one segment), else undefined. */

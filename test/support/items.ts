@@ -3,8 +3,15 @@
  * (the layout is functions/adapters/table.ts's).
  */
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { DynamoDBDocumentClient, GetCommand, QueryCommand } from '@aws-sdk/lib-dynamodb'
+import {
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb'
+import { outboxItem } from '../../functions/adapters/dynamodb/outbox-item.js'
 import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
+import type { SecurityEvent } from '../../functions/core/security-events.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: items are inspected freely
 export type Item = Record<string, any>
@@ -16,6 +23,17 @@ export interface Items {
   user(sub: string): Promise<Item | undefined>
   /** The session items of a user, through the user index (eventually consistent). */
   sessionsOf(sub: string): Promise<Item[]>
+  /** Every security event in the outbox, oldest first (a strongly consistent scan). */
+  events(): Promise<SecurityEvent[]>
+}
+
+/** The events written since `before` (an earlier `events()`), oldest first. */
+export const newEvents = (
+  before: readonly SecurityEvent[],
+  after: readonly SecurityEvent[],
+): SecurityEvent[] => {
+  const seen = new Set(before.map((event) => event.id))
+  return after.filter((event) => !seen.has(event.id))
 }
 
 export function items(client: DynamoDBClient, tableName: string): Items {
@@ -55,6 +73,30 @@ export function items(client: DynamoDBClient, tableName: string): Items {
         }),
       )
       return Items
+    },
+    async events() {
+      const found: SecurityEvent[] = []
+      let cursor: Record<string, unknown> | undefined
+      do {
+        const page = await doc.send(
+          new ScanCommand({
+            TableName: tableName,
+            FilterExpression: 'sk = :event',
+            ExpressionAttributeValues: { ':event': 'EVENT' },
+            ConsistentRead: true,
+            ExclusiveStartKey: cursor,
+          }),
+        )
+        for (const item of page.Items ?? []) {
+          const event = outboxItem.fromItem(item)
+          if (!event)
+            throw new Error(`an outbox item that is not an event: ${JSON.stringify(item)}`)
+          found.push(event)
+        }
+        cursor = page.LastEvaluatedKey
+      } while (cursor)
+      // By time, then id: a stable order for events of the same millisecond.
+      return found.sort((a, b) => a.time - b.time || a.id.localeCompare(b.id))
     },
   }
 }

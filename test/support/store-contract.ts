@@ -7,6 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { startSession } from '../../functions/core/login.js'
 import type {
+  EventOutbox,
   LoginAttempts,
   Rotation,
   Session,
@@ -15,6 +16,11 @@ import type {
   UserStore,
 } from '../../functions/core/ports.js'
 import { newSessionId, newUserId } from '../../functions/core/refresh-token.js'
+import {
+  type SecurityEvent,
+  type SecurityEventType,
+  securityEvent,
+} from '../../functions/core/security-events.js'
 import { voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from './clock.js'
 
@@ -381,10 +387,10 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       const session = aSession(user)
       await stores.sessions.createSession(session, guardOf(user))
       await stores.sessions.rotate(rotationOf(session))
-      await stores.sessions.revokeSession(session.sid, 'reuse_detected', clock.now())
+      await stores.sessions.revokeSession(session.sid, 'reuse', clock.now())
       await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
       const revoked = await stores.sessions.getSession(session.sid)
-      expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse_detected' })
+      expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse' })
       expect(revoked?.graceChild).toBeUndefined()
     })
 
@@ -551,6 +557,118 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
         failures: 3,
         lastFailedAt: 5000,
       })
+    })
+  })
+}
+
+/** The stores, the outbox, and a way to read every security event written (a test's view). */
+export interface EventStores extends Stores {
+  readonly outbox: EventOutbox
+  /** Every event the outbox holds, in any order. */
+  events(): Promise<SecurityEvent[]>
+}
+
+/**
+ * docs/design.md "Security events": a store writes the events it is given
+ * with its change, in the same write, so that they exist if and only if the
+ * change committed; an event no change carries is written alone.
+ */
+export function securityEventsContract(name: string, make: () => Promise<EventStores>): void {
+  describe(`security events contract: ${name}`, () => {
+    let stores: EventStores
+    let user: User
+    beforeAll(async () => {
+      stores = await make()
+      user = aUser()
+      await stores.users.createUser(user)
+    })
+    const ids = async () => new Set((await stores.events()).map((event) => event.id))
+    const anEvent = (type: SecurityEventType) =>
+      securityEvent(type, clock.now(), { subject: user.sub, data: { client_id: 'test-native' } })
+
+    it('writes a new session’s events with it, and none when the session is refused', async () => {
+      const session = aSession(user)
+      const started = anEvent('login.succeeded')
+      expect(await stores.sessions.createSession(session, guardOf(user), [started])).toEqual({
+        created: true,
+      })
+      const refused = anEvent('login.succeeded')
+      const stale = { sub: user.sub, passwordHash: 'another hash' }
+      expect(await stores.sessions.createSession(aSession(user), stale, [refused])).toMatchObject({
+        created: false,
+      })
+      const clash = anEvent('login.succeeded')
+      expect(await stores.sessions.createSession(session, guardOf(user), [clash])).toEqual({
+        created: false,
+      })
+      const written = await ids()
+      expect(written.has(started.id)).toBe(true)
+      expect(written.has(refused.id) || written.has(clash.id)).toBe(false)
+    })
+
+    it('writes a revocation’s events once: revoking again, or a missing session, writes none', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const first = [anEvent('token.reuse_detected'), anEvent('session.revoked')]
+      const again = [anEvent('session.revoked')]
+      const missing = [anEvent('session.revoked')]
+      expect(await stores.sessions.revokeSession(session.sid, 'reuse', clock.now(), first)).toBe(
+        true,
+      )
+      expect(await stores.sessions.revokeSession(session.sid, 'revoked', clock.now(), again)).toBe(
+        false,
+      )
+      expect(
+        await stores.sessions.revokeSession(newSessionId(), 'revoked', clock.now(), missing),
+      ).toBe(false)
+      const written = await ids()
+      for (const event of first) expect(written.has(event.id)).toBe(true)
+      for (const event of [...again, ...missing]) expect(written.has(event.id)).toBe(false)
+    })
+
+    it('writes a user change’s events with it, and none for an unknown sub', async () => {
+      const disabled = anEvent('user.disabled')
+      const nobody = anEvent('user.disabled')
+      expect(await stores.users.updateUser(user.sub, { status: 'disabled' }, [disabled])).toBe(true)
+      expect(await stores.users.updateUser(newUserId(), { status: 'disabled' }, [nobody])).toBe(
+        false,
+      )
+      const written = await ids()
+      expect(written.has(disabled.id)).toBe(true)
+      expect(written.has(nobody.id)).toBe(false)
+    })
+
+    it('counts a failed login and writes its event together, each of many concurrent ones', async () => {
+      const username = unique('failing')
+      const failed = Array.from({ length: 6 }, () => anEvent('login.failed'))
+      const at = clock.now()
+      await Promise.all(
+        failed.map((event) =>
+          stores.loginAttempts.recordLoginFailure(
+            username,
+            { at, forgetBefore: at - 86_400_000, expiresAt: at + 86_400_000 },
+            [event],
+          ),
+        ),
+      )
+      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(6)
+      const written = await ids()
+      for (const event of failed) expect(written.has(event.id)).toBe(true)
+    })
+
+    it('writes an event no change carries alone, every field as core decided it', async () => {
+      const throttled = securityEvent('login.throttled', clock.now(), {
+        subject: user.sub,
+        data: { client_id: 'test-native', retry_after_seconds: 2 },
+        origin: { sourceIp: '198.51.100.7', userAgent: 'contract/1' },
+      })
+      await stores.outbox.appendEvent(throttled)
+      const disabled = securityEvent('user.disabled', clock.now())
+      await stores.outbox.appendEvent(disabled)
+      const stored = await stores.events()
+      expect(stored.find((event) => event.id === throttled.id)).toEqual(throttled)
+      // No subject and no data survive as such: an event is exactly what was written.
+      expect(stored.find((event) => event.id === disabled.id)).toEqual(disabled)
     })
   })
 }

@@ -160,6 +160,7 @@ describe('clients', () => {
       refreshAbsoluteTtlSeconds: 2_592_000,
       reuseGraceSeconds: 10,
       cookieMode: false,
+      reuseDetection: 'enforce',
       dpop: 'optional',
       dpopNonce: false,
     })
@@ -175,6 +176,7 @@ describe('clients', () => {
     )
     expect(() => parseClients([{ ...base, allowed_origins: ['*'] }])).toThrow(/allowed_origins/)
     expect(() => parseClients([{ ...base, cookie_mode: true }])).toThrow(/allowed_origins/)
+    expect(() => parseClients([{ ...base, reuse_detection: 'log' }])).toThrow(/reuse_detection/)
     expect(() => parseClients([base, base])).toThrow(/repeated/)
     expect(() => parseClients([])).toThrow()
   })

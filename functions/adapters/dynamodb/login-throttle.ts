@@ -21,7 +21,9 @@ import type {
   LoginFailure,
   LoginState,
 } from '../../core/ports.js'
+import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, failedLoginsItem, userItem } from './items.js'
+import { sendUpdate } from './outbox.js'
 import { AGAIN, conditionFailed, withRetry } from './retry.js'
 import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA, ttlSeconds } from './table.js'
 
@@ -59,13 +61,18 @@ export class DynamoLoginThrottle implements LoginAttempts {
     }
   }
 
-  async recordLoginFailure(username: string, failure: LoginFailure): Promise<void> {
+  async recordLoginFailure(
+    username: string,
+    failure: LoginFailure,
+    events: readonly SecurityEvent[] = [],
+  ): Promise<void> {
     const { gsi1 } = TABLE_SCHEMA
     const index = indexedAt.failedLogins(username)
     // Both updates name every attribute and value below: DynamoDB refuses unused ones.
     const update = (condition: string, expression: string) =>
-      this.ifCondition(
-        new UpdateCommand({
+      sendUpdate(
+        this.doc,
+        {
           TableName: this.tableName,
           Key: itemKey.failedLogins(username),
           ConditionExpression: condition,
@@ -84,22 +91,23 @@ export class DynamoLoginThrottle implements LoginAttempts {
             ':gpk': index.gsi1pk,
             ':gsk': index.gsi1sk,
           },
-        }),
+        },
+        events,
       )
-    await withRetry('UpdateItem', async () => {
+    await withRetry(events.length ? 'TransactWriteItems' : 'UpdateItem', async () => {
       // A new record, or a count still within the window (core/throttle.ts failureAt):
       // add one. ADD is atomic, so concurrent failures all count.
       const added = await update(
         'attribute_not_exists(#pk) OR last_failed_at > :forget',
         'SET last_failed_at = :at, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk ADD failures :one',
       )
-      if (added) return
+      if (added !== false) return added === AGAIN ? AGAIN : undefined
       // A count old enough to be forgotten (DynamoDB TTL may lag by days): start again at 1.
       const restarted = await update(
         'attribute_exists(#pk) AND last_failed_at <= :forget',
         'SET failures = :one, last_failed_at = :at, #ttl = :ttl, #gpk = :gpk, #gsk = :gsk',
       )
-      if (restarted) return
+      if (restarted === true) return
       // Lost both: another failure changed the record in between. Decide again.
       return AGAIN
     })

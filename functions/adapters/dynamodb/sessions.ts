@@ -14,7 +14,6 @@ import {
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
 import { TemporarilyUnavailable } from '../../core/errors.js'
 import type {
@@ -26,6 +25,7 @@ import type {
   SessionState,
   SessionStore,
 } from '../../core/ports.js'
+import type { RevocationReason, SecurityEvent } from '../../core/security-events.js'
 import {
   documentClient,
   type Item,
@@ -34,7 +34,8 @@ import {
   userItem,
   withKey,
 } from './items.js'
-import { AGAIN, cancellationReasons, cancelledBy, conditionFailed, withRetry } from './retry.js'
+import { eventPuts, updateWithEvents } from './outbox.js'
+import { AGAIN, cancellationReasons, cancelledBy, withRetry } from './retry.js'
 import {
   GSI1,
   gsi1Partition,
@@ -106,6 +107,7 @@ export class DynamoSessions implements SessionStore {
   async createSession(
     session: Session,
     guard: { sub: string; passwordHash: string },
+    events: readonly SecurityEvent[] = [],
   ): Promise<SessionCreation> {
     const notThere = {
       ConditionExpression: 'attribute_not_exists(#pk)',
@@ -152,6 +154,8 @@ export class DynamoSessions implements SessionStore {
                   ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
                 },
               },
+              // After the guard: `refusal` reads the reasons by position.
+              ...eventPuts(this.tableName, events),
             ],
           }),
         )
@@ -228,33 +232,31 @@ export class DynamoSessions implements SessionStore {
     )
   }
 
-  async revokeSession(sid: string, reason: string, at: number): Promise<void> {
-    await withRetry('UpdateItem', () =>
-      this.doc
-        .send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: itemKey.session(sid),
-            // Only an existing, active session changes: revoking twice keeps the first
-            // reason, and a missing session is not created.
-            ConditionExpression: 'attribute_exists(#pk) AND #status = :active',
-            UpdateExpression:
-              'SET #status = :revoked, revoked_reason = :reason, revoked_at = :at REMOVE grace_child',
-            ExpressionAttributeNames: { ...PK, '#status': 'status' },
-            ExpressionAttributeValues: {
-              ':active': 'active',
-              ':revoked': 'revoked',
-              ':reason': reason,
-              ':at': at,
-            },
-          }),
-        )
-        .then(
-          () => undefined,
-          (error: unknown) => {
-            if (!conditionFailed(error)) throw error
-          },
-        ),
+  revokeSession(
+    sid: string,
+    reason: RevocationReason,
+    at: number,
+    events: readonly SecurityEvent[] = [],
+  ): Promise<boolean> {
+    return updateWithEvents(
+      this.doc,
+      {
+        TableName: this.tableName,
+        Key: itemKey.session(sid),
+        // Only an existing, active session changes: revoking twice keeps the first
+        // reason (and writes the events once), and a missing session is not created.
+        ConditionExpression: 'attribute_exists(#pk) AND #status = :active',
+        UpdateExpression:
+          'SET #status = :revoked, revoked_reason = :reason, revoked_at = :at REMOVE grace_child',
+        ExpressionAttributeNames: { ...PK, '#status': 'status' },
+        ExpressionAttributeValues: {
+          ':active': 'active',
+          ':revoked': 'revoked',
+          ':reason': reason,
+          ':at': at,
+        },
+      },
+      events,
     )
   }
 

@@ -11,12 +11,18 @@
  * | session         | `SESSION#<sid>`   | `SESSION`      | `USER#<sub>`       | `SESSION#<created>#<sid>` |
  * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                           |
  * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`                |
+ * | security event  | `EVENT#<id>`      | `EVENT`        |                    |                           |
  * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`   |                    |                           |
  *
  * The one GSI is overloaded: by username it finds a user at login, by user it
  * lists their sessions (newest first: `<created>` is zero-padded epoch ms).
  * The failed-logins record sits in the GSI under the username too, so that
  * login's one Query returns it with the user (and alone for unknown usernames).
+ *
+ * A security event is an outbox item (docs/design.md "Security events"): written
+ * with the change it reports, read by nobody but the table's stream, whose
+ * NEW_IMAGE records the forwarder turns into CloudEvents. Its own partition per
+ * event spreads the writes; it expires `OUTBOX_RETENTION_DAYS` after the event.
  */
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb'
 
@@ -29,14 +35,26 @@ export const TABLE_SCHEMA = {
    */
   ttlAttribute: 'expires_at',
   gsi1: { indexName: 'gsi1', partitionKey: 'gsi1pk', sortKey: 'gsi1sk' },
+  /** What the stream records carry: the forwarder needs the outbox item as written. */
+  streamViewType: 'NEW_IMAGE',
 } as const
+
+/**
+ * How long an outbox item stays in the table after its event: longer than the
+ * stream keeps a record (24 hours), so that events a failed forwarding left in
+ * the dead-letter queue can be sent again from the table (docs/operations.md).
+ */
+export const OUTBOX_RETENTION_DAYS = 7
 
 export const GSI1 = TABLE_SCHEMA.gsi1.indexName
 export const TTL_ATTRIBUTE = TABLE_SCHEMA.ttlAttribute
 
-/** CreateTable's input for this schema (local mode, tests); TTL is set apart (UpdateTimeToLive). */
+/**
+ * CreateTable's input for this schema (local mode, tests), its stream on as in
+ * AWS; TTL is set apart (UpdateTimeToLive).
+ */
 export function tableDefinition(tableName: string): CreateTableCommandInput {
-  const { partitionKey, sortKey, gsi1 } = TABLE_SCHEMA
+  const { partitionKey, sortKey, gsi1, streamViewType } = TABLE_SCHEMA
   return {
     TableName: tableName,
     BillingMode: 'PAY_PER_REQUEST',
@@ -58,6 +76,7 @@ export function tableDefinition(tableName: string): CreateTableCommandInput {
         Projection: { ProjectionType: 'ALL' },
       },
     ],
+    StreamSpecification: { StreamEnabled: true, StreamViewType: streamViewType },
   }
 }
 
@@ -80,6 +99,7 @@ const partition = {
   user: (sub: string) => `USER#${sub}`,
   username: (username: string) => `USERNAME#${username}`,
   session: (sid: string) => `SESSION#${sid}`,
+  event: (id: string) => `EVENT#${id}`,
   dpopKey: (jkt: string) => `DPOP#${jkt}`,
 }
 
@@ -89,6 +109,7 @@ const KIND = {
   usernameClaim: 'USERNAME',
   session: 'SESSION',
   failedLogins: 'THROTTLE',
+  event: 'EVENT',
 } as const
 
 /** The prefix of a session's `gsi1sk` under its user. */
@@ -101,9 +122,13 @@ export const itemKey = {
   session: (sid: string) => key(partition.session(sid), KIND.session),
   issuedToken: (sid: string, hash: string) => key(partition.session(sid), `TOKEN#${hash}`),
   failedLogins: (username: string) => key(partition.username(username), KIND.failedLogins),
+  event: (id: string) => key(partition.event(id), KIND.event),
   /** A DPoP proof's `jti` (its SHA-256) under its key's thumbprint: single use per key. */
   dpopProof: (jkt: string, jtiHash: string) => key(partition.dpopKey(jkt), `JTI#${jtiHash}`),
 }
+
+/** The sort key of every outbox item: what the stream's filter and the forwarder look for. */
+export const OUTBOX_SORT_KEY = KIND.event
 
 /** Where each indexed item sits in gsi1. */
 export const indexedAt = {

@@ -10,7 +10,6 @@ import {
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
-  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb'
 import type {
   PasswordChange,
@@ -19,8 +18,10 @@ import type {
   UserStatus,
   UserStore,
 } from '../../core/ports.js'
+import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, userItem, usernameClaimItem } from './items.js'
-import { cancelledBy, conditionFailed, withRetry } from './retry.js'
+import { updateWithEvents } from './outbox.js'
+import { cancelledBy, withRetry } from './retry.js'
 import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA } from './table.js'
 
 const PK = { '#pk': TABLE_SCHEMA.partitionKey }
@@ -91,6 +92,7 @@ export class DynamoUsers implements UserStore {
   async updateUser(
     sub: string,
     change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    events: readonly SecurityEvent[] = [],
   ): Promise<boolean> {
     const sets: string[] = []
     const names: Record<string, string> = { ...PK }
@@ -110,61 +112,57 @@ export class DynamoUsers implements UserStore {
       values[':after'] = change.sessionsValidAfter
     }
     if (sets.length === 0) return true
-    return withRetry('UpdateItem', () =>
-      this.doc
-        .send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: itemKey.user(sub),
-            // Changes an existing user only: an update never creates a half user.
-            ConditionExpression: 'attribute_exists(#pk)',
-            // A new cut spares no session: the one a password change kept goes with the rest.
-            UpdateExpression:
-              change.sessionsValidAfter === undefined
-                ? `SET ${sets.join(', ')}`
-                : `SET ${sets.join(', ')} REMOVE kept_session`,
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }),
-        )
-        .then(
-          () => true,
-          (error: unknown) => {
-            if (conditionFailed(error)) return false
-            throw error
-          },
-        ),
+    return updateWithEvents(
+      this.doc,
+      {
+        TableName: this.tableName,
+        Key: itemKey.user(sub),
+        // Changes an existing user only: an update never creates a half user.
+        ConditionExpression: 'attribute_exists(#pk)',
+        // A new cut spares no session: the one a password change kept goes with the rest.
+        UpdateExpression:
+          change.sessionsValidAfter === undefined
+            ? `SET ${sets.join(', ')}`
+            : `SET ${sets.join(', ')} REMOVE kept_session`,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+      },
+      events,
     )
   }
 
-  async changePassword(change: PasswordChange): Promise<PasswordChangeResult> {
+  async changePassword(
+    change: PasswordChange,
+    events: readonly SecurityEvent[] = [],
+  ): Promise<PasswordChangeResult> {
     const { keep } = change
     const key = itemKey.user(change.sub)
-    const changed = await withRetry('UpdateItem', () =>
-      this.ifCondition(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: key,
-          // Only over the hash that was checked: a concurrent change is never overwritten.
-          // With a kept session, also only while the user is active and no logout everywhere
-          // voids that session (core/users.ts voidedByUser), so a voided one is never revived.
-          ConditionExpression: keep
-            ? 'password_hash = :expected AND #status = :active AND ' +
-              '(attribute_not_exists(sessions_valid_after) OR sessions_valid_after <= :created ' +
-              'OR kept_session = :sid)'
-            : 'password_hash = :expected',
-          UpdateExpression: keep
-            ? 'SET password_hash = :hash, sessions_valid_after = :after, kept_session = :sid'
-            : 'SET password_hash = :hash, sessions_valid_after = :after REMOVE kept_session',
-          ...(keep ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
-          ExpressionAttributeValues: {
-            ':expected': change.expectHash,
-            ':hash': change.newHash,
-            ':after': change.sessionsValidAfter,
-            ...(keep ? { ':active': 'active', ':created': keep.createdAt, ':sid': keep.sid } : {}),
-          },
-        }),
-      ),
+    // The events commit in the same transaction as the hash, or not at all.
+    const changed = await updateWithEvents(
+      this.doc,
+      {
+        TableName: this.tableName,
+        Key: key,
+        // Only over the hash that was checked: a concurrent change is never overwritten.
+        // With a kept session, also only while the user is active and no logout everywhere
+        // voids that session (core/users.ts voidedByUser), so a voided one is never revived.
+        ConditionExpression: keep
+          ? 'password_hash = :expected AND #status = :active AND ' +
+            '(attribute_not_exists(sessions_valid_after) OR sessions_valid_after <= :created ' +
+            'OR kept_session = :sid)'
+          : 'password_hash = :expected',
+        UpdateExpression: keep
+          ? 'SET password_hash = :hash, sessions_valid_after = :after, kept_session = :sid'
+          : 'SET password_hash = :hash, sessions_valid_after = :after REMOVE kept_session',
+        ...(keep ? { ExpressionAttributeNames: { '#status': 'status' } } : {}),
+        ExpressionAttributeValues: {
+          ':expected': change.expectHash,
+          ':hash': change.newHash,
+          ':after': change.sessionsValidAfter,
+          ...(keep ? { ':active': 'active', ':created': keep.createdAt, ':sid': keep.sid } : {}),
+        },
+      },
+      events,
     )
     if (changed) return 'changed'
     // The SDK's own retry of a change that committed meets its own condition: the new hash
@@ -180,16 +178,5 @@ export class DynamoUsers implements UserStore {
       ),
     )
     return Item?.password_hash === change.newHash ? 'changed' : 'refused'
-  }
-
-  /** Sends a conditional update: true if it was applied, false if its condition was false. */
-  private ifCondition(command: UpdateCommand): Promise<boolean> {
-    return this.doc.send(command).then(
-      () => true,
-      (error: unknown) => {
-        if (conditionFailed(error)) return false
-        throw error
-      },
-    )
   }
 }
