@@ -32,7 +32,10 @@ import { type Deps, grantScope, type TokenResult } from './service.js'
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
-/** What login works with: the username's attempts, the sessions, the signer, the outbox, DPoP's single use. */
+/**
+ * What login works with: the username's attempts, the sessions, the signer,
+ * the outbox, DPoP's single use.
+ */
 export interface LoginDeps extends Deps {
   readonly loginAttempts: LoginAttempts
   readonly sessions: SessionStore
@@ -85,7 +88,7 @@ export async function login(
   // The turn's write runs alongside the read: a success costs no extra round trip.
   const loading = loginAttempts.loadLogin(username)
   const turning = takeTurn(deps, backoff, turnAttempt)
-  await useProofAlongside(deps, proof, [loading, turning], turnAttempt)
+  if (proof) await useProofAlongside(deps, proof, [loading, turning], turnAttempt)
   const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
     if (error instanceof TooManyRequests) {
       const subject = (await loading.catch(() => undefined))?.user?.sub
@@ -221,11 +224,10 @@ async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyReques
  */
 async function useProofAlongside(
   deps: LoginDeps,
-  proof: DpopProof | undefined,
+  proof: DpopProof,
   [loading, turning]: readonly [Promise<unknown>, Promise<FailedLogins>],
   turnAttempt: PasswordAttempt,
 ): Promise<void> {
-  if (!proof) return
   const [used, , turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
   if (used.status === 'fulfilled') return
   if (turned.status === 'fulfilled') await clearTurn(deps, turnAttempt, turned.value)
