@@ -36,6 +36,7 @@ const ENV: Record<string, string> = {
   TABLE_NAME: 'bench',
   SIGNING_KEY_ID: 'arn:aws:kms:eu-west-1:000000000000:key/bench',
   GRACE_KEY_ID: 'arn:aws:kms:eu-west-1:000000000000:key/bench-grace',
+  EVENT_BUS_NAME: 'bench',
   SIGNING_ALG: 'RS256',
   AUTHORIZER_AUDIENCES: 'https://api.bench.example',
 }
