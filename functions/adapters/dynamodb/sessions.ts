@@ -41,13 +41,14 @@ import {
   gsi1Partition,
   itemKey,
   type Key,
+  NOT_THERE,
+  PK,
   SESSION_PREFIX,
   TABLE_SCHEMA,
   ttlSeconds,
 } from './table.js'
 
 const TTL = { '#ttl': TABLE_SCHEMA.ttlAttribute }
-const PK = { '#pk': TABLE_SCHEMA.partitionKey }
 
 export class DynamoSessions implements SessionStore {
   private readonly doc: DynamoDBDocumentClient
@@ -109,10 +110,6 @@ export class DynamoSessions implements SessionStore {
     guard: { sub: string; passwordHash: string },
     events: readonly SecurityEvent[] = [],
   ): Promise<SessionCreation> {
-    const notThere = {
-      ConditionExpression: 'attribute_not_exists(#pk)',
-      ExpressionAttributeNames: PK,
-    }
     return withRetry('TransactWriteItems', () =>
       this.doc
         .send(
@@ -120,7 +117,7 @@ export class DynamoSessions implements SessionStore {
             TransactItems: [
               // A new session id and token hash: never overwrite an item.
               {
-                Put: { TableName: this.tableName, Item: sessionItem.toItem(session), ...notThere },
+                Put: { TableName: this.tableName, Item: sessionItem.toItem(session), ...NOT_THERE },
               },
               {
                 Put: {
@@ -132,7 +129,7 @@ export class DynamoSessions implements SessionStore {
                     issuedAt: session.createdAt,
                     absoluteExpiresAt: session.absoluteExpiresAt,
                   }),
-                  ...notThere,
+                  ...NOT_THERE,
                 },
               },
               {

@@ -148,3 +148,12 @@ export const gsi1Partition = {
 
 /** The TTL attribute's value for an instant in epoch ms. */
 export const ttlSeconds = (epochMs: number): number => Math.ceil(epochMs / 1000)
+
+/** `#pk` for condition and update expressions. */
+export const PK = { '#pk': TABLE_SCHEMA.partitionKey } as const
+
+/** A put that never overwrites an item: new ids and claims only. */
+export const NOT_THERE = {
+  ConditionExpression: 'attribute_not_exists(#pk)',
+  ExpressionAttributeNames: PK,
+} as const

@@ -22,9 +22,7 @@ import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient, userItem, usernameClaimItem } from './items.js'
 import { updateWithEvents } from './outbox.js'
 import { cancelledBy, withRetry } from './retry.js'
-import { GSI1, gsi1Partition, indexedAt, itemKey, TABLE_SCHEMA } from './table.js'
-
-const PK = { '#pk': TABLE_SCHEMA.partitionKey }
+import { GSI1, gsi1Partition, indexedAt, itemKey, NOT_THERE, PK, TABLE_SCHEMA } from './table.js'
 
 export class DynamoUsers implements UserStore {
   private readonly doc: DynamoDBDocumentClient
@@ -58,10 +56,6 @@ export class DynamoUsers implements UserStore {
   }
 
   async createUser(user: User): Promise<boolean> {
-    const notThere = {
-      ConditionExpression: 'attribute_not_exists(#pk)',
-      ExpressionAttributeNames: PK,
-    }
     return withRetry('TransactWriteItems', () =>
       this.doc
         .send(
@@ -72,10 +66,10 @@ export class DynamoUsers implements UserStore {
                 Put: {
                   TableName: this.tableName,
                   Item: usernameClaimItem.toItem(user),
-                  ...notThere,
+                  ...NOT_THERE,
                 },
               },
-              { Put: { TableName: this.tableName, Item: userItem.toItem(user), ...notThere } },
+              { Put: { TableName: this.tableName, Item: userItem.toItem(user), ...NOT_THERE } },
             ],
           }),
         )
