@@ -112,10 +112,9 @@ export class TokenAuthorizer extends Construct {
 
   constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
     super(scope, id)
-    this.strict = props.strict ?? DEFAULTS.strictRevocation
-    const cached = resultsCacheTtl(props, this.strict)
-    const dpop = dpopClients(props.clients)
-    this.resultsCacheTtl = dpop.length > 0 ? uncachedForDpop(dpop, props.resultsCacheTtl) : cached
+    const resolved = resolveAuthorizerProps(props)
+    this.strict = resolved.strict
+    this.resultsCacheTtl = resolved.resultsCacheTtl
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -129,8 +128,7 @@ export class TokenAuthorizer extends Construct {
         ...(props.table && { TABLE_NAME: props.table.tableName }),
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
-        ...authorizerEnvironment(props, this.strict),
-        AUTHORIZER_CACHE_SECONDS: String(this.resultsCacheTtl.toSeconds()),
+        ...resolved.environment,
       }),
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
@@ -149,6 +147,39 @@ export class TokenAuthorizer extends Construct {
       identitySource: ['$request.header.Authorization'],
       resultsCacheTtl: this.resultsCacheTtl,
     })
+  }
+}
+
+/** What the authorizer's props check against: all but the resources and where they live. */
+export type AuthorizerChecks = Omit<
+  TokenAuthorizerProps,
+  'issuer' | 'jwksUri' | 'table' | 'logRetention' | 'removalPolicy'
+>
+
+/** The authorizer's props with its defaults applied: what its function and API Gateway get. */
+export interface ResolvedAuthorizer {
+  readonly strict: boolean
+  readonly resultsCacheTtl: Duration
+  /** The `AUTHORIZER_*` variables, `AUTHORIZER_CACHE_SECONDS` included. */
+  readonly environment: Readonly<Record<string, string>>
+}
+
+/**
+ * Every check and default of the authorizer's settings, before any resource is built
+ * (TokenService runs it among its own checks): throws naming the setting.
+ */
+export function resolveAuthorizerProps(props: AuthorizerChecks): ResolvedAuthorizer {
+  const strict = props.strict ?? DEFAULTS.strictRevocation
+  const cached = resultsCacheTtl(props, strict)
+  const dpop = dpopClients(props.clients)
+  const ttl = dpop.length > 0 ? uncachedForDpop(dpop, props.resultsCacheTtl) : cached
+  return {
+    strict,
+    resultsCacheTtl: ttl,
+    environment: {
+      ...authorizerEnvironment(props, strict),
+      AUTHORIZER_CACHE_SECONDS: String(ttl.toSeconds()),
+    },
   }
 }
 
@@ -261,7 +292,7 @@ export function longestAccessTokenTtl(clients: readonly ClientConfig[]): Duratio
  * `AUTHORIZER_CACHE_SECONDS` of its skew on `exp`, and an Allow, cached or
  * not, ends by `exp` plus the skew (docs/security.md "API Gateway's answer cache").
  */
-function resultsCacheTtl(props: TokenAuthorizerProps, strict: boolean): Duration {
+function resultsCacheTtl(props: AuthorizerChecks, strict: boolean): Duration {
   const requested = props.resultsCacheTtl
   const cap = shortestAccessTokenTtl(props.clients)
   const skew = Duration.seconds(
