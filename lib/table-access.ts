@@ -1,12 +1,6 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
-import type { DpopReplayStore } from '../functions/core/dpop.js'
-import type {
-  EventOutbox,
-  LoginAttempts,
-  SessionStore,
-  UserStore,
-} from '../functions/core/ports.js'
+import type { StoreMethod } from '../functions/routes.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
@@ -40,16 +34,9 @@ export const STORE_ACTIONS = {
   // lost condition, a consistent read of its hash.
   changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
   recordProof: { table: ['dynamodb:PutItem'] },
-} as const satisfies Record<
-  | keyof SessionStore
-  | keyof UserStore
-  | keyof LoginAttempts
-  | keyof EventOutbox
-  | keyof DpopReplayStore,
-  { table?: readonly string[]; index?: readonly string[] }
->
+} as const satisfies Record<StoreMethod, { table?: readonly string[]; index?: readonly string[] }>
 
-export type StoreMethod = keyof typeof STORE_ACTIONS
+export type { StoreMethod }
 
 /**
  * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions

@@ -7,6 +7,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
+import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
 import { grantStore } from './table-access.js'
 import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
@@ -133,9 +134,10 @@ export class TokenAuthorizer extends Construct {
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
     })
-    if (this.strict && props.table) {
-      grantStore(this.handler, props.table, ['loadSessionState'])
-    }
+    // Its row in functions/routes.ts: strict mode reads the session and its user; no keys.
+    const row = LAMBDA_FUNCTIONS[name]
+    if (row.kms.length > 0) throw new Error(`TokenAuthorizer: the ${name} row lists KMS uses`)
+    if (props.table) grantStore(this.handler, props.table, row.store)
 
     this.authorizer = this.authorizerFor('TokenAuthorizer')
   }

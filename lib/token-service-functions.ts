@@ -3,66 +3,10 @@ import type { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
 import type { SettingName } from '../functions/settings.js'
 import { DEFAULTS } from './defaults.js'
-import { grantStore, type StoreMethod } from './table-access.js'
+import { grantStore } from './table-access.js'
 import { functionEnvironment, TokenFunction } from './token-function.js'
-import type { KmsUse, ServiceKeys } from './token-service-keys.js'
+import type { ServiceKeys } from './token-service-keys.js'
 import type { ResolvedProps } from './token-service-props.js'
-
-/** The DynamoDB calls each function makes (see lib/table-access.ts for the actions). */
-export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMethod[]>>> = {
-  // One Query finds the user while the attempt takes its turn (counted up front, or a
-  // back-off slot claimed); success clears the count and creates the session guarded by
-  // the user, with its event. A refusal that changes nothing else writes its event alone:
-  // login.throttled, or login.failed (the turn already counted it).
-  login: [
-    'loadLogin',
-    'countLoginAttempt',
-    'claimLoginAttempt',
-    'clearLoginFailures',
-    'createSession',
-    'appendEvent',
-    // A session whose token could not be sent (signing failed) is revoked at once.
-    'revokeSession',
-    // A DPoP proof's single use.
-    'recordProof',
-  ],
-  // One batched read (and a DPoP proof's single use), then the rotation; a lost race
-  // re-reads the session; reuse revokes it, or, for a client in report mode, writes its
-  // event alone.
-  token: [
-    'loadRefreshState',
-    'recordProof',
-    'getSession',
-    'rotate',
-    'revokeSession',
-    'appendEvent',
-  ],
-  revoke: ['loadRefreshState', 'revokeSession'],
-  // List (with the user, to drop sessions a logout everywhere voided), end one, end all
-  // (void the user's sessions, then revoke each).
-  sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
-  // The caller's session and user in one read, the username's failed logins (the login
-  // back-off, counted and claimed as at login), the change (one transaction: the user's
-  // hash and sessions_valid_after, the kept session, password.changed), then each other
-  // session revoked with its event. A refused check writes its event alone.
-  password: [
-    'loadSessionState',
-    'countLoginAttempt',
-    'claimLoginAttempt',
-    'clearLoginFailures',
-    'changePassword',
-    'appendEvent',
-    'listSessions',
-    'revokeSession',
-  ],
-}
-
-/** What each function does with the keys: only login and token sign, only token seals. */
-const KMS_USE: Readonly<Partial<Record<HttpFunction, readonly KmsUse[]>>> = {
-  login: ['sign', 'nonceMac'],
-  token: ['sign', 'nonceMac', 'graceSeal'],
-  jwks: ['publish'],
-}
 
 /** What the function environments are made of: the issuer, and the resources they name. */
 export interface FunctionParts {
@@ -96,7 +40,7 @@ export function functionSettings(
 
 /**
  * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each
- * with its environment and exactly the grants its row lists: least privilege, per function.
+ * with its environment and exactly the grants its row lists (`store`, `kms`).
  */
 export function buildFunctions(
   scope: Construct,
@@ -111,8 +55,10 @@ export function buildFunctions(
       logRetention: resolved.logRetention,
       removalPolicy: resolved.removalPolicy,
     })
-    grantStore(fn, table, STORE_USE[name] ?? [])
-    for (const use of KMS_USE[name] ?? []) keys.grant[use](fn)
+    // Least privilege from the function's row: its store methods, its uses of the keys.
+    const { store, kms } = HTTP_FUNCTIONS[name]
+    grantStore(fn, table, store)
+    for (const use of kms) keys.grant[use](fn)
     return fn
   }
   const names = Object.keys(HTTP_FUNCTIONS) as HttpFunction[]

@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib'
 import * as kms from 'aws-cdk-lib/aws-kms'
 import type { Construct } from 'constructs'
 import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
+import type { KmsUse } from '../functions/routes.js'
 import type { TokenFunction } from './token-function.js'
 import type { ResolvedProps } from './token-service-props.js'
 
@@ -10,9 +11,6 @@ import type { ResolvedProps } from './token-service-props.js'
  * may read the public key of any key with this service's tag (docs/operations.md "Key rotation").
  */
 export const SIGNING_KEY_TAG = 'token-service:signing-key-of'
-
-/** What a function may do with the service's keys; each use is one grant helper below. */
-export type KmsUse = 'sign' | 'publish' | 'graceSeal' | 'nonceMac'
 
 /** The service's KMS keys, and the one way to grant each use of them. */
 export interface ServiceKeys {
@@ -24,7 +22,10 @@ export interface ServiceKeys {
   readonly graceKey: kms.Key
   /** Only when some client has `dpop_nonce`. */
   readonly dpopNonceKey?: kms.Key
-  /** Grants a function one use of the keys, with its conditions; no other code grants KMS. */
+  /**
+   * Grants a function one use of the keys (its row's `kms` in functions/routes.ts), with its
+   * conditions; no other code grants KMS.
+   */
   readonly grant: Readonly<Record<KmsUse, (fn: TokenFunction) => void>>
 }
 
