@@ -1,7 +1,14 @@
 import { type Client, ClientConfigError, parseClients } from './core/clients.js'
 import type { SigningAlgorithm } from './core/ports.js'
 import type { BackoffPolicy } from './core/throttle.js'
-import { type IntegerSetting, outOfBounds, SETTINGS, type SettingName } from './settings.js'
+import {
+  type IntegerSetting,
+  issuerProblem,
+  outOfBounds,
+  SETTING_RULES,
+  SETTINGS,
+  type SettingName,
+} from './settings.js'
 
 /**
  * The only place that reads environment variables. Each loader reads one
@@ -50,14 +57,8 @@ export interface HttpConfig {
 
 export function loadIssuer(env: Env = process.env): string {
   const issuer = required(env, 'ISSUER')
-  try {
-    const url = new URL(issuer)
-    if (url.search || url.hash || issuer.endsWith('/')) throw new Error()
-  } catch {
-    throw new ConfigError(
-      'ISSUER must be an absolute URL with no query, fragment or trailing slash',
-    )
-  }
+  const problem = issuerProblem(issuer, { https: false })
+  if (problem) throw new ConfigError(`ISSUER must be ${problem}`)
   return issuer
 }
 
@@ -165,7 +166,7 @@ export function loadLoginBackoff(env: Env = process.env): BackoffPolicy {
     maxSeconds: integer(env, 'LOGIN_BACKOFF_MAX_SECONDS'),
     windowSeconds: integer(env, 'LOGIN_FAILURE_WINDOW_SECONDS'),
   }
-  if (policy.windowSeconds < policy.maxSeconds) {
+  if (!SETTING_RULES.failureWindow.holds(policy)) {
     throw new ConfigError('LOGIN_FAILURE_WINDOW_SECONDS must be at least LOGIN_BACKOFF_MAX_SECONDS')
   }
   return policy
@@ -201,8 +202,7 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
   }
   const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
   const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
-  // A cache longer than the skew would make the authorizer refuse tokens before their exp.
-  if (answerCacheSeconds > skewSeconds) {
+  if (!SETTING_RULES.answerCache.holds({ cacheSeconds: answerCacheSeconds, skewSeconds })) {
     throw new ConfigError(
       `AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (${skewSeconds})`,
     )

@@ -244,7 +244,7 @@ export const SETTINGS = {
     min: 0,
     max: 60,
     unit: 's',
-    doc: 'Strict mode: how long a container reuses a session’s verdict, refusals included.',
+    doc: 'Strict mode: how long a container reuses a session’s verdict, refusals included. At worst, logout ends access this long after, plus API Gateway’s cache of the answer (0 by default in strict mode, at most 5 s).',
     functions: ['authorizerStrict'],
   },
 } as const satisfies Record<string, Setting>
@@ -265,4 +265,46 @@ export function outOfBounds(name: IntegerSetting, value: number): string | undef
   const { min, max } = SETTINGS[name]
   if (Number.isInteger(value) && value >= min && value <= max) return undefined
   return `${name} must be an integer from ${min} to ${max}, got ${String(value)}`
+}
+
+/**
+ * The rules between settings, each stated once: the loader (functions/config.ts) checks
+ * them at cold start, naming the variables; the stack (lib/) at synth, naming its props.
+ */
+export const SETTING_RULES = {
+  /** `LOGIN_FAILURE_WINDOW_SECONDS` ≥ `LOGIN_BACKOFF_MAX_SECONDS`. */
+  failureWindow: {
+    holds: (v: { readonly windowSeconds: number; readonly maxSeconds: number }) =>
+      v.windowSeconds >= v.maxSeconds,
+    why: 'a failure must not be forgotten during its own wait',
+  },
+  /** `AUTHORIZER_CACHE_SECONDS` ≤ `AUTHORIZER_SKEW_SECONDS`. */
+  answerCache: {
+    holds: (v: { readonly cacheSeconds: number; readonly skewSeconds: number }) =>
+      v.cacheSeconds <= v.skewSeconds,
+    why: "a cached Allow would outlive its token's exp by more than the skew",
+  },
+} as const
+
+/**
+ * The issuer rule (`ISSUER`): an absolute URL with no query, fragment or trailing slash,
+ * since verifiers compare the `iss` claim with it character by character. Where it must
+ * be served to verifiers and API Gateway (the stack), https too; local mode serves http.
+ * Undefined when `issuer` keeps the rule, else what it must be.
+ */
+export function issuerProblem(
+  issuer: string,
+  { https }: { readonly https: boolean },
+): string | undefined {
+  const rule = `${https ? 'an https' : 'an absolute'} URL with no query, fragment or trailing slash`
+  let url: URL
+  try {
+    url = new URL(issuer)
+  } catch {
+    return rule
+  }
+  if ((https && url.protocol !== 'https:') || url.search || url.hash || issuer.endsWith('/')) {
+    return rule
+  }
+  return undefined
 }

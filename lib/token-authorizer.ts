@@ -8,37 +8,20 @@ import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
 import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
+import { SETTING_RULES } from '../functions/settings.js'
+import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
 import { grantStore } from './table-access.js'
 import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
-/** The Lambda authorizer's verification settings (its `AUTHORIZER_*` variables). */
-export interface AuthorizerSettings {
-  /**
-   * Clock skew allowed on `exp`, `nbf` and `iat`, 0 to 300 (`AUTHORIZER_SKEW_SECONDS`).
-   * @default 30 (DEFAULTS.authorizerSettings)
-   */
-  readonly clockSkewSeconds?: number
-  /**
-   * Strict mode only: how long a container reuses a session's verdict, refusals
-   * included, 0 to 60 (`AUTHORIZER_SESSION_CACHE_SECONDS`). Worst case, logout ends
-   * access after this plus API Gateway's cache of the answer (`resultsCacheTtl`,
-   * 0 by default in strict mode, at most 5 s).
-   * @default 5 (DEFAULTS.authorizerSettings)
-   */
-  readonly sessionCacheSeconds?: number
-  /**
-   * Longer tokens are refused unread, 1024 to 16384 (`AUTHORIZER_MAX_TOKEN_BYTES`).
-   * @default 4096 (DEFAULTS.authorizerSettings)
-   */
-  readonly maxTokenBytes?: number
-  /**
-   * The `aud` values accepted (`AUTHORIZER_AUDIENCES`); each must be some client's
-   * `audience`. An API behind its own authorizer names its own audience here.
-   * @default every client's audience
-   */
-  readonly audiences?: readonly string[]
-}
+/**
+ * The Lambda authorizer's verification settings (its `AUTHORIZER_*` variables): the config
+ * file's `authorizerSettings`, whose keys, bounds and defaults lib/config-schema.ts takes
+ * from functions/settings.ts (docs/configuration.md). `audiences`: the `aud` values
+ * accepted, each some client's `audience` (an API behind its own authorizer names its
+ * own); by default every client's.
+ */
+export type AuthorizerSettings = NonNullable<TokenServiceConfig['authorizerSettings']>
 
 export interface TokenAuthorizerProps extends AuthorizerSettings {
   /** The `iss` the access tokens must carry: the token service's issuer. */
@@ -310,9 +293,10 @@ function resultsCacheTtl(props: AuthorizerChecks, strict: boolean): Duration {
     if (strict) return DEFAULTS.strictAuthorizerCacheTtl
     return skew.toSeconds() <= cap.toSeconds() ? skew : cap
   }
-  if (requested.toSeconds() > skew.toSeconds()) {
+  const rule = SETTING_RULES.answerCache
+  if (!rule.holds({ cacheSeconds: requested.toSeconds(), skewSeconds: skew.toSeconds() })) {
     throw new Error(
-      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): a cached Allow would outlive its token's exp by more than the skew`,
+      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): ${rule.why}`,
     )
   }
   if (requested.toSeconds() > cap.toSeconds()) {

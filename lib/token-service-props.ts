@@ -4,7 +4,8 @@ import type * as logs from 'aws-cdk-lib/aws-logs'
 import type * as route53 from 'aws-cdk-lib/aws-route53'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
-import type { SettingName } from '../functions/settings.js'
+import { issuerProblem, SETTING_RULES, type SettingName } from '../functions/settings.js'
+import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
 import {
   activeKeyOf,
@@ -42,38 +43,26 @@ export interface CustomDomainProps {
   readonly hostedZone?: route53.IHostedZone
 }
 
-/** The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the login and password functions. */
-export interface LoginBackoffProps {
-  /** Failed logins in a row before any wait, 0 to 100 (`LOGIN_FREE_FAILURES`). @default 3 */
-  readonly freeFailures?: number
-  /**
-   * The first wait, doubled by each further failure, 1 to 3600 (`LOGIN_BACKOFF_BASE_SECONDS`).
-   * @default 1
-   */
-  readonly baseSeconds?: number
-  /** The longest wait, 1 to 86400 (`LOGIN_BACKOFF_MAX_SECONDS`). @default 900 */
-  readonly maxSeconds?: number
-  /**
-   * Failures are forgotten this long after the last one: 60 to 2592000 and at least
-   * `maxSeconds` (`LOGIN_FAILURE_WINDOW_SECONDS`).
-   * @default 86400
-   */
-  readonly failureWindowSeconds?: number
-}
+/** The config file's types, which the props share: each key's type is stated once, there. */
+type Config = TokenServiceConfig
+
+/**
+ * The login back-off per username (docs/design.md "Login protection"): the `LOGIN_*` of the
+ * login and password functions. Keys, bounds and defaults: the config file's `loginBackoff`
+ * (lib/config-schema.ts, docs/configuration.md).
+ */
+export type LoginBackoffProps = NonNullable<Config['loginBackoff']>
 
 /** Which authorizer protects `/sessions` and `/me`. */
-export type AuthorizerKind = 'lambda' | 'jwt'
+export type AuthorizerKind = NonNullable<Config['authorizer']>
 
-/** Where the security events go (docs/design.md "Security events"). */
-export interface SecurityEventsProps {
-  /**
-   * A custom EventBridge bus, fed from the table's stream by the forwarder, with
-   * a dead-letter queue and its alarms. Off: no stream, forwarder or bus; the
-   * outbox items are still written, and expire after OUTBOX_RETENTION_DAYS.
-   * @default true
-   */
-  readonly bus?: boolean
-}
+/**
+ * Where the security events go (docs/design.md "Security events"): `bus` on, a custom
+ * EventBridge bus fed from the table's stream by the forwarder, with a dead-letter queue
+ * and its alarms; off, no stream, forwarder or bus (the outbox items are still written,
+ * and expire after OUTBOX_RETENTION_DAYS).
+ */
+export type SecurityEventsProps = NonNullable<Config['securityEvents']>
 
 export interface TokenServiceProps {
   /**
@@ -81,20 +70,20 @@ export interface TokenServiceProps {
    * `CLIENTS` environment variable; their `allowed_origins` make up the CORS
    * allow-list and their `audience` values what the authorizer accepts.
    */
-  readonly clients: readonly ClientConfig[]
+  readonly clients: Config['clients']
   /**
    * The `iss` claim and the base URL of the discovery documents: https, no
    * trailing slash.
    * @default `https://<domain.domainName>` with a custom domain, else the HTTP API's endpoint
    */
-  readonly issuer?: string
+  readonly issuer?: Config['issuer']
   /**
    * The KMS signing keys: exactly one `active`, any number `retiring`
    * (published in JWKS, never signing). Each key's construct id, logical id and
    * alias derive from its `id`, so a key is never replaced by a change to the list.
    * @default [{ id: 'k1', state: 'active' }]
    */
-  readonly signingKeys?: readonly SigningKeySpec[]
+  readonly signingKeys?: Config['signingKeys']
   /**
    * Listed keys besides the active one that `login` and `token` may also `kms:Sign` with
    * and `kms:GetPublicKey`, so that a key change deployed half-way fails no request:
@@ -109,7 +98,7 @@ export interface TokenServiceProps {
    * authorizer accepts only RS256.
    * @default 'RS256'
    */
-  readonly algorithm?: SigningAlgorithm
+  readonly algorithm?: Config['algorithm']
   /**
    * `lambda`: our Lambda authorizer (docs/design.md "Authorizer"). `jwt`: API
    * Gateway's native JWT authorizer, configured from our discovery document
@@ -123,11 +112,11 @@ export interface TokenServiceProps {
    * available with the `jwt` authorizer.
    * @default false
    */
-  readonly strictRevocation?: boolean
+  readonly strictRevocation?: Config['strictRevocation']
   /**
-   * How long API Gateway caches the Lambda authorizer's answer per token: at most
-   * the authorizer's clock skew, so that a cached Allow never outlives the token's
-   * `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
+   * How long API Gateway caches the Lambda authorizer's answer per token
+   * (`AUTHORIZER_CACHE_SECONDS`): at most the authorizer's clock skew, so that a cached
+   * Allow never outlives the token's `exp` plus the skew (TokenAuthorizer `resultsCacheTtl`).
    * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
@@ -148,7 +137,7 @@ export interface TokenServiceProps {
    * DynamoDB deletion protection on the table.
    * @default true unless removalPolicy is DESTROY
    */
-  readonly deletionProtection?: boolean
+  readonly deletionProtection?: Config['deletionProtection']
   /** Retention of the function and access logs. @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays
   /** Every alarm notifies this topic. @default no alarm action */
@@ -156,23 +145,23 @@ export interface TokenServiceProps {
   /** Serve the API on a custom domain. @default the execute-api endpoint */
   readonly domain?: CustomDomainProps
   /**
-   * `Cache-Control: max-age` of JWKS and discovery, 0 to 86400 s (`JWKS_MAX_AGE_SECONDS` of
-   * the jwks function). The CDK app's key-rotation checks wait for it too.
-   * @default 5 minutes
+   * `Cache-Control: max-age` of JWKS and discovery: `JWKS_MAX_AGE_SECONDS` of the jwks
+   * function, whose bounds it must keep. The CDK app's key-rotation checks wait for it too.
+   * @default `JWKS_MAX_AGE_SECONDS`'s default (docs/configuration.md)
    */
   readonly jwksMaxAge?: Duration
   /**
-   * `iat`/`nbf` of the access tokens are set this early, 0 to 60 (`TOKEN_BACKDATE_SECONDS`
-   * of the login and token functions).
-   * @default 5
+   * `iat`/`nbf` of the access tokens are set this early: `TOKEN_BACKDATE_SECONDS` of the
+   * login and token functions.
+   * @default `TOKEN_BACKDATE_SECONDS`'s default (docs/configuration.md)
    */
-  readonly tokenBackdateSeconds?: number
-  /** The login back-off per username. @default DEFAULTS.loginBackoff (3 free, 1 s to 900 s, 1 day) */
+  readonly tokenBackdateSeconds?: Config['tokenBackdateSeconds']
+  /** The login back-off per username. @default DEFAULTS.loginBackoff, the `LOGIN_*` defaults */
   readonly loginBackoff?: LoginBackoffProps
   /**
    * The Lambda authorizer's skew, session cache (strict mode only) and token size
    * limit; `audiences` also sets the native JWT authorizer's audiences.
-   * @default DEFAULTS.authorizerSettings (30 s, 5 s, 4096 bytes), every client's audience
+   * @default DEFAULTS.authorizerSettings, every client's audience
    */
   readonly authorizerSettings?: AuthorizerSettings
   /** @default DEFAULTS.securityEvents: the bus on */
@@ -203,7 +192,7 @@ export interface ResolvedProps {
    * The issuer when it is known before the API exists: the given one, else
    * `https://<domain>`. Undefined: the HTTP API's endpoint.
    */
-  readonly issuer?: string
+  readonly issuer?: Config['issuer']
   /** Create the bus, the table's stream and the forwarder. */
   readonly eventBus: boolean
   readonly alarmTopic?: sns.ITopic
@@ -437,26 +426,18 @@ function loginBackoffEnvironment(backoff: LoginBackoffProps = {}): Record<string
       value.failureWindowSeconds,
     ),
   }
-  if (value.failureWindowSeconds < value.maxSeconds) {
+  const rule = SETTING_RULES.failureWindow
+  if (!rule.holds({ windowSeconds: value.failureWindowSeconds, maxSeconds: value.maxSeconds })) {
     throw new Error(
-      `${prop('failureWindowSeconds')} (${value.failureWindowSeconds}) must be at least loginBackoff.maxSeconds (${value.maxSeconds}): a failure must not be forgotten during its own wait`,
+      `${prop('failureWindowSeconds')} (${value.failureWindowSeconds}) must be at least loginBackoff.maxSeconds (${value.maxSeconds}): ${rule.why}`,
     )
   }
   return environment
 }
 
-/** Same rule as functions/config.ts, plus https: verifiers (and API Gateway) need it. */
+/** The issuer rule of functions/settings.ts, with https: verifiers (and API Gateway) fetch from it. */
 function assertIssuer(issuer: string): void {
   if (Token.isUnresolved(issuer)) return
-  const refuse = () =>
-    new Error(
-      `TokenService: issuer must be an https URL with no query, fragment or trailing slash, got "${issuer}"`,
-    )
-  let url: URL
-  try {
-    url = new URL(issuer)
-  } catch {
-    throw refuse()
-  }
-  if (url.protocol !== 'https:' || url.search || url.hash || issuer.endsWith('/')) throw refuse()
+  const problem = issuerProblem(issuer, { https: true })
+  if (problem) throw new Error(`TokenService: issuer must be ${problem}, got "${issuer}"`)
 }
