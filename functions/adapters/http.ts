@@ -107,11 +107,20 @@ export function httpHandler<D>(
   return handler as unknown as HttpHandler
 }
 
-function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+/**
+ * The headers with lower-case names, read from the event itself: whatever ran before
+ * (middy's header normaliser, or nothing), each reader finds `content-type` the same.
+ */
+function lowerCaseHeaders(event: APIGatewayProxyEventV2): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     if (value !== undefined) headers[name.toLowerCase()] = value
   }
+  return headers
+}
+
+function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+  const headers = lowerCaseHeaders(event)
   const forwarded = headers['x-forwarded-proto']?.split(',').at(-1)?.trim().toLowerCase()
   return {
     method: event.requestContext?.http?.method ?? 'GET',
@@ -155,12 +164,12 @@ function parseCookies(pairs: readonly string[]): Map<string, string> {
 }
 
 /**
- * Exported for its test, which runs it alone.
- *
  * Body parsing of our own rather than @middy/http-json-body-parser and
  * http-urlencode-body-parser: those answer malformed JSON with 415 instead of
  * 400, copy form fields onto a plain object (so `__proto__=` reaches its
  * setter), and turn repeated parameters into arrays that RFC 6749 §3.1 forbids.
+ * It depends on no other middleware: it reads the header names in any case
+ * itself. Exported for its test, which runs it alone.
  */
 export function parseBody(
   parsed: WeakMap<object, Record<string, string>>,
@@ -171,7 +180,8 @@ export function parseBody(
       refuseCredentialsInQuery(event)
       const raw = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8')
       if (raw.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES)
-      const type = (event.headers?.['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+      const contentType = lowerCaseHeaders(event)['content-type'] ?? ''
+      const type = contentType.split(';')[0]?.trim().toLowerCase()
       const text = raw.toString('utf8')
       if (type === 'application/x-www-form-urlencoded') parsed.set(event, parseForm(text))
       else if (type === 'application/json') parsed.set(event, parseJson(text))
