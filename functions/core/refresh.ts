@@ -14,6 +14,7 @@ import {
   sealChild,
   sealKeyName,
 } from './refresh-token.js'
+import { pause, RETRIES } from './retries.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
 import { voidedByUser } from './users.js'
@@ -40,9 +41,6 @@ export interface RefreshDeps extends Deps {
   readonly outbox: EventOutbox
   readonly dpop: ProofUse
 }
-
-/** How often a rotation that collided with another writer is re-examined. */
-const ROTATION_ATTEMPTS = 4
 
 /**
  * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
@@ -97,7 +95,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
-        if (attempt >= ROTATION_ATTEMPTS) {
+        if (attempt >= RETRIES.rotationAttempts) {
           throw new TemporarilyUnavailable('rotation kept colliding with another writer')
         }
         await pause(attempt)
@@ -290,6 +288,3 @@ async function detectedReuse(
   }
   throw new InvalidGrant('retired refresh token reused: session revoked')
 }
-
-const pause = (attempt: number) =>
-  new Promise((resolve) => setTimeout(resolve, attempt * 10 + Math.random() * 20))
