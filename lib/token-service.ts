@@ -4,7 +4,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
-import type { HttpFunction } from '../functions/routes.js'
+import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
 import type { SigningAlgorithm } from './signing-keys.js'
@@ -124,11 +124,11 @@ export class TokenService extends Construct {
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.function]),
       ),
-      // The HTTP functions log a KMS fault as `{"detail":"kms Sign failed: ...","cause":...}`;
-      // a KMS fault in the authorizer fails the invocation and shows as a Lambda error.
-      kmsCallerLogs: [this.functions.login, this.functions.token, this.functions.jwks].map(
-        (fn) => fn.logGroup,
-      ),
+      // The HTTP functions whose rows use a key log a KMS fault as
+      // `{"detail":"kms Sign failed: ...","cause":...}`; the authorizer uses none.
+      kmsCallerLogs: (Object.keys(HTTP_FUNCTIONS) as HttpFunction[])
+        .filter((name) => HTTP_FUNCTIONS[name].kms.length > 0)
+        .map((name) => this.functions[name].logGroup),
       table: this.table,
       algorithm: this.algorithm,
       ...(resolved.alarmTopic && { alarmTopic: resolved.alarmTopic }),
