@@ -26,6 +26,7 @@ export const STORE_ACTIONS = {
   countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
+  giveBackLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
   loadSessionState: { table: ['dynamodb:BatchGetItem'] },
   getSession: { table: ['dynamodb:GetItem'] },

@@ -216,6 +216,8 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
     'countLoginAttempt',
     'claimLoginAttempt',
     'clearLoginFailures',
+    // A refused DPoP proof takes back its attempt's count, never more.
+    'giveBackLoginAttempt',
     'createSession',
     'appendEvent',
     // A session whose token could not be sent (signing failed) is revoked at once.

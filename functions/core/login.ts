@@ -3,7 +3,13 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import type { ProofUse } from './dpop-grant.js'
 import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
-import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
+import {
+  clearTurn,
+  countFailure,
+  giveBackTurn,
+  type PasswordAttempt,
+  takeTurn,
+} from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -220,7 +226,8 @@ async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyReques
 /**
  * Records a DPoP proof's single use alongside the login's read and turn (one
  * network stage). A proof used before, or not recorded, is no password
- * attempt: the turn is given back and nothing is counted.
+ * attempt: the turn gives back its own count, and only that. Never a clear:
+ * a replay must not undo the failures before it (issue 16).
  */
 async function useProofAlongside(
   deps: LoginDeps,
@@ -230,7 +237,7 @@ async function useProofAlongside(
 ): Promise<void> {
   const [used, , turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
   if (used.status === 'fulfilled') return
-  if (turned.status === 'fulfilled') await clearTurn(deps, turnAttempt, turned.value)
+  if (turned.status === 'fulfilled') await giveBackTurn(deps, turnAttempt, turned.value)
   throw used.reason
 }
 

@@ -200,6 +200,12 @@ export interface FailedLogins {
   readonly failures: number
   /** Epoch ms of the last failed (or claimed) attempt. */
   readonly lastFailedAt: number
+  /**
+   * How many times a right password has cleared the count (absent: never). A
+   * turn taken before a clear holds nothing of the count after it, so it has
+   * nothing left to take back.
+   */
+  readonly resets?: number
 }
 
 /** One failed login as core/throttle.ts `failureAt` describes it. */
@@ -264,9 +270,15 @@ export interface LoginAttempts {
   /**
    * After a success: forgets the failures if the record is still `seen` (what
    * this attempt's turn wrote). If failures landed since, they still count, and
-   * only this attempt's own count is taken back.
+   * only this attempt's own count is taken back (as `giveBackLoginAttempt`).
    */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
+  /**
+   * After an attempt that checked no password (its DPoP proof refused): takes
+   * back the one count its turn added (`turn`, as the turn wrote it), never
+   * more. Nothing, if a success cleared the count since: the clear took it.
+   */
+  giveBackLoginAttempt(username: string, turn: FailedLogins): Promise<void>
 }
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
