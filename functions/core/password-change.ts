@@ -4,7 +4,7 @@ import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams, verifyPassword } from './passwords.js'
 import type { EventOutbox, Events, LoginAttempts, SessionStore, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent } from './security-events.js'
-import { type Caller, sessionIsLive } from './sessions.js'
+import { type Caller, liveCaller, sessionIsLive } from './sessions.js'
 import type { BackoffPolicy } from './throttle.js'
 import { assertPasswordRule, endSessions, voidSessionsUpTo } from './users.js'
 
@@ -50,15 +50,7 @@ export async function changePassword(
   }
   assertPasswordRule(input.newPassword, 'new_password')
 
-  const { session, user } = await sessions.loadSessionState(caller)
-  if (
-    !session ||
-    !user ||
-    session.sub !== caller.sub ||
-    !sessionIsLive(session, user, clock.now())
-  ) {
-    throw new InvalidToken('the calling session has ended')
-  }
+  const { session, user } = await liveCaller(sessions, clock, caller)
   const now = clock.now()
   const attempt = {
     username: user.username,

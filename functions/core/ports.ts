@@ -159,12 +159,19 @@ export interface UserStore {
   /**
    * Changes the status or the roles. `sessionsValidAfter`, when given, voids
    * every session created before that instant (disable, logout everywhere),
-   * with no exception: it clears `keptSession`.
-   * Returns false when no user has this `sub`.
+   * with no exception: it clears `keptSession`. With `whileLive`, only while
+   * the user is active and no earlier cut voids that session (logout
+   * everywhere: the caller's own).
+   * Returns false when no user has this `sub`, or `whileLive` failed.
    */
   updateUser(
     sub: string,
-    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    change: {
+      status?: UserStatus
+      roles?: readonly string[]
+      sessionsValidAfter?: number
+      whileLive?: Pick<Session, 'sid' | 'createdAt'>
+    },
     events?: readonly SecurityEvent[],
   ): Promise<boolean>
   /**
