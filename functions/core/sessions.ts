@@ -131,7 +131,8 @@ export async function endSession(
  * Logout everywhere: voids every session of the caller's that exists now
  * (`sessionsValidAfter`, which refresh and the strict authorizer check), with
  * `sessions.ended_all`, then marks each one revoked, each with its
- * `session.revoked`. Returns how many were active.
+ * `session.revoked` (bookkeeping: if it fails, the cut stands and the answer
+ * is still a success). Returns how many it marked.
  *
  * The caller's own session must be live (`liveCaller`), and the cut commits
  * only while it still is: of several logouts everywhere at once, one writes
@@ -177,13 +178,18 @@ export async function endAllSessions(
       throw new InvalidToken('the calling session has ended')
     }
   }
+  // Bookkeeping only, as after a password change: the cut already ended every session, the
+  // caller's too, so a retry could not finish it (401). A fault here still answers 204.
   const ended = await endSessions(
     deps.sessions,
     caller.sub,
     now,
     'logout_everywhere',
     caller.origin,
-  )
-  deps.events.emit('revoke', { reason: 'logout_everywhere', sessions: ended })
-  return ended
+  ).catch(() => undefined)
+  deps.events.emit('revoke', {
+    reason: 'logout_everywhere',
+    ...(ended === undefined ? {} : { sessions: ended }),
+  })
+  return ended ?? 0
 }
