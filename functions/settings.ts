@@ -78,7 +78,7 @@ const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 export const SETTINGS = {
   ISSUER: {
     type: 'string',
-    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events.',
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events. The authorizers refuse to start unless it is https (http only on localhost, 127.0.0.1 or [::1], for local mode).',
     functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
   CLIENTS: {
@@ -192,7 +192,7 @@ export const SETTINGS = {
   },
   JWKS_URI: {
     type: 'string',
-    doc: 'Where the Lambda authorizer fetches the verification keys. Default: `<ISSUER>/.well-known/jwks.json`.',
+    doc: 'Where the Lambda authorizer fetches the verification keys: https (http only on a loopback host), a body of at most 64 KiB, read no further. Default: `<ISSUER>/.well-known/jwks.json`.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_AUDIENCES: {
