@@ -134,6 +134,24 @@ describe('binding at /login', () => {
     expect(changes(before, await snapshot(h.dynamodb, h.tableName))).toEqual([])
   })
 
+  it('still refuses a replay at exactly its proof’s end (iat + 60 s + 30 s of skew), and one ms later as too old', async () => {
+    const user = await h.addUser()
+    const key = proofKey()
+    const once = proof(key, '/login')
+    expect((await loginWith(user.username, NATIVE.client_id, once)).status).toBe(200)
+    const iat = decodePart(once, 1).iat as number
+    const end = (iat + 60 + 30) * 1000
+    h.clock.advance((end - h.clock.now()) / 1000)
+    expect(h.clock.now()).toBe(end)
+    const atEnd = await loginWith(user.username, NATIVE.client_id, once)
+    expect(atEnd.status).toBe(400)
+    expect(atEnd.body.error_description).toBe('invalid DPoP proof: proof already used')
+    h.clock.advance(0.001)
+    const after = await loginWith(user.username, NATIVE.client_id, once)
+    expect(after.status).toBe(400)
+    expect(after.body.error_description).toBe('invalid DPoP proof: iat is too old')
+  })
+
   it('keeps a proof of one key apart from the same jti under another key', async () => {
     const user = await h.addUser()
     const jti = 'shared-jti'

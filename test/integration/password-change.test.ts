@@ -215,6 +215,30 @@ describe('POST /me/password (non-strict authorizer)', () => {
   )
 
   it(
+    'ends a session created after the caller’s, even when marking it revoked fails: the cut is the change’s time, not the caller’s creation',
+    async () => {
+      const user = await h.addUser()
+      const caller = await login(h, user)
+      h.clock.advance(60)
+      const later = await login(h, user)
+      h.clock.advance(60)
+      fault.armed = true
+      const reply = await change(h, caller.access, {
+        ...current(PASSWORD),
+        new_password: NEW_PASSWORD,
+      })
+      expect(reply.status).toBe(204)
+      expect(fault.armed).toBe(false) // the session query faulted: nothing was marked revoked
+      expect((await h.sessions.getSession(later.sid))?.status).toBe('active')
+      const refused = await h.refresh(later.refresh)
+      expect(refused.status).toBe(400)
+      expect(refused.body.error).toBe('invalid_grant')
+      expect((await h.refresh(caller.refresh)).status).toBe(200)
+    },
+    SLOW,
+  )
+
+  it(
     'keeps the calling session only from the change on: a later logout everywhere ends it too',
     async () => {
       const user = await h.addUser()
