@@ -220,6 +220,8 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
     'giveBackLoginAttempt',
     'createSession',
     'appendEvent',
+    // A replayed DPoP proof's event, once an hour per user (core/theft-signals.ts).
+    'appendEventOnce',
     // A session whose token could not be sent (signing failed) is revoked at once.
     'revokeSession',
     // A DPoP proof's single use.
@@ -235,6 +237,8 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
     'rotate',
     'revokeSession',
     'appendEvent',
+    // A DPoP theft signal's event, once an hour per session (core/theft-signals.ts).
+    'appendEventOnce',
   ],
   revoke: ['loadRefreshState', 'revokeSession'],
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all

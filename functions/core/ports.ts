@@ -318,6 +318,12 @@ export interface Signer {
 export interface EventOutbox {
   /** Writes one event. Answer the request only after it resolved. */
   appendEvent(event: SecurityEvent): Promise<void>
+  /**
+   * Writes one event unless an event with its id was written before (its id
+   * derived from what it reports: core/theft-signals.ts), so that repeats of
+   * a refusal cost no event. Answer the request only after it resolved.
+   */
+  appendEventOnce(event: SecurityEvent): Promise<void>
 }
 
 /** A server secret for grace seals, and the name a seal stores to find it again. */
@@ -352,6 +358,10 @@ export type DomainEvent =
   | 'revoke'
   | 'login_throttled'
   | 'password_changed'
+  /** A refresh of a DPoP-bound session with a proof of another key (core/theft-signals.ts). */
+  | 'dpop_key_mismatch'
+  /** A DPoP proof used before, at /login or /token (core/theft-signals.ts). */
+  | 'dpop_replayed'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

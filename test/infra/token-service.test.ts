@@ -656,6 +656,7 @@ describe('TokenService with its defaults', () => {
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
       [
+        'dpopTheftSignals',
         'dynamodbThrottles',
         'kmsQuota',
         'kmsThrottles',
@@ -680,6 +681,17 @@ describe('TokenService with its defaults', () => {
     })
     const metricsOf = (name: keyof typeof alarms) =>
       JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    // Like reuse detections: any DPoP refusal that signals theft, of either kind.
+    expect(props('dpopTheftSignals')).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    expect(metricsOf('dpopTheftSignals')).toContain('mismatches + replays')
+    for (const metric of ['DpopKeyMismatches', 'DpopReplays']) {
+      expect(metricsOf('dpopTheftSignals')).toContain(`"MetricName":"${metric}"`)
+    }
+    expect(metricsOf('dpopTheftSignals')).toContain('"Namespace":"TokenService"')
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
@@ -757,6 +769,8 @@ describe('TokenService with its defaults', () => {
       'GraceReplays',
       'ReuseDetections',
       'Revocations',
+      'DpopKeyMismatches',
+      'DpopReplays',
       'Latency',
       'Duration',
       '4xx',

@@ -131,7 +131,10 @@ describe('binding at /login', () => {
       error: 'invalid_dpop_proof',
       error_description: 'invalid DPoP proof: proof already used',
     })
-    expect(changes(before, await snapshot(h.dynamodb, h.tableName))).toEqual([])
+    // No failure counted, nothing changed: only the replay reported (dpop.proof_replayed).
+    const changed = changes(before, await snapshot(h.dynamodb, h.tableName))
+    expect(changed.map((change) => change.key)).toEqual([expect.stringMatching(/^EVENT#/)])
+    expect(changed[0]?.after).toMatchObject({ type: 'dpop.proof_replayed', subject: user.sub })
   })
 
   it('still refuses a replay at exactly its proof’s end (iat + 60 s + 30 s of skew), and one ms later as too old', async () => {
@@ -214,11 +217,14 @@ describe('refreshing a bound session', () => {
     )
     expect(thief.status).toBe(400)
     expect(thief.body.error).toBe('invalid_grant')
-    // The thief's proof was used (and is kept for its window); the session is untouched.
+    // The thief's proof was used (and is kept for its window), the theft reported
+    // (dpop.key_mismatch, test/integration/security-events.test.ts); the session is untouched.
     const changed = changes(before, await snapshot(h.dynamodb, h.tableName))
     expect(changed.map((change) => change.key)).toEqual([
       expect.stringMatching(/^DPOP#[\w-]{43}\|JTI#/),
+      expect.stringMatching(/^EVENT#/),
     ])
+    expect(changed[1]?.after).toMatchObject({ type: 'dpop.key_mismatch', data: { sid } })
     const owner = await refreshWith(
       login.body.refresh_token,
       NATIVE.client_id,

@@ -20,6 +20,7 @@ import {
   type SecurityEvent,
   type SecurityEventType,
   securityEvent,
+  signalEventId,
 } from '../../functions/core/security-events.js'
 import { voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from './clock.js'
@@ -603,6 +604,8 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
 /** The stores, the outbox, and a way to read every security event written (a test's view). */
 export interface EventStores extends Stores {
   readonly outbox: EventOutbox
+  /** Another outbox on the same events, as another container holds it (nothing in memory). */
+  anotherOutbox(): EventOutbox
   /** Every event the outbox holds, in any order. */
   events(): Promise<SecurityEvent[]>
 }
@@ -643,6 +646,17 @@ export function securityEventsContract(name: string, make: () => Promise<EventSt
       const written = await ids()
       expect(written.has(started.id)).toBe(true)
       expect(written.has(refused.id) || written.has(clash.id)).toBe(false)
+    })
+
+    it('appends an event by id once: a second append of that id, from any container, writes nothing', async () => {
+      const id = signalEventId('dpop.key_mismatch', 'sid-1', clock.now())
+      const first = { ...anEvent('dpop.key_mismatch'), id }
+      const repeat = { ...anEvent('dpop.key_mismatch'), id, time: first.time + 1000 }
+      await stores.outbox.appendEventOnce(first)
+      await stores.outbox.appendEventOnce(repeat)
+      await stores.anotherOutbox().appendEventOnce(repeat)
+      const found = (await stores.events()).filter((event) => event.id === id)
+      expect(found).toEqual([first])
     })
 
     it('writes a revocation’s events once: revoking again, or a missing session, writes none', async () => {
