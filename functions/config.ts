@@ -201,6 +201,22 @@ export function loadLoginBackoff(env: Env = process.env): BackoffPolicy {
   return policy
 }
 
+/** The optional breached-password range API (core/password-policy.ts, rule 4). */
+export interface BreachCheckConfig {
+  /** `PASSWORD_BREACH_CHECK_URL`. */
+  readonly url: string
+  /** `PASSWORD_BREACH_CHECK_TIMEOUT_MS`. @default 1500 */
+  readonly timeoutMs: number
+}
+
+/** `PASSWORD_BREACH_CHECK_*`: undefined (the default) when no range API is configured. */
+export function loadBreachCheck(env: Env = process.env): BreachCheckConfig | undefined {
+  const url = raw(env, 'PASSWORD_BREACH_CHECK_URL')
+  const timeoutMs = integer(env, 'PASSWORD_BREACH_CHECK_TIMEOUT_MS')
+  if (url === undefined) return undefined
+  return { url: secureUrl('PASSWORD_BREACH_CHECK_URL', url), timeoutMs }
+}
+
 /** The Lambda authorizer's settings (docs/design.md "Authorizer"). */
 export interface AuthorizerConfig {
   /** `ISSUER`. */

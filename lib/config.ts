@@ -52,6 +52,7 @@ export interface TokenServiceConfig {
     readonly audiences?: readonly string[]
   }
   readonly securityEvents?: { readonly bus?: boolean }
+  readonly passwordBreachCheck?: { readonly url: string; readonly timeoutMs?: number }
 }
 
 /** Types the config file's object (`export default defineConfig({...})`). */
@@ -241,6 +242,17 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
       },
     },
   },
+  passwordBreachCheck: {
+    type: 'object',
+    doc: 'Off by default. A breached-password range API (HIBP-compatible, k-anonymity: only the first 5 hex characters of a password’s SHA-1 are sent) that `POST /me/password` checks every new password against, besides the offline list of common passwords (docs/security.md "Passwords and usernames"). When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    fields: {
+      url: {
+        type: 'string',
+        doc: 'The API’s base URL, https, for example `https://api.pwnedpasswords.com`; required with `passwordBreachCheck`.',
+      },
+      timeoutMs: fromSetting('PASSWORD_BREACH_CHECK_TIMEOUT_MS'),
+    },
+  },
 }
 
 export class ConfigFileError extends Error {
@@ -335,6 +347,10 @@ export function parseConfig(value: unknown, source = 'config'): TokenServiceConf
     }
     if (domain && (domain.hostedZoneId === undefined) !== (domain.hostedZoneName === undefined)) {
       throw new ConfigFileError('domain.hostedZoneId and domain.hostedZoneName go together')
+    }
+    const breachCheck = config.passwordBreachCheck as TokenServiceConfig['passwordBreachCheck']
+    if (breachCheck && !breachCheck.url) {
+      throw new ConfigFileError('passwordBreachCheck.url must be set')
     }
     return config as unknown as TokenServiceConfig
   } catch (error) {
@@ -474,6 +490,7 @@ export function stackProps(config: TokenServiceConfig): TokenServiceStackProps {
     loginBackoff: config.loginBackoff,
     authorizerSettings: config.authorizerSettings,
     securityEvents: config.securityEvents,
+    passwordBreachCheck: config.passwordBreachCheck,
     // Environment-agnostic unless the CLI knows the account and region: synth needs no credentials.
     ...(process.env.CDK_DEFAULT_ACCOUNT &&
       process.env.CDK_DEFAULT_REGION && {

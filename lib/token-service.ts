@@ -25,6 +25,7 @@ import { TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
 import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
+import { SETTINGS } from '../functions/settings.js'
 import { DEFAULTS } from './defaults.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
@@ -82,6 +83,17 @@ export interface LoginBackoffProps {
    * @default 86400
    */
   readonly failureWindowSeconds?: number
+}
+
+/**
+ * A breached-password range API that `POST /me/password` checks each new password
+ * against, besides the offline list (the password function's `PASSWORD_BREACH_CHECK_*`).
+ */
+export interface PasswordBreachCheckProps {
+  /** HIBP-compatible: `GET <url>/range/<first 5 hex of the SHA-1>`; https. */
+  readonly url: string
+  /** How long to wait before accepting the password without it, 100 to 10000. @default 1500 */
+  readonly timeoutMs?: number
 }
 
 /** Which authorizer protects `/sessions` and `/me`. */
@@ -192,6 +204,8 @@ export interface TokenServiceProps {
   readonly tokenBackdateSeconds?: number
   /** The login back-off per username. @default DEFAULTS.loginBackoff (3 free, 1 s to 900 s, 1 day) */
   readonly loginBackoff?: LoginBackoffProps
+  /** @default none: new passwords are checked against the offline list only */
+  readonly passwordBreachCheck?: PasswordBreachCheckProps
   /**
    * The Lambda authorizer's skew, session cache (strict mode only) and token size
    * limit; `audiences` also sets the native JWT authorizer's audiences.
@@ -379,6 +393,7 @@ export class TokenService extends Construct {
         jwksMaxAge.toSeconds(),
       ),
       ...loginBackoffEnvironment(props.loginBackoff),
+      ...breachCheckEnvironment(props.passwordBreachCheck),
     }
     const { audiences, ...lambdaOnly } = props.authorizerSettings ?? {}
     const lambdaOnlySet = Object.entries(lambdaOnly).filter(([, value]) => value !== undefined)
@@ -790,6 +805,31 @@ export function accessLogGroupName(stackName: string, id: string): string {
     )
   }
   return name
+}
+
+/** The password function's `PASSWORD_BREACH_CHECK_*`: https only, as functions/config.ts checks. */
+function breachCheckEnvironment(check?: PasswordBreachCheckProps): Record<string, string> {
+  if (!check) return {}
+  const https = () => {
+    try {
+      return new URL(check.url).protocol === 'https:'
+    } catch {
+      return false
+    }
+  }
+  if (!Token.isUnresolved(check.url) && !https()) {
+    throw new Error(
+      `TokenService: passwordBreachCheck.url must be an https URL, got "${check.url}"`,
+    )
+  }
+  return {
+    PASSWORD_BREACH_CHECK_URL: check.url,
+    PASSWORD_BREACH_CHECK_TIMEOUT_MS: rangedSetting(
+      'TokenService: passwordBreachCheck.timeoutMs',
+      'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+      check.timeoutMs ?? SETTINGS.PASSWORD_BREACH_CHECK_TIMEOUT_MS.default,
+    ),
+  }
 }
 
 /** The login function's `LOGIN_*` variables, checked as functions/config.ts checks them. */

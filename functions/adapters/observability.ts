@@ -23,6 +23,7 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   password_changed: 'PasswordChanges',
   dpop_key_mismatch: 'DpopKeyMismatches',
   dpop_replayed: 'DpopReplays',
+  breach_check_unavailable: 'BreachCheckUnavailable',
 }
 
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */

@@ -1,3 +1,4 @@
+import { readCapped } from '../adapters/capped-body.js'
 import { TemporarilyUnavailable } from '../core/errors.js'
 import type { PublicJwk } from '../core/ports.js'
 
@@ -27,7 +28,11 @@ export function jwksFetcher(
       await response.body?.cancel().catch(() => undefined)
       throw new TemporarilyUnavailable(`JWKS answered ${response.status}`)
     }
-    const text = await readCapped(response, maxBytes)
+    const body = await readCapped(response, maxBytes).catch((error: unknown) => {
+      throw new TemporarilyUnavailable('JWKS unreachable', { cause: error })
+    })
+    if (body === 'too large') throw new TemporarilyUnavailable('JWKS too large')
+    const text = body.text
     let keys: unknown
     try {
       keys = (JSON.parse(text) as { keys?: unknown }).keys
@@ -44,39 +49,4 @@ export function jwksFetcher(
         (key.use === undefined || key.use === 'sig'),
     )
   }
-}
-
-/**
- * The body as text, read no further than `maxBytes`: a response that
- * announces more is refused unread, and one that streams more is cut off as
- * soon as it passes the cap, so a huge (or endless) answer costs at most the
- * cap in memory.
- */
-async function readCapped(response: Response, maxBytes: number): Promise<string> {
-  const tooLarge = () => new TemporarilyUnavailable('JWKS too large')
-  const announced = Number(response.headers.get('content-length') ?? 0)
-  const reader = response.body?.getReader()
-  if (!reader) return ''
-  if (announced > maxBytes) {
-    await reader.cancel().catch(() => undefined)
-    throw tooLarge()
-  }
-  const chunks: Uint8Array[] = []
-  let size = 0
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) break
-      size += value.byteLength
-      if (size > maxBytes) {
-        await reader.cancel().catch(() => undefined)
-        throw tooLarge()
-      }
-      chunks.push(value)
-    }
-  } catch (error) {
-    if (error instanceof TemporarilyUnavailable) throw error
-    throw new TemporarilyUnavailable('JWKS unreachable', { cause: error })
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks))
 }

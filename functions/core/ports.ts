@@ -362,6 +362,8 @@ export type DomainEvent =
   | 'dpop_key_mismatch'
   /** A DPoP proof used before, at /login or /token (core/theft-signals.ts). */
   | 'dpop_replayed'
+  /** The breached-password range API could not be reached: the password was accepted. */
+  | 'breach_check_unavailable'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

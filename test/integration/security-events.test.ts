@@ -334,7 +334,12 @@ describe('each security-relevant change writes exactly one event, with the chang
     h.clock.advance(1)
     const stores = { users: h.users, sessions: h.sessions }
     const found = await written(() =>
-      setPassword(stores, h.clock, { username: user.username, password: NEW_PASSWORD }),
+      setPassword(
+        stores,
+        h.clock,
+        { username: user.username, password: NEW_PASSWORD },
+        h.service.passwordPolicy,
+      ),
     )
     expect(found.filter((e) => e.type === 'password.changed')).toMatchObject([
       { subject: user.sub },
