@@ -111,8 +111,12 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         'countLoginAttempt',
         'claimLoginAttempt',
         'clearLoginFailures',
+        // A refused DPoP proof takes back its attempt's count, never more.
+        'giveBackLoginAttempt',
         'createSession',
         'appendEvent',
+        // A replayed DPoP proof's event, once an hour per user (core/theft-signals.ts).
+        'appendEventOnce',
         // A session whose token could not be sent (signing failed) is revoked at once.
         'revokeSession',
         // A DPoP proof's single use.
@@ -136,6 +140,8 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         'rotate',
         'revokeSession',
         'appendEvent',
+        // A DPoP theft signal's event, once an hour per session (core/theft-signals.ts).
+        'appendEventOnce',
       ],
       // Signs; seals a rotation's grace child and opens one for a grace replay.
       kms: ['sign', 'nonceMac', 'graceSeal'],

@@ -78,7 +78,7 @@ const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 export const SETTINGS = {
   ISSUER: {
     type: 'string',
-    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events.',
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events. The authorizers refuse to start unless it is https (http only on localhost, 127.0.0.1 or [::1], for local mode).',
     functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
   CLIENTS: {
@@ -190,9 +190,23 @@ export const SETTINGS = {
     doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
     functions: PASSWORD_CHECKS,
   },
+  PASSWORD_BREACH_CHECK_URL: {
+    type: 'string',
+    doc: 'A breached-password range API, HIBP-compatible (`GET <url>/range/<first 5 hex characters of the SHA-1>`), that every new password at `POST /me/password` is checked against; https (http only on a loopback host). Unset, the default: no such check, only the offline list of common passwords. When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    functions: ['password'],
+  },
+  PASSWORD_BREACH_CHECK_TIMEOUT_MS: {
+    type: 'integer',
+    default: 1500,
+    min: 100,
+    max: 10_000,
+    unit: 'ms',
+    doc: 'How long the password change waits for the breached-password range API before it accepts the password without it.',
+    functions: ['password'],
+  },
   JWKS_URI: {
     type: 'string',
-    doc: 'Where the Lambda authorizer fetches the verification keys. Default: `<ISSUER>/.well-known/jwks.json`.',
+    doc: 'Where the Lambda authorizer fetches the verification keys: https (http only on a loopback host), a body of at most 64 KiB, read no further. Default: `<ISSUER>/.well-known/jwks.json`.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_AUDIENCES: {

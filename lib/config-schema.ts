@@ -263,6 +263,18 @@ export const CONFIG_SCHEMA = {
       },
     },
   },
+  passwordBreachCheck: {
+    type: 'object',
+    doc: 'Off by default. A breached-password range API (HIBP-compatible, k-anonymity: only the first 5 hex characters of a password’s SHA-1 are sent) that `POST /me/password` checks every new password against, besides the offline list of common passwords (docs/security.md "Passwords and usernames"). When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    fields: {
+      url: {
+        type: 'string',
+        required: true,
+        doc: 'The API’s base URL, https, for example `https://api.pwnedpasswords.com`; required with `passwordBreachCheck`.',
+      },
+      timeoutMs: fromSetting('PASSWORD_BREACH_CHECK_TIMEOUT_MS'),
+    },
+  },
 } as const satisfies Fields
 
 /** The config file (`token-service.config.ts`), as the schema describes it. */

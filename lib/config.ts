@@ -263,6 +263,7 @@ const TO_PROPS: ToProps = {
   loginBackoff: 'same',
   authorizerSettings: 'same',
   securityEvents: 'same',
+  passwordBreachCheck: 'same',
 }
 
 /** The stack's props from a valid config. */

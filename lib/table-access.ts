@@ -20,6 +20,7 @@ export const STORE_ACTIONS = {
   countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
+  giveBackLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
   loadSessionState: { table: ['dynamodb:BatchGetItem'] },
   getSession: { table: ['dynamodb:GetItem'] },
@@ -30,6 +31,7 @@ export const STORE_ACTIONS = {
   updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
   appendEvent: { table: ['dynamodb:PutItem'] },
+  appendEventOnce: { table: ['dynamodb:PutItem'] },
   // A conditional update of the user, in one transaction with its event (PutItem); after a
   // lost condition, a consistent read of its hash.
   changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },

@@ -4,7 +4,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs'
 import type * as route53 from 'aws-cdk-lib/aws-route53'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
-import { issuerProblem, SETTING_RULES, type SettingName } from '../functions/settings.js'
+import { issuerProblem, SETTING_RULES, SETTINGS, type SettingName } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
 import {
@@ -63,6 +63,13 @@ export type AuthorizerKind = NonNullable<Config['authorizer']>
  * and expire after OUTBOX_RETENTION_DAYS).
  */
 export type SecurityEventsProps = NonNullable<Config['securityEvents']>
+
+/**
+ * A breached-password range API that `POST /me/password` checks each new password
+ * against, besides the offline list (the password function's `PASSWORD_BREACH_CHECK_*`):
+ * HIBP-compatible, `GET <url>/range/<first 5 hex of the SHA-1>`, https.
+ */
+export type PasswordBreachCheckProps = NonNullable<Config['passwordBreachCheck']>
 
 export interface TokenServiceProps {
   /**
@@ -166,6 +173,8 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
   /** @default DEFAULTS.securityEvents: the bus on */
   readonly securityEvents?: SecurityEventsProps
+  /** @default none: new passwords are checked against the offline list only */
+  readonly passwordBreachCheck?: PasswordBreachCheckProps
 }
 
 /** The props with every default applied and every check passed: all the builders read. */
@@ -294,6 +303,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
       jwksMaxAge.toSeconds(),
     ),
     ...loginBackoffEnvironment(props.loginBackoff),
+    ...breachCheckEnvironment(props.passwordBreachCheck),
   }
   const { audiences, ...lambdaOnly } = props.authorizerSettings ?? {}
   const lambdaOnlySet = Object.entries(lambdaOnly).filter(([, value]) => value !== undefined)
@@ -391,6 +401,31 @@ function refuseWith(who: string, check: () => unknown): void {
     check()
   } catch (error) {
     throw new Error(`${who}: ${(error as Error).message}`)
+  }
+}
+
+/** The password function's `PASSWORD_BREACH_CHECK_*`: https only, as functions/config.ts checks. */
+function breachCheckEnvironment(check?: PasswordBreachCheckProps): Record<string, string> {
+  if (!check) return {}
+  const https = () => {
+    try {
+      return new URL(check.url).protocol === 'https:'
+    } catch {
+      return false
+    }
+  }
+  if (!Token.isUnresolved(check.url) && !https()) {
+    throw new Error(
+      `TokenService: passwordBreachCheck.url must be an https URL, got "${check.url}"`,
+    )
+  }
+  return {
+    PASSWORD_BREACH_CHECK_URL: check.url,
+    PASSWORD_BREACH_CHECK_TIMEOUT_MS: rangedSetting(
+      'TokenService: passwordBreachCheck.timeoutMs',
+      'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+      check.timeoutMs ?? SETTINGS.PASSWORD_BREACH_CHECK_TIMEOUT_MS.default,
+    ),
   }
 }
 

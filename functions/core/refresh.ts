@@ -3,7 +3,15 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { EventOutbox, GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
+import type {
+  EventOutbox,
+  GraceKeys,
+  RefreshState,
+  Session,
+  SessionStore,
+  Signer,
+  User,
+} from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -17,6 +25,7 @@ import {
 import { pause, RETRIES } from './retries.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
+import { reportTheftSignal } from './theft-signals.js'
 import { voidedByUser } from './users.js'
 
 export interface RefreshInput {
@@ -55,8 +64,19 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
-  const state = await readWithProof(deps.dpop, input.proof, () =>
-    sessions.loadRefreshState({ ...locator, tokenHash: presentedHash }),
+  // A theft signal names the session only for a token it issued: garbage concerns no one.
+  const signal = (found: RefreshState | undefined) => ({
+    ...(found?.session && found.tokenIssued && found.session.sub === locator.sub
+      ? { subject: found.session.sub, sid: found.session.sid }
+      : {}),
+    clientId: client.clientId,
+    origin: input.origin,
+  })
+  const state = await readWithProof(
+    deps.dpop,
+    input.proof,
+    () => sessions.loadRefreshState({ ...locator, tokenHash: presentedHash }),
+    (found) => reportTheftSignal(deps, 'dpop.proof_replayed', clock.now(), signal(found)),
   )
   const { user } = state
   let session = state.session
@@ -66,6 +86,10 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   }
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('refresh token belongs to another client')
+  }
+  if (session.jkt !== undefined && input.proof && input.proof.jkt !== session.jkt) {
+    // The refresh token of a bound session without its key: stolen, or a copy of it.
+    await reportTheftSignal(deps, 'dpop.key_mismatch', clock.now(), signal(state))
   }
   assertProofOfPossession(session, client, input.proof)
   const now = clock.now()

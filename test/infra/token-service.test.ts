@@ -5,6 +5,7 @@ import {
   loadAuthorizerConfig,
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
@@ -242,6 +243,7 @@ const tunedOf = (environment: Record<string, string>) => ({
   loginBackoff: loadLoginBackoff(environment),
   sessionCache: loadSessionCacheSeconds(environment),
   aws: loadAwsCallConfig(environment),
+  breachCheck: loadBreachCheck(environment),
 })
 
 describe('TokenService with its defaults', () => {
@@ -358,10 +360,16 @@ describe('TokenService with its defaults', () => {
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
       // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
-      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts).
-      const expected = settingsOf(name as LambdaName).filter(
-        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID'].includes(setting),
-      )
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts), and
+      // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default).
+      const unset = [
+        'RETIRING_KEY_IDS',
+        'JWKS_URI',
+        'DPOP_NONCE_KEY_ID',
+        'PASSWORD_BREACH_CHECK_URL',
+        'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+      ]
+      const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))
       expect(Object.keys(variables).sort(), name).toEqual(
         [
           ...expected,
@@ -664,6 +672,7 @@ describe('TokenService with its defaults', () => {
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
       [
+        'dpopTheftSignals',
         'dynamodbThrottles',
         'kmsQuota',
         'kmsThrottles',
@@ -688,6 +697,17 @@ describe('TokenService with its defaults', () => {
     })
     const metricsOf = (name: keyof typeof alarms) =>
       JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    // Like reuse detections: any DPoP refusal that signals theft, of either kind.
+    expect(props('dpopTheftSignals')).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    expect(metricsOf('dpopTheftSignals')).toContain('mismatches + replays')
+    for (const metric of ['DpopKeyMismatches', 'DpopReplays']) {
+      expect(metricsOf('dpopTheftSignals')).toContain(`"MetricName":"${metric}"`)
+    }
+    expect(metricsOf('dpopTheftSignals')).toContain('"Namespace":"TokenService"')
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
@@ -765,6 +785,8 @@ describe('TokenService with its defaults', () => {
       'GraceReplays',
       'ReuseDetections',
       'Revocations',
+      'DpopKeyMismatches',
+      'DpopReplays',
       'Latency',
       'Duration',
       '4xx',
@@ -1238,6 +1260,31 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
     })
     // Strict mode runs its own bundle, the only authorizer with a DynamoDB client.
     expect(env.authorizer?.TABLE_NAME).toBe('resolved-table_name')
+  })
+
+  it('hands the breached-password check, off by default, to the password function alone', () => {
+    const env = environments(
+      synth({ passwordBreachCheck: { url: 'https://api.pwnedpasswords.com', timeoutMs: 2000 } }),
+    )
+    for (const [name, variables] of Object.entries(env)) {
+      const set = Object.keys(variables).filter((key) => key.startsWith('PASSWORD_BREACH_CHECK_'))
+      expect(set, name).toEqual(
+        name === 'password'
+          ? ['PASSWORD_BREACH_CHECK_URL', 'PASSWORD_BREACH_CHECK_TIMEOUT_MS']
+          : [],
+      )
+    }
+    expect(loadBreachCheck(env.password)).toEqual({
+      url: 'https://api.pwnedpasswords.com',
+      timeoutMs: 2000,
+    })
+    expect(loadBreachCheck(environments(synth({})).password)).toBeUndefined()
+    expect(() => synth({ passwordBreachCheck: { url: 'http://range.example.com' } })).toThrow(
+      'TokenService: passwordBreachCheck.url must be an https URL, got "http://range.example.com"',
+    )
+    expect(() =>
+      synth({ passwordBreachCheck: { url: 'https://range.example.com', timeoutMs: 50 } }),
+    ).toThrow(/passwordBreachCheck\.timeoutMs must be an integer from 100 to 10000/)
   })
 
   it('gives the native JWT authorizer the chosen audiences', () => {

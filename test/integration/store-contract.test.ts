@@ -34,6 +34,7 @@ async function dynamoEventStores(): Promise<EventStores> {
     users: new DynamoUsers(client, tableName),
     loginAttempts: new DynamoLoginThrottle(client, tableName),
     outbox: new DynamoOutbox(client, tableName),
+    anotherOutbox: () => new DynamoOutbox(client, tableName),
     events: () => items(client, tableName).events(),
   }
 }
