@@ -1,4 +1,8 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { IConstruct } from 'constructs'
 import type { BuildOptions } from 'esbuild'
+import type { LambdaName } from '../functions/settings.js'
 
 /**
  * How every Lambda function is bundled: one minified ESM file with the AWS SDK
@@ -40,3 +44,28 @@ export function esbuildOptions(entry: string): BuildOptions {
     alias: { ...LAMBDA_BUNDLING.alias },
   }
 }
+
+/**
+ * The context key naming a folder of prebuilt bundles, `<folder>/<function>/index.mjs`, as
+ * lib/build-bundles.ts writes them: each function then takes its code from there
+ * (`Code.fromAsset`) instead of bundling its sources at synth. The tests build every
+ * bundle once per run this way (test/global-setup.ts).
+ */
+export const PREBUILT_BUNDLES_CONTEXT = '@rotating-token-service/bundles'
+
+/**
+ * The folder holding `name`'s prebuilt bundle, or undefined to bundle from source. A folder
+ * given in context must hold every bundle: a missing one fails synth, naming it.
+ */
+export function prebuiltBundle(scope: IConstruct, name: LambdaName): string | undefined {
+  const folder = scope.node.tryGetContext(PREBUILT_BUNDLES_CONTEXT) as string | undefined
+  if (folder === undefined) return undefined
+  const path = join(folder, name)
+  if (!existsSync(join(path, BUNDLE_FILE))) {
+    throw new Error(`${PREBUILT_BUNDLES_CONTEXT}: no ${name}/${BUNDLE_FILE} in ${folder}`)
+  }
+  return path
+}
+
+/** The file of each bundle: NodejsFunction's name for an ESM handler, `index.handler`. */
+export const BUNDLE_FILE = 'index.mjs'
