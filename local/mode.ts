@@ -121,7 +121,11 @@ export interface LocalMode {
 /** Everything `npm start` runs: DynamoDB Local, the table, the demo user, the HTTP API. */
 export async function startLocalMode(
   local: LocalConfig,
-  overrides: { readonly clock?: Clock } = {},
+  overrides: {
+    readonly clock?: Clock
+    /** Where each security event's line goes. @default standard output */
+    readonly writeEvent?: (line: string) => void
+  } = {},
 ): Promise<LocalMode> {
   // Before DynamoDB Local starts: a busy port or a mistake in the clients should cost no JVM.
   await assertPortFree(
@@ -142,7 +146,7 @@ export async function startLocalMode(
       graceKeys: signer.graceKeys(),
       dpopNonceKey: await localNonceKey(local.keyDir),
       strict: local.strict,
-      ...overrides,
+      ...(overrides.clock && { clock: overrides.clock }),
     })
     await ensureTable(client, LOCAL_TABLE)
     // Before the demo user and the first request: every event from then on is printed.
@@ -151,6 +155,7 @@ export async function startLocalMode(
       dynamodb: client,
       tableName: LOCAL_TABLE,
       source: service.issuer,
+      ...(overrides.writeEvent && { write: overrides.writeEvent }),
       onError: (error) =>
         service.observability.logger.warn('security events: reading the stream failed', {
           cause: error instanceof Error ? error.name : 'unknown',
