@@ -24,6 +24,7 @@ export type {
 } from './events.js'
 export {
   type CookieStorage,
+  type CookieStorageOptions,
   cookieStorage,
   localStorageStorage,
   memoryStorage,

@@ -113,6 +113,10 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     transport,
     clock,
     store: isCookieStorage(storage) ? undefined : storage,
+    sessionHint:
+      isCookieStorage(storage) && storage.sessionHint
+        ? { storage: storage.sessionHint, key: `rotating-token.${clientId}.cookie_session` }
+        : undefined,
     storageKey: options.storageKey ?? `rotating-token.${clientId}.refresh_token`,
     tabsName: `rotating-token:${baseUrl}:${clientId}`,
     crossTab: options.crossTab ?? inPage,

@@ -378,6 +378,11 @@ ui.logout.addEventListener('click', async () => {
 })
 
 ui.logoutEverywhere.addEventListener('click', async () => {
+  // It ends the user's sessions on every device: one click must not do that by accident.
+  const sure = window.confirm(
+    'Log out everywhere? Every session of yours ends: this browser, your other browsers and devices.',
+  )
+  if (!sure) return
   ui.logoutEverywhere.disabled = true
   try {
     const response = await api('/sessions', { method: 'DELETE' })
