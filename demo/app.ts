@@ -3,7 +3,7 @@
  * that serves this page. No framework; the DOM is built with textContent only, and the
  * page's CSP (`default-src 'self'`) allows no inline script or style.
  */
-import { cookieStorage, createTokenClient, TokenClientError } from '../client/index.js'
+import { cookieStorage, createDpop, createTokenClient, TokenClientError } from '../client/index.js'
 
 const clientId =
   document.querySelector<HTMLMetaElement>('meta[name="client-id"]')?.content ?? 'demo-page'
@@ -12,7 +12,7 @@ const client = createTokenClient({
   clientId,
   storage: cookieStorage(),
   // Tokens bound to a non-extractable key in IndexedDB, shared by this origin's tabs.
-  dpop: true,
+  dpop: createDpop(),
 })
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
