@@ -53,21 +53,27 @@ export async function buildBundles(cache: string): Promise<BuiltBundles> {
   if (await readFile(join(target, 'done')).catch(() => undefined)) return built
   const temporary = `${target}.${process.pid}.tmp`
   await rm(temporary, { recursive: true, force: true })
+  await buildBundlesInto(join(temporary, 'functions'), join(temporary, 'meta'))
+  await writeFile(join(temporary, 'done'), `${relative(ROOT, target)}\n`)
+  await rm(target, { recursive: true, force: true })
+  await rename(temporary, target)
+  return built
+}
+
+/** Builds every bundle into `folder/<function>/index.mjs`, and its metafile into `metafiles`. */
+export async function buildBundlesInto(folder: string, metafiles?: string): Promise<void> {
   await Promise.all(
     (Object.keys(LAMBDA_FUNCTIONS) as LambdaName[]).map(async (name) => {
       const result = await build({
         ...esbuildOptions(LAMBDA_FUNCTIONS[name].entry),
         absWorkingDir: ROOT,
-        outfile: join(temporary, 'functions', name, BUNDLE_FILE),
+        outfile: join(folder, name, BUNDLE_FILE),
         metafile: true,
         logLevel: 'silent',
       })
-      await mkdir(join(temporary, 'meta'), { recursive: true })
-      await writeFile(join(temporary, 'meta', `${name}.json`), JSON.stringify(result.metafile))
+      if (!metafiles) return
+      await mkdir(metafiles, { recursive: true })
+      await writeFile(join(metafiles, `${name}.json`), JSON.stringify(result.metafile))
     }),
   )
-  await writeFile(join(temporary, 'done'), `${relative(ROOT, target)}\n`)
-  await rm(target, { recursive: true, force: true })
-  await rename(temporary, target)
-  return built
 }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { IConstruct } from 'constructs'
 import type { BuildOptions } from 'esbuild'
 import type { LambdaName } from '../functions/settings.js'
@@ -54,11 +55,20 @@ export function esbuildOptions(entry: string): BuildOptions {
 export const PREBUILT_BUNDLES_CONTEXT = '@rotating-token-service/bundles'
 
 /**
- * The folder holding `name`'s prebuilt bundle, or undefined to bundle from source. A folder
- * given in context must hold every bundle: a missing one fails synth, naming it.
+ * Where the construct package (construct/) ships its bundles, next to its built code
+ * (`assets/functions`). This repository's sources have no such folder: they bundle.
+ */
+const PACKAGED_BUNDLES = fileURLToPath(new URL('../assets/functions', import.meta.url))
+
+/**
+ * The folder holding `name`'s prebuilt bundle, or undefined to bundle from source: the
+ * context's folder, else the package's own. The folder must hold every bundle: a missing
+ * one fails synth, naming it.
  */
 export function prebuiltBundle(scope: IConstruct, name: LambdaName): string | undefined {
-  const folder = scope.node.tryGetContext(PREBUILT_BUNDLES_CONTEXT) as string | undefined
+  const folder =
+    (scope.node.tryGetContext(PREBUILT_BUNDLES_CONTEXT) as string | undefined) ??
+    (existsSync(PACKAGED_BUNDLES) ? PACKAGED_BUNDLES : undefined)
   if (folder === undefined) return undefined
   const path = join(folder, name)
   if (!existsSync(join(path, BUNDLE_FILE))) {
