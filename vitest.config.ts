@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config'
 import { BaseSequencer, type TestSpecification } from 'vitest/node'
 
 /**
- * The files that take a minute or more on 2 cores (measured), longest first. They start
+ * The files that take about a minute or more on 2 cores (measured), longest first. They start
  * first, so that none is left running alone at the end of a run. vitest's own order (its
  * last run's durations, else file size) starts the small fault-matrix files last.
  */
@@ -16,6 +16,8 @@ const LONGEST_FIRST = [
   'test/integration/faults-matrix-password.test.ts',
   'test/stack/rotation.test.ts',
   'test/client/token-client.test.ts',
+  'test/stack/construct-package.test.ts',
+  'test/client/package.test.ts',
 ]
 
 class LongestFirst extends BaseSequencer {
