@@ -119,7 +119,7 @@ async function serve(
   }
   const event = toEvent(req, url, route, body, pathParameters ?? {}, new URL(service.issuer))
   if (route.auth === 'bearer') {
-    const denied = await authorize(service, event)
+    const denied = await authorize(service, event, timeoutMs)
     if (denied) return sendError(res, denied, corsHeaders(service, req))
   }
   const result = await route.handler(event, lambdaContext(route.function, timeoutMs))
@@ -165,6 +165,7 @@ function matchPath(pattern: string, pathname: string): Record<string, string> | 
 async function authorize(
   service: LocalService,
   event: APIGatewayProxyEventV2,
+  timeoutMs: number,
 ): Promise<OAuthError | undefined> {
   const authorization = event.headers.authorization
   if (!authorization) return new InvalidToken('no Authorization header')
@@ -177,13 +178,17 @@ async function authorize(
     cookies: event.cookies ?? [],
   }
   let result: Awaited<ReturnType<Authorizer['http']>>
+  // Its log lines name it and this request, as the authorizer function's do in Lambda.
+  service.authorizerLogger.addContext(
+    lambdaContext(service.strict ? 'authorizerStrict' : 'authorizer', timeoutMs),
+  )
   try {
     result = await service.authorizer.http(authorizerEvent)
   } catch (error) {
     // API Gateway answers 500 here; local mode keeps our own 503 for a dependency fault.
     const failure =
       error instanceof OAuthError ? error : new ServerError('authorizer failed', error)
-    service.observability.logger.error('authorizer failed', {
+    service.authorizerLogger.error('authorizer failed', {
       status: failure.status,
       detail: failure.detail,
       cause: error instanceof Error ? error.name : 'unknown',

@@ -1,3 +1,4 @@
+import type { Logger } from '@aws-lambda-powertools/logger'
 import { type HttpHandler, httpHandler } from '../functions/adapters/http.js'
 import type { Observability } from '../functions/adapters/observability.js'
 import { passwordPolicy } from '../functions/adapters/password-policy.js'
@@ -63,6 +64,8 @@ export interface LocalService extends LocalParts {
   /** Each HTTP function's handler, as its Lambda wraps it (functions/routes.ts). */
   readonly handlers: Readonly<Record<HttpFunction, HttpHandler>>
   readonly authorizer: Authorizer
+  /** The authorizer's logger: local/server.ts sets its Lambda context for each call. */
+  readonly authorizerLogger: Logger
   readonly corsOrigins: readonly string[]
   /** The rules new passwords meet: the password route's, and the demo user's. */
   readonly passwordPolicy: PasswordPolicy
@@ -153,6 +156,9 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const longestTtl = Math.max(
     ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
   )
+  // Its own logger, as in Lambda where it is its own function: the server gives it the
+  // authorizer's name and request id before each call (the handlers' is the last request's).
+  const authorizerLogger = observability.logger.createChild()
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
@@ -164,7 +170,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
     // The local key stands in for the JWKS the deployed authorizer fetches.
     fetchKeys: () => signer.publicKeys(),
     clock,
-    logger: observability.logger,
+    logger: authorizerLogger,
     ...(parts.strict && {
       strict: { sessions, cacheSeconds: loadSessionCacheSeconds(env) },
     }),
@@ -173,6 +179,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ...parts,
     handlers,
     authorizer,
+    authorizerLogger,
     corsOrigins: stack.corsOrigins,
     passwordPolicy: policy,
   }

@@ -4,7 +4,7 @@
  * write (the outbox items, read from the table), and never a secret; and the
  * forwarder, fed from the table's real stream, delivers every one of them with
  * its outbox id even when EventBridge fails on the way. Faults between a change
- * and its answer: test/integration/faults-matrix.test.ts checks the events of
+ * and its answer: test/integration/faults-matrix-*.test.ts checks the events of
  * every case.
  */
 import {

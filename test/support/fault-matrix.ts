@@ -5,13 +5,16 @@
  * table afterwards, the security events the request wrote (exactly one per
  * committed change, none without one: docs/design.md "Security events"), and
  * whether the presented refresh token (or the password) still works. The table
- * of outcomes is printed at the end.
+ * of outcomes is printed at the end of a failing file.
+ *
+ * The paths are split over the test/integration/faults-matrix-*.test.ts files
+ * (`FAULT_MATRIX_PARTS`), so that they run in parallel.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import type { SecurityEvent } from '../../functions/core/security-events.js'
-import { FakeKms } from '../support/fake-kms.js'
+import { FakeKms } from './fake-kms.js'
 import {
   blackHole,
   type DynamoCommand,
@@ -24,7 +27,7 @@ import {
   mentions,
   signThroughRealSdk,
   TRANSIENT_FAULTS,
-} from '../support/faults.js'
+} from './faults.js'
 import {
   addCheapUser,
   bearer,
@@ -34,9 +37,9 @@ import {
   PASSWORD,
   type Reply,
   startHarness,
-} from '../support/harness.js'
-import { items, newEvents } from '../support/items.js'
-import { recordSecret } from '../support/secrets.js'
+} from './harness.js'
+import { items, newEvents } from './items.js'
+import { recordSecret } from './secrets.js'
 
 const NEW_PASSWORD = 'the password after the change'
 recordSecret(NEW_PASSWORD)
@@ -977,128 +980,179 @@ function faultedHarness(options: { env?: Record<string, string>; strict?: boolea
   })
 }
 
-afterAll(async () => {
-  await faults.close()
-  console.log(`\nFault matrix (${rows.length} cases):\n\n${markdown(rows)}\n`)
-})
+/**
+ * Which paths each test file runs; every path of the matrix is in exactly one. A path
+ * written `name#i/n` is shared by n files: the i-th runs every n-th of its cases. Login's
+ * file also runs the cases with a slow KMS and a cold key cache.
+ */
+export const FAULT_MATRIX_PARTS = {
+  login: ['login'],
+  refresh: ['refresh'],
+  sessions: ['revoke', 'sessions API'],
+  password1: ['password change#1/2'],
+  password2: ['password change#2/2'],
+  strict: ['strict authorizer'],
+} as const
 
-for (const group of groups) {
-  describe(`rule 7 under faults: ${group.name}`, () => {
-    let user: User
-    beforeAll(async () => {
-      // A fresh runtime per path: its own SDK retry quota, its own table.
-      h = await faultedHarness({ strict: group.strict })
-      faults.install(h.dynamodb)
-      user = await cheapUser()
-    })
-    afterAll(() => h.close())
-
-    it('covers every AWS call the path makes', async () => {
-      const covered = new Set(
-        group.cases.map((c) =>
-          c.kind === 'dynamo'
-            ? `${c.scenario.path}|DynamoDB ${c.plan.command}`
-            : `${c.scenario.path}|KMS ${c.operation}`,
-        ),
-      )
-      for (const scenario of new Set(group.cases.map((c) => c.scenario))) {
-        faults.clear()
-        const ctx = await scenario.prepare(user)
-        const signs = kms.signCalls().length
-        faults.arm(...(scenario.route ?? []))
-        faults.calls.length = 0
-        const reply = await scenario.act(ctx)
-        checkAnswer(reply, scenario.ok.answer)
-        const made = new Set([
-          ...faults.calls.map((call) => `DynamoDB ${call.command}`),
-          ...(kms.signCalls().length > signs ? ['KMS Sign'] : []),
-        ])
-        expect([...made].sort(), scenario.path).toEqual([...scenario.calls].sort())
-        for (const call of scenario.faulted ?? scenario.calls) {
-          expect(covered, `${scenario.path} makes ${call}`).toContain(`${scenario.path}|${call}`)
-        }
-      }
-      faults.clear()
-    })
-
-    for (const c of group.cases) {
-      it(label(c), () => runCase(c, user))
-    }
-  })
+/** `password change#2/2` -> the path, and which share of its cases. */
+function share(entry: string): {
+  readonly path: string
+  readonly index: number
+  readonly of: number
+} {
+  const [path = entry, i = '1', of = '1'] = /^(.*)#(\d+)\/(\d+)$/.exec(entry)?.slice(1) ?? []
+  return { path, index: Number(i) - 1, of: Number(of) }
 }
 
-describe('rule 7 under faults: KMS slower than the SDK timeout, and a cold key cache', () => {
-  let hole: Awaited<ReturnType<typeof blackHole>>
-  let realKms: ReturnType<typeof signThroughRealSdk>
-  let user: User
-  let slow = false
+{
+  const listed = (Object.values(FAULT_MATRIX_PARTS).flat() as string[]).map(share)
+  for (const group of groups) {
+    const shares = listed.filter((entry) => entry.path === group.name)
+    const of = shares[0]?.of ?? 0
+    const whole =
+      shares.length === of && shares.every((entry, i) => entry.index === i && entry.of === of)
+    if (!whole)
+      throw new Error(`FAULT_MATRIX_PARTS must cover ${group.name} once, in shares 1/n..n/n`)
+  }
+}
 
-  beforeAll(async () => {
-    hole = await blackHole()
-    process.env.AWS_ENDPOINT_URL_KMS = hole.url
-    realKms = signThroughRealSdk(kms, () => slow)
-    // The runtime builds its own KMS client with AWS_CALL_TIMEOUT_MS and AWS_MAX_ATTEMPTS
-    // (DynamoDB keeps the test table's client: DynamoDB Local on a busy machine is no
-    // faster than 100 ms).
-    h = await startHarness({
-      env: { SIGNING_KEY_ID: 'alias/rsa-active', AWS_CALL_TIMEOUT_MS: '100' },
-      kms: 'lambda',
-    })
-    user = await cheapUser()
-  })
+/** Defines the tests of one part of the matrix: its paths' groups, each with its own harness. */
+export function faultMatrix(part: keyof typeof FAULT_MATRIX_PARTS): void {
+  const shares = (FAULT_MATRIX_PARTS[part] as readonly string[]).map(share)
+  const paths = shares.map((entry) => entry.path)
   afterAll(async () => {
-    realKms.restore()
-    delete process.env.AWS_ENDPOINT_URL_KMS
-    await h.close()
-    await hole.close()
+    await faults.close()
+    console.log(`\nFault matrix (${rows.length} cases):\n\n${markdown(rows)}\n`)
   })
 
-  it('login: KMS GetPublicKey ThrottlingException at cold start -> 503 + Retry-After, unsent session revoked, password works', async () => {
-    // The first request of this runtime: its signer has no public key yet.
-    await runCase(
-      {
-        kind: 'kms',
-        scenario: L,
-        operation: 'GetPublicKey',
-        fault: 'ThrottlingException',
-        expect: L.committed,
-      },
-      user,
-    )
-    expect(kms.getPublicKeyCalls().length).toBeGreaterThan(0)
-  })
+  for (const group of groups.filter((g) => paths.includes(g.name))) {
+    const { index, of } = shares.find((entry) => entry.path === group.name) as ReturnType<
+      typeof share
+    >
+    describe(`rule 7 under faults: ${group.name}${of > 1 ? ` (share ${index + 1} of ${of})` : ''}`, () => {
+      let user: User
+      beforeAll(async () => {
+        // A fresh runtime per path: its own SDK retry quota, its own table.
+        h = await faultedHarness({ strict: group.strict })
+        faults.install(h.dynamodb)
+        user = await cheapUser()
+      })
+      afterAll(() => h.close())
 
-  const timeouts: [Scenario, Outcome][] = [
-    [L, L.committed],
-    [R, R.committed],
-    [G, G.failed],
-  ]
-  for (const [scenario, outcome] of timeouts) {
-    it(`${scenario.path}: KMS Sign slower than AWS_CALL_TIMEOUT_MS -> ${outcome.answer}, ${outcome.state}, token ${outcome.token}`, async () => {
-      const ctx = await scenario.prepare(user)
-      const before = await snapshot(ctx)
-      slow = true
-      realKms.errors.length = 0
-      const reply = await scenario.act(ctx).finally(() => {
-        slow = false
-      })
-      // The SDK gave up on its own timeout (not the function's), after its retries.
-      expect(realKms.errors).toEqual(['TimeoutError'])
-      checkAnswer(reply, outcome.answer)
-      await checkState(ctx, before, reply, outcome.state)
-      await checkEvents(ctx, before)
-      await checkToken(ctx, reply, outcome.token, scenario.act)
-      rows.push({
-        path: scenario.path,
-        call: 'KMS Sign',
-        fault: 'slower than AWS_CALL_TIMEOUT_MS (real SDK timeout)',
-        attempts: 'every',
-        when: '-',
-        ...outcome,
-      })
+      // Once per path: in its first share.
+      if (index === 0) {
+        it('covers every AWS call the path makes', async () => {
+          const covered = new Set(
+            group.cases.map((c) =>
+              c.kind === 'dynamo'
+                ? `${c.scenario.path}|DynamoDB ${c.plan.command}`
+                : `${c.scenario.path}|KMS ${c.operation}`,
+            ),
+          )
+          for (const scenario of new Set(group.cases.map((c) => c.scenario))) {
+            faults.clear()
+            const ctx = await scenario.prepare(user)
+            const signs = kms.signCalls().length
+            faults.arm(...(scenario.route ?? []))
+            faults.calls.length = 0
+            const reply = await scenario.act(ctx)
+            checkAnswer(reply, scenario.ok.answer)
+            const made = new Set([
+              ...faults.calls.map((call) => `DynamoDB ${call.command}`),
+              ...(kms.signCalls().length > signs ? ['KMS Sign'] : []),
+            ])
+            expect([...made].sort(), scenario.path).toEqual([...scenario.calls].sort())
+            for (const call of scenario.faulted ?? scenario.calls) {
+              expect(covered, `${scenario.path} makes ${call}`).toContain(
+                `${scenario.path}|${call}`,
+              )
+            }
+          }
+          faults.clear()
+        })
+      }
+
+      for (const [i, c] of group.cases.entries()) {
+        if (i % of === index) it(label(c), () => runCase(c, user))
+      }
     })
   }
-})
+
+  if (paths.includes('login')) {
+    describe('rule 7 under faults: KMS slower than the SDK timeout, and a cold key cache', () => {
+      let hole: Awaited<ReturnType<typeof blackHole>>
+      let realKms: ReturnType<typeof signThroughRealSdk>
+      let user: User
+      let slow = false
+
+      beforeAll(async () => {
+        hole = await blackHole()
+        process.env.AWS_ENDPOINT_URL_KMS = hole.url
+        realKms = signThroughRealSdk(kms, () => slow)
+        // The runtime builds its own KMS client with AWS_CALL_TIMEOUT_MS and AWS_MAX_ATTEMPTS
+        // (DynamoDB keeps the test table's client: DynamoDB Local on a busy machine is no
+        // faster than 100 ms).
+        h = await startHarness({
+          env: { SIGNING_KEY_ID: 'alias/rsa-active', AWS_CALL_TIMEOUT_MS: '100' },
+          kms: 'lambda',
+        })
+        user = await cheapUser()
+      })
+      afterAll(async () => {
+        realKms.restore()
+        delete process.env.AWS_ENDPOINT_URL_KMS
+        await h.close()
+        await hole.close()
+      })
+
+      it('login: KMS GetPublicKey ThrottlingException at cold start -> 503 + Retry-After, unsent session revoked, password works', async () => {
+        // The first request of this runtime: its signer has no public key yet.
+        await runCase(
+          {
+            kind: 'kms',
+            scenario: L,
+            operation: 'GetPublicKey',
+            fault: 'ThrottlingException',
+            expect: L.committed,
+          },
+          user,
+        )
+        expect(kms.getPublicKeyCalls().length).toBeGreaterThan(0)
+      })
+
+      const timeouts: [Scenario, Outcome][] = [
+        [L, L.committed],
+        [R, R.committed],
+        [G, G.failed],
+      ]
+      for (const [scenario, outcome] of timeouts) {
+        it(`${scenario.path}: KMS Sign slower than AWS_CALL_TIMEOUT_MS -> ${outcome.answer}, ${outcome.state}, token ${outcome.token}`, async () => {
+          const ctx = await scenario.prepare(user)
+          const before = await snapshot(ctx)
+          slow = true
+          realKms.errors.length = 0
+          const reply = await scenario.act(ctx).finally(() => {
+            slow = false
+          })
+          // The SDK gave up on its own timeout (not the function's), after its retries.
+          expect(realKms.errors).toEqual(['TimeoutError'])
+          checkAnswer(reply, outcome.answer)
+          await checkState(ctx, before, reply, outcome.state)
+          await checkEvents(ctx, before)
+          await checkToken(ctx, reply, outcome.token, scenario.act)
+          rows.push({
+            path: scenario.path,
+            call: 'KMS Sign',
+            fault: 'slower than AWS_CALL_TIMEOUT_MS (real SDK timeout)',
+            attempts: 'every',
+            when: '-',
+            ...outcome,
+          })
+        })
+      }
+    })
+  }
+}
 
 /** Rows with the same path, call, attempts, when and outcome are merged (faults joined). */
 function markdown(all: Row[]): string {
