@@ -69,6 +69,41 @@ interface SigningKey {
   readonly tags: Readonly<Record<string, string>>
 }
 
+/**
+ * One AWS call the cloud served, as the capacity meter records it
+ * (test/stack/capacity.test.ts). DynamoDB's consumed capacity is what DynamoDB
+ * Local reports with `ReturnConsumedCapacity: INDEXES`, asked for by the
+ * cloud on the way through (the function's own request is left as it sent it,
+ * and the figures are taken out of the answer it gets unless it asked).
+ */
+export interface MeteredCall {
+  /** The calling function (`login`, `token`, ...). */
+  readonly caller: string
+  readonly service: 'dynamodb' | 'kms' | 'events'
+  /** `Sign`, `TransactWriteItems`, ... */
+  readonly operation: string
+  /** The error the call answered, if any (no capacity is reported for it). */
+  readonly error?: string
+  /** Capacity units on the table itself (reads or writes, as the operation is). */
+  readonly table?: number
+  /** Capacity units on each global secondary index. */
+  readonly indexes?: Readonly<Record<string, number>>
+}
+
+/** The DynamoDB operations that take `ReturnConsumedCapacity`. */
+const METERED_OPERATIONS = new Set([
+  'GetItem',
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'BatchGetItem',
+  'BatchWriteItem',
+  'Query',
+  'Scan',
+  'TransactGetItems',
+  'TransactWriteItems',
+])
+
 /** A symmetric key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT): it wraps data keys. */
 interface SymmetricKey {
   readonly arn: string
@@ -143,6 +178,8 @@ export class Cloud {
   endpoint = ''
   /** Every entry PutEvents accepted, in order. */
   readonly busEntries: BusEntry[] = []
+  /** Every call a function made, in order, with DynamoDB's consumed capacity (`MeteredCall`). */
+  readonly meter: MeteredCall[] = []
   readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
   readonly #labels = new Map<string, string>()
@@ -393,22 +430,65 @@ export class Cloud {
       : target.startsWith('AWSEvents.')
         ? 'events'
         : 'dynamodb'
-    const reply = this.#reply(req, target, JSON.parse(body.toString('utf8') || '{}'))
-    if (reply) return send(res, protocol, reply)
-    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 500, r.headers)
-      r.pipe(res)
+    const input = JSON.parse(body.toString('utf8') || '{}')
+    const reply = this.#reply(req, target, input)
+    const caller = this.#callerOf(req)?.name ?? 'unknown'
+    const operation = target.split('.')[1] ?? ''
+    if (reply) {
+      if (protocol !== 'dynamodb' || 'error' in reply) {
+        const error = 'error' in reply ? String(reply.error) : undefined
+        this.meter.push({ caller, service: protocol, operation, ...(error && { error }) })
+      }
+      return send(res, protocol, reply)
+    }
+    // DynamoDB Local answers: ask it for the consumed capacity, and keep the answer as it would be.
+    const metered = METERED_OPERATIONS.has(operation) && input.ReturnConsumedCapacity === undefined
+    const forwarded = metered
+      ? Buffer.from(JSON.stringify({ ...input, ReturnConsumedCapacity: 'INDEXES' }))
+      : body
+    const headers = { ...req.headers, 'content-length': String(forwarded.length) }
+    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers }, (r) => {
+      const parts: Buffer[] = []
+      r.on('data', (chunk: Buffer) => parts.push(chunk))
+      r.on('end', () => {
+        let answer = Buffer.concat(parts)
+        const status = r.statusCode ?? 500
+        const parsed = answer.length ? JSON.parse(answer.toString('utf8')) : {}
+        this.meter.push({
+          caller,
+          service: 'dynamodb',
+          operation,
+          ...(status === 200
+            ? consumed(parsed.ConsumedCapacity)
+            : {
+                error: String(parsed.__type ?? status)
+                  .split('#')
+                  .pop(),
+              }),
+        })
+        if (metered && parsed.ConsumedCapacity !== undefined) {
+          delete parsed.ConsumedCapacity
+          answer = Buffer.from(JSON.stringify(parsed))
+        }
+        res.writeHead(status, { ...r.headers, 'content-length': String(answer.length) })
+        res.end(answer)
+      })
     })
     upstream.on('error', (error) => send(res, protocol, fail('InternalServerError', error.message)))
-    upstream.end(body)
+    upstream.end(forwarded)
+  }
+
+  /** The function whose access key signed the request. */
+  #callerOf(req: IncomingMessage): Caller | undefined {
+    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? ''
+    return this.callers.get(accessKeyId)
   }
 
   /** KMS's answer, or DynamoDB's refusal; `undefined` when DynamoDB Local should answer. */
   // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
   #reply(req: IncomingMessage, target: string, input: any): AwsReply | undefined {
     // SigV4 names the access key in `Credential=<AKID>/<date>/<region>/<service>/aws4_request`.
-    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? ''
-    const caller = this.callers.get(accessKeyId)
+    const caller = this.#callerOf(req)
     if (!caller) {
       return fail(
         'UnrecognizedClientException',
@@ -565,6 +645,25 @@ function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
   } catch {
     return fail('InvalidCiphertextException', 'the ciphertext is invalid')
   }
+}
+
+/** Capacity on the table and on each index, summed over the tables an answer names. */
+function consumed(capacity: unknown): Pick<MeteredCall, 'table' | 'indexes'> {
+  type Entry = {
+    CapacityUnits?: number
+    Table?: { CapacityUnits?: number }
+    GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }>
+  }
+  const entries = (Array.isArray(capacity) ? capacity : capacity ? [capacity] : []) as Entry[]
+  let table = 0
+  const indexes: Record<string, number> = {}
+  for (const entry of entries) {
+    table += entry.Table?.CapacityUnits ?? entry.CapacityUnits ?? 0
+    for (const [name, units] of Object.entries(entry.GlobalSecondaryIndexes ?? {})) {
+      indexes[name] = (indexes[name] ?? 0) + (units.CapacityUnits ?? 0)
+    }
+  }
+  return { table, indexes }
 }
 
 /** The key ARN a data-key blob names (see `dataKeys`). */
