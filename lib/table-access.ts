@@ -1,5 +1,6 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
+import type { GraceKeyDirectory } from '../functions/adapters/kms-grace-keys.js'
 import type { DpopReplayStore } from '../functions/core/dpop.js'
 import type {
   EventOutbox,
@@ -16,7 +17,8 @@ import type { TokenFunction } from './token-function.js'
  * table or the one GSI. A transaction is authorised per item action, so
  * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds: a
  * write that carries security events is a transaction with one Put per event
- * (functions/adapters/dynamodb/outbox.ts).
+ * (functions/adapters/dynamodb/outbox.ts). The grace keys' directory
+ * (functions/adapters/kms-grace-keys.ts) is an adapter's own store, listed too.
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
@@ -27,12 +29,17 @@ export const STORE_ACTIONS = {
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
+  wasRetired: { table: ['dynamodb:GetItem'] },
   loadSessionState: { table: ['dynamodb:BatchGetItem'] },
   getSession: { table: ['dynamodb:GetItem'] },
+  // The session, its guard and its event in one transaction; then its pointer (PutItem).
   createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
+  // The retired token's record (PutItem), then the session (UpdateItem).
   rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  listSessions: { index: ['dynamodb:Query'] },
+  // The user's pointers (Query) and their sessions (BatchGetItem); sessions written
+  // before issue 17 through gsi1.
+  listSessions: { table: ['dynamodb:Query', 'dynamodb:BatchGetItem'], index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
   appendEvent: { table: ['dynamodb:PutItem'] },
@@ -40,12 +47,16 @@ export const STORE_ACTIONS = {
   // lost condition, a consistent read of its hash.
   changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
   recordProof: { table: ['dynamodb:PutItem'] },
+  // The grace keys' directory (functions/adapters/dynamodb/grace-keys.ts).
+  saveGraceKey: { table: ['dynamodb:PutItem'] },
+  findGraceKey: { table: ['dynamodb:GetItem'] },
 } as const satisfies Record<
   | keyof SessionStore
   | keyof UserStore
   | keyof LoginAttempts
   | keyof EventOutbox
-  | keyof DpopReplayStore,
+  | keyof DpopReplayStore
+  | keyof GraceKeyDirectory,
   { table?: readonly string[]; index?: readonly string[] }
 >
 

@@ -228,13 +228,18 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
   // event alone.
   token: [
     'loadRefreshState',
+    // Only for a token that is neither the session's current nor its previous one.
+    'wasRetired',
     'recordProof',
     'getSession',
     'rotate',
     'revokeSession',
     'appendEvent',
+    // The grace seals' wrapped keys: this container's written once, another's read.
+    'saveGraceKey',
+    'findGraceKey',
   ],
-  revoke: ['loadRefreshState', 'revokeSession'],
+  revoke: ['loadRefreshState', 'wasRetired', 'revokeSession'],
   // List (with the user, to drop sessions a logout everywhere voided), end one, end all
   // (void the user's sessions, then revoke each).
   sessions: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],

@@ -58,14 +58,14 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
 
   const presentedHash = hashToken(input.refreshToken)
   const state = await readWithProof(deps.dpop, input.proof, () =>
-    sessions.loadRefreshState({ ...locator, tokenHash: presentedHash }),
+    sessions.loadRefreshState(locator),
   )
-  const { user } = state
-  let session = state.session
+  const { user, session: found } = state
   // Garbage that merely names a session is refused here, before any rule can revoke it.
-  if (!session || !state.tokenIssued || session.sub !== locator.sub) {
+  if (!found || found.sub !== locator.sub || !(await issuedFor(sessions, found, presentedHash))) {
     throw new InvalidGrant('unknown refresh token')
   }
+  let session: Session = found
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('refresh token belongs to another client')
   }
@@ -91,8 +91,8 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       })
       if (rotated.result) return rotated.result
       accessToken = rotated.accessToken
-      // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
-      const fresh = await sessions.getSession(session.sid)
+      // Rule 4: someone else rotated (or revoked) first; answer as they left it.
+      const fresh: Session | undefined = rotated.found ?? (await sessions.getSession(session.sid))
       if (!fresh) throw new InvalidGrant('session disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
@@ -148,6 +148,20 @@ function assertProofOfPossession(
   if (proof.jkt !== session.jkt) throw new InvalidGrant('DPoP proof of another key')
 }
 
+/**
+ * Whether `hash` was issued for `session` (rule 3's "authentic"): its current
+ * or previous token (a hash match of a 256-bit secret), or a token an earlier
+ * rotation retired, whose record is read only then. Garbage is none of these.
+ */
+export async function issuedFor(
+  sessions: Pick<SessionStore, 'wasRetired'>,
+  session: Session,
+  hash: string,
+): Promise<boolean> {
+  if (sameHash(hash, session.currentHash) || sameHash(hash, session.previousHash)) return true
+  return sessions.wasRetired(session.sid, hash)
+}
+
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
@@ -173,7 +187,7 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
 async function rotate(
   deps: RefreshDeps,
   step: Step & { user: User },
-): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
+): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken; found?: Session }> {
   const { sessions, signer, events, settings, graceKeys } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
@@ -203,13 +217,21 @@ async function rotate(
           session.absoluteExpiresAt,
         ),
       },
+      retired: {
+        hash: session.currentHash,
+        generation: session.generation,
+        issuedAt: session.rotatedAt ?? session.createdAt,
+      },
       absoluteExpiresAt: session.absoluteExpiresAt,
     }),
   ])
   // A failed write loses nothing: the presented token is still current.
   if (written.status === 'rejected') throw written.reason
   const accessToken = signed.status === 'fulfilled' ? signed.value : undefined
-  if (written.value === 'lost') return accessToken ? { accessToken } : {}
+  if (!written.value.committed) {
+    const found = written.value.session
+    return { ...(accessToken && { accessToken }), ...(found && { found }) }
+  }
   // Committed but unsigned: the client's retry within grace gets this same child.
   if (signed.status === 'rejected') throw signed.reason
   events.emit('refresh', { client_id: client.clientId })

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
+import { DynamoGraceKeys } from '../adapters/dynamodb/grace-keys.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
@@ -26,11 +27,15 @@ const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const kms = new KMSClient(aws)
 const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
-const graceKeys = new KmsGraceKeys({ client: kms, keyId: loadGraceKeyId() })
-// The data key too, so that a warm rotation makes no call for it.
-warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
 const dynamodb = new DynamoDBClient(aws)
 const tableName = loadTableName()
+const graceKeys = new KmsGraceKeys({
+  client: kms,
+  keyId: loadGraceKeyId(),
+  directory: new DynamoGraceKeys(dynamodb, tableName),
+})
+// The data key too, so that a warm rotation makes no call for it.
+warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
 const nonceKeyId = loadDpopNonceKeyId(clients)
 
 export const handler = lambdaHttpHandler(

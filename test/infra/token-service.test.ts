@@ -468,6 +468,8 @@ describe('TokenService with its defaults', () => {
       revoke: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
+        // The record of a token older than the session's previous one.
+        'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
       },
@@ -478,7 +480,8 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
-        'dynamodb:Query': ['table/index/gsi1'],
+        // The user's session pointers, and sessions written before issue 17.
+        'dynamodb:Query': ['table', 'table/index/gsi1'],
       },
       // No KMS: it signs nothing. No PutItem: it creates nothing.
       password: {
@@ -487,7 +490,7 @@ describe('TokenService with its defaults', () => {
         'dynamodb:GetItem': ['table'],
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
-        'dynamodb:Query': ['table/index/gsi1'],
+        'dynamodb:Query': ['table', 'table/index/gsi1'],
       },
       me: BASE_GRANTS,
       // It verifies with the JWKS: no KMS permission at all.

@@ -60,13 +60,17 @@ function meanCost(calls: readonly (readonly MeteredCall[])[]): CallCost {
     writeUnits: mean((call) =>
       call.service === 'dynamodb' && !READS.has(call.operation) ? units(call) : 0,
     ),
+    billedWriteUnits: mean((call) =>
+      call.service === 'dynamodb' && !READS.has(call.operation) ? (call.billed ?? units(call)) : 0,
+    ),
     kms,
     // Sorted: calls a function makes in parallel finish in any order.
     dynamodb: dynamodb
       .map((call) => {
         const indexes = Object.entries(call.indexes ?? {}).filter(([, u]) => u > 0)
         const detail = indexes.map(([name, u]) => `, ${name} ${u}`).join('')
-        return `${call.operation} ${units(call)}${detail && ` (table ${call.table}${detail})`}`
+        const billed = call.billed === undefined ? '' : `, billed ${call.billed}`
+        return `${call.operation} ${units(call)}${detail || billed ? ` (table ${call.table}${detail}${billed})` : ''}`
       })
       .sort(),
   }
@@ -84,7 +88,7 @@ async function meter(fn: string, call: () => Promise<void>): Promise<MeteredCall
 }
 
 const format = (name: string, cost: CallCost) =>
-  `  ${name}: ${cost.readUnits} RCU, ${cost.writeUnits} WCU, KMS ${JSON.stringify(cost.kms)}; ${cost.dynamodb.join(', ')}`
+  `  ${name}: ${cost.readUnits} RCU, ${cost.writeUnits} WCU (${cost.billedWriteUnits} billed), KMS ${JSON.stringify(cost.kms)}; ${cost.dynamodb.join(', ')}`
 
 for (const mode of Object.keys(configurations) as Mode[]) {
   describe(`a warm call on the synthesized stack, signing: ${mode}`, () => {
@@ -133,6 +137,13 @@ for (const mode of Object.keys(configurations) as Mode[]) {
 
     it('costs what the capacity model prices (lib/capacity/per-call.ts)', () => {
       expect(measured).toEqual(MEASURED_PER_CALL[mode])
+    })
+
+    it('keeps a warm refresh within 2 read and 2 write units, billed or reported, and a warm login within 5 write units (docs/design.md "Performance budget")', () => {
+      expect(measured.refresh.readUnits).toBeLessThanOrEqual(2)
+      expect(measured.refresh.writeUnits).toBeLessThanOrEqual(2)
+      expect(measured.refresh.billedWriteUnits).toBeLessThanOrEqual(2)
+      expect(measured.login.writeUnits).toBeLessThanOrEqual(5)
     })
   })
 }

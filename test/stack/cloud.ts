@@ -24,8 +24,10 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
+  type AttributeValue,
   CreateTableCommand,
   DynamoDBClient,
+  GetItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
 import { ecdsaSignDigest, ecKey, rsaKey, SHA256_DIGEST_INFO } from '../support/fake-kms.js'
@@ -88,6 +90,14 @@ export interface MeteredCall {
   readonly table?: number
   /** Capacity units on each global secondary index. */
   readonly indexes?: Readonly<Record<string, number>>
+  /**
+   * TransactWriteItems only: the write units AWS bills for it by its published
+   * rules (2 per KB of each item, the larger of before and after, a
+   * ConditionCheck's item included; 2 per KB of each index entry written),
+   * from the items' sizes read around the call. DynamoDB Local reports less:
+   * it adds up only the distinct per-item figures (four 10-byte Puts report 2).
+   */
+  readonly billed?: number
 }
 
 /** The DynamoDB operations that take `ReturnConsumedCapacity`. */
@@ -182,6 +192,9 @@ export class Cloud {
   readonly meter: MeteredCall[] = []
   readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
+  /** Each table's GSIs: their key attributes and projection, for the billed figure. */
+  readonly #indexes = new Map<string, { keys: string[]; projection: string }[]>()
+  #reader: DynamoDBClient | undefined
   readonly #labels = new Map<string, string>()
   readonly #dynamodbLocal: string
   #server: Server | undefined
@@ -201,6 +214,7 @@ export class Cloud {
   }
 
   async stop(): Promise<void> {
+    this.#reader?.destroy()
     const server = this.#server
     if (!server) return
     server.closeAllConnections()
@@ -347,6 +361,18 @@ export class Cloud {
         ...stream,
       }
       await client.send(new CreateTableCommand({ TableName: name, ...input }))
+      this.#indexes.set(
+        name,
+        (GlobalSecondaryIndexes ?? []).map(
+          (index: {
+            KeySchema: { AttributeName: string }[]
+            Projection?: { ProjectionType?: string }
+          }) => ({
+            keys: index.KeySchema.map((key) => key.AttributeName),
+            projection: index.Projection?.ProjectionType ?? 'ALL',
+          }),
+        ),
+      )
       if (p.TimeToLiveSpecification) {
         const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
         await client.send(new UpdateTimeToLiveCommand(ttl))
@@ -447,35 +473,103 @@ export class Cloud {
       ? Buffer.from(JSON.stringify({ ...input, ReturnConsumedCapacity: 'INDEXES' }))
       : body
     const headers = { ...req.headers, 'content-length': String(forwarded.length) }
-    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers }, (r) => {
+    const transaction = operation === 'TransactWriteItems' ? input.TransactItems : undefined
+    const before = transaction ? await this.#imagesOf(transaction) : []
+    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers }, async (r) => {
       const parts: Buffer[] = []
-      r.on('data', (chunk: Buffer) => parts.push(chunk))
-      r.on('end', () => {
-        let answer = Buffer.concat(parts)
-        const status = r.statusCode ?? 500
-        const parsed = answer.length ? JSON.parse(answer.toString('utf8')) : {}
-        this.meter.push({
-          caller,
-          service: 'dynamodb',
-          operation,
-          ...(status === 200
-            ? consumed(parsed.ConsumedCapacity)
-            : {
-                error: String(parsed.__type ?? status)
-                  .split('#')
-                  .pop(),
-              }),
-        })
-        if (metered && parsed.ConsumedCapacity !== undefined) {
-          delete parsed.ConsumedCapacity
-          answer = Buffer.from(JSON.stringify(parsed))
-        }
-        res.writeHead(status, { ...r.headers, 'content-length': String(answer.length) })
-        res.end(answer)
+      for await (const chunk of r) parts.push(chunk as Buffer)
+      let answer = Buffer.concat(parts)
+      const status = r.statusCode ?? 500
+      const parsed = answer.length ? JSON.parse(answer.toString('utf8')) : {}
+      const billed =
+        transaction && status === 200
+          ? this.#billed(transaction, before, await this.#imagesOf(transaction))
+          : undefined
+      const error = String(parsed.__type ?? status)
+        .split('#')
+        .pop()
+      this.meter.push({
+        caller,
+        service: 'dynamodb',
+        operation,
+        ...(status === 200 ? consumed(parsed.ConsumedCapacity) : { error }),
+        ...(billed !== undefined && { billed }),
       })
+      if (metered && parsed.ConsumedCapacity !== undefined) {
+        delete parsed.ConsumedCapacity
+        answer = Buffer.from(JSON.stringify(parsed))
+      }
+      res.writeHead(status, { ...r.headers, 'content-length': String(answer.length) })
+      res.end(answer)
     })
     upstream.on('error', (error) => send(res, protocol, fail('InternalServerError', error.message)))
     upstream.end(forwarded)
+  }
+
+  /** The items a transaction names, as they are now (a strongly consistent read each). */
+  async #imagesOf(
+    items: readonly Record<string, AwsItemAction>[],
+  ): Promise<(Record<string, unknown> | undefined)[]> {
+    this.#reader ??= new DynamoDBClient({
+      endpoint: this.#dynamodbLocal,
+      region: REGION,
+      credentials: { accessKeyId: 'meter', secretAccessKey: 'meter' },
+    })
+    const reader = this.#reader
+    return Promise.all(
+      items.map(async (item) => {
+        const [, action] = Object.entries(item)[0] as [string, AwsItemAction]
+        const key = action.Key ?? keyOf(action.Item ?? {})
+        const { Item } = await reader.send(
+          new GetItemCommand({
+            TableName: action.TableName,
+            Key: key as Record<string, AttributeValue>,
+            ConsistentRead: true,
+          }),
+        )
+        return Item
+      }),
+    )
+  }
+
+  /**
+   * What AWS bills a committed TransactWriteItems, by its published rules: each
+   * item 2 write units per KB, sized as the larger of before and after (a
+   * ConditionCheck's item as it stands); each index entry written 2 per KB:
+   * added, removed, moved (2), or rewritten when the index projects every
+   * attribute and the item changed.
+   */
+  #billed(
+    items: readonly Record<string, AwsItemAction>[],
+    before: readonly (Record<string, unknown> | undefined)[],
+    after: readonly (Record<string, unknown> | undefined)[],
+  ): number {
+    const units = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024))
+    let billed = 0
+    for (const [i, item] of items.entries()) {
+      const [kind, action] = Object.entries(item)[0] as [string, AwsItemAction]
+      const was = before[i]
+      const now = kind === 'ConditionCheck' ? was : after[i]
+      billed += 2 * units(Math.max(attributeValueSize(was), attributeValueSize(now)))
+      if (kind === 'ConditionCheck') continue
+      for (const index of this.#indexes.get(action.TableName) ?? []) {
+        const inBefore = index.keys.every((key) => was?.[key] !== undefined)
+        const inAfter = index.keys.every((key) => now?.[key] !== undefined)
+        const moved =
+          inBefore &&
+          inAfter &&
+          index.keys.some((key) => JSON.stringify(was?.[key]) !== JSON.stringify(now?.[key]))
+        const rewritten =
+          inBefore &&
+          inAfter &&
+          !moved &&
+          index.projection === 'ALL' &&
+          JSON.stringify(was) !== JSON.stringify(now)
+        const writes = moved ? 2 : (inBefore !== inAfter ? 1 : 0) + (rewritten ? 1 : 0)
+        billed += 2 * writes * units(attributeValueSize(now ?? was))
+      }
+    }
+    return billed
   }
 
   /** The function whose access key signed the request. */
@@ -603,10 +697,38 @@ export class Cloud {
 }
 
 /**
- * KMS data keys under a symmetric key: the ciphertext blob is the key's ARN, then
- * AES-256-GCM of the data key with the encryption context as additional data,
- * so a blob opens only under its own key and context, as in KMS.
+ * KMS's symmetric ciphertext blob, as the stand-in makes it: the key's ARN,
+ * then AES-256-GCM of the plaintext with the encryption context as additional
+ * data (so a blob opens only under its own key and context, as in KMS), padded
+ * to the size KMS's own blobs have (152 bytes of overhead: 184 for a 32-byte
+ * data key), so that what the service stores is as large as in AWS.
  */
+const KMS_BLOB_OVERHEAD = 152
+
+function wrap(key: SymmetricKey, plaintext: Buffer, context: string): Buffer {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key.secret, iv)
+  cipher.setAAD(Buffer.from(context))
+  const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  const arn = Buffer.from(key.arn)
+  const length = Buffer.alloc(2)
+  length.writeUInt16BE(sealed.length)
+  const blob = Buffer.concat([Buffer.from([arn.length]), arn, iv, length, sealed])
+  const padding = Math.max(0, KMS_BLOB_OVERHEAD + plaintext.length - blob.length)
+  return Buffer.concat([blob, Buffer.alloc(padding)])
+}
+
+/** The plaintext of a blob `wrap` made under this key and context; throws for any other. */
+function unwrap(key: SymmetricKey, blob: Buffer, context: string): Buffer {
+  const body = blob.subarray(1 + (blob[0] ?? 0))
+  const sealed = body.subarray(14, 14 + body.readUInt16BE(12))
+  const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, 12))
+  decipher.setAAD(Buffer.from(context))
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16))
+  return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()])
+}
+
+/** KMS data keys under a symmetric key (`wrap`): GenerateDataKey and Decrypt. */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
 function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
   const context = JSON.stringify(
@@ -617,34 +739,63 @@ function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
   if (operation === 'GenerateDataKey') {
     if (input.KeySpec !== 'AES_256') return fail('ValidationException', 'KeySpec must be AES_256')
     const plaintext = randomBytes(32)
-    const iv = randomBytes(12)
-    const cipher = createCipheriv('aes-256-gcm', key.secret, iv)
-    cipher.setAAD(Buffer.from(context))
-    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
-    const arn = Buffer.from(key.arn)
-    const blob = Buffer.concat([Buffer.from([arn.length]), arn, iv, sealed])
     return {
       KeyId: key.arn,
       Plaintext: plaintext.toString('base64'),
-      CiphertextBlob: blob.toString('base64'),
+      CiphertextBlob: wrap(key, plaintext, context).toString('base64'),
     }
   }
   if (operation !== 'Decrypt') return fail('UnknownOperationException', operation)
-  const blob = Buffer.from(String(input.CiphertextBlob), 'base64')
   if (blobKeyArn(input) !== key.arn) return fail('IncorrectKeyException', 'wrong key')
-  const body = blob.subarray(1 + (blob[0] ?? 0))
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, 12))
-    decipher.setAAD(Buffer.from(context))
-    decipher.setAuthTag(body.subarray(body.length - 16))
-    const plaintext = Buffer.concat([
-      decipher.update(body.subarray(12, body.length - 16)),
-      decipher.final(),
-    ])
+    const plaintext = unwrap(key, Buffer.from(String(input.CiphertextBlob), 'base64'), context)
     return { KeyId: key.arn, Plaintext: plaintext.toString('base64') }
   } catch {
     return fail('InvalidCiphertextException', 'the ciphertext is invalid')
   }
+}
+
+/** One action of a TransactWriteItems, as the SDK serialized it. */
+interface AwsItemAction {
+  readonly TableName: string
+  readonly Key?: Record<string, unknown>
+  readonly Item?: Record<string, unknown>
+}
+
+/** The key of an item in DynamoDB JSON: our tables' `pk` and `sk`. */
+const keyOf = (item: Record<string, unknown>) => ({ pk: item.pk, sk: item.sk }) as never
+
+/**
+ * An item's size in DynamoDB JSON, as DynamoDB counts it: each name's UTF-8
+ * bytes plus its value (strings their bytes, numbers (digits / 2) + 1,
+ * binaries their bytes, booleans and nulls 1, lists and maps 3 + 1 per element
+ * + their elements).
+ */
+function attributeValueSize(item: Record<string, unknown> | undefined): number {
+  if (!item) return 0
+  const value = (v: Record<string, unknown>): number => {
+    if ('S' in v) return Buffer.byteLength(String(v.S))
+    if ('N' in v) {
+      const digits = String(v.N).replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '')
+      return Math.ceil(Math.max(digits.length, 1) / 2) + 1
+    }
+    if ('B' in v) {
+      return v.B instanceof Uint8Array ? v.B.length : Buffer.from(String(v.B), 'base64').length
+    }
+    if ('BOOL' in v || 'NULL' in v) return 1
+    if ('L' in v)
+      return 3 + (v.L as Record<string, unknown>[]).reduce((n, e) => n + 1 + value(e), 0)
+    if ('M' in v) {
+      const entries = Object.entries(v.M as Record<string, Record<string, unknown>>)
+      return 3 + entries.reduce((n, [k, e]) => n + 1 + Buffer.byteLength(k) + value(e), 0)
+    }
+    if ('SS' in v) return (v.SS as string[]).reduce((n, e) => n + Buffer.byteLength(e), 0)
+    throw new Error(`attribute ${JSON.stringify(v)} is not modelled by the meter`)
+  }
+  return Object.entries(item).reduce(
+    (n, [name, v]) => n + Buffer.byteLength(name) + value(v as Record<string, unknown>),
+    0,
+  )
 }
 
 /** Capacity on the table and on each index, summed over the tables an answer names. */
