@@ -20,6 +20,7 @@ export interface TokenServiceConfig {
   readonly clients: readonly ClientConfig[]
   readonly issuer?: string
   readonly algorithm?: 'RS256' | 'ES256'
+  readonly signing?: 'kms' | 'envelope'
   readonly signingKeys?: readonly SigningKeySpec[]
   readonly signingKeysLock?: string
   readonly authorizer?: 'lambda' | 'jwt'
@@ -130,6 +131,12 @@ export const CONFIG_SCHEMA: Readonly<Record<keyof TokenServiceConfig, Field>> = 
     values: ['RS256', 'ES256'],
     default: DEFAULTS.algorithm,
     doc: 'KMS `RSA_2048` (RS256, the only one the native JWT authorizer accepts) or `ECC_NIST_P256` (ES256). A KeySpec cannot change in place: a new algorithm needs a new stack.',
+  },
+  signing: {
+    type: 'enum',
+    values: ['kms', 'envelope'],
+    default: DEFAULTS.signing,
+    doc: 'How keys added from now on sign. `kms`: a KMS `Sign` per token, the private key never leaves KMS; KMS allows 1,000 RSA (or ECC) signing requests a second per account and region, shared with the account. `envelope`: KMS generates the key pair and keeps the private key wrapped under a symmetric key of the stack; `login` and `token` unwrap it once per container and sign in memory, with no KMS call per token. A listed key keeps its mode: to switch, rotate to a new key (docs/operations.md "Key rotation"). Trade-off: docs/security.md "Signing keys: KMS or envelope"; when to switch: docs/capacity.md.',
   },
   signingKeys: {
     type: 'signingKeys',
@@ -454,6 +461,7 @@ export function stackProps(config: TokenServiceConfig): TokenServiceStackProps {
     issuer: config.issuer,
     signingKeys: config.signingKeys,
     algorithm: config.algorithm,
+    signing: config.signing,
     authorizer: config.authorizer,
     strictRevocation: config.strictRevocation,
     authorizerCacheTtl: seconds(config.authorizerCacheTtlSeconds),

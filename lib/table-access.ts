@@ -1,5 +1,6 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
+import type { EnvelopeKeyStore } from '../functions/adapters/envelope-signer.js'
 import type { GraceKeyDirectory } from '../functions/adapters/kms-grace-keys.js'
 import type { DpopReplayStore } from '../functions/core/dpop.js'
 import type {
@@ -34,8 +35,9 @@ export const STORE_ACTIONS = {
   getSession: { table: ['dynamodb:GetItem'] },
   // The session, its guard and its event in one transaction; then its pointer (PutItem).
   createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
-  // The retired token's record (PutItem), then the session (UpdateItem).
-  rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
+  // The retired token's record, then the session.
+  recordRetired: { table: ['dynamodb:PutItem'] },
+  rotate: { table: ['dynamodb:UpdateItem'] },
   revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   // The user's pointers (Query) and their sessions (BatchGetItem); sessions written
   // before issue 17 through gsi1.
@@ -50,13 +52,18 @@ export const STORE_ACTIONS = {
   // The grace keys' directory (functions/adapters/dynamodb/grace-keys.ts).
   saveGraceKey: { table: ['dynamodb:PutItem'] },
   findGraceKey: { table: ['dynamodb:GetItem'] },
+  // Envelope signing keys (functions/adapters/dynamodb/signing-keys.ts): a conditional put,
+  // read back when another container's pair was stored first.
+  findKeyPair: { table: ['dynamodb:GetItem'] },
+  createKeyPair: { table: ['dynamodb:PutItem', 'dynamodb:GetItem'] },
 } as const satisfies Record<
   | keyof SessionStore
   | keyof UserStore
   | keyof LoginAttempts
   | keyof EventOutbox
   | keyof DpopReplayStore
-  | keyof GraceKeyDirectory,
+  | keyof GraceKeyDirectory
+  | keyof EnvelopeKeyStore,
   { table?: readonly string[]; index?: readonly string[] }
 >
 

@@ -21,11 +21,18 @@ import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as route53Targets from 'aws-cdk-lib/aws-route53-targets'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { Construct } from 'constructs'
-import { TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
+import { itemKey, TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
 import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
+import {
+  EnvelopeSigning,
+  envelopeContextConditions,
+  envelopeKeyName,
+  keyPairSpec,
+  modeOf,
+} from './envelope-signing.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
 import {
@@ -33,12 +40,13 @@ import {
   assertSigningKeys,
   type SigningAlgorithm,
   type SigningKeySpec,
+  type SigningMode,
 } from './signing-keys.js'
 import { grantStore, type StoreMethod } from './table-access.js'
 import { type AuthorizerSettings, checkedAudiences, TokenAuthorizer } from './token-authorizer.js'
 import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
-export type { SigningAlgorithm, SigningKeySpec } from './signing-keys.js'
+export type { SigningAlgorithm, SigningKeySpec, SigningMode } from './signing-keys.js'
 
 /**
  * The tag every signing key carries, valued `<stack name>/<construct id>`: the jwks function
@@ -127,6 +135,20 @@ export interface TokenServiceProps {
    * @default none beyond the active key
    */
   readonly transitionSigningKeys?: readonly string[]
+  /**
+   * How keys sign (docs/design.md "Keys"): `kms`, a KMS `Sign` per token with a KMS
+   * asymmetric key per `signingKeys` entry; `envelope`, in memory with a key pair KMS
+   * generated and wrapped under a symmetric key of the stack, unwrapped once per
+   * container. A key keeps the mode it was added with: `signingKeyModes`.
+   * @default 'kms'
+   */
+  readonly signing?: SigningMode
+  /**
+   * How each listed key signs, when it differs from `signing`: the CDK app passes the
+   * key ledger's (a key's mode is fixed when it is added; switching is a rotation).
+   * @default every key signs as `signing` says
+   */
+  readonly signingKeyModes?: Readonly<Record<string, SigningMode>>
   /**
    * `RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`). The native JWT
    * authorizer accepts only RS256.
@@ -232,6 +254,7 @@ export const STORE_USE: Readonly<Partial<Record<HttpFunction, readonly StoreMeth
     'wasRetired',
     'recordProof',
     'getSession',
+    'recordRetired',
     'rotate',
     'revokeSession',
     'appendEvent',
@@ -268,10 +291,15 @@ export class TokenService extends Construct {
   public readonly table: dynamodb.Table
   public readonly algorithm: SigningAlgorithm
   /** Every signing key, by its `id`. */
+  /** Every KMS signing key (`kms` mode), by its `id`. */
   public readonly signingKeys: Readonly<Record<string, kms.Key>>
-  public readonly activeKey: kms.Key
-  public readonly activeKeyAlias: kms.Alias
+  /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
+  public readonly activeKey?: kms.Key
+  public readonly activeKeyAlias?: kms.Alias
+  /** The KMS keys that are listed but do not sign. */
   public readonly retiringKeys: readonly kms.Key[]
+  /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
+  public readonly envelopeSigning?: EnvelopeSigning
   /**
    * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
    * the server's half of each seal, so that a copy of the table and an old
@@ -412,8 +440,14 @@ export class TokenService extends Construct {
     const stackName = Stack.of(this).stackName
     const aliasPrefix = `alias/${stackName}/${this.node.id}`
     const keyTag = `${stackName}/${this.node.id}`
+    const signing = props.signing ?? DEFAULTS.signing
+    if (signing !== 'kms' && signing !== 'envelope') {
+      throw new Error(`TokenService: signing must be "kms" or "envelope", got ${String(signing)}`)
+    }
+    const mode = (id: string) => modeOf(id, signing, props.signingKeyModes)
     const keys: Record<string, kms.Key> = {}
     for (const spec of keySpecs) {
+      if (mode(spec.id) !== 'kms') continue
       const key = new kms.Key(this, `SigningKey-${spec.id}`, {
         description: `Signs the access tokens (${this.algorithm}) of ${this.node.path}: key ${spec.id}`,
         keySpec: this.algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
@@ -429,15 +463,27 @@ export class TokenService extends Construct {
     }
     this.signingKeys = keys
     const activeId = activeKeyOf(keySpecs).id
-    this.activeKey = keys[activeId] as kms.Key
+    this.activeKey = keys[activeId]
     this.retiringKeys = keySpecs
-      .filter((spec) => spec.id !== activeId)
+      .filter((spec) => spec.id !== activeId && keys[spec.id])
       .map((spec) => keys[spec.id] as kms.Key)
     // Follows the active key, so that operators can reach it by one stable name.
-    this.activeKeyAlias = new kms.Alias(this, 'ActiveSigningKeyAlias', {
-      aliasName: `${aliasPrefix}/active`,
-      targetKey: this.activeKey,
-    })
+    if (this.activeKey) {
+      this.activeKeyAlias = new kms.Alias(this, 'ActiveSigningKeyAlias', {
+        aliasName: `${aliasPrefix}/active`,
+        targetKey: this.activeKey,
+      })
+    }
+    if (keySpecs.some((spec) => mode(spec.id) === 'envelope')) {
+      this.envelopeSigning = new EnvelopeSigning(this, 'EnvelopeSigning', {
+        algorithm: this.algorithm,
+        owner: keyTag,
+        removalPolicy,
+        tag: [SIGNING_KEY_TAG, keyTag],
+      })
+    }
+    // How the functions' environment names a key: its KMS key's ARN, or `envelope:<id>`.
+    const keyName = (id: string) => keys[id]?.keyArn ?? envelopeKeyName(id)
 
     this.graceKey = new kms.Key(this, 'GraceKey', {
       description: `Wraps the data keys sealing the grace children of ${this.node.path}`,
@@ -538,18 +584,28 @@ export class TokenService extends Construct {
       ISSUER: this.issuer,
       CLIENTS: JSON.stringify(props.clients),
       TABLE_NAME: this.table.tableName,
-      SIGNING_KEY_ID: this.activeKey.keyArn,
+      SIGNING_KEY_ID: keyName(activeId),
       GRACE_KEY_ID: this.graceKey.keyArn,
-      RETIRING_KEY_IDS: this.retiringKeys.map((key) => key.keyArn).join(','),
+      RETIRING_KEY_IDS: keySpecs
+        .filter((spec) => spec.id !== activeId)
+        .map((spec) => keyName(spec.id))
+        .join(','),
+      ...(this.envelopeSigning && {
+        ENVELOPE_KEY_ID: this.envelopeSigning.key.keyArn,
+        SIGNING_KEY_OWNER: keyTag,
+      }),
       SIGNING_ALG: this.algorithm,
       ...(this.dpopNonceKey && { DPOP_NONCE_KEY_ID: this.dpopNonceKey.keyArn }),
       AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
       AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
     }
+    // The jwks function reads the table only for envelope keys' public keys.
+    const valuesOf = (name: HttpFunction) =>
+      name === 'jwks' && !this.envelopeSigning ? { ...values, TABLE_NAME: undefined } : values
     const make = (name: HttpFunction) =>
       new TokenFunction(this, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
         name,
-        environment: functionEnvironment(name, values),
+        environment: functionEnvironment(name, valuesOf(name)),
         logRetention,
         removalPolicy,
       })
@@ -570,9 +626,9 @@ export class TokenService extends Construct {
       const fn = this.functions[name as keyof typeof this.functions]
       grantStore(fn, this.table, methods)
     }
-    const signingArns = [...new Set([activeId, ...(props.transitionSigningKeys ?? [])])].map(
-      (id) => (keys[id] as kms.Key).keyArn,
-    )
+    const signingIds = [...new Set([activeId, ...(props.transitionSigningKeys ?? [])])]
+    const signingArns = signingIds.flatMap((id) => (keys[id] ? [keys[id].keyArn] : []))
+    const envelopeSigningIds = signingIds.filter((id) => !keys[id])
     // Exactly what functions/adapters/kms-signer.ts sends: a SHA-256 digest, the key's algorithm.
     const signRequest = {
       StringEquals: {
@@ -581,9 +637,16 @@ export class TokenService extends Construct {
       },
     }
     for (const fn of [this.functions.login, this.functions.token]) {
-      fn.allow(['kms:Sign'], signingArns, signRequest)
-      // The active key's `kid`, read at cold start.
-      fn.allow(['kms:GetPublicKey'], signingArns)
+      if (signingArns.length > 0) {
+        fn.allow(['kms:Sign'], signingArns, signRequest)
+        // The active key's `kid`, read at cold start.
+        fn.allow(['kms:GetPublicKey'], signingArns)
+      }
+      // Envelope keys: unwrap (once per container) only the keys it may sign with.
+      if (this.envelopeSigning) {
+        this.envelopeSigning.grantSign(fn, envelopeSigningIds)
+        grantStore(fn, this.table, ['findKeyPair', 'createKeyPair'])
+      }
       // Exactly what functions/adapters/dpop.ts sends to derive the nonce key.
       if (this.dpopNonceKey) {
         fn.allow(['kms:GenerateMac'], [this.dpopNonceKey.keyArn], {
@@ -597,9 +660,26 @@ export class TokenService extends Construct {
     // function that lists it before the policy naming it has reached IAM, and a deploy that
     // removes one may run the function that still lists it under the policy that no longer
     // names it. The tag reaches only public keys of this service's keys.
+    const listedKmsKeys = Object.values(keys).map((key) => key.keyArn)
+    if (listedKmsKeys.length > 0) this.functions.jwks.allow(['kms:GetPublicKey'], listedKmsKeys)
+    // Envelope keys' public keys are in the table: jwks reads them, and generates the pair
+    // of a key it publishes first; it can never unwrap one. In every mode and by tag, as for
+    // GetPublicKey: the deploy that adds the first envelope key may run the jwks function
+    // that lists it under the policy from before, and that key is created by this deploy.
+    // Only the envelope keys' items (their partition keys), never a session or a user.
+    this.functions.jwks.allow(['dynamodb:GetItem', 'dynamodb:PutItem'], [this.table.tableArn], {
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [itemKey.signingKey('*').pk] },
+    })
     this.functions.jwks.allow(
-      ['kms:GetPublicKey'],
-      [this.activeKey, ...this.retiringKeys].map((key) => key.keyArn),
+      ['kms:GenerateDataKeyPairWithoutPlaintext'],
+      [Stack.of(this).formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+      {
+        StringEquals: {
+          [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag,
+          ...envelopeContextConditions(keyTag, 'any'),
+          'kms:DataKeyPairSpec': keyPairSpec(this.algorithm),
+        },
+      },
     )
     this.functions.jwks.allow(
       ['kms:GetPublicKey'],
@@ -609,7 +689,7 @@ export class TokenService extends Construct {
     Validations.of(this.functions.jwks.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
       reason:
-        "kms:GetPublicKey only, and only on keys tagged as this service's signing keys: a key is readable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
+        "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
     })
 
     if (authorizerKind === 'lambda') {

@@ -87,9 +87,10 @@ export interface Rotation {
   }
   /**
    * The token this rotation retires (the session's current one): its record
-   * is written before the session changes, so that once it has left the
-   * session (two rotations on) it is still known as authentic, and its reuse
-   * detected. `issuedAt` is when it was issued (the last rotation, or login).
+   * (`recordRetired`) is written before the session changes, so that once it
+   * has left the session (two rotations on) it is still known as authentic,
+   * and its reuse detected. `issuedAt` is when it was issued (the last
+   * rotation, or login).
    */
   readonly retired: {
     readonly hash: string
@@ -148,10 +149,16 @@ export interface SessionStore {
     events?: readonly SecurityEvent[],
   ): Promise<SessionCreation>
   /**
-   * Commits a rotation with one conditional write of the session, after the
-   * retired token's record. Not committed means someone else rotated (or
-   * revoked) first. Safe to send again after a lost answer: a rotation that
-   * finds itself already applied is committed.
+   * Writes the record of the token `rotation` retires (`rotation.retired`):
+   * before `rotate`, so that no committed rotation lacks it. Harmless if the
+   * rotation then loses: it names a token that was issued.
+   */
+  recordRetired(rotation: Rotation): Promise<void>
+  /**
+   * Commits a rotation with one conditional write of the session. Not
+   * committed means someone else rotated (or revoked) first. Safe to send
+   * again after a lost answer: a rotation that finds itself already applied is
+   * committed.
    */
   rotate(rotation: Rotation): Promise<RotationResult>
   /**

@@ -3,7 +3,15 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { EventOutbox, GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
+import type {
+  EventOutbox,
+  GraceKeys,
+  Rotation,
+  Session,
+  SessionStore,
+  Signer,
+  User,
+} from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -47,8 +55,8 @@ const ROTATION_ATTEMPTS = 4
 /**
  * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
  * reuse", rules 1 to 7). Network stages on success: one batched read (and a
- * DPoP proof's single use alongside), then the signature and the conditional
- * write in parallel.
+ * DPoP proof's single use alongside); the signature alongside the retired
+ * token's record; then the one conditional write of the session.
  */
 export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<TokenResult> {
   const { sessions, clock } = deps
@@ -184,6 +192,16 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
   )
 }
 
+/**
+ * Rule 1, committed as rule 7 wants it: the access token is signed, and the
+ * presented token's record written (rule 3: once it has left the session, the
+ * record still tells its reuse from garbage), both before the rotation's one
+ * conditional write. So a KMS fault or throttle, or a DynamoDB one, never
+ * leaves a committed rotation unanswered: the presented token stays current
+ * and a retry after `Retry-After` rotates it, however late (the record alone
+ * changes nothing: it names a token that was issued). Only a write that
+ * committed and whose every answer was lost is left to grace (rule 2).
+ */
 async function rotate(
   deps: RefreshDeps,
   step: Step & { user: User },
@@ -193,52 +211,42 @@ async function rotate(
   const child = newRefreshToken(presented.locator)
   // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
   const serverKey = await graceKeys.current()
-  const signing = step.accessToken
-    ? Promise.resolve(step.accessToken)
-    : issueAccessToken(signer, settings, { user, session, client, scope, now })
-  // With no grace window a committed rotation whose answer is lost cannot be
-  // replayed, so such a client's token is signed before the rotation commits:
-  // a KMS fault then leaves the presented token usable (rule 7).
-  if (client.reuseGraceSeconds === 0) await signing
-  const [signed, written] = await Promise.allSettled([
-    signing,
-    sessions.rotate({
-      sid: session.sid,
-      expect: { currentHash: session.currentHash, generation: session.generation },
-      next: {
-        currentHash: hashToken(child),
-        previousHash: presented.hash,
-        generation: session.generation + 1,
-        rotatedAt: now,
-        graceChild: sealChild(presented.token, session.sid, child, serverKey),
-        lastUsedAt: now,
-        idleExpiresAt: Math.min(
-          now + client.refreshIdleTtlSeconds * 1000,
-          session.absoluteExpiresAt,
-        ),
-      },
-      retired: {
-        hash: session.currentHash,
-        generation: session.generation,
-        issuedAt: session.rotatedAt ?? session.createdAt,
-      },
-      absoluteExpiresAt: session.absoluteExpiresAt,
-    }),
-  ])
-  // A failed write loses nothing: the presented token is still current.
-  if (written.status === 'rejected') throw written.reason
-  const accessToken = signed.status === 'fulfilled' ? signed.value : undefined
-  if (!written.value.committed) {
-    const found = written.value.session
-    return { ...(accessToken && { accessToken }), ...(found && { found }) }
+  const rotation: Rotation = {
+    sid: session.sid,
+    expect: { currentHash: session.currentHash, generation: session.generation },
+    next: {
+      currentHash: hashToken(child),
+      previousHash: presented.hash,
+      generation: session.generation + 1,
+      rotatedAt: now,
+      graceChild: sealChild(presented.token, session.sid, child, serverKey),
+      lastUsedAt: now,
+      idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
+    },
+    retired: {
+      hash: session.currentHash,
+      generation: session.generation,
+      issuedAt: session.rotatedAt ?? session.createdAt,
+    },
+    absoluteExpiresAt: session.absoluteExpiresAt,
   }
-  // Committed but unsigned: the client's retry within grace gets this same child.
+  const [signed, recorded] = await Promise.allSettled([
+    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    sessions.recordRetired(rotation),
+  ])
+  // Nothing committed yet: the presented token is still current (rule 7).
   if (signed.status === 'rejected') throw signed.reason
+  if (recorded.status === 'rejected') throw recorded.reason
+  const accessToken = signed.value
+  const written = await sessions.rotate(rotation)
+  if (!written.committed) {
+    return { accessToken, ...(written.session && { found: written.session }) }
+  }
   events.emit('refresh', { client_id: client.clientId })
   return {
     result: {
       client,
-      accessToken: signed.value,
+      accessToken,
       refreshToken: child,
       scope,
       sessionExpiresAt: session.absoluteExpiresAt,

@@ -32,7 +32,8 @@ describe('each function bundle (as lib/bundling.ts builds it) holds only what it
     revoke: ['client-dynamodb'],
     sessions: ['client-dynamodb'],
     password: ['client-dynamodb'],
-    jwks: ['client-kms'],
+    // Envelope keys' public keys are in the table.
+    jwks: ['client-dynamodb', 'client-kms'],
     me: [],
     authorizer: [],
     authorizerStrict: ['client-dynamodb'],

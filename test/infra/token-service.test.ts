@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
 import { Annotations, Match } from 'aws-cdk-lib/assertions'
+import type { Construct } from 'constructs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   loadAuthorizerConfig,
@@ -111,6 +112,8 @@ function grants({
 /** The jwks function's grant by tag: the public key of any of this service's signing keys. */
 const TAGGED_KEYS =
   'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/* if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService'
+
+const ENVELOPE_ITEMS = 'table if ForAllValues:StringLike dynamodb:LeadingKeys=SIGNINGKEY#*'
 
 const BASE_GRANTS = {
   'logs:CreateLogStream': ['own-logs'],
@@ -247,7 +250,7 @@ describe('TokenService with its defaults', () => {
     const signing = template.findResources('AWS::KMS::Key', {
       Properties: { KeyUsage: 'SIGN_VERIFY' },
     })
-    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey as Construct)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -258,7 +261,7 @@ describe('TokenService with its defaults', () => {
       }),
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
-    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
     template.resourceCountIs('AWS::KMS::Key', 2)
     expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
@@ -317,9 +320,16 @@ describe('TokenService with its defaults', () => {
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
       // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
-      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts).
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts); the
+      // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only (below).
+      const envelopeOnly = [
+        'ENVELOPE_KEY_ID',
+        'SIGNING_KEY_OWNER',
+        ...(name === 'jwks' ? ['TABLE_NAME'] : []),
+      ]
       const expected = settingsOf(name as LambdaName).filter(
-        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID'].includes(setting),
+        (setting) =>
+          !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID', ...envelopeOnly].includes(setting),
       )
       expect(Object.keys(variables).sort(), name).toEqual(
         [
@@ -349,7 +359,7 @@ describe('TokenService with its defaults', () => {
     expect(login?.Environment).toMatchObject({
       Variables: {
         ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
-        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] },
         SIGNING_ALG: 'RS256',
         TABLE_NAME: { Ref: logicalId(stack.service.table) },
       },
@@ -473,7 +483,17 @@ describe('TokenService with its defaults', () => {
         'dynamodb:PutItem': ['table'],
         'dynamodb:UpdateItem': ['table'],
       },
-      jwks: { ...BASE_GRANTS, 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
+      jwks: {
+        ...BASE_GRANTS,
+        'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'],
+        // Envelope keys, in every mode (the deploy that adds the first one runs the new jwks
+        // under this policy): their items only, and pairs generated under a tagged key.
+        'dynamodb:GetItem': [ENVELOPE_ITEMS],
+        'dynamodb:PutItem': [ENVELOPE_ITEMS],
+        'kms:GenerateDataKeyPairWithoutPlaintext': [
+          `${TAGGED_KEYS.split(' if ')[0]} if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService, kms:DataKeyPairSpec=RSA_2048, kms:EncryptionContext:owner=TestTokenService/TokenService`,
+        ],
+      },
       sessions: {
         ...BASE_GRANTS,
         'dynamodb:BatchGetItem': ['table'],
@@ -523,11 +543,13 @@ describe('TokenService with its defaults', () => {
           expect(actions.sort(), id).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments'])
         }
         if (JSON.stringify(statement.Resource).includes('key/*')) {
-          expect(actions, id).toEqual(['kms:GetPublicKey'])
-          expect(statement.Condition, id).toEqual({
-            StringEquals: {
-              'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
-            },
+          // Public keys, and key pairs generated under a key of this service (never in plain).
+          expect(actions, id).toHaveLength(1)
+          expect(['kms:GetPublicKey', 'kms:GenerateDataKeyPairWithoutPlaintext']).toContain(
+            actions[0],
+          )
+          expect(statement.Condition?.StringEquals, id).toMatchObject({
+            'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
           })
         }
       }
@@ -1364,7 +1386,7 @@ describe('TokenService signing keys', () => {
           | { Variables: Record<string, unknown> }
           | undefined
       )?.Variables ?? {}
-    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     const retiring = {
       'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
     }

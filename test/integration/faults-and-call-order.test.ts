@@ -96,7 +96,7 @@ describe('rule 7: nothing is lost on a fault', () => {
     expect(failed.status).toBe(503)
     expect(failed.headers.get('retry-after')).toMatch(/^\d+$/)
     expect(failed.body.error).toBe('temporarily_unavailable')
-    // The write may have committed in parallel: the retry, within grace, gets that same child.
+    // Nothing was committed: the retry rotates, and replaying the token within grace gets its child.
     const retried = await h.refresh(token)
     expect(retried.status).toBe(200)
     const again = await h.refresh(token)
@@ -113,7 +113,7 @@ describe('rule 7: nothing is lost on a fault', () => {
 })
 
 describe('refresh success path', () => {
-  it('reads once (batched, first), then signs while it writes the retired token’s record, then the session', async () => {
+  it('reads once (batched, first), then signs alongside the retired token’s record, and writes the session only once both are done', async () => {
     const token = (await h.login(user)).body.refresh_token
     probe.signDelayMs = 60
     probe.calls.length = 0
@@ -134,10 +134,11 @@ describe('refresh success path', () => {
     const rotation = call('UpdateItemCommand')
     expect(read.end).toBeLessThanOrEqual(sign.start)
     expect(read.end).toBeLessThanOrEqual(record.start)
-    // The record is durable before the session changes.
-    expect(record.end).toBeLessThanOrEqual(rotation.start)
-    // Overlap: the signature runs alongside the writes.
-    expect(sign.start).toBeLessThan(rotation.end)
+    // Overlap: the signature runs alongside the record.
+    expect(sign.start).toBeLessThan(record.end)
     expect(record.start).toBeLessThan(sign.end)
+    // The rotation commits only once its token is signed and the record is durable.
+    expect(sign.end).toBeLessThanOrEqual(rotation.start)
+    expect(record.end).toBeLessThanOrEqual(rotation.start)
   })
 })

@@ -19,7 +19,10 @@ const CALLS = 12
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36'
 
-const configurations = { kms: { stackName: 'TokenServiceCapacity' } }
+const configurations = {
+  kms: { stackName: 'TokenServiceCapacity' },
+  envelope: { stackName: 'TokenServiceCapacityEnvelope', signing: 'envelope' },
+}
 type Mode = keyof typeof configurations
 
 let assembly: Assembly<Mode>
@@ -137,6 +140,10 @@ for (const mode of Object.keys(configurations) as Mode[]) {
 
     it('costs what the capacity model prices (lib/capacity/per-call.ts)', () => {
       expect(measured).toEqual(MEASURED_PER_CALL[mode])
+    })
+
+    it('makes no AWS call its IAM policy does not allow', () => {
+      expect(deployment.denials()).toEqual([])
     })
 
     it('keeps a warm refresh within 2 read and 2 write units, billed or reported, and a warm login within 5 write units (docs/design.md "Performance budget")', () => {

@@ -120,6 +120,7 @@ interface SymmetricKey {
   readonly spec: 'SYMMETRIC_DEFAULT'
   readonly secret: Buffer
   readonly delegatesToIam: boolean
+  readonly tags: Readonly<Record<string, string>>
 }
 
 const list = <T>(value: T | readonly T[] | undefined): readonly T[] =>
@@ -137,6 +138,8 @@ function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean 
 const CONDITION_OPERATORS: Record<string, (want: string, got: string) => boolean> = {
   StringEquals: (want, got) => want === got,
   StringLike: (want, got) => wildcard(want, got, false),
+  // A multi-valued key (dynamodb:LeadingKeys): every value the request carries must match.
+  'ForAllValues:StringLike': (want, got) => wildcard(want, got, false),
 }
 
 /**
@@ -149,7 +152,7 @@ export function isAllowed(
   statements: readonly Statement[],
   action: string,
   resource: string,
-  context: Record<string, string> = {},
+  context: Record<string, string | readonly string[]> = {},
 ): boolean {
   let allowed = false
   for (const statement of statements) {
@@ -168,7 +171,17 @@ export function isAllowed(
         const got = Object.entries(context).find(
           ([name]) => name.toLowerCase() === key.toLowerCase(),
         )
-        return got !== undefined && list(wanted).some((want) => test(want, got[1]))
+        if (operator.startsWith('ForAllValues:')) {
+          // As IAM reads it: true for a request that carries no value at all.
+          return list(got?.[1] as string | string[] | undefined).every((value) =>
+            list(wanted).some((want) => test(want, value)),
+          )
+        }
+        return (
+          got !== undefined &&
+          typeof got[1] === 'string' &&
+          list(wanted).some((want) => test(want, got[1] as string))
+        )
       })
     })
     if (!holds) continue
@@ -190,6 +203,14 @@ export class Cloud {
   readonly busEntries: BusEntry[] = []
   /** Every call a function made, in order, with DynamoDB's consumed capacity (`MeteredCall`). */
   readonly meter: MeteredCall[] = []
+  /**
+   * Request rates above which the stand-ins throttle, as KMS and DynamoDB do
+   * (KMS: its cryptographic operations, per account and region; DynamoDB: the
+   * table's requests). Counted per window, which moves only with
+   * `nextWindow()`, so that tests move time instead of sleeping. Unset: no limit.
+   */
+  limits: { kms?: number; dynamodb?: number } = {}
+  #used = { kms: 0, dynamodb: 0 }
   readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
   /** Each table's GSIs: their key attributes and projection, for the billed figure. */
@@ -204,6 +225,11 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
+    // Key pairs for GenerateDataKeyPairWithoutPlaintext, made ahead: RSA key generation on a
+    // busy machine can outlast the functions' 1 s call timeout, which real KMS does not.
+    for (const spec of ['RSA_2048', 'RSA_2048', 'ECC_NIST_P256', 'ECC_NIST_P256'] as const) {
+      PAIRS[spec].push(spec === 'RSA_2048' ? rsaKey() : ecKey())
+    }
     this.#server = createServer((req, res) => {
       this.#serve(req, res).catch((error: unknown) => {
         res.writeHead(500).end(String(error))
@@ -219,6 +245,23 @@ export class Cloud {
     if (!server) return
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
+  }
+
+  /** Starts a new rate window: the limits' counts start again from zero. */
+  nextWindow(): void {
+    this.#used = { kms: 0, dynamodb: 0 }
+  }
+
+  /**
+   * True when one more request of `service` exceeds its limit in this window. A
+   * refused request uses none of it (a throttled request consumes no capacity).
+   */
+  #throttled(service: 'kms' | 'dynamodb'): boolean {
+    const limit = this.limits[service]
+    if (limit === undefined) return false
+    if (this.#used[service] >= limit) return true
+    this.#used[service] += 1
+    return false
   }
 
   /** A short name for an ARN in reports: `table`, `table/index/gsi1`, `key k1`. */
@@ -405,20 +448,20 @@ export class Cloud {
       ? ['kms:Sign', 'kms:GetPublicKey']
       : ['kms:GenerateDataKey', 'kms:Decrypt']
     const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
-    if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
-      const secret = randomBytes(32)
-      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam })
-      // No alias names it: the reports name it by its logical id.
-      this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
-      return
-    }
-    const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
     // Created with its tags (CreateKey's Tags): they stay with the key after it leaves a template.
     const tags = Object.fromEntries(
       (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
         ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
       ),
     )
+    if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
+      const secret = randomBytes(32)
+      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam, tags })
+      // No alias names it: the reports name it by its logical id.
+      this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
+      return
+    }
+    const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
     this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
   }
 
@@ -435,7 +478,7 @@ export class Cloud {
     caller: Caller,
     action: string,
     resource: string,
-    context: Record<string, string> = {},
+    context: Record<string, string | readonly string[]> = {},
   ): boolean {
     const allowed = isAllowed(caller.statements, action, resource, context)
     const key = `${action} ${resource}`
@@ -597,8 +640,14 @@ export class Cloud {
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
     if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
-    for (const [action, resource] of dynamodbChecks(operation, input)) {
-      if (!this.#authorize(caller, action, resource)) return denied(action, resource)
+    for (const [action, resource, context] of dynamodbChecks(operation, input)) {
+      if (!this.#authorize(caller, action, resource, context)) return denied(action, resource)
+    }
+    if (this.#throttled('dynamodb')) {
+      return fail(
+        'ProvisionedThroughputExceededException',
+        'The level of configured provisioned throughput for the table was exceeded.',
+      )
     }
     return undefined
   }
@@ -657,14 +706,27 @@ export class Cloud {
         'kms:SigningAlgorithm': String(input.SigningAlgorithm),
         'kms:MessageType': String(input.MessageType ?? 'RAW'),
       }),
+      // Each entry of the encryption context is a condition key of its own.
+      ...Object.fromEntries(
+        Object.entries((input.EncryptionContext ?? {}) as Record<string, string>).map(
+          ([name, value]) => [`kms:EncryptionContext:${name}`, value],
+        ),
+      ),
+      ...(operation === 'GenerateDataKeyPairWithoutPlaintext' && {
+        'kms:DataKeyPairSpec': String(input.KeyPairSpec),
+      }),
     }
     // KMS authorizes on the key's ARN, whatever name the caller used.
     const action = `kms:${operation}`
     if (!key.delegatesToIam || !this.#authorize(caller, action, key.arn, context)) {
       return denied(action, key.arn)
     }
+    // KMS's request quota is shared by its cryptographic operations.
+    if (operation !== 'GetPublicKey' && this.#throttled('kms')) {
+      return fail('ThrottlingException', 'Rate exceeded')
+    }
     if (key.spec === 'SYMMETRIC_DEFAULT') return dataKeys(key, operation, input)
-    if (operation === 'GenerateDataKey' || operation === 'Decrypt') {
+    if (/^(GenerateDataKey|Decrypt)/.test(operation)) {
       return fail('InvalidKeyUsageException', `${key.spec} keys do not encrypt`)
     }
     const algorithm = key.spec === 'RSA_2048' ? 'RSASSA_PKCS1_V1_5_SHA_256' : 'ECDSA_SHA_256'
@@ -728,7 +790,17 @@ function unwrap(key: SymmetricKey, blob: Buffer, context: string): Buffer {
   return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()])
 }
 
-/** KMS data keys under a symmetric key (`wrap`): GenerateDataKey and Decrypt. */
+/** Key pairs generated ahead (`Cloud.start`), handed out once each. */
+const PAIRS: Record<'RSA_2048' | 'ECC_NIST_P256', ReturnType<typeof rsaKey>[]> = {
+  RSA_2048: [],
+  ECC_NIST_P256: [],
+}
+
+/**
+ * KMS data keys under a symmetric key (`wrap`): GenerateDataKey, a key pair
+ * with its private key wrapped (GenerateDataKeyPairWithoutPlaintext: PKCS #8
+ * DER, as KMS wraps it), and Decrypt.
+ */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
 function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
   const context = JSON.stringify(
@@ -743,6 +815,20 @@ function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
       KeyId: key.arn,
       Plaintext: plaintext.toString('base64'),
       CiphertextBlob: wrap(key, plaintext, context).toString('base64'),
+    }
+  }
+  if (operation === 'GenerateDataKeyPairWithoutPlaintext') {
+    const spec = String(input.KeyPairSpec)
+    if (spec !== 'RSA_2048' && spec !== 'ECC_NIST_P256') {
+      return fail('ValidationException', `KeyPairSpec ${spec} is not modelled`)
+    }
+    const pair = PAIRS[spec].shift() ?? (spec === 'RSA_2048' ? rsaKey() : ecKey())
+    const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' })
+    return {
+      KeyId: key.arn,
+      KeyPairSpec: input.KeyPairSpec,
+      PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+      PrivateKeyCiphertextBlob: wrap(key, privateKey, context).toString('base64'),
     }
   }
   if (operation !== 'Decrypt') return fail('UnknownOperationException', operation)
@@ -826,11 +912,19 @@ function blobKeyArn(input: any): string {
 
 /**
  * The IAM actions and resources a DynamoDB request needs. A transaction is
- * authorized per item action; a query on an index on the index's ARN.
+ * authorized per item action; a query on an index on the index's ARN. Item
+ * requests carry `dynamodb:LeadingKeys`, the partition keys they name.
  */
-// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
-function dynamodbChecks(operation: string, input: any): [string, string][] {
+function dynamodbChecks(
+  operation: string,
+  // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+  input: any,
+): [string, string, Record<string, string[]>][] {
   const table = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`
+  // `dynamodb:LeadingKeys`: the partition keys an item request names (our tables' `pk`).
+  const leading = (...keys: ({ pk?: { S?: string } } | undefined)[]) => ({
+    'dynamodb:LeadingKeys': keys.map((key) => String(key?.pk?.S)),
+  })
   const perItem: Record<string, string> = {
     Put: 'PutItem',
     Update: 'UpdateItem',
@@ -840,16 +934,28 @@ function dynamodbChecks(operation: string, input: any): [string, string][] {
   }
   if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
     return (input.TransactItems as Record<string, { TableName: string }>[]).map((item) => {
-      const [kind, body] = Object.entries(item)[0] as [string, { TableName: string }]
-      return [`dynamodb:${perItem[kind]}`, table(body.TableName)]
+      const [kind, body] = Object.entries(item)[0] as [
+        string,
+        { TableName: string; Key?: never; Item?: never },
+      ]
+      return [`dynamodb:${perItem[kind]}`, table(body.TableName), leading(body.Key ?? body.Item)]
     })
   }
   if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
-    return Object.keys(input.RequestItems).map((name) => [`dynamodb:${operation}`, table(name)])
+    return Object.entries(input.RequestItems).map(([name, request]) => [
+      `dynamodb:${operation}`,
+      table(name),
+      leading(...((request as { Keys?: never[] }).Keys ?? [])),
+    ])
   }
   const resource = input.TableName ? table(input.TableName) : '*'
+  const item = input.Key ?? input.Item
   return [
-    [`dynamodb:${operation}`, input.IndexName ? `${resource}/index/${input.IndexName}` : resource],
+    [
+      `dynamodb:${operation}`,
+      input.IndexName ? `${resource}/index/${input.IndexName}` : resource,
+      item ? leading(item) : {},
+    ],
   ]
 }
 

@@ -7,8 +7,8 @@
  * depend on are strongly consistent; retries follow retry.ts.
  *
  * What each warm call costs (docs/capacity.md): a refresh reads two items and
- * writes two small ones, the retired token's record and the session, with no
- * transaction and no index; a login writes the session in one transaction
+ * writes two small ones, the retired token's record, then the session, with
+ * no transaction and no index; a login writes the session in one transaction
  * with its guard and its event, then its pointer.
  */
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
@@ -180,12 +180,10 @@ export class DynamoSessions implements SessionStore {
     return creation
   }
 
-  async rotate(rotation: Rotation): Promise<RotationResult> {
-    const { sid, expect, next, retired } = rotation
-    // First the record of the token this rotation retires: once the session has moved
-    // on twice, the record is what still tells its reuse from garbage (rule 3). Written
-    // before the session changes, so that no committed rotation lacks it. If the
-    // rotation then loses, the record names a token that was issued anyway.
+  async recordRetired(rotation: Rotation): Promise<void> {
+    const { sid, retired } = rotation
+    // A record per retired hash: writing it again (a retry, a racing rotation of the
+    // same token) writes the same item.
     await withRetry('PutItem', () =>
       this.doc.send(
         new PutCommand({
@@ -200,6 +198,10 @@ export class DynamoSessions implements SessionStore {
         }),
       ),
     )
+  }
+
+  async rotate(rotation: Rotation): Promise<RotationResult> {
+    const { sid, expect, next } = rotation
     return withRetry('UpdateItem', () =>
       this.doc
         .send(
