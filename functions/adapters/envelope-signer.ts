@@ -4,7 +4,7 @@ import {
   GenerateDataKeyPairWithoutPlaintextCommand,
   type KMSClient,
 } from '@aws-sdk/client-kms'
-import { calculateJwkThumbprint } from 'jose'
+import { jwkThumbprint } from '../core/dpop.js'
 import { toLowS } from '../core/es256.js'
 import { assertKeyFitsAlg } from '../core/key-fit.js'
 import type { PublicJwk, Signer, SigningAlgorithm } from '../core/ports.js'
@@ -57,6 +57,17 @@ export const envelopeContext = (owner: string, id: string): Record<string, strin
   owner,
   'signing-key': id,
 })
+
+/** A JWS signature with a private key in memory: RS256, or ES256 as 64-byte R||S with a low S. */
+export function signInMemory(
+  alg: SigningAlgorithm,
+  key: KeyObject,
+  signingInput: Uint8Array,
+): Uint8Array {
+  if (alg === 'RS256') return signWith('sha256', signingInput, key)
+  // The one spelling verifiers accept: 64-byte R||S, low S.
+  return toLowS(signWith('sha256', signingInput, { key, dsaEncoding: 'ieee-p1363' }))
+}
 
 /**
  * Signs in memory with a key pair KMS generated (docs/design.md "Keys",
@@ -123,10 +134,7 @@ export class EnvelopeSigner implements Signer {
   }
 
   async sign(signingInput: Uint8Array): Promise<Uint8Array> {
-    const key = await this.#activePrivateKey()
-    if (this.alg === 'RS256') return signWith('sha256', signingInput, key)
-    // The one spelling verifiers accept: 64-byte R||S, low S.
-    return toLowS(signWith('sha256', signingInput, { key, dsaEncoding: 'ieee-p1363' }))
+    return signInMemory(this.alg, await this.#activePrivateKey(), signingInput)
   }
 
   #activePrivateKey(): Promise<KeyObject> {
@@ -206,7 +214,7 @@ export class EnvelopeSigner implements Signer {
       jwk.kty === 'RSA'
         ? { kty: 'RSA', n: String(jwk.n), e: String(jwk.e) }
         : { kty: 'EC', crv: String(jwk.crv), x: String(jwk.x), y: String(jwk.y) }
-    const kid = await calculateJwkThumbprint(members, 'sha256')
+    const kid = jwkThumbprint(members as Parameters<typeof jwkThumbprint>[0])
     return { pair, jwk: Object.freeze({ ...members, kid, alg: this.alg, use: 'sig' as const }) }
   }
 
