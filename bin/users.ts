@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util'
 import { DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
+import { passwordPolicy } from '../functions/adapters/password-policy.js'
+import { loadBreachCheck } from '../functions/config.js'
 import { systemClock } from '../functions/core/clock.js'
 import { OAuthError } from '../functions/core/errors.js'
 import { addUser, disableUser, enableUser, setPassword } from '../functions/core/users.js'
@@ -122,6 +124,22 @@ async function main() {
   }
 }
 
+/**
+ * The password policy of `POST /me/password` (core/password-policy.ts), with the range API
+ * when PASSWORD_BREACH_CHECK_URL is set here too; one it cannot reach is said on stderr.
+ */
+const policyOf = () =>
+  passwordPolicy({
+    events: {
+      emit: (event) => {
+        if (event === 'breach_check_unavailable') {
+          process.stderr.write('users: the breached-password check could not be reached; skipped\n')
+        }
+      },
+    },
+    breachCheck: loadBreachCheck(),
+  })
+
 async function run(
   stores: { readonly users: DynamoUsers; readonly sessions: DynamoSessions },
   command: string,
@@ -130,21 +148,24 @@ async function run(
 ) {
   switch (command) {
     case 'add': {
-      const user = await addUser(stores.users, systemClock, {
-        username,
-        password: await readPassword(),
-        roles,
-      })
+      const user = await addUser(
+        stores.users,
+        systemClock,
+        { username, password: await readPassword(), roles },
+        policyOf(),
+      )
       console.log(
         `added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`,
       )
       break
     }
     case 'set-password': {
-      const ended = await setPassword(stores, systemClock, {
-        username,
-        password: await readPassword(),
-      })
+      const ended = await setPassword(
+        stores,
+        systemClock,
+        { username, password: await readPassword() },
+        policyOf(),
+      )
       console.log(`set the password of ${username}; ended ${ended} session(s)`)
       break
     }

@@ -336,7 +336,8 @@ ui.form.addEventListener('submit', async (event) => {
 function describePasswordChange(error: unknown): string {
   if (!(error instanceof TokenClientError)) return describe(error)
   if (error.code === 'invalid_grant') return 'The current password is wrong.'
-  if (error.code === 'invalid_request') return 'The new password must be 8 to 1,024 bytes long.'
+  // The description names the rule the new password broke (never the password).
+  if (error.code === 'invalid_request') return `The new password was refused: ${error.message}.`
   return describe(error)
 }
 

@@ -1,7 +1,14 @@
 import { type Client, ClientConfigError, parseClients } from './core/clients.js'
 import type { SigningAlgorithm } from './core/ports.js'
 import type { BackoffPolicy } from './core/throttle.js'
-import { type IntegerSetting, outOfBounds, SETTINGS, type SettingName } from './settings.js'
+import {
+  type IntegerSetting,
+  issuerProblem,
+  outOfBounds,
+  SETTING_RULES,
+  SETTINGS,
+  type SettingName,
+} from './settings.js'
 
 /**
  * The only place that reads environment variables. Each loader reads one
@@ -50,15 +57,39 @@ export interface HttpConfig {
 
 export function loadIssuer(env: Env = process.env): string {
   const issuer = required(env, 'ISSUER')
+  const problem = issuerProblem(issuer, { https: false })
+  if (problem) throw new ConfigError(`ISSUER must be ${problem}`)
+  return issuer
+}
+
+/**
+ * True for an https URL, or an http one on a loopback host (local mode and
+ * its tests): what the authorizer trusts for its issuer and its keys. Plain
+ * http elsewhere would let anyone on the path serve it keys.
+ */
+export function isSecureUrl(url: URL): boolean {
+  if (url.protocol === 'https:') return true
+  if (url.protocol !== 'http:') return false
+  return (
+    url.hostname === 'localhost' ||
+    url.hostname === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(url.hostname)
+  )
+}
+
+function secureUrl(name: SettingName, value: string): string {
+  let url: URL
   try {
-    const url = new URL(issuer)
-    if (url.search || url.hash || issuer.endsWith('/')) throw new Error()
+    url = new URL(value)
   } catch {
+    throw new ConfigError(`${name} must be an absolute URL`)
+  }
+  if (!isSecureUrl(url)) {
     throw new ConfigError(
-      'ISSUER must be an absolute URL with no query, fragment or trailing slash',
+      `${name} must be an https URL (http only on localhost, 127.0.0.1 or [::1]), got "${value}"`,
     )
   }
-  return issuer
+  return value
 }
 
 export function loadHttpConfig(env: Env = process.env): HttpConfig {
@@ -191,10 +222,26 @@ export function loadLoginBackoff(env: Env = process.env): BackoffPolicy {
     maxSeconds: integer(env, 'LOGIN_BACKOFF_MAX_SECONDS'),
     windowSeconds: integer(env, 'LOGIN_FAILURE_WINDOW_SECONDS'),
   }
-  if (policy.windowSeconds < policy.maxSeconds) {
+  if (!SETTING_RULES.failureWindow.holds(policy)) {
     throw new ConfigError('LOGIN_FAILURE_WINDOW_SECONDS must be at least LOGIN_BACKOFF_MAX_SECONDS')
   }
   return policy
+}
+
+/** The optional breached-password range API (core/password-policy.ts, rule 4). */
+export interface BreachCheckConfig {
+  /** `PASSWORD_BREACH_CHECK_URL`. */
+  readonly url: string
+  /** `PASSWORD_BREACH_CHECK_TIMEOUT_MS`. @default 1500 */
+  readonly timeoutMs: number
+}
+
+/** `PASSWORD_BREACH_CHECK_*`: undefined (the default) when no range API is configured. */
+export function loadBreachCheck(env: Env = process.env): BreachCheckConfig | undefined {
+  const url = raw(env, 'PASSWORD_BREACH_CHECK_URL')
+  const timeoutMs = integer(env, 'PASSWORD_BREACH_CHECK_TIMEOUT_MS')
+  if (url === undefined) return undefined
+  return { url: secureUrl('PASSWORD_BREACH_CHECK_URL', url), timeoutMs }
 }
 
 /** The Lambda authorizer's settings (docs/design.md "Authorizer"). */
@@ -216,19 +263,13 @@ export interface AuthorizerConfig {
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
-  const issuer = loadIssuer(env)
+  const issuer = secureUrl('ISSUER', loadIssuer(env))
   const audiences = list(env, 'AUTHORIZER_AUDIENCES')
   if (audiences.length === 0) throw new ConfigError('AUTHORIZER_AUDIENCES must be set')
-  const jwksUri = raw(env, 'JWKS_URI') ?? `${issuer}/.well-known/jwks.json`
-  try {
-    new URL(jwksUri)
-  } catch {
-    throw new ConfigError('JWKS_URI must be an absolute URL')
-  }
+  const jwksUri = secureUrl('JWKS_URI', raw(env, 'JWKS_URI') ?? `${issuer}/.well-known/jwks.json`)
   const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
   const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
-  // A cache longer than the skew would make the authorizer refuse tokens before their exp.
-  if (answerCacheSeconds > skewSeconds) {
+  if (!SETTING_RULES.answerCache.holds({ cacheSeconds: answerCacheSeconds, skewSeconds })) {
     throw new ConfigError(
       `AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (${skewSeconds})`,
     )

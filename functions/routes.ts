@@ -1,3 +1,7 @@
+import type { EnvelopeKeyStore } from './adapters/envelope-signer.js'
+import type { GraceKeyDirectory } from './adapters/kms-grace-keys.js'
+import type { DpopReplayStore } from './core/dpop.js'
+import type { EventOutbox, LoginAttempts, SessionStore, UserStore } from './core/ports.js'
 import type { LambdaName } from './settings.js'
 
 /**
@@ -44,6 +48,47 @@ export interface HttpOptions {
   readonly noStore: boolean
 }
 
+/**
+ * A method of a store port (functions/core/ports.ts, core/dpop.ts): the unit a function's
+ * DynamoDB grants are made of (lib/table-access.ts has each one's actions).
+ */
+export type StoreMethod =
+  | keyof SessionStore
+  | keyof UserStore
+  | keyof LoginAttempts
+  | keyof EventOutbox
+  | keyof DpopReplayStore
+  | keyof GraceKeyDirectory
+  | keyof EnvelopeKeyStore
+
+/**
+ * What a function does with the service's KMS keys (lib/token-service-keys.ts grants each):
+ * - `sign`: `Sign` a digest and read the signing key's public key (its `kid`), with the
+ *   active key and the keys a rotation deployed half-way may sign with;
+ * - `publish`: read the public key of every listed signing key (JWKS);
+ * - `envelopeSign`: unwrap (`Decrypt`) the private key of an envelope key login and token
+ *   may sign with, generate its pair if none is stored, and read and store the pairs (only
+ *   when a listed key is an envelope key);
+ * - `envelopePublish`: read and store envelope keys' pairs (their items only) and generate
+ *   the pair of a key published first (JWKS; in every mode, by tag);
+ * - `graceSeal`: wrap and unwrap the data keys that seal grace children;
+ * - `nonceMac`: derive the DPoP nonce key (`GenerateMac`), when a client has `dpop_nonce`.
+ */
+export type KmsUse =
+  | 'sign'
+  | 'publish'
+  | 'envelopeSign'
+  | 'envelopePublish'
+  | 'graceSeal'
+  | 'nonceMac'
+
+/**
+ * The store methods of envelope keys' pairs: granted with the `envelopeSign` and
+ * `envelopePublish` uses (only with an envelope key, or only on their items), not from
+ * the row's `store` as the others are.
+ */
+export const KEY_PAIR_METHODS: readonly StoreMethod[] = ['findKeyPair', 'createKeyPair']
+
 export interface FunctionSpec {
   /** The handler module, from the project root; its export `handler`. */
   readonly entry: string
@@ -59,6 +104,14 @@ export interface FunctionSpec {
    * `AWS_CALL_TIMEOUT_MS x AWS_MAX_ATTEMPTS`, far below API Gateway's 29 s.
    */
   readonly timeoutSeconds: number
+  /**
+   * Every store method its code calls, and no other: the stack grants their DynamoDB
+   * actions (lib/table-access.ts) and nothing else on the table. test/unit/function-rows.test.ts
+   * checks the code reachable from the handler against it.
+   */
+  readonly store: readonly StoreMethod[]
+  /** What it does with the KMS keys; the stack grants each use and no other KMS action. */
+  readonly kms: readonly KmsUse[]
 }
 
 const http = (body: boolean, noStore = true): HttpOptions => ({ body, noStore })
@@ -71,6 +124,30 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'POST /login',
       memoryMiB: 1769,
       timeoutSeconds: 10,
+      store: [
+        // One Query finds the user while the attempt takes its turn (counted up front, or a
+        // back-off slot claimed); success clears the count and creates the session guarded by
+        // the user, with its event. A refusal that changes nothing else writes its event alone:
+        // login.throttled, or login.failed (the turn already counted it).
+        'loadLogin',
+        'countLoginAttempt',
+        'claimLoginAttempt',
+        'clearLoginFailures',
+        // A refused DPoP proof takes back its attempt's count, never more.
+        'giveBackLoginAttempt',
+        'createSession',
+        'appendEvent',
+        // A replayed DPoP proof's event, once an hour per user (core/theft-signals.ts).
+        'appendEventOnce',
+        // A session whose token could not be sent (signing failed) is revoked at once.
+        'revokeSession',
+        // A DPoP proof's single use.
+        'recordProof',
+        // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
+        'findKeyPair',
+        'createKeyPair',
+      ],
+      kms: ['sign', 'envelopeSign', 'nonceMac'],
       http: http(true),
     },
     token: {
@@ -78,6 +155,31 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'POST /token (refresh)',
       memoryMiB: 1024,
       timeoutSeconds: 8,
+      // One batched read (and a DPoP proof's single use), then the rotation; a lost race
+      // re-reads the session; reuse revokes it, or, for a client in report mode, writes its
+      // event alone.
+      store: [
+        'loadRefreshState',
+        // Only for a token that is neither the session's current nor its previous one.
+        'wasRetired',
+        'recordProof',
+        'getSession',
+        // The retired token's record, before the one conditional write of the session.
+        'recordRetired',
+        'rotate',
+        'revokeSession',
+        'appendEvent',
+        // A DPoP theft signal's event, once an hour per session (core/theft-signals.ts).
+        'appendEventOnce',
+        // The grace seals' wrapped keys: this container's written once, another's read.
+        'saveGraceKey',
+        'findGraceKey',
+        // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
+        'findKeyPair',
+        'createKeyPair',
+      ],
+      // Signs; seals a rotation's grace child and opens one for a grace replay.
+      kms: ['sign', 'envelopeSign', 'nonceMac', 'graceSeal'],
       http: http(true),
     },
     revoke: {
@@ -85,6 +187,9 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'POST /revoke',
       memoryMiB: 512,
       timeoutSeconds: 6,
+      // The record of a token older than the session's previous one.
+      store: ['loadRefreshState', 'wasRetired', 'revokeSession'],
+      kms: [],
       http: http(true),
     },
     jwks: {
@@ -92,6 +197,9 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'JWKS and discovery',
       memoryMiB: 512,
       timeoutSeconds: 5,
+      // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopePublish` on their items).
+      store: ['findKeyPair', 'createKeyPair'],
+      kms: ['publish', 'envelopePublish'],
       // Public documents, cached by verifiers (JWKS_MAX_AGE_SECONDS).
       http: http(false, false),
     },
@@ -100,6 +208,10 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: '/sessions',
       memoryMiB: 512,
       timeoutSeconds: 6,
+      // List (with the user, to drop sessions a logout everywhere voided), end one, end all
+      // (void the user's sessions, then revoke each).
+      store: ['listSessions', 'loadSessionState', 'getSession', 'revokeSession', 'updateUser'],
+      kms: [],
       http: http(false),
     },
     // A function of its own: two scrypt runs per call (check, then hash) need login's CPU,
@@ -109,6 +221,22 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'POST /me/password',
       memoryMiB: 1769,
       timeoutSeconds: 10,
+      // The caller's session and user in one read, the username's failed logins (the login
+      // back-off, counted and claimed as at login), the change (one transaction: the user's
+      // hash and sessions_valid_after, the kept session, password.changed), then each other
+      // session revoked with its event. A refused check writes its event alone. No KMS: it
+      // signs nothing.
+      store: [
+        'loadSessionState',
+        'countLoginAttempt',
+        'claimLoginAttempt',
+        'clearLoginFailures',
+        'changePassword',
+        'appendEvent',
+        'listSessions',
+        'revokeSession',
+      ],
+      kms: [],
       http: http(true),
     },
     me: {
@@ -116,6 +244,8 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'GET /me',
       memoryMiB: 256,
       timeoutSeconds: 3,
+      store: [],
+      kms: [],
       http: http(false),
     },
   }
@@ -129,12 +259,18 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
     purpose: 'Lambda authorizer',
     memoryMiB: 1024,
     timeoutSeconds: 5,
+    // It verifies with the JWKS: no table, no KMS.
+    store: [],
+    kms: [],
   },
   authorizerStrict: {
     entry: 'functions/authorizer/strict-handler.ts',
     purpose: 'Lambda authorizer, strict revocation',
     memoryMiB: 1024,
     timeoutSeconds: 5,
+    // Strict revocation: the session and its user, in one read.
+    store: ['loadSessionState'],
+    kms: [],
   },
   // Behind no route: the table's stream invokes it (docs/design.md "Security events").
   // Its PutEvents calls run in parallel, so one call's SDK budget bounds a batch.
@@ -143,6 +279,9 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
     purpose: 'Security events: table stream to EventBridge',
     memoryMiB: 256,
     timeoutSeconds: 10,
+    // The table's stream and the bus only (lib/security-events.ts).
+    store: [],
+    kms: [],
   },
 }
 

@@ -78,7 +78,7 @@ const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 export const SETTINGS = {
   ISSUER: {
     type: 'string',
-    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events.',
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events. The authorizers refuse to start unless it is https (http only on localhost, 127.0.0.1 or [::1], for local mode).',
     functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
   CLIENTS: {
@@ -204,9 +204,23 @@ export const SETTINGS = {
     doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
     functions: PASSWORD_CHECKS,
   },
+  PASSWORD_BREACH_CHECK_URL: {
+    type: 'string',
+    doc: 'A breached-password range API, HIBP-compatible (`GET <url>/range/<first 5 hex characters of the SHA-1>`), that every new password at `POST /me/password` is checked against; https (http only on a loopback host). Unset, the default: no such check, only the offline list of common passwords. When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    functions: ['password'],
+  },
+  PASSWORD_BREACH_CHECK_TIMEOUT_MS: {
+    type: 'integer',
+    default: 1500,
+    min: 100,
+    max: 10_000,
+    unit: 'ms',
+    doc: 'How long the password change waits for the breached-password range API before it accepts the password without it.',
+    functions: ['password'],
+  },
   JWKS_URI: {
     type: 'string',
-    doc: 'Where the Lambda authorizer fetches the verification keys. Default: `<ISSUER>/.well-known/jwks.json`.',
+    doc: 'Where the Lambda authorizer fetches the verification keys: https (http only on a loopback host), a body of at most 64 KiB, read no further. Default: `<ISSUER>/.well-known/jwks.json`.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_AUDIENCES: {
@@ -258,7 +272,7 @@ export const SETTINGS = {
     min: 0,
     max: 60,
     unit: 's',
-    doc: 'Strict mode: how long a container reuses a session’s verdict, refusals included.',
+    doc: 'Strict mode: how long a container reuses a session’s verdict, refusals included. At worst, logout ends access this long after, plus API Gateway’s cache of the answer (0 by default in strict mode, at most 5 s).',
     functions: ['authorizerStrict'],
   },
 } as const satisfies Record<string, Setting>
@@ -279,4 +293,46 @@ export function outOfBounds(name: IntegerSetting, value: number): string | undef
   const { min, max } = SETTINGS[name]
   if (Number.isInteger(value) && value >= min && value <= max) return undefined
   return `${name} must be an integer from ${min} to ${max}, got ${String(value)}`
+}
+
+/**
+ * The rules between settings, each stated once: the loader (functions/config.ts) checks
+ * them at cold start, naming the variables; the stack (lib/) at synth, naming its props.
+ */
+export const SETTING_RULES = {
+  /** `LOGIN_FAILURE_WINDOW_SECONDS` ≥ `LOGIN_BACKOFF_MAX_SECONDS`. */
+  failureWindow: {
+    holds: (v: { readonly windowSeconds: number; readonly maxSeconds: number }) =>
+      v.windowSeconds >= v.maxSeconds,
+    why: 'a failure must not be forgotten during its own wait',
+  },
+  /** `AUTHORIZER_CACHE_SECONDS` ≤ `AUTHORIZER_SKEW_SECONDS`. */
+  answerCache: {
+    holds: (v: { readonly cacheSeconds: number; readonly skewSeconds: number }) =>
+      v.cacheSeconds <= v.skewSeconds,
+    why: "a cached Allow would outlive its token's exp by more than the skew",
+  },
+} as const
+
+/**
+ * The issuer rule (`ISSUER`): an absolute URL with no query, fragment or trailing slash,
+ * since verifiers compare the `iss` claim with it character by character. Where it must
+ * be served to verifiers and API Gateway (the stack), https too; local mode serves http.
+ * Undefined when `issuer` keeps the rule, else what it must be.
+ */
+export function issuerProblem(
+  issuer: string,
+  { https }: { readonly https: boolean },
+): string | undefined {
+  const rule = `${https ? 'an https' : 'an absolute'} URL with no query, fragment or trailing slash`
+  let url: URL
+  try {
+    url = new URL(issuer)
+  } catch {
+    return rule
+  }
+  if ((https && url.protocol !== 'https:') || url.search || url.hash || issuer.endsWith('/')) {
+    return rule
+  }
+  return undefined
 }

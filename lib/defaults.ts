@@ -78,6 +78,8 @@ export const TIMEOUT_EARLY = Duration.millis(250)
 export const ALARM_THRESHOLDS = {
   /** Any reuse of a rotated refresh token: a token was probably stolen. */
   reuseDetections: 1,
+  /** Any DPoP refusal that signals theft (another key for a bound token, a replayed proof). */
+  dpopTheftSignals: 1,
   /** Percent of requests answered 5xx over 5 minutes, once there are at least 20 requests. */
   serverErrorPercent: 5,
   serverErrorMinRequests: 20,

@@ -38,7 +38,7 @@ export interface TokenServiceMonitoringProps {
 
 /**
  * The alarms and the dashboard of docs/design.md "Operations": reuse detections,
- * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles,
+ * DPoP theft signals, 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles,
  * and with the security events' bus, its dead letters and the forwarder's lag;
  * a dashboard of logins, refreshes, grace hits, reuse detections (enforced and
  * reported), revocations, latency percentiles and errors.
@@ -145,6 +145,16 @@ export class TokenServiceMonitoring extends Construct {
       [REPORTED_REUSE_DIMENSION.name]: REPORTED_REUSE_DIMENSION.value,
     })
 
+    // Both kinds of DPoP refusal that signal theft (functions/core/theft-signals.ts), each refusal.
+    const dpopKeyMismatches = custom('DpopKeyMismatches', 'DPoP proofs of another key')
+    const dpopReplays = custom('DpopReplays', 'DPoP proofs replayed')
+    const dpopTheftSignals = new cloudwatch.MathExpression({
+      expression: 'mismatches + replays',
+      usingMetrics: { mismatches: dpopKeyMismatches, replays: dpopReplays },
+      label: 'DPoP theft signals',
+      period,
+    })
+
     const alarm = (
       name: string,
       metric: cloudwatch.IMetric,
@@ -170,6 +180,12 @@ export class TokenServiceMonitoring extends Construct {
         reuseDetections,
         ALARM_THRESHOLDS.reuseDetections,
         'A rotated refresh token was presented after its grace window: probably stolen. The session was revoked; see the "security event" log lines.',
+      ),
+      dpopTheftSignals: alarm(
+        'DpopTheftSignalsAlarm',
+        dpopTheftSignals,
+        ALARM_THRESHOLDS.dpopTheftSignals,
+        'A refresh of a DPoP-bound session came with a proof of another key, or a DPoP proof came back a second time: someone holds a token or a request of the client. Refused; see the dpop.key_mismatch and dpop.proof_replayed security events (one per session an hour).',
       ),
       serverErrors: alarm(
         'ServerErrorRateAlarm',
@@ -233,6 +249,8 @@ export class TokenServiceMonitoring extends Construct {
             custom('ReuseDetections', 'Reuse detections'),
             reportedReuse,
             custom('Revocations', 'Revocations'),
+            dpopKeyMismatches,
+            dpopReplays,
           ]),
         ],
         [

@@ -1,14 +1,6 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import { GSI1 } from '../functions/adapters/dynamodb/table.js'
-import type { EnvelopeKeyStore } from '../functions/adapters/envelope-signer.js'
-import type { GraceKeyDirectory } from '../functions/adapters/kms-grace-keys.js'
-import type { DpopReplayStore } from '../functions/core/dpop.js'
-import type {
-  EventOutbox,
-  LoginAttempts,
-  SessionStore,
-  UserStore,
-} from '../functions/core/ports.js'
+import type { StoreMethod } from '../functions/routes.js'
 import type { TokenFunction } from './token-function.js'
 
 /**
@@ -29,6 +21,7 @@ export const STORE_ACTIONS = {
   countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
+  giveBackLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
   wasRetired: { table: ['dynamodb:GetItem'] },
   loadSessionState: { table: ['dynamodb:BatchGetItem'] },
@@ -45,6 +38,7 @@ export const STORE_ACTIONS = {
   updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
   appendEvent: { table: ['dynamodb:PutItem'] },
+  appendEventOnce: { table: ['dynamodb:PutItem'] },
   // A conditional update of the user, in one transaction with its event (PutItem); after a
   // lost condition, a consistent read of its hash.
   changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
@@ -56,18 +50,9 @@ export const STORE_ACTIONS = {
   // read back when another container's pair was stored first.
   findKeyPair: { table: ['dynamodb:GetItem'] },
   createKeyPair: { table: ['dynamodb:PutItem', 'dynamodb:GetItem'] },
-} as const satisfies Record<
-  | keyof SessionStore
-  | keyof UserStore
-  | keyof LoginAttempts
-  | keyof EventOutbox
-  | keyof DpopReplayStore
-  | keyof GraceKeyDirectory
-  | keyof EnvelopeKeyStore,
-  { table?: readonly string[]; index?: readonly string[] }
->
+} as const satisfies Record<StoreMethod, { table?: readonly string[]; index?: readonly string[] }>
 
-export type StoreMethod = keyof typeof STORE_ACTIONS
+export type { StoreMethod }
 
 /**
  * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions

@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib'
+import { Duration, type RemovalPolicy, Token } from 'aws-cdk-lib'
 import {
   HttpLambdaAuthorizer,
   HttpLambdaResponseType,
@@ -7,46 +7,30 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
+import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
+import { SETTING_RULES } from '../functions/settings.js'
+import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
 import { grantStore } from './table-access.js'
 import { functionEnvironment, rangedSetting, TokenFunction } from './token-function.js'
 
-/** The Lambda authorizer's verification settings (its `AUTHORIZER_*` variables). */
-export interface AuthorizerSettings {
-  /**
-   * Clock skew allowed on `exp`, `nbf` and `iat`, 0 to 300 (`AUTHORIZER_SKEW_SECONDS`).
-   * @default 30 (DEFAULTS.authorizerSettings)
-   */
-  readonly clockSkewSeconds?: number
-  /**
-   * Strict mode only: how long a container reuses a session's verdict, refusals
-   * included, 0 to 60 (`AUTHORIZER_SESSION_CACHE_SECONDS`). Worst case, logout ends
-   * access after this plus API Gateway's cache of the answer (`resultsCacheTtl`,
-   * 0 by default in strict mode, at most 5 s).
-   * @default 5 (DEFAULTS.authorizerSettings)
-   */
-  readonly sessionCacheSeconds?: number
-  /**
-   * Longer tokens are refused unread, 1024 to 16384 (`AUTHORIZER_MAX_TOKEN_BYTES`).
-   * @default 4096 (DEFAULTS.authorizerSettings)
-   */
-  readonly maxTokenBytes?: number
-  /**
-   * The `aud` values accepted (`AUTHORIZER_AUDIENCES`); each must be some client's
-   * `audience`. An API behind its own authorizer names its own audience here.
-   * @default every client's audience
-   */
-  readonly audiences?: readonly string[]
-}
+/**
+ * The Lambda authorizer's verification settings (its `AUTHORIZER_*` variables): the config
+ * file's `authorizerSettings`, whose keys, bounds and defaults lib/config-schema.ts takes
+ * from functions/settings.ts (docs/configuration.md). `audiences`: the `aud` values
+ * accepted, each some client's `audience` (an API behind its own authorizer names its
+ * own); by default every client's.
+ */
+export type AuthorizerSettings = NonNullable<TokenServiceConfig['authorizerSettings']>
 
 export interface TokenAuthorizerProps extends AuthorizerSettings {
-  /** The `iss` the access tokens must carry: the token service's issuer. */
+  /** The `iss` the access tokens must carry: the token service's issuer, an https URL. */
   readonly issuer: string
   /** The token service's clients: their `audience` values are the accepted `aud`, unless `audiences`. */
   readonly clients: readonly ClientConfig[]
   /**
-   * Where the verification keys are fetched (over HTTPS, cached per container; an
-   * unknown `kid` refetches at most once a minute).
+   * Where the verification keys are fetched (an https URL, refused otherwise at synth;
+   * cached per container; an unknown `kid` refetches at most once a minute).
    * @default `${issuer}/.well-known/jwks.json`
    */
   readonly jwksUri?: string
@@ -112,10 +96,11 @@ export class TokenAuthorizer extends Construct {
 
   constructor(scope: Construct, id: string, props: TokenAuthorizerProps) {
     super(scope, id)
-    this.strict = props.strict ?? DEFAULTS.strictRevocation
-    const cached = resultsCacheTtl(props, this.strict)
-    const dpop = dpopClients(props.clients)
-    this.resultsCacheTtl = dpop.length > 0 ? uncachedForDpop(dpop, props.resultsCacheTtl) : cached
+    const resolved = resolveAuthorizerProps(props)
+    this.strict = resolved.strict
+    this.resultsCacheTtl = resolved.resultsCacheTtl
+    assertHttps('issuer', props.issuer)
+    if (props.jwksUri !== undefined) assertHttps('jwksUri', props.jwksUri)
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -129,15 +114,15 @@ export class TokenAuthorizer extends Construct {
         ...(props.table && { TABLE_NAME: props.table.tableName }),
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
-        ...authorizerEnvironment(props, this.strict),
-        AUTHORIZER_CACHE_SECONDS: String(this.resultsCacheTtl.toSeconds()),
+        ...resolved.environment,
       }),
       ...(props.logRetention !== undefined && { logRetention: props.logRetention }),
       ...(props.removalPolicy !== undefined && { removalPolicy: props.removalPolicy }),
     })
-    if (this.strict && props.table) {
-      grantStore(this.handler, props.table, ['loadSessionState'])
-    }
+    // Its row in functions/routes.ts: strict mode reads the session and its user; no keys.
+    const row = LAMBDA_FUNCTIONS[name]
+    if (row.kms.length > 0) throw new Error(`TokenAuthorizer: the ${name} row lists KMS uses`)
+    if (props.table) grantStore(this.handler, props.table, row.store)
 
     this.authorizer = this.authorizerFor('TokenAuthorizer')
   }
@@ -149,6 +134,56 @@ export class TokenAuthorizer extends Construct {
       identitySource: ['$request.header.Authorization'],
       resultsCacheTtl: this.resultsCacheTtl,
     })
+  }
+}
+
+/** What the authorizer's props check against: all but the resources and where they live. */
+export type AuthorizerChecks = Omit<
+  TokenAuthorizerProps,
+  'issuer' | 'jwksUri' | 'table' | 'logRetention' | 'removalPolicy'
+>
+
+/** The authorizer's props with its defaults applied: what its function and API Gateway get. */
+export interface ResolvedAuthorizer {
+  readonly strict: boolean
+  readonly resultsCacheTtl: Duration
+  /** The `AUTHORIZER_*` variables, `AUTHORIZER_CACHE_SECONDS` included. */
+  readonly environment: Readonly<Record<string, string>>
+}
+
+/**
+ * Every check and default of the authorizer's settings, before any resource is built
+ * (TokenService runs it among its own checks): throws naming the setting.
+ */
+export function resolveAuthorizerProps(props: AuthorizerChecks): ResolvedAuthorizer {
+  const strict = props.strict ?? DEFAULTS.strictRevocation
+  const cached = resultsCacheTtl(props, strict)
+  const dpop = dpopClients(props.clients)
+  const ttl = dpop.length > 0 ? uncachedForDpop(dpop, props.resultsCacheTtl) : cached
+  return {
+    strict,
+    resultsCacheTtl: ttl,
+    environment: {
+      ...authorizerEnvironment(props, strict),
+      AUTHORIZER_CACHE_SECONDS: String(ttl.toSeconds()),
+    },
+  }
+}
+
+/**
+ * The issuer and the JWKS must be https: over plain http anyone on the path could
+ * serve the authorizer keys of their own (the functions refuse it at init too).
+ */
+function assertHttps(prop: 'issuer' | 'jwksUri', value: string): void {
+  if (Token.isUnresolved(value)) return
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {
+    url = undefined
+  }
+  if (url?.protocol !== 'https:') {
+    throw new Error(`TokenAuthorizer: ${prop} must be an https URL, got "${value}"`)
   }
 }
 
@@ -261,7 +296,7 @@ export function longestAccessTokenTtl(clients: readonly ClientConfig[]): Duratio
  * `AUTHORIZER_CACHE_SECONDS` of its skew on `exp`, and an Allow, cached or
  * not, ends by `exp` plus the skew (docs/security.md "API Gateway's answer cache").
  */
-function resultsCacheTtl(props: TokenAuthorizerProps, strict: boolean): Duration {
+function resultsCacheTtl(props: AuthorizerChecks, strict: boolean): Duration {
   const requested = props.resultsCacheTtl
   const cap = shortestAccessTokenTtl(props.clients)
   const skew = Duration.seconds(
@@ -277,9 +312,10 @@ function resultsCacheTtl(props: TokenAuthorizerProps, strict: boolean): Duration
     if (strict) return DEFAULTS.strictAuthorizerCacheTtl
     return skew.toSeconds() <= cap.toSeconds() ? skew : cap
   }
-  if (requested.toSeconds() > skew.toSeconds()) {
+  const rule = SETTING_RULES.answerCache
+  if (!rule.holds({ cacheSeconds: requested.toSeconds(), skewSeconds: skew.toSeconds() })) {
     throw new Error(
-      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): a cached Allow would outlive its token's exp by more than the skew`,
+      `TokenAuthorizer: resultsCacheTtl ${requested.toSeconds()} s exceeds the clock skew (${skew.toSeconds()} s): ${rule.why}`,
     )
   }
   if (requested.toSeconds() > cap.toSeconds()) {

@@ -3,25 +3,20 @@ import * as acm from 'aws-cdk-lib/aws-certificatemanager'
 import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
+import type { TokenServiceConfig } from './config-schema.js'
 import { TokenService, type TokenServiceProps } from './token-service.js'
 
-/** A custom domain given by ARNs and ids, as context can carry it. */
-export interface StackDomainProps {
-  /** For example `auth.example.com`. */
-  readonly domainName: string
-  /** An ACM certificate for `domainName`, in the stack's region. */
-  readonly certificateArn: string
-  /** Route 53 zone for A/AAAA alias records. @default no DNS records */
-  readonly hostedZoneId?: string
-  /** The zone's name, e.g. `example.com`; required with `hostedZoneId`. */
-  readonly hostedZoneName?: string
-}
+/**
+ * A custom domain given by ARNs and ids, as the config file carries it (`domain`:
+ * lib/config-schema.ts).
+ */
+export type StackDomainProps = NonNullable<TokenServiceConfig['domain']>
 
 export interface TokenServiceStackProps
   extends StackProps,
     Omit<TokenServiceProps, 'alarmTopic' | 'domain'> {
   /** SNS topic every alarm notifies. @default no alarm action */
-  readonly alarmTopicArn?: string
+  readonly alarmTopicArn?: TokenServiceConfig['alarmTopicArn']
   /** @default the execute-api endpoint */
   readonly domain?: StackDomainProps
 }

@@ -178,11 +178,12 @@ export async function startLocalMode(
 
 async function seedDemoUser(service: LocalService, password: string): Promise<void> {
   try {
-    await addUser(service.users, service.clock, {
-      username: DEMO_USERNAME,
-      password,
-      roles: ['user'],
-    })
+    await addUser(
+      service.users,
+      service.clock,
+      { username: DEMO_USERNAME, password, roles: ['user'] },
+      service.passwordPolicy,
+    )
   } catch (error) {
     if (!(error instanceof UserExists)) throw error // kept from an earlier run (DATA_DIR)
   }

@@ -117,7 +117,7 @@ async function serve(
       error_description: 'request body is too large',
     })
   }
-  const event = toEvent(req, url, route, body, pathParameters ?? {})
+  const event = toEvent(req, url, route, body, pathParameters ?? {}, new URL(service.issuer))
   if (route.auth === 'bearer') {
     const denied = await authorize(service, event)
     if (denied) return sendError(res, denied, corsHeaders(service, req))
@@ -201,6 +201,7 @@ function toEvent(
   route: LocalRoute,
   body: Buffer,
   pathParameters: Record<string, string>,
+  issuer: URL,
 ): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(req.headers)) {
@@ -208,7 +209,7 @@ function toEvent(
     headers[name] = Array.isArray(value) ? value.join(',') : value
   }
   // As API Gateway sets it (`https` there): what a DPoP proof's `htu` starts with.
-  headers['x-forwarded-proto'] = 'http'
+  headers['x-forwarded-proto'] = issuer.protocol.slice(0, -1)
   const cookies = (req.headers.cookie ?? '')
     .split(';')
     .map((pair) => pair.trim())
@@ -227,8 +228,10 @@ function toEvent(
     requestContext: {
       accountId: 'local',
       apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: 'localhost',
+      // API Gateway's own name for the API, never the client's Host header (which a
+      // client chooses): a DPoP proof's `htu` is checked against it.
+      domainName: issuer.host,
+      domainPrefix: issuer.hostname.split('.')[0] ?? 'localhost',
       http: {
         method: route.method,
         path: url.pathname,

@@ -1,11 +1,13 @@
 import { type HttpHandler, httpHandler } from '../functions/adapters/http.js'
 import type { Observability } from '../functions/adapters/observability.js'
+import { passwordPolicy } from '../functions/adapters/password-policy.js'
 import { type Authorizer, createAuthorizer } from '../functions/authorizer/authorizer.js'
 import {
   corsOrigins,
   type Env,
   loadAuthorizerConfig,
   loadBackdateSeconds,
+  loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
@@ -15,6 +17,7 @@ import type { Clock } from '../functions/core/clock.js'
 import { type DpopReplayStore, DpopVerifier } from '../functions/core/dpop.js'
 import { DpopGrant } from '../functions/core/dpop-grant.js'
 import { DpopNonces } from '../functions/core/dpop-nonce.js'
+import type { PasswordPolicy } from '../functions/core/password-policy.js'
 import type {
   EventOutbox,
   GraceKeys,
@@ -61,6 +64,8 @@ export interface LocalService extends LocalParts {
   readonly handlers: Readonly<Record<HttpFunction, HttpHandler>>
   readonly authorizer: Authorizer
   readonly corsOrigins: readonly string[]
+  /** The rules new passwords meet: the password route's, and the demo user's. */
+  readonly passwordPolicy: PasswordPolicy
 }
 
 /**
@@ -85,6 +90,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
   const nonces = new DpopNonces(parts.dpopNonceKey, clock)
+  const policy = passwordPolicy({ events, breachCheck: loadBreachCheck(env) })
   const signing = {
     sessions,
     outbox,
@@ -136,6 +142,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
         clock,
         events,
         loginBackoff: loadLoginBackoff(env),
+        passwordPolicy: policy,
       },
       stack,
       http('password'),
@@ -162,5 +169,11 @@ export function wireLocalService(parts: LocalParts): LocalService {
       strict: { sessions, cacheSeconds: loadSessionCacheSeconds(env) },
     }),
   })
-  return { ...parts, handlers, authorizer, corsOrigins: stack.corsOrigins }
+  return {
+    ...parts,
+    handlers,
+    authorizer,
+    corsOrigins: stack.corsOrigins,
+    passwordPolicy: policy,
+  }
 }

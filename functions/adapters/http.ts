@@ -107,11 +107,20 @@ export function httpHandler<D>(
   return handler as unknown as HttpHandler
 }
 
-function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+/**
+ * The headers with lower-case names, read from the event itself: whatever ran before
+ * (middy's header normaliser, or nothing), each reader finds `content-type` the same.
+ */
+function lowerCaseHeaders(event: APIGatewayProxyEventV2): Record<string, string> {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(event.headers ?? {})) {
     if (value !== undefined) headers[name.toLowerCase()] = value
   }
+  return headers
+}
+
+function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+  const headers = lowerCaseHeaders(event)
   const forwarded = headers['x-forwarded-proto']?.split(',').at(-1)?.trim().toLowerCase()
   return {
     method: event.requestContext?.http?.method ?? 'GET',
@@ -159,8 +168,10 @@ function parseCookies(pairs: readonly string[]): Map<string, string> {
  * http-urlencode-body-parser: those answer malformed JSON with 415 instead of
  * 400, copy form fields onto a plain object (so `__proto__=` reaches its
  * setter), and turn repeated parameters into arrays that RFC 6749 §3.1 forbids.
+ * It depends on no other middleware: it reads the header names in any case
+ * itself. Exported for its test, which runs it alone.
  */
-function parseBody(
+export function parseBody(
   parsed: WeakMap<object, Record<string, string>>,
 ): MiddlewareObj<APIGatewayProxyEventV2> {
   return {
@@ -169,7 +180,8 @@ function parseBody(
       refuseCredentialsInQuery(event)
       const raw = Buffer.from(event.body ?? '', event.isBase64Encoded ? 'base64' : 'utf8')
       if (raw.length > MAX_BODY_BYTES) throw new PayloadTooLarge(MAX_BODY_BYTES)
-      const type = (event.headers?.['content-type'] ?? '').split(';')[0]?.trim().toLowerCase()
+      const contentType = lowerCaseHeaders(event)['content-type'] ?? ''
+      const type = contentType.split(';')[0]?.trim().toLowerCase()
       const text = raw.toString('utf8')
       if (type === 'application/x-www-form-urlencoded') parsed.set(event, parseForm(text))
       else if (type === 'application/json') parsed.set(event, parseJson(text))
@@ -197,6 +209,11 @@ function parseJson(text: string): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidRequest('request body must be a JSON object')
   }
+  // JSON.parse keeps the last of a repeated key: refuse it, as a repeated form parameter.
+  const names = topLevelNames(text)
+  if (new Set(names).size !== names.length) {
+    throw new InvalidRequest('a request parameter is repeated')
+  }
   const params: Record<string, string> = Object.create(null)
   for (const [name, member] of Object.entries(value)) {
     if (typeof member !== 'string') throw new InvalidRequest('request parameters must be strings')
@@ -211,6 +228,35 @@ function parseJson(text: string): Record<string, string> {
 }
 
 const LONE_SURROGATE = /\p{Cs}/u
+
+/**
+ * The member names of a JSON object's top level, repeats included, each
+ * decoded (`"a"` and `"\u0061"` are one name). Only for a text JSON.parse
+ * accepted as an object: a scan of strings and brackets, nothing more.
+ */
+function topLevelNames(text: string): string[] {
+  const names: string[] = []
+  let depth = 0
+  let nameNext = false
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]
+    if (char === '"') {
+      let end = i + 1
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1
+      if (depth === 1 && nameNext) names.push(JSON.parse(text.slice(i, end + 1)) as string)
+      nameNext = false
+      i = end
+    } else if (char === '{' || char === '[') {
+      depth++
+      nameNext = depth === 1
+    } else if (char === '}' || char === ']') {
+      depth--
+    } else if (char === ',') {
+      nameNext = depth === 1
+    }
+  }
+  return names
+}
 
 /** Query parameters that carry credentials (any letter case). */
 const CREDENTIAL_PARAMS = new Set([

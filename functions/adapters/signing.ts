@@ -20,18 +20,19 @@ export interface PreparedSigner extends Signer {
   prepare(): Promise<void>
 }
 
-/**
- * The signer of a deployed function (docs/design.md "Keys"): each key signs as
- * its mode says, `kms` (a KMS `Sign` per token) or `envelope` (in memory, with
- * a key pair KMS generated and wrapped), and a stack in the middle of a switch
- * lists keys of both: the active one signs, every one is published.
- */
-export function lambdaSigner(parts: {
+/** What `lambdaSigner` and `lambdaPublisher` are built from. */
+export interface LambdaSigningParts {
   readonly kms: KMSClient
   readonly signing: SigningConfig
   /** Needed as soon as one key is an envelope key: where the pairs are stored (the table). */
   readonly envelope?: EnvelopeConfig & { readonly store: EnvelopeKeyStore }
-}): PreparedSigner {
+}
+
+/** The active key's signer, and one of the other mode for the keys it does not hold. */
+function keySigners(parts: LambdaSigningParts): {
+  readonly signer: KmsSigner | EnvelopeSigner
+  readonly others: KmsSigner | EnvelopeSigner | undefined
+} {
   const { kms, signing, envelope } = parts
   const { activeKeyId, retiringKeyIds, alg } = signing
   const all = [activeKeyId, ...retiringKeyIds]
@@ -64,17 +65,43 @@ export function lambdaSigner(parts: {
     ? (envelopeSigner(envelopeId(activeKeyId)) as EnvelopeSigner)
     : (kmsSigner(activeKeyId) as KmsSigner)
   const others = active ? kmsSigner(kmsIds[0]) : envelopeSigner(envelopeIds[0])
+  return { signer, others }
+}
+
+/** Every listed key's public key, each `kid` once: the active key's first. */
+async function publicKeysOf(
+  signer: KmsSigner | EnvelopeSigner,
+  others: KmsSigner | EnvelopeSigner | undefined,
+): Promise<PublicJwk[]> {
+  const [mine, theirs] = await Promise.all([signer.publicKeys(), others?.publicKeys() ?? []])
+  const byKid = new Map<string, PublicJwk>()
+  for (const key of [...mine, ...theirs]) if (!byKid.has(key.kid)) byKid.set(key.kid, key)
+  return [...byKid.values()]
+}
+
+/**
+ * The signer of a deployed function (docs/design.md "Keys"): each key signs as
+ * its mode says, `kms` (a KMS `Sign` per token) or `envelope` (in memory, with
+ * a key pair KMS generated and wrapped), and a stack in the middle of a switch
+ * lists keys of both: the active one signs, every one is published.
+ */
+export function lambdaSigner(parts: LambdaSigningParts): PreparedSigner {
+  const { signer, others } = keySigners(parts)
   const prepare = () => (signer instanceof EnvelopeSigner ? signer.prepare() : Promise.resolve())
   return {
-    alg,
+    alg: parts.signing.alg,
     keyId: () => signer.keyId(),
     sign: (input) => signer.sign(input),
     prepare,
-    async publicKeys(): Promise<PublicJwk[]> {
-      const [mine, theirs] = await Promise.all([signer.publicKeys(), others?.publicKeys() ?? []])
-      const byKid = new Map<string, PublicJwk>()
-      for (const key of [...mine, ...theirs]) if (!byKid.has(key.kid)) byKid.set(key.kid, key)
-      return [...byKid.values()]
-    },
+    publicKeys: () => publicKeysOf(signer, others),
   }
+}
+
+/**
+ * The jwks function's side of `lambdaSigner`: every listed key's public key, and
+ * nothing that signs or unwraps (its row in functions/routes.ts: `publish` uses only).
+ */
+export function lambdaPublisher(parts: LambdaSigningParts): Pick<Signer, 'alg' | 'publicKeys'> {
+  const { signer, others } = keySigners(parts)
+  return { alg: parts.signing.alg, publicKeys: () => publicKeysOf(signer, others) }
 }

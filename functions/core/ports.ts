@@ -195,12 +195,19 @@ export interface UserStore {
   /**
    * Changes the status or the roles. `sessionsValidAfter`, when given, voids
    * every session created before that instant (disable, logout everywhere),
-   * with no exception: it clears `keptSession`.
-   * Returns false when no user has this `sub`.
+   * with no exception: it clears `keptSession`. With `whileLive`, only while
+   * the user is active and no earlier cut voids that session (logout
+   * everywhere: the caller's own).
+   * Returns false when no user has this `sub`, or `whileLive` failed.
    */
   updateUser(
     sub: string,
-    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    change: {
+      status?: UserStatus
+      roles?: readonly string[]
+      sessionsValidAfter?: number
+      whileLive?: Pick<Session, 'sid' | 'createdAt'>
+    },
     events?: readonly SecurityEvent[],
   ): Promise<boolean>
   /**
@@ -236,6 +243,12 @@ export interface FailedLogins {
   readonly failures: number
   /** Epoch ms of the last failed (or claimed) attempt. */
   readonly lastFailedAt: number
+  /**
+   * How many times a right password has cleared the count (absent: never). A
+   * turn taken before a clear holds nothing of the count after it, so it has
+   * nothing left to take back.
+   */
+  readonly resets?: number
 }
 
 /** One failed login as core/throttle.ts `failureAt` describes it. */
@@ -300,9 +313,15 @@ export interface LoginAttempts {
   /**
    * After a success: forgets the failures if the record is still `seen` (what
    * this attempt's turn wrote). If failures landed since, they still count, and
-   * only this attempt's own count is taken back.
+   * only this attempt's own count is taken back (as `giveBackLoginAttempt`).
    */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
+  /**
+   * After an attempt that checked no password (its DPoP proof refused): takes
+   * back the one count its turn added (`turn`, as the turn wrote it), never
+   * more. Nothing, if a success cleared the count since: the clear took it.
+   */
+  giveBackLoginAttempt(username: string, turn: FailedLogins): Promise<void>
 }
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
@@ -335,6 +354,12 @@ export interface Signer {
 export interface EventOutbox {
   /** Writes one event. Answer the request only after it resolved. */
   appendEvent(event: SecurityEvent): Promise<void>
+  /**
+   * Writes one event unless an event with its id was written before (its id
+   * derived from what it reports: core/theft-signals.ts), so that repeats of
+   * a refusal cost no event. Answer the request only after it resolved.
+   */
+  appendEventOnce(event: SecurityEvent): Promise<void>
 }
 
 /** A server secret for grace seals, and the name a seal stores to find it again. */
@@ -369,6 +394,12 @@ export type DomainEvent =
   | 'revoke'
   | 'login_throttled'
   | 'password_changed'
+  /** A refresh of a DPoP-bound session with a proof of another key (core/theft-signals.ts). */
+  | 'dpop_key_mismatch'
+  /** A DPoP proof used before, at /login or /token (core/theft-signals.ts). */
+  | 'dpop_replayed'
+  /** The breached-password range API could not be reached: the password was accepted. */
+  | 'breach_check_unavailable'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

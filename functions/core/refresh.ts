@@ -6,6 +6,7 @@ import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors
 import type {
   EventOutbox,
   GraceKeys,
+  RefreshState,
   Rotation,
   Session,
   SessionStore,
@@ -22,8 +23,10 @@ import {
   sealChild,
   sealKeyName,
 } from './refresh-token.js'
+import { pause, RETRIES } from './retries.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
+import { reportTheftSignal } from './theft-signals.js'
 import { voidedByUser } from './users.js'
 
 export interface RefreshInput {
@@ -49,9 +52,6 @@ export interface RefreshDeps extends Deps {
   readonly dpop: ProofUse
 }
 
-/** How often a rotation that collided with another writer is re-examined. */
-const ROTATION_ATTEMPTS = 4
-
 /**
  * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
  * reuse", rules 1 to 7). Network stages on success: one batched read (and a
@@ -65,8 +65,22 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
-  const state = await readWithProof(deps.dpop, input.proof, () =>
-    sessions.loadRefreshState(locator),
+  // A theft signal names the session only for a token it issued: garbage concerns no one.
+  const signal = async (found: RefreshState | undefined) => ({
+    ...(found?.session &&
+    found.session.sub === locator.sub &&
+    (await issuedFor(sessions, found.session, presentedHash).catch(() => false))
+      ? { subject: found.session.sub, sid: found.session.sid }
+      : {}),
+    clientId: client.clientId,
+    origin: input.origin,
+  })
+  const state = await readWithProof(
+    deps.dpop,
+    input.proof,
+    () => sessions.loadRefreshState(locator),
+    async (found) =>
+      reportTheftSignal(deps, 'dpop.proof_replayed', clock.now(), await signal(found)),
   )
   const { user, session: found } = state
   // Garbage that merely names a session is refused here, before any rule can revoke it.
@@ -76,6 +90,15 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   let session: Session = found
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('refresh token belongs to another client')
+  }
+  if (session.jkt !== undefined && input.proof && input.proof.jkt !== session.jkt) {
+    // The refresh token of a bound session without its key: stolen, or a copy of it.
+    await reportTheftSignal(deps, 'dpop.key_mismatch', clock.now(), {
+      subject: session.sub,
+      sid: session.sid,
+      clientId: client.clientId,
+      origin: input.origin,
+    })
   }
   assertProofOfPossession(session, client, input.proof)
   const now = clock.now()
@@ -105,7 +128,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
-        if (attempt >= ROTATION_ATTEMPTS) {
+        if (attempt >= RETRIES.rotationAttempts) {
           throw new TemporarilyUnavailable('rotation kept colliding with another writer')
         }
         await pause(attempt)
@@ -320,6 +343,3 @@ async function detectedReuse(
   }
   throw new InvalidGrant('retired refresh token reused: session revoked')
 }
-
-const pause = (attempt: number) =>
-  new Promise((resolve) => setTimeout(resolve, attempt * 10 + Math.random() * 20))

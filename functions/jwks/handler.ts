@@ -4,7 +4,7 @@ import { sdkOptions } from '../adapters/aws.js'
 import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
-import { lambdaSigner } from '../adapters/signing.js'
+import { lambdaPublisher } from '../adapters/signing.js'
 import {
   loadAwsCallConfig,
   loadEnvelopeConfig,
@@ -23,7 +23,7 @@ const observability = createObservability()
 const aws = sdkOptions(loadAwsCallConfig())
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)
-const signer = lambdaSigner({
+const signer = lambdaPublisher({
   kms: new KMSClient(aws),
   signing,
   ...(envelope && {

@@ -41,7 +41,13 @@ beforeAll(async () => {
   }
   const [harness, launched] = await Promise.all([
     (async () =>
-      startHarness({ clients: [spa], port, assets: await demoAssets({ clientId: CLIENT_ID }) }))(),
+      startHarness({
+        clients: [spa],
+        port,
+        // The page's origin: its DPoP proofs name it, and local mode checks them against it.
+        issuerHost: 'localhost',
+        assets: await demoAssets({ clientId: CLIENT_ID }),
+      }))(),
     launchChromium(),
   ])
   h = harness

@@ -144,6 +144,24 @@ describe('the committed configuration (token-service.config.ts)', () => {
     expect(() => read(committed, { '@aws-cdk/core:checkSecretUsage': true })).not.toThrow()
   })
 
+  it('reads the optional breached-password check (off unless set), refusing one without its url', () => {
+    expect(read(committed).props.passwordBreachCheck).toBeUndefined()
+    const on = read(committed, {
+      'passwordBreachCheck.url': 'https://api.pwnedpasswords.com',
+      'passwordBreachCheck.timeoutMs': '2000',
+    })
+    expect(on.props.passwordBreachCheck).toEqual({
+      url: 'https://api.pwnedpasswords.com',
+      timeoutMs: 2000,
+    })
+    expect(() => read({ ...committed, passwordBreachCheck: { timeoutMs: 2000 } })).toThrow(
+      /passwordBreachCheck needs url/,
+    )
+    expect(() =>
+      read({ ...committed, passwordBreachCheck: { url: 'https://x.example', timeoutMs: 20 } }),
+    ).toThrow(/passwordBreachCheck\.timeoutMs must be an integer from 100 to 10000/)
+  })
+
   it('refuses unknown keys, at the top level, nested, in a client and in -c, naming what is allowed', () => {
     expect(() => read({ ...committed, loginBackof: {} })).toThrow(
       /token-service\.config\.ts: loginBackof is not a setting \(allowed: stackName, clients, /,

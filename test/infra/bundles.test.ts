@@ -50,3 +50,15 @@ describe('each function bundle (as lib/bundling.ts builds it) holds only what it
     })
   }
 })
+
+describe('the list of common passwords (core/password-policy.ts)', () => {
+  const FUNCTIONS = Object.keys(LAMBDA_FUNCTIONS) as LambdaName[]
+  it('is in the password function’s bundle only: no other function pays its cold start', async () => {
+    const holding = []
+    for (const name of FUNCTIONS) {
+      const inputs = await bundledInputs(name)
+      if (inputs.some((path) => path.includes('node_modules/@zxcvbn-ts/'))) holding.push(name)
+    }
+    expect(holding).toEqual(['password'])
+  })
+})

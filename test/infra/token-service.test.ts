@@ -6,11 +6,19 @@ import {
   loadAuthorizerConfig,
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
 } from '../../functions/config.js'
-import { LAMBDA_FUNCTIONS, ROUTES } from '../../functions/routes.js'
+import {
+  type FunctionSpec,
+  HTTP_FUNCTIONS,
+  KEY_PAIR_METHODS,
+  type KmsUse,
+  LAMBDA_FUNCTIONS,
+  ROUTES,
+} from '../../functions/routes.js'
 import {
   type LambdaName,
   SETTINGS,
@@ -18,6 +26,7 @@ import {
   settingsOf,
 } from '../../functions/settings.js'
 import { DEFAULTS, TIMEOUT_EARLY } from '../../lib/defaults.js'
+import { STORE_ACTIONS } from '../../lib/table-access.js'
 import { accessLogGroupName } from '../../lib/token-service.js'
 import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
@@ -122,6 +131,52 @@ const BASE_GRANTS = {
   'xray:PutTraceSegments': ['*'],
 }
 
+/**
+ * What each KMS use of a row grants, as `grants` renders it, for the test clients (no
+ * `dpop_nonce`, so no nonce key: test/infra/dpop.test.ts has the GenerateMac grant).
+ */
+const KMS_GRANTS: Record<KmsUse, Record<string, string[]>> = {
+  sign: { 'kms:Sign': [`key:k1 ${RS256_DIGEST}`], 'kms:GetPublicKey': ['key:k1'] },
+  publish: { 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
+  // No envelope key here: nothing (test/infra/envelope-signing.test.ts has its grants).
+  envelopeSign: {},
+  // Envelope keys, in every mode (the deploy that adds the first one runs the new jwks under
+  // this policy): their items only, and pairs generated under a tagged key.
+  envelopePublish: {
+    'dynamodb:GetItem': [ENVELOPE_ITEMS],
+    'dynamodb:PutItem': [ENVELOPE_ITEMS],
+    'kms:GenerateDataKeyPairWithoutPlaintext': [
+      `${TAGGED_KEYS.split(' if ')[0]} if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService, kms:DataKeyPairSpec=RSA_2048, kms:EncryptionContext:owner=TestTokenService/TokenService`,
+    ],
+  },
+  graceSeal: { 'kms:Decrypt': ['grace-key'], 'kms:GenerateDataKey': ['grace-key'] },
+  nonceMac: {},
+}
+
+/**
+ * The grants a function's row (functions/routes.ts) makes, rendered as `grants` renders
+ * the template's: its store methods' DynamoDB actions (on the table, queries on the GSI),
+ * its KMS uses, and what every function has.
+ */
+function expectedGrants(row: FunctionSpec): Record<string, string[]> {
+  const expected: Record<string, string[]> = { ...BASE_GRANTS }
+  const add = (action: string, resource: string) => {
+    expected[action] = [...new Set([...(expected[action] ?? []), resource])].sort()
+  }
+  // Envelope keys' pairs are granted with the key uses (KMS_GRANTS), not from `store`.
+  for (const method of row.store.filter((method) => !KEY_PAIR_METHODS.includes(method))) {
+    const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
+    for (const action of actions.table ?? []) add(action, 'table')
+    for (const action of actions.index ?? []) add(action, 'table/index/gsi1')
+  }
+  for (const use of row.kms) {
+    for (const [action, resources] of Object.entries(KMS_GRANTS[use])) {
+      for (const resource of resources) add(action, resource)
+    }
+  }
+  return expected
+}
+
 /** The settings a prop tunes: `LOGIN_*`, `AUTHORIZER_*`, `TOKEN_BACKDATE_SECONDS`, `JWKS_MAX_AGE_SECONDS`. */
 const TUNABLE = /^(LOGIN_|AUTHORIZER_|TOKEN_BACKDATE_SECONDS$|JWKS_MAX_AGE_SECONDS$)/
 
@@ -204,6 +259,7 @@ const tunedOf = (environment: Record<string, string>) => ({
   loginBackoff: loadLoginBackoff(environment),
   sessionCache: loadSessionCacheSeconds(environment),
   aws: loadAwsCallConfig(environment),
+  breachCheck: loadBreachCheck(environment),
 })
 
 describe('TokenService with its defaults', () => {
@@ -320,17 +376,21 @@ describe('TokenService with its defaults', () => {
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
       // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
-      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts); the
-      // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only (below).
-      const envelopeOnly = [
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
+      // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
+      // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
+      // (test/infra/envelope-signing.test.ts).
+      const unset = [
+        'RETIRING_KEY_IDS',
+        'JWKS_URI',
+        'DPOP_NONCE_KEY_ID',
+        'PASSWORD_BREACH_CHECK_URL',
+        'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
         'ENVELOPE_KEY_ID',
         'SIGNING_KEY_OWNER',
         ...(name === 'jwks' ? ['TABLE_NAME'] : []),
       ]
-      const expected = settingsOf(name as LambdaName).filter(
-        (setting) =>
-          !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID', ...envelopeOnly].includes(setting),
-      )
+      const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))
       expect(Object.keys(variables).sort(), name).toEqual(
         [
           ...expected,
@@ -452,69 +512,23 @@ describe('TokenService with its defaults', () => {
     )
   })
 
-  it('grants exactly what each function calls: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
-    const dynamoWrites = ['dynamodb:ConditionCheckItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']
-    // A change with its security events is a transaction: its Update (or Put) and a Put per event.
-    expect(grants(synthesized)).toEqual({
-      login: {
-        ...BASE_GRANTS,
-        ...Object.fromEntries(dynamoWrites.map((action) => [action, ['table']])),
-        'dynamodb:Query': ['table/index/gsi1'],
-        'kms:GetPublicKey': ['key:k1'],
-        'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
-      },
-      token: {
-        ...BASE_GRANTS,
-        'dynamodb:BatchGetItem': ['table'],
-        'dynamodb:GetItem': ['table'],
-        'dynamodb:PutItem': ['table'],
-        'dynamodb:UpdateItem': ['table'],
-        // Seals a rotation's grace child, and opens one for a grace replay.
-        'kms:Decrypt': ['grace-key'],
-        'kms:GenerateDataKey': ['grace-key'],
-        'kms:GetPublicKey': ['key:k1'],
-        'kms:Sign': [`key:k1 ${RS256_DIGEST}`],
-      },
-      revoke: {
-        ...BASE_GRANTS,
-        'dynamodb:BatchGetItem': ['table'],
-        // The record of a token older than the session's previous one.
-        'dynamodb:GetItem': ['table'],
-        'dynamodb:PutItem': ['table'],
-        'dynamodb:UpdateItem': ['table'],
-      },
-      jwks: {
-        ...BASE_GRANTS,
-        'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'],
-        // Envelope keys, in every mode (the deploy that adds the first one runs the new jwks
-        // under this policy): their items only, and pairs generated under a tagged key.
-        'dynamodb:GetItem': [ENVELOPE_ITEMS],
-        'dynamodb:PutItem': [ENVELOPE_ITEMS],
-        'kms:GenerateDataKeyPairWithoutPlaintext': [
-          `${TAGGED_KEYS.split(' if ')[0]} if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService, kms:DataKeyPairSpec=RSA_2048, kms:EncryptionContext:owner=TestTokenService/TokenService`,
-        ],
-      },
-      sessions: {
-        ...BASE_GRANTS,
-        'dynamodb:BatchGetItem': ['table'],
-        'dynamodb:GetItem': ['table'],
-        'dynamodb:PutItem': ['table'],
-        'dynamodb:UpdateItem': ['table'],
-        // The user's session pointers, and sessions written before issue 17.
-        'dynamodb:Query': ['table', 'table/index/gsi1'],
-      },
-      // No KMS: it signs nothing. No PutItem: it creates nothing.
-      password: {
-        ...BASE_GRANTS,
-        'dynamodb:BatchGetItem': ['table'],
-        'dynamodb:GetItem': ['table'],
-        'dynamodb:PutItem': ['table'],
-        'dynamodb:UpdateItem': ['table'],
-        'dynamodb:Query': ['table', 'table/index/gsi1'],
-      },
-      me: BASE_GRANTS,
-      // It verifies with the JWKS: no KMS permission at all.
-      authorizer: BASE_GRANTS,
+  it('grants each function exactly what its row in functions/routes.ts lists: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
+    const matrix = grants(synthesized)
+    const rows: Record<string, FunctionSpec> = {
+      ...HTTP_FUNCTIONS,
+      authorizer: LAMBDA_FUNCTIONS.authorizer,
+    }
+    // Whatever the rows say, these hold: only login and token sign, only token seals, and
+    // me and the authorizer touch neither the table nor a key.
+    const holders = (action: string) =>
+      Object.keys(matrix).filter((name) => matrix[name]?.[action] !== undefined)
+    expect(holders('kms:Sign')).toEqual(['login', 'token'])
+    expect(holders('kms:GenerateDataKey')).toEqual(['token'])
+    expect(holders('kms:Decrypt')).toEqual(['token'])
+    expect(matrix.me).toEqual(BASE_GRANTS)
+    expect(matrix.authorizer).toEqual(BASE_GRANTS)
+    expect(matrix).toEqual({
+      ...Object.fromEntries(Object.entries(rows).map(([name, row]) => [name, expectedGrants(row)])),
       // The stream it is invoked from (Lambda's poller uses its role), PutEvents on the one
       // bus, and the dead-letter queue of its event source mapping. No table access.
       forwarder: {
@@ -681,6 +695,7 @@ describe('TokenService with its defaults', () => {
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
       [
+        'dpopTheftSignals',
         'dynamodbThrottles',
         'kmsQuota',
         'kmsThrottles',
@@ -705,6 +720,17 @@ describe('TokenService with its defaults', () => {
     })
     const metricsOf = (name: keyof typeof alarms) =>
       JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    // Like reuse detections: any DPoP refusal that signals theft, of either kind.
+    expect(props('dpopTheftSignals')).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    expect(metricsOf('dpopTheftSignals')).toContain('mismatches + replays')
+    for (const metric of ['DpopKeyMismatches', 'DpopReplays']) {
+      expect(metricsOf('dpopTheftSignals')).toContain(`"MetricName":"${metric}"`)
+    }
+    expect(metricsOf('dpopTheftSignals')).toContain('"Namespace":"TokenService"')
     expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
     expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
     expect(props('serverErrors').Threshold).toBe(5)
@@ -782,6 +808,8 @@ describe('TokenService with its defaults', () => {
       'GraceReplays',
       'ReuseDetections',
       'Revocations',
+      'DpopKeyMismatches',
+      'DpopReplays',
       'Latency',
       'Duration',
       '4xx',
@@ -1074,10 +1102,10 @@ describe('TokenService options', () => {
     synthesized.template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
       AuthorizerResultTtlInSeconds: 0,
     })
-    expect(grants(synthesized).authorizer).toEqual({
-      ...BASE_GRANTS,
-      'dynamodb:BatchGetItem': ['table'],
-    })
+    expect(grants(synthesized).authorizer).toEqual(
+      expectedGrants(LAMBDA_FUNCTIONS.authorizerStrict),
+    )
+    expect(grants(synthesized).authorizer?.['dynamodb:BatchGetItem']).toEqual(['table'])
     expect(environments(synthesized).authorizer).toMatchObject({
       TABLE_NAME: 'resolved-table_name',
       AUTHORIZER_SESSION_CACHE_SECONDS: '5',
@@ -1255,6 +1283,31 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
     })
     // Strict mode runs its own bundle, the only authorizer with a DynamoDB client.
     expect(env.authorizer?.TABLE_NAME).toBe('resolved-table_name')
+  })
+
+  it('hands the breached-password check, off by default, to the password function alone', () => {
+    const env = environments(
+      synth({ passwordBreachCheck: { url: 'https://api.pwnedpasswords.com', timeoutMs: 2000 } }),
+    )
+    for (const [name, variables] of Object.entries(env)) {
+      const set = Object.keys(variables).filter((key) => key.startsWith('PASSWORD_BREACH_CHECK_'))
+      expect(set, name).toEqual(
+        name === 'password'
+          ? ['PASSWORD_BREACH_CHECK_URL', 'PASSWORD_BREACH_CHECK_TIMEOUT_MS']
+          : [],
+      )
+    }
+    expect(loadBreachCheck(env.password)).toEqual({
+      url: 'https://api.pwnedpasswords.com',
+      timeoutMs: 2000,
+    })
+    expect(loadBreachCheck(environments(synth({})).password)).toBeUndefined()
+    expect(() => synth({ passwordBreachCheck: { url: 'http://range.example.com' } })).toThrow(
+      'TokenService: passwordBreachCheck.url must be an https URL, got "http://range.example.com"',
+    )
+    expect(() =>
+      synth({ passwordBreachCheck: { url: 'https://range.example.com', timeoutMs: 50 } }),
+    ).toThrow(/passwordBreachCheck\.timeoutMs must be an integer from 100 to 10000/)
   })
 
   it('gives the native JWT authorizer the chosen audiences', () => {

@@ -66,7 +66,7 @@ type Token =
   | 'newest works, reuse still detected'
   | 'newest dead'
   | 'all work'
-  | 'all dead, a retry marks them revoked'
+  | 'all dead, a retry gets 401'
   | 'all dead'
   | 'access refused once the fault ends'
   | 'access works once the fault ends'
@@ -311,7 +311,8 @@ const scenarios = {
   sessionEnd: {
     path: 'DELETE /sessions/{sid}',
     client: NATIVE.client_id,
-    calls: ['DynamoDB GetItem', 'DynamoDB TransactWriteItems'],
+    // The session, alongside the caller's session and user (it must be live).
+    calls: ['DynamoDB GetItem', 'DynamoDB BatchGetItem', 'DynamoDB TransactWriteItems'],
     // The caller ends another of its sessions.
     prepare: async (user) => ({ ...(await caller(user)), token: await login(user) }),
     act: (ctx) => h.del(`/sessions/${sidOf(ctx.token)}`, bearer(ctx.access)),
@@ -322,7 +323,10 @@ const scenarios = {
   logoutEverywhere: {
     path: 'DELETE /sessions (logout everywhere)',
     client: NATIVE.client_id,
-    calls: ['DynamoDB TransactWriteItems', 'DynamoDB Query', 'DynamoDB BatchGetItem'],
+    // The caller's session and user (it must be live), the cut with its event, then the
+    // sessions listed (the user's pointers, then their sessions) and each marked revoked
+    // with its event.
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB TransactWriteItems', 'DynamoDB Query'],
     prepare: async (user) => {
       const ctx = await caller(user)
       const others = [await login(user)]
@@ -333,10 +337,12 @@ const scenarios = {
     act: (ctx) => h.del('/sessions', bearer(ctx.access)),
     ok: { answer: '204', state: 'all revoked', token: 'all dead' },
     failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'all work' },
+    // The cut committed, every answer lost: it ended the caller's session too, so a retry
+    // is refused and writes nothing.
     committed: {
       answer: '503 + Retry-After',
       state: 'all void (sessionsValidAfter set)',
-      token: 'all dead, a retry marks them revoked',
+      token: 'all dead, a retry gets 401',
     },
   },
   passwordChange: {
@@ -520,6 +526,8 @@ const N = scenarios.refreshNoGrace
 const P = scenarios.passwordChange
 /** The change committed; only the bookkeeping after it failed: still a 204. */
 const changedOthersVoid: Outcome = { ...P.ok, state: 'password changed, the others void' }
+/** Logout everywhere's cut committed; only the marking after it failed: still a 204. */
+const loggedOutAllVoid: Outcome = { ...A.ok, state: 'all void (sessionsValidAfter set)' }
 const noSession: Outcome = {
   answer: '503 + Retry-After',
   state: 'no session',
@@ -621,6 +629,7 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(S, 'Query', false),
       ...transientCases(S, 'BatchGetItem', false),
       ...transientCases(E, 'GetItem', false),
+      ...transientCases(E, 'BatchGetItem', false),
       ...transientCases(E, 'TransactWriteItems', true),
       dynamo(E, 'TransactWriteItems', CONFLICT, 'first', 'before', E.ok),
       // Logout everywhere takes effect with its first write (sessionsValidAfter, which
@@ -628,9 +637,15 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(A, 'TransactWriteItems', true, { on: ON_USER }),
       dynamo(A, 'TransactWriteItems', CONFLICT, 'first', 'before', A.ok, ON_USER),
       dynamo(A, 'TransactWriteItems', CONFLICT, 'every', 'before', A.failed, ON_USER),
-      ...transientCases(A, 'Query', false, { failed: A.committed }),
-      ...transientCases(A, 'BatchGetItem', false, { failed: A.committed }),
-      ...transientCases(A, 'TransactWriteItems', true, { on: ON_SESSIONS, failed: A.committed }),
+      ...transientCases(A, 'BatchGetItem', false),
+      // Marking each session revoked is bookkeeping: the cut already voided them.
+      ...transientCases(A, 'Query', false, { failed: loggedOutAllVoid }),
+      ...transientCases(A, 'BatchGetItem', false, { on: ON_LISTED, failed: loggedOutAllVoid }),
+      ...transientCases(A, 'TransactWriteItems', true, {
+        on: ON_SESSIONS,
+        failed: loggedOutAllVoid,
+        committed: A.ok,
+      }),
     ],
   },
   {
@@ -899,13 +914,15 @@ async function checkToken(
         expect((await h.refresh(each, ctx.client)).status).toBe(400)
       }
       return
-    case 'all dead, a retry marks them revoked': {
+    case 'all dead, a retry gets 401': {
       for (const each of [presented, ...(ctx.others ?? [])]) {
         expect((await h.refresh(each, ctx.client)).status).toBe(400)
       }
-      expect((await again(ctx)).status).toBe(204)
-      const { statuses } = await snapshot(ctx)
-      expect(statuses).toEqual(statuses.map(() => 'revoked'))
+      const before = await snapshot(ctx)
+      expect((await again(ctx)).status).toBe(401)
+      const after = await snapshot(ctx)
+      expect(after.statuses).toEqual(before.statuses)
+      expect(newEvents(before.events, after.events)).toEqual([])
       return
     }
     case 'access refused once the fault ends':

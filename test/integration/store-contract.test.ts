@@ -36,6 +36,7 @@ async function dynamoEventStores(): Promise<EventStores> {
     loginAttempts: new DynamoLoginThrottle(client, tableName),
     failedLogins: (username) => items(client, tableName).failedLogins(username),
     outbox: new DynamoOutbox(client, tableName),
+    anotherOutbox: () => new DynamoOutbox(client, tableName),
     events: () => items(client, tableName).events(),
   }
 }

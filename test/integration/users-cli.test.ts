@@ -212,6 +212,30 @@ describe('npm run users', () => {
     expect(unknown.stderr.trim()).toBe('users: no user nobody-here')
   })
 
+  it('applies the password policy of POST /me/password: a common password, and for set-password the current one, are refused by rule, never echoed', async () => {
+    const args = ['--table', table, '--endpoint', endpoint()]
+    for (const common of ['password1', 'Trustno1', 'qwertyuiop']) {
+      const added = await run(['add', 'common-user', ...args], `${common}\n`)
+      expect(added.code).toBe(1)
+      expect(added.stderr.trim()).toBe('users: password is on a list of common passwords')
+    }
+    expect(await store.findUserByUsername('common-user')).toBeUndefined()
+    const current = 'the current password, long enough'
+    recordSecret(current)
+    expect((await run(['add', 'policy-user', ...args], `${current}\n`)).code).toBe(0)
+    const before = await store.findUserByUsername('policy-user')
+    const same = await run(['set-password', 'policy-user', ...args], `${current}\n`)
+    expect(same.code).toBe(1)
+    expect(same.stderr.trim()).toBe('users: password must differ from the current password')
+    const common = await run(['set-password', 'policy-user', ...args], 'baseball\n')
+    expect(common.stderr.trim()).toBe('users: password is on a list of common passwords')
+    expect(await store.findUserByUsername('policy-user')).toEqual(before)
+    for (const { stderr, stdout } of [same, common]) {
+      expect(`${stdout}${stderr}`).not.toContain(current)
+      expect(`${stdout}${stderr}`).not.toContain('baseball')
+    }
+  })
+
   it('says a missing table is not found, not that the service is unavailable', async () => {
     const { code, stderr } = await run([
       'disable',

@@ -143,6 +143,12 @@ export interface HarnessOptions {
   /** Listen on this port (for clients whose allowed origins name it). @default a free port */
   port?: number
   /**
+   * The issuer's host name, as a browser page names the API (local mode builds `htu` from
+   * the issuer, never from the `Host` header). The server listens on 127.0.0.1 either way.
+   * @default 127.0.0.1
+   */
+  issuerHost?: 'localhost' | '127.0.0.1'
+  /**
    * The local Lambda timeout per request. Generous by default: several scrypt hashes at once
    * on a loaded 2-core machine must not turn into 503s. @default 30000
    */
@@ -156,7 +162,7 @@ export interface HarnessOptions {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const table = await createTestTable()
   const port = options.port ?? (await freePort())
-  const issuer = `http://127.0.0.1:${port}`
+  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`
   const clock = options.clock ?? new FakeClock()
   const env = { ...process.env, ...options.env }
   const aws = sdkOptions(loadAwsCallConfig(env))

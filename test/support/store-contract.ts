@@ -21,6 +21,7 @@ import {
   type SecurityEvent,
   type SecurityEventType,
   securityEvent,
+  signalEventId,
 } from '../../functions/core/security-events.js'
 import { voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from './clock.js'
@@ -544,6 +545,42 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       expect((await stores.failedLogins(username))?.failures).toBe(0)
     })
 
+    it("gives back exactly one turn's count, never more, and never a count a success cleared since", async () => {
+      const username = unique('give-back')
+      const free = (at: number) => ({ ...failure(at), freeFailures: 3 })
+      const load = () => stores.failedLogins(username)
+      // Two failures, then an attempt whose proof is refused: its turn (3) is given back.
+      await stores.loginAttempts.countLoginAttempt(username, free(1000))
+      await stores.loginAttempts.countLoginAttempt(username, free(1100))
+      const { state: refused } = await stores.loginAttempts.countLoginAttempt(username, free(1200))
+      expect(refused).toMatchObject({ failures: 3 })
+      await stores.loginAttempts.giveBackLoginAttempt(username, refused)
+      expect(await load()).toMatchObject({ failures: 2 })
+      // A failure that landed after the turn still counts: only the one count goes.
+      const { state: racing } = await stores.loginAttempts.countLoginAttempt(username, free(1300))
+      await stores.loginAttempts.recordLoginFailure(username, failure(1400))
+      await stores.loginAttempts.giveBackLoginAttempt(username, racing)
+      expect(await load()).toMatchObject({ failures: 3 })
+      // A turn taken before a success's clear: the clear took its count, nothing of it is
+      // left to give back, and a failure after the clear stays counted.
+      const other = unique('give-back-after-clear')
+      const { state: before } = await stores.loginAttempts.countLoginAttempt(other, free(1500))
+      const { state: success } = await stores.loginAttempts.countLoginAttempt(other, free(1600))
+      await stores.loginAttempts.clearLoginFailures(other, success)
+      await stores.loginAttempts.recordLoginFailure(other, failure(1700))
+      await stores.loginAttempts.giveBackLoginAttempt(other, before)
+      const after = await stores.failedLogins(other)
+      expect(after).toEqual({ failures: 1, lastFailedAt: 1700, resets: 1 })
+      // Never below zero.
+      const { state: last } = await stores.loginAttempts.countLoginAttempt(other, free(1800))
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      expect(await stores.failedLogins(other)).toMatchObject({
+        failures: 0,
+      })
+    })
+
     it('counts a free turn for no record, a cleared one, or one below freeFailures within the window', async () => {
       const username = unique('free')
       const free = (at: number, forgetBefore = at - 86_400_000) => ({
@@ -562,7 +599,10 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       expect(later).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
       await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 2000 })
       const cleared = await stores.loginAttempts.countLoginAttempt(username, free(9500))
-      expect(cleared).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 9500 } })
+      expect(cleared).toEqual({
+        counted: true,
+        state: { failures: 1, lastFailedAt: 9500, resets: 1 },
+      })
     })
 
     it('gives exactly freeFailures of many concurrent attempts a free turn', async () => {
@@ -590,6 +630,8 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
 /** The stores, the outbox, and a way to read every security event written (a test's view). */
 export interface EventStores extends Stores {
   readonly outbox: EventOutbox
+  /** Another outbox on the same events, as another container holds it (nothing in memory). */
+  anotherOutbox(): EventOutbox
   /** Every event the outbox holds, in any order. */
   events(): Promise<SecurityEvent[]>
 }
@@ -630,6 +672,17 @@ export function securityEventsContract(name: string, make: () => Promise<EventSt
       const written = await ids()
       expect(written.has(started.id)).toBe(true)
       expect(written.has(refused.id) || written.has(clash.id)).toBe(false)
+    })
+
+    it('appends an event by id once: a second append of that id, from any container, writes nothing', async () => {
+      const id = signalEventId('dpop.key_mismatch', 'sid-1', clock.now())
+      const first = { ...anEvent('dpop.key_mismatch'), id }
+      const repeat = { ...anEvent('dpop.key_mismatch'), id, time: first.time + 1000 }
+      await stores.outbox.appendEventOnce(first)
+      await stores.outbox.appendEventOnce(repeat)
+      await stores.anotherOutbox().appendEventOnce(repeat)
+      const found = (await stores.events()).filter((event) => event.id === id)
+      expect(found).toEqual([first])
     })
 
     it('writes a revocation’s events once: revoking again, or a missing session, writes none', async () => {

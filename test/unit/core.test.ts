@@ -8,6 +8,7 @@ import {
   normalizeUsername,
   verifyPassword,
 } from '../../functions/core/passwords.js'
+import type { Session, User } from '../../functions/core/ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -19,6 +20,7 @@ import {
   sealKeyName,
 } from '../../functions/core/refresh-token.js'
 import { grantScope } from '../../functions/core/service.js'
+import { sessionIsLive } from '../../functions/core/sessions.js'
 
 const FAST = { ln: 10, r: 8, p: 1 } // unit tests of the format only; the OWASP cost is tested once below
 
@@ -244,5 +246,46 @@ describe('errors', () => {
     expect(unavailable.status).toBe(503)
     expect(unavailable.headers['Retry-After']).toBe('1')
     expect(unavailable.description).not.toContain('dynamodb')
+  })
+})
+
+describe('a live session (sessionIsLive: refresh, the sessions API, the strict authorizer)', () => {
+  const now = Date.UTC(2026, 10, 22, 12)
+  const user: User = {
+    sub: newUserId(),
+    username: 'alice',
+    passwordHash: dummyHash(FAST),
+    roles: [],
+    status: 'active',
+    createdAt: now - 1000,
+  }
+  const session: Session = {
+    sid: newSessionId(),
+    sub: user.sub,
+    clientId: 'native',
+    scope: 'openid',
+    status: 'active',
+    createdAt: now,
+    lastUsedAt: now,
+    idleExpiresAt: now + 60_000,
+    absoluteExpiresAt: now + 120_000,
+    generation: 0,
+    currentHash: 'x',
+  }
+
+  it('ends at exactly idle_expires_at and at exactly absolute_expires_at', () => {
+    expect(sessionIsLive(session, user, session.idleExpiresAt - 1)).toBe(true)
+    expect(sessionIsLive(session, user, session.idleExpiresAt)).toBe(false)
+    const used = { ...session, idleExpiresAt: session.absoluteExpiresAt + 1 }
+    expect(sessionIsLive(used, user, session.absoluteExpiresAt - 1)).toBe(true)
+    expect(sessionIsLive(used, user, session.absoluteExpiresAt)).toBe(false)
+  })
+
+  it('ends with a cut after its creation, unless it is the session a password change kept', () => {
+    const cut = { ...user, sessionsValidAfter: now + 1 }
+    expect(sessionIsLive(session, cut, now)).toBe(false)
+    expect(sessionIsLive(session, { ...cut, keptSession: session.sid }, now)).toBe(true)
+    expect(sessionIsLive(session, { ...user, sessionsValidAfter: now }, now)).toBe(true)
+    expect(sessionIsLive(session, { ...user, status: 'disabled' }, now)).toBe(false)
   })
 })

@@ -236,6 +236,7 @@ export const failedLoginsItem = {
     return {
       failures: typeof item.failures === 'number' ? item.failures : 0,
       lastFailedAt: typeof item.last_failed_at === 'number' ? item.last_failed_at : 0,
+      ...(typeof item.resets === 'number' ? { resets: item.resets } : {}),
     }
   },
 }

@@ -179,23 +179,42 @@ export class DynamoLoginThrottle implements LoginAttempts {
   }
 
   async clearLoginFailures(username: string, seen: FailedLogins): Promise<void> {
+    // The one write that forgets failures; `resets` tells later take-backs it happened.
     const cleared = await this.updateIfUnchanged(username, seen, {
-      UpdateExpression: `SET failures = :zero ${OUT_OF_THE_INDEX}`,
+      UpdateExpression: `SET failures = :zero ${OUT_OF_THE_INDEX} ADD resets :one`,
       ExpressionAttributeNames: INDEX_KEYS,
-      ExpressionAttributeValues: { ':zero': 0 },
+      ExpressionAttributeValues: { ':zero': 0, ':one': 1 },
     })
     if (cleared) return
     // Failures that landed after `seen` (an attacker racing the user) still count:
     // take back only this attempt's own, counted when it took its turn.
+    await this.takeBackOne(username, seen)
+  }
+
+  async giveBackLoginAttempt(username: string, turn: FailedLogins): Promise<void> {
+    await this.takeBackOne(username, turn)
+  }
+
+  /**
+   * Subtracts the one count an attempt's turn added (`turn`, as it wrote it),
+   * unless a success cleared the record since: the count then holds nothing of
+   * that attempt's, and subtracting would take back another attempt's failure.
+   */
+  private async takeBackOne(username: string, turn: FailedLogins): Promise<void> {
+    const sameEpoch = sameResets(turn)
     await withRetry('UpdateItem', () =>
       this.ifCondition(
         new UpdateCommand({
           TableName: this.tableName,
           Key: itemKey.failedLogins(username),
-          ConditionExpression: 'failures > :zero',
+          ConditionExpression: `failures > :zero AND ${sameEpoch.condition}`,
           UpdateExpression: `${OUT_OF_THE_INDEX} ADD failures :minusOne`,
           ExpressionAttributeNames: INDEX_KEYS,
-          ExpressionAttributeValues: { ':zero': 0, ':minusOne': -1 },
+          ExpressionAttributeValues: {
+            ':zero': 0,
+            ':minusOne': -1,
+            ...sameEpoch.values,
+          },
         }),
       ),
     )
@@ -211,17 +230,19 @@ export class DynamoLoginThrottle implements LoginAttempts {
       ExpressionAttributeValues: Record<string, unknown>
     },
   ): Promise<boolean> {
+    const sameEpoch = sameResets(seen)
     return withRetry('UpdateItem', () =>
       this.ifCondition(
         new UpdateCommand({
           TableName: this.tableName,
           Key: itemKey.failedLogins(username),
-          // The record as it was read: no failure or claim landed since.
-          ConditionExpression: 'failures = :seen AND last_failed_at = :seenAt',
+          // The record as it was read: no failure, claim or clear landed since.
+          ConditionExpression: `failures = :seen AND last_failed_at = :seenAt AND ${sameEpoch.condition}`,
           ...update,
           ExpressionAttributeValues: {
             ':seen': seen.failures,
             ':seenAt': seen.lastFailedAt,
+            ...sameEpoch.values,
             ...update.ExpressionAttributeValues,
           },
         }),
@@ -239,4 +260,11 @@ export class DynamoLoginThrottle implements LoginAttempts {
       },
     )
   }
+}
+
+/** The condition that no success cleared the record since `seen` (it had no `resets` yet, or the same). */
+function sameResets(seen: FailedLogins): { condition: string; values: Record<string, number> } {
+  return seen.resets === undefined
+    ? { condition: 'attribute_not_exists(resets)', values: {} }
+    : { condition: 'resets = :resets', values: { ':resets': seen.resets } }
 }

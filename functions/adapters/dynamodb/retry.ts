@@ -1,11 +1,13 @@
 /**
  * The one retry policy of the DynamoDB adapters (docs/design.md "Storage"),
  * and what each AWS error means to them. Every call goes through `withRetry`.
+ * It is the second layer of the retry budget (core/retries.ts, docs/design.md
+ * "Faults").
  *
  * The SDK already retries throttling, 5xx answers and dropped connections
  * itself (`AWS_MAX_ATTEMPTS`, `AWS_CALL_TIMEOUT_MS` in config.ts). What it
- * does not retry, and `withRetry` does, `MAX_ATTEMPTS` times in all with a
- * short jittered pause (10-30 ms, then 20-40 ms):
+ * does not retry, and `withRetry` does, `MAX_ATTEMPTS` times in all with the
+ * budget's short jittered pause:
  * - `TransactionConflictException`: a single-item write refused because a
  *   transaction holds its item for a moment (a revoke during a rotation, a
  *   logout everywhere during a login). Nothing was written; trying again is safe.
@@ -24,16 +26,13 @@
  */
 import type { CancellationReason } from '@aws-sdk/client-dynamodb'
 import { OAuthError, TemporarilyUnavailable } from '../../core/errors.js'
+import { pause, RETRIES } from '../../core/retries.js'
 
 /** Attempts in all, the first included. */
-export const MAX_ATTEMPTS = 3
+export const MAX_ATTEMPTS = RETRIES.storeAttempts
 
 /** What an attempt answers when it must be made again. */
 export const AGAIN: unique symbol = Symbol('again')
-
-/** The pause before attempt `attempt + 1`: 10-30 ms after the first, 20-40 ms after the second. */
-const pause = (attempt: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, attempt * 10 + Math.random() * 20))
 
 /**
  * Runs `attempt` under the retry policy above. `operation` names the AWS call

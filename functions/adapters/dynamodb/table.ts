@@ -1,7 +1,7 @@
 /**
  * The one DynamoDB table (docs/design.md "Storage"): key schema, GSI, TTL
  * attribute and the key of every item. The adapters, local mode and the tests
- * create the table with `tableDefinition`; the CDK stack (lib/token-service.ts)
+ * create the table with `tableDefinition`; the CDK stack (lib/token-service-table.ts)
  * builds it from `TABLE_SCHEMA`; so the three cannot drift apart.
  *
  * | item            | pk                | sk               | gsi1pk             | gsi1sk                    |

@@ -1,0 +1,287 @@
+import * as logs from 'aws-cdk-lib/aws-logs'
+import type { ClientConfig } from '../functions/core/clients.js'
+import { type IntegerSetting, SETTINGS } from '../functions/settings.js'
+import { DEFAULTS } from './defaults.js'
+import type { SigningKeySpec } from './signing-keys.js'
+
+/**
+ * The config file's schema: every key once, with its type, default, bounds and doc.
+ * A key that reaches a function names its setting in functions/settings.ts and takes
+ * its bounds and default from there. The config file's type (`TokenServiceConfig`),
+ * the props that share its keys (lib/token-service-props.ts), its validation
+ * (lib/config.ts) and docs/configuration.md all derive from this one object.
+ */
+
+interface Common {
+  readonly doc: string
+  /** The key must be given; the others may be left out. */
+  readonly required?: true
+}
+export interface StringField extends Common {
+  readonly type: 'string'
+  readonly default?: string
+}
+export interface BooleanField extends Common {
+  readonly type: 'boolean'
+  readonly default?: boolean | string
+}
+export interface IntegerField extends Common {
+  readonly type: 'integer'
+  readonly min: number
+  readonly max: number
+  readonly default?: number | string
+  /** The function setting it sets, whose bounds and default these are. */
+  readonly setting?: IntegerSetting
+  readonly values?: readonly number[]
+}
+export interface EnumField extends Common {
+  readonly type: 'enum'
+  readonly values: readonly string[]
+  readonly default: string
+}
+export interface StringsField extends Common {
+  readonly type: 'strings'
+  readonly default?: string
+}
+export interface ListField extends Common {
+  readonly type: 'clients' | 'signingKeys'
+  readonly default?: string
+}
+export interface ObjectField extends Common {
+  readonly type: 'object'
+  readonly fields: Fields
+}
+export type Field =
+  | StringField
+  | BooleanField
+  | IntegerField
+  | EnumField
+  | StringsField
+  | ListField
+  | ObjectField
+export type Fields = Readonly<Record<string, Field>>
+
+/** The value a field takes in the config file. */
+type ValueOf<F> = F extends { readonly type: 'object'; readonly fields: infer S extends Fields }
+  ? ConfigOf<S>
+  : F extends { readonly type: 'enum'; readonly values: readonly (infer V)[] }
+    ? V
+    : F extends { readonly type: 'integer' }
+      ? number
+      : F extends { readonly type: 'boolean' }
+        ? boolean
+        : F extends { readonly type: 'string' }
+          ? string
+          : F extends { readonly type: 'strings' }
+            ? readonly string[]
+            : F extends { readonly type: 'clients' }
+              ? readonly ClientConfig[]
+              : F extends { readonly type: 'signingKeys' }
+                ? readonly SigningKeySpec[]
+                : never
+
+type RequiredKeys<S extends Fields> = {
+  [K in keyof S]: S[K] extends { readonly required: true } ? K : never
+}[keyof S]
+
+/** The object a schema describes: its required keys, and the others optional. */
+export type ConfigOf<S extends Fields> = {
+  readonly [K in keyof S as K extends RequiredKeys<S> ? K : never]: ValueOf<S[K]>
+} & {
+  readonly [K in keyof S as K extends RequiredKeys<S> ? never : K]?: ValueOf<S[K]>
+} extends infer O
+  ? { [K in keyof O]: O[K] }
+  : never
+
+/**
+ * An integer key that sets a function setting: bounds, default and doc from
+ * functions/settings.ts; a doc or default text of its own where the key says more.
+ */
+const fromSetting = (
+  setting: IntegerSetting,
+  own: { readonly doc?: string; readonly default?: string } = {},
+) =>
+  ({
+    type: 'integer',
+    doc: own.doc ?? SETTINGS[setting].doc,
+    min: SETTINGS[setting].min,
+    max: SETTINGS[setting].max,
+    default: own.default ?? SETTINGS[setting].default,
+    setting,
+  }) as const satisfies IntegerField
+
+/** API Gateway's throttling, which reaches no function: its own bounds. */
+const limits = (what: string, rate: number, burst: number) =>
+  ({
+    type: 'object',
+    doc: `API Gateway throttling of ${what}: steady requests per second and burst.`,
+    fields: {
+      rateLimit: {
+        type: 'integer',
+        doc: 'Requests per second.',
+        min: 1,
+        max: 100_000,
+        default: rate,
+      },
+      burstLimit: { type: 'integer', doc: 'Burst.', min: 1, max: 100_000, default: burst },
+    },
+  }) as const satisfies ObjectField
+
+const RETENTION_DAYS = Object.values(logs.RetentionDays).filter(
+  (value): value is number => typeof value === 'number' && value > 0,
+)
+
+/** Every key of the config file, once. */
+export const CONFIG_SCHEMA = {
+  stackName: { type: 'string', doc: 'The CloudFormation stack name.', default: 'TokenService' },
+  clients: {
+    type: 'clients',
+    required: true,
+    doc: 'The OAuth clients (docs/design.md "Clients"): `client_id`, `type`, `audience`, `allowed_origins`, `scopes`, token lifetimes, `reuse_grace_seconds`, `cookie_mode`. Unknown client keys are refused.',
+  },
+  issuer: {
+    type: 'string',
+    doc: 'The `iss` claim: an https URL with no trailing slash.',
+    default: '`https://<domain.domainName>`, else the API endpoint',
+  },
+  algorithm: {
+    type: 'enum',
+    values: SETTINGS.SIGNING_ALG.values,
+    default: DEFAULTS.algorithm,
+    doc: 'KMS `RSA_2048` (RS256, the only one the native JWT authorizer accepts) or `ECC_NIST_P256` (ES256). A KeySpec cannot change in place: a new algorithm needs a new stack.',
+  },
+  signing: {
+    type: 'enum',
+    values: ['kms', 'envelope'] as const,
+    default: DEFAULTS.signing,
+    doc: 'How keys added from now on sign. `kms`: a KMS `Sign` per token, the private key never leaves KMS; KMS allows 1,000 RSA (or ECC) signing requests a second per account and region, shared with the account. `envelope`: KMS generates the key pair and keeps the private key wrapped under a symmetric key of the stack; `login` and `token` unwrap it once per container and sign in memory, with no KMS call per token. A listed key keeps its mode: to switch, rotate to a new key (docs/operations.md "Key rotation"). Trade-off: docs/security.md "Signing keys: KMS or envelope"; when to switch: docs/capacity.md.',
+  },
+  signingKeys: {
+    type: 'signingKeys',
+    doc: 'The KMS signing keys, `{ id, state }` with exactly one `active`; the others `retiring` (published, never signing). See docs/operations.md "Key rotation".',
+    default: '`[{ id: "k1", state: "active" }]`',
+  },
+  signingKeysLock: {
+    type: 'string',
+    doc: 'The signing-key ledger file that synth checks each key change against, or `off`.',
+    default: 'signing-keys.lock.json',
+  },
+  authorizer: {
+    type: 'enum',
+    values: ['lambda', 'jwt'],
+    default: DEFAULTS.authorizer,
+    doc: 'What protects `/me` and `/sessions`: our Lambda authorizer, or API Gateway’s native JWT authorizer (RS256 only, no strict mode).',
+  },
+  strictRevocation: {
+    type: 'boolean',
+    default: DEFAULTS.strictRevocation,
+    doc: 'The Lambda authorizer also checks that the session is live, so that logout ends access within seconds.',
+  },
+  // API Gateway would cache up to 3600 s, but the answer cache never exceeds the skew
+  // (SETTING_RULES.answerCache), whose own bound is 300: AUTHORIZER_CACHE_SECONDS's bounds.
+  authorizerCacheTtlSeconds: fromSetting('AUTHORIZER_CACHE_SECONDS', {
+    default:
+      'the clock skew (30) capped at the shortest access-token lifetime; 0 with strictRevocation or while a client may use DPoP',
+    doc: 'How long API Gateway caches the Lambda authorizer’s answer per token; at most `authorizerSettings.clockSkewSeconds`, so that a cached Allow never outlives the token’s `exp` plus the skew (hence at most 300, the skew’s own bound, though API Gateway would take 3600). Must be 0 while a client may use DPoP (its `dpop` is not `disabled`): a cached answer would serve a request whose proof was never checked.',
+  }),
+  throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
+  loginThrottle: limits(
+    '`POST /login`, and apart `POST /me/password` (scrypt costs a vCPU per call)',
+    DEFAULTS.loginThrottle.rateLimit,
+    DEFAULTS.loginThrottle.burstLimit,
+  ),
+  removalPolicy: {
+    type: 'enum',
+    values: ['retain', 'destroy'],
+    default: 'retain',
+    doc: 'What happens to the table, the keys and the logs when they leave the stack.',
+  },
+  deletionProtection: {
+    type: 'boolean',
+    default: 'true unless removalPolicy is destroy',
+    doc: 'DynamoDB deletion protection on the table.',
+  },
+  logRetentionDays: {
+    type: 'integer',
+    min: 1,
+    max: 9999,
+    values: RETENTION_DAYS,
+    default: DEFAULTS.logRetention,
+    doc: 'Retention of the function and access logs, one of CloudWatch Logs’ values.',
+  },
+  alarmTopicArn: { type: 'string', doc: 'An SNS topic every alarm notifies.', default: 'none' },
+  domain: {
+    type: 'object',
+    doc: 'Serve the API on a custom domain; the issuer becomes `https://<domainName>`.',
+    fields: {
+      domainName: { type: 'string', required: true, doc: 'For example `auth.example.com`.' },
+      certificateArn: {
+        type: 'string',
+        required: true,
+        doc: 'An ACM certificate for it, in the stack’s region.',
+      },
+      hostedZoneId: {
+        type: 'string',
+        doc: 'A Route 53 zone for A/AAAA alias records.',
+        default: 'no records',
+      },
+      hostedZoneName: {
+        type: 'string',
+        doc: 'That zone’s name, e.g. `example.com`; goes with hostedZoneId.',
+        default: 'none',
+      },
+    },
+  },
+  jwksMaxAgeSeconds: fromSetting('JWKS_MAX_AGE_SECONDS'),
+  tokenBackdateSeconds: fromSetting('TOKEN_BACKDATE_SECONDS'),
+  loginBackoff: {
+    type: 'object',
+    doc: 'The login back-off per username (docs/design.md "Login protection").',
+    fields: {
+      freeFailures: fromSetting('LOGIN_FREE_FAILURES'),
+      baseSeconds: fromSetting('LOGIN_BACKOFF_BASE_SECONDS'),
+      maxSeconds: fromSetting('LOGIN_BACKOFF_MAX_SECONDS'),
+      failureWindowSeconds: fromSetting('LOGIN_FAILURE_WINDOW_SECONDS'),
+    },
+  },
+  authorizerSettings: {
+    type: 'object',
+    doc: 'The Lambda authorizer’s verification settings; `audiences` also sets the native JWT authorizer’s.',
+    fields: {
+      clockSkewSeconds: fromSetting('AUTHORIZER_SKEW_SECONDS'),
+      sessionCacheSeconds: fromSetting('AUTHORIZER_SESSION_CACHE_SECONDS'),
+      maxTokenBytes: fromSetting('AUTHORIZER_MAX_TOKEN_BYTES'),
+      audiences: {
+        type: 'strings',
+        doc: SETTINGS.AUTHORIZER_AUDIENCES.doc,
+        default: 'every client’s audience',
+      },
+    },
+  },
+  securityEvents: {
+    type: 'object',
+    doc: 'The security events (docs/events.md): each is written with its change as an outbox item in the table, whatever this says.',
+    fields: {
+      bus: {
+        type: 'boolean',
+        default: DEFAULTS.securityEvents.bus,
+        doc: 'A custom EventBridge bus the table’s stream feeds through the forwarder function, with a dead-letter queue and alarms (docs/operations.md "Security events"). Off: no stream, forwarder or bus.',
+      },
+    },
+  },
+  passwordBreachCheck: {
+    type: 'object',
+    doc: 'Off by default. A breached-password range API (HIBP-compatible, k-anonymity: only the first 5 hex characters of a password’s SHA-1 are sent) that `POST /me/password` checks every new password against, besides the offline list of common passwords (docs/security.md "Passwords and usernames"). When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    fields: {
+      url: {
+        type: 'string',
+        required: true,
+        doc: 'The API’s base URL, https, for example `https://api.pwnedpasswords.com`; required with `passwordBreachCheck`.',
+      },
+      timeoutMs: fromSetting('PASSWORD_BREACH_CHECK_TIMEOUT_MS'),
+    },
+  },
+} as const satisfies Fields
+
+/** The config file (`token-service.config.ts`), as the schema describes it. */
+export type TokenServiceConfig = ConfigOf<typeof CONFIG_SCHEMA>

@@ -1,0 +1,84 @@
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import type { Construct } from 'constructs'
+import { HTTP_FUNCTIONS, type HttpFunction, KEY_PAIR_METHODS } from '../functions/routes.js'
+import type { SettingName } from '../functions/settings.js'
+import { DEFAULTS } from './defaults.js'
+import { grantStore } from './table-access.js'
+import { functionEnvironment, TokenFunction } from './token-function.js'
+import type { ServiceKeys } from './token-service-keys.js'
+import type { ResolvedProps } from './token-service-props.js'
+
+/** What the function environments are made of: the issuer, and the resources they name. */
+export interface FunctionParts {
+  readonly issuer: string
+  readonly table: dynamodb.ITable
+  readonly keys: ServiceKeys
+}
+
+/**
+ * The value of every setting the stack sets; each function's environment takes the
+ * ones it reads (functions/settings.ts).
+ */
+export function functionSettings(
+  resolved: ResolvedProps,
+  { issuer, table, keys }: FunctionParts,
+): Partial<Record<SettingName, string>> {
+  return {
+    ...resolved.tuning,
+    ISSUER: issuer,
+    CLIENTS: JSON.stringify(resolved.clients),
+    TABLE_NAME: table.tableName,
+    SIGNING_KEY_ID: keys.keyName(resolved.activeKeyId),
+    GRACE_KEY_ID: keys.graceKey.keyArn,
+    RETIRING_KEY_IDS: resolved.signingKeys
+      .filter((spec) => spec.id !== resolved.activeKeyId)
+      .map((spec) => keys.keyName(spec.id))
+      .join(','),
+    ...(keys.envelopeSigning && {
+      ENVELOPE_KEY_ID: keys.envelopeSigning.key.keyArn,
+      SIGNING_KEY_OWNER: resolved.keyOwner,
+    }),
+    SIGNING_ALG: resolved.algorithm,
+    ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),
+    AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
+    AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
+  }
+}
+
+/**
+ * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each
+ * with its environment and exactly the grants its row lists (`store`, `kms`).
+ */
+export function buildFunctions(
+  scope: Construct,
+  resolved: ResolvedProps,
+  settings: Partial<Record<SettingName, string>>,
+  { table, keys }: FunctionParts,
+): Record<HttpFunction, TokenFunction> {
+  // The jwks function reads the table only for envelope keys' public keys.
+  const settingsOf = (name: HttpFunction) =>
+    name === 'jwks' && !keys.envelopeSigning ? { ...settings, TABLE_NAME: undefined } : settings
+  const newHttpFunction = (name: HttpFunction) => {
+    const fn = new TokenFunction(scope, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
+      name,
+      environment: functionEnvironment(name, settingsOf(name)),
+      logRetention: resolved.logRetention,
+      removalPolicy: resolved.removalPolicy,
+    })
+    // Least privilege from the function's row: its store methods, its uses of the keys.
+    const { store, kms } = HTTP_FUNCTIONS[name]
+    // Envelope keys' pairs come with the key uses that need them (lib/token-service-keys.ts).
+    grantStore(
+      fn,
+      table,
+      store.filter((method) => !KEY_PAIR_METHODS.includes(method)),
+    )
+    for (const use of kms) keys.grant[use](fn)
+    return fn
+  }
+  const names = Object.keys(HTTP_FUNCTIONS) as HttpFunction[]
+  return Object.fromEntries(names.map((name) => [name, newHttpFunction(name)])) as Record<
+    HttpFunction,
+    TokenFunction
+  >
+}

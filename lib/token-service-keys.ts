@@ -1,0 +1,203 @@
+import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib'
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import * as kms from 'aws-cdk-lib/aws-kms'
+import type { Construct } from 'constructs'
+import { itemKey } from '../functions/adapters/dynamodb/table.js'
+import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
+import type { KmsUse } from '../functions/routes.js'
+import {
+  EnvelopeSigning,
+  envelopeContextConditions,
+  envelopeKeyName,
+  keyPairSpec,
+} from './envelope-signing.js'
+import { grantStore } from './table-access.js'
+import type { TokenFunction } from './token-function.js'
+import type { ResolvedProps } from './token-service-props.js'
+
+/**
+ * The tag every signing key carries, valued `<stack name>/<construct id>`: the jwks function
+ * may read the public key of any key with this service's tag (docs/operations.md "Key rotation").
+ */
+export const SIGNING_KEY_TAG = 'token-service:signing-key-of'
+
+/** The service's KMS keys, and the one way to grant each use of them. */
+export interface ServiceKeys {
+  /** Every KMS signing key (`kms` mode), by its `id`. */
+  readonly signingKeys: Readonly<Record<string, kms.Key>>
+  /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
+  readonly activeKey?: kms.Key
+  readonly activeKeyAlias?: kms.Alias
+  /** The KMS keys that are listed but do not sign. */
+  readonly retiringKeys: readonly kms.Key[]
+  /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
+  readonly envelopeSigning?: EnvelopeSigning
+  /**
+   * How the functions' environment names a key: its KMS key's ARN, or `envelope:<id>`
+   * (SIGNING_KEY_ID, RETIRING_KEY_IDS).
+   */
+  readonly keyName: (id: string) => string
+  readonly graceKey: kms.Key
+  /** Only when some client has `dpop_nonce`. */
+  readonly dpopNonceKey?: kms.Key
+  /**
+   * Grants a function one use of the keys (its row's `kms` in functions/routes.ts), with its
+   * conditions; no other code grants KMS.
+   */
+  readonly grant: Readonly<Record<KmsUse, (fn: TokenFunction) => void>>
+}
+
+/**
+ * The signing keys (one per listed `id`, each with its alias, and the active alias),
+ * the grace key and, with a `dpop_nonce` client, the DPoP nonce key; in `scope`.
+ */
+export function buildKeys(
+  scope: Construct,
+  resolved: ResolvedProps,
+  table: dynamodb.ITable,
+): ServiceKeys {
+  const { algorithm, removalPolicy } = resolved
+  const stackName = Stack.of(scope).stackName
+  const aliasPrefix = `alias/${stackName}/${scope.node.id}`
+  const keyTag = `${stackName}/${scope.node.id}`
+  const signingKeys: Record<string, kms.Key> = {}
+  const isEnvelope = (id: string) => resolved.signingModes[id] === 'envelope'
+  for (const spec of resolved.signingKeys) {
+    // An envelope key is a pair in the table, wrapped by the envelope key: no KMS key of its own.
+    if (isEnvelope(spec.id)) continue
+    const key = new kms.Key(scope, `SigningKey-${spec.id}`, {
+      description: `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`,
+      keySpec: algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
+      keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      removalPolicy,
+    })
+    Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
+    new kms.Alias(scope, `SigningKeyAlias-${spec.id}`, {
+      aliasName: `${aliasPrefix}/${spec.id}`,
+      targetKey: key,
+    })
+    signingKeys[spec.id] = key
+  }
+  const activeKey = signingKeys[resolved.activeKeyId]
+  const retiringKeys = resolved.signingKeys
+    .filter((spec) => spec.id !== resolved.activeKeyId && signingKeys[spec.id])
+    .map((spec) => signingKeys[spec.id] as kms.Key)
+  // Follows the active key, so that operators can reach it by one stable name.
+  const activeKeyAlias = activeKey
+    ? new kms.Alias(scope, 'ActiveSigningKeyAlias', {
+        aliasName: `${aliasPrefix}/active`,
+        targetKey: activeKey,
+      })
+    : undefined
+  const envelopeSigning = resolved.signingKeys.some((spec) => isEnvelope(spec.id))
+    ? new EnvelopeSigning(scope, 'EnvelopeSigning', {
+        algorithm,
+        owner: keyTag,
+        removalPolicy,
+        tag: [SIGNING_KEY_TAG, keyTag],
+      })
+    : undefined
+  const keyName = (id: string) => signingKeys[id]?.keyArn ?? envelopeKeyName(id)
+
+  const graceKey = new kms.Key(scope, 'GraceKey', {
+    description: `Wraps the data keys sealing the grace children of ${scope.node.path}`,
+    enableKeyRotation: true,
+    removalPolicy,
+  })
+  const dpopNonceKey = resolved.dpopNonce
+    ? new kms.Key(scope, 'DpopNonceKey', {
+        description: `Derives the DPoP nonce key of ${scope.node.path} (GenerateMac, once per container)`,
+        keySpec: kms.KeySpec.HMAC_256,
+        keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+        // Nothing depends on it for long: a new key costs each client one use_dpop_nonce round trip.
+        removalPolicy: RemovalPolicy.DESTROY,
+        pendingWindow: Duration.days(7),
+      })
+    : undefined
+
+  // The active key, and a key a rotation deploy applied half-way may still (or already) sign with.
+  const signingArns = resolved.signingKeyIds.flatMap((id) => {
+    const key = signingKeys[id]
+    return key ? [key.keyArn] : []
+  })
+  const envelopeSigningIds = resolved.signingKeyIds.filter((id) => !signingKeys[id])
+  const anyKeyOfTheAccount = Stack.of(scope).formatArn({
+    service: 'kms',
+    resource: 'key',
+    resourceName: '*',
+  })
+  const grant: ServiceKeys['grant'] = {
+    sign: (fn) => {
+      if (signingArns.length === 0) return
+      // Exactly what functions/adapters/kms-signer.ts sends: a SHA-256 digest, the key's algorithm.
+      fn.allow(['kms:Sign'], signingArns, {
+        StringEquals: {
+          'kms:SigningAlgorithm': KMS_SIGNING_ALGORITHMS[algorithm],
+          'kms:MessageType': 'DIGEST',
+        },
+      })
+      // The active key's `kid`, read at cold start.
+      fn.allow(['kms:GetPublicKey'], signingArns)
+    },
+    // JWKS publishes every listed key. By tag too: a deploy that adds a key may start the
+    // function that lists it before the policy naming it has reached IAM, and a deploy that
+    // removes one may run the function that still lists it under the policy that no longer
+    // names it. The tag reaches only public keys of this service's keys.
+    publish: (fn) => {
+      const listed = Object.values(signingKeys).map((key) => key.keyArn)
+      if (listed.length > 0) fn.allow(['kms:GetPublicKey'], listed)
+      fn.allow(['kms:GetPublicKey'], [anyKeyOfTheAccount], {
+        StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag },
+      })
+      Validations.of(fn.role).acknowledge({
+        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+        reason:
+          "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
+      })
+    },
+    // Envelope keys: unwrap (once per container) only the keys it may sign with, and generate
+    // the pair of one no function has published yet; read and store their pairs.
+    envelopeSign: (fn) => {
+      if (!envelopeSigning) return
+      envelopeSigning.grantSign(fn, envelopeSigningIds)
+      grantStore(fn, table, ['findKeyPair', 'createKeyPair'])
+    },
+    // Envelope keys' public keys are in the table: jwks reads them, and generates the pair of
+    // a key it publishes first; it can never unwrap one. In every mode and by tag, as for
+    // GetPublicKey: the deploy that adds the first envelope key may run the jwks function
+    // that lists it under the policy from before, and that key is created by this deploy.
+    // Only the envelope keys' items (their partition keys), never a session or a user.
+    envelopePublish: (fn) => {
+      fn.allow(['dynamodb:GetItem', 'dynamodb:PutItem'], [table.tableArn], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [itemKey.signingKey('*').pk] },
+      })
+      fn.allow(['kms:GenerateDataKeyPairWithoutPlaintext'], [anyKeyOfTheAccount], {
+        StringEquals: {
+          [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag,
+          ...envelopeContextConditions(keyTag, 'any'),
+          'kms:DataKeyPairSpec': keyPairSpec(algorithm),
+        },
+      })
+    },
+    // Seals a rotation's grace child, and opens one for a grace replay.
+    graceSeal: (fn) => fn.allow(['kms:GenerateDataKey', 'kms:Decrypt'], [graceKey.keyArn]),
+    // Exactly what functions/adapters/dpop.ts sends to derive the nonce key.
+    nonceMac: (fn) => {
+      if (!dpopNonceKey) return
+      fn.allow(['kms:GenerateMac'], [dpopNonceKey.keyArn], {
+        StringEquals: { 'kms:MacAlgorithm': 'HMAC_SHA_256' },
+      })
+    },
+  }
+  return {
+    signingKeys,
+    ...(activeKey && { activeKey }),
+    ...(activeKeyAlias && { activeKeyAlias }),
+    retiringKeys,
+    ...(envelopeSigning && { envelopeSigning }),
+    keyName,
+    graceKey,
+    ...(dpopNonceKey && { dpopNonceKey }),
+    grant,
+  }
+}
