@@ -52,8 +52,9 @@ async function main() {
 
   const stack = new TokenServiceStack(app, settings.stackName, {
     ...settings.props,
-    // The keys a key change deployed half-way may still (or already) sign with.
-    ...(ledger && { transitionSigningKeys: ledger.transitionKeys }),
+    // The keys a key change deployed half-way may still (or already) sign with, and how each
+    // key signs (fixed when it was added).
+    ...(ledger && { transitionSigningKeys: ledger.transitionKeys, signingKeyModes: ledger.modes }),
   })
   warnOnDemoClients(stack, settings.props.clients)
   addNagPacks(app)

@@ -163,6 +163,32 @@ export function loadSigningConfig(env: Env = process.env): SigningConfig {
   }
 }
 
+/** What envelope signing keys need (docs/design.md "Keys"). */
+export interface EnvelopeConfig {
+  /** `ENVELOPE_KEY_ID`: the symmetric KMS key that wraps their private keys. */
+  readonly wrappingKeyId: string
+  /** `SIGNING_KEY_OWNER`: `<stack>/<construct id>`, in each private key's encryption context. */
+  readonly owner: string
+}
+
+/**
+ * `ENVELOPE_KEY_ID` and `SIGNING_KEY_OWNER`: required when a signing key is an
+ * envelope key (`envelope:<id>`), undefined otherwise.
+ */
+export function loadEnvelopeConfig(
+  signing: SigningConfig,
+  env: Env = process.env,
+): EnvelopeConfig | undefined {
+  const envelope = [signing.activeKeyId, ...signing.retiringKeyIds].some((id) =>
+    id.startsWith('envelope:'),
+  )
+  if (!envelope) return undefined
+  return {
+    wrappingKeyId: required(env, 'ENVELOPE_KEY_ID'),
+    owner: required(env, 'SIGNING_KEY_OWNER'),
+  }
+}
+
 /**
  * `DPOP_NONCE_KEY_ID`: the KMS key DPoP nonces come from; required when a
  * client has `dpop_nonce`, undefined otherwise.

@@ -86,7 +86,11 @@ export const SETTINGS = {
     doc: 'The OAuth clients as a JSON array (docs/design.md "Clients"). Their `allowed_origins` make up the CORS allow-list.',
     functions: HTTP,
   },
-  TABLE_NAME: { type: 'string', doc: 'The DynamoDB table.', functions: TABLE },
+  TABLE_NAME: {
+    type: 'string',
+    doc: 'The DynamoDB table (for `jwks`, only with envelope signing keys: their public keys are there).',
+    functions: [...TABLE, 'jwks'],
+  },
   EVENT_BUS_NAME: {
     type: 'string',
     doc: 'The EventBridge bus the forwarder puts the security events on (docs/design.md "Security events").',
@@ -94,7 +98,17 @@ export const SETTINGS = {
   },
   SIGNING_KEY_ID: {
     type: 'string',
-    doc: 'The active KMS signing key (ARN, id or alias).',
+    doc: 'The active signing key: a KMS key (ARN, id or alias) that signs with `kms:Sign`, or `envelope:<id>`, a key pair KMS generated that signs in memory (docs/design.md "Keys").',
+    functions: SIGNING,
+  },
+  ENVELOPE_KEY_ID: {
+    type: 'string',
+    doc: 'The symmetric KMS key that wraps the private keys of the envelope signing keys (ARN, id or alias). The stack sets it when a key is an envelope key.',
+    functions: SIGNING,
+  },
+  SIGNING_KEY_OWNER: {
+    type: 'string',
+    doc: 'The owner named in each envelope key’s encryption context, `<stack>/<construct id>`: KMS unwraps a private key only with it and the key’s id.',
     functions: SIGNING,
   },
   GRACE_KEY_ID: {
@@ -105,7 +119,7 @@ export const SETTINGS = {
   RETIRING_KEY_IDS: {
     type: 'list',
     default: '',
-    doc: 'Comma-separated KMS keys still published in the JWKS, never signing.',
+    doc: 'Comma-separated keys still published in the JWKS, never signing: KMS keys or `envelope:<id>`.',
     functions: ['jwks'],
   },
   SIGNING_ALG: {

@@ -271,6 +271,7 @@ const TO_PROPS: ToProps = {
   clients: 'same',
   issuer: 'same',
   algorithm: 'same',
+  signing: 'same',
   signingKeys: 'same',
   authorizer: 'same',
   strictRevocation: 'same',

@@ -10,6 +10,8 @@ import type { SigningKeySpec } from './signing-keys.js'
 export const DEFAULTS = {
   /** KMS `RSA_2048`: the only family the native HTTP API JWT authorizer accepts. */
   algorithm: 'RS256',
+  /** A KMS `Sign` per token: the private key never leaves KMS (docs/security.md). */
+  signing: 'kms',
   signingKeys: [{ id: 'k1', state: 'active' }] as readonly SigningKeySpec[],
   authorizer: 'lambda',
   strictRevocation: false,

@@ -10,7 +10,8 @@ import type { TokenFunction } from './token-function.js'
  * table or the one GSI. A transaction is authorised per item action, so
  * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds: a
  * write that carries security events is a transaction with one Put per event
- * (functions/adapters/dynamodb/outbox.ts).
+ * (functions/adapters/dynamodb/outbox.ts). The grace keys' directory
+ * (functions/adapters/kms-grace-keys.ts) is an adapter's own store, listed too.
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
@@ -22,12 +23,18 @@ export const STORE_ACTIONS = {
   clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
   giveBackLoginAttempt: { table: ['dynamodb:UpdateItem'] },
   loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
+  wasRetired: { table: ['dynamodb:GetItem'] },
   loadSessionState: { table: ['dynamodb:BatchGetItem'] },
   getSession: { table: ['dynamodb:GetItem'] },
+  // The session, its guard and its event in one transaction; then its pointer (PutItem).
   createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
-  rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
+  // The retired token's record, then the session.
+  recordRetired: { table: ['dynamodb:PutItem'] },
+  rotate: { table: ['dynamodb:UpdateItem'] },
   revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  listSessions: { index: ['dynamodb:Query'] },
+  // The user's pointers (Query) and their sessions (BatchGetItem); sessions written
+  // before issue 17 through gsi1.
+  listSessions: { table: ['dynamodb:Query', 'dynamodb:BatchGetItem'], index: ['dynamodb:Query'] },
   updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
   createUser: { table: ['dynamodb:PutItem'] },
   appendEvent: { table: ['dynamodb:PutItem'] },
@@ -36,6 +43,13 @@ export const STORE_ACTIONS = {
   // lost condition, a consistent read of its hash.
   changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
   recordProof: { table: ['dynamodb:PutItem'] },
+  // The grace keys' directory (functions/adapters/dynamodb/grace-keys.ts).
+  saveGraceKey: { table: ['dynamodb:PutItem'] },
+  findGraceKey: { table: ['dynamodb:GetItem'] },
+  // Envelope signing keys (functions/adapters/dynamodb/signing-keys.ts): a conditional put,
+  // read back when another container's pair was stored first.
+  findKeyPair: { table: ['dynamodb:GetItem'] },
+  createKeyPair: { table: ['dynamodb:PutItem', 'dynamodb:GetItem'] },
 } as const satisfies Record<StoreMethod, { table?: readonly string[]; index?: readonly string[] }>
 
 export type { StoreMethod }

@@ -178,7 +178,7 @@ export class TokenFunction extends Construct {
   allow(
     actions: readonly string[],
     resources: readonly string[],
-    conditions?: Record<string, Record<string, string>>,
+    conditions?: Record<string, Record<string, string | readonly string[]>>,
   ): void {
     if (actions.length === 0) return
     this.role.addToPrincipalPolicy(

@@ -7,11 +7,13 @@ import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { issuerProblem, SETTING_RULES, SETTINGS, type SettingName } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
+import { modeOf } from './envelope-signing.js'
 import {
   activeKeyOf,
   assertSigningKeys,
   type SigningAlgorithm,
   type SigningKeySpec,
+  type SigningMode,
 } from './signing-keys.js'
 import {
   type AuthorizerChecks,
@@ -101,6 +103,20 @@ export interface TokenServiceProps {
    */
   readonly transitionSigningKeys?: readonly string[]
   /**
+   * How keys sign (docs/design.md "Keys"): `kms`, a KMS `Sign` per token with a KMS
+   * asymmetric key per `signingKeys` entry; `envelope`, in memory with a key pair KMS
+   * generated and wrapped under a symmetric key of the stack, unwrapped once per
+   * container. A key keeps the mode it was added with: `signingKeyModes`.
+   * @default 'kms'
+   */
+  readonly signing?: Config['signing']
+  /**
+   * How each listed key signs, when it differs from `signing`: the CDK app passes the
+   * key ledger's (a key's mode is fixed when it is added; switching is a rotation).
+   * @default every key signs as `signing` says
+   */
+  readonly signingKeyModes?: Readonly<Record<string, SigningMode>>
+  /**
    * `RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`). The native JWT
    * authorizer accepts only RS256.
    * @default 'RS256'
@@ -186,6 +202,10 @@ export interface ResolvedProps {
   readonly activeKeyId: string
   /** The keys login and token may sign with: the active key, then the transition keys. */
   readonly signingKeyIds: readonly string[]
+  /** How each listed key signs (`signing`, unless `signingKeyModes` fixed it when it was added). */
+  readonly signingModes: Readonly<Record<string, SigningMode>>
+  /** `<stack name>/<construct id>`: the keys' tag and the envelope keys' encryption context owner. */
+  readonly keyOwner: string
   /** Some client has `dpop_nonce`: the stack needs the HMAC key the nonces come from. */
   readonly dpopNonce: boolean
   readonly authorizer: ResolvedRouteAuthorizer
@@ -274,6 +294,13 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     }
   }
   const activeKeyId = activeKeyOf(signingKeys).id
+  const signing = props.signing ?? DEFAULTS.signing
+  if (signing !== 'kms' && signing !== 'envelope') {
+    throw new Error(`TokenService: signing must be "kms" or "envelope", got ${String(signing)}`)
+  }
+  const signingModes = Object.fromEntries(
+    signingKeys.map((spec) => [spec.id, modeOf(spec.id, signing, props.signingKeyModes)]),
+  )
   const throttle = props.throttle ?? DEFAULTS.throttle
   const loginThrottle = props.loginThrottle ?? DEFAULTS.loginThrottle
   for (const [name, limits] of Object.entries({ throttle, loginThrottle })) {
@@ -359,6 +386,8 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     signingKeys,
     activeKeyId,
     signingKeyIds: [...new Set([activeKeyId, ...(props.transitionSigningKeys ?? [])])],
+    signingModes,
+    keyOwner: `${place.stackName}/${place.id}`,
     dpopNonce: props.clients.some((client) => client.dpop_nonce),
     authorizer,
     throttle,

@@ -66,12 +66,10 @@ export interface Session {
   readonly jkt?: string
 }
 
-/** The single batched, strongly consistent read that starts a refresh. */
+/** The single batched, strongly consistent read that starts a refresh: two items. */
 export interface RefreshState {
   readonly user?: User
   readonly session?: Session
-  /** This hash was issued for this session at some point (authentic, maybe retired). */
-  readonly tokenIssued: boolean
 }
 
 /** What a rotation writes, conditional on the session still being at `expect`. */
@@ -87,11 +85,31 @@ export interface Rotation {
     readonly lastUsedAt: number
     readonly idleExpiresAt: number
   }
+  /**
+   * The token this rotation retires (the session's current one): its record
+   * (`recordRetired`) is written before the session changes, so that once it
+   * has left the session (two rotations on) it is still known as authentic,
+   * and its reuse detected. `issuedAt` is when it was issued (the last
+   * rotation, or login).
+   */
+  readonly retired: {
+    readonly hash: string
+    readonly generation: number
+    readonly issuedAt: number
+  }
   /** Epoch ms after which DynamoDB may delete the session and its token records. */
   readonly absoluteExpiresAt: number
 }
 
-export type RotationResult = 'committed' | 'lost'
+/**
+ * What `rotate` did: committed, or lost to another writer (someone else
+ * rotated or revoked first). A lost rotation comes back with the session as
+ * the failed condition found it, when the store can tell, so that refresh
+ * answers from it without another read.
+ */
+export type RotationResult =
+  | { readonly committed: true }
+  | { readonly committed: false; readonly session?: Session }
 
 /**
  * What `createSession` did. Refused when the user's guard failed (disabled,
@@ -109,21 +127,39 @@ export type SessionCreation =
  * API and the strict authorizer.
  */
 export interface SessionStore {
-  /** One batched, strongly consistent read of the user, the session and the token's record. */
-  loadRefreshState(key: { sub: string; sid: string; tokenHash: string }): Promise<RefreshState>
+  /** One batched, strongly consistent read of the user and the session. */
+  loadRefreshState(key: { sub: string; sid: string }): Promise<RefreshState>
+  /**
+   * Whether this hash was retired from this session (a strongly consistent
+   * read of its record). Asked only for a hash that is neither the session's
+   * current nor its previous one: those are authentic by themselves.
+   */
+  wasRetired(sid: string, tokenHash: string): Promise<boolean>
   /** A strongly consistent read of one session. */
   getSession(sid: string): Promise<Session | undefined>
   /**
-   * Writes a new session and its first token record, only if the user is still
-   * active with the password hash that was checked and no logout everywhere
-   * voids a session created at `session.createdAt`.
+   * Writes a new session, only if the user is still active with the password
+   * hash that was checked and no logout everywhere voids a session created at
+   * `session.createdAt`, then lists it under its user. A fault after the
+   * session was written throws: the caller revokes it (core/login.ts).
    */
   createSession(
     session: Session,
     guard: { sub: string; passwordHash: string },
     events?: readonly SecurityEvent[],
   ): Promise<SessionCreation>
-  /** Commits a rotation atomically. `lost` means someone else rotated (or revoked) first. */
+  /**
+   * Writes the record of the token `rotation` retires (`rotation.retired`):
+   * before `rotate`, so that no committed rotation lacks it. Harmless if the
+   * rotation then loses: it names a token that was issued.
+   */
+  recordRetired(rotation: Rotation): Promise<void>
+  /**
+   * Commits a rotation with one conditional write of the session. Not
+   * committed means someone else rotated (or revoked) first. Safe to send
+   * again after a lost answer: a rotation that finds itself already applied is
+   * committed.
+   */
   rotate(rotation: Rotation): Promise<RotationResult>
   /**
    * Marks a session revoked, with `events`. Revoking a revoked or missing
@@ -241,14 +277,14 @@ export interface LoginCount {
 /** What login reads in one request. */
 export interface LoginState {
   readonly user?: User
-  readonly failedLogins?: FailedLogins
 }
 
 /** Login's read and the per-username back-off's counter (core/throttle.ts). */
 export interface LoginAttempts {
   /**
-   * Login's one read: the user with this normalized username, if any, and the
-   * username's failed logins, if any (kept for unknown usernames too).
+   * Login's one read: the user with this normalized username, if any. (The
+   * username's failed logins, kept for unknown usernames too, are read by the
+   * turn: `countLoginAttempt`.)
    */
   loadLogin(username: string): Promise<LoginState>
   /** Counts one failed login, atomically (concurrent failures all count), with `events`. */

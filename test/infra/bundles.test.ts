@@ -36,7 +36,8 @@ describe('each function bundle (as lib/build-bundles.ts builds it) holds only wh
     revoke: ['client-dynamodb'],
     sessions: ['client-dynamodb'],
     password: ['client-dynamodb'],
-    jwks: ['client-kms'],
+    // Envelope keys' public keys are in the table.
+    jwks: ['client-dynamodb', 'client-kms'],
     me: [],
     authorizer: [],
     authorizerStrict: ['client-dynamodb'],

@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
 import { Annotations, Match } from 'aws-cdk-lib/assertions'
+import type { Construct } from 'constructs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   loadAuthorizerConfig,
@@ -13,6 +14,7 @@ import {
 import {
   type FunctionSpec,
   HTTP_FUNCTIONS,
+  KEY_PAIR_METHODS,
   type KmsUse,
   LAMBDA_FUNCTIONS,
   ROUTES,
@@ -120,6 +122,8 @@ function grants({
 const TAGGED_KEYS =
   'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/* if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService'
 
+const ENVELOPE_ITEMS = 'table if ForAllValues:StringLike dynamodb:LeadingKeys=SIGNINGKEY#*'
+
 const BASE_GRANTS = {
   'logs:CreateLogStream': ['own-logs'],
   'logs:PutLogEvents': ['own-logs'],
@@ -134,6 +138,17 @@ const BASE_GRANTS = {
 const KMS_GRANTS: Record<KmsUse, Record<string, string[]>> = {
   sign: { 'kms:Sign': [`key:k1 ${RS256_DIGEST}`], 'kms:GetPublicKey': ['key:k1'] },
   publish: { 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
+  // No envelope key here: nothing (test/infra/envelope-signing.test.ts has its grants).
+  envelopeSign: {},
+  // Envelope keys, in every mode (the deploy that adds the first one runs the new jwks under
+  // this policy): their items only, and pairs generated under a tagged key.
+  envelopePublish: {
+    'dynamodb:GetItem': [ENVELOPE_ITEMS],
+    'dynamodb:PutItem': [ENVELOPE_ITEMS],
+    'kms:GenerateDataKeyPairWithoutPlaintext': [
+      `${TAGGED_KEYS.split(' if ')[0]} if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService, kms:DataKeyPairSpec=RSA_2048, kms:EncryptionContext:owner=TestTokenService/TokenService`,
+    ],
+  },
   graceSeal: { 'kms:Decrypt': ['grace-key'], 'kms:GenerateDataKey': ['grace-key'] },
   nonceMac: {},
 }
@@ -148,7 +163,8 @@ function expectedGrants(row: FunctionSpec): Record<string, string[]> {
   const add = (action: string, resource: string) => {
     expected[action] = [...new Set([...(expected[action] ?? []), resource])].sort()
   }
-  for (const method of row.store) {
+  // Envelope keys' pairs are granted with the key uses (KMS_GRANTS), not from `store`.
+  for (const method of row.store.filter((method) => !KEY_PAIR_METHODS.includes(method))) {
     const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
     for (const action of actions.table ?? []) add(action, 'table')
     for (const action of actions.index ?? []) add(action, 'table/index/gsi1')
@@ -290,7 +306,7 @@ describe('TokenService with its defaults', () => {
     const signing = template.findResources('AWS::KMS::Key', {
       Properties: { KeyUsage: 'SIGN_VERIFY' },
     })
-    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey as Construct)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -301,7 +317,7 @@ describe('TokenService with its defaults', () => {
       }),
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
-    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
     template.resourceCountIs('AWS::KMS::Key', 2)
     expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
@@ -360,14 +376,19 @@ describe('TokenService with its defaults', () => {
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
       // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
-      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts), and
-      // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default).
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
+      // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
+      // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
+      // (test/infra/envelope-signing.test.ts).
       const unset = [
         'RETIRING_KEY_IDS',
         'JWKS_URI',
         'DPOP_NONCE_KEY_ID',
         'PASSWORD_BREACH_CHECK_URL',
         'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+        'ENVELOPE_KEY_ID',
+        'SIGNING_KEY_OWNER',
+        ...(name === 'jwks' ? ['TABLE_NAME'] : []),
       ]
       const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))
       expect(Object.keys(variables).sort(), name).toEqual(
@@ -398,7 +419,7 @@ describe('TokenService with its defaults', () => {
     expect(login?.Environment).toMatchObject({
       Variables: {
         ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
-        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] },
         SIGNING_ALG: 'RS256',
         TABLE_NAME: { Ref: logicalId(stack.service.table) },
       },
@@ -536,11 +557,13 @@ describe('TokenService with its defaults', () => {
           expect(actions.sort(), id).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments'])
         }
         if (JSON.stringify(statement.Resource).includes('key/*')) {
-          expect(actions, id).toEqual(['kms:GetPublicKey'])
-          expect(statement.Condition, id).toEqual({
-            StringEquals: {
-              'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
-            },
+          // Public keys, and key pairs generated under a key of this service (never in plain).
+          expect(actions, id).toHaveLength(1)
+          expect(['kms:GetPublicKey', 'kms:GenerateDataKeyPairWithoutPlaintext']).toContain(
+            actions[0],
+          )
+          expect(statement.Condition?.StringEquals, id).toMatchObject({
+            'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
           })
         }
       }
@@ -1416,7 +1439,7 @@ describe('TokenService signing keys', () => {
           | { Variables: Record<string, unknown> }
           | undefined
       )?.Variables ?? {}
-    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     const retiring = {
       'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
     }

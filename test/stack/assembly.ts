@@ -44,7 +44,9 @@ export interface Assembly<K extends string> {
  */
 export function synthesize<K extends string>(
   configurations: Record<K, Record<string, string>>,
-  ledgerProps: Partial<Record<K, Pick<TokenServiceStackProps, 'transitionSigningKeys'>>> = {},
+  ledgerProps: Partial<
+    Record<K, Pick<TokenServiceStackProps, 'transitionSigningKeys' | 'signingKeyModes'>>
+  > = {},
 ): Assembly<K> {
   const cdkJson = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
     context: Record<string, unknown>

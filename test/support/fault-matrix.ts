@@ -51,6 +51,7 @@ recordSecret(NEW_PASSWORD)
 type Answer = '200' | '204' | '400 invalid_grant' | '401 invalid_token' | '503 + Retry-After'
 type State =
   | 'unchanged'
+  | 'unchanged, its retired token recorded'
   | 'rotated once'
   | 'revoked'
   | 'no session'
@@ -168,8 +169,15 @@ const scenarios = {
   login: {
     path: 'login',
     client: NATIVE.client_id,
-    // The attempt's turn and, after the right password, the clear are UpdateItems.
-    calls: ['DynamoDB Query', 'DynamoDB UpdateItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    // The attempt's turn and, after the right password, the clear are UpdateItems; the
+    // session's pointer, after the session's transaction, a PutItem.
+    calls: [
+      'DynamoDB Query',
+      'DynamoDB UpdateItem',
+      'KMS Sign',
+      'DynamoDB TransactWriteItems',
+      'DynamoDB PutItem',
+    ],
     prepare: async (user) => ({ user, client: NATIVE.client_id }),
     act: (ctx) => h.login(ctx.user),
     ok: { answer: '200', state: 'session created', token: 'password works' },
@@ -184,7 +192,8 @@ const scenarios = {
   refresh: {
     path: 'refresh',
     client: NATIVE.client_id,
-    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
+    // The retired token's record (PutItem), then the session (UpdateItem): no transaction.
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB PutItem', 'DynamoDB UpdateItem'],
     prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
     act: (ctx) => h.refresh(ctx.token as string),
     ok: { answer: '200', state: 'rotated once', token: 'retry gets the same child' },
@@ -198,19 +207,26 @@ const scenarios = {
   collision: {
     path: 'refresh, re-read after a collision',
     client: NATIVE.client_id,
-    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems', 'DynamoDB GetItem'],
+    calls: [
+      'DynamoDB BatchGetItem',
+      'KMS Sign',
+      'DynamoDB PutItem',
+      'DynamoDB UpdateItem',
+      'DynamoDB GetItem',
+    ],
     faulted: ['DynamoDB GetItem'],
     prepare: async (user) => ({ user, client: NATIVE.client_id, token: await login(user) }),
     act: (ctx) => h.refresh(ctx.token as string),
-    route: [
-      {
-        command: 'TransactWriteItems',
-        fault: 'TransactionCanceled:TransactionConflict',
-        attempts: 'first',
-      },
-    ],
+    // A lost condition that brings no session back (DynamoDB returns it with the failure):
+    // refresh reads it again.
+    route: [{ command: 'UpdateItem', fault: 'ConditionalCheckFailed', attempts: 'first' }],
     ok: { answer: '200', state: 'rotated once', token: 'retry gets the same child' },
-    failed: { answer: '503 + Retry-After', state: 'unchanged', token: 'works' },
+    // The retired token's record went ahead of the lost rotation.
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'unchanged, its retired token recorded',
+      token: 'works',
+    },
   },
   grace: {
     path: 'refresh, grace replay',
@@ -239,6 +255,27 @@ const scenarios = {
     },
     committed: { answer: '503 + Retry-After', state: 'revoked', token: 'newest dead' },
   },
+  reuseOlder: {
+    path: 'refresh, reuse of a token two rotations old',
+    client: NATIVE.client_id,
+    // Neither the session's current nor its previous token: its record tells reuse from garbage.
+    calls: ['DynamoDB BatchGetItem', 'DynamoDB GetItem', 'DynamoDB TransactWriteItems'],
+    faulted: ['DynamoDB GetItem'],
+    prepare: async (user) => {
+      const ctx = await rotatedOnce(user)
+      const newest = await h.refresh(ctx.newest as string)
+      expect(newest.status).toBe(200)
+      h.clock.advance((NATIVE.reuse_grace_seconds as number) + 1)
+      return { ...ctx, newest: newest.body.refresh_token }
+    },
+    act: (ctx) => h.refresh(ctx.token as string),
+    ok: { answer: '400 invalid_grant', state: 'revoked', token: 'newest dead' },
+    failed: {
+      answer: '503 + Retry-After',
+      state: 'unchanged',
+      token: 'newest works, reuse still detected',
+    },
+  },
   revoke: {
     path: 'revoke',
     client: NATIVE.client_id,
@@ -252,8 +289,8 @@ const scenarios = {
   refreshNoGrace: {
     path: 'refresh, client with grace 0',
     client: NO_GRACE.client_id,
-    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB TransactWriteItems'],
-    faulted: ['KMS Sign', 'DynamoDB TransactWriteItems'],
+    calls: ['DynamoDB BatchGetItem', 'KMS Sign', 'DynamoDB PutItem', 'DynamoDB UpdateItem'],
+    faulted: ['KMS Sign', 'DynamoDB UpdateItem'],
     prepare: async (user) => ({
       user,
       client: NO_GRACE.client_id,
@@ -290,7 +327,8 @@ const scenarios = {
     path: 'DELETE /sessions (logout everywhere)',
     client: NATIVE.client_id,
     // The caller's session and user (it must be live), the cut with its event, then the
-    // sessions listed and each marked revoked with its event.
+    // sessions listed (the user's pointers, then their sessions) and each marked revoked
+    // with its event.
     calls: ['DynamoDB BatchGetItem', 'DynamoDB TransactWriteItems', 'DynamoDB Query'],
     prepare: async (user) => {
       const ctx = await caller(user)
@@ -414,6 +452,11 @@ const ON_TURN: Target = { label: 'login turn', match: mentions('ADD failures :on
 /** Login's clear of the count after the right password. */
 const ON_CLEAR: Target = { label: 'count clear', match: mentions(':zero') }
 const ON_SESSIONS: Target = { label: 'session items', match: mentions('SESSION#') }
+/** The sessions a user's pointers name, read for the list (no user item with them). */
+const ON_LISTED: Target = {
+  label: 'listed sessions',
+  match: (input) => mentions('SESSION#')(input) && !mentions('USER#')(input),
+}
 
 interface KmsCase {
   readonly kind: 'kms'
@@ -472,6 +515,13 @@ const kmsCases = (scenario: Scenario, outcome: Outcome): KmsCase[] =>
   KMS_FAULTS.map((fault) => ({ kind: 'kms', scenario, operation: 'Sign', fault, expect: outcome }))
 
 const { login: L, refresh: R, collision: C, grace: G, reuse: U, revoke: V } = scenarios
+const O = scenarios.reuseOlder
+/** The retired token's record was written, the rotation was not: the token still works. */
+const recordedOnly: Outcome = {
+  answer: '503 + Retry-After',
+  state: 'unchanged, its retired token recorded',
+  token: 'works',
+}
 /** A write with its events is a transaction: a collision cancels it (retried as one). */
 const CONFLICT = 'TransactionCanceled:TransactionConflict'
 const { sessionsList: S, sessionEnd: E, logoutEverywhere: A } = scenarios
@@ -497,6 +547,9 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       // The clear is best-effort: the login succeeds; at worst this success stays counted.
       ...transientCases(L, 'UpdateItem', true, { on: ON_CLEAR, failed: L.ok, committed: L.ok }),
       ...transientCases(L, 'TransactWriteItems', true),
+      // The pointer follows the committed session: if it cannot be written, the unlisted
+      // session is revoked and the login answers 503.
+      ...transientCases(L, 'PutItem', true, { failed: L.committed }),
       dynamo(
         L,
         'TransactWriteItems',
@@ -534,63 +587,34 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
     name: 'refresh',
     cases: [
       ...transientCases(R, 'BatchGetItem', false),
-      ...transientCases(R, 'TransactWriteItems', true),
-      // A lost condition or a collision makes refresh look again and retry: absorbed once,
-      // a 503 when it keeps happening. A throttled transaction is a fault.
-      dynamo(
-        R,
-        'TransactWriteItems',
-        'TransactionCanceled:ConditionalCheckFailed',
-        'first',
-        'before',
-        R.ok,
-      ),
-      dynamo(
-        R,
-        'TransactWriteItems',
-        'TransactionCanceled:TransactionConflict',
-        'first',
-        'before',
-        R.ok,
-      ),
-      dynamo(
-        R,
-        'TransactWriteItems',
-        'TransactionCanceled:ConditionalCheckFailed',
-        'every',
-        'before',
-        R.failed,
-      ),
-      dynamo(
-        R,
-        'TransactWriteItems',
-        'TransactionCanceled:TransactionConflict',
-        'every',
-        'before',
-        R.failed,
-      ),
-      dynamo(
-        R,
-        'TransactWriteItems',
-        'TransactionCanceled:ThrottlingError',
-        'first',
-        'before',
-        R.failed,
-      ),
-      // Signed in parallel with the write, which commits: the retry within grace gets its child.
-      ...kmsCases(R, R.committed),
+      // The retired token's record comes first: a fault there changes nothing else.
+      ...transientCases(R, 'PutItem', true, { committed: recordedOnly }),
+      // Then the one conditional write of the session. A retry that meets its own commit
+      // finds it applied (its condition's second branch).
+      ...transientCases(R, 'UpdateItem', true, { failed: recordedOnly }),
+      // A collision with a transaction in progress (a revoke) is tried again; a lost
+      // condition makes refresh look again: absorbed once, a 503 when it keeps happening.
+      dynamo(R, 'UpdateItem', 'TransactionConflict', 'first', 'before', R.ok),
+      dynamo(R, 'UpdateItem', 'TransactionConflict', 'every', 'before', recordedOnly),
+      dynamo(R, 'UpdateItem', 'ConditionalCheckFailed', 'first', 'before', R.ok),
+      dynamo(R, 'UpdateItem', 'ConditionalCheckFailed', 'every', 'before', recordedOnly),
+      // Signed before the rotation is written (alongside the record): a KMS fault or throttle
+      // commits nothing, and a retry, however late, rotates.
+      ...kmsCases(R, recordedOnly),
       ...transientCases(C, 'GetItem', false),
       ...transientCases(G, 'BatchGetItem', false),
       ...kmsCases(G, G.failed),
       ...transientCases(U, 'BatchGetItem', false),
+      // A token older than the previous one: its record is read before anything is decided.
+      ...transientCases(O, 'GetItem', false),
       // The revocation and its two events are one transaction.
       ...transientCases(U, 'TransactWriteItems', true),
       dynamo(U, 'TransactWriteItems', CONFLICT, 'first', 'before', U.ok),
       dynamo(U, 'TransactWriteItems', CONFLICT, 'every', 'before', U.failed),
-      // With no grace window, a rotation whose answer is lost cannot be replayed: refresh
-      // signs before it commits, so a KMS fault leaves the token usable.
-      ...kmsCases(N, N.failed),
-      dynamo(N, 'TransactWriteItems', 'InternalServerError', 'every', 'after', N.committed),
+      // Every client is signed before its rotation commits, a grace of 0 included: a KMS
+      // fault leaves the token usable.
+      ...kmsCases(N, recordedOnly),
+      dynamo(N, 'UpdateItem', 'InternalServerError', 'every', 'after', N.committed),
     ],
   },
   {
@@ -619,6 +643,7 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       ...transientCases(A, 'BatchGetItem', false),
       // Marking each session revoked is bookkeeping: the cut already voided them.
       ...transientCases(A, 'Query', false, { failed: loggedOutAllVoid }),
+      ...transientCases(A, 'BatchGetItem', false, { on: ON_LISTED, failed: loggedOutAllVoid }),
       ...transientCases(A, 'TransactWriteItems', true, {
         on: ON_SESSIONS,
         failed: loggedOutAllVoid,
@@ -642,6 +667,7 @@ const groups: { name: string; strict?: boolean; cases: Case[] }[] = [
       dynamo(P, 'TransactWriteItems', CONFLICT, 'every', 'before', P.failed, ON_USER),
       // Marking the other sessions revoked is bookkeeping: the change already voided them.
       ...transientCases(P, 'Query', false, { on: ON_SESSIONS, failed: changedOthersVoid }),
+      ...transientCases(P, 'BatchGetItem', false, { on: ON_LISTED, failed: changedOthersVoid }),
       ...transientCases(P, 'TransactWriteItems', true, {
         on: ON_SESSIONS,
         failed: changedOthersVoid,
@@ -788,8 +814,16 @@ async function checkState(ctx: Ctx, before: Snapshot, reply: Reply, state: State
       expect(after.validAfter).toBeDefined()
       expect(after.statuses).toEqual(before.statuses.map(() => 'revoked'))
       return
+    case 'unchanged, its retired token recorded':
+      expect(after.session?.status).toBe(before.session?.status)
+      expect(after.session?.generation).toBe(before.session?.generation)
+      expect(after.session?.current_hash).toBe(before.session?.current_hash)
+      // The presented token's record: written ahead of a rotation that did not happen.
+      expect(after.tokenRecords).toBe(before.tokenRecords + 1)
+      expect(after.statuses).toEqual(before.statuses)
+      return
     case 'rotated once':
-      // Exactly one rotation: generation +1, exactly one new token record, no fork.
+      // Exactly one rotation: generation +1, exactly one new retired-token record, no fork.
       expect(after.session?.status).toBe('active')
       expect(after.session?.generation).toBe((before.session?.generation as number) + 1)
       expect(after.tokenRecords).toBe(before.tokenRecords + 1)
@@ -809,7 +843,11 @@ async function checkState(ctx: Ctx, before: Snapshot, reply: Reply, state: State
       const created = await snapshot({ ...ctx, token: reply.body.refresh_token })
       expect(sid).toBeDefined()
       expect(created.session?.current_hash).toBe(hashToken(reply.body.refresh_token))
-      expect(created.tokenRecords).toBe(1)
+      // Its first token is authentic as the session's current one: no record yet.
+      expect(created.tokenRecords).toBe(0)
+      // Listed under its user.
+      const listed = await items(h.dynamodb, h.tableName).listedSessionsOf(ctx.user.sub)
+      expect(listed.map((item) => item.sid)).toContain(sid)
       return
     }
     case 'unsent session revoked': {
@@ -1126,7 +1164,7 @@ export function faultMatrix(part: keyof typeof FAULT_MATRIX_PARTS): void {
 
       const timeouts: [Scenario, Outcome][] = [
         [L, L.committed],
-        [R, R.committed],
+        [R, recordedOnly],
         [G, G.failed],
       ]
       for (const [scenario, outcome] of timeouts) {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../../functions/adapters/aws.js'
+import { DynamoGraceKeys } from '../../functions/adapters/dynamodb/grace-keys.js'
 import { KmsGraceKeys } from '../../functions/adapters/kms-grace-keys.js'
 import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import { loadAwsCallConfig, loadSigningConfig } from '../../functions/config.js'
@@ -180,7 +181,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     signer: kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner(),
     // With KMS, the grace seals use KMS data keys too (GRACE_KEY_ID of `env`).
     ...(kms && {
-      graceKeys: new KmsGraceKeys({ client: kms, keyId: env.GRACE_KEY_ID ?? GRACE_KEY_ALIAS }),
+      graceKeys: new KmsGraceKeys({
+        client: kms,
+        keyId: env.GRACE_KEY_ID ?? GRACE_KEY_ALIAS,
+        directory: new DynamoGraceKeys(dynamodb, table.tableName),
+      }),
     }),
     env,
     strict: options.strict ?? false,
