@@ -31,8 +31,9 @@ export interface RetryBudget {
   /** One store method (layers 1 and 2). */
   readonly storeCall: number
   /**
-   * One rotation's collisions (layers 1 and 3): per round, the write (a transaction,
-   * which layer 2 does not retry: a collision is the rotation's `lost`) and the re-read.
+   * One rotation's collisions (layers 1 and 3): per round, the write (the session's
+   * conditional UpdateItem, which layer 2 does not retry: a lost condition is the
+   * rotation's `lost`) and the re-read.
    */
   readonly rotation: number
 }

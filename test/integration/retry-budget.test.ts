@@ -118,22 +118,23 @@ describe('the retry budget, from the SDK’s attempts to ours', () => {
     const refreshToken = (await h.login(user)).body.refresh_token
     faults.clear()
     attempts.clear()
-    // Every rotation write is throttled once, then cancelled by a colliding transaction
-    // (nothing written); every re-read of the session is throttled once.
+    // Every rotation write (the session's conditional UpdateItem) is throttled once, then
+    // loses its condition with no session back (nothing written); every re-read of the
+    // session is throttled once.
     faults.arm(
-      ...throttledOnce('TransactWriteItems', RETRIES.rotationAttempts),
-      { command: 'TransactWriteItems', fault: 'TransactionCanceled:TransactionConflict' },
+      ...throttledOnce('UpdateItem', RETRIES.rotationAttempts),
+      { command: 'UpdateItem', fault: 'ConditionalCheckFailed' },
       ...throttledOnce('GetItem', RETRIES.rotationAttempts),
     )
     const reply = await h.refresh(refreshToken)
     expect(reply.status).toBe(503)
     const calls = (command: DynamoCommand) =>
       faults.calls.filter((call) => call.command === command).length
-    expect({ writes: calls('TransactWriteItems'), reads: calls('GetItem') }).toEqual({
+    expect({ writes: calls('UpdateItem'), reads: calls('GetItem') }).toEqual({
       writes: RETRIES.rotationAttempts,
       reads: RETRIES.rotationAttempts,
     })
-    expect((attempts.get('TransactWriteItems') ?? 0) + (attempts.get('GetItem') ?? 0)).toBe(
+    expect((attempts.get('UpdateItem') ?? 0) + (attempts.get('GetItem') ?? 0)).toBe(
       budget.rotation,
     )
     // Nothing was lost: the presented token still rotates.
