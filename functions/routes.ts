@@ -133,8 +133,6 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         'countLoginAttempt',
         'claimLoginAttempt',
         'clearLoginFailures',
-        // A refused DPoP proof takes back its attempt's count, never more.
-        'giveBackLoginAttempt',
         'createSession',
         'appendEvent',
         // A replayed DPoP proof's event, once an hour per user (core/theft-signals.ts).

@@ -9,13 +9,7 @@ import {
   TemporarilyUnavailable,
   TooManyRequests,
 } from './errors.js'
-import {
-  clearTurn,
-  countFailure,
-  giveBackTurn,
-  type PasswordAttempt,
-  takeTurn,
-} from './password-turn.js'
+import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -25,7 +19,6 @@ import {
 } from './passwords.js'
 import type {
   EventOutbox,
-  FailedLogins,
   LoginAttempts,
   LoginState,
   Session,
@@ -77,8 +70,8 @@ const DUMMY_HASH = dummyHash()
 
 /**
  * Starts a session: one read (the user) while the attempt takes its turn (one
- * conditional write, core/throttle.ts) and a DPoP proof's single use is
- * recorded, the password check, then the access token is signed while the
+ * conditional write, core/throttle.ts), or with a DPoP proof, while the
+ * proof's single use is recorded and then the turn, the password check, then the access token is signed while the
  * session is written. A username in back-off, or whose turns are all taken,
  * gets 429 before any hashing, whether or not the user exists.
  */
@@ -99,12 +92,14 @@ export async function login(
   const now = clock.now()
   const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
   const turnAttempt = { username, now, fields: { client_id: client.clientId } }
-  // The turn's write runs alongside the read: a success costs no extra round trip.
   const loading = loginAttempts.loadLogin(username)
+  // A DPoP proof's single use is recorded before the turn is taken (alongside the read): a
+  // replayed proof must take no turn at all. Holding one, even to give it back, would make a
+  // concurrent attempt lose it (429, uncounted), and the checks after it that this attempt's
+  // failure would have held back would then go ahead (issue 16's property, seed -96762364).
+  if (proof) await useProofFirst(deps, proof, loading, turnAttempt, { client, origin })
+  // Without a proof, the turn's write runs alongside the read: no extra round trip.
   const turning = takeTurn(deps, backoff, turnAttempt)
-  if (proof) {
-    await useProofAlongside(deps, proof, [loading, turning], turnAttempt, { client, origin })
-  }
   const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
     if (error instanceof TooManyRequests) {
       const subject = (await loading.catch(() => undefined))?.user?.sub
@@ -234,21 +229,20 @@ async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyReques
 }
 
 /**
- * Records a DPoP proof's single use alongside the login's read and turn (one
- * network stage). A proof used before, or not recorded, is no password
- * attempt: the turn gives back its own count, and only that. Never a clear:
- * a replay must not undo the failures before it (issue 16).
+ * Records a DPoP proof's single use alongside the login's read, before any
+ * turn. A proof used before, or not recorded, is no password attempt: it
+ * answers before the username's record is touched, so it neither counts nor
+ * takes a turn that a concurrent attempt needed (issue 16).
  */
-async function useProofAlongside(
+async function useProofFirst(
   deps: LoginDeps,
   proof: DpopProof,
-  [loading, turning]: readonly [Promise<LoginState>, Promise<FailedLogins>],
+  loading: Promise<LoginState>,
   turnAttempt: PasswordAttempt,
   request: { readonly client: Client; readonly origin: RequestOrigin },
 ): Promise<void> {
-  const [used, loaded, turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
+  const [used, loaded] = await Promise.allSettled([deps.dpop.use(proof), loading])
   if (used.status === 'fulfilled') return
-  if (turned.status === 'fulfilled') await giveBackTurn(deps, turnAttempt, turned.value)
   // Used before (not a fault recording it): someone sends a request the client already sent.
   if (used.reason instanceof InvalidDpopProof) {
     await reportTheftSignal(deps, 'dpop.proof_replayed', turnAttempt.now, {

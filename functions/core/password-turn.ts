@@ -7,8 +7,8 @@ import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
  * same for login and for a password change (whose wrong current password
  * counts as a failed login). Every attempt takes a turn before any hashing and
  * counts itself as a failure up front, so that concurrent guesses gain nothing;
- * a success clears the count (`clearTurn`), and an attempt that checked no
- * password takes back its own count, no more (`giveBackTurn`).
+ * a success clears the count (`clearTurn`). A login whose DPoP proof is refused
+ * answers before it takes a turn (core/login.ts), so it counts nothing.
  */
 export interface PasswordTurnDeps {
   readonly loginAttempts: LoginAttempts
@@ -61,19 +61,6 @@ export const clearTurn = (
   turn: FailedLogins,
 ): Promise<void> =>
   deps.loginAttempts.clearLoginFailures(attempt.username, turn).catch(() => undefined)
-
-/**
- * An attempt that checked no password (its DPoP proof was refused) gives its
- * turn back: the inverse of `takeTurn`, minus one count, never a clear. Every
- * other failure (a replay between wrong passwords included) still counts.
- * Best-effort, like `clearTurn`: if it fails, this attempt stays counted.
- */
-export const giveBackTurn = (
-  deps: PasswordTurnDeps,
-  attempt: PasswordAttempt,
-  turn: FailedLogins,
-): Promise<void> =>
-  deps.loginAttempts.giveBackLoginAttempt(attempt.username, turn).catch(() => undefined)
 
 function throttled(
   deps: PasswordTurnDeps,

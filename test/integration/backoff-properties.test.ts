@@ -382,6 +382,32 @@ describe('the login back-off, under any mix of attempts at one username', () => 
     SLOW,
   )
 
+  it(
+    'lets no replayed proof take the turn of a wrong password sent with it, so the right password after it still waits (fast-check seed -96762364, path 7)',
+    async () => {
+      // The property's counterexample, as a fixed schedule. The replays sent with the fresh
+      // wrong password in the sixth step took the one turn after the free failures and gave it
+      // back: the wrong password got 429 and never counted, and the right passwords after it,
+      // which its failure would have held back, were checked: 7 checks where 4 are allowed.
+      const wrong = (proof: Proof): Attempt => ({ endpoint: 'login', password: 'wrong', proof })
+      const right = (proof: Proof): Attempt => ({ endpoint: 'login', password: 'right', proof })
+      const send = (...attempts: Attempt[]): Step => ({ kind: 'send', attempts })
+      const steps: Step[] = [
+        send(wrong('replayed'), wrong('fresh'), wrong('replayed')),
+        send(wrong('none'), wrong('fresh')),
+        send(wrong('replayed')),
+        send(right('replayed')),
+        send(wrong('replayed'), wrong('replayed'), right('replayed')),
+        send(wrong('replayed'), wrong('fresh'), wrong('replayed')),
+        send(right('fresh')),
+        send(right('fresh'), right('fresh'), wrong('fresh')),
+      ]
+      expect(mostChecks(steps, 0)).toBe(policy.freeFailures + 1)
+      await run(steps)
+    },
+    SLOW,
+  )
+
   it('has a model that allows the free failures and the one that starts the first wait, then none until it has passed', () => {
     const wrong: Attempt = { endpoint: 'login', password: 'wrong', proof: 'fresh' }
     const replay: Attempt = { ...wrong, proof: 'replayed' }
