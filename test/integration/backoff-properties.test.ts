@@ -306,7 +306,7 @@ async function send(t: Target, attempt: Attempt): Promise<void> {
   if (reply.status === 204) t.password = newPassword
 }
 
-async function run(steps: readonly Step[]): Promise<void> {
+async function run(steps: readonly Step[]): Promise<number> {
   const t = await target()
   const start = h.clock.now()
   const before = passwordChecks()
@@ -320,6 +320,7 @@ async function run(steps: readonly Step[]): Promise<void> {
     checked,
     `${checked} checks, the sequential schedule allows ${allowed}`,
   ).toBeLessThanOrEqual(allowed)
+  return checked
 }
 
 /** The attack review's loop: a wrong password, then a replayed proof at /login, again and again. */
@@ -356,14 +357,19 @@ const turnTakenByAReplay: Step[] = [
 ]
 
 const property = (endpoints: readonly Endpoint[], numRuns: number) =>
-  fc.assert(fc.asyncProperty(scheduleAt(endpoints), run), {
-    numRuns,
-    // The review's own loop and a schedule found before first, then generated ones.
-    examples: [[reviewLoop(endpoints[0] as Endpoint)], [turnTakenByAReplay]],
-    // Each run is a few dozen HTTP requests: report the first counterexample (with its seed)
-    // rather than shrink it.
-    endOnFailure: true,
-  })
+  fc.assert(
+    fc.asyncProperty(scheduleAt(endpoints), async (steps) => {
+      await run(steps)
+    }),
+    {
+      numRuns,
+      // The review's own loop and a schedule found before first, then generated ones.
+      examples: [[reviewLoop(endpoints[0] as Endpoint)], [turnTakenByAReplay]],
+      // Each run is a few dozen HTTP requests: report the first counterexample (with its seed)
+      // rather than shrink it.
+      endOnFailure: true,
+    },
+  )
 
 describe('the login back-off, under any mix of attempts at one username', () => {
   it(
@@ -402,8 +408,12 @@ describe('the login back-off, under any mix of attempts at one username', () => 
         send(right('fresh')),
         send(right('fresh'), right('fresh'), wrong('fresh')),
       ]
-      expect(mostChecks(steps, 0)).toBe(policy.freeFailures + 1)
-      await run(steps)
+      // The model lets a wrong password of a group be left out (a 429 for a turn another
+      // attempt of its group held), which allows 7 here. A replayed proof checks nothing and
+      // changes nothing (docs/design.md "Login protection"), so it must not be what holds
+      // that turn: with the replays as if never sent, 4 checks, the free failures and the one
+      // that starts the first wait.
+      expect(await run(steps)).toBeLessThanOrEqual(policy.freeFailures + 1)
     },
     SLOW,
   )
