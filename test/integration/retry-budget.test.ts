@@ -134,9 +134,7 @@ describe('the retry budget, from the SDK’s attempts to ours', () => {
       writes: RETRIES.rotationAttempts,
       reads: RETRIES.rotationAttempts,
     })
-    expect((attempts.get('UpdateItem') ?? 0) + (attempts.get('GetItem') ?? 0)).toBe(
-      budget.rotation,
-    )
+    expect((attempts.get('UpdateItem') ?? 0) + (attempts.get('GetItem') ?? 0)).toBe(budget.rotation)
     // Nothing was lost: the presented token still rotates.
     faults.clear()
     expect((await h.refresh(refreshToken)).status).toBe(200)
