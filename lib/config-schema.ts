@@ -179,10 +179,20 @@ export const CONFIG_SCHEMA = {
     doc: 'How long API Gateway caches the Lambda authorizer’s answer per token; at most `authorizerSettings.clockSkewSeconds`, so that a cached Allow never outlives the token’s `exp` plus the skew (hence at most 300, the skew’s own bound, though API Gateway would take 3600). Must be 0 while a client may use DPoP (its `dpop` is not `disabled`): a cached answer would serve a request whose proof was never checked.',
   }),
   throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
+  tokenThrottle: limits(
+    '`POST /token` (the refreshes), within `throttle`; a capacity guard sized at twice the busy-hour refresh rate (docs/operations.md "Throttles")',
+    DEFAULTS.tokenThrottle.rateLimit,
+    DEFAULTS.tokenThrottle.burstLimit,
+  ),
   loginThrottle: limits(
-    '`POST /login`, and apart `POST /me/password` (scrypt costs a vCPU per call)',
+    '`POST /login` (scrypt costs a vCPU per call), within `throttle`; a capacity guard sized at five times the busy-hour login rate: one client is held back by the edge’s per-IP rule and the per-username back-off, not by this limit',
     DEFAULTS.loginThrottle.rateLimit,
     DEFAULTS.loginThrottle.burstLimit,
+  ),
+  passwordThrottle: limits(
+    '`POST /me/password` (scrypt twice), within `throttle`; with the native JWT authorizer the route keeps the stage limit only',
+    DEFAULTS.passwordThrottle.rateLimit,
+    DEFAULTS.passwordThrottle.burstLimit,
   ),
   removalPolicy: {
     type: 'enum',

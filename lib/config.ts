@@ -249,7 +249,11 @@ const TO_PROPS: ToProps = {
   strictRevocation: 'same',
   authorizerCacheTtlSeconds: (seconds) => ({ authorizerCacheTtl: Duration.seconds(seconds) }),
   throttle: (limits) => ({ throttle: filled(limits, DEFAULTS.throttle) }),
+  tokenThrottle: (limits) => ({ tokenThrottle: filled(limits, DEFAULTS.tokenThrottle) }),
   loginThrottle: (limits) => ({ loginThrottle: filled(limits, DEFAULTS.loginThrottle) }),
+  passwordThrottle: (limits) => ({
+    passwordThrottle: filled(limits, DEFAULTS.passwordThrottle),
+  }),
   removalPolicy: (policy) => ({
     removalPolicy: policy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
   }),

@@ -16,10 +16,22 @@ export const DEFAULTS = {
   /** Keep the table, the keys and the logs when the stack or the resource goes away. */
   removalPolicy: RemovalPolicy.RETAIN,
   logRetention: logs.RetentionDays.THREE_MONTHS,
-  /** Stage-wide limit for every route (requests/s and burst). */
-  throttle: { rateLimit: 500, burstLimit: 1000 },
-  /** Stricter limit on `POST /login`: each call costs a full vCPU for scrypt. */
-  loginThrottle: { rateLimit: 20, burstLimit: 40 },
+  /**
+   * Stage-wide limit for every route (requests/s and burst): the busy-hour load of 1M monthly
+   * users (about 1,150 refreshes and 35 logins a second, plus bearer calls) times 2.5. The
+   * burst stays within the account's regional 5,000. Arithmetic: docs/operations.md "Throttles".
+   */
+  throttle: { rateLimit: 3000, burstLimit: 5000 },
+  /** `POST /token`: about twice the busy-hour 1,150 refreshes a second. */
+  tokenThrottle: { rateLimit: 2500, burstLimit: 5000 },
+  /**
+   * `POST /login`: each call costs scrypt (about a vCPU for a tenth of a second); about 5 times
+   * the busy-hour 35 logins a second. A capacity guard, not an abuse control: one client is held
+   * back by the per-IP rule of the edge (`edge.waf.ratePerIp`) and the per-username back-off.
+   */
+  loginThrottle: { rateLimit: 200, burstLimit: 400 },
+  /** `POST /me/password`: scrypt twice, rare, and behind a bearer token. */
+  passwordThrottle: { rateLimit: 50, burstLimit: 100 },
   /**
    * API Gateway's cache of the Lambda authorizer's answer with strict revocation.
    * Otherwise it is the authorizer's clock skew, capped at the shortest

@@ -120,13 +120,21 @@ export interface TokenServiceProps {
    * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
-  /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
+  /** Stage-wide throttling. @default DEFAULTS.throttle: { rateLimit: 3000, burstLimit: 5000 } */
   readonly throttle?: ThrottleProps
+  /** Throttling of `POST /token`. @default DEFAULTS.tokenThrottle: { rateLimit: 2500, burstLimit: 5000 } */
+  readonly tokenThrottle?: ThrottleProps
   /**
-   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
-   * call). @default { rateLimit: 20, burstLimit: 40 }
+   * Throttling of `POST /login` (scrypt costs a vCPU per call): a capacity guard; one client is
+   * held back by the edge's per-IP rule and the per-username back-off.
+   * @default DEFAULTS.loginThrottle: { rateLimit: 200, burstLimit: 400 }
    */
   readonly loginThrottle?: ThrottleProps
+  /**
+   * Throttling of `POST /me/password` (Lambda authorizer only: with the native JWT one the
+   * route keeps the stage limit). @default DEFAULTS.passwordThrottle: { rateLimit: 50, burstLimit: 100 }
+   */
+  readonly passwordThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
    * leave the stack.
@@ -181,7 +189,8 @@ export interface ResolvedProps {
   readonly dpopNonce: boolean
   readonly authorizer: ResolvedRouteAuthorizer
   readonly throttle: ThrottleProps
-  readonly loginThrottle: ThrottleProps
+  /** Each throttled route's own limits, by route key (`POST /login`). */
+  readonly routeThrottles: Readonly<Record<string, ThrottleProps>>
   readonly removalPolicy: RemovalPolicy
   readonly deletionProtection: boolean
   readonly logRetention: logs.RetentionDays
@@ -266,18 +275,34 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
   }
   const activeKeyId = activeKeyOf(signingKeys).id
   const throttle = props.throttle ?? DEFAULTS.throttle
-  const loginThrottle = props.loginThrottle ?? DEFAULTS.loginThrottle
-  for (const [name, limits] of Object.entries({ throttle, loginThrottle })) {
+  // A route left out takes its default, capped at the stage's: a lower stage limit alone is enough.
+  const capped = (limits: ThrottleProps) => ({
+    rateLimit: Math.min(limits.rateLimit, throttle.rateLimit),
+    burstLimit: Math.min(limits.burstLimit, throttle.burstLimit),
+  })
+  const perRoute = {
+    tokenThrottle: ['POST /token', props.tokenThrottle ?? capped(DEFAULTS.tokenThrottle)],
+    loginThrottle: ['POST /login', props.loginThrottle ?? capped(DEFAULTS.loginThrottle)],
+    passwordThrottle: [
+      'POST /me/password',
+      props.passwordThrottle ?? capped(DEFAULTS.passwordThrottle),
+    ],
+  } as const
+  for (const [name, limits] of Object.entries({
+    throttle,
+    ...Object.fromEntries(Object.entries(perRoute).map(([key, [, value]]) => [key, value])),
+  })) {
     if (!(limits.rateLimit > 0 && Number.isInteger(limits.burstLimit) && limits.burstLimit > 0)) {
       throw new Error(`TokenService: ${name} needs a positive rateLimit and an integer burstLimit`)
     }
   }
-  if (
-    loginThrottle.rateLimit > throttle.rateLimit ||
-    loginThrottle.burstLimit > throttle.burstLimit
-  ) {
-    throw new Error('TokenService: loginThrottle must not exceed throttle')
+  for (const [name, [, limits]] of Object.entries(perRoute)) {
+    // A route limit above the stage's would never apply: a sign of a typo.
+    if (limits.rateLimit > throttle.rateLimit || limits.burstLimit > throttle.burstLimit) {
+      throw new Error(`TokenService: ${name} must not exceed throttle`)
+    }
   }
+  const routeThrottles = Object.fromEntries(Object.values(perRoute))
   const removalPolicy = props.removalPolicy ?? DEFAULTS.removalPolicy
   const logRetention = props.logRetention ?? DEFAULTS.logRetention
   const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
@@ -352,7 +377,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     dpopNonce: props.clients.some((client) => client.dpop_nonce),
     authorizer,
     throttle,
-    loginThrottle,
+    routeThrottles,
     removalPolicy,
     deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
     logRetention,

@@ -592,7 +592,7 @@ describe('TokenService with its defaults', () => {
     })
   })
 
-  it('throttles the stage, /login and /me/password harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+  it('throttles the stage above the busy-hour load of a million users, gives /token, /login and /me/password limits of their own, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
     const { template } = synthesized
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'HTTP',
@@ -610,15 +610,17 @@ describe('TokenService with its defaults', () => {
     expect(stage.Properties).toMatchObject({
       StageName: '$default',
       AutoDeploy: true,
-      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      // About 1,150 refreshes and 35 logins a second, times 2.5; burst at the account's 5,000.
+      DefaultRouteSettings: { ThrottlingRateLimit: 3000, ThrottlingBurstLimit: 5000 },
     })
-    // scrypt runs on both: each route has the login limits of its own.
+    // No route shares a small limit that one client could use up for everyone.
     expect(stage.Properties.RouteSettings).toEqual({
-      'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
-      'POST /me/password': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      'POST /token': { ThrottlingRateLimit: 2500, ThrottlingBurstLimit: 5000 },
+      'POST /login': { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+      'POST /me/password': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
     })
     // The route settings name the routes: the stage must come after them.
-    for (const key of ['POST /login', 'POST /me/password']) {
+    for (const key of ['POST /token', 'POST /login', 'POST /me/password']) {
       const route = ofType('AWS::ApiGatewayV2::Route').find(
         ([, r]) => r.Properties.RouteKey === key,
       )?.[0]
@@ -1146,11 +1148,27 @@ describe('TokenService options', () => {
     )
   })
 
-  it('refuses clients that the functions would refuse at cold start, and a login limit above the stage’s', () => {
+  it('refuses clients that the functions would refuse at cold start, and a route limit above the stage’s', () => {
     expect(() => synth({ clients: [] })).toThrow(/clients must be a non-empty array/)
-    expect(() => synth({ loginThrottle: { rateLimit: 600, burstLimit: 40 } })).toThrow(
+    expect(() => synth({ loginThrottle: { rateLimit: 3600, burstLimit: 40 } })).toThrow(
       /loginThrottle must not exceed throttle/,
     )
+    expect(() => synth({ tokenThrottle: { rateLimit: 100, burstLimit: 6000 } })).toThrow(
+      /tokenThrottle must not exceed throttle/,
+    )
+  })
+
+  it('caps the route limits left out at a lower stage limit', () => {
+    const { template } = synth({ throttle: { rateLimit: 100, burstLimit: 150 } })
+    const [, stage] = Object.entries(template.findResources('AWS::ApiGatewayV2::Stage'))[0] as [
+      string,
+      { Properties: Record<string, unknown> },
+    ]
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /token': { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 150 },
+      'POST /login': { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 150 },
+      'POST /me/password': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    })
   })
 })
 
