@@ -1,7 +1,7 @@
 import * as logs from 'aws-cdk-lib/aws-logs'
 import type { ClientConfig } from '../functions/core/clients.js'
 import { type IntegerSetting, SETTINGS } from '../functions/settings.js'
-import { DEFAULTS } from './defaults.js'
+import { ALARM_THRESHOLDS, DEFAULTS } from './defaults.js'
 import type { SigningKeySpec } from './signing-keys.js'
 
 /**
@@ -127,6 +127,10 @@ const limits = (what: string, rate: number, burst: number) =>
     },
   }) as const satisfies ObjectField
 
+/** An alarm threshold per thousand (requests, or refreshes). */
+const perThousand = (value: number, doc: string) =>
+  ({ type: 'integer', min: 1, max: 1000, default: value, doc }) as const satisfies IntegerField
+
 const RETENTION_DAYS = Object.values(logs.RetentionDays).filter(
   (value): value is number => typeof value === 'number' && value > 0,
 )
@@ -213,7 +217,80 @@ export const CONFIG_SCHEMA = {
     default: DEFAULTS.logRetention,
     doc: 'Retention of the function and access logs, one of CloudWatch Logs’ values.',
   },
-  alarmTopicArn: { type: 'string', doc: 'An SNS topic every alarm notifies.', default: 'none' },
+  alarmTopicArn: {
+    type: 'string',
+    doc: 'An SNS topic every alarm notifies, when it fires and when it is OK again.',
+    default: 'none',
+  },
+  alarms: {
+    type: 'object',
+    doc: 'Alarm thresholds: rates, not counts, so that they hold from a quiet hour to a million users. Why each default: docs/operations.md "Alarms".',
+    fields: {
+      serverErrorsPerThousand: perThousand(
+        ALARM_THRESHOLDS.serverErrorsPerThousand,
+        'Requests answered 5xx, per 1,000 requests, over two 5-minute periods running.',
+      ),
+      throttledPerThousand: perThousand(
+        ALARM_THRESHOLDS.throttledPerThousand,
+        'Requests answered 429 (API Gateway throttles and the login back-off), per 1,000 requests, over two 5-minute periods running.',
+      ),
+      minRequests: {
+        type: 'integer',
+        min: 1,
+        max: 1_000_000,
+        default: ALARM_THRESHOLDS.minRequests,
+        doc: 'The least denominator of the per-request shares, per 5 minutes: in a quiet period a share is taken of this many, so that a handful of errors does not page.',
+      },
+      failedLoginBand: {
+        type: 'integer',
+        min: 1,
+        max: 10,
+        default: ALARM_THRESHOLDS.failedLoginBand,
+        doc: 'Width of the anomaly band of failed logins, in standard deviations of their own history: above it, two 5-minute periods running, credential stuffing is likely.',
+      },
+      reusePerThousandRefreshes: perThousand(
+        ALARM_THRESHOLDS.reusePerThousandRefreshes,
+        'Refresh-token reuses detected (enforced), per 1,000 refreshes, in 5 minutes; in a quiet period taken of `minRefreshes`.',
+      ),
+      minRefreshes: {
+        type: 'integer',
+        min: 1,
+        max: 1_000_000,
+        default: ALARM_THRESHOLDS.minRefreshes,
+        doc: 'The least denominator of the reuse rate, per 5 minutes: with the defaults, one reuse pages in a quiet period.',
+      },
+      latencyP99Ms: {
+        type: 'integer',
+        min: 10,
+        max: 30_000,
+        default: ALARM_THRESHOLDS.latencyP99Ms,
+        doc: 'p99 latency of each route but those that run scrypt, in ms, over two 5-minute periods running.',
+      },
+      passwordLatencyP99Ms: {
+        type: 'integer',
+        min: 10,
+        max: 30_000,
+        default: ALARM_THRESHOLDS.passwordLatencyP99Ms,
+        doc: 'p99 latency of `POST /login` and `POST /me/password` (scrypt), in ms.',
+      },
+      lambdaErrorsPerThousand: perThousand(
+        ALARM_THRESHOLDS.lambdaErrorsPerThousand,
+        'Function invocations that failed without an answer (crash, timeout, init error), per 1,000 requests.',
+      ),
+      lambdaThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.lambdaThrottlesPerThousand,
+        'Function invocations Lambda throttled, per 1,000 requests.',
+      ),
+      kmsThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.kmsThrottlesPerThousand,
+        'KMS calls that came back throttled (each a 503), per 1,000 requests.',
+      ),
+      dynamodbThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.dynamodbThrottlesPerThousand,
+        'DynamoDB requests throttled (the SDK retries them), per 1,000 API requests.',
+      ),
+    },
+  },
   domain: {
     type: 'object',
     doc: 'Serve the API on a custom domain; the issuer becomes `https://<domainName>`.',

@@ -261,6 +261,7 @@ const TO_PROPS: ToProps = {
   // One of CloudWatch Logs' values (the schema checks it).
   logRetentionDays: (days) => ({ logRetention: days as logs.RetentionDays }),
   alarmTopicArn: 'same',
+  alarms: 'same',
   domain: 'same',
   jwksMaxAgeSeconds: (seconds) => ({ jwksMaxAge: Duration.seconds(seconds) }),
   tokenBackdateSeconds: 'same',

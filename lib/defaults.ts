@@ -84,23 +84,44 @@ export const VERIFIER_CLOCK_MARGIN = Duration.seconds(60)
 /** Middy answers 503 this long before Lambda's own timeout (functions/adapters/http.ts). */
 export const TIMEOUT_EARLY = Duration.millis(250)
 
-/** Alarm thresholds. Each alarm is also on the dashboard. */
+/**
+ * Alarm thresholds. Each alarm is also on the dashboard. Shares are per thousand (requests,
+ * or refreshes) over 5 minutes, so that they hold at any volume; why each value:
+ * docs/operations.md "Alarms".
+ */
 export const ALARM_THRESHOLDS = {
-  /** Any reuse of a rotated refresh token: a token was probably stolen. */
-  reuseDetections: 1,
-  /** Percent of requests answered 5xx over 5 minutes, once there are at least 20 requests. */
-  serverErrorPercent: 5,
-  serverErrorMinRequests: 20,
-  /** Unhandled Lambda errors (handlers answer every known fault themselves). */
-  lambdaErrors: 1,
-  lambdaThrottles: 1,
-  /** KMS calls that came back throttled, seen in the function logs. */
-  kmsThrottles: 1,
+  /** Enforced reuses per 1,000 refreshes; with `minRefreshes`, one reuse in a quiet period. */
+  reusePerThousandRefreshes: 1,
+  minRefreshes: 1000,
+  /** 1% of the requests answered 5xx, two periods running. */
+  serverErrorsPerThousand: 10,
+  /** 5% of the requests answered 429, two periods running. */
+  throttledPerThousand: 50,
+  /** The least denominator of the request shares, per 5 minutes. */
+  minRequests: 1000,
+  /** Standard deviations of the failed-login anomaly band. */
+  failedLoginBand: 3,
+  /** p99 per route, ms: a refresh takes tens of ms; scrypt routes a few hundred. */
+  latencyP99Ms: 1000,
+  passwordLatencyP99Ms: 3000,
+  /** Unhandled Lambda errors (handlers answer every known fault themselves), per 1,000 requests. */
+  lambdaErrorsPerThousand: 1,
+  lambdaThrottlesPerThousand: 1,
+  /** KMS calls that came back throttled, seen in the function logs, per 1,000 requests. */
+  kmsThrottlesPerThousand: 1,
   /** Percent of the account's KMS request quota for this key family, per second. */
   kmsQuotaPercent: 80,
-  dynamodbThrottles: 1,
+  /** DynamoDB throttled requests per 1,000 API requests (the SDK retries them). */
+  dynamodbThrottlesPerThousand: 10,
   /** Any batch of security events that could not be forwarded (each message names one). */
   securityEventDeadLetters: 1,
   /** How far behind the table's stream the forwarder may fall before it alarms. */
   securityEventsIteratorAge: Duration.minutes(10),
 } as const
+
+/** The alarm thresholds a stack uses: ALARM_THRESHOLDS with the config's `alarms` over them. */
+export type AlarmThresholds = {
+  readonly [K in keyof typeof ALARM_THRESHOLDS]: (typeof ALARM_THRESHOLDS)[K] extends number
+    ? number
+    : (typeof ALARM_THRESHOLDS)[K]
+}

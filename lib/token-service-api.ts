@@ -65,6 +65,8 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
     stageName: '$default',
     autoDeploy: true,
     throttle: resolved.throttle,
+    // Per-route metrics, for each route's p99 alarm (custom-metric prices, docs/operations.md).
+    detailedMetricsEnabled: true,
     accessLogSettings: {
       destination: new apigwv2.LogGroupLogDestination(accessLogs),
       // Context values only: no header, query string or body, so no token or password.

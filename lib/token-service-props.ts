@@ -6,7 +6,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { issuerProblem, SETTING_RULES, type SettingName } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
-import { DEFAULTS } from './defaults.js'
+import { ALARM_THRESHOLDS, type AlarmThresholds, DEFAULTS } from './defaults.js'
 import {
   activeKeyOf,
   assertSigningKeys,
@@ -148,8 +148,13 @@ export interface TokenServiceProps {
   readonly deletionProtection?: Config['deletionProtection']
   /** Retention of the function and access logs. @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays
-  /** Every alarm notifies this topic. @default no alarm action */
+  /** Every alarm notifies this topic, when it fires and when it is OK again. @default no alarm action */
   readonly alarmTopic?: sns.ITopic
+  /**
+   * Alarm thresholds: shares per thousand, latency, the failed-login band (docs/operations.md
+   * "Alarms"). @default ALARM_THRESHOLDS
+   */
+  readonly alarms?: Config['alarms']
   /** Serve the API on a custom domain. @default the execute-api endpoint */
   readonly domain?: CustomDomainProps
   /**
@@ -205,6 +210,8 @@ export interface ResolvedProps {
   /** Create the bus, the table's stream and the forwarder. */
   readonly eventBus: boolean
   readonly alarmTopic?: sns.ITopic
+  /** Every alarm threshold, the given ones over ALARM_THRESHOLDS. */
+  readonly alarmThresholds: AlarmThresholds
   /** The API's access log group (`accessLogGroupName`). */
   readonly accessLogGroupName: string
 }
@@ -386,6 +393,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     ...(issuer !== undefined && { issuer }),
     eventBus: props.securityEvents?.bus ?? DEFAULTS.securityEvents.bus,
     ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+    alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
   }
 }
@@ -408,6 +416,13 @@ export function accessLogGroupName(stackName: string, id: string): string {
     )
   }
   return name
+}
+
+/** The keys whose value is given. */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, field]) => field !== undefined),
+  ) as Partial<T>
 }
 
 /** Runs `check`, prefixing the error it throws with `who`. */

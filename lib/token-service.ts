@@ -4,7 +4,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
-import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
+import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
 import type { SigningAlgorithm } from './signing-keys.js'
@@ -132,6 +132,13 @@ export class TokenService extends Construct {
       table: this.table,
       algorithm: this.algorithm,
       ...(resolved.alarmTopic && { alarmTopic: resolved.alarmTopic }),
+      thresholds: resolved.alarmThresholds,
+      routes: {
+        stage: this.stage,
+        routes: ROUTES,
+        passwordRoutes: ['POST /login', 'POST /me/password'],
+      },
+      accessLogs: this.accessLogs,
       ...(this.securityEvents && {
         securityEvents: {
           forwarder: this.securityEvents.forwarder.function,

@@ -661,7 +661,7 @@ describe('TokenService with its defaults', () => {
     expect(() => accessLogGroupName('Prod', 'Token Service')).toThrow(/not a CloudWatch Logs name/)
   })
 
-  it('alarms on reuse detections, the 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles', () => {
+  it('alarms on rates, not counts: reuses per 1,000 refreshes, 5xx, 429, Lambda, KMS and DynamoDB throttles per 1,000 requests, failed logins against their own band, and each route’s p99', () => {
     const { stack, logicalId } = synthesized
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
@@ -675,26 +675,81 @@ describe('TokenService with its defaults', () => {
         'securityEventDeadLetters',
         'securityEventsLag',
         'serverErrors',
+        'throttledRequests',
+        'failedLogins',
+        ...ROUTES.map(
+          (route) =>
+            `latency${`${route.method} ${route.path}`
+              .replace(/[^A-Za-z0-9]+/g, ' ')
+              .trim()
+              .split(' ')
+              .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+              .join('')}`,
+        ),
       ].sort(),
     )
     const props = (name: keyof typeof alarms) =>
       resources[logicalId(alarms[name])]?.Properties ?? {}
+    const metricsOf = (name: keyof typeof alarms) =>
+      JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    // In a quiet period the reuse rate is taken of 1,000 refreshes: one reuse still pages.
     expect(props('reuseDetections')).toMatchObject({
-      Namespace: 'TokenService',
-      MetricName: 'ReuseDetections',
-      Dimensions: [{ Name: 'service', Value: 'token-service' }],
-      Statistic: 'Sum',
       Threshold: 1,
+      EvaluationPeriods: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     })
-    const metricsOf = (name: keyof typeof alarms) =>
-      JSON.stringify((props(name).Metrics as unknown[]) ?? [])
-    expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
-    expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
-    expect(props('serverErrors').Threshold).toBe(5)
+    expect(metricsOf('reuseDetections')).toContain(
+      '1000 * reuse / IF(refreshes > 1000, refreshes, 1000)',
+    )
+    expect(metricsOf('reuseDetections')).toContain(
+      '"Metric":{"Dimensions":[{"Name":"service","Value":"token-service"}],"MetricName":"ReuseDetections"',
+    )
+    expect(metricsOf('reuseDetections')).toContain('"MetricName":"Refreshes"')
+    // Shares of the requests, two periods running: at volume one bad period is noise.
+    for (const [name, metric, threshold] of [
+      ['serverErrors', '"MetricName":"5xx"', 10],
+      ['throttledRequests', '"MetricName":"TooManyRequests"', 50],
+      ['dynamodbThrottles', '"MetricName":"ThrottledRequests"', 10],
+    ] as const) {
+      expect(metricsOf(name), name).toMatch(/\/ IF\(requests > 1000, requests, 1000\)/)
+      expect(metricsOf(name), name).toContain(metric)
+      expect(metricsOf(name), name).toContain('"MetricName":"Count"')
+      expect(props(name), name).toMatchObject({ Threshold: threshold, EvaluationPeriods: 2 })
+    }
+    for (const name of ['lambdaErrors', 'lambdaThrottles', 'kmsThrottles'] as const) {
+      expect(metricsOf(name), name).toMatch(/^\[\{"Expression":"1000 \* .* \/ IF\(requests > 1000/)
+      expect(props(name).Threshold, name).toBe(1)
+    }
     expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(9)
     expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(9)
+    // Failed logins against their own history: credential stuffing, whatever the volume.
+    expect(props('failedLogins')).toMatchObject({
+      ComparisonOperator: 'GreaterThanUpperThreshold',
+      ThresholdMetricId: 'expr_1',
+      EvaluationPeriods: 2,
+    })
+    expect(metricsOf('failedLogins')).toContain('ANOMALY_DETECTION_BAND(m0, 3)')
+    expect(metricsOf('failedLogins')).toContain('"MetricName":"LoginFailures"')
+    // Each route's p99, from the per-route metrics the stage turns on.
+    const [, stage] = ofType('AWS::ApiGatewayV2::Stage')[0] as [string, Resource]
+    expect(stage.Properties.DefaultRouteSettings).toMatchObject({ DetailedMetricsEnabled: true })
+    const latency = Object.entries(alarms).filter(([name]) => name.startsWith('latency'))
+    expect(latency).toHaveLength(ROUTES.length)
+    for (const route of ROUTES) {
+      const dimensions = `{"Name":"Method","Value":"${route.method}"},{"Name":"Resource","Value":"${route.path}"},{"Name":"Stage","Value":"$default"}`
+      const found = latency.find(([name]) =>
+        metricsOf(name as keyof typeof alarms).includes(dimensions),
+      )
+      expect(found, `${route.method} ${route.path}`).toBeDefined()
+      const name = found?.[0] as keyof typeof alarms
+      expect(metricsOf(name)).toContain(
+        '"MetricName":"Latency","Namespace":"AWS/ApiGateway"},"Period":300,"Stat":"p99"',
+      )
+      expect(props(name).Threshold).toBe(
+        ['/login', '/me/password'].includes(route.path) ? 3000 : 1000,
+      )
+    }
     const events = stack.service.securityEvents
     expect(props('securityEventDeadLetters')).toMatchObject({
       Namespace: 'AWS/SQS',
@@ -726,10 +781,9 @@ describe('TokenService with its defaults', () => {
         },
       },
     ])
-    expect(props('kmsThrottles')).toMatchObject({
-      Namespace: 'TokenService',
-      MetricName: 'KmsThrottles',
-    })
+    expect(metricsOf('kmsThrottles')).toContain(
+      '"Metric":{"MetricName":"KmsThrottles","Namespace":"TokenService"}',
+    )
     expect(metricsOf('kmsQuota')).toContain('SERVICE_QUOTA(usage)')
     expect(metricsOf('kmsQuota')).toContain('CryptographicOperationsRsa')
     expect(
@@ -742,7 +796,9 @@ describe('TokenService with its defaults', () => {
 
   it('counts throttled KMS calls from the logs of the HTTP functions that call KMS', () => {
     const { stack, logicalId } = synthesized
-    const filters = ofType('AWS::Logs::MetricFilter').map(([, f]) => f.Properties)
+    const filters = ofType('AWS::Logs::MetricFilter')
+      .map(([, f]) => f.Properties)
+      .filter((f) => JSON.stringify(f.MetricTransformations).includes('KmsThrottles'))
     const groups = filters.map((f) => (f.LogGroupName as { Ref: string }).Ref).sort()
     const { login, token, jwks } = stack.service.functions
     expect(groups).toEqual([login, token, jwks].map((fn) => logicalId(fn.logGroup)).sort())
@@ -1124,7 +1180,11 @@ describe('TokenService options', () => {
       Environment: { Variables: Match.objectLike({ ISSUER: 'https://auth.example.com' }) },
     })
     template.hasOutput('ApiUrl', { Value: 'https://auth.example.com' })
-    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [topicArn] })
+    // Firing and back to OK: whoever was paged learns that it is over.
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', {
+      AlarmActions: [topicArn],
+      OKActions: [topicArn],
+    })
   })
 
   it('refuses an issuer that verifiers cannot use', () => {
