@@ -217,6 +217,18 @@ export const CONFIG_SCHEMA = {
     default: DEFAULTS.logRetention,
     doc: 'Retention of the function and access logs, one of CloudWatch Logs’ values.',
   },
+  logSamplePercent: {
+    type: 'integer',
+    min: 0,
+    max: 100,
+    default: DEFAULTS.logSamplePercent,
+    doc: 'Percent of the invocations that log at debug, the success lines included (Powertools logger sampling, `POWERTOOLS_LOGGER_SAMPLE_RATE`). Failures and refusals are always logged; successes are always counted in the metrics and written as security events. Cost: docs/operations.md "Logs and tracing".',
+  },
+  tracing: {
+    type: 'boolean',
+    default: DEFAULTS.tracing,
+    doc: 'Lambda active tracing (X-Ray), with the DynamoDB, KMS and EventBridge calls as subsegments. Lambda samples the first request each second and 5% of the rest, and honours no X-Ray sampling rule: this key turns it on or off.',
+  },
   alarmTopicArn: {
     type: 'string',
     doc: 'An SNS topic every alarm notifies, when it fires and when it is OK again.',

@@ -260,6 +260,8 @@ const TO_PROPS: ToProps = {
   deletionProtection: 'same',
   // One of CloudWatch Logs' values (the schema checks it).
   logRetentionDays: (days) => ({ logRetention: days as logs.RetentionDays }),
+  logSamplePercent: 'same',
+  tracing: 'same',
   alarmTopicArn: 'same',
   alarms: 'same',
   domain: 'same',

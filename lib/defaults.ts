@@ -41,6 +41,13 @@ export const DEFAULTS = {
   /** `Cache-Control: max-age` of JWKS and discovery. */
   jwksMaxAge: Duration.seconds(SETTINGS.JWKS_MAX_AGE_SECONDS.default),
   logLevel: 'INFO',
+  /**
+   * Percent of the invocations that log at debug, success lines included (Powertools
+   * logger sampling): a line per success would cost more than the rest of the logs.
+   */
+  logSamplePercent: 1,
+  /** Lambda active tracing, with the AWS SDK clients traced (functions/adapters/tracing.ts). */
+  tracing: true,
   /** Per-attempt timeout of each AWS SDK call, and attempts per call (the first included). */
   awsCallTimeout: Duration.millis(SETTINGS.AWS_CALL_TIMEOUT_MS.default),
   awsMaxAttempts: SETTINGS.AWS_MAX_ATTEMPTS.default,

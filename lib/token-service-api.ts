@@ -83,6 +83,8 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
           responseLatency: '$context.responseLatency',
           integrationLatency: '$context.integrationLatency',
           integrationStatus: '$context.integrationStatus',
+          // The function's own request id (`function_request_id` in its logs): the join key.
+          integrationRequestId: '$context.integration.requestId',
           integrationError: '$context.integrationErrorMessage',
           authorizerError: '$context.authorizer.error',
           error: '$context.error.message',

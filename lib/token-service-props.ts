@@ -148,6 +148,13 @@ export interface TokenServiceProps {
   readonly deletionProtection?: Config['deletionProtection']
   /** Retention of the function and access logs. @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays
+  /**
+   * Percent of the invocations that log at debug, the success lines included.
+   * @default DEFAULTS.logSamplePercent (1)
+   */
+  readonly logSamplePercent?: Config['logSamplePercent']
+  /** Lambda active tracing, the AWS SDK clients traced. @default true */
+  readonly tracing?: Config['tracing']
   /** Every alarm notifies this topic, when it fires and when it is OK again. @default no alarm action */
   readonly alarmTopic?: sns.ITopic
   /**
@@ -210,6 +217,9 @@ export interface ResolvedProps {
   /** Create the bus, the table's stream and the forwarder. */
   readonly eventBus: boolean
   readonly alarmTopic?: sns.ITopic
+  /** `POWERTOOLS_LOGGER_SAMPLE_RATE`: a fraction. */
+  readonly logSampleRate: string
+  readonly tracing: boolean
   /** Every alarm threshold, the given ones over ALARM_THRESHOLDS. */
   readonly alarmThresholds: AlarmThresholds
   /** The API's access log group (`accessLogGroupName`). */
@@ -393,6 +403,8 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     ...(issuer !== undefined && { issuer }),
     eventBus: props.securityEvents?.bus ?? DEFAULTS.securityEvents.bus,
     ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+    logSampleRate: String((props.logSamplePercent ?? DEFAULTS.logSamplePercent) / 100),
+    tracing: props.tracing ?? DEFAULTS.tracing,
     alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
   }

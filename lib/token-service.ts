@@ -119,6 +119,7 @@ export class TokenService extends Construct {
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
     if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
+    for (const fn of Object.values(allFunctions)) fn.observe(resolved)
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
       api: this.api,
       functions: Object.fromEntries(

@@ -3,6 +3,7 @@ import { sdkOptions } from '../adapters/aws.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadHttpConfig,
@@ -15,7 +16,7 @@ import { jwksRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const observability = createObservability()
 const signer = new KmsSigner({
-  client: new KMSClient(sdkOptions(loadAwsCallConfig())),
+  client: traced(new KMSClient(sdkOptions(loadAwsCallConfig()))),
   ...loadSigningConfig(),
 })
 warmUp(() => signer.publicKeys())

@@ -8,6 +8,7 @@ import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
@@ -24,10 +25,10 @@ import { loginRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const kms = new KMSClient(aws)
+const kms = traced(new KMSClient(aws))
 const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
 warmUp(() => signer.keyId())
-const dynamodb = new DynamoDBClient(aws)
+const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
 const nonceKeyId = loadDpopNonceKeyId(clients)
 

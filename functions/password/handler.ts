@@ -6,6 +6,7 @@ import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import { loadAwsCallConfig, loadHttpConfig, loadLoginBackoff, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { passwordRoute } from './route.js'
@@ -13,7 +14,7 @@ import { passwordRoute } from './route.js'
 // Cold start: configuration, the DynamoDB client and the stores, built once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
-const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(

@@ -8,6 +8,7 @@ import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
@@ -24,12 +25,12 @@ import { tokenRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const kms = new KMSClient(aws)
+const kms = traced(new KMSClient(aws))
 const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
 const graceKeys = new KmsGraceKeys({ client: kms, keyId: loadGraceKeyId() })
 // The data key too, so that a warm rotation makes no call for it.
 warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
-const dynamodb = new DynamoDBClient(aws)
+const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
 const nonceKeyId = loadDpopNonceKeyId(clients)
 

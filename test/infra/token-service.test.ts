@@ -369,6 +369,7 @@ describe('TokenService with its defaults', () => {
           'POWERTOOLS_METRICS_NAMESPACE',
           'POWERTOOLS_LOG_LEVEL',
           'POWERTOOLS_LOGGER_LOG_EVENT',
+          'POWERTOOLS_LOGGER_SAMPLE_RATE',
         ].sort(),
       )
       expect(variables, name).toMatchObject({
@@ -376,6 +377,8 @@ describe('TokenService with its defaults', () => {
         POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
         POWERTOOLS_LOG_LEVEL: 'INFO',
         POWERTOOLS_LOGGER_LOG_EVENT: 'false',
+        // Successes log at debug: 1% of the invocations write them.
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0.01',
       })
       if ('AWS_CALL_TIMEOUT_MS' in variables) {
         expect(variables).toMatchObject({ AWS_CALL_TIMEOUT_MS: '1000', AWS_MAX_ATTEMPTS: '2' })
@@ -631,6 +634,8 @@ describe('TokenService with its defaults', () => {
       (stage.Properties.AccessLogSettings as { Format: string }).Format,
     ) as Record<string, string>
     expect(format.requestId).toBe('$context.requestId')
+    // Joins an access-log line to its function's lines (`function_request_id`).
+    expect(format.integrationRequestId).toBe('$context.integration.requestId')
     for (const variable of Object.values(format)) {
       expect(variable).toMatch(/^\$context\.[A-Za-z.]+$/)
       expect(variable).not.toMatch(/header|querystring|userAgent|body|authorizer\.claims/i)
@@ -1216,6 +1221,23 @@ describe('TokenService options', () => {
     expect(() => synth({ tokenThrottle: { rateLimit: 100, burstLimit: 6000 } })).toThrow(
       /tokenThrottle must not exceed throttle/,
     )
+  })
+
+  it('sets the log sampling share on every function, and turns tracing off everywhere when asked', () => {
+    const { template } = synth({ logSamplePercent: 5, tracing: false })
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as Resource[]
+    expect(functions.length).toBeGreaterThanOrEqual(8)
+    for (const fn of functions) {
+      const { Environment, TracingConfig } = fn.Properties as {
+        Environment: { Variables: Record<string, string> }
+        TracingConfig?: { Mode: string }
+      }
+      expect(Environment.Variables).toMatchObject({
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0.05',
+        POWERTOOLS_TRACE_ENABLED: 'false',
+      })
+      expect(TracingConfig).toEqual({ Mode: 'PassThrough' })
+    }
   })
 
   it('caps the route limits left out at a lower stage limit', () => {
