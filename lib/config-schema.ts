@@ -204,6 +204,12 @@ export const CONFIG_SCHEMA = {
     default: 'retain',
     doc: 'What happens to the table, the keys and the logs when they leave the stack.',
   },
+  tableEncryption: {
+    type: 'enum',
+    values: ['aws-managed', 'customer-managed'],
+    default: 'aws-managed',
+    doc: 'The table’s encryption (it holds the password hashes): the AWS-managed key `aws/dynamodb` (its use in CloudTrail, no key to run), or a key of its own (`TableKey`: rotated yearly, administration apart from use, about $1 a month plus requests). Switching is an in-place update: the table stays.',
+  },
   deletionProtection: {
     type: 'boolean',
     default: 'true unless removalPolicy is destroy',

@@ -258,6 +258,7 @@ const TO_PROPS: ToProps = {
     removalPolicy: policy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
   }),
   deletionProtection: 'same',
+  tableEncryption: 'same',
   // One of CloudWatch Logs' values (the schema checks it).
   logRetentionDays: (days) => ({ logRetention: days as logs.RetentionDays }),
   logSamplePercent: 'same',

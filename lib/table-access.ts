@@ -1,59 +1,140 @@
+import { Stack } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
-import { GSI1 } from '../functions/adapters/dynamodb/table.js'
+import { GSI1, itemKey } from '../functions/adapters/dynamodb/table.js'
 import type { StoreMethod } from '../functions/routes.js'
 import type { TokenFunction } from './token-function.js'
+import { TABLE_KEY_USE } from './token-service-table.js'
+
+/**
+ * The items of the table by their partition key (functions/adapters/dynamodb/table.ts),
+ * as `dynamodb:LeadingKeys` patterns. A username claim and the failed-logins record
+ * share `USERNAME#<name>`: IAM tells partitions apart, not items within one.
+ */
+export const PARTITIONS = {
+  user: itemKey.user('*').pk,
+  session: itemKey.session('*').pk,
+  username: itemKey.failedLogins('*').pk,
+  event: itemKey.event('*').pk,
+  dpop: itemKey.dpopProof('*', '*').pk,
+} as const
+export type Partition = keyof typeof PARTITIONS
 
 /**
  * The DynamoDB actions behind each store method (the ports in
  * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
- * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts), split by what they touch: the
- * table or the one GSI. A transaction is authorised per item action, so
- * `TransactWriteItems` appears as the Put, Update and ConditionCheck it holds: a
- * write that carries security events is a transaction with one Put per event
+ * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts), split by what they touch:
+ * item actions on the table, each with the partitions it reaches (granted under
+ * `dynamodb:LeadingKeys`), and queries on the one GSI. A transaction is authorised per
+ * item action, so `TransactWriteItems` appears as the Put, Update and ConditionCheck it
+ * holds: a write that carries security events is a transaction with one Put per event
  * (functions/adapters/dynamodb/outbox.ts).
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
   findUserByUsername: { index: ['dynamodb:Query'] },
   loadLogin: { index: ['dynamodb:Query'] },
-  recordLoginFailure: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  countLoginAttempt: { table: ['dynamodb:UpdateItem'] },
-  claimLoginAttempt: { table: ['dynamodb:UpdateItem'] },
-  clearLoginFailures: { table: ['dynamodb:UpdateItem'] },
-  loadRefreshState: { table: ['dynamodb:BatchGetItem'] },
-  loadSessionState: { table: ['dynamodb:BatchGetItem'] },
-  getSession: { table: ['dynamodb:GetItem'] },
-  createSession: { table: ['dynamodb:PutItem', 'dynamodb:ConditionCheckItem'] },
-  rotate: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  revokeSession: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
+  recordLoginFailure: {
+    table: { 'dynamodb:UpdateItem': ['username'], 'dynamodb:PutItem': ['event'] },
+  },
+  countLoginAttempt: { table: { 'dynamodb:UpdateItem': ['username'] } },
+  claimLoginAttempt: { table: { 'dynamodb:UpdateItem': ['username'] } },
+  clearLoginFailures: { table: { 'dynamodb:UpdateItem': ['username'] } },
+  // The session, its issued-token record and the user, in one read.
+  loadRefreshState: { table: { 'dynamodb:BatchGetItem': ['session', 'user'] } },
+  loadSessionState: { table: { 'dynamodb:BatchGetItem': ['session', 'user'] } },
+  getSession: { table: { 'dynamodb:GetItem': ['session'] } },
+  // The session and its first token record, with the event; the user is only checked.
+  createSession: {
+    table: { 'dynamodb:PutItem': ['session', 'event'], 'dynamodb:ConditionCheckItem': ['user'] },
+  },
+  rotate: {
+    table: { 'dynamodb:UpdateItem': ['session'], 'dynamodb:PutItem': ['session', 'event'] },
+  },
+  revokeSession: {
+    table: { 'dynamodb:UpdateItem': ['session'], 'dynamodb:PutItem': ['event'] },
+  },
   listSessions: { index: ['dynamodb:Query'] },
-  updateUser: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem'] },
-  createUser: { table: ['dynamodb:PutItem'] },
-  appendEvent: { table: ['dynamodb:PutItem'] },
+  updateUser: { table: { 'dynamodb:UpdateItem': ['user'], 'dynamodb:PutItem': ['event'] } },
+  createUser: { table: { 'dynamodb:PutItem': ['user', 'username'] } },
+  appendEvent: { table: { 'dynamodb:PutItem': ['event'] } },
   // A conditional update of the user, in one transaction with its event (PutItem); after a
   // lost condition, a consistent read of its hash.
-  changePassword: { table: ['dynamodb:UpdateItem', 'dynamodb:PutItem', 'dynamodb:GetItem'] },
-  recordProof: { table: ['dynamodb:PutItem'] },
-} as const satisfies Record<StoreMethod, { table?: readonly string[]; index?: readonly string[] }>
+  changePassword: {
+    table: {
+      'dynamodb:UpdateItem': ['user'],
+      'dynamodb:PutItem': ['event'],
+      'dynamodb:GetItem': ['user'],
+    },
+  },
+  recordProof: { table: { 'dynamodb:PutItem': ['dpop'] } },
+} as const satisfies Record<
+  StoreMethod,
+  {
+    table?: Readonly<Partial<Record<string, readonly Partition[]>>>
+    index?: readonly string[]
+  }
+>
 
 export type { StoreMethod }
 
 /**
- * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions
- * on the table's ARN, queries on the GSI's ARN; never `index/*`, never a wildcard.
+ * The table grants of `methods`: each action with the partitions it may reach, sorted.
+ */
+export function tableGrants(methods: readonly StoreMethod[]): Map<string, Partition[]> {
+  const onTable = new Map<string, Set<Partition>>()
+  for (const method of methods) {
+    const table: Readonly<Partial<Record<string, readonly Partition[]>>> =
+      (STORE_ACTIONS[method] as { table?: Readonly<Partial<Record<string, readonly Partition[]>>> })
+        .table ?? {}
+    for (const [action, partitions] of Object.entries(table)) {
+      const set = onTable.get(action) ?? new Set<Partition>()
+      for (const partition of partitions ?? []) set.add(partition)
+      onTable.set(action, set)
+    }
+  }
+  return new Map(
+    [...onTable].sort(([a], [b]) => a.localeCompare(b)).map(([a, s]) => [a, [...s].sort()]),
+  )
+}
+
+/**
+ * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions on the
+ * table's ARN, each only on the partitions it needs (`dynamodb:LeadingKeys`, so that
+ * `token` reads users and never writes one, and `login` writes only `USERNAME#`, where
+ * the failed-logins record lives); queries on the GSI's ARN; never `index/*`, never a
+ * wildcard action. Actions that reach the same partitions share one statement.
  */
 export function grantStore(
   fn: TokenFunction,
   table: dynamodb.ITable,
   methods: readonly StoreMethod[],
 ): void {
-  const onTable = new Set<string>()
+  const byPartitions = new Map<string, string[]>()
+  for (const [action, partitions] of tableGrants(methods)) {
+    const key = partitions.join(',')
+    byPartitions.set(key, [...(byPartitions.get(key) ?? []), action])
+  }
+  for (const [key, actions] of byPartitions) {
+    const partitions = key.split(',') as Partition[]
+    fn.allow(actions, [table.tableArn], {
+      'ForAllValues:StringLike': {
+        'dynamodb:LeadingKeys': partitions.map((partition) => PARTITIONS[partition]),
+      },
+    })
+  }
   const onIndex = new Set<string>()
   for (const method of methods) {
-    const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
-    for (const action of actions.table ?? []) onTable.add(action)
-    for (const action of actions.index ?? []) onIndex.add(action)
+    const { index = [] } = STORE_ACTIONS[method] as { index?: readonly string[] }
+    for (const action of index) onIndex.add(action)
   }
-  fn.allow([...onTable].sort(), [table.tableArn])
   fn.allow([...onIndex].sort(), [`${table.tableArn}/index/${GSI1}`])
+  if (methods.length > 0) grantTableKey(fn, table)
+}
+
+/** With a customer-managed table key: its use, through DynamoDB only. */
+export function grantTableKey(fn: TokenFunction, table: dynamodb.ITable): void {
+  if (!table.encryptionKey) return
+  fn.allow([...TABLE_KEY_USE], [table.encryptionKey.keyArn], {
+    StringEquals: { 'kms:ViaService': `dynamodb.${Stack.of(table).region}.amazonaws.com` },
+  })
 }

@@ -173,6 +173,11 @@ export class TokenFunction extends Construct {
       this.function.addEnvironment('POWERTOOLS_TRACE_ENABLED', 'false')
       const cfn = this.function.node.defaultChild as lambda.CfnFunction
       cfn.tracingConfig = { mode: lambda.Tracing.PASS_THROUGH }
+      Validations.of(this.function).acknowledge({
+        id: 'Serverless-LambdaTracing',
+        reason:
+          'Tracing is off by the config (`tracing: false`): at volume X-Ray costs about $5 per million traces, and the metrics, alarms and sampled logs remain (docs/operations.md "Logs and tracing").',
+      })
     }
   }
 
@@ -180,7 +185,7 @@ export class TokenFunction extends Construct {
   allow(
     actions: readonly string[],
     resources: readonly string[],
-    conditions?: Record<string, Record<string, string>>,
+    conditions?: Record<string, Record<string, string | readonly string[]>>,
   ): void {
     if (actions.length === 0) return
     this.role.addToPrincipalPolicy(

@@ -142,6 +142,11 @@ export interface TokenServiceProps {
    */
   readonly removalPolicy?: RemovalPolicy
   /**
+   * The table's encryption: the AWS-managed key, or a customer-managed key of its own.
+   * @default 'aws-managed'
+   */
+  readonly tableEncryption?: Config['tableEncryption']
+  /**
    * DynamoDB deletion protection on the table.
    * @default true unless removalPolicy is DESTROY
    */
@@ -205,6 +210,7 @@ export interface ResolvedProps {
   readonly routeThrottles: Readonly<Record<string, ThrottleProps>>
   readonly removalPolicy: RemovalPolicy
   readonly deletionProtection: boolean
+  readonly tableEncryption: NonNullable<Config['tableEncryption']>
   readonly logRetention: logs.RetentionDays
   /** The tunable settings' variables (`TOKEN_BACKDATE_SECONDS`, `JWKS_MAX_AGE_SECONDS`, `LOGIN_*`). */
   readonly tuning: Readonly<Partial<Record<SettingName, string>>>
@@ -397,6 +403,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     routeThrottles,
     removalPolicy,
     deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
+    tableEncryption: props.tableEncryption ?? 'aws-managed',
     logRetention,
     tuning,
     ...(props.domain && { domain: props.domain }),

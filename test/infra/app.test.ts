@@ -297,6 +297,13 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     },
     'native JWT authorizer': { authorizer: 'jwt' },
     'no security-event bus': { securityEvents: { bus: false } },
+    'customer-managed table key, tracing off, other alarm thresholds': {
+      tableEncryption: 'customer-managed',
+      tracing: false,
+      logSamplePercent: 10,
+      alarms: { serverErrorsPerThousand: 5, latencyP99Ms: 500 },
+      strictRevocation: true,
+    },
     'ES256, custom domain, alarm topic': {
       algorithm: 'ES256',
       alarmTopicArn: 'arn:aws:sns:eu-west-1:111111111111:ops',

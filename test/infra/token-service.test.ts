@@ -23,7 +23,7 @@ import {
   settingsOf,
 } from '../../functions/settings.js'
 import { DEFAULTS, TIMEOUT_EARLY } from '../../lib/defaults.js'
-import { STORE_ACTIONS } from '../../lib/table-access.js'
+import { PARTITIONS, STORE_ACTIONS, tableGrants } from '../../lib/table-access.js'
 import { accessLogGroupName } from '../../lib/token-service.js'
 import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
@@ -147,10 +147,14 @@ function expectedGrants(row: FunctionSpec): Record<string, string[]> {
   const add = (action: string, resource: string) => {
     expected[action] = [...new Set([...(expected[action] ?? []), resource])].sort()
   }
+  // Each item action on the partitions of the row's methods only (dynamodb:LeadingKeys).
+  for (const [action, partitions] of tableGrants(row.store)) {
+    const keys = partitions.map((partition) => PARTITIONS[partition]).join(',')
+    add(action, `table if ForAllValues:StringLike dynamodb:LeadingKeys=${keys}`)
+  }
   for (const method of row.store) {
-    const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
-    for (const action of actions.table ?? []) add(action, 'table')
-    for (const action of actions.index ?? []) add(action, 'table/index/gsi1')
+    const { index = [] } = STORE_ACTIONS[method] as { index?: readonly string[] }
+    for (const action of index) add(action, 'table/index/gsi1')
   }
   for (const use of row.kms) {
     for (const [action, resources] of Object.entries(KMS_GRANTS[use])) {
@@ -269,6 +273,8 @@ describe('TokenService with its defaults', () => {
         TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         DeletionProtectionEnabled: true,
+        // The password hashes: the AWS-managed key (aws/dynamodb), not an AWS-owned one.
+        SSESpecification: { SSEEnabled: true },
         GlobalSecondaryIndexes: [
           {
             IndexName: 'gsi1',
@@ -281,6 +287,58 @@ describe('TokenService with its defaults', () => {
         ],
       }),
     })
+  })
+
+  it('separates each key’s administration from its use in the key policy: no kms:* for anyone', () => {
+    const { template } = synthesized
+    const keys = Object.values(template.findResources('AWS::KMS::Key')) as Resource[]
+    expect(keys.length).toBeGreaterThanOrEqual(2)
+    for (const key of keys) {
+      const statements = (
+        key.Properties.KeyPolicy as {
+          Statement: { Sid: string; Action: string[] | string; Principal: unknown }[]
+        }
+      ).Statement
+      expect(statements.map((st) => st.Sid)).toEqual(['KeyAdministration', 'KeyUse'])
+      const [admin, use] = statements.map((st) => [st.Action].flat())
+      for (const action of [...(admin ?? []), ...(use ?? [])]) expect(action).not.toMatch(/\*/)
+      // The administration statement holds no use of a key; the use statement no administration.
+      for (const action of ['kms:Sign', 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:CreateGrant']) {
+        expect(admin).not.toContain(action)
+      }
+      for (const action of ['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion', 'kms:DisableKey']) {
+        expect(use).not.toContain(action)
+      }
+      const usage = key.Properties.KeyUsage === 'SIGN_VERIFY'
+      expect(use, String(key.Properties.KeyUsage)).toEqual(
+        usage ? ['kms:Sign', 'kms:GetPublicKey'] : ['kms:GenerateDataKey', 'kms:Decrypt'],
+      )
+    }
+  })
+
+  it('encrypts the table with a key of its own when asked, in place (same logical id), and lets each table user use it through DynamoDB only', () => {
+    const managed = synth({ tableEncryption: 'customer-managed' })
+    const { stack, logicalId, template } = managed
+    expect(logicalId(stack.service.table)).toBe(logicalId(synthesized.stack.service.table))
+    const tableKey = stack.service.table.encryptionKey
+    expect(tableKey).toBeDefined()
+    const keyArn = { 'Fn::GetAtt': [logicalId(tableKey as never), 'Arn'] }
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: keyArn },
+    })
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true })
+    const matrix = grants(managed)
+    for (const name of ['login', 'token', 'revoke', 'sessions', 'password', 'forwarder']) {
+      expect(matrix[name]?.['kms:Decrypt'], name).toContainEqual(
+        expect.stringMatching(
+          /^unknown:TokenServiceTableKey[0-9A-F]{8} if StringEquals kms:ViaService=/,
+        ),
+      )
+    }
+    // The jwks function and the plain authorizer never touch the table.
+    for (const name of ['jwks', 'me', 'authorizer']) {
+      expect(Object.keys(matrix[name] ?? {}), name).not.toContain('kms:Decrypt')
+    }
   })
 
   it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, tagged as the service’s, aliased by its id and as the active key', () => {
@@ -484,6 +542,31 @@ describe('TokenService with its defaults', () => {
         .filter((id) => ![authorizer, forwarder].some((fn) => fn && id === logicalId(fn)))
         .sort(),
     )
+  })
+
+  it('reaches only the items each function needs: token reads users but never writes one, login writes only where the failed-logins record lives, no function but password and sessions writes a user', () => {
+    const matrix = grants(synthesized)
+    const WRITES = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']
+    /** The partitions an action may reach, from its rendered condition. */
+    const partitionsOf = (name: string, action: string) =>
+      (matrix[name]?.[action] ?? []).flatMap((resource) => {
+        const keys = / if ForAllValues:StringLike dynamodb:LeadingKeys=(.*)$/.exec(resource)?.[1]
+        // A table grant without the condition would reach every item.
+        expect(keys, `${name} ${action} ${resource}`).toBeDefined()
+        return keys?.split(',') ?? []
+      })
+    const writes = (name: string) =>
+      [...new Set(WRITES.flatMap((action) => partitionsOf(name, action)))].sort()
+    expect(partitionsOf('token', 'dynamodb:BatchGetItem')).toContain('USER#*')
+    expect(writes('token')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*'])
+    expect(writes('login')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*', 'USERNAME#*'])
+    // The failed-logins record, and the session it revokes when signing fails: never a user.
+    expect(partitionsOf('login', 'dynamodb:UpdateItem')).toEqual(['SESSION#*', 'USERNAME#*'])
+    expect(writes('revoke')).toEqual(['EVENT#*', 'SESSION#*'])
+    for (const name of Object.keys(matrix)) {
+      const userWriter = ['password', 'sessions'].includes(name)
+      expect(writes(name).includes('USER#*'), name).toBe(userWriter)
+    }
   })
 
   it('grants each function exactly what its row in functions/routes.ts lists: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
@@ -1123,7 +1206,9 @@ describe('TokenService options', () => {
     expect(grants(synthesized).authorizer).toEqual(
       expectedGrants(LAMBDA_FUNCTIONS.authorizerStrict),
     )
-    expect(grants(synthesized).authorizer?.['dynamodb:BatchGetItem']).toEqual(['table'])
+    expect(grants(synthesized).authorizer?.['dynamodb:BatchGetItem']).toEqual([
+      'table if ForAllValues:StringLike dynamodb:LeadingKeys=SESSION#*,USER#*',
+    ])
     expect(environments(synthesized).authorizer).toMatchObject({
       TABLE_NAME: 'resolved-table_name',
       AUTHORIZER_SESSION_CACHE_SECONDS: '5',

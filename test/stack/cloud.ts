@@ -28,6 +28,7 @@ import {
   DynamoDBClient,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
+import { TABLE_SCHEMA } from '../../functions/adapters/dynamodb/table.js'
 import { ecdsaSignDigest, ecKey, rsaKey, SHA256_DIGEST_INFO } from '../support/fake-kms.js'
 import type { StackTemplate } from './assembly.js'
 
@@ -95,6 +96,12 @@ const CONDITION_OPERATORS: Record<string, (want: string, got: string) => boolean
 }
 
 /**
+ * `ForAllValues:<operator>`: every value of a multivalued key (`dynamodb:LeadingKeys`)
+ * matches one of the wanted ones; a request that carries no such key passes, as in IAM.
+ */
+const SET_OPERATOR = /^ForAllValues:(\w+)$/
+
+/**
  * Identity-policy evaluation as IAM does it for one request: an explicit Deny
  * wins, else any Allow, else denied. A condition key the request does not
  * carry fails its condition. Elements and operators the template does not use
@@ -104,7 +111,7 @@ export function isAllowed(
   statements: readonly Statement[],
   action: string,
   resource: string,
-  context: Record<string, string> = {},
+  context: Record<string, string | readonly string[]> = {},
 ): boolean {
   let allowed = false
   for (const statement of statements) {
@@ -117,13 +124,17 @@ export function isAllowed(
     if (!list(statement.Resource).some((pattern) => wildcard(pattern, resource, false))) continue
     const conditions = Object.entries(statement.Condition ?? {})
     const holds = conditions.every(([operator, keys]) => {
-      const test = CONDITION_OPERATORS[operator]
+      const forAll = SET_OPERATOR.exec(operator)?.[1]
+      const test = CONDITION_OPERATORS[forAll ?? operator]
       if (!test) throw new Error(`IAM condition ${operator} is not modelled by the stack harness`)
       return Object.entries(keys).every(([key, wanted]) => {
         const got = Object.entries(context).find(
           ([name]) => name.toLowerCase() === key.toLowerCase(),
         )
-        return got !== undefined && list(wanted).some((want) => test(want, got[1]))
+        const matches = (value: string) => list(wanted).some((want) => test(want, value))
+        if (forAll !== undefined) return got === undefined || list(got[1]).every(matches)
+        if (Array.isArray(got?.[1])) throw new Error(`IAM condition ${operator} on a set: ${key}`)
+        return got !== undefined && matches(got[1] as string)
       })
     })
     if (!holds) continue
@@ -372,7 +383,7 @@ export class Cloud {
     caller: Caller,
     action: string,
     resource: string,
-    context: Record<string, string> = {},
+    context: Record<string, string | readonly string[]> = {},
   ): boolean {
     const allowed = isAllowed(caller.statements, action, resource, context)
     const key = `${action} ${resource}`
@@ -423,8 +434,11 @@ export class Cloud {
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
     if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
-    for (const [action, resource] of dynamodbChecks(operation, input)) {
-      if (!this.#authorize(caller, action, resource)) return denied(action, resource)
+    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input)) {
+      const context: Record<string, string[]> = leadingKeys
+        ? { 'dynamodb:LeadingKeys': leadingKeys }
+        : {}
+      if (!this.#authorize(caller, action, resource, context)) return denied(action, resource)
     }
     return undefined
   }
@@ -575,12 +589,17 @@ function blobKeyArn(input: any): string {
 }
 
 /**
- * The IAM actions and resources a DynamoDB request needs. A transaction is
- * authorized per item action; a query on an index on the index's ARN.
+ * The IAM actions and resources a DynamoDB request needs, each with the partition keys
+ * it reaches (`dynamodb:LeadingKeys`). A transaction is authorized per item action; a
+ * batch once per table, with every key it reads; a query on an index on the index's
+ * ARN, with no leading key of the table.
  */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
-function dynamodbChecks(operation: string, input: any): [string, string][] {
+export function dynamodbChecks(operation: string, input: any): [string, string, string[]?][] {
   const table = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`
+  const pk = TABLE_SCHEMA.partitionKey
+  // biome-ignore lint/suspicious/noExplicitAny: an attribute map as the SDK serialized it
+  const leading = (item: any): string[] => (item?.[pk]?.S !== undefined ? [item[pk].S] : [])
   const perItem: Record<string, string> = {
     Put: 'PutItem',
     Update: 'UpdateItem',
@@ -590,16 +609,27 @@ function dynamodbChecks(operation: string, input: any): [string, string][] {
   }
   if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
     return (input.TransactItems as Record<string, { TableName: string }>[]).map((item) => {
-      const [kind, body] = Object.entries(item)[0] as [string, { TableName: string }]
-      return [`dynamodb:${perItem[kind]}`, table(body.TableName)]
+      // biome-ignore lint/suspicious/noExplicitAny: one transaction item
+      const [kind, body] = Object.entries(item)[0] as [string, any]
+      return [`dynamodb:${perItem[kind]}`, table(body.TableName), leading(body.Item ?? body.Key)]
     })
   }
   if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
-    return Object.keys(input.RequestItems).map((name) => [`dynamodb:${operation}`, table(name)])
+    // biome-ignore lint/suspicious/noExplicitAny: a batch's items for one table
+    return Object.entries(input.RequestItems).map(([name, request]: [string, any]) => [
+      `dynamodb:${operation}`,
+      table(name),
+      // biome-ignore lint/suspicious/noExplicitAny: a key, or a write request
+      (request.Keys ?? request).flatMap((key: any) =>
+        leading(key.PutRequest?.Item ?? key.DeleteRequest?.Key ?? key),
+      ),
+    ])
   }
   const resource = input.TableName ? table(input.TableName) : '*'
+  if (input.IndexName) return [[`dynamodb:${operation}`, `${resource}/index/${input.IndexName}`]]
+  const keys = input.Item ?? input.Key
   return [
-    [`dynamodb:${operation}`, input.IndexName ? `${resource}/index/${input.IndexName}` : resource],
+    keys ? [`dynamodb:${operation}`, resource, leading(keys)] : [`dynamodb:${operation}`, resource],
   ]
 }
 
