@@ -12,9 +12,12 @@
  *    authorizer/dpop.ts `authorizeRequest` and through the deployed handler
  *    (an HTTP API event: htm, htu from the event), next to the bare verifies
  *    of the two signatures (the goal: 2.5x the bare verify of one).
- * 2. Every function bundled as the stack bundles it (bench/cold-start.ts): its
+ * 2. Signing an access token per token (bench/signing.ts): in memory with an
+ *    envelope key (RS256 and ES256), next to one KMS `Sign` round trip to the
+ *    stack suite's KMS stand-in.
+ * 3. Every function bundled as the stack bundles it (bench/cold-start.ts): its
  *    size, and its cold import time next to a bare `node -e 0`.
- * 3. Strict mode through local mode (DynamoDB Local, as `npm start` runs it):
+ * 4. Strict mode through local mode (DynamoDB Local, as `npm start` runs it):
  *    the time from logout everywhere to the first 401 at the authorizer.
  *
  * Results go to stdout only. The machine is shared: compare ratios, not absolutes.
@@ -51,6 +54,7 @@ import { freePort } from '../local/dynamodb-local.js'
 import { startLocalMode } from '../local/mode.js'
 import { LocalSigner } from '../local/signer.js'
 import { coldStart } from './cold-start.js'
+import { signing } from './signing.js'
 
 const ISSUER = 'https://auth.bench.example'
 const AUDIENCE = 'https://api.bench.example'
@@ -398,7 +402,8 @@ async function logoutLatency(keyDir: string): Promise<void> {
     AUTHORIZER_STRICT: 'true',
   })
   const cacheSeconds = 5
-  const mode = await startLocalMode(local)
+  // The bench's logins are not news: their security events are not printed.
+  const mode = await startLocalMode(local, { writeEvent: () => {} })
   const pollMs = 20
   try {
     const results: number[] = []
@@ -440,5 +445,6 @@ process.env.POWERTOOLS_LOG_LEVEL = 'ERROR'
 process.env.POWERTOOLS_METRICS_DISABLED = 'true'
 const keyDir = join(mkdtempSync(join(tmpdir(), 'bench-keys-')), 'keys')
 await perRequest(keyDir)
+await signing()
 await coldStart()
 await logoutLatency(keyDir)

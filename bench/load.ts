@@ -56,7 +56,6 @@ async function main() {
     LOCAL_KEY_DIR: keyDir,
     DATA_DIR: '',
     POWERTOOLS_LOG_LEVEL: 'WARN',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   })
   const base = `http://127.0.0.1:${port}`
 

@@ -13,46 +13,65 @@ import {
   unsafeKeyChangeError,
   warnOnDemoClients,
 } from '../lib/app-context.js'
-import { readAppSettings } from '../lib/config.js'
+import { ConfigFileError, readAppSettings } from '../lib/config.js'
 import { DEFAULTS } from '../lib/defaults.js'
-import { planKeyLedger } from '../lib/signing-keys.js'
+import { planKeyLedger, SigningKeyError } from '../lib/signing-keys.js'
 import { TokenServiceStack } from '../lib/token-service-stack.js'
 
-const app = new App()
-const path = String(app.node.tryGetContext('config') ?? 'token-service.config.ts')
-const file = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown }
-const settings = readAppSettings(app, { path, config: file.default })
+async function main() {
+  // No construct stack traces: the CLI prints a construct's source line ("bin/app.ts:49:17")
+  // before each of its warnings, which tells the person at the terminal nothing.
+  const app = new App({
+    stackTraces: false,
+    context: { 'aws:cdk:disable-creation-stack-traces': true },
+  })
+  const path = String(app.node.tryGetContext('config') ?? 'token-service.config.ts')
+  const file = (await import(pathToFileURL(resolve(path)).href).catch((error: Error) => {
+    throw new ConfigFileError(`${path}: cannot be loaded: ${error.message.split('\n')[0]}`)
+  })) as { default?: unknown }
+  const settings = readAppSettings(app, { path, config: file.default })
 
-// The ledger remembers the keys of the last synth, so that synth can refuse a change
-// that would break live tokens (docs/operations.md "Key rotation"). Commit it with the config.
-const ledger =
-  settings.keyLedgerPath === undefined
-    ? undefined
-    : planKeyLedger(
-        settings.keyLedgerPath,
-        settings.stackName,
-        settings.props.signingKeys ?? DEFAULTS.signingKeys,
-        keyChangeRules(settings.props, new Date()),
-      )
-if (ledger && ledger.problems.length > 0) {
-  if (!settings.unsafeKeyChangeReason)
-    throw unsafeKeyChangeError(settings.stackName, ledger.problems)
-  process.stderr.write(
-    `signing keys: accepting an unsafe change (${settings.unsafeKeyChangeReason}):\n${ledger.problems.map((p) => `  - ${p}`).join('\n')}\n`,
-  )
+  // The ledger remembers the keys of the last synth, so that synth can refuse a change
+  // that would break live tokens (docs/operations.md "Key rotation"). Commit it with the config.
+  const ledger =
+    settings.keyLedgerPath === undefined
+      ? undefined
+      : planKeyLedger(
+          settings.keyLedgerPath,
+          settings.stackName,
+          settings.props.signingKeys ?? DEFAULTS.signingKeys,
+          keyChangeRules(settings.props, new Date()),
+        )
+  if (ledger && ledger.problems.length > 0) {
+    if (!settings.unsafeKeyChangeReason)
+      throw unsafeKeyChangeError(settings.stackName, ledger.problems)
+    process.stderr.write(
+      `signing keys: accepting an unsafe change (${settings.unsafeKeyChangeReason}):\n${ledger.problems.map((p) => `  - ${p}`).join('\n')}\n`,
+    )
+  }
+
+  const stack = new TokenServiceStack(app, settings.stackName, {
+    ...settings.props,
+    // The keys a key change deployed half-way may still (or already) sign with, and how each
+    // key signs (fixed when it was added).
+    ...(ledger && { transitionSigningKeys: ledger.transitionKeys, signingKeyModes: ledger.modes }),
+  })
+  warnOnDemoClients(stack, settings.props.clients)
+  addNagPacks(app)
+  // Synthesize now, so that the ledger records only a change that synthesized cleanly
+  // (cdk-nag included); the CLI reads the assembly this writes.
+  app.synth()
+  if (ledger?.changed && settings.keyLedgerPath) {
+    ledger.write()
+    process.stderr.write(`signing keys: recorded in ${settings.keyLedgerPath}; commit it\n`)
+  }
 }
 
-const stack = new TokenServiceStack(app, settings.stackName, {
-  ...settings.props,
-  // The keys a key change deployed half-way may still (or already) sign with.
-  ...(ledger && { transitionSigningKeys: ledger.transitionKeys }),
-})
-warnOnDemoClients(stack, settings.props.clients)
-addNagPacks(app)
-// Synthesize now, so that the ledger records only a change that synthesized cleanly
-// (cdk-nag included); the CLI reads the assembly this writes.
-app.synth()
-if (ledger?.changed && settings.keyLedgerPath) {
-  ledger.write()
-  process.stderr.write(`signing keys: recorded in ${settings.keyLedgerPath}; commit it\n`)
+try {
+  await main()
+} catch (error) {
+  // A mistake in the config file or in -c: one line naming the file and the key, no stack.
+  if (!(error instanceof ConfigFileError || error instanceof SigningKeyError)) throw error
+  process.stderr.write(`${error.message}\n`)
+  process.exit(1)
 }

@@ -6,6 +6,7 @@
 import { ConfigError } from '../functions/config.js'
 import { loadLocalConfig } from '../local/config.js'
 import { assertJava, exposureWarning, stopOnSignals } from '../local/dynamodb-local.js'
+import { colourTerminal } from '../local/event-stream.js'
 import { DEMO_USERNAME, startLocalMode } from '../local/mode.js'
 
 async function main() {
@@ -42,7 +43,7 @@ Behind the authorizer (use the access_token from the login answer${local.service
   curl -s -X DELETE ${u}/sessions/<sid> -H "Authorization: Bearer <access_token>"   (end one session)
   curl -s -X DELETE ${u}/sessions -H "Authorization: Bearer <access_token>"         (logout everywhere)
 
-Security events (docs/events.md) are printed below as they happen, one JSON line each.
+Security events (docs/events.md) are printed below as they happen, one JSON line each${colourTerminal() ? ', in yellow' : ''}.
 
 Ctrl-C stops the service and DynamoDB Local.`)
   const warning = exposureWarning(local.dynamodb)

@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util'
 import { DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
+import { passwordPolicy } from '../functions/adapters/password-policy.js'
+import { loadBreachCheck } from '../functions/config.js'
 import { systemClock } from '../functions/core/clock.js'
 import { OAuthError } from '../functions/core/errors.js'
 import { addUser, disableUser, enableUser, setPassword } from '../functions/core/users.js'
@@ -19,7 +21,8 @@ const HELP = `${USAGE}
 
 Commands:
   add <username> [--role <role>]...   add a user; the password is read from stdin
-                                      (typed at a terminal, it is not shown)
+                                      (typed twice at a terminal, it is not shown;
+                                      never as an argument)
   set-password <username>             set a user's password and end all their sessions;
                                       the password is read as for add
   disable <username>                  disable a user and end all their sessions
@@ -33,20 +36,39 @@ Options:
   -h, --help         show this help
 `
 
-/** The password: typed at a terminal without echo, else everything piped to stdin. */
+/**
+ * The password: typed twice at a terminal without echo, else everything piped to stdin
+ * (one trailing newline dropped). Never from argv: see `--password` below.
+ */
 async function readPassword(): Promise<string> {
   const stdin = process.stdin
   if (!stdin.isTTY) {
     const chunks: Buffer[] = []
     for await (const chunk of stdin) chunks.push(chunk as Buffer)
-    return Buffer.concat(chunks)
+    const password = Buffer.concat(chunks)
       .toString('utf8')
       .replace(/\r?\n$/, '')
+    if (password === '') {
+      throw new Error(
+        "nothing was read from standard input: pipe the password in (echo -n '<password>' | npm run users -- ...) or run the command at a terminal",
+      )
+    }
+    return password
   }
+  const password = await prompt('password: ')
+  if ((await prompt('password again: ')) !== password) {
+    throw new Error('the two passwords differ; nothing was changed')
+  }
+  return password
+}
+
+/** One line typed at the terminal, not shown. */
+function prompt(question: string): Promise<string> {
+  const stdin = process.stdin
   // Raw mode turns the terminal's echo off; the line editing it also turns off is done here.
   stdin.setRawMode(true)
   stdin.setEncoding('utf8')
-  process.stderr.write('password: ')
+  process.stderr.write(question)
   return new Promise((resolve, reject) => {
     let password: string[] = []
     const finish = (error?: Error) => {
@@ -66,7 +88,28 @@ async function readPassword(): Promise<string> {
       }
     }
     stdin.on('data', onData)
+    stdin.resume() // paused by the previous prompt
   })
+}
+
+/**
+ * A deployed table needs a region and credentials from the usual AWS chain: say which is
+ * missing before asking for a password, instead of the SDK's error from the first call.
+ */
+async function assertAwsAccess(client: DynamoDBClient): Promise<void> {
+  const region = await client.config.region().catch(() => undefined)
+  if (!region) {
+    throw new Error(
+      'no AWS region for the table: set AWS_REGION (or AWS_PROFILE, with a region in its profile)',
+    )
+  }
+  try {
+    await client.config.credentials()
+  } catch {
+    throw new Error(
+      `no AWS credentials for the table in ${region}: set AWS_PROFILE (after aws sso login, if it uses SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
+    )
+  }
 }
 
 /** What to tell the person at the terminal: the DynamoDB reason, not the HTTP answer. */
@@ -80,6 +123,10 @@ function explain(
     const hint = target.local ? ' (is `npm start` running?)' : ''
     return `cannot reach DynamoDB at ${target.endpoint}${hint}`
   }
+  const name = (cause as Error | undefined)?.name ?? ''
+  if (/^(ExpiredToken|UnrecognizedClient|InvalidSignature|AccessDenied)/.test(name)) {
+    return `AWS refused the call (${name}): check the credentials and their permissions on table ${target.table}`
+  }
   if (error instanceof OAuthError) return error.detail ?? error.description
   return error instanceof Error ? error.message : String(error)
 }
@@ -92,8 +139,15 @@ async function main() {
       table: { type: 'string' },
       endpoint: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
+      // Declared only to be refused with a reason, rather than as an unknown option.
+      password: { type: 'string' },
     },
   })
+  if (values.password !== undefined) {
+    throw new Error(
+      '--password is refused: a password never goes on the command line, where the shell history and ps keep it. Pipe it on standard input, or type it at the prompt',
+    )
+  }
   if (values.help) {
     process.stdout.write(HELP)
     return
@@ -116,11 +170,28 @@ async function main() {
     sessions: new DynamoSessions(client, table),
   }
   try {
+    if (!local) await assertAwsAccess(client)
     await run(stores, command, username, values.role)
   } catch (error) {
     throw new Error(explain(error, { table, endpoint, local }), { cause: error })
   }
 }
+
+/**
+ * The password policy of `POST /me/password` (core/password-policy.ts), with the range API
+ * when PASSWORD_BREACH_CHECK_URL is set here too; one it cannot reach is said on stderr.
+ */
+const policyOf = () =>
+  passwordPolicy({
+    events: {
+      emit: (event) => {
+        if (event === 'breach_check_unavailable') {
+          process.stderr.write('users: the breached-password check could not be reached; skipped\n')
+        }
+      },
+    },
+    breachCheck: loadBreachCheck(),
+  })
 
 async function run(
   stores: { readonly users: DynamoUsers; readonly sessions: DynamoSessions },
@@ -130,21 +201,24 @@ async function run(
 ) {
   switch (command) {
     case 'add': {
-      const user = await addUser(stores.users, systemClock, {
-        username,
-        password: await readPassword(),
-        roles,
-      })
+      const user = await addUser(
+        stores.users,
+        systemClock,
+        { username, password: await readPassword(), roles },
+        policyOf(),
+      )
       console.log(
         `added ${user.username} (sub ${user.sub}, roles: ${user.roles.join(', ') || 'none'})`,
       )
       break
     }
     case 'set-password': {
-      const ended = await setPassword(stores, systemClock, {
-        username,
-        password: await readPassword(),
-      })
+      const ended = await setPassword(
+        stores,
+        systemClock,
+        { username, password: await readPassword() },
+        policyOf(),
+      )
       console.log(`set the password of ${username}; ended ${ended} session(s)`)
       break
     }

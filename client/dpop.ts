@@ -6,6 +6,8 @@
  * and the proofs it signs for each request.
  */
 
+import { withoutQuery } from './url.js'
+
 /**
  * The parts of WebCrypto and IndexedDB used here, typed locally (as tabs.ts
  * types Web Locks): the package builds against no DOM or Node typings.
@@ -331,12 +333,6 @@ function settled<T>(request: RequestLike<T>): Promise<T> {
 async function sha256(text: string): Promise<string> {
   const digest = await webCrypto().subtle.digest('SHA-256', utf8(text))
   return base64url(new Uint8Array(digest))
-}
-
-/** RFC 9449 §4.2: `htu` has no query and no fragment. */
-function withoutQuery(uri: string): string {
-  const url = new URL(uri)
-  return `${url.origin}${url.pathname}`
 }
 
 function utf8(text: string): Uint8Array {

@@ -1,5 +1,5 @@
 /**
- * `rotating-token-service/client`: a dependency-free client for SPAs, React
+ * `@rotating-token-service/client`: a dependency-free client for SPAs, React
  * Native apps and Node 20+. See client/README.md.
  */
 export {
@@ -24,6 +24,7 @@ export type {
 } from './events.js'
 export {
   type CookieStorage,
+  type CookieStorageOptions,
   cookieStorage,
   localStorageStorage,
   memoryStorage,

@@ -23,6 +23,8 @@ export interface SessionOptions {
   readonly clock: Clock
   /** Holds the refresh token in body mode; undefined in cookie mode, where the cookie does. */
   readonly store: TokenStorage | undefined
+  /** Cookie mode: where a flag says a cookie session may exist (`cookieStorage`). */
+  readonly sessionHint?: { readonly storage: TokenStorage; readonly key: string } | undefined
   readonly storageKey: string
   /** Names the lock and the channel this client shares with its other tabs. */
   readonly tabsName: string
@@ -57,6 +59,7 @@ export interface Session {
 export function createSession(options: SessionOptions): Session {
   const { transport, clock, store, storageKey, emit } = options
   const cookieMode = store === undefined
+  const hint = cookieMode ? options.sessionHint : undefined
   let tokens: SharedTokens | undefined
   let phase: Phase = 'unknown'
   /** Bumped when a session starts or ends here: answers for an older one are dropped. */
@@ -106,6 +109,7 @@ export function createSession(options: SessionOptions): Session {
     epoch++
     timer.cancel()
     if (store) await store.removeItem(storageKey)
+    if (hint) await hint.storage.removeItem(hint.key)
     if (tellTabs && hadSession) tabs.publishEnded(reason)
     if (tellApp && hadSession) emit('session-expired', { reason })
   }
@@ -146,6 +150,10 @@ export function createSession(options: SessionOptions): Session {
         return undefined
       }
       if (phase === 'unknown') phase = 'active' // a stored session counts as one
+    } else if (hint && phase === 'unknown' && !(await hint.storage.getItem(hint.key))) {
+      // No cookie session was ever noted here: a refresh could only be refused.
+      phase = 'none'
+      return undefined
     }
     const issuedAt = clock.now()
     let body: TokenResponse
@@ -189,6 +197,7 @@ export function createSession(options: SessionOptions): Session {
       }
       await store.setItem(storageKey, body.refresh_token)
     }
+    if (hint) await hint.storage.setItem(hint.key, '1')
     const next: SharedTokens = {
       id: newId(),
       accessToken: body.access_token,

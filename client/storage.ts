@@ -16,6 +16,11 @@ export interface TokenStorage {
  */
 export interface CookieStorage {
   readonly kind: 'cookie'
+  /**
+   * Where the client notes that a cookie session may exist (a flag, never a token), so that
+   * a first visit makes no refresh that can only fail. `null`: no note, always try.
+   */
+  readonly sessionHint: TokenStorage | null
 }
 
 export type StorageOption = TokenStorage | CookieStorage
@@ -66,7 +71,20 @@ export function localStorageStorage(): TokenStorage {
   }
 }
 
+export interface CookieStorageOptions {
+  /**
+   * Where to note that this browser has a cookie session: a flag, set at login and each
+   * refresh, removed when the session ends. Without the flag, `getAccessToken()` answers
+   * `null` at once instead of a refresh the server can only refuse (a 400 in the console
+   * of every first visit). `false` always tries the cookie.
+   * @default `localStorageStorage()` where `localStorage` exists, else `false`
+   */
+  readonly sessionHint?: TokenStorage | false
+}
+
 /** Cookie mode: the refresh token is an `HttpOnly` cookie that JavaScript never sees. */
-export function cookieStorage(): CookieStorage {
-  return { kind: 'cookie' }
+export function cookieStorage(options: CookieStorageOptions = {}): CookieStorage {
+  const hasLocalStorage = (globalThis as { localStorage?: unknown }).localStorage !== undefined
+  const hint = options.sessionHint ?? (hasLocalStorage ? localStorageStorage() : false)
+  return { kind: 'cookie', sessionHint: hint === false ? null : hint }
 }

@@ -1,4 +1,4 @@
-import { createDpop, type Dpop, type DpopOptions } from './dpop.js'
+import type { Dpop } from './dpop.js'
 import { TokenClientError } from './errors.js'
 import { createEmitter, type TokenClientEvents } from './events.js'
 import { errorFromResponse, rejectsToken } from './responses.js'
@@ -34,13 +34,15 @@ export interface TokenClientOptions {
   readonly storageKey?: string
   /**
    * DPoP (RFC 9449): bind the tokens to a non-extractable ES256 key of this
-   * client, so that a stolen token is useless without it. `true` keeps the key
-   * in IndexedDB in browsers (shared by the origin's tabs) and in memory
-   * elsewhere; `{ store }` takes a `DpopKeyStore` (a React Native keystore).
-   * Login, refresh and `fetch` send proofs; logout deletes the key.
-   * @default false
+   * client, so that a stolen token is useless without it. `createDpop()` keeps
+   * the key in IndexedDB in browsers (shared by the origin's tabs) and in
+   * memory elsewhere; `createDpop({ store })` takes a `DpopKeyStore` (a React
+   * Native keystore). Login, refresh and `fetch` send proofs; logout deletes
+   * the key. Passed in rather than switched on, so that an app without DPoP
+   * bundles none of its code.
+   * @default none: bearer tokens
    */
-  readonly dpop?: boolean | DpopOptions
+  readonly dpop?: Dpop
 }
 
 export interface TokenClient {
@@ -94,9 +96,7 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
   const clock = options.clock ?? { now: () => Date.now() }
   const retry = retrySettings(options.retry)
   const inPage = typeof (globalThis as { document?: unknown }).document !== 'undefined'
-  const dpop: Dpop | undefined = options.dpop
-    ? createDpop({ ...(options.dpop === true ? {} : options.dpop), now: () => clock.now() })
-    : undefined
+  const dpop = options.dpop
 
   const transport = createTransport({
     baseUrl,
@@ -113,6 +113,10 @@ export function createTokenClient(options: TokenClientOptions): TokenClient {
     transport,
     clock,
     store: isCookieStorage(storage) ? undefined : storage,
+    sessionHint:
+      isCookieStorage(storage) && storage.sessionHint
+        ? { storage: storage.sessionHint, key: `rotating-token.${clientId}.cookie_session` }
+        : undefined,
     storageKey: options.storageKey ?? `rotating-token.${clientId}.refresh_token`,
     tabsName: `rotating-token:${baseUrl}:${clientId}`,
     crossTab: options.crossTab ?? inPage,

@@ -13,6 +13,7 @@ import {
   parseTokenResponse,
   type TokenResponse,
 } from './responses.js'
+import { originOf } from './url.js'
 
 /** Where time comes from: epoch milliseconds, like `Date.now()`. */
 export interface Clock {
@@ -101,7 +102,7 @@ export function createTransport(options: TransportOptions): Transport {
 
   /** What an answer tells about its server: its next nonce and its clock. */
   function learn(url: string, response: Response): void {
-    const origin = new URL(url).origin
+    const origin = originOf(url)
     const nonce = response.headers.get('dpop-nonce')
     if (nonce) nonces.set(origin, nonce)
     const date = Date.parse(response.headers.get('date') ?? '')
@@ -111,11 +112,11 @@ export function createTransport(options: TransportOptions): Transport {
     else offsets.delete(origin)
   }
 
-  const offsetOf = (url: string) => offsets.get(new URL(url).origin) ?? 0
+  const offsetOf = (url: string) => offsets.get(originOf(url)) ?? 0
 
   /** A fresh proof for one attempt, with the origin's nonce and dated by its clock. */
   function proof(htm: string, htu: string, accessToken?: string): Promise<string> {
-    const nonce = nonces.get(new URL(htu).origin)
+    const nonce = nonces.get(originOf(htu))
     return (dpop as Dpop).proof({
       htm,
       htu,

@@ -3,7 +3,7 @@
  * that serves this page. No framework; the DOM is built with textContent only, and the
  * page's CSP (`default-src 'self'`) allows no inline script or style.
  */
-import { cookieStorage, createTokenClient, TokenClientError } from '../client/index.js'
+import { cookieStorage, createDpop, createTokenClient, TokenClientError } from '../client/index.js'
 
 const clientId =
   document.querySelector<HTMLMetaElement>('meta[name="client-id"]')?.content ?? 'demo-page'
@@ -12,7 +12,7 @@ const client = createTokenClient({
   clientId,
   storage: cookieStorage(),
   // Tokens bound to a non-extractable key in IndexedDB, shared by this origin's tabs.
-  dpop: true,
+  dpop: createDpop(),
 })
 
 const byId = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
@@ -336,7 +336,8 @@ ui.form.addEventListener('submit', async (event) => {
 function describePasswordChange(error: unknown): string {
   if (!(error instanceof TokenClientError)) return describe(error)
   if (error.code === 'invalid_grant') return 'The current password is wrong.'
-  if (error.code === 'invalid_request') return 'The new password must be 8 to 1,024 bytes long.'
+  // The description names the rule the new password broke (never the password).
+  if (error.code === 'invalid_request') return `The new password was refused: ${error.message}.`
   return describe(error)
 }
 
@@ -378,6 +379,11 @@ ui.logout.addEventListener('click', async () => {
 })
 
 ui.logoutEverywhere.addEventListener('click', async () => {
+  // It ends the user's sessions on every device: one click must not do that by accident.
+  const sure = window.confirm(
+    'Log out everywhere? Every session of yours ends: this browser, your other browsers and devices.',
+  )
+  if (!sure) return
   ui.logoutEverywhere.disabled = true
   try {
     const response = await api('/sessions', { method: 'DELETE' })

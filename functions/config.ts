@@ -62,6 +62,36 @@ export function loadIssuer(env: Env = process.env): string {
   return issuer
 }
 
+/**
+ * True for an https URL, or an http one on a loopback host (local mode and
+ * its tests): what the authorizer trusts for its issuer and its keys. Plain
+ * http elsewhere would let anyone on the path serve it keys.
+ */
+export function isSecureUrl(url: URL): boolean {
+  if (url.protocol === 'https:') return true
+  if (url.protocol !== 'http:') return false
+  return (
+    url.hostname === 'localhost' ||
+    url.hostname === '[::1]' ||
+    /^127(\.\d{1,3}){3}$/.test(url.hostname)
+  )
+}
+
+function secureUrl(name: SettingName, value: string): string {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ConfigError(`${name} must be an absolute URL`)
+  }
+  if (!isSecureUrl(url)) {
+    throw new ConfigError(
+      `${name} must be an https URL (http only on localhost, 127.0.0.1 or [::1]), got "${value}"`,
+    )
+  }
+  return value
+}
+
 export function loadHttpConfig(env: Env = process.env): HttpConfig {
   let clients: Map<string, Client>
   try {
@@ -133,6 +163,32 @@ export function loadSigningConfig(env: Env = process.env): SigningConfig {
   }
 }
 
+/** What envelope signing keys need (docs/design.md "Keys"). */
+export interface EnvelopeConfig {
+  /** `ENVELOPE_KEY_ID`: the symmetric KMS key that wraps their private keys. */
+  readonly wrappingKeyId: string
+  /** `SIGNING_KEY_OWNER`: `<stack>/<construct id>`, in each private key's encryption context. */
+  readonly owner: string
+}
+
+/**
+ * `ENVELOPE_KEY_ID` and `SIGNING_KEY_OWNER`: required when a signing key is an
+ * envelope key (`envelope:<id>`), undefined otherwise.
+ */
+export function loadEnvelopeConfig(
+  signing: SigningConfig,
+  env: Env = process.env,
+): EnvelopeConfig | undefined {
+  const envelope = [signing.activeKeyId, ...signing.retiringKeyIds].some((id) =>
+    id.startsWith('envelope:'),
+  )
+  if (!envelope) return undefined
+  return {
+    wrappingKeyId: required(env, 'ENVELOPE_KEY_ID'),
+    owner: required(env, 'SIGNING_KEY_OWNER'),
+  }
+}
+
 /**
  * `DPOP_NONCE_KEY_ID`: the KMS key DPoP nonces come from; required when a
  * client has `dpop_nonce`, undefined otherwise.
@@ -172,6 +228,22 @@ export function loadLoginBackoff(env: Env = process.env): BackoffPolicy {
   return policy
 }
 
+/** The optional breached-password range API (core/password-policy.ts, rule 4). */
+export interface BreachCheckConfig {
+  /** `PASSWORD_BREACH_CHECK_URL`. */
+  readonly url: string
+  /** `PASSWORD_BREACH_CHECK_TIMEOUT_MS`. @default 1500 */
+  readonly timeoutMs: number
+}
+
+/** `PASSWORD_BREACH_CHECK_*`: undefined (the default) when no range API is configured. */
+export function loadBreachCheck(env: Env = process.env): BreachCheckConfig | undefined {
+  const url = raw(env, 'PASSWORD_BREACH_CHECK_URL')
+  const timeoutMs = integer(env, 'PASSWORD_BREACH_CHECK_TIMEOUT_MS')
+  if (url === undefined) return undefined
+  return { url: secureUrl('PASSWORD_BREACH_CHECK_URL', url), timeoutMs }
+}
+
 /** The Lambda authorizer's settings (docs/design.md "Authorizer"). */
 export interface AuthorizerConfig {
   /** `ISSUER`. */
@@ -191,15 +263,10 @@ export interface AuthorizerConfig {
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
-  const issuer = loadIssuer(env)
+  const issuer = secureUrl('ISSUER', loadIssuer(env))
   const audiences = list(env, 'AUTHORIZER_AUDIENCES')
   if (audiences.length === 0) throw new ConfigError('AUTHORIZER_AUDIENCES must be set')
-  const jwksUri = raw(env, 'JWKS_URI') ?? `${issuer}/.well-known/jwks.json`
-  try {
-    new URL(jwksUri)
-  } catch {
-    throw new ConfigError('JWKS_URI must be an absolute URL')
-  }
+  const jwksUri = secureUrl('JWKS_URI', raw(env, 'JWKS_URI') ?? `${issuer}/.well-known/jwks.json`)
   const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
   const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
   if (!SETTING_RULES.answerCache.holds({ cacheSeconds: answerCacheSeconds, skewSeconds })) {

@@ -1,3 +1,5 @@
+import type { EnvelopeKeyStore } from './adapters/envelope-signer.js'
+import type { GraceKeyDirectory } from './adapters/kms-grace-keys.js'
 import type { DpopReplayStore } from './core/dpop.js'
 import type { EventOutbox, LoginAttempts, SessionStore, UserStore } from './core/ports.js'
 import type { LambdaName } from './settings.js'
@@ -56,16 +58,36 @@ export type StoreMethod =
   | keyof LoginAttempts
   | keyof EventOutbox
   | keyof DpopReplayStore
+  | keyof GraceKeyDirectory
+  | keyof EnvelopeKeyStore
 
 /**
  * What a function does with the service's KMS keys (lib/token-service-keys.ts grants each):
  * - `sign`: `Sign` a digest and read the signing key's public key (its `kid`), with the
  *   active key and the keys a rotation deployed half-way may sign with;
  * - `publish`: read the public key of every listed signing key (JWKS);
+ * - `envelopeSign`: unwrap (`Decrypt`) the private key of an envelope key login and token
+ *   may sign with, generate its pair if none is stored, and read and store the pairs (only
+ *   when a listed key is an envelope key);
+ * - `envelopePublish`: read and store envelope keys' pairs (their items only) and generate
+ *   the pair of a key published first (JWKS; in every mode, by tag);
  * - `graceSeal`: wrap and unwrap the data keys that seal grace children;
  * - `nonceMac`: derive the DPoP nonce key (`GenerateMac`), when a client has `dpop_nonce`.
  */
-export type KmsUse = 'sign' | 'publish' | 'graceSeal' | 'nonceMac'
+export type KmsUse =
+  | 'sign'
+  | 'publish'
+  | 'envelopeSign'
+  | 'envelopePublish'
+  | 'graceSeal'
+  | 'nonceMac'
+
+/**
+ * The store methods of envelope keys' pairs: granted with the `envelopeSign` and
+ * `envelopePublish` uses (only with an envelope key, or only on their items), not from
+ * the row's `store` as the others are.
+ */
+export const KEY_PAIR_METHODS: readonly StoreMethod[] = ['findKeyPair', 'createKeyPair']
 
 export interface FunctionSpec {
   /** The handler module, from the project root; its export `handler`. */
@@ -111,14 +133,21 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         'countLoginAttempt',
         'claimLoginAttempt',
         'clearLoginFailures',
+        // A refused DPoP proof takes back its attempt's count, never more.
+        'giveBackLoginAttempt',
         'createSession',
         'appendEvent',
+        // A replayed DPoP proof's event, once an hour per user (core/theft-signals.ts).
+        'appendEventOnce',
         // A session whose token could not be sent (signing failed) is revoked at once.
         'revokeSession',
         // A DPoP proof's single use.
         'recordProof',
+        // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
+        'findKeyPair',
+        'createKeyPair',
       ],
-      kms: ['sign', 'nonceMac'],
+      kms: ['sign', 'envelopeSign', 'nonceMac'],
       http: http(true),
     },
     token: {
@@ -131,14 +160,26 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       // event alone.
       store: [
         'loadRefreshState',
+        // Only for a token that is neither the session's current nor its previous one.
+        'wasRetired',
         'recordProof',
         'getSession',
+        // The retired token's record, before the one conditional write of the session.
+        'recordRetired',
         'rotate',
         'revokeSession',
         'appendEvent',
+        // A DPoP theft signal's event, once an hour per session (core/theft-signals.ts).
+        'appendEventOnce',
+        // The grace seals' wrapped keys: this container's written once, another's read.
+        'saveGraceKey',
+        'findGraceKey',
+        // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
+        'findKeyPair',
+        'createKeyPair',
       ],
       // Signs; seals a rotation's grace child and opens one for a grace replay.
-      kms: ['sign', 'nonceMac', 'graceSeal'],
+      kms: ['sign', 'envelopeSign', 'nonceMac', 'graceSeal'],
       http: http(true),
     },
     revoke: {
@@ -146,7 +187,8 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'POST /revoke',
       memoryMiB: 512,
       timeoutSeconds: 6,
-      store: ['loadRefreshState', 'revokeSession'],
+      // The record of a token older than the session's previous one.
+      store: ['loadRefreshState', 'wasRetired', 'revokeSession'],
       kms: [],
       http: http(true),
     },
@@ -155,8 +197,9 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
       purpose: 'JWKS and discovery',
       memoryMiB: 512,
       timeoutSeconds: 5,
-      store: [],
-      kms: ['publish'],
+      // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopePublish` on their items).
+      store: ['findKeyPair', 'createKeyPair'],
+      kms: ['publish', 'envelopePublish'],
       // Public documents, cached by verifiers (JWKS_MAX_AGE_SECONDS).
       http: http(false, false),
     },

@@ -78,7 +78,7 @@ const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
 export const SETTINGS = {
   ISSUER: {
     type: 'string',
-    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events.',
+    doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events. The authorizers refuse to start unless it is https (http only on localhost, 127.0.0.1 or [::1], for local mode).',
     functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
   CLIENTS: {
@@ -86,7 +86,11 @@ export const SETTINGS = {
     doc: 'The OAuth clients as a JSON array (docs/design.md "Clients"). Their `allowed_origins` make up the CORS allow-list.',
     functions: HTTP,
   },
-  TABLE_NAME: { type: 'string', doc: 'The DynamoDB table.', functions: TABLE },
+  TABLE_NAME: {
+    type: 'string',
+    doc: 'The DynamoDB table (for `jwks`, only with envelope signing keys: their public keys are there).',
+    functions: [...TABLE, 'jwks'],
+  },
   EVENT_BUS_NAME: {
     type: 'string',
     doc: 'The EventBridge bus the forwarder puts the security events on (docs/design.md "Security events").',
@@ -94,7 +98,17 @@ export const SETTINGS = {
   },
   SIGNING_KEY_ID: {
     type: 'string',
-    doc: 'The active KMS signing key (ARN, id or alias).',
+    doc: 'The active signing key: a KMS key (ARN, id or alias) that signs with `kms:Sign`, or `envelope:<id>`, a key pair KMS generated that signs in memory (docs/design.md "Keys").',
+    functions: SIGNING,
+  },
+  ENVELOPE_KEY_ID: {
+    type: 'string',
+    doc: 'The symmetric KMS key that wraps the private keys of the envelope signing keys (ARN, id or alias). The stack sets it when a key is an envelope key.',
+    functions: SIGNING,
+  },
+  SIGNING_KEY_OWNER: {
+    type: 'string',
+    doc: 'The owner named in each envelope key’s encryption context, `<stack>/<construct id>`: KMS unwraps a private key only with it and the key’s id.',
     functions: SIGNING,
   },
   GRACE_KEY_ID: {
@@ -105,7 +119,7 @@ export const SETTINGS = {
   RETIRING_KEY_IDS: {
     type: 'list',
     default: '',
-    doc: 'Comma-separated KMS keys still published in the JWKS, never signing.',
+    doc: 'Comma-separated keys still published in the JWKS, never signing: KMS keys or `envelope:<id>`.',
     functions: ['jwks'],
   },
   SIGNING_ALG: {
@@ -190,9 +204,23 @@ export const SETTINGS = {
     doc: 'Failures are forgotten this long after the last one; at least `LOGIN_BACKOFF_MAX_SECONDS`.',
     functions: PASSWORD_CHECKS,
   },
+  PASSWORD_BREACH_CHECK_URL: {
+    type: 'string',
+    doc: 'A breached-password range API, HIBP-compatible (`GET <url>/range/<first 5 hex characters of the SHA-1>`), that every new password at `POST /me/password` is checked against; https (http only on a loopback host). Unset, the default: no such check, only the offline list of common passwords. When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    functions: ['password'],
+  },
+  PASSWORD_BREACH_CHECK_TIMEOUT_MS: {
+    type: 'integer',
+    default: 1500,
+    min: 100,
+    max: 10_000,
+    unit: 'ms',
+    doc: 'How long the password change waits for the breached-password range API before it accepts the password without it.',
+    functions: ['password'],
+  },
   JWKS_URI: {
     type: 'string',
-    doc: 'Where the Lambda authorizer fetches the verification keys. Default: `<ISSUER>/.well-known/jwks.json`.',
+    doc: 'Where the Lambda authorizer fetches the verification keys: https (http only on a loopback host), a body of at most 64 KiB, read no further. Default: `<ISSUER>/.well-known/jwks.json`.',
     functions: AUTHORIZERS,
   },
   AUTHORIZER_AUDIENCES: {

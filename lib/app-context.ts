@@ -40,7 +40,12 @@ export function warnOnDemoClients(stack: Construct, clients: readonly ClientConf
 export function keyChangeRules(
   props: Pick<
     TokenServiceStackProps,
-    'clients' | 'algorithm' | 'jwksMaxAge' | 'authorizerSettings' | 'tokenBackdateSeconds'
+    | 'clients'
+    | 'algorithm'
+    | 'signing'
+    | 'jwksMaxAge'
+    | 'authorizerSettings'
+    | 'tokenBackdateSeconds'
   >,
   now: Date,
 ): KeyChangeRules {
@@ -53,6 +58,7 @@ export function keyChangeRules(
   )
   return {
     algorithm: props.algorithm ?? DEFAULTS.algorithm,
+    signing: props.signing ?? DEFAULTS.signing,
     now,
     publishWaitSeconds: NATIVE_AUTHORIZER_KEY_CACHE.toSeconds() + jwksMaxAge.toSeconds(),
     retireWaitSeconds: longestAccessTokenTtl(props.clients).toSeconds() + clockMargin,

@@ -154,6 +154,12 @@ export const CONFIG_SCHEMA = {
     default: DEFAULTS.algorithm,
     doc: 'KMS `RSA_2048` (RS256, the only one the native JWT authorizer accepts) or `ECC_NIST_P256` (ES256). A KeySpec cannot change in place: a new algorithm needs a new stack.',
   },
+  signing: {
+    type: 'enum',
+    values: ['kms', 'envelope'] as const,
+    default: DEFAULTS.signing,
+    doc: 'How keys added from now on sign. `kms`: a KMS `Sign` per token, the private key never leaves KMS; KMS allows 1,000 RSA (or ECC) signing requests a second per account and region, shared with the account. `envelope`: KMS generates the key pair and keeps the private key wrapped under a symmetric key of the stack; `login` and `token` unwrap it once per container and sign in memory, with no KMS call per token. A listed key keeps its mode: to switch, rotate to a new key (docs/operations.md "Key rotation"). Trade-off: docs/security.md "Signing keys: KMS or envelope"; when to switch: docs/capacity.md.',
+  },
   signingKeys: {
     type: 'signingKeys',
     doc: 'The KMS signing keys, `{ id, state }` with exactly one `active`; the others `retiring` (published, never signing). See docs/operations.md "Key rotation".',
@@ -366,6 +372,18 @@ export const CONFIG_SCHEMA = {
         default: DEFAULTS.securityEvents.bus,
         doc: 'A custom EventBridge bus the table’s stream feeds through the forwarder function, with a dead-letter queue and alarms (docs/operations.md "Security events"). Off: no stream, forwarder or bus.',
       },
+    },
+  },
+  passwordBreachCheck: {
+    type: 'object',
+    doc: 'Off by default. A breached-password range API (HIBP-compatible, k-anonymity: only the first 5 hex characters of a password’s SHA-1 are sent) that `POST /me/password` checks every new password against, besides the offline list of common passwords (docs/security.md "Passwords and usernames"). When it cannot be reached, the password is accepted and counted in `BreachCheckUnavailable`.',
+    fields: {
+      url: {
+        type: 'string',
+        required: true,
+        doc: 'The API’s base URL, https, for example `https://api.pwnedpasswords.com`; required with `passwordBreachCheck`.',
+      },
+      timeoutMs: fromSetting('PASSWORD_BREACH_CHECK_TIMEOUT_MS'),
     },
   },
 } as const satisfies Fields

@@ -83,8 +83,9 @@ function checkObject(fields: Fields, value: unknown, path: string): Record<strin
     const at = path ? `${path}.${key}` : key
     const field = fields[key]
     if (!field) {
+      const near = closest(key, Object.keys(fields))
       throw new ConfigFileError(
-        `${at} is not a setting (allowed: ${Object.keys(fields).join(', ')})`,
+        `${at} is not a setting${near ? `: did you mean ${near}?` : ''} (allowed: ${Object.keys(fields).join(', ')})`,
       )
     }
     if (item !== undefined) checked[key] = check(field, item, at)
@@ -99,6 +100,31 @@ function checkObject(fields: Fields, value: unknown, path: string): Record<strin
     throw new ConfigFileError(`${path} needs ${names}`)
   }
   return checked
+}
+
+/** The allowed key a typo most likely meant: at most 2 edits away, ignoring case. */
+function closest(key: string, allowed: readonly string[]): string | undefined {
+  const distance = (a: string, b: string) => {
+    let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+    for (let i = 1; i <= a.length; i++) {
+      const row = [i]
+      for (let j = 1; j <= b.length; j++) {
+        const cost = a[i - 1] === b[j - 1] ? 0 : 1
+        row[j] = Math.min(
+          (previous[j] as number) + 1,
+          (row[j - 1] as number) + 1,
+          (previous[j - 1] as number) + cost,
+        )
+      }
+      previous = row
+    }
+    return previous[b.length] as number
+  }
+  const [best] = allowed
+    .map((name) => ({ name, d: distance(key.toLowerCase(), name.toLowerCase()) }))
+    .filter(({ d }) => d <= 2)
+    .sort((a, b) => a.d - b.d)
+  return best?.name
 }
 
 /**
@@ -150,8 +176,9 @@ export function withOverrides(
     for (const [index, name] of path.entries()) {
       const field = fields[name]
       if (!field) {
+        const near = closest(name, Object.keys(fields))
         throw new ConfigFileError(
-          `-c ${key}: ${path.slice(0, index + 1).join('.')} is not a setting (allowed: ${Object.keys(fields).join(', ')})`,
+          `-c ${key}: ${path.slice(0, index + 1).join('.')} is not a setting${near ? `: did you mean ${near}?` : ''} (allowed: ${Object.keys(fields).join(', ')})`,
         )
       }
       if (index === path.length - 1) {
@@ -244,6 +271,7 @@ const TO_PROPS: ToProps = {
   clients: 'same',
   issuer: 'same',
   algorithm: 'same',
+  signing: 'same',
   signingKeys: 'same',
   authorizer: 'same',
   strictRevocation: 'same',
@@ -271,6 +299,7 @@ const TO_PROPS: ToProps = {
   loginBackoff: 'same',
   authorizerSettings: 'same',
   securityEvents: 'same',
+  passwordBreachCheck: 'same',
 }
 
 /** The stack's props from a valid config. */

@@ -10,6 +10,8 @@ import type { SigningKeySpec } from './signing-keys.js'
 export const DEFAULTS = {
   /** KMS `RSA_2048`: the only family the native HTTP API JWT authorizer accepts. */
   algorithm: 'RS256',
+  /** A KMS `Sign` per token: the private key never leaves KMS (docs/security.md). */
+  signing: 'kms',
   signingKeys: [{ id: 'k1', state: 'active' }] as readonly SigningKeySpec[],
   authorizer: 'lambda',
   strictRevocation: false,
@@ -100,6 +102,8 @@ export const ALARM_THRESHOLDS = {
   /** Enforced reuses per 1,000 refreshes; with `minRefreshes`, one reuse in a quiet period. */
   reusePerThousandRefreshes: 1,
   minRefreshes: 1000,
+  /** Any DPoP refusal that signals theft (another key for a bound token, a replayed proof). */
+  dpopTheftSignals: 1,
   /** 1% of the requests answered 5xx, two periods running. */
   serverErrorsPerThousand: 10,
   /** 5% of the requests answered 429, two periods running. */

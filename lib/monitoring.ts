@@ -52,7 +52,7 @@ export interface TokenServiceMonitoringProps {
 
 /**
  * The alarms and the dashboard of docs/design.md "Operations": reuse detections,
- * 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles,
+ * DPoP theft signals, 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles,
  * and with the security events' bus, its dead letters and the forwarder's lag;
  * a dashboard of logins, refreshes, grace hits, reuse detections (enforced and
  * reported), revocations, latency percentiles and errors.
@@ -184,6 +184,16 @@ export class TokenServiceMonitoring extends Construct {
     const tooManyRequests =
       props.accessLogs && tooManyRequestsMetric(this, props.accessLogs, period)
 
+    // Both kinds of DPoP refusal that signal theft (functions/core/theft-signals.ts), each refusal.
+    const dpopKeyMismatches = custom('DpopKeyMismatches', 'DPoP proofs of another key')
+    const dpopReplays = custom('DpopReplays', 'DPoP proofs replayed')
+    const dpopTheftSignals = new cloudwatch.MathExpression({
+      expression: 'mismatches + replays',
+      usingMetrics: { mismatches: dpopKeyMismatches, replays: dpopReplays },
+      label: 'DPoP theft signals',
+      period,
+    })
+
     const notify = (created: cloudwatch.Alarm) => {
       if (props.alarmTopic) {
         const action = new cloudwatchActions.SnsAction(props.alarmTopic)
@@ -220,6 +230,12 @@ export class TokenServiceMonitoring extends Construct {
         reusePerThousandRefreshes,
         thresholds.reusePerThousandRefreshes,
         `At least ${thresholds.reusePerThousandRefreshes} in 1,000 refreshes (of at least ${thresholds.minRefreshes}) presented a rotated refresh token after its grace window: tokens are probably being stolen. The sessions were revoked; see the "security event" log lines (docs/operations.md "Alarms").`,
+      ),
+      dpopTheftSignals: alarm(
+        'DpopTheftSignalsAlarm',
+        dpopTheftSignals,
+        ALARM_THRESHOLDS.dpopTheftSignals,
+        'A refresh of a DPoP-bound session came with a proof of another key, or a DPoP proof came back a second time: someone holds a token or a request of the client. Refused; see the dpop.key_mismatch and dpop.proof_replayed security events (one per session an hour).',
       ),
       serverErrors: alarm(
         'ServerErrorRateAlarm',
@@ -305,6 +321,8 @@ export class TokenServiceMonitoring extends Construct {
             custom('ReuseDetections', 'Reuse detections'),
             reportedReuse,
             custom('Revocations', 'Revocations'),
+            dpopKeyMismatches,
+            dpopReplays,
           ]),
         ],
         [

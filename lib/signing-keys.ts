@@ -2,6 +2,13 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
 export type SigningKeyState = 'active' | 'retiring'
+/**
+ * How a key signs: `kms`, a KMS asymmetric key (a `Sign` per token); or
+ * `envelope`, a key pair KMS generated and wrapped under a symmetric key of
+ * the stack, which `login` and `token` unwrap once per container and sign
+ * with in memory (docs/design.md "Keys").
+ */
+export type SigningMode = 'kms' | 'envelope'
 
 /** One KMS signing key of the stack (docs/design.md "Keys"). */
 export interface SigningKeySpec {
@@ -75,6 +82,12 @@ export interface KeyLedgerEntry {
   readonly activatedAt?: string
   /** When it last stopped being the active key: its tokens live on for a while. */
   readonly deactivatedAt?: string
+  /**
+   * How the key signs, fixed when it was added (the `signing` setting then):
+   * a key's material cannot move between KMS and an envelope. Absent: `kms`
+   * (ledgers from before envelope signing).
+   */
+  readonly signing?: 'envelope'
 }
 
 /**
@@ -92,6 +105,8 @@ export interface KeyLedger {
 
 export interface KeyChangeRules {
   readonly algorithm: SigningAlgorithm
+  /** How keys added now sign (`signing`); the keys already listed keep theirs. @default 'kms' */
+  readonly signing?: SigningMode
   readonly now: Date
   /**
    * How long a key must have been published before it may sign: the longest a
@@ -173,10 +188,13 @@ export function checkKeyChange(
       deactivatedAt = undefined
     }
     if (key.id !== active && previous?.active === key.id) deactivatedAt = now
+    // A key signs as it was added: switching modes is a rotation to a new key.
+    const envelope = before ? before.signing === 'envelope' : rules.signing === 'envelope'
     entries[key.id] = {
       publishedAt,
       ...(activatedAt ? { activatedAt } : {}),
       ...(deactivatedAt ? { deactivatedAt } : {}),
+      ...(envelope ? { signing: 'envelope' as const } : {}),
     }
   }
   const gone = Object.keys(previous?.keys ?? {}).filter((id) => !(id in entries))
@@ -222,6 +240,13 @@ export function transitionSigningKeys(ledger: KeyLedger): string[] {
     .sort()
 }
 
+/** How each key of the ledger signs: the stack's `signingKeyModes` prop. */
+export function signingKeyModes(ledger: KeyLedger): Record<string, SigningMode> {
+  return Object.fromEntries(
+    Object.entries(ledger.keys).map(([id, entry]) => [id, entry.signing ?? 'kms']),
+  )
+}
+
 /** The ledger file: one ledger per stack name. */
 export interface KeyLedgerFile {
   readonly version: 1
@@ -236,6 +261,8 @@ export interface KeyLedgerPlan {
   readonly changed: boolean
   /** `transitionSigningKeys` of the new ledger: the stack's `transitionSigningKeys` prop. */
   readonly transitionKeys: readonly string[]
+  /** `signingKeyModes` of the new ledger: the stack's `signingKeyModes` prop. */
+  readonly modes: Readonly<Record<string, SigningMode>>
   /** Writes the new ledger (when it changed). */
   write(): void
 }
@@ -265,6 +292,7 @@ export function planKeyLedger(
     problems,
     changed,
     transitionKeys: transitionSigningKeys(next),
+    modes: signingKeyModes(next),
     write() {
       if (!changed) return
       const updated: KeyLedgerFile = { version: 1, stacks: { ...file.stacks, [stackName]: next } }

@@ -16,18 +16,21 @@ export const PARTITIONS = {
   username: itemKey.failedLogins('*').pk,
   event: itemKey.event('*').pk,
   dpop: itemKey.dpopProof('*', '*').pk,
+  graceKey: itemKey.graceKey('*').pk,
+  signingKey: itemKey.signingKey('*').pk,
 } as const
 export type Partition = keyof typeof PARTITIONS
 
 /**
  * The DynamoDB actions behind each store method (the ports in
  * functions/core/ports.ts, on DynamoDB in functions/adapters/dynamodb/:
- * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts), split by what they touch:
- * item actions on the table, each with the partitions it reaches (granted under
- * `dynamodb:LeadingKeys`), and queries on the one GSI. A transaction is authorised per
- * item action, so `TransactWriteItems` appears as the Put, Update and ConditionCheck it
- * holds: a write that carries security events is a transaction with one Put per event
- * (functions/adapters/dynamodb/outbox.ts).
+ * sessions.ts, users.ts, login-throttle.ts, dpop-replay.ts, grace-keys.ts, signing-keys.ts),
+ * split by what they touch: item actions on the table, each with the partitions it reaches
+ * (granted under `dynamodb:LeadingKeys`), and queries on the one GSI. A transaction is
+ * authorised per item action, so `TransactWriteItems` appears as the Put, Update and
+ * ConditionCheck it holds: a write that carries security events is a transaction with one
+ * Put per event (functions/adapters/dynamodb/outbox.ts). The grace keys' directory and the
+ * envelope signing keys are adapters' own stores, listed too.
  * Every port method has an entry, so that a renamed method fails to compile here.
  */
 export const STORE_ACTIONS = {
@@ -39,24 +42,38 @@ export const STORE_ACTIONS = {
   countLoginAttempt: { table: { 'dynamodb:UpdateItem': ['username'] } },
   claimLoginAttempt: { table: { 'dynamodb:UpdateItem': ['username'] } },
   clearLoginFailures: { table: { 'dynamodb:UpdateItem': ['username'] } },
-  // The session, its issued-token record and the user, in one read.
+  giveBackLoginAttempt: { table: { 'dynamodb:UpdateItem': ['username'] } },
+  // The session and the user, in one read.
   loadRefreshState: { table: { 'dynamodb:BatchGetItem': ['session', 'user'] } },
+  // A retired token's record, in its session's partition.
+  wasRetired: { table: { 'dynamodb:GetItem': ['session'] } },
   loadSessionState: { table: { 'dynamodb:BatchGetItem': ['session', 'user'] } },
   getSession: { table: { 'dynamodb:GetItem': ['session'] } },
-  // The session and its first token record, with the event; the user is only checked.
+  // The session, its guard (the user, only checked) and its event in one transaction; then
+  // its pointer (PutItem), which lives in the user's partition: IAM tells partitions apart,
+  // not items, so the function that creates sessions may put into USER#.
   createSession: {
-    table: { 'dynamodb:PutItem': ['session', 'event'], 'dynamodb:ConditionCheckItem': ['user'] },
+    table: {
+      'dynamodb:PutItem': ['session', 'event', 'user'],
+      'dynamodb:ConditionCheckItem': ['user'],
+    },
   },
-  rotate: {
-    table: { 'dynamodb:UpdateItem': ['session'], 'dynamodb:PutItem': ['session', 'event'] },
-  },
+  // The retired token's record, then the session.
+  recordRetired: { table: { 'dynamodb:PutItem': ['session'] } },
+  rotate: { table: { 'dynamodb:UpdateItem': ['session'] } },
   revokeSession: {
     table: { 'dynamodb:UpdateItem': ['session'], 'dynamodb:PutItem': ['event'] },
   },
-  listSessions: { index: ['dynamodb:Query'] },
+  // The user's pointers (Query) and their sessions (BatchGetItem); sessions written
+  // before issue 17 through gsi1.
+  listSessions: {
+    table: { 'dynamodb:Query': ['user'], 'dynamodb:BatchGetItem': ['session'] },
+    index: ['dynamodb:Query'],
+  },
   updateUser: { table: { 'dynamodb:UpdateItem': ['user'], 'dynamodb:PutItem': ['event'] } },
   createUser: { table: { 'dynamodb:PutItem': ['user', 'username'] } },
   appendEvent: { table: { 'dynamodb:PutItem': ['event'] } },
+  appendEventOnce: { table: { 'dynamodb:PutItem': ['event'] } },
   // A conditional update of the user, in one transaction with its event (PutItem); after a
   // lost condition, a consistent read of its hash.
   changePassword: {
@@ -67,6 +84,15 @@ export const STORE_ACTIONS = {
     },
   },
   recordProof: { table: { 'dynamodb:PutItem': ['dpop'] } },
+  // The grace keys' directory (functions/adapters/dynamodb/grace-keys.ts).
+  saveGraceKey: { table: { 'dynamodb:PutItem': ['graceKey'] } },
+  findGraceKey: { table: { 'dynamodb:GetItem': ['graceKey'] } },
+  // Envelope signing keys (functions/adapters/dynamodb/signing-keys.ts): a conditional put,
+  // read back when another container's pair was stored first.
+  findKeyPair: { table: { 'dynamodb:GetItem': ['signingKey'] } },
+  createKeyPair: {
+    table: { 'dynamodb:PutItem': ['signingKey'], 'dynamodb:GetItem': ['signingKey'] },
+  },
 } as const satisfies Record<
   StoreMethod,
   {
@@ -100,8 +126,8 @@ export function tableGrants(methods: readonly StoreMethod[]): Map<string, Partit
 /**
  * Grants `fn` exactly the DynamoDB actions that `methods` perform: item actions on the
  * table's ARN, each only on the partitions it needs (`dynamodb:LeadingKeys`, so that
- * `token` reads users and never writes one, and `login` writes only `USERNAME#`, where
- * the failed-logins record lives); queries on the GSI's ARN; never `index/*`, never a
+ * `token` reads users and never writes one, and `login` updates only `USERNAME#`, where
+ * the failed-logins record lives, and puts into `USER#` only a new session's pointer); queries on the GSI's ARN; never `index/*`, never a
  * wildcard action. Actions that reach the same partitions share one statement.
  */
 export function grantStore(

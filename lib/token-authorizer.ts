@@ -1,4 +1,4 @@
-import { Duration, type RemovalPolicy } from 'aws-cdk-lib'
+import { Duration, type RemovalPolicy, Token } from 'aws-cdk-lib'
 import {
   HttpLambdaAuthorizer,
   HttpLambdaResponseType,
@@ -24,13 +24,13 @@ import { functionEnvironment, rangedSetting, TokenFunction } from './token-funct
 export type AuthorizerSettings = NonNullable<TokenServiceConfig['authorizerSettings']>
 
 export interface TokenAuthorizerProps extends AuthorizerSettings {
-  /** The `iss` the access tokens must carry: the token service's issuer. */
+  /** The `iss` the access tokens must carry: the token service's issuer, an https URL. */
   readonly issuer: string
   /** The token service's clients: their `audience` values are the accepted `aud`, unless `audiences`. */
   readonly clients: readonly ClientConfig[]
   /**
-   * Where the verification keys are fetched (over HTTPS, cached per container; an
-   * unknown `kid` refetches at most once a minute).
+   * Where the verification keys are fetched (an https URL, refused otherwise at synth;
+   * cached per container; an unknown `kid` refetches at most once a minute).
    * @default `${issuer}/.well-known/jwks.json`
    */
   readonly jwksUri?: string
@@ -99,6 +99,8 @@ export class TokenAuthorizer extends Construct {
     const resolved = resolveAuthorizerProps(props)
     this.strict = resolved.strict
     this.resultsCacheTtl = resolved.resultsCacheTtl
+    assertHttps('issuer', props.issuer)
+    if (props.jwksUri !== undefined) assertHttps('jwksUri', props.jwksUri)
     if (this.strict && !props.table) {
       throw new Error('TokenAuthorizer: strict mode reads the sessions: give it the table')
     }
@@ -165,6 +167,23 @@ export function resolveAuthorizerProps(props: AuthorizerChecks): ResolvedAuthori
       ...authorizerEnvironment(props, strict),
       AUTHORIZER_CACHE_SECONDS: String(ttl.toSeconds()),
     },
+  }
+}
+
+/**
+ * The issuer and the JWKS must be https: over plain http anyone on the path could
+ * serve the authorizer keys of their own (the functions refuse it at init too).
+ */
+function assertHttps(prop: 'issuer' | 'jwksUri', value: string): void {
+  if (Token.isUnresolved(value)) return
+  let url: URL | undefined
+  try {
+    url = new URL(value)
+  } catch {
+    url = undefined
+  }
+  if (url?.protocol !== 'https:') {
+    throw new Error(`TokenAuthorizer: ${prop} must be an https URL, got "${value}"`)
   }
 }
 

@@ -14,7 +14,7 @@ import {
   type SettingName,
   settingsOf,
 } from '../functions/settings.js'
-import { LAMBDA_BUNDLING } from './bundling.js'
+import { LAMBDA_BUNDLING, prebuiltBundle } from './bundling.js'
 import { DEFAULTS } from './defaults.js'
 
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -94,11 +94,11 @@ export interface TokenFunctionProps {
 
 /**
  * One function of functions/routes.ts as a Lambda function: bundled by esbuild
- * (lib/bundling.ts), arm64, X-Ray active, its own log group, and its own
+ * (lib/bundling.ts) at synth, or prebuilt with the same options, arm64, X-Ray active, its own log group, and its own
  * role that starts with nothing but writing to that log group.
  */
 export class TokenFunction extends Construct {
-  public readonly function: NodejsFunction
+  public readonly function: lambda.Function
   public readonly role: iam.Role
   public readonly logGroup: logs.LogGroup
 
@@ -121,12 +121,8 @@ export class TokenFunction extends Construct {
         resources: [this.logGroup.logGroupArn],
       }),
     )
-    this.function = new NodejsFunction(this, 'Function', {
+    const common = {
       description: `Token service: ${spec.purpose}`,
-      entry: `${PROJECT_ROOT}${spec.entry}`,
-      handler: 'handler',
-      projectRoot: PROJECT_ROOT,
-      depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: spec.memoryMiB,
@@ -135,21 +131,39 @@ export class TokenFunction extends Construct {
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
       environment: props.environment,
-      bundling: {
-        format: OutputFormat.ESM,
-        target: LAMBDA_BUNDLING.target,
-        minify: LAMBDA_BUNDLING.minify,
-        keepNames: LAMBDA_BUNDLING.keepNames,
-        sourceMap: LAMBDA_BUNDLING.sourceMap,
-        mainFields: [...LAMBDA_BUNDLING.mainFields],
-        banner: LAMBDA_BUNDLING.banner,
-        esbuildArgs: Object.fromEntries(
-          Object.entries(LAMBDA_BUNDLING.alias).map(([from, to]) => ['--alias', `${from}=${to}`]),
-        ),
-        // Bundle the AWS SDK too: one tree-shaken file starts faster than the runtime's copy.
-        externalModules: [],
-      },
-    })
+    } satisfies Partial<lambda.FunctionProps>
+    const prebuilt = prebuiltBundle(this, props.name)
+    this.function = prebuilt
+      ? // Built ahead with the same options (lib/build-bundles.ts): the same code, no esbuild here.
+        new lambda.Function(this, 'Function', {
+          ...common,
+          code: lambda.Code.fromAsset(prebuilt),
+          handler: 'index.handler',
+        })
+      : new NodejsFunction(this, 'Function', {
+          ...common,
+          entry: `${PROJECT_ROOT}${spec.entry}`,
+          handler: 'handler',
+          projectRoot: PROJECT_ROOT,
+          depsLockFilePath: `${PROJECT_ROOT}package-lock.json`,
+          bundling: {
+            format: OutputFormat.ESM,
+            target: LAMBDA_BUNDLING.target,
+            minify: LAMBDA_BUNDLING.minify,
+            keepNames: LAMBDA_BUNDLING.keepNames,
+            sourceMap: LAMBDA_BUNDLING.sourceMap,
+            mainFields: [...LAMBDA_BUNDLING.mainFields],
+            banner: LAMBDA_BUNDLING.banner,
+            esbuildArgs: Object.fromEntries(
+              Object.entries(LAMBDA_BUNDLING.alias).map(([from, to]) => [
+                '--alias',
+                `${from}=${to}`,
+              ]),
+            ),
+            // Bundle the AWS SDK too: one tree-shaken file starts faster than the runtime's copy.
+            externalModules: [],
+          },
+        })
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:

@@ -1,6 +1,6 @@
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type { Construct } from 'constructs'
-import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
+import { HTTP_FUNCTIONS, type HttpFunction, KEY_PAIR_METHODS } from '../functions/routes.js'
 import type { SettingName } from '../functions/settings.js'
 import { DEFAULTS } from './defaults.js'
 import { grantStore } from './table-access.js'
@@ -28,9 +28,16 @@ export function functionSettings(
     ISSUER: issuer,
     CLIENTS: JSON.stringify(resolved.clients),
     TABLE_NAME: table.tableName,
-    SIGNING_KEY_ID: keys.activeKey.keyArn,
+    SIGNING_KEY_ID: keys.keyName(resolved.activeKeyId),
     GRACE_KEY_ID: keys.graceKey.keyArn,
-    RETIRING_KEY_IDS: keys.retiringKeys.map((key) => key.keyArn).join(','),
+    RETIRING_KEY_IDS: resolved.signingKeys
+      .filter((spec) => spec.id !== resolved.activeKeyId)
+      .map((spec) => keys.keyName(spec.id))
+      .join(','),
+    ...(keys.envelopeSigning && {
+      ENVELOPE_KEY_ID: keys.envelopeSigning.key.keyArn,
+      SIGNING_KEY_OWNER: resolved.keyOwner,
+    }),
     SIGNING_ALG: resolved.algorithm,
     ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
@@ -48,16 +55,24 @@ export function buildFunctions(
   settings: Partial<Record<SettingName, string>>,
   { table, keys }: FunctionParts,
 ): Record<HttpFunction, TokenFunction> {
+  // The jwks function reads the table only for envelope keys' public keys.
+  const settingsOf = (name: HttpFunction) =>
+    name === 'jwks' && !keys.envelopeSigning ? { ...settings, TABLE_NAME: undefined } : settings
   const newHttpFunction = (name: HttpFunction) => {
     const fn = new TokenFunction(scope, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
       name,
-      environment: functionEnvironment(name, settings),
+      environment: functionEnvironment(name, settingsOf(name)),
       logRetention: resolved.logRetention,
       removalPolicy: resolved.removalPolicy,
     })
     // Least privilege from the function's row: its store methods, its uses of the keys.
     const { store, kms } = HTTP_FUNCTIONS[name]
-    grantStore(fn, table, store)
+    // Envelope keys' pairs come with the key uses that need them (lib/token-service-keys.ts).
+    grantStore(
+      fn,
+      table,
+      store.filter((method) => !KEY_PAIR_METHODS.includes(method)),
+    )
     for (const use of kms) keys.grant[use](fn)
     return fn
   }

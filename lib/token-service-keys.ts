@@ -1,9 +1,18 @@
 import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib'
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
 import type { Construct } from 'constructs'
+import { itemKey } from '../functions/adapters/dynamodb/table.js'
 import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
 import type { KmsUse } from '../functions/routes.js'
+import {
+  EnvelopeSigning,
+  envelopeContextConditions,
+  envelopeKeyName,
+  keyPairSpec,
+} from './envelope-signing.js'
+import { grantStore } from './table-access.js'
 import type { TokenFunction } from './token-function.js'
 import type { ResolvedProps } from './token-service-props.js'
 
@@ -71,11 +80,20 @@ export function keyPolicy(use: readonly string[]): iam.PolicyDocument {
 
 /** The service's KMS keys, and the one way to grant each use of them. */
 export interface ServiceKeys {
-  /** Every signing key, by its `id`. */
+  /** Every KMS signing key (`kms` mode), by its `id`. */
   readonly signingKeys: Readonly<Record<string, kms.Key>>
-  readonly activeKey: kms.Key
-  readonly activeKeyAlias: kms.Alias
+  /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
+  readonly activeKey?: kms.Key
+  readonly activeKeyAlias?: kms.Alias
+  /** The KMS keys that are listed but do not sign. */
   readonly retiringKeys: readonly kms.Key[]
+  /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
+  readonly envelopeSigning?: EnvelopeSigning
+  /**
+   * How the functions' environment names a key: its KMS key's ARN, or `envelope:<id>`
+   * (SIGNING_KEY_ID, RETIRING_KEY_IDS).
+   */
+  readonly keyName: (id: string) => string
   readonly graceKey: kms.Key
   /** Only when some client has `dpop_nonce`. */
   readonly dpopNonceKey?: kms.Key
@@ -90,13 +108,20 @@ export interface ServiceKeys {
  * The signing keys (one per listed `id`, each with its alias, and the active alias),
  * the grace key and, with a `dpop_nonce` client, the DPoP nonce key; in `scope`.
  */
-export function buildKeys(scope: Construct, resolved: ResolvedProps): ServiceKeys {
+export function buildKeys(
+  scope: Construct,
+  resolved: ResolvedProps,
+  table: dynamodb.ITable,
+): ServiceKeys {
   const { algorithm, removalPolicy } = resolved
   const stackName = Stack.of(scope).stackName
   const aliasPrefix = `alias/${stackName}/${scope.node.id}`
   const keyTag = `${stackName}/${scope.node.id}`
   const signingKeys: Record<string, kms.Key> = {}
+  const isEnvelope = (id: string) => resolved.signingModes[id] === 'envelope'
   for (const spec of resolved.signingKeys) {
+    // An envelope key is a pair in the table, wrapped by the envelope key: no KMS key of its own.
+    if (isEnvelope(spec.id)) continue
     const key = new kms.Key(scope, `SigningKey-${spec.id}`, {
       description: `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`,
       keySpec: algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
@@ -111,16 +136,26 @@ export function buildKeys(scope: Construct, resolved: ResolvedProps): ServiceKey
     })
     signingKeys[spec.id] = key
   }
-  const keyOf = (id: string) => signingKeys[id] as kms.Key
-  const activeKey = keyOf(resolved.activeKeyId)
+  const activeKey = signingKeys[resolved.activeKeyId]
   const retiringKeys = resolved.signingKeys
-    .filter((spec) => spec.id !== resolved.activeKeyId)
-    .map((spec) => keyOf(spec.id))
+    .filter((spec) => spec.id !== resolved.activeKeyId && signingKeys[spec.id])
+    .map((spec) => signingKeys[spec.id] as kms.Key)
   // Follows the active key, so that operators can reach it by one stable name.
-  const activeKeyAlias = new kms.Alias(scope, 'ActiveSigningKeyAlias', {
-    aliasName: `${aliasPrefix}/active`,
-    targetKey: activeKey,
-  })
+  const activeKeyAlias = activeKey
+    ? new kms.Alias(scope, 'ActiveSigningKeyAlias', {
+        aliasName: `${aliasPrefix}/active`,
+        targetKey: activeKey,
+      })
+    : undefined
+  const envelopeSigning = resolved.signingKeys.some((spec) => isEnvelope(spec.id))
+    ? new EnvelopeSigning(scope, 'EnvelopeSigning', {
+        algorithm,
+        owner: keyTag,
+        removalPolicy,
+        tag: [SIGNING_KEY_TAG, keyTag],
+      })
+    : undefined
+  const keyName = (id: string) => signingKeys[id]?.keyArn ?? envelopeKeyName(id)
 
   const graceKey = new kms.Key(scope, 'GraceKey', {
     description: `Wraps the data keys sealing the grace children of ${scope.node.path}`,
@@ -141,9 +176,19 @@ export function buildKeys(scope: Construct, resolved: ResolvedProps): ServiceKey
     : undefined
 
   // The active key, and a key a rotation deploy applied half-way may still (or already) sign with.
-  const signingArns = resolved.signingKeyIds.map((id) => keyOf(id).keyArn)
+  const signingArns = resolved.signingKeyIds.flatMap((id) => {
+    const key = signingKeys[id]
+    return key ? [key.keyArn] : []
+  })
+  const envelopeSigningIds = resolved.signingKeyIds.filter((id) => !signingKeys[id])
+  const anyKeyOfTheAccount = Stack.of(scope).formatArn({
+    service: 'kms',
+    resource: 'key',
+    resourceName: '*',
+  })
   const grant: ServiceKeys['grant'] = {
     sign: (fn) => {
+      if (signingArns.length === 0) return
       // Exactly what functions/adapters/kms-signer.ts sends: a SHA-256 digest, the key's algorithm.
       fn.allow(['kms:Sign'], signingArns, {
         StringEquals: {
@@ -159,19 +204,39 @@ export function buildKeys(scope: Construct, resolved: ResolvedProps): ServiceKey
     // removes one may run the function that still lists it under the policy that no longer
     // names it. The tag reaches only public keys of this service's keys.
     publish: (fn) => {
-      fn.allow(
-        ['kms:GetPublicKey'],
-        [activeKey, ...retiringKeys].map((key) => key.keyArn),
-      )
-      fn.allow(
-        ['kms:GetPublicKey'],
-        [Stack.of(scope).formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
-        { StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag } },
-      )
+      const listed = Object.values(signingKeys).map((key) => key.keyArn)
+      if (listed.length > 0) fn.allow(['kms:GetPublicKey'], listed)
+      fn.allow(['kms:GetPublicKey'], [anyKeyOfTheAccount], {
+        StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag },
+      })
       Validations.of(fn.role).acknowledge({
         id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
         reason:
-          "kms:GetPublicKey only, and only on keys tagged as this service's signing keys: a key is readable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
+          "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
+      })
+    },
+    // Envelope keys: unwrap (once per container) only the keys it may sign with, and generate
+    // the pair of one no function has published yet; read and store their pairs.
+    envelopeSign: (fn) => {
+      if (!envelopeSigning) return
+      envelopeSigning.grantSign(fn, envelopeSigningIds)
+      grantStore(fn, table, ['findKeyPair', 'createKeyPair'])
+    },
+    // Envelope keys' public keys are in the table: jwks reads them, and generates the pair of
+    // a key it publishes first; it can never unwrap one. In every mode and by tag, as for
+    // GetPublicKey: the deploy that adds the first envelope key may run the jwks function
+    // that lists it under the policy from before, and that key is created by this deploy.
+    // Only the envelope keys' items (their partition keys), never a session or a user.
+    envelopePublish: (fn) => {
+      fn.allow(['dynamodb:GetItem', 'dynamodb:PutItem'], [table.tableArn], {
+        'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [itemKey.signingKey('*').pk] },
+      })
+      fn.allow(['kms:GenerateDataKeyPairWithoutPlaintext'], [anyKeyOfTheAccount], {
+        StringEquals: {
+          [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag,
+          ...envelopeContextConditions(keyTag, 'any'),
+          'kms:DataKeyPairSpec': keyPairSpec(algorithm),
+        },
       })
     },
     // Seals a rotation's grace child, and opens one for a grace replay.
@@ -186,9 +251,11 @@ export function buildKeys(scope: Construct, resolved: ResolvedProps): ServiceKey
   }
   return {
     signingKeys,
-    activeKey,
-    activeKeyAlias,
+    ...(activeKey && { activeKey }),
+    ...(activeKeyAlias && { activeKeyAlias }),
     retiringKeys,
+    ...(envelopeSigning && { envelopeSigning }),
+    keyName,
     graceKey,
     ...(dpopNonceKey && { dpopNonceKey }),
     grant,

@@ -4,14 +4,16 @@ import type * as logs from 'aws-cdk-lib/aws-logs'
 import type * as route53 from 'aws-cdk-lib/aws-route53'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
-import { issuerProblem, SETTING_RULES, type SettingName } from '../functions/settings.js'
+import { issuerProblem, SETTING_RULES, SETTINGS, type SettingName } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
 import { ALARM_THRESHOLDS, type AlarmThresholds, DEFAULTS } from './defaults.js'
+import { modeOf } from './envelope-signing.js'
 import {
   activeKeyOf,
   assertSigningKeys,
   type SigningAlgorithm,
   type SigningKeySpec,
+  type SigningMode,
 } from './signing-keys.js'
 import {
   type AuthorizerChecks,
@@ -64,6 +66,13 @@ export type AuthorizerKind = NonNullable<Config['authorizer']>
  */
 export type SecurityEventsProps = NonNullable<Config['securityEvents']>
 
+/**
+ * A breached-password range API that `POST /me/password` checks each new password
+ * against, besides the offline list (the password function's `PASSWORD_BREACH_CHECK_*`):
+ * HIBP-compatible, `GET <url>/range/<first 5 hex of the SHA-1>`, https.
+ */
+export type PasswordBreachCheckProps = NonNullable<Config['passwordBreachCheck']>
+
 export interface TokenServiceProps {
   /**
    * The OAuth clients (docs/design.md "Clients"). They reach the functions as the
@@ -93,6 +102,20 @@ export interface TokenServiceProps {
    * @default none beyond the active key
    */
   readonly transitionSigningKeys?: readonly string[]
+  /**
+   * How keys sign (docs/design.md "Keys"): `kms`, a KMS `Sign` per token with a KMS
+   * asymmetric key per `signingKeys` entry; `envelope`, in memory with a key pair KMS
+   * generated and wrapped under a symmetric key of the stack, unwrapped once per
+   * container. A key keeps the mode it was added with: `signingKeyModes`.
+   * @default 'kms'
+   */
+  readonly signing?: Config['signing']
+  /**
+   * How each listed key signs, when it differs from `signing`: the CDK app passes the
+   * key ledger's (a key's mode is fixed when it is added; switching is a rotation).
+   * @default every key signs as `signing` says
+   */
+  readonly signingKeyModes?: Readonly<Record<string, SigningMode>>
   /**
    * `RS256` (KMS `RSA_2048`) or `ES256` (KMS `ECC_NIST_P256`). The native JWT
    * authorizer accepts only RS256.
@@ -191,6 +214,8 @@ export interface TokenServiceProps {
   readonly authorizerSettings?: AuthorizerSettings
   /** @default DEFAULTS.securityEvents: the bus on */
   readonly securityEvents?: SecurityEventsProps
+  /** @default none: new passwords are checked against the offline list only */
+  readonly passwordBreachCheck?: PasswordBreachCheckProps
 }
 
 /** The props with every default applied and every check passed: all the builders read. */
@@ -202,6 +227,10 @@ export interface ResolvedProps {
   readonly activeKeyId: string
   /** The keys login and token may sign with: the active key, then the transition keys. */
   readonly signingKeyIds: readonly string[]
+  /** How each listed key signs (`signing`, unless `signingKeyModes` fixed it when it was added). */
+  readonly signingModes: Readonly<Record<string, SigningMode>>
+  /** `<stack name>/<construct id>`: the keys' tag and the envelope keys' encryption context owner. */
+  readonly keyOwner: string
   /** Some client has `dpop_nonce`: the stack needs the HMAC key the nonces come from. */
   readonly dpopNonce: boolean
   readonly authorizer: ResolvedRouteAuthorizer
@@ -297,6 +326,13 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     }
   }
   const activeKeyId = activeKeyOf(signingKeys).id
+  const signing = props.signing ?? DEFAULTS.signing
+  if (signing !== 'kms' && signing !== 'envelope') {
+    throw new Error(`TokenService: signing must be "kms" or "envelope", got ${String(signing)}`)
+  }
+  const signingModes = Object.fromEntries(
+    signingKeys.map((spec) => [spec.id, modeOf(spec.id, signing, props.signingKeyModes)]),
+  )
   const throttle = props.throttle ?? DEFAULTS.throttle
   // A route left out takes its default, capped at the stage's: a lower stage limit alone is enough.
   const capped = (limits: ThrottleProps) => ({
@@ -342,6 +378,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
       jwksMaxAge.toSeconds(),
     ),
     ...loginBackoffEnvironment(props.loginBackoff),
+    ...breachCheckEnvironment(props.passwordBreachCheck),
   }
   const { audiences, ...lambdaOnly } = props.authorizerSettings ?? {}
   const lambdaOnlySet = Object.entries(lambdaOnly).filter(([, value]) => value !== undefined)
@@ -397,6 +434,8 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     signingKeys,
     activeKeyId,
     signingKeyIds: [...new Set([activeKeyId, ...(props.transitionSigningKeys ?? [])])],
+    signingModes,
+    keyOwner: `${place.stackName}/${place.id}`,
     dpopNonce: props.clients.some((client) => client.dpop_nonce),
     authorizer,
     throttle,
@@ -450,6 +489,31 @@ function refuseWith(who: string, check: () => unknown): void {
     check()
   } catch (error) {
     throw new Error(`${who}: ${(error as Error).message}`)
+  }
+}
+
+/** The password function's `PASSWORD_BREACH_CHECK_*`: https only, as functions/config.ts checks. */
+function breachCheckEnvironment(check?: PasswordBreachCheckProps): Record<string, string> {
+  if (!check) return {}
+  const https = () => {
+    try {
+      return new URL(check.url).protocol === 'https:'
+    } catch {
+      return false
+    }
+  }
+  if (!Token.isUnresolved(check.url) && !https()) {
+    throw new Error(
+      `TokenService: passwordBreachCheck.url must be an https URL, got "${check.url}"`,
+    )
+  }
+  return {
+    PASSWORD_BREACH_CHECK_URL: check.url,
+    PASSWORD_BREACH_CHECK_TIMEOUT_MS: rangedSetting(
+      'TokenService: passwordBreachCheck.timeoutMs',
+      'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+      check.timeoutMs ?? SETTINGS.PASSWORD_BREACH_CHECK_TIMEOUT_MS.default,
+    ),
   }
 }
 

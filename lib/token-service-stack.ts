@@ -72,12 +72,22 @@ export class TokenServiceStack extends Stack {
       'OpenID Connect / RFC 8414 metadata',
     )
     output('TableName', this.service.table.tableName, 'npm run users -- ... --table <this>')
-    output('ActiveSigningKeyArn', this.service.activeKey.keyArn, 'The KMS key that signs')
-    output(
-      'ActiveSigningKeyAlias',
-      this.service.activeKeyAlias.aliasName,
-      'Alias that follows the active key',
-    )
+    // A KMS key signs; an envelope key is a pair in the table, wrapped by the envelope key.
+    if (this.service.activeKey && this.service.activeKeyAlias) {
+      output('ActiveSigningKeyArn', this.service.activeKey.keyArn, 'The KMS key that signs')
+      output(
+        'ActiveSigningKeyAlias',
+        this.service.activeKeyAlias.aliasName,
+        'Alias that follows the active key',
+      )
+    }
+    if (this.service.envelopeSigning) {
+      output(
+        'EnvelopeKeyArn',
+        this.service.envelopeSigning.key.keyArn,
+        'The KMS key that wraps the envelope signing keys',
+      )
+    }
     output(
       'DashboardName',
       this.service.monitoring.dashboard.dashboardName,

@@ -5,6 +5,7 @@ import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
+import type { EnvelopeSigning } from './envelope-signing.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
 import type { SigningAlgorithm } from './signing-keys.js'
@@ -16,7 +17,7 @@ import { buildKeys } from './token-service-keys.js'
 import { resolveProps, type TokenServiceProps } from './token-service-props.js'
 import { buildTable } from './token-service-table.js'
 
-export type { SigningAlgorithm, SigningKeySpec } from './signing-keys.js'
+export type { SigningAlgorithm, SigningKeySpec, SigningMode } from './signing-keys.js'
 export { SIGNING_KEY_TAG } from './token-service-keys.js'
 export {
   type AuthorizerKind,
@@ -41,11 +42,15 @@ export {
 export class TokenService extends Construct {
   public readonly table: dynamodb.Table
   public readonly algorithm: SigningAlgorithm
-  /** Every signing key, by its `id`. */
+  /** Every KMS signing key (`kms` mode), by its `id`. */
   public readonly signingKeys: Readonly<Record<string, kms.Key>>
-  public readonly activeKey: kms.Key
-  public readonly activeKeyAlias: kms.Alias
+  /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
+  public readonly activeKey?: kms.Key
+  public readonly activeKeyAlias?: kms.Alias
+  /** The KMS keys that are listed but do not sign. */
   public readonly retiringKeys: readonly kms.Key[]
+  /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
+  public readonly envelopeSigning?: EnvelopeSigning
   /**
    * Wraps the data keys that seal grace children (docs/design.md "Grace child"):
    * the server's half of each seal, so that a copy of the table and an old
@@ -81,11 +86,12 @@ export class TokenService extends Construct {
     this.algorithm = resolved.algorithm
 
     this.table = buildTable(this, resolved)
-    const keys = buildKeys(this, resolved)
+    const keys = buildKeys(this, resolved, this.table)
     this.signingKeys = keys.signingKeys
-    this.activeKey = keys.activeKey
-    this.activeKeyAlias = keys.activeKeyAlias
+    if (keys.activeKey) this.activeKey = keys.activeKey
+    if (keys.activeKeyAlias) this.activeKeyAlias = keys.activeKeyAlias
     this.retiringKeys = keys.retiringKeys
+    if (keys.envelopeSigning) this.envelopeSigning = keys.envelopeSigning
     this.graceKey = keys.graceKey
     if (keys.dpopNonceKey) this.dpopNonceKey = keys.dpopNonceKey
 

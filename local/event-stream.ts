@@ -37,20 +37,36 @@ export interface EventTailOptions {
   readonly source: string
   /** Where each line goes. @default standard output */
   readonly write?: (line: string) => void
+  /** Colour each line (see `printingSink`). @default `colourTerminal()` when writing to standard output */
+  readonly highlight?: boolean
   /** The pause between polls of a quiet stream. @default 200 */
   readonly pollMs?: number
   /** Told about a failed poll (the tail keeps polling). @default nothing */
   readonly onError?: (error: unknown) => void
 }
 
-/** The sink of local mode: one JSON line per event, the envelope itself. */
-export const printingSink = (write: (line: string) => void): EventSink => ({
+/** Bold yellow at a terminal: an event stands out among the functions' JSON log lines. */
+const HIGHLIGHT = ['\u001b[1;33m', '\u001b[0m'] as const
+
+/**
+ * The sink of local mode: one JSON line per event, the envelope itself. With `highlight`
+ * (a terminal), the line is wrapped in a colour; the JSON between stays intact.
+ */
+export const printingSink = (
+  write: (line: string) => void,
+  options: { readonly highlight?: boolean } = {},
+): EventSink => ({
   maxBatch: 1000,
   async send(events: readonly CloudEvent[]) {
-    for (const event of events) write(`${JSON.stringify(event)}\n`)
+    const [start, end] = options.highlight ? HIGHLIGHT : ['', '']
+    for (const event of events) write(`${start}${JSON.stringify(event)}${end}\n`)
     return []
   },
 })
+
+/** Colour for a terminal that takes it: standard output is one, and NO_COLOR is not set. */
+export const colourTerminal = (env: NodeJS.ProcessEnv = process.env): boolean =>
+  Boolean(process.stdout.isTTY) && !env.NO_COLOR && env.TERM !== 'dumb'
 
 /**
  * Follows the table's stream from now on (its stream turned on first, for a
@@ -58,7 +74,9 @@ export const printingSink = (write: (line: string) => void): EventSink => ({
  */
 export async function tailSecurityEvents(options: EventTailOptions): Promise<EventTail> {
   const { dynamodb, tableName, source, pollMs = 200 } = options
-  const sink = printingSink(options.write ?? ((line) => process.stdout.write(line)))
+  const sink = printingSink(options.write ?? ((line) => process.stdout.write(line)), {
+    highlight: options.highlight ?? (options.write === undefined && colourTerminal()),
+  })
   // DynamoDB Local accepts any region and credentials.
   const streams = new DynamoDBStreamsClient({
     endpoint: options.endpoint,

@@ -16,7 +16,8 @@ import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { createObservability } from '../functions/adapters/observability.js'
-import { type Env, loadHttpConfig } from '../functions/config.js'
+import { ConfigError, type Env, loadHttpConfig } from '../functions/config.js'
+import { ClientConfigError, parseClients } from '../functions/core/clients.js'
 import { type Clock, systemClock } from '../functions/core/clock.js'
 import type { GraceKeys, Signer } from '../functions/core/ports.js'
 import { addUser, UserExists } from '../functions/core/users.js'
@@ -120,27 +121,32 @@ export interface LocalMode {
 /** Everything `npm start` runs: DynamoDB Local, the table, the demo user, the HTTP API. */
 export async function startLocalMode(
   local: LocalConfig,
-  overrides: { readonly clock?: Clock } = {},
+  overrides: {
+    readonly clock?: Clock
+    /** Where each security event's line goes. @default standard output */
+    readonly writeEvent?: (line: string) => void
+  } = {},
 ): Promise<LocalMode> {
-  // Before DynamoDB Local starts: a busy port should cost no JVM start-up.
+  // Before DynamoDB Local starts: a busy port or a mistake in the clients should cost no JVM.
   await assertPortFree(
     local.port,
     'the HTTP API cannot listen there (choose another with PORT=...)',
   )
+  const clientsJson = followPort(await readClientsFile(local.clientsFile), local.port)
   const dynamodb = await startDynamoDbLocal({ port: local.dynamodbPort, dataDir: local.dataDir })
   try {
     const client = localDynamoClient(dynamodb.endpoint)
     const signer = await LocalSigner.open(local.keyDir)
     const service = localService({
       issuer: local.issuer,
-      clientsJson: followPort(await readFile(local.clientsFile, 'utf8'), local.port),
+      clientsJson,
       dynamodb: client,
       tableName: LOCAL_TABLE,
       signer,
       graceKeys: signer.graceKeys(),
       dpopNonceKey: await localNonceKey(local.keyDir),
       strict: local.strict,
-      ...overrides,
+      ...(overrides.clock && { clock: overrides.clock }),
     })
     await ensureTable(client, LOCAL_TABLE)
     // Before the demo user and the first request: every event from then on is printed.
@@ -149,6 +155,7 @@ export async function startLocalMode(
       dynamodb: client,
       tableName: LOCAL_TABLE,
       source: service.issuer,
+      ...(overrides.writeEvent && { write: overrides.writeEvent }),
       onError: (error) =>
         service.observability.logger.warn('security events: reading the stream failed', {
           cause: error instanceof Error ? error.name : 'unknown',
@@ -176,13 +183,37 @@ export async function startLocalMode(
   }
 }
 
+/**
+ * The clients file's JSON, checked as the stack checks its `CLIENTS`, so that a mistake
+ * names the file (and the key) rather than the variable it is handed in.
+ */
+export async function readClientsFile(path: string): Promise<string> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    throw new ConfigError(`${path} (CLIENTS_FILE) cannot be read: ${error.code ?? error.message}`)
+  })
+  let clients: unknown
+  try {
+    clients = JSON.parse(text)
+  } catch (error) {
+    throw new ConfigError(`${path}: not valid JSON (${(error as Error).message})`)
+  }
+  try {
+    parseClients(clients)
+  } catch (error) {
+    if (!(error instanceof ClientConfigError)) throw error
+    throw new ConfigError(`${path}: ${error.message}`)
+  }
+  return text
+}
+
 async function seedDemoUser(service: LocalService, password: string): Promise<void> {
   try {
-    await addUser(service.users, service.clock, {
-      username: DEMO_USERNAME,
-      password,
-      roles: ['user'],
-    })
+    await addUser(
+      service.users,
+      service.clock,
+      { username: DEMO_USERNAME, password, roles: ['user'] },
+      service.passwordPolicy,
+    )
   } catch (error) {
     if (!(error instanceof UserExists)) throw error // kept from an earlier run (DATA_DIR)
   }

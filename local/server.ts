@@ -117,9 +117,9 @@ async function serve(
       error_description: 'request body is too large',
     })
   }
-  const event = toEvent(req, url, route, body, pathParameters ?? {})
+  const event = toEvent(req, url, route, body, pathParameters ?? {}, new URL(service.issuer))
   if (route.auth === 'bearer') {
-    const denied = await authorize(service, event)
+    const denied = await authorize(service, event, timeoutMs)
     if (denied) return sendError(res, denied, corsHeaders(service, req))
   }
   const result = await route.handler(event, lambdaContext(route.function, timeoutMs))
@@ -165,6 +165,7 @@ function matchPath(pattern: string, pathname: string): Record<string, string> | 
 async function authorize(
   service: LocalService,
   event: APIGatewayProxyEventV2,
+  timeoutMs: number,
 ): Promise<OAuthError | undefined> {
   const authorization = event.headers.authorization
   if (!authorization) return new InvalidToken('no Authorization header')
@@ -177,13 +178,17 @@ async function authorize(
     cookies: event.cookies ?? [],
   }
   let result: Awaited<ReturnType<Authorizer['http']>>
+  // Its log lines name it and this request, as the authorizer function's do in Lambda.
+  service.authorizerLogger.addContext(
+    lambdaContext(service.strict ? 'authorizerStrict' : 'authorizer', timeoutMs),
+  )
   try {
     result = await service.authorizer.http(authorizerEvent)
   } catch (error) {
     // API Gateway answers 500 here; local mode keeps our own 503 for a dependency fault.
     const failure =
       error instanceof OAuthError ? error : new ServerError('authorizer failed', error)
-    service.observability.logger.error('authorizer failed', {
+    service.authorizerLogger.error('authorizer failed', {
       status: failure.status,
       detail: failure.detail,
       cause: error instanceof Error ? error.name : 'unknown',
@@ -201,6 +206,7 @@ function toEvent(
   route: LocalRoute,
   body: Buffer,
   pathParameters: Record<string, string>,
+  issuer: URL,
 ): APIGatewayProxyEventV2 {
   const headers: Record<string, string> = {}
   for (const [name, value] of Object.entries(req.headers)) {
@@ -208,7 +214,7 @@ function toEvent(
     headers[name] = Array.isArray(value) ? value.join(',') : value
   }
   // As API Gateway sets it (`https` there): what a DPoP proof's `htu` starts with.
-  headers['x-forwarded-proto'] = 'http'
+  headers['x-forwarded-proto'] = issuer.protocol.slice(0, -1)
   const cookies = (req.headers.cookie ?? '')
     .split(';')
     .map((pair) => pair.trim())
@@ -227,8 +233,10 @@ function toEvent(
     requestContext: {
       accountId: 'local',
       apiId: 'local',
-      domainName: headers.host ?? 'localhost',
-      domainPrefix: 'localhost',
+      // API Gateway's own name for the API, never the client's Host header (which a
+      // client chooses): a DPoP proof's `htu` is checked against it.
+      domainName: issuer.host,
+      domainPrefix: issuer.hostname.split('.')[0] ?? 'localhost',
       http: {
         method: route.method,
         path: url.pathname,

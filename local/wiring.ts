@@ -1,11 +1,14 @@
+import type { Logger } from '@aws-lambda-powertools/logger'
 import { type HttpHandler, httpHandler } from '../functions/adapters/http.js'
 import type { Observability } from '../functions/adapters/observability.js'
+import { passwordPolicy } from '../functions/adapters/password-policy.js'
 import { type Authorizer, createAuthorizer } from '../functions/authorizer/authorizer.js'
 import {
   corsOrigins,
   type Env,
   loadAuthorizerConfig,
   loadBackdateSeconds,
+  loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
@@ -15,6 +18,7 @@ import type { Clock } from '../functions/core/clock.js'
 import { type DpopReplayStore, DpopVerifier } from '../functions/core/dpop.js'
 import { DpopGrant } from '../functions/core/dpop-grant.js'
 import { DpopNonces } from '../functions/core/dpop-nonce.js'
+import type { PasswordPolicy } from '../functions/core/password-policy.js'
 import type {
   EventOutbox,
   GraceKeys,
@@ -60,7 +64,11 @@ export interface LocalService extends LocalParts {
   /** Each HTTP function's handler, as its Lambda wraps it (functions/routes.ts). */
   readonly handlers: Readonly<Record<HttpFunction, HttpHandler>>
   readonly authorizer: Authorizer
+  /** The authorizer's logger: local/server.ts sets its Lambda context for each call. */
+  readonly authorizerLogger: Logger
   readonly corsOrigins: readonly string[]
+  /** The rules new passwords meet: the password route's, and the demo user's. */
+  readonly passwordPolicy: PasswordPolicy
 }
 
 /**
@@ -85,6 +93,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
   const events = observability.events
   const nonces = new DpopNonces(parts.dpopNonceKey, clock)
+  const policy = passwordPolicy({ events, breachCheck: loadBreachCheck(env) })
   const signing = {
     sessions,
     outbox,
@@ -136,6 +145,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
         clock,
         events,
         loginBackoff: loadLoginBackoff(env),
+        passwordPolicy: policy,
       },
       stack,
       http('password'),
@@ -146,6 +156,9 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const longestTtl = Math.max(
     ...[...clients.values()].map((client) => client.accessTokenTtlSeconds),
   )
+  // Its own logger, as in Lambda where it is its own function: the server gives it the
+  // authorizer's name and request id before each call (the handlers' is the last request's).
+  const authorizerLogger = observability.logger.createChild()
   const authorizer = createAuthorizer({
     config: loadAuthorizerConfig({
       AUTHORIZER_AUDIENCES: audiences.join(','),
@@ -157,10 +170,17 @@ export function wireLocalService(parts: LocalParts): LocalService {
     // The local key stands in for the JWKS the deployed authorizer fetches.
     fetchKeys: () => signer.publicKeys(),
     clock,
-    logger: observability.logger,
+    logger: authorizerLogger,
     ...(parts.strict && {
       strict: { sessions, cacheSeconds: loadSessionCacheSeconds(env) },
     }),
   })
-  return { ...parts, handlers, authorizer, corsOrigins: stack.corsOrigins }
+  return {
+    ...parts,
+    handlers,
+    authorizer,
+    authorizerLogger,
+    corsOrigins: stack.corsOrigins,
+    passwordPolicy: policy,
+  }
 }

@@ -1,20 +1,63 @@
+import { readFileSync } from 'node:fs'
 import type { TestProject } from 'vitest/node'
-import { startDynamoDbLocal } from '../local/dynamodb-local.js'
+import { buildBundles } from '../lib/build-bundles.js'
+import { assertJava, startDynamoDbLocal } from '../local/dynamodb-local.js'
 
 declare module 'vitest' {
   export interface ProvidedContext {
     dynamoEndpoint: string
+    /** Every function's bundle, built once per run: `PREBUILT_BUNDLES_CONTEXT` (lib/bundling.ts). */
+    bundlesDir: string
+    /** esbuild's metafile of each bundle, `<name>.json`. */
+    bundleMetafiles: string
   }
 }
 
-/** One DynamoDB Local (in memory, free port) for the whole test run. */
+/** Where the bundles are kept between runs, by a hash of their inputs (lib/build-bundles.ts). */
+const BUNDLE_CACHE = 'node_modules/.cache/token-service-bundles'
+
+/** A missing prerequisite: one line for the person who ran `npm test`, no stack. */
+function refuse(message: string): never {
+  process.stderr.write(`npm test: ${message}\n`)
+  process.exit(1)
+}
+
+/**
+ * Once per test run: the prerequisites checked, every function bundled, and one DynamoDB
+ * Local (in memory, free port).
+ */
 export default async function setup(project: TestProject) {
+  const pinned = (
+    JSON.parse(readFileSync('package.json', 'utf8')) as { devDependencies: Record<string, string> }
+  ).devDependencies.node
+  if (process.version !== `v${pinned}`) {
+    refuse(
+      `the tests run on Node ${pinned} (the node devDependency, Lambda's runtime), not ${process.version}: run them with \`npm test\` or \`npx vitest\``,
+    )
+  }
+  try {
+    assertJava()
+  } catch (error) {
+    refuse((error as Error).message)
+  }
   const started = Date.now()
-  const local = await startDynamoDbLocal({})
+  // The JVM starts while esbuild bundles.
+  const [dynamodb, built] = await Promise.allSettled([
+    startDynamoDbLocal({}),
+    buildBundles(BUNDLE_CACHE),
+  ])
+  if (dynamodb.status === 'rejected' || built.status === 'rejected') {
+    if (dynamodb.status === 'fulfilled') await dynamodb.value.stop()
+    throw dynamodb.status === 'rejected' ? dynamodb.reason : (built as PromiseRejectedResult).reason
+  }
+  const local = dynamodb.value
+  const bundles = built.value
   if (process.env.DEBUG_DYNAMODB_LOCAL) {
     console.log(`DynamoDB Local ready on ${local.endpoint} in ${Date.now() - started} ms`)
   }
   project.provide('dynamoEndpoint', local.endpoint)
+  project.provide('bundlesDir', bundles.folder)
+  project.provide('bundleMetafiles', bundles.metafiles)
 
   // Killed with SIGINT/SIGTERM, vitest exits without running the teardown below: stop the
   // child first, then exit with the signal's status. (If vitest exits before that finishes,

@@ -6,8 +6,6 @@ process.env.DYNAMODB_ENDPOINT = inject('dynamoEndpoint')
 process.env.AWS_REGION ??= 'local'
 process.env.AWS_ACCESS_KEY_ID ??= 'local'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local'
-// The AWS SDK warns once per process about Node 20's end of support; it is not ours to fix here.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true'
 // Every line a sampled invocation may write (successes are debug): the secrets audit sees them all.
 process.env.POWERTOOLS_LOG_LEVEL ??= 'DEBUG'
 

@@ -209,6 +209,11 @@ function parseJson(text: string): Record<string, string> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidRequest('request body must be a JSON object')
   }
+  // JSON.parse keeps the last of a repeated key: refuse it, as a repeated form parameter.
+  const names = topLevelNames(text)
+  if (new Set(names).size !== names.length) {
+    throw new InvalidRequest('a request parameter is repeated')
+  }
   const params: Record<string, string> = Object.create(null)
   for (const [name, member] of Object.entries(value)) {
     if (typeof member !== 'string') throw new InvalidRequest('request parameters must be strings')
@@ -223,6 +228,35 @@ function parseJson(text: string): Record<string, string> {
 }
 
 const LONE_SURROGATE = /\p{Cs}/u
+
+/**
+ * The member names of a JSON object's top level, repeats included, each
+ * decoded (`"a"` and `"\u0061"` are one name). Only for a text JSON.parse
+ * accepted as an object: a scan of strings and brackets, nothing more.
+ */
+function topLevelNames(text: string): string[] {
+  const names: string[] = []
+  let depth = 0
+  let nameNext = false
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]
+    if (char === '"') {
+      let end = i + 1
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1
+      if (depth === 1 && nameNext) names.push(JSON.parse(text.slice(i, end + 1)) as string)
+      nameNext = false
+      i = end
+    } else if (char === '{' || char === '[') {
+      depth++
+      nameNext = depth === 1
+    } else if (char === '}' || char === ']') {
+      depth--
+    } else if (char === ',') {
+      nameNext = depth === 1
+    }
+  }
+  return names
+}
 
 /** Query parameters that carry credentials (any letter case). */
 const CREDENTIAL_PARAMS = new Set([

@@ -5,7 +5,7 @@ import {
   SignCommand,
   type SigningAlgorithmSpec,
 } from '@aws-sdk/client-kms'
-import { calculateJwkThumbprint } from 'jose'
+import { jwkThumbprint } from '../core/dpop.js'
 import { TemporarilyUnavailable } from '../core/errors.js'
 import { toLowS } from '../core/es256.js'
 import { assertKeyFitsAlg } from '../core/key-fit.js'
@@ -115,7 +115,7 @@ export class KmsSigner implements Signer {
     const key = createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
     assertKeyFitsAlg(key, this.alg, `kms key ${keyId}`)
     const jwk = key.export({ format: 'jwk' })
-    const kid = await calculateJwkThumbprint(publicMembers(jwk), 'sha256')
+    const kid = jwkThumbprint(publicMembers(jwk) as Parameters<typeof jwkThumbprint>[0])
     return Object.freeze({ ...publicMembers(jwk), kid, alg: this.alg, use: 'sig' as const })
   }
 }

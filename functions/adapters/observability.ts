@@ -21,6 +21,9 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
   revoke: 'Revocations',
   login_throttled: 'LoginThrottled',
   password_changed: 'PasswordChanges',
+  dpop_key_mismatch: 'DpopKeyMismatches',
+  dpop_replayed: 'DpopReplays',
+  breach_check_unavailable: 'BreachCheckUnavailable',
 }
 
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */
@@ -30,6 +33,8 @@ const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set([
   'reuse_detected',
   'reuse_reported',
   'login_failed',
+  'dpop_key_mismatch',
+  'dpop_replayed',
 ])
 
 /**

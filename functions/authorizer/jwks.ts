@@ -1,3 +1,4 @@
+import { readCapped } from '../adapters/capped-body.js'
 import { TemporarilyUnavailable } from '../core/errors.js'
 import type { PublicJwk } from '../core/ports.js'
 
@@ -23,9 +24,15 @@ export function jwksFetcher(
     } catch (error) {
       throw new TemporarilyUnavailable('JWKS unreachable', { cause: error })
     }
-    const text = await response.text()
-    if (!response.ok) throw new TemporarilyUnavailable(`JWKS answered ${response.status}`)
-    if (text.length > maxBytes) throw new TemporarilyUnavailable('JWKS too large')
+    if (!response.ok) {
+      await response.body?.cancel().catch(() => undefined)
+      throw new TemporarilyUnavailable(`JWKS answered ${response.status}`)
+    }
+    const body = await readCapped(response, maxBytes).catch((error: unknown) => {
+      throw new TemporarilyUnavailable('JWKS unreachable', { cause: error })
+    })
+    if (body === 'too large') throw new TemporarilyUnavailable('JWKS too large')
+    const text = body.text
     let keys: unknown
     try {
       keys = (JSON.parse(text) as { keys?: unknown }).keys

@@ -91,18 +91,29 @@ export class DpopGrant {
 /** What login and refresh use of `DpopGrant`: the single use, next to their first read. */
 export type ProofUse = Pick<DpopGrant, 'use'>
 
-/** Runs `read` and, if there is a proof, records its use alongside: one network stage. */
+/**
+ * Runs `read` and, if there is a proof, records its use alongside: one network
+ * stage. A proof used before is reported first (`onReplay`, with what the read
+ * found, if it did), then refused.
+ */
 export async function readWithProof<T>(
   dpop: ProofUse,
   proof: DpopProof | undefined,
   read: () => Promise<T>,
+  onReplay: (found: T | undefined) => Promise<void> = async () => {},
 ): Promise<T> {
   const [result, used] = await Promise.allSettled([
     read(),
     proof ? dpop.use(proof) : Promise.resolve(),
   ])
   // A replay is the answer even when the read failed: retrying that proof cannot succeed.
-  if (used.status === 'rejected') throw used.reason
+  if (used.status === 'rejected') {
+    // `use` refuses a replay alone with InvalidDpopProof; a fault recording it is no replay.
+    if (used.reason instanceof InvalidDpopProof) {
+      await onReplay(result.status === 'fulfilled' ? result.value : undefined)
+    }
+    throw used.reason
+  }
   if (result.status === 'rejected') throw result.reason
   return result.value
 }

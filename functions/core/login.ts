@@ -2,8 +2,20 @@ import { issueAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import type { ProofUse } from './dpop-grant.js'
-import { InvalidGrant, InvalidRequest, TemporarilyUnavailable, TooManyRequests } from './errors.js'
-import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
+import {
+  InvalidDpopProof,
+  InvalidGrant,
+  InvalidRequest,
+  TemporarilyUnavailable,
+  TooManyRequests,
+} from './errors.js'
+import {
+  clearTurn,
+  countFailure,
+  giveBackTurn,
+  type PasswordAttempt,
+  takeTurn,
+} from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -15,6 +27,7 @@ import type {
   EventOutbox,
   FailedLogins,
   LoginAttempts,
+  LoginState,
   Session,
   SessionStore,
   Signer,
@@ -29,6 +42,7 @@ import {
   sessionRevoked,
 } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
+import { reportTheftSignal } from './theft-signals.js'
 import { type BackoffPolicy, DEFAULT_BACKOFF } from './throttle.js'
 import { startAfterLogout } from './users.js'
 
@@ -88,7 +102,9 @@ export async function login(
   // The turn's write runs alongside the read: a success costs no extra round trip.
   const loading = loginAttempts.loadLogin(username)
   const turning = takeTurn(deps, backoff, turnAttempt)
-  if (proof) await useProofAlongside(deps, proof, [loading, turning], turnAttempt)
+  if (proof) {
+    await useProofAlongside(deps, proof, [loading, turning], turnAttempt, { client, origin })
+  }
   const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
     if (error instanceof TooManyRequests) {
       const subject = (await loading.catch(() => undefined))?.user?.sub
@@ -220,17 +236,27 @@ async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyReques
 /**
  * Records a DPoP proof's single use alongside the login's read and turn (one
  * network stage). A proof used before, or not recorded, is no password
- * attempt: the turn is given back and nothing is counted.
+ * attempt: the turn gives back its own count, and only that. Never a clear:
+ * a replay must not undo the failures before it (issue 16).
  */
 async function useProofAlongside(
   deps: LoginDeps,
   proof: DpopProof,
-  [loading, turning]: readonly [Promise<unknown>, Promise<FailedLogins>],
+  [loading, turning]: readonly [Promise<LoginState>, Promise<FailedLogins>],
   turnAttempt: PasswordAttempt,
+  request: { readonly client: Client; readonly origin: RequestOrigin },
 ): Promise<void> {
-  const [used, , turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
+  const [used, loaded, turned] = await Promise.allSettled([deps.dpop.use(proof), loading, turning])
   if (used.status === 'fulfilled') return
-  if (turned.status === 'fulfilled') await clearTurn(deps, turnAttempt, turned.value)
+  if (turned.status === 'fulfilled') await giveBackTurn(deps, turnAttempt, turned.value)
+  // Used before (not a fault recording it): someone sends a request the client already sent.
+  if (used.reason instanceof InvalidDpopProof) {
+    await reportTheftSignal(deps, 'dpop.proof_replayed', turnAttempt.now, {
+      subject: loaded.status === 'fulfilled' ? loaded.value.user?.sub : undefined,
+      clientId: request.client.clientId,
+      origin: request.origin,
+    })
+  }
   throw used.reason
 }
 

@@ -1,12 +1,13 @@
 import type { Clock } from './clock.js'
 import { InvalidGrant, InvalidRequest, InvalidToken, TooManyRequests } from './errors.js'
+import { assertNewPassword, assertNotBreached, type PasswordPolicy } from './password-policy.js'
 import { clearTurn, countFailure, takeTurn } from './password-turn.js'
 import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams, verifyPassword } from './passwords.js'
 import type { EventOutbox, Events, LoginAttempts, SessionStore, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent } from './security-events.js'
-import { type Caller, sessionIsLive } from './sessions.js'
+import { type Caller, liveCaller, sessionIsLive } from './sessions.js'
 import type { BackoffPolicy } from './throttle.js'
-import { assertPasswordRule, endSessions, voidSessionsUpTo } from './users.js'
+import { endSessions, voidSessionsUpTo } from './users.js'
 
 /** What a password change works with. */
 export interface PasswordChangeDeps {
@@ -19,6 +20,8 @@ export interface PasswordChangeDeps {
   readonly outbox: EventOutbox
   /** The login back-off: a wrong current password counts as a failed login. */
   readonly loginBackoff: BackoffPolicy
+  /** The rules a new password meets (core/password-policy.ts). */
+  readonly passwordPolicy: PasswordPolicy
   /** The new hash's scrypt parameters. @default OWASP_SCRYPT */
   readonly scrypt?: ScryptParams
 }
@@ -48,17 +51,13 @@ export async function changePassword(
   if (Buffer.byteLength(input.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`current_password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
-  assertPasswordRule(input.newPassword, 'new_password')
+  // The rules that cost nothing, before any read, hashing or turn.
+  assertNewPassword(deps.passwordPolicy, input.newPassword, {
+    name: 'new_password',
+    current: input.currentPassword,
+  })
 
-  const { session, user } = await sessions.loadSessionState(caller)
-  if (
-    !session ||
-    !user ||
-    session.sub !== caller.sub ||
-    !sessionIsLive(session, user, clock.now())
-  ) {
-    throw new InvalidToken('the calling session has ended')
-  }
+  const { session, user } = await liveCaller(sessions, clock, caller)
   const now = clock.now()
   const attempt = {
     username: user.username,
@@ -91,6 +90,14 @@ export async function changePassword(
     countFailure(deps, attempt)
     throw new InvalidGrant('wrong current password')
   }
+  // The range API only for a caller who knows the current password: one call, no hashing yet.
+  await assertNotBreached(deps.passwordPolicy, input.newPassword, 'new_password').catch(
+    async (error: unknown) => {
+      // The right password was checked all the same: it clears the count.
+      await clearTurn(deps, attempt, turn)
+      throw error
+    },
+  )
 
   const newHash = await hashPassword(input.newPassword, deps.scrypt)
   const changedAt = clock.now()

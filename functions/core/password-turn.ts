@@ -7,7 +7,8 @@ import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
  * same for login and for a password change (whose wrong current password
  * counts as a failed login). Every attempt takes a turn before any hashing and
  * counts itself as a failure up front, so that concurrent guesses gain nothing;
- * a success takes its count back (`clearTurn`).
+ * a success clears the count (`clearTurn`), and an attempt that checked no
+ * password takes back its own count, no more (`giveBackTurn`).
  */
 export interface PasswordTurnDeps {
   readonly loginAttempts: LoginAttempts
@@ -50,9 +51,9 @@ export function countFailure(deps: PasswordTurnDeps, attempt: PasswordAttempt): 
 }
 
 /**
- * The right password takes its count back. Best-effort: if it fails, the count
- * errs on the safe side (this success stays counted), and the caller's success
- * is not lost for it.
+ * The right password clears the count: the one thing that does. Best-effort:
+ * if it fails, the count errs on the safe side (this success stays counted),
+ * and the caller's success is not lost for it.
  */
 export const clearTurn = (
   deps: PasswordTurnDeps,
@@ -60,6 +61,19 @@ export const clearTurn = (
   turn: FailedLogins,
 ): Promise<void> =>
   deps.loginAttempts.clearLoginFailures(attempt.username, turn).catch(() => undefined)
+
+/**
+ * An attempt that checked no password (its DPoP proof was refused) gives its
+ * turn back: the inverse of `takeTurn`, minus one count, never a clear. Every
+ * other failure (a replay between wrong passwords included) still counts.
+ * Best-effort, like `clearTurn`: if it fails, this attempt stays counted.
+ */
+export const giveBackTurn = (
+  deps: PasswordTurnDeps,
+  attempt: PasswordAttempt,
+  turn: FailedLogins,
+): Promise<void> =>
+  deps.loginAttempts.giveBackLoginAttempt(attempt.username, turn).catch(() => undefined)
 
 function throttled(
   deps: PasswordTurnDeps,

@@ -66,12 +66,10 @@ export interface Session {
   readonly jkt?: string
 }
 
-/** The single batched, strongly consistent read that starts a refresh. */
+/** The single batched, strongly consistent read that starts a refresh: two items. */
 export interface RefreshState {
   readonly user?: User
   readonly session?: Session
-  /** This hash was issued for this session at some point (authentic, maybe retired). */
-  readonly tokenIssued: boolean
 }
 
 /** What a rotation writes, conditional on the session still being at `expect`. */
@@ -87,11 +85,31 @@ export interface Rotation {
     readonly lastUsedAt: number
     readonly idleExpiresAt: number
   }
+  /**
+   * The token this rotation retires (the session's current one): its record
+   * (`recordRetired`) is written before the session changes, so that once it
+   * has left the session (two rotations on) it is still known as authentic,
+   * and its reuse detected. `issuedAt` is when it was issued (the last
+   * rotation, or login).
+   */
+  readonly retired: {
+    readonly hash: string
+    readonly generation: number
+    readonly issuedAt: number
+  }
   /** Epoch ms after which DynamoDB may delete the session and its token records. */
   readonly absoluteExpiresAt: number
 }
 
-export type RotationResult = 'committed' | 'lost'
+/**
+ * What `rotate` did: committed, or lost to another writer (someone else
+ * rotated or revoked first). A lost rotation comes back with the session as
+ * the failed condition found it, when the store can tell, so that refresh
+ * answers from it without another read.
+ */
+export type RotationResult =
+  | { readonly committed: true }
+  | { readonly committed: false; readonly session?: Session }
 
 /**
  * What `createSession` did. Refused when the user's guard failed (disabled,
@@ -109,21 +127,39 @@ export type SessionCreation =
  * API and the strict authorizer.
  */
 export interface SessionStore {
-  /** One batched, strongly consistent read of the user, the session and the token's record. */
-  loadRefreshState(key: { sub: string; sid: string; tokenHash: string }): Promise<RefreshState>
+  /** One batched, strongly consistent read of the user and the session. */
+  loadRefreshState(key: { sub: string; sid: string }): Promise<RefreshState>
+  /**
+   * Whether this hash was retired from this session (a strongly consistent
+   * read of its record). Asked only for a hash that is neither the session's
+   * current nor its previous one: those are authentic by themselves.
+   */
+  wasRetired(sid: string, tokenHash: string): Promise<boolean>
   /** A strongly consistent read of one session. */
   getSession(sid: string): Promise<Session | undefined>
   /**
-   * Writes a new session and its first token record, only if the user is still
-   * active with the password hash that was checked and no logout everywhere
-   * voids a session created at `session.createdAt`.
+   * Writes a new session, only if the user is still active with the password
+   * hash that was checked and no logout everywhere voids a session created at
+   * `session.createdAt`, then lists it under its user. A fault after the
+   * session was written throws: the caller revokes it (core/login.ts).
    */
   createSession(
     session: Session,
     guard: { sub: string; passwordHash: string },
     events?: readonly SecurityEvent[],
   ): Promise<SessionCreation>
-  /** Commits a rotation atomically. `lost` means someone else rotated (or revoked) first. */
+  /**
+   * Writes the record of the token `rotation` retires (`rotation.retired`):
+   * before `rotate`, so that no committed rotation lacks it. Harmless if the
+   * rotation then loses: it names a token that was issued.
+   */
+  recordRetired(rotation: Rotation): Promise<void>
+  /**
+   * Commits a rotation with one conditional write of the session. Not
+   * committed means someone else rotated (or revoked) first. Safe to send
+   * again after a lost answer: a rotation that finds itself already applied is
+   * committed.
+   */
   rotate(rotation: Rotation): Promise<RotationResult>
   /**
    * Marks a session revoked, with `events`. Revoking a revoked or missing
@@ -159,12 +195,19 @@ export interface UserStore {
   /**
    * Changes the status or the roles. `sessionsValidAfter`, when given, voids
    * every session created before that instant (disable, logout everywhere),
-   * with no exception: it clears `keptSession`.
-   * Returns false when no user has this `sub`.
+   * with no exception: it clears `keptSession`. With `whileLive`, only while
+   * the user is active and no earlier cut voids that session (logout
+   * everywhere: the caller's own).
+   * Returns false when no user has this `sub`, or `whileLive` failed.
    */
   updateUser(
     sub: string,
-    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    change: {
+      status?: UserStatus
+      roles?: readonly string[]
+      sessionsValidAfter?: number
+      whileLive?: Pick<Session, 'sid' | 'createdAt'>
+    },
     events?: readonly SecurityEvent[],
   ): Promise<boolean>
   /**
@@ -200,6 +243,12 @@ export interface FailedLogins {
   readonly failures: number
   /** Epoch ms of the last failed (or claimed) attempt. */
   readonly lastFailedAt: number
+  /**
+   * How many times a right password has cleared the count (absent: never). A
+   * turn taken before a clear holds nothing of the count after it, so it has
+   * nothing left to take back.
+   */
+  readonly resets?: number
 }
 
 /** One failed login as core/throttle.ts `failureAt` describes it. */
@@ -228,14 +277,14 @@ export interface LoginCount {
 /** What login reads in one request. */
 export interface LoginState {
   readonly user?: User
-  readonly failedLogins?: FailedLogins
 }
 
 /** Login's read and the per-username back-off's counter (core/throttle.ts). */
 export interface LoginAttempts {
   /**
-   * Login's one read: the user with this normalized username, if any, and the
-   * username's failed logins, if any (kept for unknown usernames too).
+   * Login's one read: the user with this normalized username, if any. (The
+   * username's failed logins, kept for unknown usernames too, are read by the
+   * turn: `countLoginAttempt`.)
    */
   loadLogin(username: string): Promise<LoginState>
   /** Counts one failed login, atomically (concurrent failures all count), with `events`. */
@@ -264,9 +313,15 @@ export interface LoginAttempts {
   /**
    * After a success: forgets the failures if the record is still `seen` (what
    * this attempt's turn wrote). If failures landed since, they still count, and
-   * only this attempt's own count is taken back.
+   * only this attempt's own count is taken back (as `giveBackLoginAttempt`).
    */
   clearLoginFailures(username: string, seen: FailedLogins): Promise<void>
+  /**
+   * After an attempt that checked no password (its DPoP proof refused): takes
+   * back the one count its turn added (`turn`, as the turn wrote it), never
+   * more. Nothing, if a success cleared the count since: the clear took it.
+   */
+  giveBackLoginAttempt(username: string, turn: FailedLogins): Promise<void>
 }
 
 export type SigningAlgorithm = 'RS256' | 'ES256'
@@ -299,6 +354,12 @@ export interface Signer {
 export interface EventOutbox {
   /** Writes one event. Answer the request only after it resolved. */
   appendEvent(event: SecurityEvent): Promise<void>
+  /**
+   * Writes one event unless an event with its id was written before (its id
+   * derived from what it reports: core/theft-signals.ts), so that repeats of
+   * a refusal cost no event. Answer the request only after it resolved.
+   */
+  appendEventOnce(event: SecurityEvent): Promise<void>
 }
 
 /** A server secret for grace seals, and the name a seal stores to find it again. */
@@ -333,6 +394,12 @@ export type DomainEvent =
   | 'revoke'
   | 'login_throttled'
   | 'password_changed'
+  /** A refresh of a DPoP-bound session with a proof of another key (core/theft-signals.ts). */
+  | 'dpop_key_mismatch'
+  /** A DPoP proof used before, at /login or /token (core/theft-signals.ts). */
+  | 'dpop_replayed'
+  /** The breached-password range API could not be reached: the password was accepted. */
+  | 'breach_check_unavailable'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

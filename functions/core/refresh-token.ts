@@ -62,47 +62,63 @@ export function sameHash(a: string, b: string | undefined): boolean {
  * opens it only within the grace window.
  * Key = HKDF-SHA256(parent token, salt = server secret, info + sid), then
  * AES-256-GCM with a random 96-bit IV, the sid as additional data.
- * Sealed form: `v2.<key name>.<iv>.<ciphertext>.<tag>` (base64url parts); the
- * key name tells the server which secret to unwrap (a KMS ciphertext blob).
- * A `v1.<iv>.<ciphertext>.<tag>` seal (written before v2: HKDF of the parent
- * alone, salt = sid) still opens, so that an upgrade breaks no grace replay.
+ * Sealed form: `v3.<key name>.<iv>.<ciphertext>.<tag>` (base64url parts). The
+ * child has its parent's locator, so only its 32-byte secret is sealed; the
+ * key name is a short reference to the server's key (GraceKeys), so that the
+ * session item stays small.
+ * Older seals still open, so that an upgrade breaks no grace replay:
+ * `v2.<key name>.<iv>.<ciphertext>.<tag>` (before issue 17: the whole child
+ * sealed, the key name the KMS-wrapped key itself) and `v1.<iv>.<ciphertext>.<tag>`
+ * (before issue 12: HKDF of the parent alone, salt = sid).
  */
 const HKDF_INFO_V1 = 'rotating-token-service grace child v1'
 const HKDF_INFO_V2 = 'rotating-token-service grace child v2'
+const HKDF_INFO_V3 = 'rotating-token-service grace child v3'
 
 function keyV1(parentToken: string, sid: string): Buffer {
   return Buffer.from(hkdfSync('sha256', parentToken, sid, HKDF_INFO_V1, 32))
 }
 
-function keyV2(parentToken: string, sid: string, serverSecret: Uint8Array): Buffer {
-  return Buffer.from(hkdfSync('sha256', parentToken, serverSecret, `${HKDF_INFO_V2} ${sid}`, 32))
+function serverKeyed(info: string, parentToken: string, sid: string, serverSecret: Uint8Array) {
+  return Buffer.from(hkdfSync('sha256', parentToken, serverSecret, `${info} ${sid}`, 32))
 }
 
 const base64url = (part: Uint8Array) => Buffer.from(part).toString('base64url')
 
-/** Seals `childToken` under `parentToken` and the server's current key (GraceKeys `current`). */
+/** The secret part of a well-formed token (its last 43 characters), as bytes. */
+const secretOf = (token: string): Buffer => Buffer.from(token.slice(-43), 'base64url')
+
+/**
+ * Seals `childToken` under `parentToken` and the server's current key
+ * (GraceKeys `current`). The child must carry the parent's locator, as every
+ * rotation's child does.
+ */
 export function sealChild(
   parentToken: string,
   sid: string,
   childToken: string,
   serverKey: GraceKey,
 ): string {
+  if (childToken.slice(0, -43) !== parentToken.slice(0, -43)) {
+    throw new Error('a grace child carries its parent’s locator')
+  }
   const iv = randomBytes(12)
-  const cipher = createCipheriv('aes-256-gcm', keyV2(parentToken, sid, serverKey.secret), iv)
+  const key = serverKeyed(HKDF_INFO_V3, parentToken, sid, serverKey.secret)
+  const cipher = createCipheriv('aes-256-gcm', key, iv)
   cipher.setAAD(Buffer.from(sid))
-  const ciphertext = Buffer.concat([cipher.update(childToken, 'utf8'), cipher.final()])
-  return ['v2', serverKey.name, ...[iv, ciphertext, cipher.getAuthTag()].map(base64url)].join('.')
+  const ciphertext = Buffer.concat([cipher.update(secretOf(childToken)), cipher.final()])
+  return ['v3', serverKey.name, ...[iv, ciphertext, cipher.getAuthTag()].map(base64url)].join('.')
 }
 
 /** The name of the server key a seal needs (GraceKeys `open`); undefined for a v1 seal. */
 export function sealKeyName(sealed: string): string | undefined {
   const [version, name] = sealed.split('.')
-  return version === 'v2' && name ? name : undefined
+  return (version === 'v2' || version === 'v3') && name ? name : undefined
 }
 
 /**
- * The child token, or undefined if this parent (with, for a v2 seal, the
- * secret its key name unwraps to) cannot open the seal.
+ * The child token, or undefined if this parent (with, for a v2 or v3 seal,
+ * the secret its key name stands for) cannot open the seal.
  */
 export function openChild(
   parentToken: string,
@@ -111,23 +127,30 @@ export function openChild(
   serverSecret?: Uint8Array,
 ): string | undefined {
   const parts = sealed.split('.')
+  const [version] = parts
   const [iv, ciphertext, tag] = parts.slice(-3)
   const key =
-    parts[0] === 'v1' && parts.length === 4
+    version === 'v1' && parts.length === 4
       ? keyV1(parentToken, sid)
-      : parts[0] === 'v2' && parts.length === 5 && serverSecret
-        ? keyV2(parentToken, sid, serverSecret)
-        : undefined
+      : version === 'v2' && parts.length === 5 && serverSecret
+        ? serverKeyed(HKDF_INFO_V2, parentToken, sid, serverSecret)
+        : version === 'v3' && parts.length === 5 && serverSecret
+          ? serverKeyed(HKDF_INFO_V3, parentToken, sid, serverSecret)
+          : undefined
   if (!key || !iv || !ciphertext || !tag) return undefined
+  let opened: Buffer
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
     decipher.setAAD(Buffer.from(sid))
     decipher.setAuthTag(Buffer.from(tag, 'base64url'))
-    return Buffer.concat([
+    opened = Buffer.concat([
       decipher.update(Buffer.from(ciphertext, 'base64url')),
       decipher.final(),
-    ]).toString('utf8')
+    ])
   } catch {
     return undefined
   }
+  if (version !== 'v3') return opened.toString('utf8')
+  // The child's locator is its parent's.
+  return opened.length === 32 ? `${parentToken.slice(0, -43)}${base64url(opened)}` : undefined
 }

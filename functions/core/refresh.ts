@@ -3,7 +3,16 @@ import type { Client } from './clients.js'
 import type { DpopProof } from './dpop.js'
 import { type ProofUse, readWithProof } from './dpop-grant.js'
 import { InvalidDpopProof, InvalidGrant, TemporarilyUnavailable } from './errors.js'
-import type { EventOutbox, GraceKeys, Session, SessionStore, Signer, User } from './ports.js'
+import type {
+  EventOutbox,
+  GraceKeys,
+  RefreshState,
+  Rotation,
+  Session,
+  SessionStore,
+  Signer,
+  User,
+} from './ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -17,6 +26,7 @@ import {
 import { pause, RETRIES } from './retries.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
+import { reportTheftSignal } from './theft-signals.js'
 import { voidedByUser } from './users.js'
 
 export interface RefreshInput {
@@ -45,8 +55,8 @@ export interface RefreshDeps extends Deps {
 /**
  * Exchanges a refresh token for a new pair (docs/design.md "Sessions, rotation,
  * reuse", rules 1 to 7). Network stages on success: one batched read (and a
- * DPoP proof's single use alongside), then the signature and the conditional
- * write in parallel.
+ * DPoP proof's single use alongside); the signature alongside the retired
+ * token's record; then the one conditional write of the session.
  */
 export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<TokenResult> {
   const { sessions, clock } = deps
@@ -55,17 +65,40 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   if (!locator) throw new InvalidGrant('malformed refresh token')
 
   const presentedHash = hashToken(input.refreshToken)
-  const state = await readWithProof(deps.dpop, input.proof, () =>
-    sessions.loadRefreshState({ ...locator, tokenHash: presentedHash }),
+  // A theft signal names the session only for a token it issued: garbage concerns no one.
+  const signal = async (found: RefreshState | undefined) => ({
+    ...(found?.session &&
+    found.session.sub === locator.sub &&
+    (await issuedFor(sessions, found.session, presentedHash).catch(() => false))
+      ? { subject: found.session.sub, sid: found.session.sid }
+      : {}),
+    clientId: client.clientId,
+    origin: input.origin,
+  })
+  const state = await readWithProof(
+    deps.dpop,
+    input.proof,
+    () => sessions.loadRefreshState(locator),
+    async (found) =>
+      reportTheftSignal(deps, 'dpop.proof_replayed', clock.now(), await signal(found)),
   )
-  const { user } = state
-  let session = state.session
+  const { user, session: found } = state
   // Garbage that merely names a session is refused here, before any rule can revoke it.
-  if (!session || !state.tokenIssued || session.sub !== locator.sub) {
+  if (!found || found.sub !== locator.sub || !(await issuedFor(sessions, found, presentedHash))) {
     throw new InvalidGrant('unknown refresh token')
   }
+  let session: Session = found
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('refresh token belongs to another client')
+  }
+  if (session.jkt !== undefined && input.proof && input.proof.jkt !== session.jkt) {
+    // The refresh token of a bound session without its key: stolen, or a copy of it.
+    await reportTheftSignal(deps, 'dpop.key_mismatch', clock.now(), {
+      subject: session.sub,
+      sid: session.sid,
+      clientId: client.clientId,
+      origin: input.origin,
+    })
   }
   assertProofOfPossession(session, client, input.proof)
   const now = clock.now()
@@ -89,8 +122,8 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       })
       if (rotated.result) return rotated.result
       accessToken = rotated.accessToken
-      // Rule 4: someone else rotated (or revoked) first; look again and answer as they left it.
-      const fresh = await sessions.getSession(session.sid)
+      // Rule 4: someone else rotated (or revoked) first; answer as they left it.
+      const fresh: Session | undefined = rotated.found ?? (await sessions.getSession(session.sid))
       if (!fresh) throw new InvalidGrant('session disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
@@ -146,6 +179,20 @@ function assertProofOfPossession(
   if (proof.jkt !== session.jkt) throw new InvalidGrant('DPoP proof of another key')
 }
 
+/**
+ * Whether `hash` was issued for `session` (rule 3's "authentic"): its current
+ * or previous token (a hash match of a 256-bit secret), or a token an earlier
+ * rotation retired, whose record is read only then. Garbage is none of these.
+ */
+export async function issuedFor(
+  sessions: Pick<SessionStore, 'wasRetired'>,
+  session: Session,
+  hash: string,
+): Promise<boolean> {
+  if (sameHash(hash, session.currentHash) || sameHash(hash, session.previousHash)) return true
+  return sessions.wasRetired(session.sid, hash)
+}
+
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
@@ -168,53 +215,61 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
   )
 }
 
+/**
+ * Rule 1, committed as rule 7 wants it: the access token is signed, and the
+ * presented token's record written (rule 3: once it has left the session, the
+ * record still tells its reuse from garbage), both before the rotation's one
+ * conditional write. So a KMS fault or throttle, or a DynamoDB one, never
+ * leaves a committed rotation unanswered: the presented token stays current
+ * and a retry after `Retry-After` rotates it, however late (the record alone
+ * changes nothing: it names a token that was issued). Only a write that
+ * committed and whose every answer was lost is left to grace (rule 2).
+ */
 async function rotate(
   deps: RefreshDeps,
   step: Step & { user: User },
-): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken }> {
+): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken; found?: Session }> {
   const { sessions, signer, events, settings, graceKeys } = deps
   const { client, session, user, scope, now, presented } = step
   const child = newRefreshToken(presented.locator)
   // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
   const serverKey = await graceKeys.current()
-  const signing = step.accessToken
-    ? Promise.resolve(step.accessToken)
-    : issueAccessToken(signer, settings, { user, session, client, scope, now })
-  // With no grace window a committed rotation whose answer is lost cannot be
-  // replayed, so such a client's token is signed before the rotation commits:
-  // a KMS fault then leaves the presented token usable (rule 7).
-  if (client.reuseGraceSeconds === 0) await signing
-  const [signed, written] = await Promise.allSettled([
-    signing,
-    sessions.rotate({
-      sid: session.sid,
-      expect: { currentHash: session.currentHash, generation: session.generation },
-      next: {
-        currentHash: hashToken(child),
-        previousHash: presented.hash,
-        generation: session.generation + 1,
-        rotatedAt: now,
-        graceChild: sealChild(presented.token, session.sid, child, serverKey),
-        lastUsedAt: now,
-        idleExpiresAt: Math.min(
-          now + client.refreshIdleTtlSeconds * 1000,
-          session.absoluteExpiresAt,
-        ),
-      },
-      absoluteExpiresAt: session.absoluteExpiresAt,
-    }),
+  const rotation: Rotation = {
+    sid: session.sid,
+    expect: { currentHash: session.currentHash, generation: session.generation },
+    next: {
+      currentHash: hashToken(child),
+      previousHash: presented.hash,
+      generation: session.generation + 1,
+      rotatedAt: now,
+      graceChild: sealChild(presented.token, session.sid, child, serverKey),
+      lastUsedAt: now,
+      idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
+    },
+    retired: {
+      hash: session.currentHash,
+      generation: session.generation,
+      issuedAt: session.rotatedAt ?? session.createdAt,
+    },
+    absoluteExpiresAt: session.absoluteExpiresAt,
+  }
+  const [signed, recorded] = await Promise.allSettled([
+    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    sessions.recordRetired(rotation),
   ])
-  // A failed write loses nothing: the presented token is still current.
-  if (written.status === 'rejected') throw written.reason
-  const accessToken = signed.status === 'fulfilled' ? signed.value : undefined
-  if (written.value === 'lost') return accessToken ? { accessToken } : {}
-  // Committed but unsigned: the client's retry within grace gets this same child.
+  // Nothing committed yet: the presented token is still current (rule 7).
   if (signed.status === 'rejected') throw signed.reason
+  if (recorded.status === 'rejected') throw recorded.reason
+  const accessToken = signed.value
+  const written = await sessions.rotate(rotation)
+  if (!written.committed) {
+    return { accessToken, ...(written.session && { found: written.session }) }
+  }
   events.emit('refresh', { client_id: client.clientId })
   return {
     result: {
       client,
-      accessToken: signed.value,
+      accessToken,
       refreshToken: child,
       scope,
       sessionExpiresAt: session.absoluteExpiresAt,

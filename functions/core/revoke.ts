@@ -1,5 +1,6 @@
 import type { Client } from './clients.js'
 import type { SessionStore } from './ports.js'
+import { issuedFor } from './refresh.js'
 import { hashToken, parseRefreshToken } from './refresh-token.js'
 import { type RequestOrigin, sessionRevoked } from './security-events.js'
 import type { Deps } from './service.js'
@@ -29,12 +30,11 @@ export async function revoke(deps: RevokeDeps, input: RevokeInput): Promise<void
   const { client } = input
   const locator = parseRefreshToken(input.token)
   if (!locator) return
-  const { session, tokenIssued } = await sessions.loadRefreshState({
-    ...locator,
-    tokenHash: hashToken(input.token),
-  })
-  if (!session || !tokenIssued || session.clientId !== client.clientId) return
+  const { session } = await sessions.loadRefreshState(locator)
+  if (!session || session.sub !== locator.sub || session.clientId !== client.clientId) return
   if (session.status !== 'active') return
+  // Garbage that merely names a session revokes nothing.
+  if (!(await issuedFor(sessions, session, hashToken(input.token)))) return
   const at = clock.now()
   const revoked = sessionRevoked(session, 'revoked', at, input.origin)
   if (await sessions.revokeSession(session.sid, 'revoked', at, [revoked])) {

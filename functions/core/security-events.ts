@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Session } from './ports.js'
 
 /**
@@ -24,6 +24,8 @@ export const SECURITY_EVENT_TYPES = [
   'user.disabled',
   'user.enabled',
   'password.changed',
+  'dpop.key_mismatch',
+  'dpop.proof_replayed',
 ] as const
 
 export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number]
@@ -123,6 +125,27 @@ export function securityEvent(
       ...(origin.userAgent ? { user_agent: boundedUserAgent(origin.userAgent) } : {}),
     },
   }
+}
+
+/**
+ * How long one theft signal stands for what it is about (a session, or at
+ * login a user): one event of each type per window (core/theft-signals.ts).
+ */
+export const SIGNAL_WINDOW_MS = 3_600_000
+
+/**
+ * The id of the one event of `type` about `about` in the window of `time`: a
+ * UUID (version 8, RFC 9562) from the SHA-256 of the three, so that every
+ * refusal in the window decides the same event, and the outbox, which writes
+ * an id once, keeps the first.
+ */
+export function signalEventId(type: SecurityEventType, about: string, time: number): string {
+  const window = Math.floor(time / SIGNAL_WINDOW_MS)
+  const bytes = createHash('sha256').update(`${type}\n${about}\n${window}`).digest().subarray(0, 16)
+  bytes[6] = ((bytes[6] as number) & 0x0f) | 0x80
+  bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80
+  const hex = bytes.toString('hex')
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`
 }
 
 /** `session.revoked` for `session`, which `reason` ends at `time`. */

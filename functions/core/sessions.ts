@@ -1,5 +1,5 @@
 import type { Clock } from './clock.js'
-import { NotFound } from './errors.js'
+import { InvalidToken, NotFound } from './errors.js'
 import type { Events, Session, SessionStore, User, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { endSessions, voidedByUser, voidSessionsUpTo } from './users.js'
@@ -44,9 +44,35 @@ export function sessionIsLive(session: Session, user: User | undefined, now: num
 }
 
 /**
- * The caller's live sessions, newest first, the current one marked. The user
- * is read alongside, so that sessions a logout everywhere voided but has not
- * (yet) marked revoked are left out too.
+ * The calling session and its user, read strongly consistently, or
+ * `InvalidToken` when that session is no longer live (`sessionIsLive`). The
+ * guard of every route that acts on the caller's session: the sessions API
+ * and the password change. An access token outlives its session by up to its
+ * lifetime, and the plain authorizer (or the strict one within its cache)
+ * still lets it through, so the route checks, in both authorizer modes.
+ */
+export async function liveCaller(
+  sessions: Pick<SessionStore, 'loadSessionState'>,
+  clock: Clock,
+  caller: Pick<Caller, 'sub' | 'sid'>,
+): Promise<{ readonly session: Session; readonly user: User }> {
+  const { session, user } = await sessions.loadSessionState({ sub: caller.sub, sid: caller.sid })
+  if (
+    !session ||
+    !user ||
+    session.sub !== caller.sub ||
+    !sessionIsLive(session, user, clock.now())
+  ) {
+    throw new InvalidToken('the calling session has ended')
+  }
+  return { session, user }
+}
+
+/**
+ * The caller's live sessions, newest first, the current one marked; the
+ * caller's own session must be live (`liveCaller`). The user is read
+ * alongside, so that sessions a logout everywhere voided but has not (yet)
+ * marked revoked are left out too.
  */
 export async function listSessions(
   sessions: SessionStore,
@@ -55,7 +81,7 @@ export async function listSessions(
 ): Promise<SessionSummary[]> {
   const [listed, { user }] = await Promise.all([
     sessions.listSessions(caller.sub),
-    sessions.loadSessionState({ sub: caller.sub, sid: caller.sid }),
+    liveCaller(sessions, clock, caller),
   ])
   const now = clock.now()
   return listed
@@ -72,9 +98,11 @@ export async function listSessions(
 }
 
 /**
- * Ends one of the caller's sessions. Another user's session, and a sid that
- * names nothing, get the same `NotFound`, so the answer reveals nothing about
- * other users. Ending an already ended session of the caller's succeeds.
+ * Ends one of the caller's sessions; the caller's own must be live
+ * (`liveCaller`). Another user's session, and a sid that names nothing, get
+ * the same `NotFound`, so the answer reveals nothing about other users.
+ * Ending a session of the caller's that has already ended (revoked, voided,
+ * expired) succeeds and writes nothing: an event only when something changed.
  */
 export async function endSession(
   deps: {
@@ -86,10 +114,13 @@ export async function endSession(
   sid: string,
 ): Promise<void> {
   if (!SESSION_ID.test(sid)) throw new NotFound('no such session')
-  const session = await deps.sessions.getSession(sid)
+  const [session, { user }] = await Promise.all([
+    deps.sessions.getSession(sid),
+    liveCaller(deps.sessions, deps.clock, caller),
+  ])
   if (!session || session.sub !== caller.sub) throw new NotFound('no such session')
-  if (session.status !== 'active') return
   const at = deps.clock.now()
+  if (!sessionIsLive(session, user, at)) return
   const revoked = sessionRevoked(session, 'ended_by_user', at, caller.origin)
   if (await deps.sessions.revokeSession(sid, 'ended_by_user', at, [revoked])) {
     deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
@@ -100,7 +131,14 @@ export async function endSession(
  * Logout everywhere: voids every session of the caller's that exists now
  * (`sessionsValidAfter`, which refresh and the strict authorizer check), with
  * `sessions.ended_all`, then marks each one revoked, each with its
- * `session.revoked`. Returns how many were active.
+ * `session.revoked` (bookkeeping: if it fails, the cut stands and the answer
+ * is still a success). Returns how many it marked.
+ *
+ * The caller's own session must be live (`liveCaller`), and the cut commits
+ * only while it still is: of several logouts everywhere at once, one writes
+ * its event and the others find the caller ended (`InvalidToken`). So the
+ * event is written only when the cut ended something, at least the caller's
+ * session, and an ended session's token cannot write one per request.
  */
 export async function endAllSessions(
   deps: {
@@ -111,7 +149,9 @@ export async function endAllSessions(
   },
   caller: Caller,
 ): Promise<number> {
+  const { session } = await liveCaller(deps.sessions, deps.clock, caller)
   const now = deps.clock.now()
+  const validAfter = voidSessionsUpTo(now)
   const endedAll = securityEvent('sessions.ended_all', now, {
     subject: caller.sub,
     data: {
@@ -121,14 +161,35 @@ export async function endAllSessions(
     },
     ...(caller.origin ? { origin: caller.origin } : {}),
   })
-  await deps.users.updateUser(caller.sub, { sessionsValidAfter: voidSessionsUpTo(now) }, [endedAll])
+  const cut = await deps.users.updateUser(
+    caller.sub,
+    {
+      sessionsValidAfter: validAfter,
+      whileLive: { sid: session.sid, createdAt: session.createdAt },
+    },
+    [endedAll],
+  )
+  if (!cut) {
+    // Another cut (a concurrent logout everywhere, a disable, a password change elsewhere)
+    // ended the calling session first; or this very one committed and its answer was lost,
+    // which the user's `sessionsValidAfter` tells.
+    const { user } = await deps.sessions.loadSessionState({ sub: caller.sub, sid: caller.sid })
+    if (user?.sessionsValidAfter !== validAfter) {
+      throw new InvalidToken('the calling session has ended')
+    }
+  }
+  // Bookkeeping only, as after a password change: the cut already ended every session, the
+  // caller's too, so a retry could not finish it (401). A fault here still answers 204.
   const ended = await endSessions(
     deps.sessions,
     caller.sub,
     now,
     'logout_everywhere',
     caller.origin,
-  )
-  deps.events.emit('revoke', { reason: 'logout_everywhere', sessions: ended })
-  return ended
+  ).catch(() => undefined)
+  deps.events.emit('revoke', {
+    reason: 'logout_everywhere',
+    ...(ended === undefined ? {} : { sessions: ended }),
+  })
+  return ended ?? 0
 }

@@ -115,7 +115,11 @@ export function loginTurn(policy: BackoffPolicy, stored: FailedLogins, now: numb
     if (until > now) return { kind: 'wait', seconds: (until - now) / 1000 }
   }
   // A forgotten count starts again at 1.
-  const next: FailedLogins = { failures: (recent?.failures ?? 0) + 1, lastFailedAt: now }
+  const next: FailedLogins = {
+    failures: (recent?.failures ?? 0) + 1,
+    lastFailedAt: now,
+    ...(stored.resets === undefined ? {} : { resets: stored.resets }),
+  }
   return {
     kind: 'claim',
     seen: stored,

@@ -1,12 +1,13 @@
 import type { Clock } from './clock.js'
 import { InvalidRequest } from './errors.js'
+import { assertNewPassword, assertNotBreached, type PasswordPolicy } from './password-policy.js'
 import {
   couldBeUsername,
   hashPassword,
-  MAX_PASSWORD_BYTES,
   MAX_USERNAME_CHARS,
   normalizeUsername,
   type ScryptParams,
+  verifyPassword,
 } from './passwords.js'
 import type { Session, SessionStore, User, UserStore } from './ports.js'
 import { newUserId } from './refresh-token.js'
@@ -22,26 +23,15 @@ export class UnknownUser extends Error {}
 
 const ROLE = /^[A-Za-z0-9:._-]{1,64}$/
 
-/** The shortest password `users add`, `users set-password` and `POST /me/password` accept, in UTF-8 bytes. */
-export const MIN_PASSWORD_BYTES = 8
-
 /**
- * The rule every new password meets (user creation and both password
- * changes): 8 to 1,024 UTF-8 bytes, never truncated. `name` is the parameter
- * the error names.
+ * Creates a user with a fresh immutable `sub`; the password meets `policy`
+ * (core/password-policy.ts). Throws `UserExists` if the username is taken.
  */
-export function assertPasswordRule(password: string, name = 'password'): void {
-  const bytes = Buffer.byteLength(password, 'utf8')
-  if (bytes < MIN_PASSWORD_BYTES || bytes > MAX_PASSWORD_BYTES) {
-    throw new InvalidRequest(`${name} must be ${MIN_PASSWORD_BYTES} to ${MAX_PASSWORD_BYTES} bytes`)
-  }
-}
-
-/** Creates a user with a fresh immutable `sub`. Throws `UserExists` if the username is taken. */
 export async function addUser(
   users: UserStore,
   clock: Clock,
   input: { username: string; password: string; roles: readonly string[]; params?: ScryptParams },
+  policy: PasswordPolicy,
 ): Promise<User> {
   const username = normalizeUsername(input.username)
   // The rule login applies before any read or throttle record.
@@ -49,10 +39,11 @@ export async function addUser(
     throw new InvalidRequest(
       `username must be 1-${MAX_USERNAME_CHARS} letters, digits or . _ @ + -`,
     )
-  assertPasswordRule(input.password)
+  assertNewPassword(policy, input.password)
   const badRole = input.roles.find((role) => !ROLE.test(role))
   if (badRole !== undefined)
     throw new InvalidRequest('roles must be 1-64 characters of A-Z a-z 0-9 : . _ -')
+  await assertNotBreached(policy, input.password)
   const user: User = {
     sub: newUserId(),
     username,
@@ -170,20 +161,27 @@ export async function endSessions(
 export class UserChanged extends Error {}
 
 /**
- * The operator's password reset (`users set-password`): the same password
- * rule as user creation, the new hash written only over the hash that was
- * read, and every session of the user ended at once, in the same write
- * (`sessionsValidAfter`, no session kept) as its `password.changed`; each is
- * then marked revoked, with its `session.revoked`. A disabled
- * user stays disabled. Returns how many sessions were active.
+ * The operator's password reset (`users set-password`): the password policy
+ * of user creation and of the password change (not the current password
+ * either: one scrypt check against the stored hash), the new hash written
+ * only over the hash that was read, and every session of the user ended at
+ * once, in the same write (`sessionsValidAfter`, no session kept) as its
+ * `password.changed`; each is then marked revoked, with its
+ * `session.revoked`. A disabled user stays disabled. Returns how many
+ * sessions were active.
  */
 export async function setPassword(
   stores: { readonly users: UserStore; readonly sessions: SessionStore },
   clock: Clock,
   input: { username: string; password: string; params?: ScryptParams },
+  policy: PasswordPolicy,
 ): Promise<number> {
-  assertPasswordRule(input.password)
+  assertNewPassword(policy, input.password)
   const user = await requireUser(stores.users, input.username)
+  if (await verifyPassword(input.password, user.passwordHash)) {
+    throw new InvalidRequest('password must differ from the current password')
+  }
+  await assertNotBreached(policy, input.password)
   const newHash = await hashPassword(input.password, input.params)
   const now = clock.now()
   const result = await stores.users.changePassword(

@@ -5,14 +5,16 @@ import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
-import { KmsSigner } from '../adapters/kms-signer.js'
+import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { lambdaSigner } from '../adapters/signing.js'
 import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
   loadDpopNonceKeyId,
+  loadEnvelopeConfig,
   loadHttpConfig,
   loadLoginBackoff,
   loadSigningConfig,
@@ -26,10 +28,19 @@ const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const kms = traced(new KMSClient(aws))
-const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
-warmUp(() => signer.keyId())
 const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
+const signing = loadSigningConfig()
+const envelope = loadEnvelopeConfig(signing)
+const signer = lambdaSigner({
+  kms,
+  signing,
+  ...(envelope && {
+    envelope: { ...envelope, store: new DynamoSigningKeys(dynamodb, tableName) },
+  }),
+})
+// The kid, and an envelope key's private key unwrapped once: no request waits for them.
+warmUp(() => Promise.all([signer.keyId(), signer.prepare()]))
 const nonceKeyId = loadDpopNonceKeyId(clients)
 
 export const handler = lambdaHttpHandler(

@@ -6,12 +6,20 @@ import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { passwordPolicy } from '../adapters/password-policy.js'
 import { traced } from '../adapters/tracing.js'
-import { loadAwsCallConfig, loadHttpConfig, loadLoginBackoff, loadTableName } from '../config.js'
+import {
+  loadAwsCallConfig,
+  loadBreachCheck,
+  loadHttpConfig,
+  loadLoginBackoff,
+  loadTableName,
+} from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { passwordRoute } from './route.js'
 
-// Cold start: configuration, the DynamoDB client and the stores, built once; no I/O.
+// Cold start: configuration, the DynamoDB client, the stores and the password list, built
+// once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
 const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
@@ -28,6 +36,10 @@ export const handler = lambdaHttpHandler(
     clock: systemClock,
     events: observability.events,
     loginBackoff: loadLoginBackoff(),
+    passwordPolicy: passwordPolicy({
+      events: observability.events,
+      breachCheck: loadBreachCheck(),
+    }),
   },
   { clients, observability },
 )

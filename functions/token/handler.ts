@@ -2,17 +2,20 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
+import { DynamoGraceKeys } from '../adapters/dynamodb/grace-keys.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
-import { KmsSigner } from '../adapters/kms-signer.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { lambdaSigner } from '../adapters/signing.js'
 import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
   loadDpopNonceKeyId,
+  loadEnvelopeConfig,
   loadGraceKeyId,
   loadHttpConfig,
   loadSigningConfig,
@@ -26,12 +29,24 @@ const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
 const kms = traced(new KMSClient(aws))
-const signer = new KmsSigner({ client: kms, ...loadSigningConfig() })
-const graceKeys = new KmsGraceKeys({ client: kms, keyId: loadGraceKeyId() })
-// The data key too, so that a warm rotation makes no call for it.
-warmUp(() => Promise.all([signer.keyId(), graceKeys.current()]))
 const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
+const signing = loadSigningConfig()
+const envelope = loadEnvelopeConfig(signing)
+const signer = lambdaSigner({
+  kms,
+  signing,
+  ...(envelope && {
+    envelope: { ...envelope, store: new DynamoSigningKeys(dynamodb, tableName) },
+  }),
+})
+const graceKeys = new KmsGraceKeys({
+  client: kms,
+  keyId: loadGraceKeyId(),
+  directory: new DynamoGraceKeys(dynamodb, tableName),
+})
+// The data key too, and an envelope key's private key, so that a warm rotation makes no call.
+warmUp(() => Promise.all([signer.keyId(), signer.prepare(), graceKeys.current()]))
 const nonceKeyId = loadDpopNonceKeyId(clients)
 
 export const handler = lambdaHttpHandler(

@@ -41,7 +41,13 @@ beforeAll(async () => {
   }
   const [harness, launched] = await Promise.all([
     (async () =>
-      startHarness({ clients: [spa], port, assets: await demoAssets({ clientId: CLIENT_ID }) }))(),
+      startHarness({
+        clients: [spa],
+        port,
+        // The page's origin: its DPoP proofs name it, and local mode checks them against it.
+        issuerHost: 'localhost',
+        assets: await demoAssets({ clientId: CLIENT_ID }),
+      }))(),
     launchChromium(),
   ])
   h = harness
@@ -149,6 +155,40 @@ async function generation(user: User): Promise<number> {
 }
 
 describe('demo page in Chromium, cookie mode', () => {
+  it('logs no error in the console on a first visit: no refresh is tried without a session', async () => {
+    const observed = await profile()
+    const page = await observed.context.newPage()
+    const problems: string[] = []
+    page.on('console', (message) => {
+      if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text())
+    })
+    page.on('pageerror', (error) => problems.push(error.message))
+    await page.goto(`${origin}/`)
+    await signedOut(page)
+    expect(problems).toEqual([])
+    expect(observed.tokenRequests()).toBe(0)
+  })
+
+  it('keeps the DPoP thumbprint inside its card at 1280 px', async () => {
+    const { context } = await profile()
+    const page = await context.newPage()
+    await page.setViewportSize({ width: 1280, height: 900 })
+    await signIn(page, await h.addUser())
+    await page.waitForFunction(
+      () =>
+        ((globalThis as unknown as PageGlobals).document.getElementById('dpop-thumbprint')
+          ?.textContent?.length ?? 0) > 40,
+    )
+    const thumbprint = await page.locator('#dpop-thumbprint').boundingBox()
+    const card = await page
+      .locator('.card', { has: page.locator('#dpop-thumbprint') })
+      .boundingBox()
+    expect(thumbprint && card).toBeTruthy()
+    if (!thumbprint || !card) return
+    expect(thumbprint.x).toBeGreaterThanOrEqual(card.x)
+    expect(thumbprint.x + thumbprint.width).toBeLessThanOrEqual(card.x + card.width)
+  })
+
   it('signs in through the page and shows the verified claims from /me', async () => {
     const { context } = await profile()
     const page = await context.newPage()
@@ -316,7 +356,18 @@ describe('demo page in Chromium, cookie mode', () => {
     const c = await there.context.newPage()
     await signIn(c, user)
 
+    // It asks first; cancelled, nothing ends.
+    a.once('dialog', (dialog) => void dialog.dismiss())
     await a.click('#logout-everywhere')
+    expect(await callMe(a)).toContain('200')
+    const asked = new Promise<string>((resolve) =>
+      a.once('dialog', (dialog) => {
+        resolve(dialog.message())
+        void dialog.accept()
+      }),
+    )
+    await a.click('#logout-everywhere')
+    expect(await asked).toMatch(/^Log out everywhere\? Every session of yours ends/)
     await signedOut(a)
     expect(await a.textContent('#notice')).toContain('every device')
     await signedOut(b) // told by tab A at once

@@ -1,10 +1,11 @@
 /**
- * The token client with `dpop: true` against the real HTTP API (local mode on
+ * The token client with `dpop: createDpop()` against the real HTTP API (local mode on
  * DynamoDB Local): bound tokens, a fresh proof for every attempt, one nonce
  * challenge followed, the key deleted at logout.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
+  createDpop,
   createTokenClient,
   type DpopKeyStore,
   memoryDpopKeyStore,
@@ -72,7 +73,7 @@ function dpopClient(
     clock: h.clock,
     autoRefresh: false,
     retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 30_000 },
-    dpop: { store },
+    dpop: createDpop({ store }),
   })
   clients.push(client)
   return { client, sent, store }
@@ -186,7 +187,7 @@ describe('token client with dpop on a device whose clock is off', () => {
       clock: behind,
       autoRefresh: false,
       retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5, timeoutMs: 30_000 },
-      dpop: { store: memoryDpopKeyStore() },
+      dpop: createDpop({ store: memoryDpopKeyStore() }),
     })
     clients.push(client)
     const user = await h.addUser()

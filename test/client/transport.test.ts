@@ -304,6 +304,17 @@ describe('client transport: retries', () => {
     await secondAttemptAfter(2_000, fetch, transport(fetch).refresh('rt1'))
   })
 
+  it("waits exactly a 503's Retry-After (KMS or DynamoDB throttled) and retries the same refresh token", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const fetch = scriptedFetch((nth) =>
+      nth === 1
+        ? json(503, { error: 'temporarily_unavailable' }, { 'retry-after': '1' })
+        : json(200, TOKENS),
+    )
+    await secondAttemptAfter(1_000, fetch, transport(fetch).refresh('rt1'))
+    expect([fetch.form(1).refresh_token, fetch.form(2).refresh_token]).toEqual(['rt1', 'rt1'])
+  })
+
   it('waits no longer than maxDelayMs, whatever Retry-After says', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
     const fetch = scriptedFetch((nth) =>

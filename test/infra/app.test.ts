@@ -13,6 +13,7 @@ import { promisify } from 'node:util'
 import { type App, Duration, RemovalPolicy, Validations } from 'aws-cdk-lib'
 import { Annotations, Match } from 'aws-cdk-lib/assertions'
 import * as iam from 'aws-cdk-lib/aws-iam'
+import { CURRENTLY_RECOMMENDED_FLAGS } from 'aws-cdk-lib/cx-api'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import type { IConstruct } from 'constructs'
 import { describe, expect, it } from 'vitest'
@@ -148,20 +149,39 @@ describe('the committed configuration (token-service.config.ts)', () => {
     expect(() => read(committed, { '@aws-cdk/core:checkSecretUsage': true })).not.toThrow()
   })
 
-  it('refuses unknown keys, at the top level, nested, in a client and in -c, naming what is allowed', () => {
+  it('reads the optional breached-password check (off unless set), refusing one without its url', () => {
+    expect(read(committed).props.passwordBreachCheck).toBeUndefined()
+    const on = read(committed, {
+      'passwordBreachCheck.url': 'https://api.pwnedpasswords.com',
+      'passwordBreachCheck.timeoutMs': '2000',
+    })
+    expect(on.props.passwordBreachCheck).toEqual({
+      url: 'https://api.pwnedpasswords.com',
+      timeoutMs: 2000,
+    })
+    expect(() => read({ ...committed, passwordBreachCheck: { timeoutMs: 2000 } })).toThrow(
+      /passwordBreachCheck needs url/,
+    )
+    expect(() =>
+      read({ ...committed, passwordBreachCheck: { url: 'https://x.example', timeoutMs: 20 } }),
+    ).toThrow(/passwordBreachCheck\.timeoutMs must be an integer from 100 to 10000/)
+  })
+
+  it('refuses unknown keys, at the top level, nested, in a client and in -c, naming what is allowed and the key a typo meant', () => {
     expect(() => read({ ...committed, loginBackof: {} })).toThrow(
-      /token-service\.config\.ts: loginBackof is not a setting \(allowed: stackName, clients, /,
+      /token-service\.config\.ts: loginBackof is not a setting: did you mean loginBackoff\? \(allowed: stackName, clients, /,
     )
     expect(() => read({ ...committed, loginBackoff: { freeFailure: 5 } })).toThrow(
-      /loginBackoff\.freeFailure is not a setting \(allowed: freeFailures, baseSeconds, maxSeconds, failureWindowSeconds\)/,
+      /loginBackoff\.freeFailure is not a setting: did you mean freeFailures\? \(allowed: freeFailures, baseSeconds, maxSeconds, failureWindowSeconds\)/,
     )
+    expect(() => read({ ...committed, bogus: 1 })).toThrow(/bogus is not a setting \(allowed: /)
     expect(() =>
       read({ ...committed, clients: [{ ...demoClients[0], reuse_grace_secs: 0 }] }),
     ).toThrow(
       /clients: clients\[0\]\.reuse_grace_secs is not a client setting \(allowed: client_id, /,
     )
     expect(() => read(committed, { strictRevokation: 'true' })).toThrow(
-      /-c strictRevokation: strictRevokation is not a setting/,
+      /-c strictRevokation: strictRevokation is not a setting: did you mean strictRevocation\?/,
     )
   })
 
@@ -390,6 +410,34 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
 })
 
 describe('bin/app.ts', () => {
+  it('ends a synth with a typo in the config file with one line naming the file and the key, no stack', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'token-service-app-'))
+    const config = join(dir, 'typo.config.ts')
+    writeFileSync(
+      config,
+      `export default ${JSON.stringify({ clients: testClients, logRetentionDay: 90 })}\n`,
+    )
+    const failure = await run(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
+      env: {
+        ...process.env,
+        CDK_OUTDIR: join(dir, 'out'),
+        CDK_CONTEXT_JSON: JSON.stringify({ 'aws:cdk:bundling-stacks': [], config }),
+      },
+      timeout: 120_000,
+    }).then(
+      () => undefined,
+      (error: { code: number; stderr: string }) => error,
+    )
+    expect(failure?.code).toBe(1)
+    expect(failure?.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${config}: logRetentionDay is not a setting: did you mean logRetentionDays\\? \\(allowed: `,
+        ),
+      ),
+    ])
+  }, 150_000)
+
   it('refuses an unsafe signing-key change and leaves the ledger as it was', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'token-service-app-'))
     const lock = join(dir, 'signing-keys.lock.json')
@@ -428,13 +476,26 @@ describe('bin/app.ts', () => {
 })
 
 describe('npx cdk synth', () => {
+  it('has every feature flag of this aws-cdk-lib set in cdk.json, at its recommended value', () => {
+    const { context } = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
+      context: Record<string, unknown>
+    }
+    // Each was checked to leave the template as it was (only CDKMetadata changed).
+    expect(Object.keys(CURRENTLY_RECOMMENDED_FLAGS).filter((flag) => !(flag in context))).toEqual(
+      [],
+    )
+    for (const [flag, value] of Object.entries(CURRENTLY_RECOMMENDED_FLAGS)) {
+      expect(context[flag], flag).toEqual(value)
+    }
+  })
+
   it('runs offline with no AWS credentials, bundles every function with esbuild (minified, no source maps, AWS SDK inside) and passes cdk-nag', async () => {
     const outdir = mkdtempSync(join(tmpdir(), 'token-service-synth-'))
     const lock = join(outdir, 'signing-keys.lock.json')
     const env: NodeJS.ProcessEnv = { ...process.env, CDK_DISABLE_VERSION_CHECK: '1' }
     for (const name of Object.keys(env)) if (/^AWS_|^CDK_DEFAULT_/.test(name)) delete env[name]
     env.AWS_EC2_METADATA_DISABLED = 'true'
-    await run(
+    const { stderr } = await run(
       'node_modules/.bin/cdk',
       [
         'synth',
@@ -447,6 +508,9 @@ describe('npx cdk synth', () => {
       ],
       { env, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
     )
+    // The demo clients' warning, with no source line ("lib/app-context.ts:33:25") before it.
+    expect(stderr).toContain('WARNING clients demo-native, demo-spa, demo-page look like the demo')
+    expect(stderr).not.toMatch(/\.ts:\d+:\d+/)
     const template = JSON.parse(readFileSync(join(outdir, 'TokenService.template.json'), 'utf8'))
     const functions = Object.values(template.Resources as Record<string, { Type: string }>).filter(
       (r) => r.Type === 'AWS::Lambda::Function',
@@ -467,9 +531,17 @@ describe('npx cdk synth', () => {
       expect(code, bundle).not.toMatch(/from\s*["']@aws-sdk\/|import\(\s*["']@aws-sdk\//) // bundled
       expect(statSync(bundle).size, bundle).toBeLessThan(1024 * 1024)
     }
+    // cdk-nag finds nothing; the report's construct annotations are the demo clients' warning.
+    const reports = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'))
+      .pluginReports as {
+      pluginName: string
+      violations: { ruleName: string; severity: string }[]
+    }[]
     expect(
-      JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8')).pluginReports,
-    ).toEqual([])
+      reports.flatMap((report) =>
+        report.violations.map((v) => `${report.pluginName}: ${v.ruleName} (${v.severity})`),
+      ),
+    ).toEqual(['Construct Annotations: Annotation::token-service:demo-clients (warning)'])
     expect(JSON.parse(readFileSync(lock, 'utf8')).stacks.TokenService.active).toBe('k1')
   }, 300_000)
 })

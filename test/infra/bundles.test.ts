@@ -1,19 +1,23 @@
-import { build } from 'esbuild'
-import { describe, expect, it } from 'vitest'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Template } from 'aws-cdk-lib/assertions'
+import type { Metafile } from 'esbuild'
+import { describe, expect, inject, it } from 'vitest'
 import { LAMBDA_FUNCTIONS } from '../../functions/routes.js'
 import type { LambdaName } from '../../functions/settings.js'
-import { esbuildOptions } from '../../lib/bundling.js'
+import { PREBUILT_BUNDLES_CONTEXT } from '../../lib/bundling.js'
+import { TokenServiceStack } from '../../lib/token-service-stack.js'
+import { type Resource, testApp, testClients } from './synth.js'
 
-/** The packages and project folders whose code ends up in a function's bundle. */
+/**
+ * The packages and project folders whose code ends up in a function's bundle, from the
+ * metafile of the bundle the stack suite runs (built once per run by test/global-setup.ts).
+ */
 async function bundledInputs(name: LambdaName): Promise<string[]> {
-  const result = await build({
-    ...esbuildOptions(LAMBDA_FUNCTIONS[name].entry),
-    write: false,
-    outfile: `/tmp/${name}.mjs`,
-    metafile: true,
-    logLevel: 'silent',
-  })
-  const output = Object.values(result.metafile.outputs)[0]
+  const metafile = JSON.parse(
+    await readFile(join(inject('bundleMetafiles'), `${name}.json`), 'utf8'),
+  ) as Metafile
+  const output = Object.values(metafile.outputs)[0]
   return Object.entries(output?.inputs ?? {})
     .filter(([, input]) => input.bytesInOutput > 0)
     .map(([path]) => path)
@@ -25,14 +29,15 @@ const AWS_CLIENTS = /node_modules\/@aws-sdk\/(client-[a-z0-9-]+|nested-clients)\
 const clientsIn = (inputs: string[]) =>
   [...new Set(inputs.map((path) => AWS_CLIENTS.exec(path)?.[1]).filter(Boolean))].sort()
 
-describe('each function bundle (as lib/bundling.ts builds it) holds only what its handler uses', () => {
+describe('each function bundle (as lib/build-bundles.ts builds it) holds only what its handler uses', () => {
   const expected: Record<LambdaName, string[]> = {
     login: ['client-dynamodb', 'client-kms'],
     token: ['client-dynamodb', 'client-kms'],
     revoke: ['client-dynamodb'],
     sessions: ['client-dynamodb'],
     password: ['client-dynamodb'],
-    jwks: ['client-kms'],
+    // Envelope keys' public keys are in the table.
+    jwks: ['client-dynamodb', 'client-kms'],
     me: [],
     authorizer: [],
     authorizerStrict: ['client-dynamodb'],
@@ -52,4 +57,48 @@ describe('each function bundle (as lib/bundling.ts builds it) holds only what it
       expect(xray, 'aws-xray-sdk-core').toBe(clients.length > 0 && !name.startsWith('authorizer'))
     })
   }
+})
+
+describe('the list of common passwords (core/password-policy.ts)', () => {
+  const FUNCTIONS = Object.keys(LAMBDA_FUNCTIONS) as LambdaName[]
+  it('is in the password function’s bundle only: no other function pays its cold start', async () => {
+    const holding = []
+    for (const name of FUNCTIONS) {
+      const inputs = await bundledInputs(name)
+      if (inputs.some((path) => path.includes('node_modules/@zxcvbn-ts/'))) holding.push(name)
+    }
+    expect(holding).toEqual(['password'])
+  })
+})
+
+describe('prebuilt bundles (PREBUILT_BUNDLES_CONTEXT)', () => {
+  /** A stack's template with each function's code and asset metadata left out. */
+  function withoutCode(context: Record<string, unknown>) {
+    const stack = new TokenServiceStack(testApp(context), 'Prebuilt', { clients: testClients })
+    const resources = Template.fromStack(stack).toJSON().Resources as Record<string, Resource>
+    for (const resource of Object.values(resources)) {
+      if (resource.Type !== 'AWS::Lambda::Function') continue
+      resource.Properties.Code = '(code)'
+      delete (resource as { Metadata?: unknown }).Metadata
+    }
+    return resources
+  }
+
+  it('give the same stack as bundling at synth, but for where each function’s code comes from', () => {
+    const prebuilt = withoutCode({ [PREBUILT_BUNDLES_CONTEXT]: inject('bundlesDir') })
+    expect(prebuilt).toEqual(withoutCode({}))
+    const handlers = Object.values(prebuilt)
+      .filter((resource) => resource.Type === 'AWS::Lambda::Function')
+      .map((resource) => resource.Properties.Handler)
+    expect(new Set(handlers)).toEqual(new Set(['index.handler']))
+  })
+
+  it('fail synth naming the missing bundle', () => {
+    expect(
+      () =>
+        new TokenServiceStack(testApp({ [PREBUILT_BUNDLES_CONTEXT]: '/nonexistent' }), 'Missing', {
+          clients: testClients,
+        }),
+    ).toThrow(`${PREBUILT_BUNDLES_CONTEXT}: no login/index.mjs in /nonexistent`)
+  })
 })

@@ -99,6 +99,16 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     expect(JSON.stringify(statements)).not.toContain('dynamodb:')
   })
 
+  it('refuses an http issuer or jwksUri at synth, naming the prop', () => {
+    expect(() => ordersStack({ issuer: 'http://auth.example.com' })).toThrow(
+      'TokenAuthorizer: issuer must be an https URL, got "http://auth.example.com"',
+    )
+    expect(() => ordersStack({ jwksUri: 'http://keys.example.com/jwks.json' })).toThrow(
+      'TokenAuthorizer: jwksUri must be an https URL, got "http://keys.example.com/jwks.json"',
+    )
+    expect(() => ordersStack({ issuer: 'not a url' })).toThrow(/TokenAuthorizer: issuer/)
+  })
+
   it('fetches the keys from jwksUri when given', () => {
     const { template } = ordersStack({ jwksUri: 'https://keys.example.com/jwks.json' })
     expect(authorizerVariables(template)).toMatchObject({

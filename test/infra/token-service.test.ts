@@ -1,10 +1,12 @@
 import { Duration, RemovalPolicy, Token } from 'aws-cdk-lib'
 import { Annotations, Match } from 'aws-cdk-lib/assertions'
+import type { Construct } from 'constructs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
   loadAuthorizerConfig,
   loadAwsCallConfig,
   loadBackdateSeconds,
+  loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
@@ -12,6 +14,7 @@ import {
 import {
   type FunctionSpec,
   HTTP_FUNCTIONS,
+  KEY_PAIR_METHODS,
   type KmsUse,
   LAMBDA_FUNCTIONS,
   ROUTES,
@@ -119,6 +122,8 @@ function grants({
 const TAGGED_KEYS =
   'arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/* if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService'
 
+const ENVELOPE_ITEMS = 'table if ForAllValues:StringLike dynamodb:LeadingKeys=SIGNINGKEY#*'
+
 const BASE_GRANTS = {
   'logs:CreateLogStream': ['own-logs'],
   'logs:PutLogEvents': ['own-logs'],
@@ -133,6 +138,17 @@ const BASE_GRANTS = {
 const KMS_GRANTS: Record<KmsUse, Record<string, string[]>> = {
   sign: { 'kms:Sign': [`key:k1 ${RS256_DIGEST}`], 'kms:GetPublicKey': ['key:k1'] },
   publish: { 'kms:GetPublicKey': [TAGGED_KEYS, 'key:k1'] },
+  // No envelope key here: nothing (test/infra/envelope-signing.test.ts has its grants).
+  envelopeSign: {},
+  // Envelope keys, in every mode (the deploy that adds the first one runs the new jwks under
+  // this policy): their items only, and pairs generated under a tagged key.
+  envelopePublish: {
+    'dynamodb:GetItem': [ENVELOPE_ITEMS],
+    'dynamodb:PutItem': [ENVELOPE_ITEMS],
+    'kms:GenerateDataKeyPairWithoutPlaintext': [
+      `${TAGGED_KEYS.split(' if ')[0]} if StringEquals aws:ResourceTag/token-service:signing-key-of=TestTokenService/TokenService, kms:DataKeyPairSpec=RSA_2048, kms:EncryptionContext:owner=TestTokenService/TokenService`,
+    ],
+  },
   graceSeal: { 'kms:Decrypt': ['grace-key'], 'kms:GenerateDataKey': ['grace-key'] },
   nonceMac: {},
 }
@@ -147,12 +163,14 @@ function expectedGrants(row: FunctionSpec): Record<string, string[]> {
   const add = (action: string, resource: string) => {
     expected[action] = [...new Set([...(expected[action] ?? []), resource])].sort()
   }
+  // Envelope keys' pairs are granted with the key uses (KMS_GRANTS), not from `store`.
+  const store = row.store.filter((method) => !KEY_PAIR_METHODS.includes(method))
   // Each item action on the partitions of the row's methods only (dynamodb:LeadingKeys).
-  for (const [action, partitions] of tableGrants(row.store)) {
+  for (const [action, partitions] of tableGrants(store)) {
     const keys = partitions.map((partition) => PARTITIONS[partition]).join(',')
     add(action, `table if ForAllValues:StringLike dynamodb:LeadingKeys=${keys}`)
   }
-  for (const method of row.store) {
+  for (const method of store) {
     const { index = [] } = STORE_ACTIONS[method] as { index?: readonly string[] }
     for (const action of index) add(action, 'table/index/gsi1')
   }
@@ -246,6 +264,7 @@ const tunedOf = (environment: Record<string, string>) => ({
   loginBackoff: loadLoginBackoff(environment),
   sessionCache: loadSessionCacheSeconds(environment),
   aws: loadAwsCallConfig(environment),
+  breachCheck: loadBreachCheck(environment),
 })
 
 describe('TokenService with its defaults', () => {
@@ -346,7 +365,7 @@ describe('TokenService with its defaults', () => {
     const signing = template.findResources('AWS::KMS::Key', {
       Properties: { KeyUsage: 'SIGN_VERIFY' },
     })
-    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey)])
+    expect(Object.keys(signing)).toEqual([logicalId(stack.service.activeKey as Construct)])
     template.hasResource('AWS::KMS::Key', {
       DeletionPolicy: 'Retain',
       Properties: Match.objectLike({
@@ -357,7 +376,7 @@ describe('TokenService with its defaults', () => {
       }),
     })
     const aliases = ofType('AWS::KMS::Alias').map(([, r]) => r.Properties)
-    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const keyArn = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     // The other key wraps the grace seals' data keys: symmetric, rotated yearly, retained.
     template.resourceCountIs('AWS::KMS::Key', 2)
     expect(template.toJSON().Resources[logicalId(stack.service.graceKey)]).toMatchObject({
@@ -416,10 +435,21 @@ describe('TokenService with its defaults', () => {
     const env = environments(synthesized)
     for (const [name, variables] of Object.entries(env)) {
       // RETIRING_KEY_IDS (no retiring key) and JWKS_URI (the issuer's) keep their defaults here;
-      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts).
-      const expected = settingsOf(name as LambdaName).filter(
-        (setting) => !['RETIRING_KEY_IDS', 'JWKS_URI', 'DPOP_NONCE_KEY_ID'].includes(setting),
-      )
+      // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
+      // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
+      // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
+      // (test/infra/envelope-signing.test.ts).
+      const unset = [
+        'RETIRING_KEY_IDS',
+        'JWKS_URI',
+        'DPOP_NONCE_KEY_ID',
+        'PASSWORD_BREACH_CHECK_URL',
+        'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
+        'ENVELOPE_KEY_ID',
+        'SIGNING_KEY_OWNER',
+        ...(name === 'jwks' ? ['TABLE_NAME'] : []),
+      ]
+      const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))
       expect(Object.keys(variables).sort(), name).toEqual(
         [
           ...expected,
@@ -451,7 +481,7 @@ describe('TokenService with its defaults', () => {
     expect(login?.Environment).toMatchObject({
       Variables: {
         ISSUER: { 'Fn::GetAtt': [logicalId(stack.service.api), 'ApiEndpoint'] },
-        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] },
+        SIGNING_KEY_ID: { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] },
         SIGNING_ALG: 'RS256',
         TABLE_NAME: { Ref: logicalId(stack.service.table) },
       },
@@ -544,7 +574,7 @@ describe('TokenService with its defaults', () => {
     )
   })
 
-  it('reaches only the items each function needs: token reads users but never writes one, login writes only where the failed-logins record lives, no function but password and sessions writes a user', () => {
+  it('reaches only the items each function needs: token reads users but never writes one, login updates only where the failed-logins record lives and puts into a user partition only (a session pointer), no other function but password and sessions writes a user', () => {
     const matrix = grants(synthesized)
     const WRITES = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']
     /** The partitions an action may reach, from its rendered condition. */
@@ -558,13 +588,18 @@ describe('TokenService with its defaults', () => {
     const writes = (name: string) =>
       [...new Set(WRITES.flatMap((action) => partitionsOf(name, action)))].sort()
     expect(partitionsOf('token', 'dynamodb:BatchGetItem')).toContain('USER#*')
-    expect(writes('token')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*'])
-    expect(writes('login')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*', 'USERNAME#*'])
+    // The grace keys' directory: GRACEKEY# (no envelope key in this stack: no SIGNINGKEY#).
+    expect(writes('token')).toEqual(['DPOP#*', 'EVENT#*', 'GRACEKEY#*', 'SESSION#*'])
+    expect(writes('login')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*', 'USER#*', 'USERNAME#*'])
     // The failed-logins record, and the session it revokes when signing fails: never a user.
     expect(partitionsOf('login', 'dynamodb:UpdateItem')).toEqual(['SESSION#*', 'USERNAME#*'])
+    // A new session's pointer lives in its user's partition (issue 17): login puts there,
+    // and IAM tells partitions apart, not items. It never updates or deletes in one.
+    expect(partitionsOf('login', 'dynamodb:PutItem')).toContain('USER#*')
+    expect(partitionsOf('login', 'dynamodb:DeleteItem')).toEqual([])
     expect(writes('revoke')).toEqual(['EVENT#*', 'SESSION#*'])
     for (const name of Object.keys(matrix)) {
-      const userWriter = ['password', 'sessions'].includes(name)
+      const userWriter = ['password', 'sessions', 'login'].includes(name)
       expect(writes(name).includes('USER#*'), name).toBe(userWriter)
     }
   })
@@ -614,11 +649,13 @@ describe('TokenService with its defaults', () => {
           expect(actions.sort(), id).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments'])
         }
         if (JSON.stringify(statement.Resource).includes('key/*')) {
-          expect(actions, id).toEqual(['kms:GetPublicKey'])
-          expect(statement.Condition, id).toEqual({
-            StringEquals: {
-              'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
-            },
+          // Public keys, and key pairs generated under a key of this service (never in plain).
+          expect(actions, id).toHaveLength(1)
+          expect(['kms:GetPublicKey', 'kms:GenerateDataKeyPairWithoutPlaintext']).toContain(
+            actions[0],
+          )
+          expect(statement.Condition?.StringEquals, id).toMatchObject({
+            'aws:ResourceTag/token-service:signing-key-of': 'TestTokenService/TokenService',
           })
         }
       }
@@ -754,6 +791,7 @@ describe('TokenService with its defaults', () => {
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
       [
+        'dpopTheftSignals',
         'dynamodbThrottles',
         'kmsQuota',
         'kmsThrottles',
@@ -809,6 +847,17 @@ describe('TokenService with its defaults', () => {
       expect(metricsOf(name), name).toMatch(/^\[\{"Expression":"1000 \* .* \/ IF\(requests > 1000/)
       expect(props(name).Threshold, name).toBe(1)
     }
+    // Like reuse detections: any DPoP refusal that signals theft, of either kind.
+    expect(props('dpopTheftSignals')).toMatchObject({
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    expect(metricsOf('dpopTheftSignals')).toContain('mismatches + replays')
+    for (const metric of ['DpopKeyMismatches', 'DpopReplays']) {
+      expect(metricsOf('dpopTheftSignals')).toContain(`"MetricName":"${metric}"`)
+    }
+    expect(metricsOf('dpopTheftSignals')).toContain('"Namespace":"TokenService"')
     expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(9)
     expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(9)
     // Failed logins against their own history: credential stuffing, whatever the volume.
@@ -911,6 +960,8 @@ describe('TokenService with its defaults', () => {
       'GraceReplays',
       'ReuseDetections',
       'Revocations',
+      'DpopKeyMismatches',
+      'DpopReplays',
       'Latency',
       'Duration',
       '4xx',
@@ -1425,6 +1476,31 @@ describe('TokenService function settings (back-off, backdating, JWKS max-age, au
     expect(env.authorizer?.TABLE_NAME).toBe('resolved-table_name')
   })
 
+  it('hands the breached-password check, off by default, to the password function alone', () => {
+    const env = environments(
+      synth({ passwordBreachCheck: { url: 'https://api.pwnedpasswords.com', timeoutMs: 2000 } }),
+    )
+    for (const [name, variables] of Object.entries(env)) {
+      const set = Object.keys(variables).filter((key) => key.startsWith('PASSWORD_BREACH_CHECK_'))
+      expect(set, name).toEqual(
+        name === 'password'
+          ? ['PASSWORD_BREACH_CHECK_URL', 'PASSWORD_BREACH_CHECK_TIMEOUT_MS']
+          : [],
+      )
+    }
+    expect(loadBreachCheck(env.password)).toEqual({
+      url: 'https://api.pwnedpasswords.com',
+      timeoutMs: 2000,
+    })
+    expect(loadBreachCheck(environments(synth({})).password)).toBeUndefined()
+    expect(() => synth({ passwordBreachCheck: { url: 'http://range.example.com' } })).toThrow(
+      'TokenService: passwordBreachCheck.url must be an https URL, got "http://range.example.com"',
+    )
+    expect(() =>
+      synth({ passwordBreachCheck: { url: 'https://range.example.com', timeoutMs: 50 } }),
+    ).toThrow(/passwordBreachCheck\.timeoutMs must be an integer from 100 to 10000/)
+  })
+
   it('gives the native JWT authorizer the chosen audiences', () => {
     const { template } = synth({
       clients,
@@ -1554,7 +1630,7 @@ describe('TokenService signing keys', () => {
           | { Variables: Record<string, unknown> }
           | undefined
       )?.Variables ?? {}
-    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey), 'Arn'] }
+    const active = { 'Fn::GetAtt': [logicalId(stack.service.activeKey as Construct), 'Arn'] }
     const retiring = {
       'Fn::GetAtt': [logicalId(stack.service.signingKeys['k2026-05'] as never), 'Arn'],
     }

@@ -3,6 +3,7 @@
  * the HTTP API of local mode on DynamoDB Local: binding, the refresh rules,
  * single use, nonces, the per-client policy.
  */
+import { request as httpRequest } from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { accessTokenHash, jwkThumbprint } from '../../functions/core/dpop.js'
@@ -130,7 +131,28 @@ describe('binding at /login', () => {
       error: 'invalid_dpop_proof',
       error_description: 'invalid DPoP proof: proof already used',
     })
-    expect(changes(before, await snapshot(h.dynamodb, h.tableName))).toEqual([])
+    // No failure counted, nothing changed: only the replay reported (dpop.proof_replayed).
+    const changed = changes(before, await snapshot(h.dynamodb, h.tableName))
+    expect(changed.map((change) => change.key)).toEqual([expect.stringMatching(/^EVENT#/)])
+    expect(changed[0]?.after).toMatchObject({ type: 'dpop.proof_replayed', subject: user.sub })
+  })
+
+  it('still refuses a replay at exactly its proof’s end (iat + 60 s + 30 s of skew), and one ms later as too old', async () => {
+    const user = await h.addUser()
+    const key = proofKey()
+    const once = proof(key, '/login')
+    expect((await loginWith(user.username, NATIVE.client_id, once)).status).toBe(200)
+    const iat = decodePart(once, 1).iat as number
+    const end = (iat + 60 + 30) * 1000
+    h.clock.advance((end - h.clock.now()) / 1000)
+    expect(h.clock.now()).toBe(end)
+    const atEnd = await loginWith(user.username, NATIVE.client_id, once)
+    expect(atEnd.status).toBe(400)
+    expect(atEnd.body.error_description).toBe('invalid DPoP proof: proof already used')
+    h.clock.advance(0.001)
+    const after = await loginWith(user.username, NATIVE.client_id, once)
+    expect(after.status).toBe(400)
+    expect(after.body.error_description).toBe('invalid DPoP proof: iat is too old')
   })
 
   it('keeps a proof of one key apart from the same jti under another key', async () => {
@@ -195,11 +217,14 @@ describe('refreshing a bound session', () => {
     )
     expect(thief.status).toBe(400)
     expect(thief.body.error).toBe('invalid_grant')
-    // The thief's proof was used (and is kept for its window); the session is untouched.
+    // The thief's proof was used (and is kept for its window), the theft reported
+    // (dpop.key_mismatch, test/integration/security-events.test.ts); the session is untouched.
     const changed = changes(before, await snapshot(h.dynamodb, h.tableName))
     expect(changed.map((change) => change.key)).toEqual([
       expect.stringMatching(/^DPOP#[\w-]{43}\|JTI#/),
+      expect.stringMatching(/^EVENT#/),
     ])
+    expect(changed[1]?.after).toMatchObject({ type: 'dpop.key_mismatch', data: { sid } })
     const owner = await refreshWith(
       login.body.refresh_token,
       NATIVE.client_id,
@@ -582,5 +607,75 @@ describe('bound access tokens at the protected routes (the authorizer, as local 
       dpop: resourceProof(key, access),
     })
     expect(me.status).toBe(200)
+  })
+})
+
+describe('htu in local mode (issue 16, finding 6)', () => {
+  /** A request sent with its own `Host` header (fetch cannot set one). */
+  function withHost(
+    host: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<{ status: number; body: { error?: string; error_description?: string } }> {
+    const target = new URL(h.issuer)
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          path,
+          method: body === undefined ? 'GET' : 'POST',
+          headers: {
+            host,
+            ...headers,
+            ...(body !== undefined && { 'content-type': 'application/x-www-form-urlencoded' }),
+          },
+        },
+        (res) => {
+          let text = ''
+          res.on('data', (chunk) => {
+            text += chunk
+          })
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }))
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+  }
+
+  it('builds htu from the issuer’s scheme and host, as API Gateway does, whatever the Host header says', async () => {
+    const user = await h.addUser()
+    const key = proofKey()
+    const form = new URLSearchParams({
+      username: user.username,
+      password: PASSWORD,
+      client_id: NATIVE.client_id,
+    }).toString()
+    const forged = signProof(key, proofClaims(h.clock.now(), 'http://evil.example/login'))
+    const refused = await withHost('evil.example', '/login', { dpop: forged }, form)
+    expect(refused.status).toBe(400)
+    expect(refused.body.error).toBe('invalid_dpop_proof')
+    expect(refused.body.error_description).toMatch(/htu/)
+    // A proof for the issuer's own URL is the one that fits, with any Host header.
+    const login = await withHost('evil.example', '/login', { dpop: proof(key, '/login') }, form)
+    expect(login.status).toBe(200)
+  })
+
+  it('checks htu at the protected routes the same way', async () => {
+    const key = proofKey()
+    const { login } = await boundLogin(key)
+    const access = login.body.access_token as string
+    const resource = (uri: string) =>
+      signProof(key, proofClaims(h.clock.now(), uri, { htm: 'GET', ath: accessTokenHash(access) }))
+    const auth = { authorization: `DPoP ${access}` }
+    const forged = await withHost('evil.example', '/me', {
+      ...auth,
+      dpop: resource('http://evil.example/me'),
+    })
+    expect(forged.status).toBe(401)
+    const own = await withHost('evil.example', '/me', { ...auth, dpop: resource(`${h.issuer}/me`) })
+    expect(own.status).toBe(200)
   })
 })

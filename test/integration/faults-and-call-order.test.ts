@@ -75,7 +75,7 @@ afterAll(() => h.close())
 describe('rule 7: nothing is lost on a fault', () => {
   it('answers 503 with Retry-After when the DynamoDB write fails, and the presented token still works', async () => {
     const token = (await h.login(user)).body.refresh_token
-    probe.failing.add('TransactWriteItemsCommand')
+    probe.failing.add('UpdateItemCommand')
     const failed = await h.refresh(token)
     expect(failed.status).toBe(503)
     expect(failed.headers.get('retry-after')).toMatch(/^\d+$/)
@@ -96,7 +96,7 @@ describe('rule 7: nothing is lost on a fault', () => {
     expect(failed.status).toBe(503)
     expect(failed.headers.get('retry-after')).toMatch(/^\d+$/)
     expect(failed.body.error).toBe('temporarily_unavailable')
-    // The write may have committed in parallel: the retry, within grace, gets that same child.
+    // Nothing was committed: the retry rotates, and replaying the token within grace gets its child.
     const retried = await h.refresh(token)
     expect(retried.status).toBe(200)
     const again = await h.refresh(token)
@@ -113,7 +113,7 @@ describe('rule 7: nothing is lost on a fault', () => {
 })
 
 describe('refresh success path', () => {
-  it('reads once (batched, first), then signs and writes in parallel', async () => {
+  it('reads once (batched, first), then signs alongside the retired token’s record, and writes the session only once both are done', async () => {
     const token = (await h.login(user)).body.refresh_token
     probe.signDelayMs = 60
     probe.calls.length = 0
@@ -123,16 +123,22 @@ describe('refresh success path', () => {
     const names = probe.calls.map((call) => call.name)
     expect(names.sort()).toEqual([
       'BatchGetItemCommand',
+      'PutItemCommand',
       'SignCommand',
-      'TransactWriteItemsCommand',
+      'UpdateItemCommand',
     ])
-    const read = probe.calls.find((c) => c.name === 'BatchGetItemCommand') as Call
-    const sign = probe.calls.find((c) => c.name === 'SignCommand') as Call
-    const write = probe.calls.find((c) => c.name === 'TransactWriteItemsCommand') as Call
+    const call = (name: string) => probe.calls.find((c) => c.name === name) as Call
+    const read = call('BatchGetItemCommand')
+    const sign = call('SignCommand')
+    const record = call('PutItemCommand')
+    const rotation = call('UpdateItemCommand')
     expect(read.end).toBeLessThanOrEqual(sign.start)
-    expect(read.end).toBeLessThanOrEqual(write.start)
-    // Overlap: each started before the other ended.
-    expect(sign.start).toBeLessThan(write.end)
-    expect(write.start).toBeLessThan(sign.end)
+    expect(read.end).toBeLessThanOrEqual(record.start)
+    // Overlap: the signature runs alongside the record.
+    expect(sign.start).toBeLessThan(record.end)
+    expect(record.start).toBeLessThan(sign.end)
+    // The rotation commits only once its token is signed and the record is durable.
+    expect(sign.end).toBeLessThanOrEqual(rotation.start)
+    expect(record.end).toBeLessThanOrEqual(rotation.start)
   })
 })

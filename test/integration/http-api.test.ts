@@ -127,6 +127,35 @@ describe('request bodies', () => {
     expect(reply.body).toEqual(oauthError('invalid_request'))
   })
 
+  it('refuses a JSON body with a repeated key with invalid_request, as a repeated form parameter', async () => {
+    const user = await h.addUser()
+    const bodies = [
+      // Last-wins parsing would check the second password and ignore the first.
+      `{"username":"${user.username}","password":"wrong","password":"${PASSWORD}","client_id":"${NATIVE.client_id}"}`,
+      // The same name spelled with an escape is the same key.
+      `{"username":"${user.username}","password":"${PASSWORD}","pass\\u0077ord":"x","client_id":"${NATIVE.client_id}"}`,
+      `{"client_id":"${NATIVE.client_id}","client_id":"${NATIVE.client_id}","username":"${user.username}","password":"${PASSWORD}"}`,
+    ]
+    for (const rawBody of bodies) {
+      const reply = await h.post('/login', {}, { json: true, rawBody })
+      expect(reply.status, rawBody).toBe(400)
+      expect(reply.body).toEqual({
+        error: 'invalid_request',
+        error_description: 'a request parameter is repeated',
+      })
+    }
+    // Keys that only look alike, and repeats inside strings, are not repeats.
+    const fine = await h.post(
+      '/login',
+      {},
+      {
+        json: true,
+        rawBody: `{"username":"${user.username}","password":"${PASSWORD}","client_id":"${NATIVE.client_id}","Password":"\\"password\\":"}`,
+      },
+    )
+    expect(fine.status).toBe(200)
+  })
+
   it('refuses a body above 8 KiB with 413', async () => {
     const reply = await h.post('/login', {}, { rawBody: `username=${'a'.repeat(9000)}` })
     expect(reply.status).toBe(413)

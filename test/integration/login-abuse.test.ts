@@ -5,7 +5,16 @@ import { ConfigError, loadLoginBackoff } from '../../functions/config.js'
 import { MAX_PASSWORD_BYTES, verifyPassword } from '../../functions/core/passwords.js'
 import type { User } from '../../functions/core/ports.js'
 import { backoffSeconds, DEFAULT_BACKOFF } from '../../functions/core/throttle.js'
-import { type Harness, NATIVE, PASSWORD, type Reply, startHarness } from '../support/harness.js'
+import { type ProofKey, proofClaims, proofKey, signProof } from '../support/dpop.js'
+import {
+  addCheapUser,
+  bearer,
+  type Harness,
+  NATIVE,
+  PASSWORD,
+  type Reply,
+  startHarness,
+} from '../support/harness.js'
 import { capture, recordSecret } from '../support/secrets.js'
 
 // Counts password checks (each one is a scrypt hash) while running the real one.
@@ -373,6 +382,72 @@ describe('concurrent attempts', () => {
     expect(await failedLogins(user.username)).toMatchObject({
       failures: DEFAULT_BACKOFF.freeFailures + 2,
     })
+  })
+})
+
+describe('a refused DPoP proof', () => {
+  const loginProof = (key: ProofKey) =>
+    signProof(key, proofClaims(h.clock.now(), `${h.issuer}/login`))
+  const withProof = (username: string, password: string, dpop: string) => {
+    recordSecret(password)
+    return h.post(
+      '/login',
+      { username, password, client_id: NATIVE.client_id },
+      { headers: { dpop } },
+    )
+  }
+  const expectReplay = (reply: Reply) => {
+    expect(reply.status).toBe(400)
+    expect(reply.body).toEqual({
+      error: 'invalid_dpop_proof',
+      error_description: 'invalid DPoP proof: proof already used',
+    })
+  }
+
+  it('gives back only its own turn at /login: replays between wrong passwords leave their count, and the back-off comes as without them', async () => {
+    const user = await addCheapUser(h, 'replay')
+    const key = proofKey()
+    const used = loginProof(key)
+    for (let failure = 1; failure <= DEFAULT_BACKOFF.freeFailures + 1; failure++) {
+      const wrong = await withProof(user.username, WRONG, failure === 1 ? used : loginProof(key))
+      expect(wrong.status).toBe(400)
+      expect(wrong.body.error).toBe('invalid_grant')
+      expectReplay(await withProof(user.username, WRONG, used))
+      expect(await failedLogins(user.username)).toMatchObject({ failures: failure })
+    }
+    vi.mocked(verifyPassword).mockClear()
+    const throttled = await withProof(user.username, PASSWORD, loginProof(key))
+    expect(throttled.status).toBe(429)
+    expect(passwordChecks()).toBe(0)
+  })
+
+  it('at /login cannot reset the count that wrong current passwords at /me/password add up', async () => {
+    const user = await addCheapUser(h, 'replay-change')
+    const signedIn = await h.login(user)
+    expect(signedIn.status).toBe(200)
+    const change = (current: string) => {
+      recordSecret(current)
+      return h.post(
+        '/me/password',
+        { current_password: current, new_password: `new-${randomBytes(12).toString('hex')}` },
+        { headers: bearer(signedIn.body.access_token) },
+      )
+    }
+    // The attacker's own proof, used once with the victim's username.
+    const key = proofKey()
+    const used = loginProof(key)
+    expect((await withProof(user.username, WRONG, used)).status).toBe(400)
+    for (let failure = 2; failure <= DEFAULT_BACKOFF.freeFailures + 1; failure++) {
+      const guess = await change(WRONG)
+      expect(guess.status).toBe(400)
+      expect(guess.body.error).toBe('invalid_grant')
+      expectReplay(await withProof(user.username, WRONG, used))
+      expect(await failedLogins(user.username)).toMatchObject({ failures: failure })
+    }
+    vi.mocked(verifyPassword).mockClear()
+    const throttled = await change(PASSWORD)
+    expect(throttled.status).toBe(429)
+    expect(passwordChecks()).toBe(0)
   })
 })
 

@@ -3,6 +3,9 @@
  * the calling session lives on, every other session ends for good, the same
  * back-off as login, and a change that never overwrites another.
  */
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { type DynamoDBClient, InternalServerError } from '@aws-sdk/client-dynamodb'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { MAX_PASSWORD_BYTES, verifyPassword } from '../../functions/core/passwords.js'
@@ -215,6 +218,30 @@ describe('POST /me/password (non-strict authorizer)', () => {
   )
 
   it(
+    'ends a session created after the caller’s, even when marking it revoked fails: the cut is the change’s time, not the caller’s creation',
+    async () => {
+      const user = await h.addUser()
+      const caller = await login(h, user)
+      h.clock.advance(60)
+      const later = await login(h, user)
+      h.clock.advance(60)
+      fault.armed = true
+      const reply = await change(h, caller.access, {
+        ...current(PASSWORD),
+        new_password: NEW_PASSWORD,
+      })
+      expect(reply.status).toBe(204)
+      expect(fault.armed).toBe(false) // the session query faulted: nothing was marked revoked
+      expect((await h.sessions.getSession(later.sid))?.status).toBe('active')
+      const refused = await h.refresh(later.refresh)
+      expect(refused.status).toBe(400)
+      expect(refused.body.error).toBe('invalid_grant')
+      expect((await h.refresh(caller.refresh)).status).toBe(200)
+    },
+    SLOW,
+  )
+
+  it(
     'keeps the calling session only from the change on: a later logout everywhere ends it too',
     async () => {
       const user = await h.addUser()
@@ -338,6 +365,34 @@ describe('POST /me/password (non-strict authorizer)', () => {
     expect(tooLong.body.error).toBe('invalid_request')
     expect(passwordChecks()).toBe(0)
     expect((await h.refresh(caller.refresh)).status).toBe(200)
+  })
+
+  it('refuses the current password as the new one, and a common password, naming the rule, before any hashing or turn', async () => {
+    const user = await h.addUser()
+    const caller = await login(h, user)
+    vi.mocked(verifyPassword).mockClear()
+    const hash = await storedHash(h, user)
+    const same = await change(h, caller.access, { ...current(PASSWORD), new_password: PASSWORD })
+    expect(same.status).toBe(400)
+    expect(same.body).toEqual({
+      error: 'invalid_request',
+      error_description: 'new_password must differ from the current password',
+    })
+    // The list compares letter case aside: `Password1` is `password1`.
+    for (const common of ['password1', 'Password1', 'sunshine', 'qwertyuiop', 'trustno1']) {
+      const reply = await change(h, caller.access, { ...current(PASSWORD), new_password: common })
+      expect(reply.status, common).toBe(400)
+      expect(reply.body).toEqual({
+        error: 'invalid_request',
+        error_description: 'new_password is on a list of common passwords',
+      })
+      expect(reply.text).not.toContain(common)
+    }
+    expect(passwordChecks()).toBe(0)
+    expect(await storedHash(h, user)).toBe(hash)
+    expect(await h.loginAttempts.loadLogin(user.username)).toMatchObject({
+      failedLogins: { failures: 0 },
+    })
   })
 
   it('answers 400 invalid_request when a field is missing', async () => {
@@ -481,6 +536,99 @@ describe('POST /me/password with the strict authorizer', () => {
       h.clock.advance(CACHE_SECONDS)
       expectInvalidToken(await h.get('/me', bearer(other.access)))
       expect((await h.get('/me', bearer(caller.access))).status).toBe(200)
+    },
+    SLOW,
+  )
+})
+
+/**
+ * The optional breached-password check (off by default): a k-anonymity range API,
+ * HIBP-compatible, here a stand-in on 127.0.0.1 that knows some SHA-1 suffixes.
+ */
+describe('POST /me/password with the breached-password check on', () => {
+  let h: Harness
+  const breached = 'a passphrase seen in some breach'
+  const padded = 'a passphrase listed with count zero'
+  recordSecret(breached, padded)
+  const sha1 = (password: string) => createHash('sha1').update(password).digest('hex').toUpperCase()
+  const asked: string[] = []
+  let down = false
+  const server = createServer((req, res) => {
+    asked.push(req.url ?? '')
+    const prefix = /^\/range\/([0-9A-F]{5})$/.exec(req.url ?? '')?.[1]
+    if (down) {
+      res.socket?.destroy()
+      return
+    }
+    if (!prefix) {
+      res.writeHead(404).end()
+      return
+    }
+    const lines = [
+      `${'0'.repeat(35)}:3`,
+      ...[breached, padded]
+        .filter((password) => sha1(password).startsWith(prefix))
+        .map((password) => `${sha1(password).slice(5)}:${password === breached ? 42 : 0}`),
+    ]
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.join('\r\n'))
+  })
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as AddressInfo
+    h = await startHarness({
+      env: {
+        PASSWORD_BREACH_CHECK_URL: `http://127.0.0.1:${port}`,
+        PASSWORD_BREACH_CHECK_TIMEOUT_MS: '2000',
+      },
+    })
+  })
+  afterAll(async () => {
+    await h.close()
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+
+  it(
+    'refuses a password the range API lists (count above 0), sending it the first 5 hex characters of the SHA-1 only',
+    async () => {
+      const user = await h.addUser()
+      const caller = await login(h, user)
+      asked.length = 0
+      const reply = await change(h, caller.access, { ...current(PASSWORD), new_password: breached })
+      expect(reply.status).toBe(400)
+      expect(reply.body).toEqual({
+        error: 'invalid_request',
+        error_description: 'new_password appears in a known data breach',
+      })
+      expect(asked).toEqual([`/range/${sha1(breached).slice(0, 5)}`])
+      // The right current password was checked: it clears the count, and nothing changed.
+      expect((await items(h.dynamodb, h.tableName).failedLogins(user.username))?.failures).toBe(0)
+      expect((await h.login(user)).status).toBe(200)
+      // A suffix listed with count 0 is padding, not a breach.
+      const fine = await change(h, caller.access, { ...current(PASSWORD), new_password: padded })
+      expect(fine.status).toBe(204)
+    },
+    SLOW,
+  )
+
+  it(
+    'accepts the password when the range API cannot be reached, and counts it in BreachCheckUnavailable',
+    async () => {
+      const user = await h.addUser()
+      const caller = await login(h, user)
+      const before = capture().output.length
+      down = true
+      const reply = await change(h, caller.access, {
+        ...current(PASSWORD),
+        new_password: NEW_PASSWORD,
+      }).finally(() => {
+        down = false
+      })
+      expect(reply.status).toBe(204)
+      const logged = capture().output.slice(before).join('')
+      expect(logged).toContain('"BreachCheckUnavailable"')
+      expect(logged).not.toContain(NEW_PASSWORD)
     },
     SLOW,
   )

@@ -175,6 +175,20 @@ describe('rule 5: expiry', () => {
     expect(reply.body.error).toBe('invalid_grant')
   })
 
+  it('ends a session at exactly its idle_expires_at: a refresh 1 ms before rotates, one at that instant is refused', async () => {
+    const before = await newSession()
+    const at = await newSession()
+    const idleExpiresAt = (await sessionItem(at)).idle_expires_at as number
+    expect((await sessionItem(before)).idle_expires_at).toBe(idleExpiresAt)
+    h.clock.advance((idleExpiresAt - 1 - h.clock.now()) / 1000)
+    expect((await h.refresh(before)).status).toBe(200)
+    h.clock.advance(0.001)
+    expect(h.clock.now()).toBe(idleExpiresAt)
+    const refused = await h.refresh(at)
+    expect(refused.status).toBe(400)
+    expect(refused.body.error).toBe('invalid_grant')
+  })
+
   it('refuses a refresh after the absolute lifetime even when the session was used every day', async () => {
     let token = await newSession()
     for (let day = 0; day < 29; day++) {

@@ -4,7 +4,7 @@
  * write (the outbox items, read from the table), and never a secret; and the
  * forwarder, fed from the table's real stream, delivers every one of them with
  * its outbox id even when EventBridge fails on the way. Faults between a change
- * and its answer: test/integration/faults-matrix.test.ts checks the events of
+ * and its answer: test/integration/faults-matrix-*.test.ts checks the events of
  * every case.
  */
 import {
@@ -20,6 +20,7 @@ import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { type SecurityEvent, toCloudEvent } from '../../functions/core/security-events.js'
 import { disableUser, enableUser, setPassword } from '../../functions/core/users.js'
 import type { BatchResponse } from '../../functions/forwarder/forward.js'
+import { type ProofKey, proofClaims, proofKey, signProof } from '../support/dpop.js'
 import { DynamoFaults } from '../support/faults.js'
 import {
   addCheapUser,
@@ -333,7 +334,12 @@ describe('each security-relevant change writes exactly one event, with the chang
     h.clock.advance(1)
     const stores = { users: h.users, sessions: h.sessions }
     const found = await written(() =>
-      setPassword(stores, h.clock, { username: user.username, password: NEW_PASSWORD }),
+      setPassword(
+        stores,
+        h.clock,
+        { username: user.username, password: NEW_PASSWORD },
+        h.service.passwordPolicy,
+      ),
     )
     expect(found.filter((e) => e.type === 'password.changed')).toMatchObject([
       { subject: user.sub },
@@ -483,6 +489,37 @@ describe('an event written alone (a refusal) under DynamoDB faults', () => {
     expect(newEvents(before, await outbox())).toEqual([])
   })
 
+  it('a theft signal whose event cannot be written answers 503 and writes none; the refusal after it writes its one event', async () => {
+    const user = await addCheapUser(f, 'sig')
+    const key = proofKey()
+    const proofFor = (k: ProofKey, path: string) =>
+      signProof(k, proofClaims(f.clock.now(), `${f.issuer}${path}`))
+    const login = await f.post(
+      '/login',
+      { username: user.username, password: PASSWORD, client_id: NATIVE.client_id },
+      { headers: { dpop: proofFor(key, '/login') } },
+    )
+    expect(login.status).toBe(200)
+    const token = login.body.refresh_token as string
+    recordSecret(token)
+    const thief = () =>
+      f.post(
+        '/token',
+        { grant_type: 'refresh_token', refresh_token: token, client_id: NATIVE.client_id },
+        { headers: { dpop: proofFor(proofKey(), '/token') } },
+      )
+    const before = await outbox()
+    // The first PutItem is the thief's proof record; the second, the event.
+    faults.arm({ command: 'PutItem', fault: 'InternalServerError', call: 2 })
+    const failed = await thief()
+    faults.clear()
+    expect(failed.status).toBe(503)
+    expect(newEvents(before, await outbox())).toEqual([])
+    const refused = await thief()
+    expect(refused.status).toBe(400)
+    expect(newEvents(before, await outbox()).map((e) => e.type)).toEqual(['dpop.key_mismatch'])
+  })
+
   it('a put whose answer is lost on every attempt answers 503, and leaves exactly one login.throttled', async () => {
     const user = await throttledUser()
     const before = await outbox()
@@ -492,5 +529,134 @@ describe('an event written alone (a refusal) under DynamoDB faults', () => {
     expect(reply.status).toBe(503)
     // The SDK sent the same item again: one event, not two.
     expect(newEvents(before, await outbox()).map((e) => e.type)).toEqual(['login.throttled'])
+  })
+})
+
+describe('DPoP refusals that signal theft: one event per session (or user) an hour, each counted', () => {
+  const proofFor = (key: ProofKey, path: string) =>
+    signProof(key, proofClaims(h.clock.now(), `${h.issuer}${path}`))
+  const withProof = (path: string, params: Record<string, string>, dpop: string) =>
+    h.post(path, params, { headers: { 'user-agent': AGENT, dpop } })
+  const refreshWith = (token: string, dpop: string) => {
+    recordSecret(token)
+    return withProof(
+      '/token',
+      { grant_type: 'refresh_token', refresh_token: token, client_id: NATIVE.client_id },
+      dpop,
+    )
+  }
+  /** How many times the functions counted `metric` since `from` (a capture offset). */
+  const counted = (metric: string, from: number) =>
+    capture()
+      .output.slice(from)
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes(`"${metric}"`))
+      .map((line) => JSON.parse(line)[metric] as number)
+      .reduce((sum, count) => sum + count, 0)
+
+  async function boundSession(key: ProofKey) {
+    const user = await addCheapUser(h, 'dpop-ev')
+    const login = await withProof(
+      '/login',
+      { username: user.username, password: PASSWORD, client_id: NATIVE.client_id },
+      proofFor(key, '/login'),
+    )
+    expect(login.status).toBe(200)
+    return { user, login, sid: sidOf(login) }
+  }
+
+  it('a proof of another key for a bound refresh token: dpop.key_mismatch with the session and client, once an hour per session; DpopKeyMismatches counts each', async () => {
+    const key = proofKey()
+    const { user, login, sid } = await boundSession(key)
+    const token = login.body.refresh_token as string
+    const logged = capture().output.length
+    const first = await written(async () => {
+      const reply = await refreshWith(token, proofFor(proofKey(), '/token'))
+      expect(reply.status).toBe(400)
+      expect(reply.body.error).toBe('invalid_grant')
+    })
+    expect(first).toMatchObject([
+      {
+        type: 'dpop.key_mismatch',
+        subject: user.sub,
+        data: { sid, client_id: NATIVE.client_id, user_agent: AGENT },
+      },
+    ])
+    // A flood with fresh keys writes nothing more within the hour, and is still counted.
+    const flood = await written(() =>
+      Promise.all(
+        Array.from({ length: 20 }, () => refreshWith(token, proofFor(proofKey(), '/token'))),
+      ),
+    )
+    expect(flood).toEqual([])
+    expect(counted('DpopKeyMismatches', logged)).toBe(21)
+    // The next hour, the next event.
+    h.clock.advance(3600)
+    const later = await written(() => refreshWith(token, proofFor(proofKey(), '/token')))
+    expect(later.map((event) => event.type)).toEqual(['dpop.key_mismatch'])
+    // Nothing was consumed: the holder of the key refreshes.
+    expect((await refreshWith(token, proofFor(key, '/token'))).status).toBe(200)
+  })
+
+  it('a replayed proof at /token: dpop.proof_replayed with the session and client, once an hour per session; DpopReplays counts each', async () => {
+    const key = proofKey()
+    const { user, login, sid } = await boundSession(key)
+    const once = proofFor(key, '/token')
+    const rotated = await refreshWith(login.body.refresh_token, once)
+    expect(rotated.status).toBe(200)
+    const token = rotated.body.refresh_token as string
+    const logged = capture().output.length
+    const first = await written(async () => {
+      const reply = await refreshWith(token, once)
+      expect(reply.status).toBe(400)
+      expect(reply.body.error_description).toBe('invalid DPoP proof: proof already used')
+    })
+    expect(first).toMatchObject([
+      {
+        type: 'dpop.proof_replayed',
+        subject: user.sub,
+        data: { sid, client_id: NATIVE.client_id, user_agent: AGENT },
+      },
+    ])
+    const flood = await written(() =>
+      Promise.all(Array.from({ length: 10 }, () => refreshWith(token, once))),
+    )
+    expect(flood).toEqual([])
+    expect(counted('DpopReplays', logged)).toBe(11)
+    expect((await refreshWith(token, proofFor(key, '/token'))).status).toBe(200)
+  })
+
+  it('a replayed proof at /login: dpop.proof_replayed with the user and client for a known username; for an unknown one, counted but no event', async () => {
+    const key = proofKey()
+    const { user } = await boundSession(key)
+    const once = proofFor(key, '/login')
+    const params = (username: string) => ({
+      username,
+      password: WRONG,
+      client_id: NATIVE.client_id,
+    })
+    recordSecret(WRONG)
+    expect((await withProof('/login', params(user.username), once)).status).toBe(400)
+    const replayed = await written(async () => {
+      const reply = await withProof('/login', params(user.username), once)
+      expect(reply.body.error_description).toBe('invalid DPoP proof: proof already used')
+    })
+    expect(replayed).toMatchObject([
+      {
+        type: 'dpop.proof_replayed',
+        subject: user.sub,
+        data: { client_id: NATIVE.client_id, user_agent: AGENT },
+      },
+    ])
+    expect(replayed[0]?.data).not.toHaveProperty('sid')
+    const nobody = `nobody-${Date.now()}`
+    failedUsernames.push(nobody)
+    const other = proofFor(key, '/login')
+    expect((await withProof('/login', params(nobody), other)).status).toBe(400)
+    const logged = capture().output.length
+    const unknown = await written(() => withProof('/login', params(nobody), other))
+    expect(unknown).toEqual([])
+    expect(counted('DpopReplays', logged)).toBe(1)
   })
 })

@@ -11,7 +11,13 @@ import {
   SPA_ORIGIN,
   startHarness,
 } from '../support/harness.js'
+import { items, newEvents } from '../support/items.js'
+import { recordSecret } from '../support/secrets.js'
+import { changes, snapshot } from '../support/store-snapshot.js'
 import { decodePart } from '../support/tokens.js'
+
+/** For tests that hash a new password (scrypt, N=2^17). */
+const SLOW = 180_000
 
 interface Login {
   readonly access: string
@@ -19,10 +25,19 @@ interface Login {
   readonly sid: string
 }
 
-async function login(h: Harness, user: User, userAgent?: string): Promise<Login> {
+function login(h: Harness, user: User, userAgent?: string): Promise<Login> {
+  return loginWith(h, user, PASSWORD, userAgent)
+}
+
+async function loginWith(
+  h: Harness,
+  user: User,
+  password: string,
+  userAgent?: string,
+): Promise<Login> {
   const reply = await h.post(
     '/login',
-    { username: user.username, password: PASSWORD, client_id: NATIVE.client_id },
+    { username: user.username, password, client_id: NATIVE.client_id },
     userAgent ? { headers: { 'user-agent': userAgent } } : {},
   )
   expect(reply.status).toBe(200)
@@ -296,12 +311,14 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
 
   it('voids a session created in the same millisecond as a logout everywhere that stopped half-way', async () => {
     // The clock stands still: both logins and the logout share one instant. The logout
-    // sets sessionsValidAfter, then fails to list the sessions, so none is marked revoked.
+    // sets sessionsValidAfter, then fails to list the sessions, so none is marked revoked
+    // (bookkeeping: the cut stands, and the answer is 204).
     const user = await h.addUser()
     const a = await login(h, user)
     const b = await login(h, user)
     probe.failNextQuery = true
-    expect((await h.del('/sessions', bearer(b.access))).status).toBe(503)
+    expect((await h.del('/sessions', bearer(b.access))).status).toBe(204)
+    expect(probe.failNextQuery).toBe(false)
     expect((await h.sessions.getSession(a.sid))?.status).toBe('active')
     expect((await h.refresh(a.refresh)).body.error).toBe('invalid_grant')
     h.clock.advance(CACHE_SECONDS)
@@ -320,7 +337,8 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     const b = await login(h, user)
     h.clock.advance(1)
     probe.failNextQuery = true
-    expect((await h.del('/sessions', bearer(b.access))).status).toBe(503)
+    expect((await h.del('/sessions', bearer(b.access))).status).toBe(204)
+    expect(probe.failNextQuery).toBe(false)
     h.clock.advance(1)
     const fresh = await login(h, user)
     for (const s of [a, b]) expect((await h.sessions.getSession(s.sid))?.status).toBe('active')
@@ -342,13 +360,15 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     const before = probe.reads
     for (let i = 0; i < 5; i++) expect((await h.get('/me', bearer(a.access))).status).toBe(200)
     expect(probe.reads - before).toBe(1)
+    // Revoke reads the session and its user the same way: counted apart.
     await h.post('/revoke', { token: a.refresh, client_id: NATIVE.client_id })
+    const revoked = probe.reads
     h.clock.advance(CACHE_SECONDS)
     for (let i = 0; i < 5; i++) expectInvalidToken(await h.get('/me', bearer(a.access)))
-    expect(probe.reads - before).toBe(2)
+    expect(probe.reads - revoked).toBe(1)
     h.clock.advance(CACHE_SECONDS)
     expectInvalidToken(await h.get('/me', bearer(a.access)))
-    expect(probe.reads - before).toBe(3)
+    expect(probe.reads - revoked).toBe(2)
   })
 
   it('answers 503 with Retry-After, never a guess, when the session cannot be read', async () => {
@@ -360,5 +380,153 @@ describe('strict mode (AUTHORIZER_STRICT=true): logout ends access within second
     expect(reply.headers.get('retry-after')).toBe('1')
     expect(reply.body.error).toBe('temporarily_unavailable')
     expect((await h.get('/me', bearer(a.access))).status).toBe(200)
+  })
+})
+
+/**
+ * Issue 16, finding 2: a token outlives its session by up to its lifetime, and the
+ * non-strict authorizer (or the strict one's cache) lets it through; the routes that act on
+ * the caller's session check that it is live, as the password change does.
+ */
+for (const strict of [false, true]) {
+  describe(`the access token of a session that has ended (${strict ? 'strict' : 'non-strict'} authorizer)`, () => {
+    let h: Harness
+    const NEW_PASSWORD = 'a new passphrase for the victim'
+    recordSecret(NEW_PASSWORD)
+
+    beforeAll(async () => {
+      h = await startHarness(
+        strict ? { strict: true, env: { AUTHORIZER_SESSION_CACHE_SECONDS: '5' } } : {},
+      )
+    })
+    afterAll(() => h.close())
+
+    it(
+      'is refused by GET /sessions, DELETE /sessions/{sid} and DELETE /sessions with 401 invalid_token, and changes nothing',
+      async () => {
+        const victim = await h.addUser()
+        const stolen = await login(h, victim, 'attacker/1.0')
+        // The authorizer saw it live (strict mode caches that verdict).
+        expect((await h.get('/sessions', bearer(stolen.access))).status).toBe(200)
+        const kept = await login(h, victim, 'victim/1.0')
+        const changed = await h.post(
+          '/me/password',
+          { current_password: PASSWORD, new_password: NEW_PASSWORD },
+          { headers: bearer(kept.access) },
+        )
+        expect(changed.status).toBe(204)
+        const fresh = await loginWith(h, victim, NEW_PASSWORD)
+        const store = items(h.dynamodb, h.tableName)
+        const before = await store.events()
+        const table = await snapshot(h.dynamodb, h.tableName)
+
+        const listed = await h.get('/sessions', bearer(stolen.access))
+        expectInvalidToken(listed)
+        expect(listed.text).not.toContain('victim/1.0')
+        expectInvalidToken(await h.del(`/sessions/${fresh.sid}`, bearer(stolen.access)))
+        expectInvalidToken(await h.del(`/sessions/${kept.sid}`, bearer(stolen.access)))
+        expectInvalidToken(await h.del('/sessions', bearer(stolen.access)))
+
+        expect(changes(table, await snapshot(h.dynamodb, h.tableName))).toEqual([])
+        expect(newEvents(before, await store.events())).toEqual([])
+        expect((await h.refresh(kept.refresh)).status).toBe(200)
+        expect((await h.refresh(fresh.refresh)).status).toBe(200)
+      },
+      SLOW,
+    )
+
+    it('is refused after a logout everywhere, a revoke and a disable alike', async () => {
+      const user = await h.addUser()
+      const everywhere = await login(h, user)
+      expect((await h.del('/sessions', bearer(everywhere.access))).status).toBe(204)
+      const revoked = await login(h, user)
+      await h.post('/revoke', { token: revoked.refresh, client_id: NATIVE.client_id })
+      const disabled = await h.addUser()
+      const last = await login(h, disabled)
+      await disableUser(h, h.clock, disabled.username)
+      for (const ended of [everywhere, revoked, last]) {
+        expectInvalidToken(await h.get('/sessions', bearer(ended.access)))
+        expectInvalidToken(await h.del(`/sessions/${ended.sid}`, bearer(ended.access)))
+        expectInvalidToken(await h.del('/sessions', bearer(ended.access)))
+      }
+    })
+  })
+}
+
+/** Issue 16, finding 3: an event only when something changed. */
+describe('ending what has already ended', () => {
+  let h: Harness
+
+  beforeAll(async () => {
+    h = await startHarness()
+  })
+  afterAll(() => h.close())
+
+  it('writes no event for 30 × DELETE /sessions with the token of a session that has ended', async () => {
+    const user = await h.addUser()
+    const ended = await login(h, user)
+    expect((await h.del('/sessions', bearer(ended.access))).status).toBe(204)
+    const store = items(h.dynamodb, h.tableName)
+    const before = await store.events()
+    const replies = await Promise.all(
+      Array.from({ length: 30 }, () => h.del('/sessions', bearer(ended.access))),
+    )
+    for (const reply of replies) expectInvalidToken(reply)
+    expect(newEvents(before, await store.events())).toEqual([])
+  })
+
+  it('writes one sessions.ended_all for several logouts everywhere sent at once', async () => {
+    const user = await h.addUser()
+    const caller = await login(h, user)
+    const other = await login(h, user)
+    const store = items(h.dynamodb, h.tableName)
+    const before = await store.events()
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => h.del('/sessions', bearer(caller.access))),
+    )
+    expect(replies.filter((reply) => reply.status === 204).length).toBeGreaterThan(0)
+    for (const reply of replies.filter((r) => r.status !== 204)) expectInvalidToken(reply)
+    const written = newEvents(before, await store.events())
+    expect(written.filter((event) => event.type === 'sessions.ended_all')).toHaveLength(1)
+    // Each session was ended once, with one session.revoked.
+    expect(
+      written
+        .filter((event) => event.type === 'session.revoked')
+        .map((event) => event.data.sid)
+        .sort(),
+    ).toEqual([caller.sid, other.sid].sort())
+  })
+
+  it('answers 204 and writes nothing for DELETE /sessions/{sid} of a session that has ended', async () => {
+    const user = await h.addUser()
+    const voided = await login(h, user)
+    const revoked = await login(h, user)
+    expect(
+      (await h.post('/revoke', { token: revoked.refresh, client_id: NATIVE.client_id })).status,
+    ).toBe(200)
+    // A cut that voids the first session without marking it revoked (a stop half-way).
+    h.clock.advance(1)
+    await h.users.updateUser(user.sub, { sessionsValidAfter: h.clock.now() })
+    h.clock.advance(1)
+    const caller = await login(h, user)
+    const store = items(h.dynamodb, h.tableName)
+    const before = await store.events()
+    const table = await snapshot(h.dynamodb, h.tableName)
+    for (let i = 0; i < 3; i++) {
+      for (const ended of [voided, revoked]) {
+        expect((await h.del(`/sessions/${ended.sid}`, bearer(caller.access))).status).toBe(204)
+      }
+    }
+    expect(changes(table, await snapshot(h.dynamodb, h.tableName))).toEqual([])
+    expect(newEvents(before, await store.events())).toEqual([])
+    // A live one is ended once, with its one event.
+    const live = await login(h, user)
+    for (let i = 0; i < 3; i++) {
+      expect((await h.del(`/sessions/${live.sid}`, bearer(caller.access))).status).toBe(204)
+    }
+    const written = newEvents(before, await store.events()).filter(
+      (event) => event.type === 'session.revoked',
+    )
+    expect(written.map((event) => event.data.sid)).toEqual([live.sid])
   })
 })

@@ -24,6 +24,7 @@ async function dynamoStores(): Promise<Stores> {
     sessions: new DynamoSessions(client, tableName),
     users: new DynamoUsers(client, tableName),
     loginAttempts: new DynamoLoginThrottle(client, tableName),
+    failedLogins: (username) => items(client, tableName).failedLogins(username),
   }
 }
 
@@ -33,7 +34,9 @@ async function dynamoEventStores(): Promise<EventStores> {
     sessions: new DynamoSessions(client, tableName),
     users: new DynamoUsers(client, tableName),
     loginAttempts: new DynamoLoginThrottle(client, tableName),
+    failedLogins: (username) => items(client, tableName).failedLogins(username),
     outbox: new DynamoOutbox(client, tableName),
+    anotherOutbox: () => new DynamoOutbox(client, tableName),
     events: () => items(client, tableName).events(),
   }
 }

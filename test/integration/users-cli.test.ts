@@ -62,9 +62,9 @@ async function live(session: Session): Promise<boolean> {
 }
 
 /** Runs the command with `input` piped to its stdin (not a terminal). */
-async function run(args: readonly string[], input = ''): Promise<Run> {
+async function run(args: readonly string[], input = '', env = process.env): Promise<Run> {
   const [command, ...rest] = USERS as [string, ...string[]]
-  const child = spawn(command, [...rest, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = spawn(command, [...rest, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (chunk) => {
@@ -81,21 +81,26 @@ async function run(args: readonly string[], input = ''): Promise<Run> {
 const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`
 
 /**
- * Runs the command at a terminal and types `keys` once it prompts for the
- * password. Returns everything the terminal showed, echo included.
+ * Runs the command at a terminal and types `keys` at its first password prompt, and
+ * `again` (by default the same keys) at the second. Returns everything the terminal
+ * showed, echo included.
  */
-async function runAtTerminal(args: readonly string[], keys: string): Promise<Run> {
+async function runAtTerminal(args: readonly string[], keys: string, again = keys): Promise<Run> {
   const command = [...USERS, ...args].map(quote).join(' ')
   const child = spawn('script', ['--quiet', '--return', '--command', command, '/dev/null'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   })
   let screen = ''
-  let typed = false
+  const answers = [
+    { prompt: 'password: ', keys },
+    { prompt: 'password again: ', keys: again },
+  ]
   child.stdout.on('data', (chunk) => {
     screen += chunk
-    if (!typed && screen.includes('password: ')) {
-      typed = true
-      child.stdin.write(keys)
+    const next = answers[0]
+    if (next && screen.trimEnd().endsWith(next.prompt.trimEnd())) {
+      answers.shift()
+      child.stdin.write(next.keys)
     }
   })
   const [code] = await once(child, 'close')
@@ -155,6 +160,83 @@ describe('npm run users', () => {
     expect(await verifyPassword(password, user?.passwordHash ?? '')).toBe(true)
   })
 
+  it('asks twice at a terminal and changes nothing when the two differ', async () => {
+    const { code, stdout } = await runAtTerminal(
+      ['add', 'mistyped-user', '--table', table, '--endpoint', endpoint()],
+      'the first spelling of it\r',
+      'the second spelling of it\r',
+    )
+    expect(stdout).toContain('password: ')
+    expect(stdout).toContain('password again: ')
+    expect(stdout).toContain('users: the two passwords differ; nothing was changed')
+    expect(stdout).not.toContain('spelling')
+    expect(code).toBe(1)
+    expect(await store.findUserByUsername('mistyped-user')).toBeUndefined()
+  })
+
+  it('says that nothing was read when standard input is empty, and changes nothing', async () => {
+    const { code, stderr } = await run(
+      ['add', 'empty-input-user', '--table', table, '--endpoint', endpoint()],
+      '',
+    )
+    expect(code).toBe(1)
+    expect(stderr.trim()).toMatch(
+      /^users: nothing was read from standard input: pipe the password in/,
+    )
+    expect(await store.findUserByUsername('empty-input-user')).toBeUndefined()
+  })
+
+  it.each([['--password', 'a password in argv'], ['--password=a password in argv']])(
+    'refuses %s: a password never goes in argv',
+    async (...args) => {
+      const { code, stderr } = await run(
+        ['add', 'argv-user', ...args, '--table', table, '--endpoint', endpoint()],
+        'a piped password, long enough\n',
+      )
+      expect(code).toBe(1)
+      expect(stderr.trim()).toMatch(
+        /^users: --password is refused: a password never goes on the command line/,
+      )
+      expect(stderr).not.toContain('a password in argv')
+      expect(await store.findUserByUsername('argv-user')).toBeUndefined()
+    },
+  )
+
+  describe('on a deployed table (--table) with no AWS configuration', () => {
+    /** This process's environment without any AWS setting, and no AWS files or instance role. */
+    const bare = (extra: Record<string, string> = {}) => {
+      const env: NodeJS.ProcessEnv = { ...process.env }
+      for (const name of Object.keys(env)) if (name.startsWith('AWS_')) delete env[name]
+      return {
+        ...env,
+        AWS_CONFIG_FILE: '/nonexistent/aws-config',
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/aws-credentials',
+        AWS_EC2_METADATA_DISABLED: 'true',
+        ...extra,
+      }
+    }
+
+    it('says the region is missing', async () => {
+      const { code, stderr } = await run(['disable', 'someone', '--table', 'Tokens'], '', bare())
+      expect(code).toBe(1)
+      expect(stderr.trim()).toBe(
+        'users: no AWS region for the table: set AWS_REGION (or AWS_PROFILE, with a region in its profile)',
+      )
+    })
+
+    it('says the credentials are missing, naming the region', async () => {
+      const { code, stderr } = await run(
+        ['disable', 'someone', '--table', 'Tokens'],
+        '',
+        bare({ AWS_REGION: 'eu-west-1' }),
+      )
+      expect(code).toBe(1)
+      expect(stderr.trim()).toMatch(
+        /^users: no AWS credentials for the table in eu-west-1: set AWS_PROFILE .*AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY$/,
+      )
+    })
+  })
+
   it('sets a password read from piped stdin and ends every session of the user', async () => {
     const first = 'the first password, long enough'
     const second = 'the second password, long enough'
@@ -210,6 +292,30 @@ describe('npm run users', () => {
     const unknown = await run(['set-password', 'nobody-here', ...args], 'long enough password\n')
     expect(unknown.code).toBe(1)
     expect(unknown.stderr.trim()).toBe('users: no user nobody-here')
+  })
+
+  it('applies the password policy of POST /me/password: a common password, and for set-password the current one, are refused by rule, never echoed', async () => {
+    const args = ['--table', table, '--endpoint', endpoint()]
+    for (const common of ['password1', 'Trustno1', 'qwertyuiop']) {
+      const added = await run(['add', 'common-user', ...args], `${common}\n`)
+      expect(added.code).toBe(1)
+      expect(added.stderr.trim()).toBe('users: password is on a list of common passwords')
+    }
+    expect(await store.findUserByUsername('common-user')).toBeUndefined()
+    const current = 'the current password, long enough'
+    recordSecret(current)
+    expect((await run(['add', 'policy-user', ...args], `${current}\n`)).code).toBe(0)
+    const before = await store.findUserByUsername('policy-user')
+    const same = await run(['set-password', 'policy-user', ...args], `${current}\n`)
+    expect(same.code).toBe(1)
+    expect(same.stderr.trim()).toBe('users: password must differ from the current password')
+    const common = await run(['set-password', 'policy-user', ...args], 'baseball\n')
+    expect(common.stderr.trim()).toBe('users: password is on a list of common passwords')
+    expect(await store.findUserByUsername('policy-user')).toEqual(before)
+    for (const { stderr, stdout } of [same, common]) {
+      expect(`${stdout}${stderr}`).not.toContain(current)
+      expect(`${stdout}${stderr}`).not.toContain('baseball')
+    }
   })
 
   it('says a missing table is not found, not that the service is unavailable', async () => {

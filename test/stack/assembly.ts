@@ -2,13 +2,17 @@
  * What `cdk synth` produces, synthesized in-process: the CDK app's own settings
  * (cdk.json's feature flags, the committed token-service.config.ts with `-c`-style
  * overrides, read by `readAppSettings` as bin/app.ts does), each
- * configuration a stack of one App, so that esbuild bundles each function once
- * and every stack's template points at the same assets.
+ * configuration a stack of one App. The functions' code is the bundles
+ * test/global-setup.ts built once for the whole run, with NodejsFunction's
+ * options (lib/build-bundles.ts): every stack of every file points at the same
+ * assets, and no file bundles again.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
+import { inject } from 'vitest'
+import { PREBUILT_BUNDLES_CONTEXT } from '../../lib/bundling.js'
 import { readAppSettings } from '../../lib/config.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import committed from '../../token-service.config.js'
@@ -36,17 +40,22 @@ export interface Assembly<K extends string> {
 /**
  * Synthesizes one stack per configuration, each given as `-c` context on top of
  * cdk.json's (what `npx cdk synth -c key=value` would read), plus the props
- * bin/app.ts adds from the key ledger (`transitionSigningKeys`). Bundles once.
+ * bin/app.ts adds from the key ledger (`transitionSigningKeys`).
  */
 export function synthesize<K extends string>(
   configurations: Record<K, Record<string, string>>,
-  ledgerProps: Partial<Record<K, Pick<TokenServiceStackProps, 'transitionSigningKeys'>>> = {},
+  ledgerProps: Partial<
+    Record<K, Pick<TokenServiceStackProps, 'transitionSigningKeys' | 'signingKeyModes'>>
+  > = {},
 ): Assembly<K> {
   const cdkJson = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
     context: Record<string, unknown>
   }
   const outdir = mkdtempSync(join(tmpdir(), 'token-service-stack-'))
-  const app = new App({ outdir, context: cdkJson.context })
+  const app = new App({
+    outdir,
+    context: { ...cdkJson.context, [PREBUILT_BUNDLES_CONTEXT]: inject('bundlesDir') },
+  })
   for (const [id, context] of Object.entries<Record<string, string>>(configurations)) {
     // The key ledger is bin/app.ts's gate before synth; what it adds to the props is given here.
     const settings = readAppSettings(new App({ context: { ...cdkJson.context, ...context } }), {

@@ -24,8 +24,10 @@ import {
 } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
+  type AttributeValue,
   CreateTableCommand,
   DynamoDBClient,
+  GetItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
 import { TABLE_SCHEMA } from '../../functions/adapters/dynamodb/table.js'
@@ -70,12 +72,56 @@ interface SigningKey {
   readonly tags: Readonly<Record<string, string>>
 }
 
+/**
+ * One AWS call the cloud served, as the capacity meter records it
+ * (test/stack/capacity.test.ts). DynamoDB's consumed capacity is what DynamoDB
+ * Local reports with `ReturnConsumedCapacity: INDEXES`, asked for by the
+ * cloud on the way through (the function's own request is left as it sent it,
+ * and the figures are taken out of the answer it gets unless it asked).
+ */
+export interface MeteredCall {
+  /** The calling function (`login`, `token`, ...). */
+  readonly caller: string
+  readonly service: 'dynamodb' | 'kms' | 'events'
+  /** `Sign`, `TransactWriteItems`, ... */
+  readonly operation: string
+  /** The error the call answered, if any (no capacity is reported for it). */
+  readonly error?: string
+  /** Capacity units on the table itself (reads or writes, as the operation is). */
+  readonly table?: number
+  /** Capacity units on each global secondary index. */
+  readonly indexes?: Readonly<Record<string, number>>
+  /**
+   * TransactWriteItems only: the write units AWS bills for it by its published
+   * rules (2 per KB of each item, the larger of before and after, a
+   * ConditionCheck's item included; 2 per KB of each index entry written),
+   * from the items' sizes read around the call. DynamoDB Local reports less:
+   * it adds up only the distinct per-item figures (four 10-byte Puts report 2).
+   */
+  readonly billed?: number
+}
+
+/** The DynamoDB operations that take `ReturnConsumedCapacity`. */
+const METERED_OPERATIONS = new Set([
+  'GetItem',
+  'PutItem',
+  'UpdateItem',
+  'DeleteItem',
+  'BatchGetItem',
+  'BatchWriteItem',
+  'Query',
+  'Scan',
+  'TransactGetItems',
+  'TransactWriteItems',
+])
+
 /** A symmetric key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT): it wraps data keys. */
 interface SymmetricKey {
   readonly arn: string
   readonly spec: 'SYMMETRIC_DEFAULT'
   readonly secret: Buffer
   readonly delegatesToIam: boolean
+  readonly tags: Readonly<Record<string, string>>
 }
 
 const list = <T>(value: T | readonly T[] | undefined): readonly T[] =>
@@ -93,6 +139,8 @@ function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean 
 const CONDITION_OPERATORS: Record<string, (want: string, got: string) => boolean> = {
   StringEquals: (want, got) => want === got,
   StringLike: (want, got) => wildcard(want, got, false),
+  // A multi-valued key (dynamodb:LeadingKeys): every value the request carries must match.
+  'ForAllValues:StringLike': (want, got) => wildcard(want, got, false),
 }
 
 /**
@@ -154,8 +202,21 @@ export class Cloud {
   endpoint = ''
   /** Every entry PutEvents accepted, in order. */
   readonly busEntries: BusEntry[] = []
+  /** Every call a function made, in order, with DynamoDB's consumed capacity (`MeteredCall`). */
+  readonly meter: MeteredCall[] = []
+  /**
+   * Request rates above which the stand-ins throttle, as KMS and DynamoDB do
+   * (KMS: its cryptographic operations, per account and region; DynamoDB: the
+   * table's requests). Counted per window, which moves only with
+   * `nextWindow()`, so that tests move time instead of sleeping. Unset: no limit.
+   */
+  limits: { kms?: number; dynamodb?: number } = {}
+  #used = { kms: 0, dynamodb: 0 }
   readonly #keys = new Map<string, SigningKey | SymmetricKey>()
   readonly #tables = new Set<string>()
+  /** Each table's GSIs: their key attributes and projection, for the billed figure. */
+  readonly #indexes = new Map<string, { keys: string[]; projection: string }[]>()
+  #reader: DynamoDBClient | undefined
   readonly #labels = new Map<string, string>()
   readonly #dynamodbLocal: string
   #server: Server | undefined
@@ -165,6 +226,11 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
+    // Key pairs for GenerateDataKeyPairWithoutPlaintext, made ahead: RSA key generation on a
+    // busy machine can outlast the functions' 1 s call timeout, which real KMS does not.
+    for (const spec of ['RSA_2048', 'RSA_2048', 'ECC_NIST_P256', 'ECC_NIST_P256'] as const) {
+      PAIRS[spec].push(spec === 'RSA_2048' ? rsaKey() : ecKey())
+    }
     this.#server = createServer((req, res) => {
       this.#serve(req, res).catch((error: unknown) => {
         res.writeHead(500).end(String(error))
@@ -175,10 +241,28 @@ export class Cloud {
   }
 
   async stop(): Promise<void> {
+    this.#reader?.destroy()
     const server = this.#server
     if (!server) return
     server.closeAllConnections()
     await new Promise((resolve) => server.close(resolve))
+  }
+
+  /** Starts a new rate window: the limits' counts start again from zero. */
+  nextWindow(): void {
+    this.#used = { kms: 0, dynamodb: 0 }
+  }
+
+  /**
+   * True when one more request of `service` exceeds its limit in this window. A
+   * refused request uses none of it (a throttled request consumes no capacity).
+   */
+  #throttled(service: 'kms' | 'dynamodb'): boolean {
+    const limit = this.limits[service]
+    if (limit === undefined) return false
+    if (this.#used[service] >= limit) return true
+    this.#used[service] += 1
+    return false
   }
 
   /** A short name for an ARN in reports: `table`, `table/index/gsi1`, `key k1`. */
@@ -321,6 +405,18 @@ export class Cloud {
         ...stream,
       }
       await client.send(new CreateTableCommand({ TableName: name, ...input }))
+      this.#indexes.set(
+        name,
+        (GlobalSecondaryIndexes ?? []).map(
+          (index: {
+            KeySchema: { AttributeName: string }[]
+            Projection?: { ProjectionType?: string }
+          }) => ({
+            keys: index.KeySchema.map((key) => key.AttributeName),
+            projection: index.Projection?.ProjectionType ?? 'ALL',
+          }),
+        ),
+      )
       if (p.TimeToLiveSpecification) {
         const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
         await client.send(new UpdateTimeToLiveCommand(ttl))
@@ -353,20 +449,20 @@ export class Cloud {
       ? ['kms:Sign', 'kms:GetPublicKey']
       : ['kms:GenerateDataKey', 'kms:Decrypt']
     const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
-    if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
-      const secret = randomBytes(32)
-      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam })
-      // No alias names it: the reports name it by its logical id.
-      this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
-      return
-    }
-    const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
     // Created with its tags (CreateKey's Tags): they stay with the key after it leaves a template.
     const tags = Object.fromEntries(
       (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
         ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
       ),
     )
+    if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
+      const secret = randomBytes(32)
+      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam, tags })
+      // No alias names it: the reports name it by its logical id.
+      this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
+      return
+    }
+    const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
     this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
   }
 
@@ -404,22 +500,133 @@ export class Cloud {
       : target.startsWith('AWSEvents.')
         ? 'events'
         : 'dynamodb'
-    const reply = this.#reply(req, target, JSON.parse(body.toString('utf8') || '{}'))
-    if (reply) return send(res, protocol, reply)
-    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode ?? 500, r.headers)
-      r.pipe(res)
+    const input = JSON.parse(body.toString('utf8') || '{}')
+    const reply = this.#reply(req, target, input)
+    const caller = this.#callerOf(req)?.name ?? 'unknown'
+    const operation = target.split('.')[1] ?? ''
+    if (reply) {
+      if (protocol !== 'dynamodb' || 'error' in reply) {
+        const error = 'error' in reply ? String(reply.error) : undefined
+        this.meter.push({ caller, service: protocol, operation, ...(error && { error }) })
+      }
+      return send(res, protocol, reply)
+    }
+    // DynamoDB Local answers: ask it for the consumed capacity, and keep the answer as it would be.
+    const metered = METERED_OPERATIONS.has(operation) && input.ReturnConsumedCapacity === undefined
+    const forwarded = metered
+      ? Buffer.from(JSON.stringify({ ...input, ReturnConsumedCapacity: 'INDEXES' }))
+      : body
+    const headers = { ...req.headers, 'content-length': String(forwarded.length) }
+    const transaction = operation === 'TransactWriteItems' ? input.TransactItems : undefined
+    const before = transaction ? await this.#imagesOf(transaction) : []
+    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers }, async (r) => {
+      const parts: Buffer[] = []
+      for await (const chunk of r) parts.push(chunk as Buffer)
+      let answer = Buffer.concat(parts)
+      const status = r.statusCode ?? 500
+      const parsed = answer.length ? JSON.parse(answer.toString('utf8')) : {}
+      const billed =
+        transaction && status === 200
+          ? this.#billed(transaction, before, await this.#imagesOf(transaction))
+          : undefined
+      const error = String(parsed.__type ?? status)
+        .split('#')
+        .pop()
+      this.meter.push({
+        caller,
+        service: 'dynamodb',
+        operation,
+        ...(status === 200 ? consumed(parsed.ConsumedCapacity) : { error }),
+        ...(billed !== undefined && { billed }),
+      })
+      if (metered && parsed.ConsumedCapacity !== undefined) {
+        delete parsed.ConsumedCapacity
+        answer = Buffer.from(JSON.stringify(parsed))
+      }
+      res.writeHead(status, { ...r.headers, 'content-length': String(answer.length) })
+      res.end(answer)
     })
     upstream.on('error', (error) => send(res, protocol, fail('InternalServerError', error.message)))
-    upstream.end(body)
+    upstream.end(forwarded)
+  }
+
+  /** The items a transaction names, as they are now (a strongly consistent read each). */
+  async #imagesOf(
+    items: readonly Record<string, AwsItemAction>[],
+  ): Promise<(Record<string, unknown> | undefined)[]> {
+    this.#reader ??= new DynamoDBClient({
+      endpoint: this.#dynamodbLocal,
+      region: REGION,
+      credentials: { accessKeyId: 'meter', secretAccessKey: 'meter' },
+    })
+    const reader = this.#reader
+    return Promise.all(
+      items.map(async (item) => {
+        const [, action] = Object.entries(item)[0] as [string, AwsItemAction]
+        const key = action.Key ?? keyOf(action.Item ?? {})
+        const { Item } = await reader.send(
+          new GetItemCommand({
+            TableName: action.TableName,
+            Key: key as Record<string, AttributeValue>,
+            ConsistentRead: true,
+          }),
+        )
+        return Item
+      }),
+    )
+  }
+
+  /**
+   * What AWS bills a committed TransactWriteItems, by its published rules: each
+   * item 2 write units per KB, sized as the larger of before and after (a
+   * ConditionCheck's item as it stands); each index entry written 2 per KB:
+   * added, removed, moved (2), or rewritten when the index projects every
+   * attribute and the item changed.
+   */
+  #billed(
+    items: readonly Record<string, AwsItemAction>[],
+    before: readonly (Record<string, unknown> | undefined)[],
+    after: readonly (Record<string, unknown> | undefined)[],
+  ): number {
+    const units = (bytes: number) => Math.max(1, Math.ceil(bytes / 1024))
+    let billed = 0
+    for (const [i, item] of items.entries()) {
+      const [kind, action] = Object.entries(item)[0] as [string, AwsItemAction]
+      const was = before[i]
+      const now = kind === 'ConditionCheck' ? was : after[i]
+      billed += 2 * units(Math.max(attributeValueSize(was), attributeValueSize(now)))
+      if (kind === 'ConditionCheck') continue
+      for (const index of this.#indexes.get(action.TableName) ?? []) {
+        const inBefore = index.keys.every((key) => was?.[key] !== undefined)
+        const inAfter = index.keys.every((key) => now?.[key] !== undefined)
+        const moved =
+          inBefore &&
+          inAfter &&
+          index.keys.some((key) => JSON.stringify(was?.[key]) !== JSON.stringify(now?.[key]))
+        const rewritten =
+          inBefore &&
+          inAfter &&
+          !moved &&
+          index.projection === 'ALL' &&
+          JSON.stringify(was) !== JSON.stringify(now)
+        const writes = moved ? 2 : (inBefore !== inAfter ? 1 : 0) + (rewritten ? 1 : 0)
+        billed += 2 * writes * units(attributeValueSize(now ?? was))
+      }
+    }
+    return billed
+  }
+
+  /** The function whose access key signed the request. */
+  #callerOf(req: IncomingMessage): Caller | undefined {
+    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? ''
+    return this.callers.get(accessKeyId)
   }
 
   /** KMS's answer, or DynamoDB's refusal; `undefined` when DynamoDB Local should answer. */
   // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
   #reply(req: IncomingMessage, target: string, input: any): AwsReply | undefined {
     // SigV4 names the access key in `Credential=<AKID>/<date>/<region>/<service>/aws4_request`.
-    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization))?.[1] ?? ''
-    const caller = this.callers.get(accessKeyId)
+    const caller = this.#callerOf(req)
     if (!caller) {
       return fail(
         'UnrecognizedClientException',
@@ -439,6 +646,12 @@ export class Cloud {
         ? { 'dynamodb:LeadingKeys': leadingKeys }
         : {}
       if (!this.#authorize(caller, action, resource, context)) return denied(action, resource)
+    }
+    if (this.#throttled('dynamodb')) {
+      return fail(
+        'ProvisionedThroughputExceededException',
+        'The level of configured provisioned throughput for the table was exceeded.',
+      )
     }
     return undefined
   }
@@ -497,14 +710,27 @@ export class Cloud {
         'kms:SigningAlgorithm': String(input.SigningAlgorithm),
         'kms:MessageType': String(input.MessageType ?? 'RAW'),
       }),
+      // Each entry of the encryption context is a condition key of its own.
+      ...Object.fromEntries(
+        Object.entries((input.EncryptionContext ?? {}) as Record<string, string>).map(
+          ([name, value]) => [`kms:EncryptionContext:${name}`, value],
+        ),
+      ),
+      ...(operation === 'GenerateDataKeyPairWithoutPlaintext' && {
+        'kms:DataKeyPairSpec': String(input.KeyPairSpec),
+      }),
     }
     // KMS authorizes on the key's ARN, whatever name the caller used.
     const action = `kms:${operation}`
     if (!key.delegatesToIam || !this.#authorize(caller, action, key.arn, context)) {
       return denied(action, key.arn)
     }
+    // KMS's request quota is shared by its cryptographic operations.
+    if (operation !== 'GetPublicKey' && this.#throttled('kms')) {
+      return fail('ThrottlingException', 'Rate exceeded')
+    }
     if (key.spec === 'SYMMETRIC_DEFAULT') return dataKeys(key, operation, input)
-    if (operation === 'GenerateDataKey' || operation === 'Decrypt') {
+    if (/^(GenerateDataKey|Decrypt)/.test(operation)) {
       return fail('InvalidKeyUsageException', `${key.spec} keys do not encrypt`)
     }
     const algorithm = key.spec === 'RSA_2048' ? 'RSASSA_PKCS1_V1_5_SHA_256' : 'ECDSA_SHA_256'
@@ -537,9 +763,47 @@ export class Cloud {
 }
 
 /**
- * KMS data keys under a symmetric key: the ciphertext blob is the key's ARN, then
- * AES-256-GCM of the data key with the encryption context as additional data,
- * so a blob opens only under its own key and context, as in KMS.
+ * KMS's symmetric ciphertext blob, as the stand-in makes it: the key's ARN,
+ * then AES-256-GCM of the plaintext with the encryption context as additional
+ * data (so a blob opens only under its own key and context, as in KMS), padded
+ * to the size KMS's own blobs have (152 bytes of overhead: 184 for a 32-byte
+ * data key), so that what the service stores is as large as in AWS.
+ */
+const KMS_BLOB_OVERHEAD = 152
+
+function wrap(key: SymmetricKey, plaintext: Buffer, context: string): Buffer {
+  const iv = randomBytes(12)
+  const cipher = createCipheriv('aes-256-gcm', key.secret, iv)
+  cipher.setAAD(Buffer.from(context))
+  const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
+  const arn = Buffer.from(key.arn)
+  const length = Buffer.alloc(2)
+  length.writeUInt16BE(sealed.length)
+  const blob = Buffer.concat([Buffer.from([arn.length]), arn, iv, length, sealed])
+  const padding = Math.max(0, KMS_BLOB_OVERHEAD + plaintext.length - blob.length)
+  return Buffer.concat([blob, Buffer.alloc(padding)])
+}
+
+/** The plaintext of a blob `wrap` made under this key and context; throws for any other. */
+function unwrap(key: SymmetricKey, blob: Buffer, context: string): Buffer {
+  const body = blob.subarray(1 + (blob[0] ?? 0))
+  const sealed = body.subarray(14, 14 + body.readUInt16BE(12))
+  const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, 12))
+  decipher.setAAD(Buffer.from(context))
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16))
+  return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - 16)), decipher.final()])
+}
+
+/** Key pairs generated ahead (`Cloud.start`), handed out once each. */
+const PAIRS: Record<'RSA_2048' | 'ECC_NIST_P256', ReturnType<typeof rsaKey>[]> = {
+  RSA_2048: [],
+  ECC_NIST_P256: [],
+}
+
+/**
+ * KMS data keys under a symmetric key (`wrap`): GenerateDataKey, a key pair
+ * with its private key wrapped (GenerateDataKeyPairWithoutPlaintext: PKCS #8
+ * DER, as KMS wraps it), and Decrypt.
  */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
 function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
@@ -551,34 +815,96 @@ function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
   if (operation === 'GenerateDataKey') {
     if (input.KeySpec !== 'AES_256') return fail('ValidationException', 'KeySpec must be AES_256')
     const plaintext = randomBytes(32)
-    const iv = randomBytes(12)
-    const cipher = createCipheriv('aes-256-gcm', key.secret, iv)
-    cipher.setAAD(Buffer.from(context))
-    const sealed = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()])
-    const arn = Buffer.from(key.arn)
-    const blob = Buffer.concat([Buffer.from([arn.length]), arn, iv, sealed])
     return {
       KeyId: key.arn,
       Plaintext: plaintext.toString('base64'),
-      CiphertextBlob: blob.toString('base64'),
+      CiphertextBlob: wrap(key, plaintext, context).toString('base64'),
+    }
+  }
+  if (operation === 'GenerateDataKeyPairWithoutPlaintext') {
+    const spec = String(input.KeyPairSpec)
+    if (spec !== 'RSA_2048' && spec !== 'ECC_NIST_P256') {
+      return fail('ValidationException', `KeyPairSpec ${spec} is not modelled`)
+    }
+    const pair = PAIRS[spec].shift() ?? (spec === 'RSA_2048' ? rsaKey() : ecKey())
+    const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' })
+    return {
+      KeyId: key.arn,
+      KeyPairSpec: input.KeyPairSpec,
+      PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
+      PrivateKeyCiphertextBlob: wrap(key, privateKey, context).toString('base64'),
     }
   }
   if (operation !== 'Decrypt') return fail('UnknownOperationException', operation)
-  const blob = Buffer.from(String(input.CiphertextBlob), 'base64')
   if (blobKeyArn(input) !== key.arn) return fail('IncorrectKeyException', 'wrong key')
-  const body = blob.subarray(1 + (blob[0] ?? 0))
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key.secret, body.subarray(0, 12))
-    decipher.setAAD(Buffer.from(context))
-    decipher.setAuthTag(body.subarray(body.length - 16))
-    const plaintext = Buffer.concat([
-      decipher.update(body.subarray(12, body.length - 16)),
-      decipher.final(),
-    ])
+    const plaintext = unwrap(key, Buffer.from(String(input.CiphertextBlob), 'base64'), context)
     return { KeyId: key.arn, Plaintext: plaintext.toString('base64') }
   } catch {
     return fail('InvalidCiphertextException', 'the ciphertext is invalid')
   }
+}
+
+/** One action of a TransactWriteItems, as the SDK serialized it. */
+interface AwsItemAction {
+  readonly TableName: string
+  readonly Key?: Record<string, unknown>
+  readonly Item?: Record<string, unknown>
+}
+
+/** The key of an item in DynamoDB JSON: our tables' `pk` and `sk`. */
+const keyOf = (item: Record<string, unknown>) => ({ pk: item.pk, sk: item.sk }) as never
+
+/**
+ * An item's size in DynamoDB JSON, as DynamoDB counts it: each name's UTF-8
+ * bytes plus its value (strings their bytes, numbers (digits / 2) + 1,
+ * binaries their bytes, booleans and nulls 1, lists and maps 3 + 1 per element
+ * + their elements).
+ */
+function attributeValueSize(item: Record<string, unknown> | undefined): number {
+  if (!item) return 0
+  const value = (v: Record<string, unknown>): number => {
+    if ('S' in v) return Buffer.byteLength(String(v.S))
+    if ('N' in v) {
+      const digits = String(v.N).replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '')
+      return Math.ceil(Math.max(digits.length, 1) / 2) + 1
+    }
+    if ('B' in v) {
+      return v.B instanceof Uint8Array ? v.B.length : Buffer.from(String(v.B), 'base64').length
+    }
+    if ('BOOL' in v || 'NULL' in v) return 1
+    if ('L' in v)
+      return 3 + (v.L as Record<string, unknown>[]).reduce((n, e) => n + 1 + value(e), 0)
+    if ('M' in v) {
+      const entries = Object.entries(v.M as Record<string, Record<string, unknown>>)
+      return 3 + entries.reduce((n, [k, e]) => n + 1 + Buffer.byteLength(k) + value(e), 0)
+    }
+    if ('SS' in v) return (v.SS as string[]).reduce((n, e) => n + Buffer.byteLength(e), 0)
+    throw new Error(`attribute ${JSON.stringify(v)} is not modelled by the meter`)
+  }
+  return Object.entries(item).reduce(
+    (n, [name, v]) => n + Buffer.byteLength(name) + value(v as Record<string, unknown>),
+    0,
+  )
+}
+
+/** Capacity on the table and on each index, summed over the tables an answer names. */
+function consumed(capacity: unknown): Pick<MeteredCall, 'table' | 'indexes'> {
+  type Entry = {
+    CapacityUnits?: number
+    Table?: { CapacityUnits?: number }
+    GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }>
+  }
+  const entries = (Array.isArray(capacity) ? capacity : capacity ? [capacity] : []) as Entry[]
+  let table = 0
+  const indexes: Record<string, number> = {}
+  for (const entry of entries) {
+    table += entry.Table?.CapacityUnits ?? entry.CapacityUnits ?? 0
+    for (const [name, units] of Object.entries(entry.GlobalSecondaryIndexes ?? {})) {
+      indexes[name] = (indexes[name] ?? 0) + (units.CapacityUnits ?? 0)
+    }
+  }
+  return { table, indexes }
 }
 
 /** The key ARN a data-key blob names (see `dataKeys`). */
@@ -591,8 +917,9 @@ function blobKeyArn(input: any): string {
 /**
  * The IAM actions and resources a DynamoDB request needs, each with the partition keys
  * it reaches (`dynamodb:LeadingKeys`). A transaction is authorized per item action; a
- * batch once per table, with every key it reads; a query on an index on the index's
- * ARN, with no leading key of the table.
+ * batch once per table, with every key it reads; a query on the table with the partition
+ * its key condition names; a query on an index on the index's ARN, with no leading key of
+ * the table.
  */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
 export function dynamodbChecks(operation: string, input: any): [string, string, string[]?][] {
@@ -627,6 +954,15 @@ export function dynamodbChecks(operation: string, input: any): [string, string, 
   }
   const resource = input.TableName ? table(input.TableName) : '*'
   if (input.IndexName) return [[`dynamodb:${operation}`, `${resource}/index/${input.IndexName}`]]
+  if (operation === 'Query') {
+    // A query on the table reaches the one partition its key condition names.
+    const names: Record<string, string> = input.ExpressionAttributeNames ?? {}
+    const named = (name: string) => names[name] ?? name
+    const found = /([#\w]+)\s*=\s*(:\w+)/.exec(String(input.KeyConditionExpression ?? ''))
+    const value = found && named(found[1] as string) === pk ? found[2] : undefined
+    const partition = value ? input.ExpressionAttributeValues?.[value]?.S : undefined
+    return [[`dynamodb:${operation}`, resource, partition !== undefined ? [partition] : []]]
+  }
   const keys = input.Item ?? input.Key
   return [
     keys ? [`dynamodb:${operation}`, resource, leading(keys)] : [`dynamodb:${operation}`, resource],

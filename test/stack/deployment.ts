@@ -214,8 +214,6 @@ export class Deployment {
         // No AWS profile of this machine may reach the SDK.
         AWS_CONFIG_FILE: join(tmpdir(), 'stack-harness-no-aws-config'),
         AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'stack-harness-no-aws-credentials'),
-        // Node 20 here, nodejs24.x in Lambda: the SDK's end-of-support notice is not ours.
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       },
       // The test files' secrets audit (test/setup.ts) reads every line the functions log.
       onOutput: (text) => {

@@ -17,6 +17,8 @@ import {
   type DecryptCommandInput,
   GenerateDataKeyCommand,
   type GenerateDataKeyCommandInput,
+  GenerateDataKeyPairWithoutPlaintextCommand,
+  type GenerateDataKeyPairWithoutPlaintextCommandInput,
   GetPublicKeyCommand,
   IncorrectKeyException,
   InvalidCiphertextException,
@@ -198,13 +200,19 @@ export function networkError(): Error {
 /** Symmetric keys (the grace key): 32 random bytes each, generated once per file. */
 export const SYMMETRIC_KEYS: Record<string, Buffer> = {
   'alias/grace': randomBytes(32),
+  'alias/envelope': randomBytes(32),
   'alias/other-symmetric': randomBytes(32),
 }
 
 /** The alias a harness gives the KMS grace keys unless `GRACE_KEY_ID` says otherwise. */
 export const GRACE_KEY_ALIAS = 'alias/grace'
 
-type Operation = 'Sign' | 'GetPublicKey' | 'GenerateDataKey' | 'Decrypt'
+type Operation =
+  | 'Sign'
+  | 'GetPublicKey'
+  | 'GenerateDataKey'
+  | 'GenerateDataKeyPairWithoutPlaintext'
+  | 'Decrypt'
 
 /**
  * A data key wrapped by a symmetric key as the fake's ciphertext blob: the key's
@@ -251,6 +259,7 @@ export class FakeKms {
     Sign: [],
     GetPublicKey: [],
     GenerateDataKey: [],
+    GenerateDataKeyPairWithoutPlaintext: [],
     Decrypt: [],
   }
   #nonces = 0
@@ -271,6 +280,30 @@ export class FakeKms {
         ),
       }
     })
+    this.mock
+      .on(GenerateDataKeyPairWithoutPlaintextCommand)
+      .callsFake(async (input: GenerateDataKeyPairWithoutPlaintextCommandInput) => {
+        this.#maybeFail('GenerateDataKeyPairWithoutPlaintext')
+        const keyId = String(input.KeyId)
+        const master = SYMMETRIC_KEYS[keyId]
+        if (!master) throw kmsError(NotFoundException, `key ${keyId} not found`)
+        const pair =
+          input.KeyPairSpec === 'RSA_2048'
+            ? rsaKey()
+            : input.KeyPairSpec === 'ECC_NIST_P256'
+              ? ecKey()
+              : undefined
+        if (!pair) throw new Error(`fake KMS makes no ${input.KeyPairSpec} pairs`)
+        const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' })
+        return {
+          KeyId: keyId,
+          KeyPairSpec: input.KeyPairSpec,
+          PublicKey: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' })),
+          PrivateKeyCiphertextBlob: new Uint8Array(
+            wrap(keyId, master, privateKey, contextOf(input.EncryptionContext)),
+          ),
+        }
+      })
     this.mock.on(DecryptCommand).callsFake(async (input: DecryptCommandInput) => {
       this.#maybeFail('Decrypt')
       const blob = Buffer.from(input.CiphertextBlob as Uint8Array)
@@ -332,6 +365,12 @@ export class FakeKms {
 
   generateDataKeyCalls(): GenerateDataKeyCommandInput[] {
     return this.mock.commandCalls(GenerateDataKeyCommand).map((call) => call.args[0].input)
+  }
+
+  generateKeyPairCalls(): GenerateDataKeyPairWithoutPlaintextCommandInput[] {
+    return this.mock
+      .commandCalls(GenerateDataKeyPairWithoutPlaintextCommand)
+      .map((call) => call.args[0].input)
   }
 
   decryptCalls(): DecryptCommandInput[] {

@@ -16,6 +16,7 @@
 import { createServer, request as httpRequest, type Server } from 'node:http'
 import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net'
 import {
+  ConditionalCheckFailedException,
   type DynamoDBClient,
   InternalServerError,
   ProvisionedThroughputExceededException,
@@ -58,6 +59,8 @@ export type DynamoFault =
   | 'TransactionCanceled:ThrottlingError'
   /** A single-item write that collided with a transaction in progress. */
   | 'TransactionConflict'
+  /** A single-item write's condition was false (no item returned with it). */
+  | 'ConditionalCheckFailed'
 
 /** Faults that the SDK retries by itself (throttling, 5xx, network). */
 export const TRANSIENT_FAULTS: readonly DynamoFault[] = [
@@ -256,6 +259,8 @@ export function faultError(
       return new InternalServerError({ message, $metadata: { httpStatusCode: 500 } })
     case 'TransactionConflict':
       return new TransactionConflictException({ message, $metadata })
+    case 'ConditionalCheckFailed':
+      return new ConditionalCheckFailedException({ message, $metadata })
     default: {
       // The reason goes to the first item (the session, in every transaction here).
       const reason = fault.slice(fault.indexOf(':') + 1)

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../../functions/adapters/aws.js'
+import { DynamoGraceKeys } from '../../functions/adapters/dynamodb/grace-keys.js'
 import { KmsGraceKeys } from '../../functions/adapters/kms-grace-keys.js'
 import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import { loadAwsCallConfig, loadSigningConfig } from '../../functions/config.js'
@@ -142,6 +143,12 @@ export interface HarnessOptions {
   /** Listen on this port (for clients whose allowed origins name it). @default a free port */
   port?: number
   /**
+   * The issuer's host name, as a browser page names the API (local mode builds `htu` from
+   * the issuer, never from the `Host` header). The server listens on 127.0.0.1 either way.
+   * @default 127.0.0.1
+   */
+  issuerHost?: 'localhost' | '127.0.0.1'
+  /**
    * The local Lambda timeout per request. Generous by default: several scrypt hashes at once
    * on a loaded 2-core machine must not turn into 503s. @default 30000
    */
@@ -155,7 +162,7 @@ export interface HarnessOptions {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const table = await createTestTable()
   const port = options.port ?? (await freePort())
-  const issuer = `http://127.0.0.1:${port}`
+  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`
   const clock = options.clock ?? new FakeClock()
   const env = { ...process.env, ...options.env }
   const aws = sdkOptions(loadAwsCallConfig(env))
@@ -174,7 +181,11 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     signer: kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner(),
     // With KMS, the grace seals use KMS data keys too (GRACE_KEY_ID of `env`).
     ...(kms && {
-      graceKeys: new KmsGraceKeys({ client: kms, keyId: env.GRACE_KEY_ID ?? GRACE_KEY_ALIAS }),
+      graceKeys: new KmsGraceKeys({
+        client: kms,
+        keyId: env.GRACE_KEY_ID ?? GRACE_KEY_ALIAS,
+        directory: new DynamoGraceKeys(dynamodb, table.tableName),
+      }),
     }),
     env,
     strict: options.strict ?? false,

@@ -9,20 +9,28 @@ import {
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb'
+import { failedLoginsItem } from '../../functions/adapters/dynamodb/items.js'
 import { outboxItem } from '../../functions/adapters/dynamodb/outbox-item.js'
 import { GSI1 } from '../../functions/adapters/dynamodb/table.js'
+import type { FailedLogins } from '../../functions/core/ports.js'
 import type { SecurityEvent } from '../../functions/core/security-events.js'
 
 // biome-ignore lint/suspicious/noExplicitAny: items are inspected freely
 export type Item = Record<string, any>
 
 export interface Items {
-  /** A session's item and how many token records it holds (strongly consistent). */
+  /** A session's item and how many retired-token records it holds (strongly consistent). */
   session(sid: string): Promise<{ session: Item | undefined; tokens: number }>
   /** A user's item (strongly consistent). */
   user(sub: string): Promise<Item | undefined>
-  /** The session items of a user, through the user index (eventually consistent). */
+  /** Every session item of a user, listed or not (a strongly consistent scan). */
   sessionsOf(sub: string): Promise<Item[]>
+  /** The session items a user's pointers name (strongly consistent). */
+  listedSessionsOf(sub: string): Promise<Item[]>
+  /** The session items of a user written before issue 17, through gsi1 (eventually consistent). */
+  legacySessionsOf(sub: string): Promise<Item[]>
+  /** A username's failed-login record (strongly consistent). */
+  failedLogins(username: string): Promise<FailedLogins | undefined>
   /** Every security event in the outbox, oldest first (a strongly consistent scan). */
   events(): Promise<SecurityEvent[]>
 }
@@ -64,6 +72,57 @@ export function items(client: DynamoDBClient, tableName: string): Items {
       return Item
     },
     async sessionsOf(sub) {
+      const found: Item[] = []
+      let cursor: Record<string, unknown> | undefined
+      do {
+        const page = await doc.send(
+          new ScanCommand({
+            TableName: tableName,
+            FilterExpression: 'sk = :session AND #sub = :sub',
+            ExpressionAttributeNames: { '#sub': 'sub' },
+            ExpressionAttributeValues: { ':session': 'SESSION', ':sub': sub },
+            ConsistentRead: true,
+            ExclusiveStartKey: cursor,
+          }),
+        )
+        found.push(...(page.Items ?? []))
+        cursor = page.LastEvaluatedKey
+      } while (cursor)
+      return found.sort((a, b) => b.created_at - a.created_at)
+    },
+    async listedSessionsOf(sub) {
+      const { Items: pointers = [] } = await doc.send(
+        new QueryCommand({
+          TableName: tableName,
+          KeyConditionExpression: 'pk = :user AND begins_with(sk, :session)',
+          ExpressionAttributeValues: { ':user': `USER#${sub}`, ':session': 'SESSION#' },
+          ConsistentRead: true,
+        }),
+      )
+      const found: Item[] = []
+      for (const pointer of pointers) {
+        const { Item } = await doc.send(
+          new GetCommand({
+            TableName: tableName,
+            Key: { pk: `SESSION#${String(pointer.sk).slice('SESSION#'.length)}`, sk: 'SESSION' },
+            ConsistentRead: true,
+          }),
+        )
+        if (Item) found.push(Item)
+      }
+      return found
+    },
+    async failedLogins(username) {
+      const { Item } = await doc.send(
+        new GetCommand({
+          TableName: tableName,
+          Key: { pk: `USERNAME#${username}`, sk: 'THROTTLE' },
+          ConsistentRead: true,
+        }),
+      )
+      return Item ? failedLoginsItem.fromItem(Item) : undefined
+    },
+    async legacySessionsOf(sub) {
       const { Items = [] } = await doc.send(
         new QueryCommand({
           TableName: tableName,

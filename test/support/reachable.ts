@@ -24,6 +24,9 @@ export interface Reach {
 const STORE_PORTS: Readonly<Record<string, readonly string[]>> = {
   'functions/core/ports.ts': ['SessionStore', 'UserStore', 'LoginAttempts', 'EventOutbox'],
   'functions/core/dpop.ts': ['DpopReplayStore'],
+  // Adapters' own stores: the grace keys' directory and the envelope keys' pairs.
+  'functions/adapters/kms-grace-keys.ts': ['GraceKeyDirectory'],
+  'functions/adapters/envelope-signer.ts': ['EnvelopeKeyStore'],
 }
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..')

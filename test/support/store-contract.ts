@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { startSession } from '../../functions/core/login.js'
 import type {
   EventOutbox,
+  FailedLogins,
   LoginAttempts,
   Rotation,
   Session,
@@ -20,15 +21,18 @@ import {
   type SecurityEvent,
   type SecurityEventType,
   securityEvent,
+  signalEventId,
 } from '../../functions/core/security-events.js'
 import { voidSessionsUpTo } from '../../functions/core/users.js'
 import { FakeClock } from './clock.js'
 
-/** The ports under test, on one fresh, empty store. */
+/** The ports under test, on one fresh, empty store, and a test's view of the failed logins. */
 export interface Stores {
   readonly sessions: SessionStore
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
+  /** The username's failed-login record as stored (a strongly consistent read), if any. */
+  failedLogins(username: string): Promise<FailedLogins | undefined>
 }
 
 const clock = new FakeClock()
@@ -82,6 +86,11 @@ function rotationOf(session: Session, nextHash = unique('hash')): Rotation {
       graceChild: unique('sealed'),
       lastUsedAt: now,
       idleExpiresAt: now + 7 * 86_400_000,
+    },
+    retired: {
+      hash: session.currentHash,
+      generation: session.generation,
+      issuedAt: session.rotatedAt ?? session.createdAt,
     },
     absoluteExpiresAt: session.absoluteExpiresAt,
   }
@@ -248,39 +257,40 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       await stores.users.createUser(user)
     })
 
-    it('creates a session and reads it back exactly, alone, with its user, and with its token record', async () => {
+    it('creates a session and reads it back exactly: alone, with its user, and in its user’s list', async () => {
       const session = aSession(user)
       expect(await stores.sessions.createSession(session, guardOf(user))).toEqual({ created: true })
       expect(await stores.sessions.getSession(session.sid)).toEqual(session)
       expect(await stores.sessions.loadSessionState(session)).toEqual({ session, user })
-      expect(
-        await stores.sessions.loadRefreshState({ ...session, tokenHash: session.currentHash }),
-      ).toEqual({ session, user, tokenIssued: true })
+      expect(await stores.sessions.loadRefreshState(session)).toEqual({ session, user })
+      expect(await stores.sessions.listSessions(user.sub)).toContainEqual(session)
     })
 
     it('reads nothing for a session that does not exist', async () => {
       const sid = newSessionId()
       expect(await stores.sessions.getSession(sid)).toBeUndefined()
       expect(await stores.sessions.loadSessionState({ sub: user.sub, sid })).toEqual({ user })
-      expect(
-        await stores.sessions.loadRefreshState({ sub: user.sub, sid, tokenHash: 'x' }),
-      ).toEqual({ user, tokenIssued: false })
+      expect(await stores.sessions.loadRefreshState({ sub: user.sub, sid })).toEqual({ user })
     })
 
-    it('recognises exactly the hashes issued for the session, retired ones included', async () => {
+    it('records the token a rotation retires, for that session only, and no other hash', async () => {
       const session = aSession(user)
       await stores.sessions.createSession(session, guardOf(user))
       const rotation = rotationOf(session)
-      expect(await stores.sessions.rotate(rotation)).toBe('committed')
-      const issued = async (tokenHash: string, sid = session.sid) =>
-        (await stores.sessions.loadRefreshState({ sub: user.sub, sid, tokenHash })).tokenIssued
-      expect(await issued(session.currentHash)).toBe(true)
-      expect(await issued(rotation.next.currentHash)).toBe(true)
-      expect(await issued(unique('never-issued'))).toBe(false)
-      // A hash issued for one session names no other.
+      // As core/refresh.ts does: the record first, then the rotation; the record again is the same.
+      await stores.sessions.recordRetired(rotation)
+      await stores.sessions.recordRetired(rotation)
+      expect(await stores.sessions.rotate(rotation)).toEqual({ committed: true })
+      const retired = (tokenHash: string, sid = session.sid) =>
+        stores.sessions.wasRetired(sid, tokenHash)
+      expect(await retired(session.currentHash)).toBe(true)
+      // The new current token is authentic by the session itself: it has no record yet.
+      expect(await retired(rotation.next.currentHash)).toBe(false)
+      expect(await retired(unique('never-issued'))).toBe(false)
+      // A hash retired from one session names no other.
       const other = aSession(user)
       await stores.sessions.createSession(other, guardOf(user))
-      expect(await issued(session.currentHash, other.sid)).toBe(false)
+      expect(await retired(session.currentHash, other.sid)).toBe(false)
     })
 
     it('refuses a session for a disabled user or another password, and writes nothing', async () => {
@@ -296,11 +306,8 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       expect(await stores.sessions.createSession(changed, stale)).toEqual({ created: false, user })
       for (const refused of [session, changed]) {
         expect(await stores.sessions.getSession(refused.sid)).toBeUndefined()
-        const state = await stores.sessions.loadRefreshState({
-          ...refused,
-          tokenHash: refused.currentHash,
-        })
-        expect(state.tokenIssued).toBe(false)
+        const listed = await stores.sessions.listSessions(refused.sub)
+        expect(listed.map((s) => s.sid)).not.toContain(refused.sid)
       }
     })
 
@@ -346,14 +353,14 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       const rotation = rotationOf(session)
       const staleGeneration = { ...rotation, expect: { ...rotation.expect, generation: 1 } }
       const staleHash = { ...rotation, expect: { ...rotation.expect, currentHash: 'stale' } }
-      expect(await stores.sessions.rotate(staleGeneration)).toBe('lost')
-      expect(await stores.sessions.rotate(staleHash)).toBe('lost')
+      // A lost rotation comes back with the session as its condition found it.
+      expect(await stores.sessions.rotate(staleGeneration)).toEqual({ committed: false, session })
+      expect(await stores.sessions.rotate(staleHash)).toEqual({ committed: false, session })
       expect(await stores.sessions.getSession(session.sid)).toEqual(session)
 
-      expect(await stores.sessions.rotate(rotation)).toBe('committed')
-      expect(await stores.sessions.rotate(rotationOf(session))).toBe('lost')
+      expect(await stores.sessions.rotate(rotation)).toEqual({ committed: true })
       const { next } = rotation
-      expect(await stores.sessions.getSession(session.sid)).toEqual({
+      const rotated = {
         ...session,
         generation: 1,
         currentHash: next.currentHash,
@@ -362,7 +369,29 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
         graceChild: next.graceChild,
         lastUsedAt: next.lastUsedAt,
         idleExpiresAt: next.idleExpiresAt,
+      }
+      expect(await stores.sessions.rotate(rotationOf(session))).toEqual({
+        committed: false,
+        session: rotated,
       })
+      expect(await stores.sessions.getSession(session.sid)).toEqual(rotated)
+    })
+
+    it('commits a rotation sent again after its answer was lost, and it changes nothing more', async () => {
+      const session = aSession(user)
+      await stores.sessions.createSession(session, guardOf(user))
+      const rotation = rotationOf(session)
+      expect(await stores.sessions.rotate(rotation)).toEqual({ committed: true })
+      const once = await stores.sessions.getSession(session.sid)
+      // What the SDK sends again when the first answer was lost: the same request.
+      expect(await stores.sessions.rotate(rotation)).toEqual({ committed: true })
+      expect(await stores.sessions.getSession(session.sid)).toEqual(once)
+      // Not once the session moved on, nor once it was revoked.
+      const next = rotationOf(once as Session)
+      expect(await stores.sessions.rotate(next)).toEqual({ committed: true })
+      expect(await stores.sessions.rotate(rotation)).toMatchObject({ committed: false })
+      await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
+      expect(await stores.sessions.rotate(next)).toMatchObject({ committed: false })
     })
 
     it('lets exactly one of several concurrent rotations of the same state commit', async () => {
@@ -370,8 +399,8 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       await stores.sessions.createSession(session, guardOf(user))
       const rotations = Array.from({ length: 6 }, () => rotationOf(session))
       const results = await Promise.all(rotations.map((r) => stores.sessions.rotate(r)))
-      expect(results.filter((result) => result === 'committed')).toHaveLength(1)
-      const winner = rotations[results.indexOf('committed')] as Rotation
+      expect(results.filter((result) => result.committed)).toHaveLength(1)
+      const winner = rotations[results.findIndex((result) => result.committed)] as Rotation
       const stored = await stores.sessions.getSession(session.sid)
       expect(stored).toMatchObject({ generation: 1, currentHash: winner.next.currentHash })
     })
@@ -380,7 +409,7 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       const session = aSession(user)
       await stores.sessions.createSession(session, guardOf(user))
       await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
-      expect(await stores.sessions.rotate(rotationOf(session))).toBe('lost')
+      expect(await stores.sessions.rotate(rotationOf(session))).toMatchObject({ committed: false })
     })
 
     it('revokes an active session once, keeps the first reason, drops the grace child', async () => {
@@ -428,25 +457,23 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       expiresAt: at + 86_400_000,
     })
 
-    it('reads a user and the username’s failed logins in one read, and nothing for a fresh username', async () => {
+    it('reads the user by username, and nothing for a fresh username, failures or not', async () => {
       const user = aUser()
       await stores.users.createUser(user)
       expect(await stores.loginAttempts.loadLogin(user.username)).toEqual({ user })
       await stores.loginAttempts.recordLoginFailure(user.username, failure(1000))
-      expect(await stores.loginAttempts.loadLogin(user.username)).toEqual({
-        user,
-        failedLogins: { failures: 1, lastFailedAt: 1000 },
-      })
-      expect(await stores.loginAttempts.loadLogin(unique('fresh'))).toEqual({})
+      expect(await stores.loginAttempts.loadLogin(user.username)).toEqual({ user })
+      expect(await stores.failedLogins(user.username)).toEqual({ failures: 1, lastFailedAt: 1000 })
+      const fresh = unique('fresh')
+      await stores.loginAttempts.recordLoginFailure(fresh, failure(1000))
+      expect(await stores.loginAttempts.loadLogin(fresh)).toEqual({})
     })
 
     it('keeps the failed logins of a username no user has', async () => {
       const nobody = unique('nobody')
       await stores.loginAttempts.recordLoginFailure(nobody, failure(1000))
       await stores.loginAttempts.recordLoginFailure(nobody, failure(2000))
-      expect(await stores.loginAttempts.loadLogin(nobody)).toEqual({
-        failedLogins: { failures: 2, lastFailedAt: 2000 },
-      })
+      expect(await stores.failedLogins(nobody)).toEqual({ failures: 2, lastFailedAt: 2000 })
     })
 
     it('counts every one of many concurrent failures', async () => {
@@ -456,7 +483,7 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
           stores.loginAttempts.recordLoginFailure(username, failure(5000)),
         ),
       )
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+      expect(await stores.failedLogins(username)).toEqual({
         failures: 12,
         lastFailedAt: 5000,
       })
@@ -468,13 +495,13 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       await stores.loginAttempts.recordLoginFailure(username, failure(2000))
       // The last failure sits exactly on the boundary: forgotten.
       await stores.loginAttempts.recordLoginFailure(username, failure(9000, 2000))
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+      expect(await stores.failedLogins(username)).toEqual({
         failures: 1,
         lastFailedAt: 9000,
       })
       // One millisecond inside the window: counted on.
       await stores.loginAttempts.recordLoginFailure(username, failure(9500, 8999))
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+      expect(await stores.failedLogins(username)).toEqual({
         failures: 2,
         lastFailedAt: 9500,
       })
@@ -496,7 +523,7 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       )
       expect(claims.filter(Boolean)).toHaveLength(1)
       const winner = 2000 + claims.indexOf(true)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+      expect(await stores.failedLogins(username)).toEqual({
         failures: 2,
         lastFailedAt: winner,
       })
@@ -509,13 +536,49 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       const { state: seen } = await stores.loginAttempts.countLoginAttempt(username, free(1000))
       await stores.loginAttempts.recordLoginFailure(username, failure(1500))
       await stores.loginAttempts.clearLoginFailures(username, seen)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(1)
+      expect((await stores.failedLogins(username))?.failures).toBe(1)
       const { state: mine } = await stores.loginAttempts.countLoginAttempt(username, free(2000))
       await stores.loginAttempts.clearLoginFailures(username, mine)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+      expect((await stores.failedLogins(username))?.failures).toBe(0)
       // Taking back never goes below zero.
       await stores.loginAttempts.clearLoginFailures(username, mine)
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(0)
+      expect((await stores.failedLogins(username))?.failures).toBe(0)
+    })
+
+    it("gives back exactly one turn's count, never more, and never a count a success cleared since", async () => {
+      const username = unique('give-back')
+      const free = (at: number) => ({ ...failure(at), freeFailures: 3 })
+      const load = () => stores.failedLogins(username)
+      // Two failures, then an attempt whose proof is refused: its turn (3) is given back.
+      await stores.loginAttempts.countLoginAttempt(username, free(1000))
+      await stores.loginAttempts.countLoginAttempt(username, free(1100))
+      const { state: refused } = await stores.loginAttempts.countLoginAttempt(username, free(1200))
+      expect(refused).toMatchObject({ failures: 3 })
+      await stores.loginAttempts.giveBackLoginAttempt(username, refused)
+      expect(await load()).toMatchObject({ failures: 2 })
+      // A failure that landed after the turn still counts: only the one count goes.
+      const { state: racing } = await stores.loginAttempts.countLoginAttempt(username, free(1300))
+      await stores.loginAttempts.recordLoginFailure(username, failure(1400))
+      await stores.loginAttempts.giveBackLoginAttempt(username, racing)
+      expect(await load()).toMatchObject({ failures: 3 })
+      // A turn taken before a success's clear: the clear took its count, nothing of it is
+      // left to give back, and a failure after the clear stays counted.
+      const other = unique('give-back-after-clear')
+      const { state: before } = await stores.loginAttempts.countLoginAttempt(other, free(1500))
+      const { state: success } = await stores.loginAttempts.countLoginAttempt(other, free(1600))
+      await stores.loginAttempts.clearLoginFailures(other, success)
+      await stores.loginAttempts.recordLoginFailure(other, failure(1700))
+      await stores.loginAttempts.giveBackLoginAttempt(other, before)
+      const after = await stores.failedLogins(other)
+      expect(after).toEqual({ failures: 1, lastFailedAt: 1700, resets: 1 })
+      // Never below zero.
+      const { state: last } = await stores.loginAttempts.countLoginAttempt(other, free(1800))
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      await stores.loginAttempts.giveBackLoginAttempt(other, last)
+      expect(await stores.failedLogins(other)).toMatchObject({
+        failures: 0,
+      })
     })
 
     it('counts a free turn for no record, a cleared one, or one below freeFailures within the window', async () => {
@@ -536,7 +599,10 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
       expect(later).toEqual({ counted: false, state: { failures: 2, lastFailedAt: 2000 } })
       await stores.loginAttempts.clearLoginFailures(username, { failures: 2, lastFailedAt: 2000 })
       const cleared = await stores.loginAttempts.countLoginAttempt(username, free(9500))
-      expect(cleared).toEqual({ counted: true, state: { failures: 1, lastFailedAt: 9500 } })
+      expect(cleared).toEqual({
+        counted: true,
+        state: { failures: 1, lastFailedAt: 9500, resets: 1 },
+      })
     })
 
     it('gives exactly freeFailures of many concurrent attempts a free turn', async () => {
@@ -553,7 +619,7 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
           .map((count) => count.state.failures)
           .sort(),
       ).toEqual([1, 2, 3])
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins).toEqual({
+      expect(await stores.failedLogins(username)).toEqual({
         failures: 3,
         lastFailedAt: 5000,
       })
@@ -564,6 +630,8 @@ export function loginAttemptsContract(name: string, make: () => Promise<Stores>)
 /** The stores, the outbox, and a way to read every security event written (a test's view). */
 export interface EventStores extends Stores {
   readonly outbox: EventOutbox
+  /** Another outbox on the same events, as another container holds it (nothing in memory). */
+  anotherOutbox(): EventOutbox
   /** Every event the outbox holds, in any order. */
   events(): Promise<SecurityEvent[]>
 }
@@ -604,6 +672,17 @@ export function securityEventsContract(name: string, make: () => Promise<EventSt
       const written = await ids()
       expect(written.has(started.id)).toBe(true)
       expect(written.has(refused.id) || written.has(clash.id)).toBe(false)
+    })
+
+    it('appends an event by id once: a second append of that id, from any container, writes nothing', async () => {
+      const id = signalEventId('dpop.key_mismatch', 'sid-1', clock.now())
+      const first = { ...anEvent('dpop.key_mismatch'), id }
+      const repeat = { ...anEvent('dpop.key_mismatch'), id, time: first.time + 1000 }
+      await stores.outbox.appendEventOnce(first)
+      await stores.outbox.appendEventOnce(repeat)
+      await stores.anotherOutbox().appendEventOnce(repeat)
+      const found = (await stores.events()).filter((event) => event.id === id)
+      expect(found).toEqual([first])
     })
 
     it('writes a revocation’s events once: revoking again, or a missing session, writes none', async () => {
@@ -651,7 +730,7 @@ export function securityEventsContract(name: string, make: () => Promise<EventSt
           ),
         ),
       )
-      expect((await stores.loginAttempts.loadLogin(username)).failedLogins?.failures).toBe(6)
+      expect((await stores.failedLogins(username))?.failures).toBe(6)
       const written = await ids()
       for (const event of failed) expect(written.has(event.id)).toBe(true)
     })

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Logger } from '@aws-lambda-powertools/logger'
 import type { APIGatewayRequestAuthorizerEventV2 } from 'aws-lambda'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { KmsSigner } from '../../functions/adapters/kms-signer.js'
 import { type Authorizer, createAuthorizer } from '../../functions/authorizer/authorizer.js'
 import { jwksFetcher } from '../../functions/authorizer/jwks.js'
@@ -238,6 +238,47 @@ describe("the authorizer loads its keys from the issuer's JWKS, never from KMS",
       }),
     )
     expect(keys.map((key) => key.kid)).toEqual([real?.kid])
+  })
+
+  it('stops reading a JWKS as soon as it passes the 64 KiB cap, and refuses one that announces more', async () => {
+    let written = 0
+    let closed = false
+    const chunk = Buffer.alloc(16 * 1024, 0x20)
+    const server = createServer((req, res) => {
+      if (req.url === '/announced') {
+        res.writeHead(200, { 'content-length': String(50 * 1024 * 1024) })
+        res.write(chunk)
+        return
+      }
+      // A body without end: whoever reads it in full never gets an answer.
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.on('close', () => {
+        closed = true
+      })
+      const pump = () => {
+        while (!closed && written < 200 * 1024 * 1024) {
+          written += chunk.length
+          if (!res.write(chunk)) return void res.once('drain', pump)
+        }
+      }
+      pump()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      await expect(jwksFetcher(`${base}/endless`, { timeoutMs: 30_000 })()).rejects.toThrow(
+        new TemporarilyUnavailable('JWKS too large'),
+      )
+      await vi.waitFor(() => expect(closed).toBe(true))
+      // What the socket buffers held when it stopped, not the 200 MiB on offer.
+      expect(written).toBeLessThan(32 * 1024 * 1024)
+      await expect(jwksFetcher(`${base}/announced`, { timeoutMs: 30_000 })()).rejects.toThrow(
+        new TemporarilyUnavailable('JWKS too large'),
+      )
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
   })
 
   it('verifies ES256 tokens (R||S signatures) and refuses a DER-encoded signature', async () => {

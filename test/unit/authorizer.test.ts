@@ -224,6 +224,22 @@ describe('the authorizer accepts our tokens', () => {
     )
   })
 
+  it('refuses to start with an http issuer or JWKS URL, except on a loopback host (local mode)', () => {
+    expect(() => build({ ISSUER: 'http://auth.example.test' })).toThrow(
+      'ISSUER must be an https URL (http only on localhost, 127.0.0.1 or [::1]), got "http://auth.example.test"',
+    )
+    expect(() => build({ JWKS_URI: 'http://keys.example.test/jwks.json' })).toThrow(
+      /^JWKS_URI must be an https URL/,
+    )
+    expect(() => build({ JWKS_URI: 'ftp://keys.example.test/jwks.json' })).toThrow(/JWKS_URI/)
+    for (const local of ['http://localhost:3000', 'http://127.0.0.1:4000', 'http://[::1]:3000']) {
+      expect(() =>
+        build({ ISSUER: local, JWKS_URI: `${local}/.well-known/jwks.json` }),
+      ).not.toThrow()
+    }
+    expect(() => build({ ISSUER: 'http://localhost.evil.example' })).toThrow(/ISSUER/)
+  })
+
   it('answers the REST variant with an Allow policy for the stage and string-only context', async () => {
     const result = await authorizer.rest({
       type: 'TOKEN',

@@ -8,6 +8,7 @@ import {
   normalizeUsername,
   verifyPassword,
 } from '../../functions/core/passwords.js'
+import type { Session, User } from '../../functions/core/ports.js'
 import {
   hashToken,
   newRefreshToken,
@@ -19,6 +20,7 @@ import {
   sealKeyName,
 } from '../../functions/core/refresh-token.js'
 import { grantScope } from '../../functions/core/service.js'
+import { sessionIsLive } from '../../functions/core/sessions.js'
 
 const FAST = { ln: 10, r: 8, p: 1 } // unit tests of the format only; the OWASP cost is tested once below
 
@@ -56,13 +58,17 @@ describe('refresh tokens', () => {
 
 describe('the grace child seal (HKDF-SHA256 of the parent and a server key + AES-256-GCM)', () => {
   const sid = newSessionId()
-  const parent = newRefreshToken({ sub: newUserId(), sid })
-  const child = newRefreshToken({ sub: newUserId(), sid })
+  const locator = { sub: newUserId(), sid }
+  const parent = newRefreshToken(locator)
+  const child = newRefreshToken(locator)
   const serverKey = { name: 'key1', secret: randomBytes(32) }
 
   it('opens only with the parent token, the same session and the server key it names', () => {
     const sealed = sealChild(parent, sid, child, serverKey)
     expect(sealed).not.toContain(child.split('.')[2])
+    // The child's secret only (its locator is its parent's): 32 bytes, 43 characters.
+    expect(sealed.split('.')).toHaveLength(5)
+    expect(sealed.split('.')[3]).toHaveLength(43)
     expect(sealKeyName(sealed)).toBe('key1')
     expect(openChild(parent, sid, sealed, serverKey.secret)).toBe(child)
     expect(openChild(`${parent}x`, sid, sealed, serverKey.secret)).toBeUndefined()
@@ -88,6 +94,35 @@ describe('the grace child seal (HKDF-SHA256 of the parent and a server key + AES
     expect(openChild(parent, sid, sealed)).toBe(child)
   })
 
+  it('still opens a v2 seal (the whole child, the wrapped key as its name), written before issue 17', () => {
+    const key = Buffer.from(
+      hkdfSync(
+        'sha256',
+        parent,
+        serverKey.secret,
+        `rotating-token-service grace child v2 ${sid}`,
+        32,
+      ),
+    )
+    const iv = randomBytes(12)
+    const cipher = createCipheriv('aes-256-gcm', key, iv)
+    cipher.setAAD(Buffer.from(sid))
+    const ciphertext = Buffer.concat([cipher.update(child), cipher.final()])
+    const sealed = [
+      'v2',
+      'a-wrapped-key',
+      ...[iv, ciphertext, cipher.getAuthTag()].map((p) => p.toString('base64url')),
+    ].join('.')
+    expect(sealKeyName(sealed)).toBe('a-wrapped-key')
+    expect(openChild(parent, sid, sealed, serverKey.secret)).toBe(child)
+    expect(openChild(parent, sid, sealed, randomBytes(32))).toBeUndefined()
+  })
+
+  it('seals only a child with its parent’s locator', () => {
+    const stranger = newRefreshToken({ sub: newUserId(), sid })
+    expect(() => sealChild(parent, sid, stranger, serverKey)).toThrow(/locator/)
+  })
+
   it('refuses a tampered seal', () => {
     const sealed = sealChild(parent, sid, child, serverKey)
     const parts = sealed.split('.')
@@ -96,6 +131,7 @@ describe('the grace child seal (HKDF-SHA256 of the parent and a server key + AES
     parts[3] = ciphertext.toString('base64url')
     expect(openChild(parent, sid, parts.join('.'), serverKey.secret)).toBeUndefined()
     expect(openChild(parent, sid, 'v2.key1.garbage', serverKey.secret)).toBeUndefined()
+    expect(openChild(parent, sid, 'v3.key1.garbage', serverKey.secret)).toBeUndefined()
     expect(openChild(parent, sid, 'v1.garbage')).toBeUndefined()
   })
 })
@@ -210,5 +246,46 @@ describe('errors', () => {
     expect(unavailable.status).toBe(503)
     expect(unavailable.headers['Retry-After']).toBe('1')
     expect(unavailable.description).not.toContain('dynamodb')
+  })
+})
+
+describe('a live session (sessionIsLive: refresh, the sessions API, the strict authorizer)', () => {
+  const now = Date.UTC(2026, 10, 22, 12)
+  const user: User = {
+    sub: newUserId(),
+    username: 'alice',
+    passwordHash: dummyHash(FAST),
+    roles: [],
+    status: 'active',
+    createdAt: now - 1000,
+  }
+  const session: Session = {
+    sid: newSessionId(),
+    sub: user.sub,
+    clientId: 'native',
+    scope: 'openid',
+    status: 'active',
+    createdAt: now,
+    lastUsedAt: now,
+    idleExpiresAt: now + 60_000,
+    absoluteExpiresAt: now + 120_000,
+    generation: 0,
+    currentHash: 'x',
+  }
+
+  it('ends at exactly idle_expires_at and at exactly absolute_expires_at', () => {
+    expect(sessionIsLive(session, user, session.idleExpiresAt - 1)).toBe(true)
+    expect(sessionIsLive(session, user, session.idleExpiresAt)).toBe(false)
+    const used = { ...session, idleExpiresAt: session.absoluteExpiresAt + 1 }
+    expect(sessionIsLive(used, user, session.absoluteExpiresAt - 1)).toBe(true)
+    expect(sessionIsLive(used, user, session.absoluteExpiresAt)).toBe(false)
+  })
+
+  it('ends with a cut after its creation, unless it is the session a password change kept', () => {
+    const cut = { ...user, sessionsValidAfter: now + 1 }
+    expect(sessionIsLive(session, cut, now)).toBe(false)
+    expect(sessionIsLive(session, { ...cut, keptSession: session.sid }, now)).toBe(true)
+    expect(sessionIsLive(session, { ...user, sessionsValidAfter: now }, now)).toBe(true)
+    expect(sessionIsLive(session, { ...user, status: 'disabled' }, now)).toBe(false)
   })
 })

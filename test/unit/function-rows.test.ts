@@ -15,6 +15,8 @@ import { type Reach, reachability } from '../support/reachable.js'
 const KMS_COMMANDS: Readonly<Record<KmsUse, readonly string[]>> = {
   sign: ['SignCommand', 'GetPublicKeyCommand'],
   publish: ['GetPublicKeyCommand'],
+  envelopeSign: ['DecryptCommand', 'GenerateDataKeyPairWithoutPlaintextCommand'],
+  envelopePublish: ['GenerateDataKeyPairWithoutPlaintextCommand'],
   graceSeal: ['GenerateDataKeyCommand', 'DecryptCommand'],
   nonceMac: ['GenerateMacCommand'],
 }

@@ -1,5 +1,10 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { ConfigError } from '../../functions/config.js'
 import { followPort, loadLocalConfig } from '../../local/config.js'
+import { readClientsFile } from '../../local/mode.js'
 
 describe('local mode settings', () => {
   const clients = JSON.stringify([
@@ -33,5 +38,36 @@ describe('local mode settings', () => {
     expect(() => loadLocalConfig({ PORT: '70000' })).toThrow(/PORT must be a port number/)
     expect(() => loadLocalConfig({ DYNAMODB_PORT: 'x' })).toThrow(/DYNAMODB_PORT/)
     expect(() => loadLocalConfig({ AUTHORIZER_STRICT: 'yes' })).toThrow(/AUTHORIZER_STRICT/)
+  })
+})
+
+describe('the clients file of local mode (CLIENTS_FILE)', () => {
+  const file = (text: string) => {
+    const path = join(mkdtempSync(join(tmpdir(), 'clients-')), 'clients.json')
+    writeFileSync(path, text)
+    return path
+  }
+
+  it('names the file and the key of a typo, not the CLIENTS variable it is handed in', async () => {
+    const demo = JSON.parse(readFileSync('clients.local.json', 'utf8')) as Record<string, unknown>[]
+    const path = file(JSON.stringify([{ ...demo[0], reuse_grace_secs: 0 }]))
+    const refusal = readClientsFile(path)
+    await expect(refusal).rejects.toThrow(ConfigError)
+    await expect(refusal).rejects.toThrow(
+      new RegExp(`^${path}: clients\\[0\\]\\.reuse_grace_secs is not a client setting`),
+    )
+  })
+
+  it('names the file when it is not JSON, or missing', async () => {
+    await expect(readClientsFile(file('[{'))).rejects.toThrow(/clients\.json: not valid JSON \(/)
+    await expect(readClientsFile('/nonexistent/clients.json')).rejects.toThrow(
+      '/nonexistent/clients.json (CLIENTS_FILE) cannot be read: ENOENT',
+    )
+  })
+
+  it('reads the committed demo clients as they are', async () => {
+    expect(await readClientsFile('clients.local.json')).toBe(
+      readFileSync('clients.local.json', 'utf8'),
+    )
   })
 })

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import {
   MAX_USER_AGENT_CHARS,
+  SIGNAL_WINDOW_MS,
   securityEvent,
   sessionRevoked,
+  signalEventId,
   toCloudEvent,
 } from '../../functions/core/security-events.js'
 
@@ -54,5 +56,19 @@ describe('security events (docs/design.md "Security events")', () => {
     const { data } = securityEvent('login.succeeded', AT, { origin: { userAgent: agent } })
     expect(Array.from(data.user_agent ?? '')).toHaveLength(MAX_USER_AGENT_CHARS)
     expect(data.user_agent?.endsWith('😀')).toBe(true)
+  })
+
+  it('give a theft signal one id per type, session and hour: a UUID (version 8) that every refusal in the hour shares', () => {
+    const hour = Math.floor(AT / SIGNAL_WINDOW_MS) * SIGNAL_WINDOW_MS
+    const id = signalEventId('dpop.key_mismatch', 'sid-1', hour)
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(signalEventId('dpop.key_mismatch', 'sid-1', hour + SIGNAL_WINDOW_MS - 1)).toBe(id)
+    for (const other of [
+      signalEventId('dpop.key_mismatch', 'sid-1', hour + SIGNAL_WINDOW_MS),
+      signalEventId('dpop.key_mismatch', 'sid-2', hour),
+      signalEventId('dpop.proof_replayed', 'sid-1', hour),
+    ]) {
+      expect(other).not.toBe(id)
+    }
   })
 })

@@ -12,6 +12,27 @@ import type { DpopProof } from '../../core/dpop.js'
 import type { FailedLogins, Session, User } from '../../core/ports.js'
 import { indexedAt, itemKey, type Key, TABLE_SCHEMA, ttlSeconds } from './table.js'
 
+/**
+ * The stored user agent's cap, in UTF-8 bytes (cut at a character boundary).
+ * It keeps a session item under 1 KB, so that a rotation, which rewrites the
+ * item, costs one write unit (docs/design.md "Items"); the security events
+ * keep their own, longer cap.
+ */
+export const MAX_STORED_USER_AGENT_BYTES = 160
+
+/** `text` cut to at most `bytes` UTF-8 bytes, never inside a character. */
+export function utf8Prefix(text: string, bytes: number): string {
+  if (Buffer.byteLength(text, 'utf8') <= bytes) return text
+  let kept = ''
+  let size = 0
+  for (const character of text) {
+    size += Buffer.byteLength(character, 'utf8')
+    if (size > bytes) break
+    kept += character
+  }
+  return kept
+}
+
 /** An item in the document client's native form. */
 export type Item = Record<string, unknown>
 
@@ -70,11 +91,16 @@ export const usernameClaimItem = {
   },
 }
 
+/**
+ * A session. Not indexed: its pointer (below) lists it under its user, so a
+ * rotation, which rewrites this item, writes nothing else. Sessions written
+ * before issue 17 carry gsi1 keys instead (table.ts `legacyIndexedAt`); they
+ * read the same.
+ */
 export const sessionItem = {
   toItem(session: Session): Item {
     return {
       ...itemKey.session(session.sid),
-      ...indexedAt.session(session.sub, session.createdAt, session.sid),
       sid: session.sid,
       sub: session.sub,
       client_id: session.clientId,
@@ -90,7 +116,10 @@ export const sessionItem = {
       previous_hash: session.previousHash,
       rotated_at: session.rotatedAt,
       grace_child: session.graceChild,
-      user_agent: session.userAgent,
+      user_agent:
+        session.userAgent === undefined
+          ? undefined
+          : utf8Prefix(session.userAgent, MAX_STORED_USER_AGENT_BYTES),
       jkt: session.jkt,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(
         Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
@@ -125,9 +154,33 @@ export const sessionItem = {
 }
 
 /**
+ * Lists a session under its user (`GET /sessions`, logout everywhere): the
+ * user's partition holds one per session, written once, right after the
+ * session, and never changed. It holds keys only: the list reads the
+ * sessions themselves.
+ */
+export const sessionPointerItem = {
+  toItem(session: Pick<Session, 'sub' | 'sid' | 'absoluteExpiresAt'>): Item {
+    return {
+      ...itemKey.sessionPointer(session.sub, session.sid),
+      [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(session.absoluteExpiresAt),
+    }
+  },
+
+  /** The sid a pointer names. */
+  sidOf(item: Item): string {
+    return String(item[TABLE_SCHEMA.sortKey]).slice(itemKey.sessionPointer('', '').sk.length)
+  },
+}
+
+/**
  * A record that a token hash was issued for a session, kept until the
  * session's absolute expiry: it lets a retired token be recognised as
  * authentic (reuse) rather than garbage. Only its existence is ever read.
+ * A rotation writes the record of the token it retires, before the session
+ * changes; the session's current and previous hashes are authentic by
+ * themselves. (Before issue 17 every token's record was written when it was
+ * issued, login's included: those records read the same.)
  */
 export interface IssuedToken {
   readonly sid: string
@@ -151,6 +204,30 @@ export const issuedTokenItem = {
 }
 
 /**
+ * A grace seal's server key (docs/design.md "Grace child"): the KMS-wrapped
+ * data key a container seals under, written once before its first seal,
+ * under the short reference the seals carry. Kept a week: a seal is opened
+ * only within its grace window, and a container seals under one key for an
+ * hour at most (kms-grace-keys.ts).
+ */
+export const graceKeyItem = {
+  toItem(ref: string, wrapped: string, at: number): Item {
+    return {
+      ...itemKey.graceKey(ref),
+      wrapped,
+      [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(at + GRACE_KEY_RETENTION_MS),
+    }
+  },
+
+  wrappedOf(item: Item | undefined): string | undefined {
+    return typeof item?.wrapped === 'string' ? item.wrapped : undefined
+  },
+}
+
+/** How long a grace key's item stays in the table (TTL clean-up only). */
+export const GRACE_KEY_RETENTION_MS = 7 * 86_400_000
+
+/**
  * The username's failed logins. Written only by update expressions
  * (login-throttle.ts), since concurrent failures must add up atomically.
  */
@@ -159,6 +236,7 @@ export const failedLoginsItem = {
     return {
       failures: typeof item.failures === 'number' ? item.failures : 0,
       lastFailedAt: typeof item.last_failed_at === 'number' ? item.last_failed_at : 0,
+      ...(typeof item.resets === 'number' ? { resets: item.resets } : {}),
     }
   },
 }

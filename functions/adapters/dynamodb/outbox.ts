@@ -21,6 +21,7 @@ import type { SecurityEvent } from '../../core/security-events.js'
 import { documentClient } from './items.js'
 import { outboxItem } from './outbox-item.js'
 import { AGAIN, cancelledBy, conditionFailed, withRetry } from './retry.js'
+import { TABLE_SCHEMA } from './table.js'
 
 /** The events as the Puts of a TransactWriteItems. */
 export const eventPuts = (tableName: string, events: readonly SecurityEvent[] = []) =>
@@ -97,4 +98,33 @@ export class DynamoOutbox implements EventOutbox {
       this.doc.send(new PutCommand({ TableName: this.tableName, Item: outboxItem.toItem(event) })),
     )
   }
+
+  /** Ids this container wrote, or found written: a repeat costs no call at all. */
+  readonly #written = new Set<string>()
+
+  async appendEventOnce(event: SecurityEvent): Promise<void> {
+    if (this.#written.has(event.id)) return
+    await withRetry('PutItem', () =>
+      this.doc
+        .send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: outboxItem.toItem(event),
+            // The id says what the event reports: an item already there is this very event,
+            // written by an earlier refusal (or by this call, if its answer was lost).
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': TABLE_SCHEMA.partitionKey },
+          }),
+        )
+        .catch((error: unknown) => {
+          if (!conditionFailed(error)) throw error
+        }),
+    )
+    // Bounded: the ids of an hour's signals, forgotten wholesale past a few thousand.
+    if (this.#written.size >= WRITTEN_IDS_KEPT) this.#written.clear()
+    this.#written.add(event.id)
+  }
 }
+
+/** How many written ids a container remembers before it starts over. */
+const WRITTEN_IDS_KEPT = 10_000

@@ -93,3 +93,26 @@ export function cancelledBy(error: unknown, ...codes: string[]): boolean {
     .filter((code) => code !== undefined && code !== 'None')
   return failed.length > 0 && failed.every((code) => codes.includes(code as string))
 }
+
+/**
+ * A transaction's items, each under a name, so that a cancellation's reasons
+ * (one per item, in order) are read by name rather than by position.
+ */
+export class NamedItems<Name extends string, Entry> {
+  readonly #names: Name[] = []
+  readonly items: Entry[] = []
+
+  add(name: Name, ...entries: Entry[]): this {
+    for (const entry of entries) {
+      this.#names.push(name)
+      this.items.push(entry)
+    }
+    return this
+  }
+
+  /** The reasons of the items named `name`, in order; none for another error. */
+  reasons(error: unknown, name: Name): CancellationReason[] {
+    const reasons = cancellationReasons(error) ?? []
+    return reasons.filter((_, index) => this.#names[index] === name)
+  }
+}

@@ -1,23 +1,34 @@
 /**
  * The one DynamoDB table (docs/design.md "Storage"): key schema, GSI, TTL
  * attribute and the key of every item. The adapters, local mode and the tests
- * create the table with `tableDefinition`; the CDK stack (lib/token-service.ts)
+ * create the table with `tableDefinition`; the CDK stack (lib/token-service-table.ts)
  * builds it from `TABLE_SCHEMA`; so the three cannot drift apart.
  *
- * | item            | pk                | sk             | gsi1pk             | gsi1sk                    |
- * |-----------------|-------------------|----------------|--------------------|---------------------------|
- * | user            | `USER#<sub>`      | `USER`         | `USERNAME#<name>`  | `USER`                    |
- * | username claim  | `USERNAME#<name>` | `USERNAME`     |                    |                           |
- * | session         | `SESSION#<sid>`   | `SESSION`      | `USER#<sub>`       | `SESSION#<created>#<sid>` |
- * | issued token    | `SESSION#<sid>`   | `TOKEN#<hash>` |                    |                           |
- * | failed logins   | `USERNAME#<name>` | `THROTTLE`     | `USERNAME#<name>`  | `THROTTLE`                |
- * | security event  | `EVENT#<id>`      | `EVENT`        |                    |                           |
- * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`   |                    |                           |
+ * | item            | pk                | sk               | gsi1pk             | gsi1sk                    |
+ * |-----------------|-------------------|------------------|--------------------|---------------------------|
+ * | user            | `USER#<sub>`      | `USER`           | `USERNAME#<name>`  | `USER`                    |
+ * | username claim  | `USERNAME#<name>` | `USERNAME`       |                    |                           |
+ * | session         | `SESSION#<sid>`   | `SESSION`        |                    |                           |
+ * | session pointer | `USER#<sub>`      | `SESSION#<sid>`  |                    |                           |
+ * | retired token   | `SESSION#<sid>`   | `TOKEN#<hash>`   |                    |                           |
+ * | failed logins   | `USERNAME#<name>` | `THROTTLE`       |                    |                           |
+ * | grace key       | `GRACEKEY#<ref>`  | `GRACEKEY`       |                    |                           |
+ * | envelope key    | `SIGNINGKEY#<id>` | `SIGNINGKEY`     |                    |                           |
+ * | security event  | `EVENT#<id>`      | `EVENT`          |                    |                           |
+ * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`     |                    |                           |
  *
- * The one GSI is overloaded: by username it finds a user at login, by user it
- * lists their sessions (newest first: `<created>` is zero-padded epoch ms).
- * The failed-logins record sits in the GSI under the username too, so that
- * login's one Query returns it with the user (and alone for unknown usernames).
+ * The one GSI finds a user by username at login (projection ALL: login reads
+ * the user from it). Nothing that changes often is in it: a rotation rewrites
+ * the session item only, and the failed-login record is read by its key. A
+ * user's sessions are listed through their pointers, which sit in the user's
+ * partition and never change (strongly consistent, keys only).
+ *
+ * Sessions written before issue 17 carry `gsi1pk = USER#<sub>` and
+ * `gsi1sk = SESSION#<created>#<sid>` instead of a pointer (`legacyIndexedAt`),
+ * and failed-login records written before it carry `USERNAME#<name>` /
+ * `THROTTLE`: the adapters still read and list them, and a failed-login
+ * record leaves the index at its next write (docs/operations.md "Upgrading
+ * to the issue 17 layout").
  *
  * A security event is an outbox item (docs/design.md "Security events"): written
  * with the change it reports, read by nobody but the table's stream, whose
@@ -97,6 +108,8 @@ const indexKey = (pk: string, sk: string): IndexKey => ({
 /** Partition values, in the table and in gsi1. */
 const partition = {
   user: (sub: string) => `USER#${sub}`,
+  graceKey: (ref: string) => `GRACEKEY#${ref}`,
+  signingKey: (id: string) => `SIGNINGKEY#${id}`,
   username: (username: string) => `USERNAME#${username}`,
   session: (sid: string) => `SESSION#${sid}`,
   event: (id: string) => `EVENT#${id}`,
@@ -109,10 +122,12 @@ const KIND = {
   usernameClaim: 'USERNAME',
   session: 'SESSION',
   failedLogins: 'THROTTLE',
+  graceKey: 'GRACEKEY',
+  signingKey: 'SIGNINGKEY',
   event: 'EVENT',
 } as const
 
-/** The prefix of a session's `gsi1sk` under its user. */
+/** The prefix of a session pointer's `sk` in its user's partition (and of a legacy session's `gsi1sk`). */
 export const SESSION_PREFIX = 'SESSION#'
 
 /** The table key of each item. */
@@ -120,7 +135,14 @@ export const itemKey = {
   user: (sub: string) => key(partition.user(sub), KIND.user),
   usernameClaim: (username: string) => key(partition.username(username), KIND.usernameClaim),
   session: (sid: string) => key(partition.session(sid), KIND.session),
+  /** Lists the session under its user: written once with it, never changed. */
+  sessionPointer: (sub: string, sid: string) => key(partition.user(sub), `${SESSION_PREFIX}${sid}`),
+  /** A token hash retired from the session: authentic, so its reuse is detected. */
   issuedToken: (sid: string, hash: string) => key(partition.session(sid), `TOKEN#${hash}`),
+  /** A grace seal's server key, wrapped by KMS, under the short reference seals carry. */
+  graceKey: (ref: string) => key(partition.graceKey(ref), KIND.graceKey),
+  /** An envelope signing key's pair (the private key wrapped by KMS), by its `signingKeys` id. */
+  signingKey: (id: string) => key(partition.signingKey(id), KIND.signingKey),
   failedLogins: (username: string) => key(partition.username(username), KIND.failedLogins),
   event: (id: string) => key(partition.event(id), KIND.event),
   /** A DPoP proof's `jti` (its SHA-256) under its key's thumbprint: single use per key. */
@@ -133,6 +155,15 @@ export const OUTBOX_SORT_KEY = KIND.event
 /** Where each indexed item sits in gsi1. */
 export const indexedAt = {
   user: (username: string) => indexKey(partition.username(username), KIND.user),
+}
+
+/**
+ * Where items written before issue 17 sit in gsi1: a session under its user
+ * (newest first: `<created>` is zero-padded epoch ms), a failed-login record
+ * under its username. Nothing writes these keys any more; they are read (and
+ * listed) until the items expire.
+ */
+export const legacyIndexedAt = {
   session: (sub: string, createdAt: number, sid: string) =>
     indexKey(partition.user(sub), `${SESSION_PREFIX}${String(createdAt).padStart(15, '0')}#${sid}`),
   failedLogins: (username: string) => indexKey(partition.username(username), KIND.failedLogins),
@@ -140,11 +171,14 @@ export const indexedAt = {
 
 /** The gsi1 partitions the adapters query. */
 export const gsi1Partition = {
-  /** The user with this username, and the username's failed logins. */
+  /** The user with this username. */
   byUsername: partition.username,
-  /** The user's sessions. */
-  sessionsOf: partition.user,
+  /** The user's sessions written before issue 17. */
+  legacySessionsOf: partition.user,
 }
+
+/** The partition of a user's item and of their session pointers. */
+export const userPartition = partition.user
 
 /** The TTL attribute's value for an instant in epoch ms. */
 export const ttlSeconds = (epochMs: number): number => Math.ceil(epochMs / 1000)

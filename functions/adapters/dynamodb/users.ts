@@ -14,6 +14,7 @@ import {
 import type {
   PasswordChange,
   PasswordChangeResult,
+  Session,
   User,
   UserStatus,
   UserStore,
@@ -85,7 +86,12 @@ export class DynamoUsers implements UserStore {
 
   async updateUser(
     sub: string,
-    change: { status?: UserStatus; roles?: readonly string[]; sessionsValidAfter?: number },
+    change: {
+      status?: UserStatus
+      roles?: readonly string[]
+      sessionsValidAfter?: number
+      whileLive?: Pick<Session, 'sid' | 'createdAt'>
+    },
     events: readonly SecurityEvent[] = [],
   ): Promise<boolean> {
     const sets: string[] = []
@@ -106,13 +112,26 @@ export class DynamoUsers implements UserStore {
       values[':after'] = change.sessionsValidAfter
     }
     if (sets.length === 0) return true
+    const { whileLive } = change
+    if (whileLive) {
+      names['#status'] = 'status'
+      values[':active'] = 'active'
+      values[':created'] = whileLive.createdAt
+      values[':sid'] = whileLive.sid
+    }
     return updateWithEvents(
       this.doc,
       {
         TableName: this.tableName,
         Key: itemKey.user(sub),
-        // Changes an existing user only: an update never creates a half user.
-        ConditionExpression: 'attribute_exists(#pk)',
+        // Changes an existing user only: an update never creates a half user. With
+        // `whileLive`, also only while that session lives (core/users.ts voidedByUser), as
+        // changePassword's kept session: a cut after another cut finds it voided.
+        ConditionExpression: whileLive
+          ? 'attribute_exists(#pk) AND #status = :active AND ' +
+            '(attribute_not_exists(sessions_valid_after) OR sessions_valid_after <= :created ' +
+            'OR kept_session = :sid)'
+          : 'attribute_exists(#pk)',
         // A new cut spares no session: the one a password change kept goes with the rest.
         UpdateExpression:
           change.sessionsValidAfter === undefined

@@ -1,0 +1,7 @@
+/**
+ * docs/design.md rule 7 ("nothing is lost on a fault") for revoke and the sessions API: every AWS
+ * call failed in every way (test/support/fault-matrix.ts).
+ */
+import { faultMatrix } from '../support/fault-matrix.js'
+
+faultMatrix('sessions')
