@@ -1,7 +1,7 @@
 import * as logs from 'aws-cdk-lib/aws-logs'
 import type { ClientConfig } from '../functions/core/clients.js'
 import { type IntegerSetting, SETTINGS } from '../functions/settings.js'
-import { DEFAULTS } from './defaults.js'
+import { ALARM_THRESHOLDS, DEFAULTS } from './defaults.js'
 import type { SigningKeySpec } from './signing-keys.js'
 
 /**
@@ -127,6 +127,10 @@ const limits = (what: string, rate: number, burst: number) =>
     },
   }) as const satisfies ObjectField
 
+/** An alarm threshold per thousand (requests, or refreshes). */
+const perThousand = (value: number, doc: string) =>
+  ({ type: 'integer', min: 1, max: 1000, default: value, doc }) as const satisfies IntegerField
+
 const RETENTION_DAYS = Object.values(logs.RetentionDays).filter(
   (value): value is number => typeof value === 'number' && value > 0,
 )
@@ -185,16 +189,32 @@ export const CONFIG_SCHEMA = {
     doc: 'How long API Gateway caches the Lambda authorizer’s answer per token; at most `authorizerSettings.clockSkewSeconds`, so that a cached Allow never outlives the token’s `exp` plus the skew (hence at most 300, the skew’s own bound, though API Gateway would take 3600). Must be 0 while a client may use DPoP (its `dpop` is not `disabled`): a cached answer would serve a request whose proof was never checked.',
   }),
   throttle: limits('every route', DEFAULTS.throttle.rateLimit, DEFAULTS.throttle.burstLimit),
+  tokenThrottle: limits(
+    '`POST /token` (the refreshes), within `throttle`; a capacity guard sized at twice the busy-hour refresh rate (docs/operations.md "Throttles")',
+    DEFAULTS.tokenThrottle.rateLimit,
+    DEFAULTS.tokenThrottle.burstLimit,
+  ),
   loginThrottle: limits(
-    '`POST /login`, and apart `POST /me/password` (scrypt costs a vCPU per call)',
+    '`POST /login` (scrypt costs a vCPU per call), within `throttle`; a capacity guard sized at five times the busy-hour login rate: one client is held back by the edge’s per-IP rule and the per-username back-off, not by this limit',
     DEFAULTS.loginThrottle.rateLimit,
     DEFAULTS.loginThrottle.burstLimit,
+  ),
+  passwordThrottle: limits(
+    '`POST /me/password` (scrypt twice), within `throttle`; with the native JWT authorizer the route keeps the stage limit only',
+    DEFAULTS.passwordThrottle.rateLimit,
+    DEFAULTS.passwordThrottle.burstLimit,
   ),
   removalPolicy: {
     type: 'enum',
     values: ['retain', 'destroy'],
     default: 'retain',
     doc: 'What happens to the table, the keys and the logs when they leave the stack.',
+  },
+  tableEncryption: {
+    type: 'enum',
+    values: ['aws-managed', 'customer-managed'],
+    default: 'aws-managed',
+    doc: 'The table’s encryption (it holds the password hashes): the AWS-managed key `aws/dynamodb` (its use in CloudTrail, no key to run), or a key of its own (`TableKey`: rotated yearly, administration apart from use, about $1 a month plus requests). Switching is an in-place update: the table stays.',
   },
   deletionProtection: {
     type: 'boolean',
@@ -209,7 +229,92 @@ export const CONFIG_SCHEMA = {
     default: DEFAULTS.logRetention,
     doc: 'Retention of the function and access logs, one of CloudWatch Logs’ values.',
   },
-  alarmTopicArn: { type: 'string', doc: 'An SNS topic every alarm notifies.', default: 'none' },
+  logSamplePercent: {
+    type: 'integer',
+    min: 0,
+    max: 100,
+    default: DEFAULTS.logSamplePercent,
+    doc: 'Percent of the invocations that log at debug, the success lines included (Powertools logger sampling, `POWERTOOLS_LOGGER_SAMPLE_RATE`). Failures and refusals are always logged; successes are always counted in the metrics and written as security events. Cost: docs/operations.md "Logs and tracing".',
+  },
+  tracing: {
+    type: 'boolean',
+    default: DEFAULTS.tracing,
+    doc: 'Lambda active tracing (X-Ray), with the DynamoDB, KMS and EventBridge calls as subsegments. Lambda samples the first request each second and 5% of the rest, and honours no X-Ray sampling rule: this key turns it on or off.',
+  },
+  alarmTopicArn: {
+    type: 'string',
+    doc: 'An SNS topic every alarm notifies, when it fires and when it is OK again.',
+    default: 'none',
+  },
+  alarms: {
+    type: 'object',
+    doc: 'Alarm thresholds: rates, not counts, so that they hold from a quiet hour to a million users. Why each default: docs/operations.md "Alarms".',
+    fields: {
+      serverErrorsPerThousand: perThousand(
+        ALARM_THRESHOLDS.serverErrorsPerThousand,
+        'Requests answered 5xx, per 1,000 requests, over two 5-minute periods running.',
+      ),
+      throttledPerThousand: perThousand(
+        ALARM_THRESHOLDS.throttledPerThousand,
+        'Requests answered 429 (API Gateway throttles and the login back-off), per 1,000 requests, over two 5-minute periods running.',
+      ),
+      minRequests: {
+        type: 'integer',
+        min: 1,
+        max: 1_000_000,
+        default: ALARM_THRESHOLDS.minRequests,
+        doc: 'The least denominator of the per-request shares, per 5 minutes: in a quiet period a share is taken of this many, so that a handful of errors does not page.',
+      },
+      failedLoginBand: {
+        type: 'integer',
+        min: 1,
+        max: 10,
+        default: ALARM_THRESHOLDS.failedLoginBand,
+        doc: 'Width of the anomaly band of failed logins, in standard deviations of their own history: above it, two 5-minute periods running, credential stuffing is likely.',
+      },
+      reusePerThousandRefreshes: perThousand(
+        ALARM_THRESHOLDS.reusePerThousandRefreshes,
+        'Refresh-token reuses detected (enforced), per 1,000 refreshes, in 5 minutes; in a quiet period taken of `minRefreshes`.',
+      ),
+      minRefreshes: {
+        type: 'integer',
+        min: 1,
+        max: 1_000_000,
+        default: ALARM_THRESHOLDS.minRefreshes,
+        doc: 'The least denominator of the reuse rate, per 5 minutes: with the defaults, one reuse pages in a quiet period.',
+      },
+      latencyP99Ms: {
+        type: 'integer',
+        min: 10,
+        max: 30_000,
+        default: ALARM_THRESHOLDS.latencyP99Ms,
+        doc: 'p99 latency of each route but those that run scrypt, in ms, over two 5-minute periods running.',
+      },
+      passwordLatencyP99Ms: {
+        type: 'integer',
+        min: 10,
+        max: 30_000,
+        default: ALARM_THRESHOLDS.passwordLatencyP99Ms,
+        doc: 'p99 latency of `POST /login` and `POST /me/password` (scrypt), in ms.',
+      },
+      lambdaErrorsPerThousand: perThousand(
+        ALARM_THRESHOLDS.lambdaErrorsPerThousand,
+        'Function invocations that failed without an answer (crash, timeout, init error), per 1,000 requests.',
+      ),
+      lambdaThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.lambdaThrottlesPerThousand,
+        'Function invocations Lambda throttled, per 1,000 requests.',
+      ),
+      kmsThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.kmsThrottlesPerThousand,
+        'KMS calls that came back throttled (each a 503), per 1,000 requests.',
+      ),
+      dynamodbThrottlesPerThousand: perThousand(
+        ALARM_THRESHOLDS.dynamodbThrottlesPerThousand,
+        'DynamoDB requests throttled (the SDK retries them), per 1,000 API requests.',
+      ),
+    },
+  },
   domain: {
     type: 'object',
     doc: 'Serve the API on a custom domain; the issuer becomes `https://<domainName>`.',

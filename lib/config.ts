@@ -277,14 +277,22 @@ const TO_PROPS: ToProps = {
   strictRevocation: 'same',
   authorizerCacheTtlSeconds: (seconds) => ({ authorizerCacheTtl: Duration.seconds(seconds) }),
   throttle: (limits) => ({ throttle: filled(limits, DEFAULTS.throttle) }),
+  tokenThrottle: (limits) => ({ tokenThrottle: filled(limits, DEFAULTS.tokenThrottle) }),
   loginThrottle: (limits) => ({ loginThrottle: filled(limits, DEFAULTS.loginThrottle) }),
+  passwordThrottle: (limits) => ({
+    passwordThrottle: filled(limits, DEFAULTS.passwordThrottle),
+  }),
   removalPolicy: (policy) => ({
     removalPolicy: policy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN,
   }),
   deletionProtection: 'same',
+  tableEncryption: 'same',
   // One of CloudWatch Logs' values (the schema checks it).
   logRetentionDays: (days) => ({ logRetention: days as logs.RetentionDays }),
+  logSamplePercent: 'same',
+  tracing: 'same',
   alarmTopicArn: 'same',
+  alarms: 'same',
   domain: 'same',
   jwksMaxAgeSeconds: (seconds) => ({ jwksMaxAge: Duration.seconds(seconds) }),
   tokenBackdateSeconds: 'same',

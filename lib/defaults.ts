@@ -18,10 +18,22 @@ export const DEFAULTS = {
   /** Keep the table, the keys and the logs when the stack or the resource goes away. */
   removalPolicy: RemovalPolicy.RETAIN,
   logRetention: logs.RetentionDays.THREE_MONTHS,
-  /** Stage-wide limit for every route (requests/s and burst). */
-  throttle: { rateLimit: 500, burstLimit: 1000 },
-  /** Stricter limit on `POST /login`: each call costs a full vCPU for scrypt. */
-  loginThrottle: { rateLimit: 20, burstLimit: 40 },
+  /**
+   * Stage-wide limit for every route (requests/s and burst): the busy-hour load of 1M monthly
+   * users (about 1,150 refreshes and 35 logins a second, plus bearer calls) times 2.5. The
+   * burst stays within the account's regional 5,000. Arithmetic: docs/operations.md "Throttles".
+   */
+  throttle: { rateLimit: 3000, burstLimit: 5000 },
+  /** `POST /token`: about twice the busy-hour 1,150 refreshes a second. */
+  tokenThrottle: { rateLimit: 2500, burstLimit: 5000 },
+  /**
+   * `POST /login`: each call costs scrypt (about a vCPU for a tenth of a second); about 5 times
+   * the busy-hour 35 logins a second. A capacity guard, not an abuse control: one client is held
+   * back by the per-IP rule of the edge (`edge.waf.ratePerIp`) and the per-username back-off.
+   */
+  loginThrottle: { rateLimit: 200, burstLimit: 400 },
+  /** `POST /me/password`: scrypt twice, rare, and behind a bearer token. */
+  passwordThrottle: { rateLimit: 50, burstLimit: 100 },
   /**
    * API Gateway's cache of the Lambda authorizer's answer with strict revocation.
    * Otherwise it is the authorizer's clock skew, capped at the shortest
@@ -31,6 +43,13 @@ export const DEFAULTS = {
   /** `Cache-Control: max-age` of JWKS and discovery. */
   jwksMaxAge: Duration.seconds(SETTINGS.JWKS_MAX_AGE_SECONDS.default),
   logLevel: 'INFO',
+  /**
+   * Percent of the invocations that log at debug, success lines included (Powertools
+   * logger sampling): a line per success would cost more than the rest of the logs.
+   */
+  logSamplePercent: 1,
+  /** Lambda active tracing, with the AWS SDK clients traced (functions/adapters/tracing.ts). */
+  tracing: true,
   /** Per-attempt timeout of each AWS SDK call, and attempts per call (the first included). */
   awsCallTimeout: Duration.millis(SETTINGS.AWS_CALL_TIMEOUT_MS.default),
   awsMaxAttempts: SETTINGS.AWS_MAX_ATTEMPTS.default,
@@ -74,25 +93,46 @@ export const VERIFIER_CLOCK_MARGIN = Duration.seconds(60)
 /** Middy answers 503 this long before Lambda's own timeout (functions/adapters/http.ts). */
 export const TIMEOUT_EARLY = Duration.millis(250)
 
-/** Alarm thresholds. Each alarm is also on the dashboard. */
+/**
+ * Alarm thresholds. Each alarm is also on the dashboard. Shares are per thousand (requests,
+ * or refreshes) over 5 minutes, so that they hold at any volume; why each value:
+ * docs/operations.md "Alarms".
+ */
 export const ALARM_THRESHOLDS = {
-  /** Any reuse of a rotated refresh token: a token was probably stolen. */
-  reuseDetections: 1,
+  /** Enforced reuses per 1,000 refreshes; with `minRefreshes`, one reuse in a quiet period. */
+  reusePerThousandRefreshes: 1,
+  minRefreshes: 1000,
   /** Any DPoP refusal that signals theft (another key for a bound token, a replayed proof). */
   dpopTheftSignals: 1,
-  /** Percent of requests answered 5xx over 5 minutes, once there are at least 20 requests. */
-  serverErrorPercent: 5,
-  serverErrorMinRequests: 20,
-  /** Unhandled Lambda errors (handlers answer every known fault themselves). */
-  lambdaErrors: 1,
-  lambdaThrottles: 1,
-  /** KMS calls that came back throttled, seen in the function logs. */
-  kmsThrottles: 1,
+  /** 1% of the requests answered 5xx, two periods running. */
+  serverErrorsPerThousand: 10,
+  /** 5% of the requests answered 429, two periods running. */
+  throttledPerThousand: 50,
+  /** The least denominator of the request shares, per 5 minutes. */
+  minRequests: 1000,
+  /** Standard deviations of the failed-login anomaly band. */
+  failedLoginBand: 3,
+  /** p99 per route, ms: a refresh takes tens of ms; scrypt routes a few hundred. */
+  latencyP99Ms: 1000,
+  passwordLatencyP99Ms: 3000,
+  /** Unhandled Lambda errors (handlers answer every known fault themselves), per 1,000 requests. */
+  lambdaErrorsPerThousand: 1,
+  lambdaThrottlesPerThousand: 1,
+  /** KMS calls that came back throttled, seen in the function logs, per 1,000 requests. */
+  kmsThrottlesPerThousand: 1,
   /** Percent of the account's KMS request quota for this key family, per second. */
   kmsQuotaPercent: 80,
-  dynamodbThrottles: 1,
+  /** DynamoDB throttled requests per 1,000 API requests (the SDK retries them). */
+  dynamodbThrottlesPerThousand: 10,
   /** Any batch of security events that could not be forwarded (each message names one). */
   securityEventDeadLetters: 1,
   /** How far behind the table's stream the forwarder may fall before it alarms. */
   securityEventsIteratorAge: Duration.minutes(10),
 } as const
+
+/** The alarm thresholds a stack uses: ALARM_THRESHOLDS with the config's `alarms` over them. */
+export type AlarmThresholds = {
+  readonly [K in keyof typeof ALARM_THRESHOLDS]: (typeof ALARM_THRESHOLDS)[K] extends number
+    ? number
+    : (typeof ALARM_THRESHOLDS)[K]
+}

@@ -9,7 +9,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns'
 import type * as sqs from 'aws-cdk-lib/aws-sqs'
 import { Construct } from 'constructs'
 import { REPORTED_REUSE_DIMENSION } from '../functions/adapters/observability.js'
-import { ALARM_THRESHOLDS } from './defaults.js'
+import { ALARM_THRESHOLDS, type AlarmThresholds } from './defaults.js'
 import type { SigningAlgorithm } from './signing-keys.js'
 
 /** Where the functions publish their metrics (Powertools EMF; `service` is its default dimension). */
@@ -24,8 +24,22 @@ export interface TokenServiceMonitoringProps {
   readonly kmsCallerLogs: readonly logs.ILogGroup[]
   readonly table: dynamodb.ITable
   readonly algorithm: SigningAlgorithm
-  /** Notified when an alarm fires. @default no action */
+  /** Notified when an alarm fires, and when it is OK again. @default no action */
   readonly alarmTopic?: sns.ITopic
+  /** @default ALARM_THRESHOLDS */
+  readonly thresholds?: AlarmThresholds
+  /**
+   * The stage whose per-route metrics (`detailedMetricsEnabled`) give each route's p99
+   * latency alarm, and its routes. @default no latency alarm per route
+   */
+  readonly routes?: {
+    readonly stage: apigwv2.IHttpStage
+    readonly routes: readonly { readonly method: string; readonly path: string }[]
+    /** The routes that run scrypt, `METHOD /path`: `passwordLatencyP99Ms`. */
+    readonly passwordRoutes: readonly string[]
+  }
+  /** The API's access logs: a metric filter counts the 429 answers. @default no 429 alarm */
+  readonly accessLogs?: logs.ILogGroup
   /**
    * The security events' forwarder (also among `functions`) and its dead-letter
    * queue (lib/security-events.ts). @default none: the stack has no bus
@@ -50,6 +64,7 @@ export class TokenServiceMonitoring extends Construct {
   constructor(scope: Construct, id: string, props: TokenServiceMonitoringProps) {
     super(scope, id)
     const period = Duration.minutes(5)
+    const thresholds = props.thresholds ?? ALARM_THRESHOLDS
     const custom = (metricName: string, label?: string, dimensions: Record<string, string> = {}) =>
       new cloudwatch.Metric({
         namespace: METRICS_NAMESPACE,
@@ -77,16 +92,31 @@ export class TokenServiceMonitoring extends Construct {
 
     const requests = props.api.metricCount({ period, statistic: cloudwatch.Stats.SUM })
     const serverErrors = props.api.metricServerError({ period, statistic: cloudwatch.Stats.SUM })
-    const serverErrorRate = new cloudwatch.MathExpression({
-      expression: `IF(requests >= ${ALARM_THRESHOLDS.serverErrorMinRequests}, 100 * errors / requests, 0)`,
-      usingMetrics: { requests, errors: serverErrors },
-      label: '5xx %',
-      period,
-    })
     const lambdaErrors = sumOver('errors', 'Lambda errors', (fn) => fn.metricErrors({ period }))
     const lambdaThrottles = sumOver('throttles', 'Lambda throttles', (fn) =>
       fn.metricThrottles({ period }),
     )
+    /**
+     * `count` per 1,000 requests. In a quiet period the share is taken of `minRequests`, so
+     * that a handful of errors among a few requests does not page, and a burst of them still does.
+     * A math expression's metrics are its own: the requests metric goes in under its own id.
+     */
+    const perThousandRequests = (label: string, count: cloudwatch.IMetric) => {
+      const counted =
+        count instanceof cloudwatch.MathExpression
+          ? { expression: `(${count.expression})`, metrics: count.usingMetrics }
+          : (() => {
+              const id = `n_${label.toLowerCase().replace(/[^a-z0-9]+/g, '_')}`
+              return { expression: id, metrics: { [id]: count } }
+            })()
+      return new cloudwatch.MathExpression({
+        expression: `1000 * ${counted.expression} / IF(requests > ${thresholds.minRequests}, requests, ${thresholds.minRequests})`,
+        usingMetrics: { ...counted.metrics, requests },
+        label: `${label} per 1,000 requests`,
+        period,
+      })
+    }
+    const serverErrorRate = perThousandRequests('5xx', serverErrors)
 
     // KMS publishes no per-key throttle metric: count the throttled calls the functions log
     // (`{"cause":"ThrottlingException","detail":"kms Sign failed: ..."}`), and watch the
@@ -144,6 +174,15 @@ export class TokenServiceMonitoring extends Construct {
     const reportedReuse = custom('ReuseDetections', 'Reuse reported (report mode)', {
       [REPORTED_REUSE_DIMENSION.name]: REPORTED_REUSE_DIMENSION.value,
     })
+    // In a quiet period the rate is taken of `minRefreshes`: with the defaults one reuse pages.
+    const reusePerThousandRefreshes = new cloudwatch.MathExpression({
+      expression: `1000 * reuse / IF(refreshes > ${thresholds.minRefreshes}, refreshes, ${thresholds.minRefreshes})`,
+      usingMetrics: { reuse: reuseDetections, refreshes: custom('Refreshes') },
+      label: 'Reuse detections per 1,000 refreshes',
+      period,
+    })
+    const tooManyRequests =
+      props.accessLogs && tooManyRequestsMetric(this, props.accessLogs, period)
 
     // Both kinds of DPoP refusal that signal theft (functions/core/theft-signals.ts), each refusal.
     const dpopKeyMismatches = custom('DpopKeyMismatches', 'DPoP proofs of another key')
@@ -155,6 +194,15 @@ export class TokenServiceMonitoring extends Construct {
       period,
     })
 
+    const notify = (created: cloudwatch.Alarm) => {
+      if (props.alarmTopic) {
+        const action = new cloudwatchActions.SnsAction(props.alarmTopic)
+        // OK too: whoever was paged learns that it is over without opening the console.
+        created.addAlarmAction(action)
+        created.addOkAction(action)
+      }
+      return created
+    }
     const alarm = (
       name: string,
       metric: cloudwatch.IMetric,
@@ -162,24 +210,26 @@ export class TokenServiceMonitoring extends Construct {
       description: string,
       evaluationPeriods = 1,
     ) => {
-      const created = new cloudwatch.Alarm(this, name, {
-        metric,
-        threshold,
-        evaluationPeriods,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-        alarmDescription: description,
-      })
-      if (props.alarmTopic)
-        created.addAlarmAction(new cloudwatchActions.SnsAction(props.alarmTopic))
-      return created
+      assertMetricCount(name, metric)
+      return notify(
+        new cloudwatch.Alarm(this, name, {
+          metric,
+          threshold,
+          evaluationPeriods,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          alarmDescription: description,
+        }),
+      )
     }
+    /** Two periods of 5 minutes running: one bad period at volume is noise, two is a page. */
+    const sustained = 2
     this.alarms = {
       reuseDetections: alarm(
         'ReuseDetectionsAlarm',
-        reuseDetections,
-        ALARM_THRESHOLDS.reuseDetections,
-        'A rotated refresh token was presented after its grace window: probably stolen. The session was revoked; see the "security event" log lines.',
+        reusePerThousandRefreshes,
+        thresholds.reusePerThousandRefreshes,
+        `At least ${thresholds.reusePerThousandRefreshes} in 1,000 refreshes (of at least ${thresholds.minRefreshes}) presented a rotated refresh token after its grace window: tokens are probably being stolen. The sessions were revoked; see the "security event" log lines (docs/operations.md "Alarms").`,
       ),
       dpopTheftSignals: alarm(
         'DpopTheftSignalsAlarm',
@@ -190,26 +240,27 @@ export class TokenServiceMonitoring extends Construct {
       serverErrors: alarm(
         'ServerErrorRateAlarm',
         serverErrorRate,
-        ALARM_THRESHOLDS.serverErrorPercent,
-        `At least ${ALARM_THRESHOLDS.serverErrorPercent}% of the requests got a 5xx answer over 5 minutes.`,
+        thresholds.serverErrorsPerThousand,
+        `At least ${thresholds.serverErrorsPerThousand} in 1,000 requests got a 5xx answer, two 5-minute periods running.`,
+        sustained,
       ),
       lambdaErrors: alarm(
         'LambdaErrorsAlarm',
-        lambdaErrors,
-        ALARM_THRESHOLDS.lambdaErrors,
-        'A function failed without an answer (crash, timeout or init error).',
+        perThousandRequests('Lambda errors', lambdaErrors),
+        thresholds.lambdaErrorsPerThousand,
+        `At least ${thresholds.lambdaErrorsPerThousand} in 1,000 requests: a function failed without an answer (crash, timeout or init error).`,
       ),
       lambdaThrottles: alarm(
         'LambdaThrottlesAlarm',
-        lambdaThrottles,
-        ALARM_THRESHOLDS.lambdaThrottles,
-        'Lambda throttled invocations: the account or reserved concurrency is exhausted.',
+        perThousandRequests('Lambda throttles', lambdaThrottles),
+        thresholds.lambdaThrottlesPerThousand,
+        `At least ${thresholds.lambdaThrottlesPerThousand} in 1,000 requests: Lambda throttled invocations, the account or reserved concurrency is exhausted.`,
       ),
       kmsThrottles: alarm(
         'KmsThrottlesAlarm',
-        kmsThrottles,
-        ALARM_THRESHOLDS.kmsThrottles,
-        'KMS throttled Sign or GetPublicKey calls: logins and refreshes answered 503.',
+        perThousandRequests('KMS throttles', kmsThrottles),
+        thresholds.kmsThrottlesPerThousand,
+        `At least ${thresholds.kmsThrottlesPerThousand} in 1,000 requests: KMS throttled Sign or GetPublicKey calls, logins and refreshes answered 503.`,
       ),
       kmsQuota: alarm(
         'KmsQuotaAlarm',
@@ -220,10 +271,31 @@ export class TokenServiceMonitoring extends Construct {
       ),
       dynamodbThrottles: alarm(
         'DynamoDbThrottlesAlarm',
-        dynamodbThrottles,
-        ALARM_THRESHOLDS.dynamodbThrottles,
-        'DynamoDB throttled requests to the token table.',
+        perThousandRequests('DynamoDB throttles', dynamodbThrottles),
+        thresholds.dynamodbThrottlesPerThousand,
+        `At least ${thresholds.dynamodbThrottlesPerThousand} DynamoDB requests throttled per 1,000 API requests, two 5-minute periods running: the table's partitions or its on-demand ceiling.`,
+        sustained,
       ),
+      ...(tooManyRequests && {
+        throttledRequests: alarm(
+          'ThrottledRequestsAlarm',
+          perThousandRequests('429', tooManyRequests),
+          thresholds.throttledPerThousand,
+          `At least ${thresholds.throttledPerThousand} in 1,000 requests were answered 429 (API Gateway's throttles or the login back-off), two 5-minute periods running.`,
+          sustained,
+        ),
+      }),
+      failedLogins: notify(
+        new cloudwatch.AnomalyDetectionAlarm(this, 'FailedLoginsAlarm', {
+          metric: custom('LoginFailures', 'Login failures'),
+          stdDevs: thresholds.failedLoginBand,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_UPPER_THRESHOLD,
+          evaluationPeriods: sustained,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          alarmDescription: `Failed logins above their usual band (${thresholds.failedLoginBand} standard deviations of their own history), two 5-minute periods running: credential stuffing is likely.`,
+        }),
+      ),
+      ...(props.routes && routeLatencyAlarms(this, props.routes, props.api, thresholds, notify)),
       ...(events && securityEventAlarms(alarm, events, period)),
     }
 
@@ -278,6 +350,18 @@ export class TokenServiceMonitoring extends Construct {
           graph('DynamoDB throttles', [dynamodbThrottles]),
         ],
         ...(events ? [securityEventGraphs(graph, events, period)] : []),
+        volumeGraphs(graph, {
+          requestShares: [
+            serverErrorRate,
+            ...(tooManyRequests ? [perThousandRequests('429', tooManyRequests)] : []),
+          ],
+          reuse: reusePerThousandRefreshes,
+          ...(props.routes && {
+            routeLatencies: props.routes.routes.map((route) =>
+              routeLatency(props.api, (props.routes as { stage: apigwv2.IHttpStage }).stage, route),
+            ),
+          }),
+        }),
         [
           new cloudwatch.AlarmStatusWidget({
             title: 'Alarms',
@@ -289,6 +373,114 @@ export class TokenServiceMonitoring extends Construct {
       ],
     })
   }
+}
+
+/** CloudWatch takes at most 10 metrics in an alarm's math: fail at synth, not at deploy. */
+function assertMetricCount(name: string, metric: cloudwatch.IMetric): void {
+  if (!(metric instanceof cloudwatch.MathExpression)) return
+  const count = Object.keys(metric.usingMetrics).length
+  if (count > 10) {
+    throw new Error(
+      `TokenServiceMonitoring: ${name} would use ${count} metrics; CloudWatch takes 10`,
+    )
+  }
+}
+
+/**
+ * The 429 answers, counted from the access log (`"status":"429"`): HTTP APIs publish 4xx
+ * only as a whole, and a stage throttle reaches no function.
+ */
+function tooManyRequestsMetric(
+  scope: Construct,
+  accessLogs: logs.ILogGroup,
+  period: Duration,
+): cloudwatch.IMetric {
+  new logs.MetricFilter(scope, 'TooManyRequestsFilter', {
+    logGroup: accessLogs,
+    metricNamespace: METRICS_NAMESPACE,
+    metricName: 'TooManyRequests',
+    filterPattern: logs.FilterPattern.literal('{ $.status = "429" }'),
+    metricValue: '1',
+  })
+  return new cloudwatch.Metric({
+    namespace: METRICS_NAMESPACE,
+    metricName: 'TooManyRequests',
+    statistic: cloudwatch.Stats.SUM,
+    period,
+    label: '429 answers',
+  })
+}
+
+/** One p99 latency alarm per route, from the stage's per-route metrics. */
+function routeLatencyAlarms(
+  scope: Construct,
+  { stage, routes, passwordRoutes }: NonNullable<TokenServiceMonitoringProps['routes']>,
+  api: apigwv2.IHttpApi,
+  thresholds: AlarmThresholds,
+  notify: (created: cloudwatch.Alarm) => cloudwatch.Alarm,
+): Record<string, cloudwatch.Alarm> {
+  return Object.fromEntries(
+    routes.map((route) => {
+      const routeKey = `${route.method} ${route.path}`
+      const threshold = passwordRoutes.includes(routeKey)
+        ? thresholds.passwordLatencyP99Ms
+        : thresholds.latencyP99Ms
+      const name = `Latency ${routeKey}`
+        .replace(/[^A-Za-z0-9]+/g, ' ')
+        .trim()
+        .split(' ')
+        .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+        .join('')
+      const metric = routeLatency(api, stage, route)
+      const created = new cloudwatch.Alarm(scope, `${name}Alarm`, {
+        metric,
+        threshold,
+        evaluationPeriods: 2,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarmDescription: `p99 latency of ${routeKey} above ${threshold} ms, two 5-minute periods running.`,
+      })
+      return [`latency${name.replace(/^Latency/, '')}`, notify(created)]
+    }),
+  )
+}
+
+/** A route's latency from the stage's per-route metrics (dimensions ApiId, Stage, Method, Resource). */
+export function routeLatency(
+  api: apigwv2.IHttpApi,
+  stage: apigwv2.IHttpStage,
+  route: { readonly method: string; readonly path: string },
+  statistic = 'p99',
+): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: 'AWS/ApiGateway',
+    metricName: 'Latency',
+    dimensionsMap: {
+      ApiId: api.apiId,
+      Stage: stage.stageName,
+      Method: route.method,
+      Resource: route.path,
+    },
+    statistic,
+    period: Duration.minutes(5),
+    label: `${route.method} ${route.path} ${statistic}`,
+  })
+}
+
+/** The shares the volume alarms watch, and each route's p99. */
+function volumeGraphs(
+  graph: (title: string, left: cloudwatch.IMetric[]) => cloudwatch.GraphWidget,
+  metrics: {
+    readonly requestShares: cloudwatch.IMetric[]
+    readonly reuse: cloudwatch.IMetric
+    readonly routeLatencies?: cloudwatch.IMetric[]
+  },
+): cloudwatch.IWidget[] {
+  return [
+    graph('5xx and 429 per 1,000 requests', metrics.requestShares),
+    graph('Reuse detections per 1,000 refreshes', [metrics.reuse]),
+    ...(metrics.routeLatencies ? [graph('Route latency p99 (ms)', metrics.routeLatencies)] : []),
+  ]
 }
 
 type Alarm = (

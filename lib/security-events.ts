@@ -9,6 +9,7 @@ import { Construct } from 'constructs'
 import { OUTBOX_SORT_KEY, TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
 import type { SettingName } from '../functions/settings.js'
 import { DEFAULTS } from './defaults.js'
+import { grantTableKey } from './table-access.js'
 import { functionEnvironment, TokenFunction } from './token-function.js'
 
 export interface SecurityEventsProps {
@@ -71,6 +72,8 @@ export class SecurityEvents extends Construct {
       removalPolicy: props.removalPolicy,
     })
     this.forwarder.allow(['events:PutEvents'], [this.bus.eventBusArn])
+    // A customer-managed table key encrypts the stream too.
+    grantTableKey(this.forwarder, props.table)
     // What Lambda's poller does with the function's role, on this stream only.
     this.forwarder.allow(
       [

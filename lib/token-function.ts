@@ -29,6 +29,9 @@ const COMMON_ENVIRONMENT = {
   POWERTOOLS_LOG_LEVEL: DEFAULTS.logLevel,
   // The event holds tokens and passwords: never log it.
   POWERTOOLS_LOGGER_LOG_EVENT: 'false',
+  // Successes log at debug: only this share of the invocations writes them (TokenService
+  // sets the config's `logSamplePercent`).
+  POWERTOOLS_LOGGER_SAMPLE_RATE: String(DEFAULTS.logSamplePercent / 100),
 }
 
 /**
@@ -172,6 +175,24 @@ export class TokenFunction extends Construct {
         ? 'Invoked by its DynamoDB Streams event source mapping, whose on-failure destination is the dead-letter queue. A function dead-letter queue serves asynchronous invocations only.'
         : 'Invoked synchronously by API Gateway only: the caller gets the error and there is no event to keep. A dead-letter queue serves asynchronous invocations.',
     })
+  }
+
+  /**
+   * The stack's logging and tracing: the share of invocations that log at debug, and
+   * tracing on (active, SDK clients traced) or off (no trace, no subsegment).
+   */
+  observe({ logSampleRate, tracing }: { logSampleRate: string; tracing: boolean }): void {
+    this.function.addEnvironment('POWERTOOLS_LOGGER_SAMPLE_RATE', logSampleRate)
+    if (!tracing) {
+      this.function.addEnvironment('POWERTOOLS_TRACE_ENABLED', 'false')
+      const cfn = this.function.node.defaultChild as lambda.CfnFunction
+      cfn.tracingConfig = { mode: lambda.Tracing.PASS_THROUGH }
+      Validations.of(this.function).acknowledge({
+        id: 'Serverless-LambdaTracing',
+        reason:
+          'Tracing is off by the config (`tracing: false`): at volume X-Ray costs about $5 per million traces, and the metrics, alarms and sampled logs remain (docs/operations.md "Logs and tracing").',
+      })
+    }
   }
 
   /** Allows `actions` on exactly `resources`, on this function's role, under `conditions` if any. */

@@ -13,7 +13,7 @@ import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
 import { TokenAuthorizer } from './token-authorizer.js'
 import type { TokenFunction } from './token-function.js'
-import type { ResolvedProps } from './token-service-props.js'
+import type { ResolvedProps, ThrottleProps } from './token-service-props.js'
 
 /**
  * The HTTP API of the token service, built in three steps whose order the types hold.
@@ -30,9 +30,6 @@ import type { ResolvedProps } from './token-service-props.js'
 
 /** The native JWT authorizer's id: CDK creates it under the HTTP API when a route binds it. */
 const JWT_AUTHORIZER_ID = 'JwtAuthorizer'
-
-/** The routes that run scrypt (about a vCPU-second a call): each has `loginThrottle` of its own. */
-const PASSWORD_ROUTES: readonly string[] = ['POST /login', 'POST /me/password']
 
 /** The API, its stage and address: what the functions and the routes are built on. */
 export interface ServiceApi {
@@ -68,6 +65,8 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
     stageName: '$default',
     autoDeploy: true,
     throttle: resolved.throttle,
+    // Per-route metrics, for each route's p99 alarm (custom-metric prices, docs/operations.md).
+    detailedMetricsEnabled: true,
     accessLogSettings: {
       destination: new apigwv2.LogGroupLogDestination(accessLogs),
       // Context values only: no header, query string or body, so no token or password.
@@ -84,6 +83,8 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
           responseLatency: '$context.responseLatency',
           integrationLatency: '$context.integrationLatency',
           integrationStatus: '$context.integrationStatus',
+          // The function's own request id (`function_request_id` in its logs): the join key.
+          integrationRequestId: '$context.integration.requestId',
           integrationError: '$context.integrationErrorMessage',
           authorizerError: '$context.authorizer.error',
           error: '$context.error.message',
@@ -161,7 +162,7 @@ export function buildRouteAuthorizer(
  * Step 3: every route of functions/routes.ts, each on its function's integration,
  * the bearer ones behind `authorizer`. Call it once, after the functions and the
  * authorizer. It holds the constraints CloudFormation and API Gateway put on the order:
- * - a route that the stage's route settings name (`loginThrottle`) must exist before
+ * - a route that the stage's route settings name (`routeThrottles`) must exist before
  *   the stage: the stage depends on it;
  * - the native JWT authorizer exists only once a bearer route has bound it, and then
  *   waits for what serves the issuer's discovery (`awaitDiscovery`). Since it waits for
@@ -188,7 +189,7 @@ export function addRoutes(
     }
     return integration
   }
-  const throttledRoutes = PASSWORD_ROUTES.filter(
+  const throttledRoutes = Object.keys(resolved.routeThrottles).filter(
     (routeKey) =>
       !jwt ||
       ROUTES.find((route) => `${route.method} ${route.path}` === routeKey)?.auth !== 'bearer',
@@ -221,13 +222,13 @@ export function addRoutes(
   const cfnStage = stage.node.defaultChild as apigwv2.CfnStage
   // A map of route keys: CDK passes it through as is, so it takes CloudFormation's casing.
   cfnStage.routeSettings = Object.fromEntries(
-    throttledRoutes.map((routeKey) => [
-      routeKey,
-      {
-        ThrottlingRateLimit: resolved.loginThrottle.rateLimit,
-        ThrottlingBurstLimit: resolved.loginThrottle.burstLimit,
-      },
-    ]),
+    throttledRoutes.map((routeKey) => {
+      const limits = resolved.routeThrottles[routeKey] as ThrottleProps
+      return [
+        routeKey,
+        { ThrottlingRateLimit: limits.rateLimit, ThrottlingBurstLimit: limits.burstLimit },
+      ]
+    }),
   )
 }
 

@@ -1,5 +1,6 @@
 import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
 import type { Construct } from 'constructs'
 import { itemKey } from '../functions/adapters/dynamodb/table.js'
@@ -20,6 +21,62 @@ import type { ResolvedProps } from './token-service-props.js'
  * may read the public key of any key with this service's tag (docs/operations.md "Key rotation").
  */
 export const SIGNING_KEY_TAG = 'token-service:signing-key-of'
+
+/**
+ * What a key administrator may do: manage the key, its aliases, tags, grants and deletion;
+ * never use it (no Sign, Decrypt, GenerateDataKey or GenerateMac, no CreateGrant).
+ */
+export const KEY_ADMIN_ACTIONS = [
+  'kms:CancelKeyDeletion',
+  'kms:CreateAlias',
+  'kms:DeleteAlias',
+  'kms:DescribeKey',
+  'kms:DisableKey',
+  'kms:DisableKeyRotation',
+  'kms:EnableKey',
+  'kms:EnableKeyRotation',
+  'kms:GetKeyPolicy',
+  'kms:GetKeyRotationStatus',
+  'kms:ListAliases',
+  'kms:ListGrants',
+  'kms:ListKeyPolicies',
+  'kms:ListResourceTags',
+  'kms:PutKeyPolicy',
+  'kms:RevokeGrant',
+  'kms:RotateKeyOnDemand',
+  'kms:ScheduleKeyDeletion',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:UpdateAlias',
+  'kms:UpdateKeyDescription',
+] as const
+
+/**
+ * A key policy that separates administration from use, as AWS recommends, instead of CDK's
+ * default (the account root `kms:*`): one statement lets the account's IAM policies grant the
+ * administration of the key, another only the uses its kind allows (`use`). So a role gets
+ * exactly what its IAM policy names within each: the functions' roles use and never
+ * administer; an operator's role may administer and, unless its policy says so, never use.
+ */
+export function keyPolicy(use: readonly string[]): iam.PolicyDocument {
+  const account = new iam.AccountRootPrincipal()
+  return new iam.PolicyDocument({
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'KeyAdministration',
+        principals: [account],
+        actions: [...KEY_ADMIN_ACTIONS],
+        resources: ['*'],
+      }),
+      new iam.PolicyStatement({
+        sid: 'KeyUse',
+        principals: [account],
+        actions: [...use],
+        resources: ['*'],
+      }),
+    ],
+  })
+}
 
 /** The service's KMS keys, and the one way to grant each use of them. */
 export interface ServiceKeys {
@@ -69,6 +126,7 @@ export function buildKeys(
       description: `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`,
       keySpec: algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
       keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      policy: keyPolicy(['kms:Sign', 'kms:GetPublicKey']),
       removalPolicy,
     })
     Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
@@ -102,6 +160,7 @@ export function buildKeys(
   const graceKey = new kms.Key(scope, 'GraceKey', {
     description: `Wraps the data keys sealing the grace children of ${scope.node.path}`,
     enableKeyRotation: true,
+    policy: keyPolicy(['kms:GenerateDataKey', 'kms:Decrypt']),
     removalPolicy,
   })
   const dpopNonceKey = resolved.dpopNonce
@@ -109,6 +168,7 @@ export function buildKeys(
         description: `Derives the DPoP nonce key of ${scope.node.path} (GenerateMac, once per container)`,
         keySpec: kms.KeySpec.HMAC_256,
         keyUsage: kms.KeyUsage.GENERATE_VERIFY_MAC,
+        policy: keyPolicy(['kms:GenerateMac']),
         // Nothing depends on it for long: a new key costs each client one use_dpop_nonce round trip.
         removalPolicy: RemovalPolicy.DESTROY,
         pendingWindow: Duration.days(7),

@@ -6,7 +6,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns'
 import { type ClientConfig, parseClients } from '../functions/core/clients.js'
 import { issuerProblem, SETTING_RULES, SETTINGS, type SettingName } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
-import { DEFAULTS } from './defaults.js'
+import { ALARM_THRESHOLDS, type AlarmThresholds, DEFAULTS } from './defaults.js'
 import { modeOf } from './envelope-signing.js'
 import {
   activeKeyOf,
@@ -143,13 +143,21 @@ export interface TokenServiceProps {
    * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 with strictRevocation
    */
   readonly authorizerCacheTtl?: Duration
-  /** Stage-wide throttling. @default { rateLimit: 500, burstLimit: 1000 } */
+  /** Stage-wide throttling. @default DEFAULTS.throttle: { rateLimit: 3000, burstLimit: 5000 } */
   readonly throttle?: ThrottleProps
+  /** Throttling of `POST /token`. @default DEFAULTS.tokenThrottle: { rateLimit: 2500, burstLimit: 5000 } */
+  readonly tokenThrottle?: ThrottleProps
   /**
-   * Throttling of `POST /login` and, apart, of `POST /me/password` (scrypt costs a vCPU per
-   * call). @default { rateLimit: 20, burstLimit: 40 }
+   * Throttling of `POST /login` (scrypt costs a vCPU per call): a capacity guard; one client is
+   * held back by the edge's per-IP rule and the per-username back-off.
+   * @default DEFAULTS.loginThrottle: { rateLimit: 200, burstLimit: 400 }
    */
   readonly loginThrottle?: ThrottleProps
+  /**
+   * Throttling of `POST /me/password` (Lambda authorizer only: with the native JWT one the
+   * route keeps the stage limit). @default DEFAULTS.passwordThrottle: { rateLimit: 50, burstLimit: 100 }
+   */
+  readonly passwordThrottle?: ThrottleProps
   /**
    * What happens to the table, the signing keys and the log groups when they
    * leave the stack.
@@ -157,14 +165,31 @@ export interface TokenServiceProps {
    */
   readonly removalPolicy?: RemovalPolicy
   /**
+   * The table's encryption: the AWS-managed key, or a customer-managed key of its own.
+   * @default 'aws-managed'
+   */
+  readonly tableEncryption?: Config['tableEncryption']
+  /**
    * DynamoDB deletion protection on the table.
    * @default true unless removalPolicy is DESTROY
    */
   readonly deletionProtection?: Config['deletionProtection']
   /** Retention of the function and access logs. @default logs.RetentionDays.THREE_MONTHS */
   readonly logRetention?: logs.RetentionDays
-  /** Every alarm notifies this topic. @default no alarm action */
+  /**
+   * Percent of the invocations that log at debug, the success lines included.
+   * @default DEFAULTS.logSamplePercent (1)
+   */
+  readonly logSamplePercent?: Config['logSamplePercent']
+  /** Lambda active tracing, the AWS SDK clients traced. @default true */
+  readonly tracing?: Config['tracing']
+  /** Every alarm notifies this topic, when it fires and when it is OK again. @default no alarm action */
   readonly alarmTopic?: sns.ITopic
+  /**
+   * Alarm thresholds: shares per thousand, latency, the failed-login band (docs/operations.md
+   * "Alarms"). @default ALARM_THRESHOLDS
+   */
+  readonly alarms?: Config['alarms']
   /** Serve the API on a custom domain. @default the execute-api endpoint */
   readonly domain?: CustomDomainProps
   /**
@@ -210,9 +235,11 @@ export interface ResolvedProps {
   readonly dpopNonce: boolean
   readonly authorizer: ResolvedRouteAuthorizer
   readonly throttle: ThrottleProps
-  readonly loginThrottle: ThrottleProps
+  /** Each throttled route's own limits, by route key (`POST /login`). */
+  readonly routeThrottles: Readonly<Record<string, ThrottleProps>>
   readonly removalPolicy: RemovalPolicy
   readonly deletionProtection: boolean
+  readonly tableEncryption: NonNullable<Config['tableEncryption']>
   readonly logRetention: logs.RetentionDays
   /** The tunable settings' variables (`TOKEN_BACKDATE_SECONDS`, `JWKS_MAX_AGE_SECONDS`, `LOGIN_*`). */
   readonly tuning: Readonly<Partial<Record<SettingName, string>>>
@@ -225,6 +252,11 @@ export interface ResolvedProps {
   /** Create the bus, the table's stream and the forwarder. */
   readonly eventBus: boolean
   readonly alarmTopic?: sns.ITopic
+  /** `POWERTOOLS_LOGGER_SAMPLE_RATE`: a fraction. */
+  readonly logSampleRate: string
+  readonly tracing: boolean
+  /** Every alarm threshold, the given ones over ALARM_THRESHOLDS. */
+  readonly alarmThresholds: AlarmThresholds
   /** The API's access log group (`accessLogGroupName`). */
   readonly accessLogGroupName: string
 }
@@ -302,18 +334,34 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     signingKeys.map((spec) => [spec.id, modeOf(spec.id, signing, props.signingKeyModes)]),
   )
   const throttle = props.throttle ?? DEFAULTS.throttle
-  const loginThrottle = props.loginThrottle ?? DEFAULTS.loginThrottle
-  for (const [name, limits] of Object.entries({ throttle, loginThrottle })) {
+  // A route left out takes its default, capped at the stage's: a lower stage limit alone is enough.
+  const capped = (limits: ThrottleProps) => ({
+    rateLimit: Math.min(limits.rateLimit, throttle.rateLimit),
+    burstLimit: Math.min(limits.burstLimit, throttle.burstLimit),
+  })
+  const perRoute = {
+    tokenThrottle: ['POST /token', props.tokenThrottle ?? capped(DEFAULTS.tokenThrottle)],
+    loginThrottle: ['POST /login', props.loginThrottle ?? capped(DEFAULTS.loginThrottle)],
+    passwordThrottle: [
+      'POST /me/password',
+      props.passwordThrottle ?? capped(DEFAULTS.passwordThrottle),
+    ],
+  } as const
+  for (const [name, limits] of Object.entries({
+    throttle,
+    ...Object.fromEntries(Object.entries(perRoute).map(([key, [, value]]) => [key, value])),
+  })) {
     if (!(limits.rateLimit > 0 && Number.isInteger(limits.burstLimit) && limits.burstLimit > 0)) {
       throw new Error(`TokenService: ${name} needs a positive rateLimit and an integer burstLimit`)
     }
   }
-  if (
-    loginThrottle.rateLimit > throttle.rateLimit ||
-    loginThrottle.burstLimit > throttle.burstLimit
-  ) {
-    throw new Error('TokenService: loginThrottle must not exceed throttle')
+  for (const [name, [, limits]] of Object.entries(perRoute)) {
+    // A route limit above the stage's would never apply: a sign of a typo.
+    if (limits.rateLimit > throttle.rateLimit || limits.burstLimit > throttle.burstLimit) {
+      throw new Error(`TokenService: ${name} must not exceed throttle`)
+    }
   }
+  const routeThrottles = Object.fromEntries(Object.values(perRoute))
   const removalPolicy = props.removalPolicy ?? DEFAULTS.removalPolicy
   const logRetention = props.logRetention ?? DEFAULTS.logRetention
   const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
@@ -391,15 +439,19 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     dpopNonce: props.clients.some((client) => client.dpop_nonce),
     authorizer,
     throttle,
-    loginThrottle,
+    routeThrottles,
     removalPolicy,
     deletionProtection: props.deletionProtection ?? removalPolicy !== RemovalPolicy.DESTROY,
+    tableEncryption: props.tableEncryption ?? 'aws-managed',
     logRetention,
     tuning,
     ...(props.domain && { domain: props.domain }),
     ...(issuer !== undefined && { issuer }),
     eventBus: props.securityEvents?.bus ?? DEFAULTS.securityEvents.bus,
     ...(props.alarmTopic && { alarmTopic: props.alarmTopic }),
+    logSampleRate: String((props.logSamplePercent ?? DEFAULTS.logSamplePercent) / 100),
+    tracing: props.tracing ?? DEFAULTS.tracing,
+    alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
   }
 }
@@ -422,6 +474,13 @@ export function accessLogGroupName(stackName: string, id: string): string {
     )
   }
   return name
+}
+
+/** The keys whose value is given. */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, field]) => field !== undefined),
+  ) as Partial<T>
 }
 
 /** Runs `check`, prefixing the error it throws with `who`. */

@@ -4,7 +4,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
-import { HTTP_FUNCTIONS, type HttpFunction } from '../functions/routes.js'
+import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import type { EnvelopeSigning } from './envelope-signing.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
@@ -125,6 +125,7 @@ export class TokenService extends Construct {
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
     if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
+    for (const fn of Object.values(allFunctions)) fn.observe(resolved)
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
       api: this.api,
       functions: Object.fromEntries(
@@ -138,6 +139,13 @@ export class TokenService extends Construct {
       table: this.table,
       algorithm: this.algorithm,
       ...(resolved.alarmTopic && { alarmTopic: resolved.alarmTopic }),
+      thresholds: resolved.alarmThresholds,
+      routes: {
+        stage: this.stage,
+        routes: ROUTES,
+        passwordRoutes: ['POST /login', 'POST /me/password'],
+      },
+      accessLogs: this.accessLogs,
       ...(this.securityEvents && {
         securityEvents: {
           forwarder: this.securityEvents.forwarder.function,

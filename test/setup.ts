@@ -6,6 +6,8 @@ process.env.DYNAMODB_ENDPOINT = inject('dynamoEndpoint')
 process.env.AWS_REGION ??= 'local'
 process.env.AWS_ACCESS_KEY_ID ??= 'local'
 process.env.AWS_SECRET_ACCESS_KEY ??= 'local'
+// Every line a sampled invocation may write (successes are debug): the secrets audit sees them all.
+process.env.POWERTOOLS_LOG_LEVEL ??= 'DEBUG'
 
 type Write = (...args: unknown[]) => boolean
 interface Held {

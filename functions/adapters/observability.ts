@@ -66,8 +66,11 @@ export function createObservability(
       } else {
         metrics.addMetric(METRIC_NAMES[event], MetricUnit.Count, 1)
       }
+      // A success is counted above and written to the security events: its log line is
+      // debug, so that only the sampled invocations (POWERTOOLS_LOGGER_SAMPLE_RATE) write it.
+      // At a million users a line per refresh would cost more than the rest of the logs.
       if (SECURITY_EVENTS.has(event)) logger.warn('security event', { event, ...fields })
-      else logger.info(event, fields)
+      else logger.debug(event, fields)
     },
   }
   return { logger, metrics, events }

@@ -3,13 +3,17 @@ import type { DynamoDBStreamEvent } from 'aws-lambda'
 import { sdkOptions } from '../adapters/aws.js'
 import { EventBridgeSink } from '../adapters/eventbridge.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import { loadAwsCallConfig, loadForwarderConfig } from '../config.js'
 import { type BatchResponse, forward } from './forward.js'
 
 // Cold start: configuration and the EventBridge client, built once; no I/O.
 const { busName, source } = loadForwarderConfig()
 const { logger } = createObservability()
-const sink = new EventBridgeSink(new EventBridgeClient(sdkOptions(loadAwsCallConfig())), busName)
+const sink = new EventBridgeSink(
+  traced(new EventBridgeClient(sdkOptions(loadAwsCallConfig()))),
+  busName,
+)
 
 /**
  * The table's stream, filtered to inserted outbox items by the event source

@@ -5,6 +5,7 @@ import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { lambdaPublisher } from '../adapters/signing.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadEnvelopeConfig,
@@ -24,12 +25,12 @@ const aws = sdkOptions(loadAwsCallConfig())
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)
 const signer = lambdaPublisher({
-  kms: new KMSClient(aws),
+  kms: traced(new KMSClient(aws)),
   signing,
   ...(envelope && {
     envelope: {
       ...envelope,
-      store: new DynamoSigningKeys(new DynamoDBClient(aws), loadTableName()),
+      store: new DynamoSigningKeys(traced(new DynamoDBClient(aws)), loadTableName()),
     },
   }),
 })

@@ -9,6 +9,7 @@ import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { lambdaSigner } from '../adapters/signing.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
@@ -26,8 +27,8 @@ import { loginRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const kms = new KMSClient(aws)
-const dynamodb = new DynamoDBClient(aws)
+const kms = traced(new KMSClient(aws))
+const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)

@@ -7,6 +7,7 @@ import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { passwordPolicy } from '../adapters/password-policy.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBreachCheck,
@@ -21,7 +22,7 @@ import { passwordRoute } from './route.js'
 // once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
-const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(

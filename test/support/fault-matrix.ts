@@ -14,6 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { User } from '../../functions/core/ports.js'
 import { hashToken, parseRefreshToken } from '../../functions/core/refresh-token.js'
 import type { SecurityEvent } from '../../functions/core/security-events.js'
+import { synth } from '../infra/synth.js'
+import { ACCOUNT, dynamodbChecks, isAllowed, REGION, type Statement } from '../stack/cloud.js'
 import { FakeKms } from './fake-kms.js'
 import {
   blackHole,
@@ -961,7 +963,9 @@ async function runCase(c: Case, user: User): Promise<void> {
   } else if (c.fault !== 'slower than AWS_CALL_TIMEOUT_MS') {
     kms.failNext(c.operation, kmsFault(c.fault))
   }
+  const from = faults.calls.length
   const reply = await c.scenario.act(ctx)
+  recordCalls(c.scenario.path, faults.calls.slice(from))
   // The fault really hit the call it names.
   if (c.kind === 'dynamo') {
     expect(faults.fired.map((f) => `${f.command} ${f.fault}`)).toContain(
@@ -1016,6 +1020,24 @@ function faultedHarness(options: { env?: Record<string, string>; strict?: boolea
     dynamodb: 'lambda',
     kms: kms.client,
   })
+}
+
+/** The function whose role makes a path's DynamoDB calls in the stack. */
+const FUNCTION_OF: [RegExp, string][] = [
+  [/^login$/, 'login'],
+  [/^refresh/, 'token'],
+  [/^revoke$/, 'revoke'],
+  [/ \/sessions/, 'sessions'],
+  [/^POST \/me\/password$/, 'password'],
+  [/strict authorizer/, 'authorizer'],
+]
+
+/** Every DynamoDB call of every case, faulted or not, by the function that made it. */
+const madeCalls: { path: string; fn: string; command: string; input: unknown }[] = []
+function recordCalls(path: string, calls: readonly { command: string; input: unknown }[]): void {
+  const fn = FUNCTION_OF.find(([pattern]) => pattern.test(path))?.[1]
+  if (!fn) throw new Error(`no function is known for the path ${path}`)
+  for (const { command, input } of calls) madeCalls.push({ path, fn, command, input })
 }
 
 /**
@@ -1094,6 +1116,7 @@ export function faultMatrix(part: keyof typeof FAULT_MATRIX_PARTS): void {
             faults.arm(...(scenario.route ?? []))
             faults.calls.length = 0
             const reply = await scenario.act(ctx)
+            recordCalls(scenario.path, faults.calls)
             checkAnswer(reply, scenario.ok.answer)
             const made = new Set([
               ...faults.calls.map((call) => `DynamoDB ${call.command}`),
@@ -1194,6 +1217,39 @@ export function faultMatrix(part: keyof typeof FAULT_MATRIX_PARTS): void {
       }
     })
   }
+
+  describe('least privilege on every path of the matrix', () => {
+    it('makes no DynamoDB call, faulted or not, that its function’s synthesized grant does not allow', () => {
+      // Every path of this part made its calls (each part's file records its own paths).
+      const made = new Set(madeCalls.map((call) => call.path))
+      for (const group of groups.filter((g) => paths.includes(g.name))) {
+        const { index, of } = shares.find((entry) => entry.path === group.name) as ReturnType<
+          typeof share
+        >
+        for (const [i, c] of group.cases.entries()) {
+          if (i % of === index) expect(made, c.scenario.path).toContain(c.scenario.path)
+        }
+      }
+      const denied: string[] = []
+      for (const strict of [false, true]) {
+        const statements = dynamodbStatements(strict)
+        for (const call of madeCalls) {
+          if ((call.fn === 'authorizer') !== strict) continue
+          const mine = statements[call.fn]
+          expect(mine, call.fn).toBeDefined()
+          for (const [action, named, keys] of dynamodbChecks(call.command, call.input)) {
+            // Each path's harness has a table of its own: the grants name one, as the stack's do.
+            const resource = named.replace(/:table\/[^/]+/, `:table/${TABLE}`)
+            const context: Record<string, string[]> = keys ? { 'dynamodb:LeadingKeys': keys } : {}
+            if (!isAllowed(mine ?? [], action, resource, context)) {
+              denied.push(`${call.path}: ${call.fn} ${action} ${keys?.join(',') ?? ''}`)
+            }
+          }
+        }
+      }
+      expect([...new Set(denied)]).toEqual([])
+    })
+  })
 }
 
 /** Rows with the same path, call, attempts, when and outcome are merged (faults joined). */
@@ -1217,4 +1273,44 @@ function markdown(all: Row[]): string {
     )
   }
   return lines.join('\n')
+}
+
+const TABLE = 'token-table'
+
+/**
+ * Each function's DynamoDB statements as the stack synthesizes them (its role's policies),
+ * on this harness's table: the calls above name it, the template names the stack's.
+ */
+function dynamodbStatements(strict: boolean): Record<string, Statement[]> {
+  const { stack, resources, logicalId } = synth({ strictRevocation: strict })
+  const service = stack.service
+  const functions = {
+    ...service.functions,
+    ...(service.tokenAuthorizer && { authorizer: service.tokenAuthorizer.handler }),
+  }
+  const table = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${TABLE}`
+  const tableId = logicalId(service.table)
+  const render = (resource: unknown): string => {
+    if (typeof resource === 'string') return resource
+    const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']
+    if (getAtt?.[0] === tableId && getAtt[1] === 'Arn') return table
+    const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join']
+    if (join) return join[1].map(render).join(join[0])
+    return JSON.stringify(resource)
+  }
+  return Object.fromEntries(
+    Object.entries(functions).map(([name, fn]) => {
+      const role = logicalId(fn.role)
+      const statements = Object.values(resources)
+        .filter(
+          (r) =>
+            r.Type === 'AWS::IAM::Policy' &&
+            (r.Properties.Roles as { Ref: string }[]).some((ref) => ref.Ref === role),
+        )
+        .flatMap((r) => (r.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+        .filter((st) => [st.Action].flat().some((action) => action.startsWith('dynamodb:')))
+        .map((st) => ({ ...st, Resource: [st.Resource].flat().map(render) }))
+      return [name, statements]
+    }),
+  )
 }

@@ -29,15 +29,37 @@ function integerKeys(
 }
 
 /**
- * The integer keys that reach no function: API Gateway's throttling and CloudWatch's
- * retention. Every other one sets a function setting and takes its bounds.
+ * The integer keys that reach no setting of ours: API Gateway's throttling, CloudWatch's
+ * retention and alarms, Powertools' sampling. Every other one sets a function setting and
+ * takes its bounds.
  */
 const STACK_ONLY = [
   'throttle.rateLimit',
   'throttle.burstLimit',
+  'tokenThrottle.rateLimit',
+  'tokenThrottle.burstLimit',
   'loginThrottle.rateLimit',
   'loginThrottle.burstLimit',
+  'passwordThrottle.rateLimit',
+  'passwordThrottle.burstLimit',
   'logRetentionDays',
+  // Powertools' own variable (POWERTOOLS_LOGGER_SAMPLE_RATE), which our loader never reads.
+  'logSamplePercent',
+  // CloudWatch's alarms.
+  ...[
+    'serverErrorsPerThousand',
+    'throttledPerThousand',
+    'minRequests',
+    'failedLoginBand',
+    'reusePerThousandRefreshes',
+    'minRefreshes',
+    'latencyP99Ms',
+    'passwordLatencyP99Ms',
+    'lambdaErrorsPerThousand',
+    'lambdaThrottlesPerThousand',
+    'kmsThrottlesPerThousand',
+    'dynamodbThrottlesPerThousand',
+  ].map((key) => `alarms.${key}`),
 ]
 
 describe('the config file’s bounds are the functions’ bounds', () => {

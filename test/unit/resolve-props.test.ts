@@ -4,7 +4,7 @@ import type * as route53 from 'aws-cdk-lib/aws-route53'
 import { describe, expect, it } from 'vitest'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import { SETTINGS } from '../../functions/settings.js'
-import { DEFAULTS } from '../../lib/defaults.js'
+import { ALARM_THRESHOLDS, DEFAULTS } from '../../lib/defaults.js'
 import { resolveProps, type TokenServiceProps } from '../../lib/token-service-props.js'
 
 // No App, no Stack, no synth: resolveProps reads the props and nothing else.
@@ -35,7 +35,14 @@ describe('resolveProps: every default in one place, before any resource', () => 
       signingKeyIds: ['k1'],
       dpopNonce: false,
       throttle: DEFAULTS.throttle,
-      loginThrottle: DEFAULTS.loginThrottle,
+      routeThrottles: {
+        'POST /token': DEFAULTS.tokenThrottle,
+        'POST /login': DEFAULTS.loginThrottle,
+        'POST /me/password': DEFAULTS.passwordThrottle,
+      },
+      logSampleRate: '0.01',
+      tracing: true,
+      alarmThresholds: ALARM_THRESHOLDS,
       removalPolicy: RemovalPolicy.RETAIN,
       deletionProtection: true,
       logRetention: DEFAULTS.logRetention,
@@ -164,8 +171,16 @@ describe('resolveProps: every check, before any resource', () => {
     ],
     [
       'a login limit above the stage’s',
-      { loginThrottle: { rateLimit: 600, burstLimit: 40 } },
+      { loginThrottle: { rateLimit: 3600, burstLimit: 40 } },
       /loginThrottle must not exceed throttle/,
+    ],
+    [
+      'a /token burst above the stage’s',
+      {
+        throttle: { rateLimit: 100, burstLimit: 200 },
+        tokenThrottle: { rateLimit: 50, burstLimit: 300 },
+      },
+      /tokenThrottle must not exceed throttle/,
     ],
     [
       'a fractional burst',
