@@ -1,4 +1,5 @@
 import { relative } from 'node:path'
+import { defaultServerConditions } from 'vite'
 import { defineConfig } from 'vitest/config'
 import { BaseSequencer, type TestSpecification } from 'vitest/node'
 
@@ -33,6 +34,17 @@ class LongestFirst extends BaseSequencer {
 }
 
 export default defineConfig({
+  // `@rotating-token-service/cdk` resolves to its sources (construct/index.ts), as it does for
+  // tsc and cdk.json: the app's stack imports the construct by its package name.
+  // (vitest's own default drops 'module'; the workers get these as node --conditions too).
+  ssr: {
+    resolve: {
+      conditions: [
+        'rotating-token-service-source',
+        ...defaultServerConditions.filter((condition) => condition !== 'module'),
+      ],
+    },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     // Once per run, before any file: the prerequisites checked, every function bundled,

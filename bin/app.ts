@@ -6,16 +6,14 @@
  */
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { App } from 'aws-cdk-lib'
 import {
-  addNagPacks,
-  keyChangeRules,
+  planSigningKeyChange,
+  SigningKeyError,
   unsafeKeyChangeError,
-  warnOnDemoClients,
-} from '../lib/app-context.js'
+} from '@rotating-token-service/cdk'
+import { App } from 'aws-cdk-lib'
+import { addNagPacks, warnOnDemoClients } from '../lib/app-context.js'
 import { ConfigFileError, readAppSettings } from '../lib/config.js'
-import { DEFAULTS } from '../lib/defaults.js'
-import { planKeyLedger, SigningKeyError } from '../lib/signing-keys.js'
 import { TokenServiceStack } from '../lib/token-service-stack.js'
 
 async function main() {
@@ -36,12 +34,7 @@ async function main() {
   const ledger =
     settings.keyLedgerPath === undefined
       ? undefined
-      : planKeyLedger(
-          settings.keyLedgerPath,
-          settings.stackName,
-          settings.props.signingKeys ?? DEFAULTS.signingKeys,
-          keyChangeRules(settings.props, new Date()),
-        )
+      : planSigningKeyChange(settings.keyLedgerPath, settings.stackName, settings.props, new Date())
   if (ledger && ledger.problems.length > 0) {
     if (!settings.unsafeKeyChangeReason)
       throw unsafeKeyChangeError(settings.stackName, ledger.problems)

@@ -2,10 +2,6 @@ import { Annotations, type App, Validations } from 'aws-cdk-lib'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import type { Construct } from 'constructs'
 import type { ClientConfig } from '../functions/core/clients.js'
-import { DEFAULTS, NATIVE_AUTHORIZER_KEY_CACHE, VERIFIER_CLOCK_MARGIN } from './defaults.js'
-import { type KeyChangeRules, SigningKeyError } from './signing-keys.js'
-import { longestAccessTokenTtl } from './token-authorizer.js'
-import type { TokenServiceStackProps } from './token-service-stack.js'
 
 /**
  * The clients that still look like local mode's demo ones: an origin on
@@ -33,47 +29,6 @@ export function warnOnDemoClients(stack: Construct, clients: readonly ClientConf
   Annotations.of(stack).addWarningV2(
     'token-service:demo-clients',
     `clients ${demo.join(', ')} look like the demo clients (a localhost origin or an example.com audience): replace them in token-service.config.ts before deploying (cdk deploy --strict refuses this stack)`,
-  )
-}
-
-/** The key-change rules for a stack's settings (see lib/signing-keys.ts). */
-export function keyChangeRules(
-  props: Pick<
-    TokenServiceStackProps,
-    | 'clients'
-    | 'algorithm'
-    | 'signing'
-    | 'jwksMaxAge'
-    | 'authorizerSettings'
-    | 'tokenBackdateSeconds'
-  >,
-  now: Date,
-): KeyChangeRules {
-  const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
-  // Our authorizer accepts a token until exp + its skew: a wider skew keeps a retired key longer.
-  const clockMargin = Math.max(
-    VERIFIER_CLOCK_MARGIN.toSeconds(),
-    (props.authorizerSettings?.clockSkewSeconds ?? DEFAULTS.authorizerSettings.clockSkewSeconds) +
-      (props.tokenBackdateSeconds ?? DEFAULTS.tokenBackdateSeconds),
-  )
-  return {
-    algorithm: props.algorithm ?? DEFAULTS.algorithm,
-    signing: props.signing ?? DEFAULTS.signing,
-    now,
-    publishWaitSeconds: NATIVE_AUTHORIZER_KEY_CACHE.toSeconds() + jwksMaxAge.toSeconds(),
-    retireWaitSeconds: longestAccessTokenTtl(props.clients).toSeconds() + clockMargin,
-  }
-}
-
-/** The error synth fails with when the ledger refuses a key change. */
-export function unsafeKeyChangeError(stackName: string, problems: readonly string[]): Error {
-  return new SigningKeyError(
-    [
-      `Unsafe signing-key change for stack ${stackName}:`,
-      ...problems.map((problem) => `  - ${problem}`),
-      'See docs/operations.md "Key rotation". If the change is deliberate (say a compromised key must go now),',
-      'pass -c unsafeKeyChangeReason="<why>": tokens signed by a removed key stop verifying at once.',
-    ].join('\n'),
   )
 }
 

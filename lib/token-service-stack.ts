@@ -4,7 +4,7 @@ import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
 import type { TokenServiceConfig } from './config-schema.js'
-import { TokenService, type TokenServiceProps } from './token-service.js'
+import { TokenService, type TokenServiceProps } from '@rotating-token-service/cdk'
 
 /**
  * A custom domain given by ARNs and ids, as the config file carries it (`domain`:

@@ -17,13 +17,9 @@ import { CURRENTLY_RECOMMENDED_FLAGS } from 'aws-cdk-lib/cx-api'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import type { IConstruct } from 'constructs'
 import { describe, expect, it } from 'vitest'
-import {
-  addNagPacks,
-  demoClientsIn,
-  keyChangeRules,
-  warnOnDemoClients,
-} from '../../lib/app-context.js'
+import { addNagPacks, demoClientsIn, warnOnDemoClients } from '../../lib/app-context.js'
 import { readAppSettings } from '../../lib/config.js'
+import { keyChangeRules } from '../../lib/key-ledger.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
 import committed from '../../token-service.config.js'
 import { demoClients, testApp, testClients } from './synth.js'
@@ -410,6 +406,17 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
 })
 
 describe('bin/app.ts', () => {
+  it('uses the construct as a consumer does: the service, the key ledger and its gate by the package name', () => {
+    const importsOf = (file: string) =>
+      [...readFileSync(file, 'utf8').matchAll(/ from '([^']+)'/g)].map((match) => match[1])
+    const app = [...importsOf('bin/app.ts'), ...importsOf('lib/token-service-stack.ts')]
+    expect(app).toContain('@rotating-token-service/cdk')
+    // The construct's own modules are the package's inside; the app reaches none of them.
+    const inside =
+      /\/(token-service(-(props|keys|functions|api|table))?|signing-keys|key-ledger|token-authorizer|bundling)\.js$/
+    expect(app.filter((from) => inside.test(from ?? ''))).toEqual([])
+  })
+
   it('ends a synth with a typo in the config file with one line naming the file and the key, no stack', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'token-service-app-'))
     const config = join(dir, 'typo.config.ts')
@@ -417,14 +424,18 @@ describe('bin/app.ts', () => {
       config,
       `export default ${JSON.stringify({ clients: testClients, logRetentionDay: 90 })}\n`,
     )
-    const failure = await run(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
-      env: {
-        ...process.env,
-        CDK_OUTDIR: join(dir, 'out'),
-        CDK_CONTEXT_JSON: JSON.stringify({ 'aws:cdk:bundling-stacks': [], config }),
+    const failure = await run(
+      process.execPath,
+      ['--conditions=rotating-token-service-source', '--import', 'tsx', 'bin/app.ts'],
+      {
+        env: {
+          ...process.env,
+          CDK_OUTDIR: join(dir, 'out'),
+          CDK_CONTEXT_JSON: JSON.stringify({ 'aws:cdk:bundling-stacks': [], config }),
+        },
+        timeout: 120_000,
       },
-      timeout: 120_000,
-    }).then(
+    ).then(
       () => undefined,
       (error: { code: number; stderr: string }) => error,
     )
@@ -458,14 +469,18 @@ describe('bin/app.ts', () => {
       signingKeysLock: lock,
       signingKeys: '[{"id":"k2","state":"active"}]',
     }
-    const failure = await run(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
-      env: {
-        ...process.env,
-        CDK_OUTDIR: join(dir, 'out'),
-        CDK_CONTEXT_JSON: JSON.stringify(context),
+    const failure = await run(
+      process.execPath,
+      ['--conditions=rotating-token-service-source', '--import', 'tsx', 'bin/app.ts'],
+      {
+        env: {
+          ...process.env,
+          CDK_OUTDIR: join(dir, 'out'),
+          CDK_CONTEXT_JSON: JSON.stringify(context),
+        },
+        timeout: 120_000,
       },
-      timeout: 120_000,
-    }).then(
+    ).then(
       () => undefined,
       (error: { stderr: string }) => error,
     )

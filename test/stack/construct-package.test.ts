@@ -24,25 +24,40 @@ const root = join(import.meta.dirname, '../..')
 const NAME = '@rotating-token-service/cdk'
 const AUDIENCE = 'https://api.consumer.test'
 
-/** The consumer's app: nothing of this repository but the installed package. */
+/**
+ * The consumer's app: nothing of this repository but the installed package. It keeps the key
+ * ledger as this repository's bin/app.ts does: the plan before synth, written after it.
+ */
+const CLIENTS = `[
+  { client_id: 'demo-native', type: 'native', audience: '${AUDIENCE}', scopes: ['openid', 'api'] },
+  {
+    client_id: 'web',
+    type: 'spa',
+    audience: '${AUDIENCE}',
+    allowed_origins: ['https://app.consumer.test'],
+    cookie_mode: true,
+  },
+]`
 const APP = `
 import { App, Stack } from 'aws-cdk-lib'
-import { TokenService } from '${NAME}'
+import { planSigningKeyChange, TokenService, unsafeKeyChangeError } from '${NAME}'
 
 const app = new App()
 const stack = new Stack(app, 'Consumer')
+const ledger = planSigningKeyChange(
+  'signing-keys.lock.json',
+  'Consumer',
+  { clients: ${CLIENTS} },
+  new Date(),
+)
+if (ledger.problems.length > 0) throw unsafeKeyChangeError('Consumer', ledger.problems)
 new TokenService(stack, 'Auth', {
-  clients: [
-    { client_id: 'demo-native', type: 'native', audience: '${AUDIENCE}', scopes: ['openid', 'api'] },
-    {
-      client_id: 'web',
-      type: 'spa',
-      audience: '${AUDIENCE}',
-      allowed_origins: ['https://app.consumer.test'],
-      cookie_mode: true,
-    },
-  ],
+  clients: ${CLIENTS},
+  transitionSigningKeys: ledger.transitionKeys,
+  signingKeyModes: ledger.modes,
 })
+app.synth()
+ledger.write()
 `
 
 interface Packed {
@@ -132,6 +147,12 @@ describe('the construct package (@rotating-token-service/cdk)', () => {
     }
   })
 
+  it('keeps the consumer’s key ledger: the active key recorded after a clean synth', async () => {
+    const ledger = JSON.parse(await readFile(join(project, 'signing-keys.lock.json'), 'utf8'))
+    expect(ledger).toMatchObject({ version: 1, stacks: { Consumer: { active: 'k1' } } })
+    expect(Object.keys(ledger.stacks.Consumer.keys)).toEqual(['k1'])
+  })
+
   it('takes aws-cdk-lib and constructs from the consumer, and brings no esbuild', async () => {
     const manifest = JSON.parse(
       await readFile(join(project, 'node_modules', NAME, 'package.json'), 'utf8'),
@@ -169,7 +190,7 @@ describe('the construct package (@rotating-token-service/cdk)', () => {
       )
     }
     expect(await check(APP)).toBe('')
-    expect(await check(APP.replace("scopes: ['openid', 'api']", "scope: ['openid']"))).toMatch(
+    expect(await check(APP.replaceAll("scopes: ['openid', 'api']", "scope: ['openid']"))).toMatch(
       /error TS2561: .*'scope' does not exist in type 'ClientConfig'/,
     )
   })

@@ -16,7 +16,7 @@ import { decodeProtectedHeader } from 'jose'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { envelopeContext } from '../../functions/adapters/envelope-signer.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
-import { keyChangeRules } from '../../lib/app-context.js'
+import { keyChangeRules } from '../../lib/key-ledger.js'
 import {
   checkKeyChange,
   type KeyLedger,
