@@ -1,10 +1,10 @@
+import { TokenService, type TokenServiceProps } from '@rotating-token-service/cdk'
 import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib'
 import * as acm from 'aws-cdk-lib/aws-certificatemanager'
 import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
 import type { TokenServiceConfig } from './config-schema.js'
-import { TokenService, type TokenServiceProps } from '@rotating-token-service/cdk'
 
 /**
  * A custom domain given by ARNs and ids, as the config file carries it (`domain`:
