@@ -87,7 +87,7 @@ export async function login(
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
   const username = normalizeUsername(input.username)
-  if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
+  if (!couldBeUsername(username)) throw new InvalidGrant('impossible_username')
 
   const now = clock.now()
   const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
@@ -119,7 +119,7 @@ export async function login(
     // The turn counted this failure when it was taken: its event is written alone.
     await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
     countFailure(deps, turnAttempt)
-    throw new InvalidGrant(reason.replace('_', ' '))
+    throw new InvalidGrant(reason)
   }
 
   const sid = newSessionId()
@@ -162,7 +162,7 @@ export async function login(
     }
     throw error
   })
-  if (!created) throw new InvalidGrant('user changed during login')
+  if (!created) throw new InvalidGrant('user_changed_during_login')
   events.emit('login', { client_id: client.clientId })
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
 }

@@ -88,7 +88,7 @@ export async function changePassword(
     // The turn counted this failure when it was taken: its event is written alone.
     await deps.outbox.appendEvent(event('login.failed', now, { reason: 'wrong_password' }))
     countFailure(deps, attempt)
-    throw new InvalidGrant('wrong current password')
+    throw new InvalidGrant('wrong_current_password')
   }
   // The range API only for a caller who knows the current password: one call, no hashing yet.
   await assertNotBreached(deps.passwordPolicy, input.newPassword, 'new_password').catch(
@@ -121,9 +121,9 @@ export async function changePassword(
     // is no longer the current one, or the calling session no longer lives.
     const fresh = await sessions.loadSessionState(caller)
     if (!fresh.session || !sessionIsLive(fresh.session, fresh.user, clock.now())) {
-      throw new InvalidToken('the calling session ended during the password change')
+      throw new InvalidToken('calling_session_ended')
     }
-    throw new InvalidGrant('user changed during the password change')
+    throw new InvalidGrant('user_changed_during_password_change')
   }
   events.emit('password_changed', { client_id: caller.clientId, sid: caller.sid })
 

@@ -1,5 +1,6 @@
 import { TooManyRequests } from './errors.js'
 import type { Events, FailedLogins, LoginAttempts } from './ports.js'
+import type { ThrottleRefusal } from './refusals.js'
 import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
 
 /**
@@ -38,11 +39,11 @@ export async function takeTurn(
   const count = await deps.loginAttempts.countLoginAttempt(username, freeTurn(backoff, now))
   if (count.counted) return count.state
   const turn = loginTurn(backoff, count.state, now)
-  if (turn.kind === 'wait') throw throttled(deps, attempt, turn.seconds, 'in back-off')
+  if (turn.kind === 'wait') throw throttled(deps, attempt, turn.seconds, 'in_backoff')
   if (await deps.loginAttempts.claimLoginAttempt(username, turn.seen, turn.next, turn.expiresAt)) {
     return turn.next
   }
-  throw throttled(deps, attempt, turn.lostWaitSeconds, 'turn taken')
+  throw throttled(deps, attempt, turn.lostWaitSeconds, 'attempt_taken')
 }
 
 /** Reports a failed check: the turn already counted it when it was taken. */
@@ -66,8 +67,8 @@ function throttled(
   deps: PasswordTurnDeps,
   attempt: PasswordAttempt,
   seconds: number,
-  why: string,
+  code: ThrottleRefusal,
 ): TooManyRequests {
   deps.events.emit('login_throttled', attempt.fields)
-  return new TooManyRequests(seconds, why)
+  return new TooManyRequests(seconds, code)
 }

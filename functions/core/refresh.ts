@@ -62,7 +62,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   const { sessions, clock } = deps
   const { client } = input
   const locator = parseRefreshToken(input.refreshToken)
-  if (!locator) throw new InvalidGrant('malformed refresh token')
+  if (!locator) throw new InvalidGrant('malformed_refresh_token')
 
   const presentedHash = hashToken(input.refreshToken)
   // A theft signal names the session only for a token it issued: garbage concerns no one.
@@ -85,11 +85,11 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   const { user, session: found } = state
   // Garbage that merely names a session is refused here, before any rule can revoke it.
   if (!found || found.sub !== locator.sub || !(await issuedFor(sessions, found, presentedHash))) {
-    throw new InvalidGrant('unknown refresh token')
+    throw new InvalidGrant('unknown_refresh_token')
   }
   let session: Session = found
   if (session.clientId !== client.clientId) {
-    throw new InvalidGrant('refresh token belongs to another client')
+    throw new InvalidGrant('other_client')
   }
   if (session.jkt !== undefined && input.proof && input.proof.jkt !== session.jkt) {
     // The refresh token of a bound session without its key: stolen, or a copy of it.
@@ -124,7 +124,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; answer as they left it.
       const fresh: Session | undefined = rotated.found ?? (await sessions.getSession(session.sid))
-      if (!fresh) throw new InvalidGrant('session disappeared')
+      if (!fresh) throw new InvalidGrant('session_disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
@@ -172,11 +172,11 @@ function assertProofOfPossession(
   proof: DpopProof | undefined,
 ): void {
   if (session.jkt === undefined) {
-    if (client.dpop === 'required') throw new InvalidGrant('DPoP required, session not bound')
+    if (client.dpop === 'required') throw new InvalidGrant('dpop_required')
     return
   }
   if (!proof) throw new InvalidDpopProof('the refresh token is bound to a key: send a proof of it')
-  if (proof.jkt !== session.jkt) throw new InvalidGrant('DPoP proof of another key')
+  if (proof.jkt !== session.jkt) throw new InvalidGrant('dpop_key_mismatch')
 }
 
 /**
@@ -196,13 +196,12 @@ export async function issuedFor(
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
-    throw new InvalidGrant(`session ${session.revokedReason ?? 'revoked'}`)
-  if (now >= session.absoluteExpiresAt)
-    throw new InvalidGrant('session reached its absolute lifetime')
-  if (now >= session.idleExpiresAt) throw new InvalidGrant('session idle for too long')
-  if (user?.status !== 'active') throw new InvalidGrant('user missing or disabled')
+    throw new InvalidGrant('session_not_active', session.revokedReason ?? 'revoked')
+  if (now >= session.absoluteExpiresAt) throw new InvalidGrant('session_expired')
+  if (now >= session.idleExpiresAt) throw new InvalidGrant('session_idle')
+  if (user?.status !== 'active') throw new InvalidGrant('user_not_active')
   if (voidedByUser(session, user)) {
-    throw new InvalidGrant('session ended by logout everywhere')
+    throw new InvalidGrant('session_voided')
   }
 }
 
@@ -285,7 +284,7 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
     openGraceChild(deps, session, presented.token),
     step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
   ])
-  if (!child) throw new InvalidGrant('grace child cannot be opened')
+  if (!child) throw new InvalidGrant('grace_child_unopenable')
   events.emit('grace_replay', { client_id: client.clientId })
   return {
     client,
@@ -334,12 +333,12 @@ async function detectedReuse(
   if (!enforced) {
     await outbox.appendEvent(detected)
     events.emit('reuse_reported', fields)
-    throw new InvalidGrant('retired refresh token reused: reported, session kept')
+    throw new InvalidGrant('reuse_reported')
   }
   const revoked = sessionRevoked(session, 'reuse', at, origin)
   // False: revoked meanwhile (a concurrent reuse, a logout), which wrote its own events.
   if (await sessions.revokeSession(session.sid, 'reuse', at, [detected, revoked])) {
     events.emit('reuse_detected', fields)
   }
-  throw new InvalidGrant('retired refresh token reused: session revoked')
+  throw new InvalidGrant('reuse_detected')
 }

@@ -39,7 +39,7 @@ export function findClient(
 ): Client {
   const client = clientId === undefined ? undefined : clients.get(clientId)
   if (!client)
-    throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
+    throw new InvalidClient(clientId === undefined ? 'client_id_missing' : 'client_id_unknown')
   return client
 }
 

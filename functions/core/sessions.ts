@@ -63,7 +63,7 @@ export async function liveCaller(
     session.sub !== caller.sub ||
     !sessionIsLive(session, user, clock.now())
   ) {
-    throw new InvalidToken('the calling session has ended')
+    throw new InvalidToken('calling_session_ended')
   }
   return { session, user }
 }
@@ -175,7 +175,7 @@ export async function endAllSessions(
     // which the user's `sessionsValidAfter` tells.
     const { user } = await deps.sessions.loadSessionState({ sub: caller.sub, sid: caller.sid })
     if (user?.sessionsValidAfter !== validAfter) {
-      throw new InvalidToken('the calling session has ended')
+      throw new InvalidToken('calling_session_ended')
     }
   }
   // Bookkeeping only, as after a password change: the cut already ended every session, the
