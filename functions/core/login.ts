@@ -9,7 +9,12 @@ import {
   TemporarilyUnavailable,
   TooManyRequests,
 } from './errors.js'
-import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
+import {
+  type PasswordAttempt,
+  refundAttempt,
+  reportFailedCheck,
+  reserveAttempt,
+} from './password-turn.js'
 import {
   couldBeUsername,
   dummyHash,
@@ -80,7 +85,7 @@ export async function login(
   input: LoginInput,
   backoff: BackoffPolicy = DEFAULT_BACKOFF,
 ): Promise<TokenResult> {
-  const { loginAttempts, sessions, signer, clock, events, settings } = deps
+  const { loginAttempts, sessions, signer, clock, telemetry, settings } = deps
   const { client, proof } = input
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
@@ -99,14 +104,16 @@ export async function login(
   // failure would have held back would then go ahead (issue 16's property, seed -96762364).
   if (proof) await useProofFirst(deps, proof, loading, turnAttempt, { client, origin })
   // Without a proof, the turn's write runs alongside the read: no extra round trip.
-  const turning = takeTurn(deps, backoff, turnAttempt)
-  const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
-    if (error instanceof TooManyRequests) {
-      const subject = (await loading.catch(() => undefined))?.user?.sub
-      await refused(deps, { username, client, now, subject, origin }, error)
-    }
-    throw error
-  })
+  const turning = reserveAttempt(deps, backoff, turnAttempt)
+  const [{ user }, turn] = await allSettledOrThrow([loading, turning]).catch(
+    async (error: unknown) => {
+      if (error instanceof TooManyRequests) {
+        const subject = (await loading.catch(() => undefined))?.user?.sub
+        await writeThrottledEvent(deps, { username, client, now, subject, origin }, error)
+      }
+      throw error
+    },
+  )
   // The subject is the user's sub, never the username: none for an unknown username.
   const attempt: Attempt = { username, client, now, subject: user?.sub, origin }
   const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
@@ -118,7 +125,7 @@ export async function login(
         : 'user_disabled'
     // The turn counted this failure when it was taken: its event is written alone.
     await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
-    countFailure(deps, turnAttempt)
+    reportFailedCheck(deps, turnAttempt)
     throw new InvalidGrant(reason)
   }
 
@@ -148,10 +155,10 @@ export async function login(
     { sub: user.sub, passwordHash: user.passwordHash },
     [loginEvent('login.succeeded', attempt, { sid })],
   )
-  const [accessToken, created] = await settle([
+  const [accessToken, created] = await allSettledOrThrow([
     signing,
     writing,
-    clearTurn(deps, turnAttempt, turn),
+    refundAttempt(deps, turnAttempt, turn),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -163,7 +170,7 @@ export async function login(
     throw error
   })
   if (!created) throw new InvalidGrant('user_changed_during_login')
-  events.emit('login', { client_id: client.clientId })
+  telemetry.emit('login', { client_id: client.clientId })
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
 }
 
@@ -221,7 +228,11 @@ const loginEvent = (
  * the table, so the event is written alone, and a fault there answers 503
  * instead (no password was checked either way).
  */
-async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyRequests): Promise<void> {
+async function writeThrottledEvent(
+  deps: LoginDeps,
+  attempt: Attempt,
+  refusal: TooManyRequests,
+): Promise<void> {
   const retryAfter = Number(refusal.headers['Retry-After'])
   await deps.outbox.appendEvent(
     loginEvent('login.throttled', attempt, { retry_after_seconds: retryAfter }),
@@ -258,7 +269,7 @@ async function useProofFirst(
  * Like Promise.all, but waits for every promise to settle before it throws, so
  * that no write is still in flight when the function answers.
  */
-export async function settle<T extends readonly unknown[]>(
+export async function allSettledOrThrow<T extends readonly unknown[]>(
   promises: readonly [...{ [K in keyof T]: Promise<T[K]> }],
 ): Promise<T> {
   const results = await Promise.allSettled(promises)

@@ -1,5 +1,5 @@
 import { TooManyRequests } from './errors.js'
-import type { Events, FailedLogins, LoginAttempts } from './ports.js'
+import type { FailedLogins, LoginAttempts, Telemetry } from './ports.js'
 import type { ThrottleRefusal } from './refusals.js'
 import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
 
@@ -8,12 +8,12 @@ import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
  * same for login and for a password change (whose wrong current password
  * counts as a failed login). Every attempt takes a turn before any hashing and
  * counts itself as a failure up front, so that concurrent guesses gain nothing;
- * a success clears the count (`clearTurn`). A login whose DPoP proof is refused
+ * a success refunds its own count (`refundAttempt`). A login whose DPoP proof is refused
  * answers before it takes a turn (core/login.ts), so it counts nothing.
  */
 export interface PasswordTurnDeps {
   readonly loginAttempts: LoginAttempts
-  readonly events: Events
+  readonly telemetry: Telemetry
 }
 
 /** One password check for a username: who asks, and when. */
@@ -28,9 +28,9 @@ export interface PasswordAttempt {
  * Takes this attempt's turn: a free turn first (one atomic conditional count);
  * if none is left, one claim per back-off period. During the back-off, or when
  * another attempt took the turn, it throws 429 before any hashing. Returns the
- * record as it wrote it, which `clearTurn` takes after a success.
+ * record as it wrote it, which `refundAttempt` takes after a success.
  */
-export async function takeTurn(
+export async function reserveAttempt(
   deps: PasswordTurnDeps,
   backoff: BackoffPolicy,
   attempt: PasswordAttempt,
@@ -47,8 +47,8 @@ export async function takeTurn(
 }
 
 /** Reports a failed check: the turn already counted it when it was taken. */
-export function countFailure(deps: PasswordTurnDeps, attempt: PasswordAttempt): void {
-  deps.events.emit('login_failed', attempt.fields)
+export function reportFailedCheck(deps: PasswordTurnDeps, attempt: PasswordAttempt): void {
+  deps.telemetry.emit('login_failed', attempt.fields)
 }
 
 /**
@@ -56,7 +56,7 @@ export function countFailure(deps: PasswordTurnDeps, attempt: PasswordAttempt): 
  * if it fails, the count errs on the safe side (this success stays counted),
  * and the caller's success is not lost for it.
  */
-export const clearTurn = (
+export const refundAttempt = (
   deps: PasswordTurnDeps,
   attempt: PasswordAttempt,
   turn: FailedLogins,
@@ -69,6 +69,6 @@ function throttled(
   seconds: number,
   code: ThrottleRefusal,
 ): TooManyRequests {
-  deps.events.emit('login_throttled', attempt.fields)
+  deps.telemetry.emit('login_throttled', attempt.fields)
   return new TooManyRequests(seconds, code)
 }

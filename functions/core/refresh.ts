@@ -107,7 +107,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
     input.scope === undefined ? session.scope : grantScope(input.scope, session.scope.split(' '))
 
   let accessToken: IssuedAccessToken | undefined
-  const presented: Presented = { token: input.refreshToken, hash: presentedHash, locator }
+  const presented: PresentedToken = { token: input.refreshToken, hash: presentedHash, locator }
   for (let attempt = 1; ; attempt++) {
     if (sameHash(presentedHash, session.currentHash)) {
       // Rule 1: rotate. Rule 7: answer only once the one conditional write committed.
@@ -143,19 +143,19 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   }
 }
 
-interface Presented {
+interface PresentedToken {
   readonly token: string
   readonly hash: string
   readonly locator: RefreshTokenLocator
 }
 
-interface Step {
+interface RotationContext {
   readonly client: Client
   readonly session: Session
   readonly user: User | undefined
   readonly scope: string
   readonly now: number
-  readonly presented: Presented
+  readonly presented: PresentedToken
   /** Signed in an earlier attempt of this same request, still good to send. */
   readonly accessToken: IssuedAccessToken | undefined
 }
@@ -226,10 +226,10 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
  */
 async function rotate(
   deps: RefreshDeps,
-  step: Step & { user: User },
+  context: RotationContext & { user: User },
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken; found?: Session }> {
-  const { sessions, signer, events, settings, graceKeys } = deps
-  const { client, session, user, scope, now, presented } = step
+  const { sessions, signer, telemetry, settings, graceKeys } = deps
+  const { client, session, user, scope, now, presented } = context
   const child = newRefreshToken(presented.locator)
   // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
   const serverKey = await graceKeys.current()
@@ -241,7 +241,7 @@ async function rotate(
       previousHash: presented.hash,
       generation: session.generation + 1,
       rotatedAt: now,
-      graceChild: sealChild(presented.token, session.sid, child, serverKey),
+      sealedSuccessor: sealChild(presented.token, session.sid, child, serverKey),
       lastUsedAt: now,
       idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
     },
@@ -253,7 +253,8 @@ async function rotate(
     absoluteExpiresAt: session.absoluteExpiresAt,
   }
   const [signed, recorded] = await Promise.allSettled([
-    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    context.accessToken ??
+      issueAccessToken(signer, settings, { user, session, client, scope, now }),
     sessions.recordRetired(rotation),
   ])
   // Nothing committed yet: the presented token is still current (rule 7).
@@ -264,7 +265,7 @@ async function rotate(
   if (!written.committed) {
     return { accessToken, ...(written.session && { found: written.session }) }
   }
-  events.emit('refresh', { client_id: client.clientId })
+  telemetry.emit('refresh', { client_id: client.clientId })
   return {
     result: {
       client,
@@ -277,15 +278,19 @@ async function rotate(
 }
 
 /** Rule 2: the retired token, replayed within grace, gets the same child and a fresh access token. */
-async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Promise<TokenResult> {
-  const { signer, events, settings } = deps
-  const { client, session, user, scope, now, presented } = step
+async function graceReplay(
+  deps: RefreshDeps,
+  context: RotationContext & { user: User },
+): Promise<TokenResult> {
+  const { signer, telemetry, settings } = deps
+  const { client, session, user, scope, now, presented } = context
   const [child, accessToken] = await Promise.all([
-    openGraceChild(deps, session, presented.token),
-    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    openSealedSuccessor(deps, session, presented.token),
+    context.accessToken ??
+      issueAccessToken(signer, settings, { user, session, client, scope, now }),
   ])
-  if (!child) throw new InvalidGrant('grace_child_unopenable')
-  events.emit('grace_replay', { client_id: client.clientId })
+  if (!child) throw new InvalidGrant('sealed_successor_unopenable')
+  telemetry.emit('grace_replay', { client_id: client.clientId })
   return {
     client,
     accessToken,
@@ -296,12 +301,12 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
 }
 
 /** The sealed child, opened with the parent and the server key its seal names. */
-async function openGraceChild(
+async function openSealedSuccessor(
   deps: RefreshDeps,
   session: Session,
   parent: string,
 ): Promise<string | undefined> {
-  const sealed = session.graceChild
+  const sealed = session.sealedSuccessor
   if (!sealed) return undefined
   const name = sealKeyName(sealed)
   const secret = name === undefined ? undefined : await deps.graceKeys.open(name)
@@ -321,7 +326,7 @@ async function detectedReuse(
   client: Client,
   origin: RequestOrigin,
 ): Promise<never> {
-  const { sessions, outbox, clock, events } = deps
+  const { sessions, outbox, clock, telemetry } = deps
   const at = clock.now()
   const enforced = client.reuseDetection === 'enforce'
   const detected = securityEvent('token.reuse_detected', at, {
@@ -332,13 +337,13 @@ async function detectedReuse(
   const fields = { client_id: session.clientId, sid: session.sid }
   if (!enforced) {
     await outbox.appendEvent(detected)
-    events.emit('reuse_reported', fields)
+    telemetry.emit('reuse_reported', fields)
     throw new InvalidGrant('reuse_reported')
   }
   const revoked = sessionRevoked(session, 'reuse', at, origin)
   // False: revoked meanwhile (a concurrent reuse, a logout), which wrote its own events.
   if (await sessions.revokeSession(session.sid, 'reuse', at, [detected, revoked])) {
-    events.emit('reuse_detected', fields)
+    telemetry.emit('reuse_detected', fields)
   }
   throw new InvalidGrant('reuse_detected')
 }

@@ -45,7 +45,7 @@ export const REFUSALS = {
   ],
   dpop_required: ['invalid_grant', 'the client requires DPoP and the session is not bound'],
   dpop_key_mismatch: ['invalid_grant', 'the proof is of another key than the session’s'],
-  grace_child_unopenable: [
+  sealed_successor_unopenable: [
     'invalid_grant',
     'a grace replay whose sealed successor cannot be opened',
   ],
