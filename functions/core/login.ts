@@ -10,18 +10,13 @@ import {
   TooManyRequests,
 } from './errors.js'
 import {
+  checkPassword,
   type PasswordAttempt,
   refundAttempt,
   reportFailedCheck,
   reserveAttempt,
 } from './password-turn.js'
-import {
-  couldBeUsername,
-  dummyHash,
-  MAX_PASSWORD_BYTES,
-  normalizeUsername,
-  verifyPassword,
-} from './passwords.js'
+import { couldBeUsername, dummyHash, MAX_PASSWORD_BYTES, normalizeUsername } from './passwords.js'
 import type {
   EventOutbox,
   LoginAttempts,
@@ -74,11 +69,13 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user) while the attempt takes its turn (one
- * conditional write, core/throttle.ts), or with a DPoP proof, while the
- * proof's single use is recorded and then the turn, the password check, then the access token is signed while the
- * session is written. A username in back-off, or whose turns are all taken,
- * gets 429 before any hashing, whether or not the user exists.
+ * Starts a session: one read (the user) while the attempt reserves its turn
+ * (one conditional write, core/password-turn.ts), or with a DPoP proof, while
+ * the proof's single use is recorded and then the reservation; the password
+ * check (which takes the reservation: it cannot come first), then the access
+ * token is signed while the session is written. A username in back-off, or
+ * whose turns are all taken, gets 429 before any hashing, whether or not the
+ * user exists.
  */
 export async function login(
   deps: LoginDeps,
@@ -96,16 +93,16 @@ export async function login(
 
   const now = clock.now()
   const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
-  const turnAttempt = { username, now, fields: { client_id: client.clientId } }
+  const passwordAttempt = { username, now, fields: { client_id: client.clientId } }
   const loading = loginAttempts.loadLogin(username)
   // A DPoP proof's single use is recorded before the turn is taken (alongside the read): a
   // replayed proof must take no turn at all. Holding one, even to give it back, would make a
   // concurrent attempt lose it (429, uncounted), and the checks after it that this attempt's
   // failure would have held back would then go ahead (issue 16's property, seed -96762364).
-  if (proof) await useProofFirst(deps, proof, loading, turnAttempt, { client, origin })
+  if (proof) await useProofFirst(deps, proof, loading, passwordAttempt, { client, origin })
   // Without a proof, the turn's write runs alongside the read: no extra round trip.
-  const turning = reserveAttempt(deps, backoff, turnAttempt)
-  const [{ user }, turn] = await allSettledOrThrow([loading, turning]).catch(
+  const reserving = reserveAttempt(deps, backoff, passwordAttempt)
+  const [{ user }, reservation] = await allSettledOrThrow([loading, reserving]).catch(
     async (error: unknown) => {
       if (error instanceof TooManyRequests) {
         const subject = (await loading.catch(() => undefined))?.user?.sub
@@ -116,16 +113,16 @@ export async function login(
   )
   // The subject is the user's sub, never the username: none for an unknown username.
   const attempt: Attempt = { username, client, now, subject: user?.sub, origin }
-  const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
+  const matches = await checkPassword(reservation, input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
     const reason: LoginFailureReason = !user
       ? 'unknown_username'
       : !matches
         ? 'wrong_password'
         : 'user_disabled'
-    // The turn counted this failure when it was taken: its event is written alone.
+    // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
-    reportFailedCheck(deps, turnAttempt)
+    reportFailedCheck(deps, reservation)
     throw new InvalidGrant(reason)
   }
 
@@ -158,7 +155,7 @@ export async function login(
   const [accessToken, created] = await allSettledOrThrow([
     signing,
     writing,
-    refundAttempt(deps, turnAttempt, turn),
+    refundAttempt(deps, reservation),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -249,14 +246,14 @@ async function useProofFirst(
   deps: LoginDeps,
   proof: DpopProof,
   loading: Promise<LoginState>,
-  turnAttempt: PasswordAttempt,
+  passwordAttempt: PasswordAttempt,
   request: { readonly client: Client; readonly origin: RequestOrigin },
 ): Promise<void> {
   const [used, loaded] = await Promise.allSettled([deps.dpop.use(proof), loading])
   if (used.status === 'fulfilled') return
   // Used before (not a fault recording it): someone sends a request the client already sent.
   if (used.reason instanceof InvalidDpopProof) {
-    await reportTheftSignal(deps, 'dpop.proof_replayed', turnAttempt.now, {
+    await reportTheftSignal(deps, 'dpop.proof_replayed', passwordAttempt.now, {
       subject: loaded.status === 'fulfilled' ? loaded.value.user?.sub : undefined,
       clientId: request.client.clientId,
       origin: request.origin,

@@ -1,8 +1,8 @@
 import type { Clock } from './clock.js'
 import { InvalidGrant, InvalidRequest, InvalidToken, TooManyRequests } from './errors.js'
 import { assertNewPassword, assertNotBreached, type PasswordPolicy } from './password-policy.js'
-import { refundAttempt, reportFailedCheck, reserveAttempt } from './password-turn.js'
-import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams, verifyPassword } from './passwords.js'
+import { checkPassword, refundAttempt, reportFailedCheck, reserveAttempt } from './password-turn.js'
+import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams } from './passwords.js'
 import type { EventOutbox, LoginAttempts, SessionStore, Telemetry, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent } from './security-events.js'
 import { type Caller, liveCaller, sessionIsLive } from './sessions.js'
@@ -74,27 +74,29 @@ export async function changePassword(
       data: { sid: caller.sid, client_id: caller.clientId, ...data },
       origin,
     })
-  const turn = await reserveAttempt(deps, loginBackoff, attempt).catch(async (error: unknown) => {
-    // A refusal changes nothing in the table: its event is written alone.
-    if (error instanceof TooManyRequests) {
-      const retryAfter = Number(error.headers['Retry-After'])
-      await deps.outbox.appendEvent(
-        event('login.throttled', now, { retry_after_seconds: retryAfter }),
-      )
-    }
-    throw error
-  })
-  if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
-    // The turn counted this failure when it was taken: its event is written alone.
+  const reservation = await reserveAttempt(deps, loginBackoff, attempt).catch(
+    async (error: unknown) => {
+      // A refusal changes nothing in the table: its event is written alone.
+      if (error instanceof TooManyRequests) {
+        const retryAfter = Number(error.headers['Retry-After'])
+        await deps.outbox.appendEvent(
+          event('login.throttled', now, { retry_after_seconds: retryAfter }),
+        )
+      }
+      throw error
+    },
+  )
+  if (!(await checkPassword(reservation, input.currentPassword, user.passwordHash))) {
+    // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(event('login.failed', now, { reason: 'wrong_password' }))
-    reportFailedCheck(deps, attempt)
+    reportFailedCheck(deps, reservation)
     throw new InvalidGrant('wrong_current_password')
   }
   // The range API only for a caller who knows the current password: one call, no hashing yet.
   await assertNotBreached(deps.passwordPolicy, input.newPassword, 'new_password').catch(
     async (error: unknown) => {
       // The right password was checked all the same: it clears the count.
-      await refundAttempt(deps, attempt, turn)
+      await refundAttempt(deps, reservation)
       throw error
     },
   )
@@ -114,7 +116,7 @@ export async function changePassword(
       [event('password.changed', changedAt)],
     ),
     // Best effort: a count left behind only means an earlier back-off; the change stands.
-    refundAttempt(deps, attempt, turn),
+    refundAttempt(deps, reservation),
   ])
   if (result === 'refused') {
     // Another change, a disable or a logout everywhere won the race: the password checked
