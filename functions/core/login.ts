@@ -122,7 +122,7 @@ export async function login(
         : 'user_disabled'
     // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
-    reportFailedCheck(deps, reservation)
+    reportFailedCheck(deps, reservation, reason)
     throw new InvalidGrant(reason)
   }
 

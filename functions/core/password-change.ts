@@ -89,7 +89,7 @@ export async function changePassword(
   if (!(await checkPassword(reservation, input.currentPassword, user.passwordHash))) {
     // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(event('login.failed', now, { reason: 'wrong_password' }))
-    reportFailedCheck(deps, reservation)
+    reportFailedCheck(deps, reservation, 'wrong_current_password')
     throw new InvalidGrant('wrong_current_password')
   }
   // The range API only for a caller who knows the current password: one call, no hashing yet.

@@ -1,7 +1,7 @@
 import { TooManyRequests } from './errors.js'
 import { verifyPassword } from './passwords.js'
 import type { FailedLogins, LoginAttempts, Telemetry } from './ports.js'
-import type { ThrottleRefusal } from './refusals.js'
+import type { GrantRefusal, ThrottleRefusal } from './refusals.js'
 import { type BackoffPolicy, freeTurn, loginTurn } from './throttle.js'
 
 /**
@@ -93,9 +93,16 @@ export function checkPassword(
   return verifyPassword(password, hash)
 }
 
-/** Reports a failed check: the reservation already counted it. */
-export function reportFailedCheck(deps: PasswordTurnDeps, reservation: ReservedAttempt): void {
-  deps.telemetry.emit('login_failed', reservation.attempt.fields)
+/**
+ * Reports a failed check, with its refusal code for the log line: the
+ * reservation already counted it.
+ */
+export function reportFailedCheck(
+  deps: PasswordTurnDeps,
+  reservation: ReservedAttempt,
+  code: GrantRefusal,
+): void {
+  deps.telemetry.emit('login_failed', { ...reservation.attempt.fields, code })
 }
 
 /**

@@ -447,5 +447,8 @@ describe('invalid_grant', () => {
       expect(reply.text, detail).not.toContain(detail)
       expect(logged, detail).toContain(`"detail":"${detail}"`)
     }
+    // The login_failed security-event lines carry the same code.
+    expect(logged).toContain('"code":"wrong_password"')
+    expect(logged).toContain('"code":"unknown_username"')
   })
 })
