@@ -9,6 +9,7 @@ import { DPOP_ALGORITHMS } from './dpop-algorithms.js'
 import type {
   ClientRefusal,
   GrantRefusal,
+  NonceRefusal,
   RefusalCode,
   ThrottleRefusal,
   TokenRefusal,
@@ -159,9 +160,9 @@ export class InvalidDpopProof extends OAuthError {
  * and retries. Nothing was consumed, so the retry carries the same grant.
  */
 export class UseDpopNonce extends OAuthError {
-  constructor(nonce: string, detail = 'no current nonce in the proof') {
+  constructor(nonce: string, code: NonceRefusal) {
     super(400, 'use_dpop_nonce', 'the DPoP proof must carry the nonce in the DPoP-Nonce header', {
-      detail,
+      code,
       headers: { 'DPoP-Nonce': nonce },
     })
   }

@@ -54,6 +54,9 @@ export const REFUSALS = {
   // Login back-off (core/password-turn.ts).
   in_backoff: ['slow_down', 'the username is in back-off: no password was checked'],
   attempt_taken: ['slow_down', 'a concurrent attempt reserved the one attempt the back-off allows'],
+  // DPoP nonces (core/dpop.ts): the client retries with the nonce of the `DPoP-Nonce` header.
+  dpop_nonce_missing: ['use_dpop_nonce', 'the client requires nonces and the proof carries none'],
+  dpop_nonce_stale: ['use_dpop_nonce', 'the proof’s nonce is not a current one of ours'],
   // Clients (core/service.ts).
   client_id_missing: ['invalid_client', 'no `client_id`'],
   client_id_unknown: ['invalid_client', 'the `client_id` names no client'],
@@ -101,7 +104,12 @@ export const REFUSALS = {
   authorizer_denied: ['invalid_token', 'local mode: the authorizer denied the token'],
 } as const satisfies Record<string, readonly [OAuthCode, string]>
 
-type OAuthCode = 'invalid_grant' | 'invalid_token' | 'slow_down' | 'invalid_client'
+type OAuthCode =
+  | 'invalid_grant'
+  | 'invalid_token'
+  | 'slow_down'
+  | 'invalid_client'
+  | 'use_dpop_nonce'
 
 /** Every refusal code. */
 export type RefusalCode = keyof typeof REFUSALS
@@ -115,6 +123,7 @@ export type GrantRefusal = RefusalOf<'invalid_grant'>
 export type TokenRefusal = RefusalOf<'invalid_token'>
 export type ThrottleRefusal = RefusalOf<'slow_down'>
 export type ClientRefusal = RefusalOf<'invalid_client'>
+export type NonceRefusal = RefusalOf<'use_dpop_nonce'>
 
 /** Every code, in table order. */
 export const REFUSAL_CODES = Object.keys(REFUSALS) as RefusalCode[]

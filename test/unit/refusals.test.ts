@@ -11,10 +11,12 @@ import {
   InvalidToken,
   type OAuthError,
   TooManyRequests,
+  UseDpopNonce,
 } from '../../functions/core/errors.js'
 import {
   type ClientRefusal,
   type GrantRefusal,
+  type NonceRefusal,
   REFUSAL_CODES,
   REFUSALS,
   type RefusalCode,
@@ -41,6 +43,8 @@ function refusal(code: RefusalCode, check?: string): OAuthError {
       return new TooManyRequests(7, code as ThrottleRefusal)
     case 'invalid_client':
       return new InvalidClient(code as ClientRefusal)
+    case 'use_dpop_nonce':
+      return new UseDpopNonce('a-fresh-nonce', code as NonceRefusal)
   }
 }
 
@@ -154,6 +158,7 @@ describe('the public answer to a refusal', () => {
       'invalid_grant',
       'invalid_token',
       'slow_down',
+      'use_dpop_nonce',
     ])
   })
 })
