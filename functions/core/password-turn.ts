@@ -25,7 +25,7 @@ export interface PasswordTurnDeps {
 export interface PasswordAttempt {
   readonly username: string
   readonly now: number
-  /** Non-secret fields for the events (`client_id`, ...). */
+  /** Non-secret fields for the telemetry's log lines (`client_id`, ...). */
   readonly fields: Readonly<Record<string, string>>
 }
 
