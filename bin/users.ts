@@ -183,7 +183,7 @@ async function main() {
  */
 const policyOf = () =>
   passwordPolicy({
-    events: {
+    telemetry: {
       emit: (event) => {
         if (event === 'breach_check_unavailable') {
           process.stderr.write('users: the breached-password check could not be reached; skipped\n')

@@ -75,7 +75,7 @@ export function createSession(options: SessionOptions): Session {
         adopt(shared, 'other-tab')
       },
       onEnded(reason) {
-        void forget(reason, false)
+        void forget(reason, { tellTabs: false })
       },
     },
     options.crossTab,
@@ -102,7 +102,10 @@ export function createSession(options: SessionOptions): Session {
    * Ends the session here: forgets tokens and storage, and tells the other tabs and the app
    * once (the app is not told of its own logout).
    */
-  async function forget(reason: EndReason, tellTabs: boolean, tellApp = true) {
+  async function forget(
+    reason: EndReason,
+    { tellTabs, tellApp = true }: { readonly tellTabs: boolean; readonly tellApp?: boolean },
+  ) {
     const hadSession = phase === 'active'
     tokens = undefined
     phase = 'none'
@@ -161,7 +164,7 @@ export function createSession(options: SessionOptions): Session {
       body = await transport.refresh(refreshToken)
     } catch (error) {
       if (error instanceof TokenClientError && error.code === 'invalid_grant') {
-        if (epoch === startEpoch) await forget('invalid_grant', true)
+        if (epoch === startEpoch) await forget('invalid_grant', { tellTabs: true })
         return undefined
       }
       throw error // transient or misconfiguration: the session is kept
@@ -232,7 +235,7 @@ export function createSession(options: SessionOptions): Session {
 
     async logout() {
       const refreshToken = store ? await store.getItem(storageKey) : undefined
-      await forget('logout', true, false)
+      await forget('logout', { tellTabs: true, tellApp: false })
       await transport.revoke(refreshToken ?? undefined)
     },
 

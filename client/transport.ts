@@ -87,6 +87,14 @@ export interface Transport {
 }
 
 /** The token service's endpoints, as `TransportOptions` describe them. */
+/** How one POST goes: both are said at each call, never by position. */
+interface PostOptions {
+  /** Transient failures are retried with back-off. */
+  readonly retry: boolean
+  /** A DPoP proof goes with each attempt. @default false */
+  readonly signed?: boolean
+}
+
 export function createTransport(options: TransportOptions): Transport {
   const { baseUrl, clientId, cookieMode, clock, dpop } = options
   const { attempts, baseDelayMs, maxDelayMs, timeoutMs } = options.retry
@@ -127,16 +135,16 @@ export function createTransport(options: TransportOptions): Transport {
   }
 
   /**
-   * POSTs a form to the token service; retries transient failures with back-off.
-   * `signed`: a DPoP proof goes with each attempt (a proof is used once); a
-   * `use_dpop_nonce` answer is followed once, at once, with the nonce it brought,
-   * and so is an `invalid_dpop_proof` whose `Date` shows this device's clock off.
+   * POSTs a form to the token service. `retry`: transient failures are retried
+   * with back-off. `signed`: a DPoP proof goes with each attempt (a proof is
+   * used once); a `use_dpop_nonce` answer is followed once, at once, with the
+   * nonce it brought, and so is an `invalid_dpop_proof` whose `Date` shows this
+   * device's clock off.
    */
   async function post(
     path: string,
     params: Record<string, string>,
-    retry: boolean,
-    signed = false,
+    { retry, signed = false }: PostOptions,
   ): Promise<string> {
     const url = `${baseUrl}${path}`
     let nonceFollowed = false
@@ -211,24 +219,24 @@ export function createTransport(options: TransportOptions): Transport {
     async login(username, password) {
       const params: Record<string, string> = { username, password, client_id: clientId }
       if (options.scope) params.scope = options.scope
-      return parseTokenResponse(await post('/login', params, false, true))
+      return parseTokenResponse(await post('/login', params, { retry: false, signed: true }))
     },
 
     async refresh(refreshToken) {
       const params: Record<string, string> = { grant_type: 'refresh_token', client_id: clientId }
       if (refreshToken !== undefined) params.refresh_token = refreshToken
-      return parseTokenResponse(await post('/token', params, true, true))
+      return parseTokenResponse(await post('/token', params, { retry: true, signed: true }))
     },
 
     async revoke(refreshToken) {
-      if (cookieMode) await post('/revoke', { client_id: clientId }, true)
+      if (cookieMode) await post('/revoke', { client_id: clientId }, { retry: true })
       else if (refreshToken) {
         const params = {
           token: refreshToken,
           token_type_hint: 'refresh_token',
           client_id: clientId,
         }
-        await post('/revoke', params, true)
+        await post('/revoke', params, { retry: true })
       }
     },
 

@@ -168,7 +168,7 @@ async function authorize(
   timeoutMs: number,
 ): Promise<OAuthError | undefined> {
   const authorization = event.headers.authorization
-  if (!authorization) return new InvalidToken('no Authorization header')
+  if (!authorization) return new InvalidToken('no_authorization_header')
   const { body: _body, isBase64Encoded: _encoded, ...request } = event
   const authorizerEvent: APIGatewayRequestAuthorizerEventV2 = {
     ...request,
@@ -195,7 +195,7 @@ async function authorize(
     })
     return failure
   }
-  if (!result.isAuthorized) return new InvalidToken('authorizer denied')
+  if (!result.isAuthorized) return new InvalidToken('authorizer_denied')
   Object.assign(event.requestContext, { authorizer: { lambda: result.context ?? {} } })
   return undefined
 }

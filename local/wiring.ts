@@ -91,15 +91,15 @@ export function wireLocalService(parts: LocalParts): LocalService {
   } = parts
   const stack = { ...observability, corsOrigins: corsOrigins(clients) }
   const http = (name: HttpFunction) => HTTP_FUNCTIONS[name].http
-  const events = observability.events
+  const telemetry = observability.telemetry
   const nonces = new DpopNonces(parts.dpopNonceKey, clock)
-  const policy = passwordPolicy({ events, breachCheck: loadBreachCheck(env) })
+  const policy = passwordPolicy({ telemetry, breachCheck: loadBreachCheck(env) })
   const signing = {
     sessions,
     outbox,
     signer,
     clock,
-    events,
+    telemetry,
     settings: { issuer, backdateSeconds: loadBackdateSeconds(env) },
     clients,
     dpop: new DpopGrant({
@@ -122,7 +122,12 @@ export function wireLocalService(parts: LocalParts): LocalService {
       stack,
       http('token'),
     ),
-    revoke: httpHandler(revokeRoute, { sessions, clock, events, clients }, stack, http('revoke')),
+    revoke: httpHandler(
+      revokeRoute,
+      { sessions, clock, telemetry, clients },
+      stack,
+      http('revoke'),
+    ),
     jwks: httpHandler(
       jwksRoute,
       { issuer, signer, jwksMaxAgeSeconds: loadJwksMaxAgeSeconds(env) },
@@ -131,7 +136,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ),
     sessions: httpHandler(
       sessionsRoute,
-      { sessions, users, clock, events },
+      { sessions, users, clock, telemetry },
       stack,
       http('sessions'),
     ),
@@ -143,7 +148,7 @@ export function wireLocalService(parts: LocalParts): LocalService {
         loginAttempts,
         outbox,
         clock,
-        events,
+        telemetry,
         loginBackoff: loadLoginBackoff(env),
         passwordPolicy: policy,
       },

@@ -290,7 +290,12 @@ function oauthErrors(stack: HttpStack, noStore: boolean): MiddlewareObj<APIGatew
   return {
     onError: async (request) => {
       const error = toOAuthError(request.error)
-      const fields = { status: error.status, error: error.error, detail: error.detail }
+      const fields = {
+        status: error.status,
+        error: error.error,
+        detail: error.detail,
+        ...(error.check === undefined ? {} : { check: error.check }),
+      }
       if (error.status >= 500) {
         const cause = error.cause instanceof Error ? error.cause.name : undefined
         stack.logger.error('request failed', { ...fields, cause })

@@ -1,15 +1,15 @@
 import { Logger } from '@aws-lambda-powertools/logger'
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics'
-import type { DomainEvent, Events } from '../core/ports.js'
+import type { Telemetry, TelemetryEvent } from '../core/ports.js'
 
 /** Structured logs, EMF metrics, and the domain's events on top of both. */
 export interface Observability {
   readonly logger: Logger
   readonly metrics: Metrics
-  readonly events: Events
+  readonly telemetry: Telemetry
 }
 
-const METRIC_NAMES: Record<DomainEvent, string> = {
+const METRIC_NAMES: Record<TelemetryEvent, string> = {
   login: 'Logins',
   login_failed: 'LoginFailures',
   refresh: 'Refreshes',
@@ -29,7 +29,7 @@ const METRIC_NAMES: Record<DomainEvent, string> = {
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */
 export const REPORTED_REUSE_DIMENSION = { name: 'reuseDetection', value: 'report' } as const
 
-const SECURITY_EVENTS: ReadonlySet<DomainEvent> = new Set([
+const SECURITY_EVENTS: ReadonlySet<TelemetryEvent> = new Set([
   'reuse_detected',
   'reuse_reported',
   'login_failed',
@@ -56,7 +56,7 @@ export function createObservability(
       error: (...args: unknown[]) => logger.error(String(args[0])),
     },
   })
-  const events: Events = {
+  const telemetry: Telemetry = {
     emit(event, fields = {}) {
       if (event === 'reuse_reported') {
         // A metric with other dimensions than the function's is published on its own.
@@ -73,5 +73,5 @@ export function createObservability(
       else logger.debug(event, fields)
     },
   }
-  return { logger, metrics, events }
+  return { logger, metrics, telemetry }
 }

@@ -1,5 +1,5 @@
 import type { PasswordPolicy } from '../core/password-policy.js'
-import type { Events } from '../core/ports.js'
+import type { Telemetry } from '../core/ports.js'
 import { breachRange } from './breach-range.js'
 import { commonPasswords } from './common-passwords.js'
 
@@ -10,12 +10,12 @@ import { commonPasswords } from './common-passwords.js'
  * command, local mode): the list stays out of every other bundle.
  */
 export function passwordPolicy(options: {
-  readonly events: Events
+  readonly telemetry: Telemetry
   readonly breachCheck?: { readonly url: string; readonly timeoutMs: number } | undefined
 }): PasswordPolicy {
   return {
     common: commonPasswords,
     ...(options.breachCheck && { breached: breachRange(options.breachCheck) }),
-    events: options.events,
+    telemetry: options.telemetry,
   }
 }

@@ -89,11 +89,11 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     request: ProtectedRequest = NO_REQUEST,
   ): Promise<VerifiedClaims> {
     if (authorization && authorization.length > maxHeader) {
-      throw new InvalidToken('token too large')
+      throw new InvalidToken('token_too_large')
     }
     const claims = await authorizeRequest({ verifier, possession }, authorization, request)
     if (sessions && !(await sessions.isLive(claims.sub, claims.sid))) {
-      throw new InvalidToken('session ended')
+      throw new InvalidToken('session_ended')
     }
     return claims
   }
@@ -107,7 +107,10 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       return await authorize(authorization, request)
     } catch (error) {
       if (!(error instanceof InvalidToken)) throw error // a fault: API Gateway answers 500
-      logger.info('token refused', { reason: error.detail })
+      logger.info('token refused', {
+        reason: error.code,
+        ...(error.check === undefined ? {} : { check: error.check }),
+      })
       return undefined
     }
   }

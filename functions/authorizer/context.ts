@@ -43,11 +43,11 @@ export function callerClaims(authorizer: unknown): CallerClaims {
     | { lambda?: Record<string, unknown>; jwt?: { claims?: Record<string, unknown> } }
     | undefined
   const raw = source?.lambda ?? source?.jwt?.claims
-  if (!raw || typeof raw !== 'object') throw new InvalidToken('no authorizer context')
+  if (!raw || typeof raw !== 'object') throw new InvalidToken('no_authorizer_context')
   const text = (name: string): string => {
     const value = raw[name]
     if (typeof value !== 'string' || value === '') {
-      throw new InvalidToken(`authorizer context lacks ${name}`)
+      throw new InvalidToken('authorizer_context_incomplete', name)
     }
     return value
   }

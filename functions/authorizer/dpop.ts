@@ -76,14 +76,14 @@ export class ProofOfPossession {
     this.#seen = new MemoryDpopReplay(options.replayCacheSize)
   }
 
-  /** Throws `InvalidToken` (its detail names the rule) unless the token was presented as bound. */
+  /** Throws `InvalidToken` (its code names the rule) unless the token was presented as bound. */
   check(credential: Credential, claims: VerifiedClaims, request: ProtectedRequest): void {
     if (claims.jkt === undefined) {
-      if (credential.scheme === 'DPoP') throw new InvalidToken('DPoP scheme with an unbound token')
+      if (credential.scheme === 'DPoP') throw new InvalidToken('dpop_scheme_unbound_token')
       return
     }
-    if (credential.scheme === 'Bearer') throw new InvalidToken('DPoP-bound token sent as Bearer')
-    if (request.dpop === undefined) throw new InvalidToken('DPoP: no proof')
+    if (credential.scheme === 'Bearer') throw new InvalidToken('bound_token_as_bearer')
+    if (request.dpop === undefined) throw new InvalidToken('dpop_proof_missing')
     let proof: DpopProof
     try {
       proof = this.#verifier.verify(request.dpop, {
@@ -92,12 +92,13 @@ export class ProofOfPossession {
         accessToken: credential.token,
       })
     } catch (error) {
-      if (error instanceof InvalidDpopProof) throw new InvalidToken(`DPoP: ${error.detail}`)
+      if (error instanceof InvalidDpopProof)
+        throw new InvalidToken('dpop_proof_invalid', error.detail)
       throw error
     }
-    if (proof.jkt !== claims.jkt) throw new InvalidToken('DPoP: proof key is not the bound key')
+    if (proof.jkt !== claims.jkt) throw new InvalidToken('dpop_proof_other_key')
     if (!this.#seen.record(proof, this.#clock.now())) {
-      throw new InvalidToken('DPoP: proof already used')
+      throw new InvalidToken('dpop_proof_replayed')
     }
   }
 }
@@ -168,9 +169,9 @@ export async function authorizeRequest(
   authorization: string | undefined,
   request: ProtectedRequest,
 ): Promise<VerifiedClaims> {
-  if (!authorization) throw new InvalidToken('no Authorization header')
+  if (!authorization) throw new InvalidToken('no_authorization_header')
   const credential = credentialOf(authorization)
-  if (!credential) throw new InvalidToken('not a Bearer or DPoP credential')
+  if (!credential) throw new InvalidToken('not_bearer_or_dpop')
   const claims = await checks.verifier.verify(credential.token)
   checks.possession.check(credential, claims, request)
   return claims

@@ -71,8 +71,8 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
  * rather than with jose (whose WebCrypto path costs about 5x per token here)
  * or aws-jwt-verify (which reads `Date.now()` itself, so no injected clock, and
  * checks neither `typ` nor `crit`). Each check is one guard; every refusal is
- * an `InvalidToken` whose detail (for the logs only) names the check, never
- * the token.
+ * an `InvalidToken` whose code (core/refusals.ts, for the logs only) names the
+ * check, never the token.
  */
 export class TokenVerifier {
   readonly #keys: KeySet
@@ -90,16 +90,16 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<VerifiedClaims> {
-    if (token.length > this.#settings.maxTokenBytes) throw new InvalidToken('token too large')
-    if (!COMPACT_JWS.test(token)) throw new InvalidToken('not a compact JWS')
+    if (token.length > this.#settings.maxTokenBytes) throw new InvalidToken('token_too_large')
+    if (!COMPACT_JWS.test(token)) throw new InvalidToken('not_compact_jws')
     const firstDot = token.indexOf('.')
     const lastDot = token.lastIndexOf('.')
 
     const headerSegment = token.slice(0, firstDot)
     const header = this.#headers.get(headerSegment) ?? checkHeader(headerSegment)
     const key = this.#keys.get(header.kid) ?? (await this.#keys.find(header.kid))
-    if (!key) throw new InvalidToken('unknown kid')
-    if (key.alg !== header.alg) throw new InvalidToken('alg does not match the key')
+    if (!key) throw new InvalidToken('unknown_kid')
+    if (key.alg !== header.alg) throw new InvalidToken('alg_not_the_keys')
     // Every token a key signs carries the same header: keep the checked ones (a few at most).
     if (!this.#headers.has(headerSegment)) {
       if (this.#headers.size >= MAX_CACHED_HEADERS) this.#headers.clear()
@@ -113,12 +113,11 @@ export class TokenVerifier {
     // which API Gateway's authorizer cache and any denylist would see as another token.
     // (The header and payload are signed as written, so their spelling is fixed.)
     if (signature.toString('base64url') !== signatureSegment) {
-      throw new InvalidToken('signature not canonical base64url')
+      throw new InvalidToken('signature_not_canonical')
     }
-    if (key.alg === 'ES256' && !hasLowS(signature))
-      throw new InvalidToken('ES256 signature with high S')
+    if (key.alg === 'ES256' && !hasLowS(signature)) throw new InvalidToken('es256_high_s')
     if (!signatureIsValid(key, token.slice(0, lastDot), signature)) {
-      throw new InvalidToken('bad signature')
+      throw new InvalidToken('bad_signature')
     }
     return this.#checkClaims(decodeJson(token.slice(firstDot + 1, lastDot), 'payload'))
   }
@@ -127,28 +126,28 @@ export class TokenVerifier {
     const { issuer, skewSeconds, maxLifetimeSeconds, answerCacheSeconds } = this.#settings
     const now = this.#clock.now() / 1000
 
-    if (claims.iss !== issuer) throw new InvalidToken('wrong iss')
-    if (!this.#audienceMatches(claims.aud)) throw new InvalidToken('wrong aud')
+    if (claims.iss !== issuer) throw new InvalidToken('wrong_iss')
+    if (!this.#audienceMatches(claims.aud)) throw new InvalidToken('wrong_aud')
     const exp = numericDate(claims.exp, 'exp')
     const iat = numericDate(claims.iat, 'iat')
     const nbf = claims.nbf === undefined ? undefined : numericDate(claims.nbf, 'nbf')
-    if (now >= exp + skewSeconds - answerCacheSeconds) throw new InvalidToken('expired')
-    if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not yet valid')
-    if (now < iat - skewSeconds) throw new InvalidToken('issued in the future')
+    if (now >= exp + skewSeconds - answerCacheSeconds) throw new InvalidToken('token_expired')
+    if (nbf !== undefined && now < nbf - skewSeconds) throw new InvalidToken('not_yet_valid')
+    if (now < iat - skewSeconds) throw new InvalidToken('issued_in_future')
     // A token that lives longer than any client's tokens was not issued by the
     // service as configured: refuse it whatever its exp.
-    if (exp - iat > maxLifetimeSeconds + skewSeconds) throw new InvalidToken('lifetime too long')
+    if (exp - iat > maxLifetimeSeconds + skewSeconds) throw new InvalidToken('lifetime_too_long')
     const sub = nonEmpty(claims.sub, 'sub')
     const jti = nonEmpty(claims.jti, 'jti')
     const clientId = nonEmpty(claims.client_id, 'client_id')
     const sid = nonEmpty(claims.sid, 'sid')
-    if (typeof claims.scope !== 'string') throw new InvalidToken('scope missing')
+    if (typeof claims.scope !== 'string') throw new InvalidToken('claim_missing', 'scope')
     const roles = claims.roles
     if (!Array.isArray(roles) || !roles.every((role) => typeof role === 'string')) {
-      throw new InvalidToken('roles missing')
+      throw new InvalidToken('claim_missing', 'roles')
     }
     if (claims.username !== undefined && typeof claims.username !== 'string') {
-      throw new InvalidToken('username is not a string')
+      throw new InvalidToken('username_not_a_string')
     }
     const jkt = confirmedKey(claims.cnf)
     return {
@@ -190,16 +189,16 @@ const MAX_CACHED_HEADERS = 16
 function checkHeader(segment: string): CheckedHeader {
   const header = decodeJson(segment, 'header')
   if (typeof header.alg !== 'string' || !ALGORITHMS.has(header.alg)) {
-    throw new InvalidToken('alg not allowed')
+    throw new InvalidToken('alg_not_allowed')
   }
   if (typeof header.typ !== 'string' || !TYPES.has(header.typ.toLowerCase())) {
-    throw new InvalidToken('typ is not at+jwt')
+    throw new InvalidToken('typ_not_at_jwt')
   }
   for (const member of FOREIGN_HEADERS) {
-    if (Object.hasOwn(header, member)) throw new InvalidToken(`header carries ${member}`)
+    if (Object.hasOwn(header, member)) throw new InvalidToken('foreign_header', member)
   }
   if (typeof header.kid !== 'string' || !KID.test(header.kid)) {
-    throw new InvalidToken('kid missing or malformed')
+    throw new InvalidToken('kid_malformed')
   }
   return { alg: header.alg, kid: header.kid }
 }
@@ -229,10 +228,10 @@ function decodeJson(segment: string, part: string): Record<string, unknown> {
   try {
     value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'))
   } catch {
-    throw new InvalidToken(`${part} is not JSON`)
+    throw new InvalidToken('not_json', part)
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidToken(`${part} is not a JSON object`)
+    throw new InvalidToken('not_json', part)
   }
   return value as Record<string, unknown>
 }
@@ -246,19 +245,19 @@ function confirmedKey(cnf: unknown): string | undefined {
   if (cnf === undefined) return undefined
   const jkt = (cnf as { jkt?: unknown } | null)?.jkt
   if (typeof jkt !== 'string' || !THUMBPRINT.test(jkt)) {
-    throw new InvalidToken('cnf without a jkt')
+    throw new InvalidToken('cnf_without_jkt')
   }
   return jkt
 }
 
 function numericDate(value: unknown, name: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new InvalidToken(`${name} missing or not a number`)
+    throw new InvalidToken('date_not_a_number', name)
   }
   return value
 }
 
 function nonEmpty(value: unknown, name: string): string {
-  if (typeof value !== 'string' || value === '') throw new InvalidToken(`${name} missing`)
+  if (typeof value !== 'string' || value === '') throw new InvalidToken('claim_missing', name)
   return value
 }

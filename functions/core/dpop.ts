@@ -218,7 +218,7 @@ export class DpopVerifier {
     if (request.nonces && (nonce === undefined || !request.nonces.check(nonce))) {
       throw new UseDpopNonce(
         request.nonces.issue(),
-        nonce === undefined ? 'no nonce in the proof' : 'stale or unknown nonce',
+        nonce === undefined ? 'dpop_nonce_missing' : 'dpop_nonce_stale',
       )
     }
     return {

@@ -6,6 +6,14 @@
  * to the logs only. Neither may ever hold a token, a password or a hash.
  */
 import { DPOP_ALGORITHMS } from './dpop-algorithms.js'
+import type {
+  ClientRefusal,
+  GrantRefusal,
+  NonceRefusal,
+  RefusalCode,
+  ThrottleRefusal,
+  TokenRefusal,
+} from './refusals.js'
 
 export class OAuthError extends Error {
   /** HTTP status code of the response. */
@@ -14,8 +22,15 @@ export class OAuthError extends Error {
   readonly error: string
   /** Human text for the client, the `error_description` member. */
   readonly description: string
-  /** Why it happened, for the logs only. */
+  /** Why it happened, for the logs only: a refusal's code, or a fault's words. */
   readonly detail: string | undefined
+  /** A refusal's code (core/refusals.ts): what logs and tests key on. Never in the response. */
+  readonly code: RefusalCode | undefined
+  /**
+   * Which member, claim or proof check a refusal's code is about (`foreign_header`:
+   * `jku`), in fixed words of ours, never the request's content. For the logs only.
+   */
+  readonly check: string | undefined
   /** Extra response headers (for example `Retry-After`). */
   readonly headers: Record<string, string>
 
@@ -23,14 +38,22 @@ export class OAuthError extends Error {
     status: number,
     error: string,
     description: string,
-    options: { detail?: string; headers?: Record<string, string>; cause?: unknown } = {},
+    options: {
+      detail?: string
+      code?: RefusalCode
+      check?: string
+      headers?: Record<string, string>
+      cause?: unknown
+    } = {},
   ) {
     super(description, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.status = status
     this.error = error
     this.description = description
-    this.detail = options.detail
+    this.code = options.code
+    this.detail = options.code ?? options.detail
+    this.check = options.check
     this.headers = options.headers ?? {}
   }
 
@@ -70,8 +93,8 @@ export class OriginNotAllowed extends OAuthError {
 }
 
 export class InvalidClient extends OAuthError {
-  constructor(detail?: string) {
-    super(401, 'invalid_client', 'unknown client', { detail })
+  constructor(code: ClientRefusal) {
+    super(401, 'invalid_client', 'unknown client', { code })
   }
 }
 
@@ -83,10 +106,10 @@ export class InvalidClient extends OAuthError {
 export const INVALID_GRANT_DESCRIPTION =
   'the credentials or refresh token are invalid, expired or revoked'
 
-/** A refused login or refresh. `detail` says which check failed, for the logs only. */
+/** A refused login or refresh. Its code says which check failed, for the logs only. */
 export class InvalidGrant extends OAuthError {
-  constructor(detail: string) {
-    super(400, 'invalid_grant', INVALID_GRANT_DESCRIPTION, { detail })
+  constructor(code: GrantRefusal, check?: string) {
+    super(400, 'invalid_grant', INVALID_GRANT_DESCRIPTION, { code, check })
   }
 }
 
@@ -108,10 +131,12 @@ export class InvalidScope extends OAuthError {
  */
 const TOKEN_CHALLENGE = `Bearer error="invalid_token", DPoP error="invalid_token", algs="${DPOP_ALGORITHMS.join(' ')}"`
 
+/** The access token is refused. Its code says which check failed, for the logs only. */
 export class InvalidToken extends OAuthError {
-  constructor(detail?: string) {
+  constructor(code: TokenRefusal, check?: string) {
     super(401, 'invalid_token', 'the access token is missing, invalid or expired', {
-      detail,
+      code,
+      check,
       headers: { 'WWW-Authenticate': TOKEN_CHALLENGE },
     })
   }
@@ -135,9 +160,9 @@ export class InvalidDpopProof extends OAuthError {
  * and retries. Nothing was consumed, so the retry carries the same grant.
  */
 export class UseDpopNonce extends OAuthError {
-  constructor(nonce: string, detail = 'no current nonce in the proof') {
+  constructor(nonce: string, code: NonceRefusal) {
     super(400, 'use_dpop_nonce', 'the DPoP proof must carry the nonce in the DPoP-Nonce header', {
-      detail,
+      code,
       headers: { 'DPoP-Nonce': nonce },
     })
   }
@@ -150,9 +175,9 @@ export class NotFound extends OAuthError {
 }
 
 export class TooManyRequests extends OAuthError {
-  constructor(retryAfterSeconds: number, detail?: string) {
+  constructor(retryAfterSeconds: number, code: ThrottleRefusal) {
     super(429, 'slow_down', 'too many attempts, try again later', {
-      detail,
+      code,
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
     })
   }

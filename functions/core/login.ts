@@ -9,14 +9,14 @@ import {
   TemporarilyUnavailable,
   TooManyRequests,
 } from './errors.js'
-import { clearTurn, countFailure, type PasswordAttempt, takeTurn } from './password-turn.js'
 import {
-  couldBeUsername,
-  dummyHash,
-  MAX_PASSWORD_BYTES,
-  normalizeUsername,
-  verifyPassword,
-} from './passwords.js'
+  checkPassword,
+  type PasswordAttempt,
+  refundAttempt,
+  reportFailedCheck,
+  reserveAttempt,
+} from './password-turn.js'
+import { couldBeUsername, dummyHash, MAX_PASSWORD_BYTES, normalizeUsername } from './passwords.js'
 import type {
   EventOutbox,
   LoginAttempts,
@@ -69,57 +69,61 @@ export interface LoginInput {
 const DUMMY_HASH = dummyHash()
 
 /**
- * Starts a session: one read (the user) while the attempt takes its turn (one
- * conditional write, core/throttle.ts), or with a DPoP proof, while the
- * proof's single use is recorded and then the turn, the password check, then the access token is signed while the
- * session is written. A username in back-off, or whose turns are all taken,
- * gets 429 before any hashing, whether or not the user exists.
+ * Starts a session: one read (the user) while the attempt reserves its turn
+ * (one conditional write, core/password-turn.ts), or with a DPoP proof, while
+ * the proof's single use is recorded and then the reservation; the password
+ * check (which takes the reservation: it cannot come first), then the access
+ * token is signed while the session is written. A username in back-off, or
+ * whose turns are all taken, gets 429 before any hashing, whether or not the
+ * user exists.
  */
 export async function login(
   deps: LoginDeps,
   input: LoginInput,
   backoff: BackoffPolicy = DEFAULT_BACKOFF,
 ): Promise<TokenResult> {
-  const { loginAttempts, sessions, signer, clock, events, settings } = deps
+  const { loginAttempts, sessions, signer, clock, telemetry, settings } = deps
   const { client, proof } = input
   const scope = grantScope(input.scope, client.scopes)
   if (Buffer.byteLength(input.password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
   const username = normalizeUsername(input.username)
-  if (!couldBeUsername(username)) throw new InvalidGrant('impossible username')
+  if (!couldBeUsername(username)) throw new InvalidGrant('impossible_username')
 
   const now = clock.now()
   const origin: RequestOrigin = { sourceIp: input.sourceIp, userAgent: input.userAgent }
-  const turnAttempt = { username, now, fields: { client_id: client.clientId } }
+  const passwordAttempt = { username, now, fields: { client_id: client.clientId } }
   const loading = loginAttempts.loadLogin(username)
   // A DPoP proof's single use is recorded before the turn is taken (alongside the read): a
   // replayed proof must take no turn at all. Holding one, even to give it back, would make a
   // concurrent attempt lose it (429, uncounted), and the checks after it that this attempt's
   // failure would have held back would then go ahead (issue 16's property, seed -96762364).
-  if (proof) await useProofFirst(deps, proof, loading, turnAttempt, { client, origin })
+  if (proof) await useProofFirst(deps, proof, loading, passwordAttempt, { client, origin })
   // Without a proof, the turn's write runs alongside the read: no extra round trip.
-  const turning = takeTurn(deps, backoff, turnAttempt)
-  const [{ user }, turn] = await settle([loading, turning]).catch(async (error: unknown) => {
-    if (error instanceof TooManyRequests) {
-      const subject = (await loading.catch(() => undefined))?.user?.sub
-      await refused(deps, { username, client, now, subject, origin }, error)
-    }
-    throw error
-  })
+  const reserving = reserveAttempt(deps, backoff, passwordAttempt)
+  const [{ user }, reservation] = await allSettledOrThrow([loading, reserving]).catch(
+    async (error: unknown) => {
+      if (error instanceof TooManyRequests) {
+        const subject = (await loading.catch(() => undefined))?.user?.sub
+        await writeThrottledEvent(deps, { username, client, now, subject, origin }, error)
+      }
+      throw error
+    },
+  )
   // The subject is the user's sub, never the username: none for an unknown username.
   const attempt: Attempt = { username, client, now, subject: user?.sub, origin }
-  const matches = await verifyPassword(input.password, user?.passwordHash ?? DUMMY_HASH)
+  const matches = await checkPassword(reservation, input.password, user?.passwordHash ?? DUMMY_HASH)
   if (!user || !matches || user.status !== 'active') {
     const reason: LoginFailureReason = !user
       ? 'unknown_username'
       : !matches
         ? 'wrong_password'
         : 'user_disabled'
-    // The turn counted this failure when it was taken: its event is written alone.
+    // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(loginEvent('login.failed', attempt, { reason }))
-    countFailure(deps, turnAttempt)
-    throw new InvalidGrant(reason.replace('_', ' '))
+    reportFailedCheck(deps, reservation, reason)
+    throw new InvalidGrant(reason)
   }
 
   const sid = newSessionId()
@@ -148,10 +152,10 @@ export async function login(
     { sub: user.sub, passwordHash: user.passwordHash },
     [loginEvent('login.succeeded', attempt, { sid })],
   )
-  const [accessToken, created] = await settle([
+  const [accessToken, created] = await allSettledOrThrow([
     signing,
     writing,
-    clearTurn(deps, turnAttempt, turn),
+    refundAttempt(deps, reservation),
   ]).catch(async (error: unknown) => {
     // The session may be written (or its answer lost) while its token is never sent:
     // revoke it so that it does not show as active for its whole lifetime.
@@ -162,8 +166,8 @@ export async function login(
     }
     throw error
   })
-  if (!created) throw new InvalidGrant('user changed during login')
-  events.emit('login', { client_id: client.clientId })
+  if (!created) throw new InvalidGrant('user_changed_during_login')
+  telemetry.emit('login', { client_id: client.clientId })
   return { client, accessToken, refreshToken, scope, sessionExpiresAt: session.absoluteExpiresAt }
 }
 
@@ -221,7 +225,11 @@ const loginEvent = (
  * the table, so the event is written alone, and a fault there answers 503
  * instead (no password was checked either way).
  */
-async function refused(deps: LoginDeps, attempt: Attempt, refusal: TooManyRequests): Promise<void> {
+async function writeThrottledEvent(
+  deps: LoginDeps,
+  attempt: Attempt,
+  refusal: TooManyRequests,
+): Promise<void> {
   const retryAfter = Number(refusal.headers['Retry-After'])
   await deps.outbox.appendEvent(
     loginEvent('login.throttled', attempt, { retry_after_seconds: retryAfter }),
@@ -238,14 +246,14 @@ async function useProofFirst(
   deps: LoginDeps,
   proof: DpopProof,
   loading: Promise<LoginState>,
-  turnAttempt: PasswordAttempt,
+  passwordAttempt: PasswordAttempt,
   request: { readonly client: Client; readonly origin: RequestOrigin },
 ): Promise<void> {
   const [used, loaded] = await Promise.allSettled([deps.dpop.use(proof), loading])
   if (used.status === 'fulfilled') return
   // Used before (not a fault recording it): someone sends a request the client already sent.
   if (used.reason instanceof InvalidDpopProof) {
-    await reportTheftSignal(deps, 'dpop.proof_replayed', turnAttempt.now, {
+    await reportTheftSignal(deps, 'dpop.proof_replayed', passwordAttempt.now, {
       subject: loaded.status === 'fulfilled' ? loaded.value.user?.sub : undefined,
       clientId: request.client.clientId,
       origin: request.origin,
@@ -258,7 +266,7 @@ async function useProofFirst(
  * Like Promise.all, but waits for every promise to settle before it throws, so
  * that no write is still in flight when the function answers.
  */
-export async function settle<T extends readonly unknown[]>(
+export async function allSettledOrThrow<T extends readonly unknown[]>(
   promises: readonly [...{ [K in keyof T]: Promise<T[K]> }],
 ): Promise<T> {
   const results = await Promise.allSettled(promises)

@@ -1,9 +1,9 @@
 import type { Clock } from './clock.js'
 import { InvalidGrant, InvalidRequest, InvalidToken, TooManyRequests } from './errors.js'
 import { assertNewPassword, assertNotBreached, type PasswordPolicy } from './password-policy.js'
-import { clearTurn, countFailure, takeTurn } from './password-turn.js'
-import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams, verifyPassword } from './passwords.js'
-import type { EventOutbox, Events, LoginAttempts, SessionStore, UserStore } from './ports.js'
+import { checkPassword, refundAttempt, reportFailedCheck, reserveAttempt } from './password-turn.js'
+import { hashPassword, MAX_PASSWORD_BYTES, type ScryptParams } from './passwords.js'
+import type { EventOutbox, LoginAttempts, SessionStore, Telemetry, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent } from './security-events.js'
 import { type Caller, liveCaller, sessionIsLive } from './sessions.js'
 import type { BackoffPolicy } from './throttle.js'
@@ -15,7 +15,7 @@ export interface PasswordChangeDeps {
   readonly users: UserStore
   readonly loginAttempts: LoginAttempts
   readonly clock: Clock
-  readonly events: Events
+  readonly telemetry: Telemetry
   /** For the `login.failed` and `login.throttled` of a refused check, which write nothing else. */
   readonly outbox: EventOutbox
   /** The login back-off: a wrong current password counts as a failed login. */
@@ -47,7 +47,7 @@ export async function changePassword(
   input: PasswordChangeInput,
   origin: RequestOrigin = {},
 ): Promise<void> {
-  const { sessions, users, clock, events, loginBackoff } = deps
+  const { sessions, users, clock, telemetry, loginBackoff } = deps
   if (Buffer.byteLength(input.currentPassword, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new InvalidRequest(`current_password must not exceed ${MAX_PASSWORD_BYTES} bytes`)
   }
@@ -74,27 +74,29 @@ export async function changePassword(
       data: { sid: caller.sid, client_id: caller.clientId, ...data },
       origin,
     })
-  const turn = await takeTurn(deps, loginBackoff, attempt).catch(async (error: unknown) => {
-    // A refusal changes nothing in the table: its event is written alone.
-    if (error instanceof TooManyRequests) {
-      const retryAfter = Number(error.headers['Retry-After'])
-      await deps.outbox.appendEvent(
-        event('login.throttled', now, { retry_after_seconds: retryAfter }),
-      )
-    }
-    throw error
-  })
-  if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
-    // The turn counted this failure when it was taken: its event is written alone.
+  const reservation = await reserveAttempt(deps, loginBackoff, attempt).catch(
+    async (error: unknown) => {
+      // A refusal changes nothing in the table: its event is written alone.
+      if (error instanceof TooManyRequests) {
+        const retryAfter = Number(error.headers['Retry-After'])
+        await deps.outbox.appendEvent(
+          event('login.throttled', now, { retry_after_seconds: retryAfter }),
+        )
+      }
+      throw error
+    },
+  )
+  if (!(await checkPassword(reservation, input.currentPassword, user.passwordHash))) {
+    // The reservation counted this failure: its event is written alone.
     await deps.outbox.appendEvent(event('login.failed', now, { reason: 'wrong_password' }))
-    countFailure(deps, attempt)
-    throw new InvalidGrant('wrong current password')
+    reportFailedCheck(deps, reservation, 'wrong_current_password')
+    throw new InvalidGrant('wrong_current_password')
   }
   // The range API only for a caller who knows the current password: one call, no hashing yet.
   await assertNotBreached(deps.passwordPolicy, input.newPassword, 'new_password').catch(
     async (error: unknown) => {
       // The right password was checked all the same: it clears the count.
-      await clearTurn(deps, attempt, turn)
+      await refundAttempt(deps, reservation)
       throw error
     },
   )
@@ -114,18 +116,18 @@ export async function changePassword(
       [event('password.changed', changedAt)],
     ),
     // Best effort: a count left behind only means an earlier back-off; the change stands.
-    clearTurn(deps, attempt, turn),
+    refundAttempt(deps, reservation),
   ])
   if (result === 'refused') {
     // Another change, a disable or a logout everywhere won the race: the password checked
     // is no longer the current one, or the calling session no longer lives.
     const fresh = await sessions.loadSessionState(caller)
     if (!fresh.session || !sessionIsLive(fresh.session, fresh.user, clock.now())) {
-      throw new InvalidToken('the calling session ended during the password change')
+      throw new InvalidToken('calling_session_ended')
     }
-    throw new InvalidGrant('user changed during the password change')
+    throw new InvalidGrant('user_changed_during_password_change')
   }
-  events.emit('password_changed', { client_id: caller.clientId, sid: caller.sid })
+  telemetry.emit('password_changed', { client_id: caller.clientId, sid: caller.sid })
 
   // Bookkeeping only, so a fault here still answers 204: the commit voided these sessions.
   const ended = await endSessions(
@@ -136,7 +138,7 @@ export async function changePassword(
     origin,
     session.sid,
   ).catch(() => undefined)
-  events.emit('revoke', {
+  telemetry.emit('revoke', {
     reason: 'password_changed',
     ...(ended === undefined ? {} : { sessions: ended }),
   })

@@ -1,6 +1,6 @@
 import { InvalidRequest } from './errors.js'
 import { MAX_PASSWORD_BYTES } from './passwords.js'
-import type { Events } from './ports.js'
+import type { Telemetry } from './ports.js'
 
 /**
  * The one password policy for every new password (NIST SP 800-63B §3.1.1.2):
@@ -24,7 +24,7 @@ export interface PasswordPolicy {
   /** The range API (rule 4). @default none: the check is off */
   readonly breached?: BreachedPasswords | undefined
   /** Where a range API that could not be reached is counted (`breach_check_unavailable`). */
-  readonly events: Events
+  readonly telemetry: Telemetry
 }
 
 /** A list of common and breached passwords, held in memory. */
@@ -87,7 +87,7 @@ export async function assertNotBreached(
 ): Promise<void> {
   if (!policy.breached) return
   const verdict = await policy.breached.check(password)
-  if (verdict === 'unavailable') policy.events.emit('breach_check_unavailable')
+  if (verdict === 'unavailable') policy.telemetry.emit('breach_check_unavailable')
   if (verdict === 'breached') throw new InvalidRequest(`${name} appears in a known data breach`)
 }
 

@@ -56,8 +56,11 @@ export interface Session {
   /** SHA-256 of the token retired by the last rotation, replayable within grace. */
   readonly previousHash?: string
   readonly rotatedAt?: number
-  /** The current token, sealed under a key derived from the previous one (grace replay). */
-  readonly graceChild?: string
+  /**
+   * The current token, sealed under a key derived from the previous one (grace replay):
+   * the "grace child" of docs/design.md, stored as `grace_child` (the stored name stays).
+   */
+  readonly sealedSuccessor?: string
   readonly userAgent?: string
   /**
    * The RFC 7638 thumbprint of the DPoP key the session is bound to (set at login,
@@ -81,7 +84,7 @@ export interface Rotation {
     readonly previousHash: string
     readonly generation: number
     readonly rotatedAt: number
-    readonly graceChild: string
+    readonly sealedSuccessor: string
     readonly lastUsedAt: number
     readonly idleExpiresAt: number
   }
@@ -383,7 +386,7 @@ export interface GraceKeys {
   open(name: string): Promise<Uint8Array | undefined>
 }
 
-export type DomainEvent =
+export type TelemetryEvent =
   | 'login'
   | 'login_failed'
   | 'refresh'
@@ -405,8 +408,8 @@ export type DomainEvent =
  * Where the domain reports what happened, as metrics and log lines (the
  * security events go through the stores). Never pass secrets.
  */
-export interface Events {
-  emit(event: DomainEvent, fields?: Record<string, string | number>): void
+export interface Telemetry {
+  emit(event: TelemetryEvent, fields?: Record<string, string | number>): void
 }
 
-export const noEvents: Events = { emit: () => {} }
+export const noTelemetry: Telemetry = { emit: () => {} }

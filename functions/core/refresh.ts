@@ -62,7 +62,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   const { sessions, clock } = deps
   const { client } = input
   const locator = parseRefreshToken(input.refreshToken)
-  if (!locator) throw new InvalidGrant('malformed refresh token')
+  if (!locator) throw new InvalidGrant('malformed_refresh_token')
 
   const presentedHash = hashToken(input.refreshToken)
   // A theft signal names the session only for a token it issued: garbage concerns no one.
@@ -85,11 +85,11 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   const { user, session: found } = state
   // Garbage that merely names a session is refused here, before any rule can revoke it.
   if (!found || found.sub !== locator.sub || !(await issuedFor(sessions, found, presentedHash))) {
-    throw new InvalidGrant('unknown refresh token')
+    throw new InvalidGrant('unknown_refresh_token')
   }
   let session: Session = found
   if (session.clientId !== client.clientId) {
-    throw new InvalidGrant('refresh token belongs to another client')
+    throw new InvalidGrant('other_client')
   }
   if (session.jkt !== undefined && input.proof && input.proof.jkt !== session.jkt) {
     // The refresh token of a bound session without its key: stolen, or a copy of it.
@@ -107,7 +107,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
     input.scope === undefined ? session.scope : grantScope(input.scope, session.scope.split(' '))
 
   let accessToken: IssuedAccessToken | undefined
-  const presented: Presented = { token: input.refreshToken, hash: presentedHash, locator }
+  const presented: PresentedToken = { token: input.refreshToken, hash: presentedHash, locator }
   for (let attempt = 1; ; attempt++) {
     if (sameHash(presentedHash, session.currentHash)) {
       // Rule 1: rotate. Rule 7: answer only once the one conditional write committed.
@@ -124,7 +124,7 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; answer as they left it.
       const fresh: Session | undefined = rotated.found ?? (await sessions.getSession(session.sid))
-      if (!fresh) throw new InvalidGrant('session disappeared')
+      if (!fresh) throw new InvalidGrant('session_disappeared')
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
@@ -143,19 +143,19 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
   }
 }
 
-interface Presented {
+interface PresentedToken {
   readonly token: string
   readonly hash: string
   readonly locator: RefreshTokenLocator
 }
 
-interface Step {
+interface RotationContext {
   readonly client: Client
   readonly session: Session
   readonly user: User | undefined
   readonly scope: string
   readonly now: number
-  readonly presented: Presented
+  readonly presented: PresentedToken
   /** Signed in an earlier attempt of this same request, still good to send. */
   readonly accessToken: IssuedAccessToken | undefined
 }
@@ -172,11 +172,11 @@ function assertProofOfPossession(
   proof: DpopProof | undefined,
 ): void {
   if (session.jkt === undefined) {
-    if (client.dpop === 'required') throw new InvalidGrant('DPoP required, session not bound')
+    if (client.dpop === 'required') throw new InvalidGrant('dpop_required')
     return
   }
   if (!proof) throw new InvalidDpopProof('the refresh token is bound to a key: send a proof of it')
-  if (proof.jkt !== session.jkt) throw new InvalidGrant('DPoP proof of another key')
+  if (proof.jkt !== session.jkt) throw new InvalidGrant('dpop_key_mismatch')
 }
 
 /**
@@ -196,13 +196,12 @@ export async function issuedFor(
 /** Rules 5 and 6: expiry is checked here, not left to TTL; the user is read fresh. */
 function assertUsable(session: Session, user: User | undefined, now: number): asserts user is User {
   if (session.status !== 'active')
-    throw new InvalidGrant(`session ${session.revokedReason ?? 'revoked'}`)
-  if (now >= session.absoluteExpiresAt)
-    throw new InvalidGrant('session reached its absolute lifetime')
-  if (now >= session.idleExpiresAt) throw new InvalidGrant('session idle for too long')
-  if (user?.status !== 'active') throw new InvalidGrant('user missing or disabled')
+    throw new InvalidGrant('session_not_active', session.revokedReason ?? 'revoked')
+  if (now >= session.absoluteExpiresAt) throw new InvalidGrant('session_expired')
+  if (now >= session.idleExpiresAt) throw new InvalidGrant('session_idle')
+  if (user?.status !== 'active') throw new InvalidGrant('user_not_active')
   if (voidedByUser(session, user)) {
-    throw new InvalidGrant('session ended by logout everywhere')
+    throw new InvalidGrant('session_voided')
   }
 }
 
@@ -227,10 +226,10 @@ function withinGrace(session: Session, client: Client, now: number): boolean {
  */
 async function rotate(
   deps: RefreshDeps,
-  step: Step & { user: User },
+  context: RotationContext & { user: User },
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken; found?: Session }> {
-  const { sessions, signer, events, settings, graceKeys } = deps
-  const { client, session, user, scope, now, presented } = step
+  const { sessions, signer, telemetry, settings, graceKeys } = deps
+  const { client, session, user, scope, now, presented } = context
   const child = newRefreshToken(presented.locator)
   // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
   const serverKey = await graceKeys.current()
@@ -242,7 +241,7 @@ async function rotate(
       previousHash: presented.hash,
       generation: session.generation + 1,
       rotatedAt: now,
-      graceChild: sealChild(presented.token, session.sid, child, serverKey),
+      sealedSuccessor: sealChild(presented.token, session.sid, child, serverKey),
       lastUsedAt: now,
       idleExpiresAt: Math.min(now + client.refreshIdleTtlSeconds * 1000, session.absoluteExpiresAt),
     },
@@ -254,7 +253,8 @@ async function rotate(
     absoluteExpiresAt: session.absoluteExpiresAt,
   }
   const [signed, recorded] = await Promise.allSettled([
-    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    context.accessToken ??
+      issueAccessToken(signer, settings, { user, session, client, scope, now }),
     sessions.recordRetired(rotation),
   ])
   // Nothing committed yet: the presented token is still current (rule 7).
@@ -265,7 +265,7 @@ async function rotate(
   if (!written.committed) {
     return { accessToken, ...(written.session && { found: written.session }) }
   }
-  events.emit('refresh', { client_id: client.clientId })
+  telemetry.emit('refresh', { client_id: client.clientId })
   return {
     result: {
       client,
@@ -278,15 +278,19 @@ async function rotate(
 }
 
 /** Rule 2: the retired token, replayed within grace, gets the same child and a fresh access token. */
-async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Promise<TokenResult> {
-  const { signer, events, settings } = deps
-  const { client, session, user, scope, now, presented } = step
+async function graceReplay(
+  deps: RefreshDeps,
+  context: RotationContext & { user: User },
+): Promise<TokenResult> {
+  const { signer, telemetry, settings } = deps
+  const { client, session, user, scope, now, presented } = context
   const [child, accessToken] = await Promise.all([
-    openGraceChild(deps, session, presented.token),
-    step.accessToken ?? issueAccessToken(signer, settings, { user, session, client, scope, now }),
+    openSealedSuccessor(deps, session, presented.token),
+    context.accessToken ??
+      issueAccessToken(signer, settings, { user, session, client, scope, now }),
   ])
-  if (!child) throw new InvalidGrant('grace child cannot be opened')
-  events.emit('grace_replay', { client_id: client.clientId })
+  if (!child) throw new InvalidGrant('sealed_successor_unopenable')
+  telemetry.emit('grace_replay', { client_id: client.clientId })
   return {
     client,
     accessToken,
@@ -297,12 +301,12 @@ async function graceReplay(deps: RefreshDeps, step: Step & { user: User }): Prom
 }
 
 /** The sealed child, opened with the parent and the server key its seal names. */
-async function openGraceChild(
+async function openSealedSuccessor(
   deps: RefreshDeps,
   session: Session,
   parent: string,
 ): Promise<string | undefined> {
-  const sealed = session.graceChild
+  const sealed = session.sealedSuccessor
   if (!sealed) return undefined
   const name = sealKeyName(sealed)
   const secret = name === undefined ? undefined : await deps.graceKeys.open(name)
@@ -322,7 +326,7 @@ async function detectedReuse(
   client: Client,
   origin: RequestOrigin,
 ): Promise<never> {
-  const { sessions, outbox, clock, events } = deps
+  const { sessions, outbox, clock, telemetry } = deps
   const at = clock.now()
   const enforced = client.reuseDetection === 'enforce'
   const detected = securityEvent('token.reuse_detected', at, {
@@ -333,13 +337,13 @@ async function detectedReuse(
   const fields = { client_id: session.clientId, sid: session.sid }
   if (!enforced) {
     await outbox.appendEvent(detected)
-    events.emit('reuse_reported', fields)
-    throw new InvalidGrant('retired refresh token reused: reported, session kept')
+    telemetry.emit('reuse_reported', fields)
+    throw new InvalidGrant('reuse_reported')
   }
   const revoked = sessionRevoked(session, 'reuse', at, origin)
   // False: revoked meanwhile (a concurrent reuse, a logout), which wrote its own events.
   if (await sessions.revokeSession(session.sid, 'reuse', at, [detected, revoked])) {
-    events.emit('reuse_detected', fields)
+    telemetry.emit('reuse_detected', fields)
   }
-  throw new InvalidGrant('retired refresh token reused: session revoked')
+  throw new InvalidGrant('reuse_detected')
 }

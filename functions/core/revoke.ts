@@ -6,7 +6,7 @@ import { type RequestOrigin, sessionRevoked } from './security-events.js'
 import type { Deps } from './service.js'
 
 /** What revoke works with: the sessions. */
-export interface RevokeDeps extends Pick<Deps, 'clock' | 'events'> {
+export interface RevokeDeps extends Pick<Deps, 'clock' | 'telemetry'> {
   readonly sessions: SessionStore
 }
 
@@ -26,7 +26,7 @@ export interface RevokeInput {
  * session through its refresh token or the sessions API.
  */
 export async function revoke(deps: RevokeDeps, input: RevokeInput): Promise<void> {
-  const { sessions, clock, events } = deps
+  const { sessions, clock, telemetry } = deps
   const { client } = input
   const locator = parseRefreshToken(input.token)
   if (!locator) return
@@ -38,6 +38,6 @@ export async function revoke(deps: RevokeDeps, input: RevokeInput): Promise<void
   const at = clock.now()
   const revoked = sessionRevoked(session, 'revoked', at, input.origin)
   if (await sessions.revokeSession(session.sid, 'revoked', at, [revoked])) {
-    events.emit('revoke', { client_id: client.clientId })
+    telemetry.emit('revoke', { client_id: client.clientId })
   }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { Session } from './ports.js'
+import type { GrantRefusal } from './refusals.js'
 
 /**
  * Security events (docs/design.md "Security events"; catalog: docs/events.md).
@@ -45,7 +46,11 @@ export type RevocationReason =
   | 'login_aborted'
 
 /** Why a login failed, for `login.failed` (the HTTP answer is the same for all three). */
-export type LoginFailureReason = 'unknown_username' | 'wrong_password' | 'user_disabled'
+/** A `login.failed` event's reason: the refusal's own code (core/refusals.ts), one name for both. */
+export type LoginFailureReason = Extract<
+  GrantRefusal,
+  'unknown_username' | 'wrong_password' | 'user_disabled'
+>
 
 /** Where a request came from, as the HTTP layer knows it. Both parts are optional. */
 export interface RequestOrigin {

@@ -2,7 +2,7 @@ import type { IssuedAccessToken } from './access-token.js'
 import type { Client } from './clients.js'
 import type { Clock } from './clock.js'
 import { InvalidClient, InvalidScope } from './errors.js'
-import type { Events } from './ports.js'
+import type { Telemetry } from './ports.js'
 
 /**
  * What every token use case needs, passed in (never read from the
@@ -11,11 +11,11 @@ import type { Events } from './ports.js'
  */
 export interface Deps {
   readonly clock: Clock
-  readonly events: Events
-  readonly settings: Settings
+  readonly telemetry: Telemetry
+  readonly settings: IssuanceSettings
 }
 
-export interface Settings {
+export interface IssuanceSettings {
   /** The `iss` claim, exactly as verifiers compare it. */
   readonly issuer: string
   /** `iat`/`nbf` are set this many seconds early. @default 5 */
@@ -39,7 +39,7 @@ export function findClient(
 ): Client {
   const client = clientId === undefined ? undefined : clients.get(clientId)
   if (!client)
-    throw new InvalidClient(clientId === undefined ? 'client_id missing' : 'client_id unknown')
+    throw new InvalidClient(clientId === undefined ? 'client_id_missing' : 'client_id_unknown')
   return client
 }
 

@@ -1,6 +1,6 @@
 import type { Clock } from './clock.js'
 import { InvalidToken, NotFound } from './errors.js'
-import type { Events, Session, SessionStore, User, UserStore } from './ports.js'
+import type { Session, SessionStore, Telemetry, User, UserStore } from './ports.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { endSessions, voidedByUser, voidSessionsUpTo } from './users.js'
 
@@ -63,7 +63,7 @@ export async function liveCaller(
     session.sub !== caller.sub ||
     !sessionIsLive(session, user, clock.now())
   ) {
-    throw new InvalidToken('the calling session has ended')
+    throw new InvalidToken('calling_session_ended')
   }
   return { session, user }
 }
@@ -108,7 +108,7 @@ export async function endSession(
   deps: {
     readonly sessions: SessionStore
     readonly clock: Clock
-    readonly events: Events
+    readonly telemetry: Telemetry
   },
   caller: Caller,
   sid: string,
@@ -123,7 +123,7 @@ export async function endSession(
   if (!sessionIsLive(session, user, at)) return
   const revoked = sessionRevoked(session, 'ended_by_user', at, caller.origin)
   if (await deps.sessions.revokeSession(sid, 'ended_by_user', at, [revoked])) {
-    deps.events.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
+    deps.telemetry.emit('revoke', { client_id: session.clientId, reason: 'ended_by_user' })
   }
 }
 
@@ -145,7 +145,7 @@ export async function endAllSessions(
     readonly users: UserStore
     readonly sessions: SessionStore
     readonly clock: Clock
-    readonly events: Events
+    readonly telemetry: Telemetry
   },
   caller: Caller,
 ): Promise<number> {
@@ -175,7 +175,7 @@ export async function endAllSessions(
     // which the user's `sessionsValidAfter` tells.
     const { user } = await deps.sessions.loadSessionState({ sub: caller.sub, sid: caller.sid })
     if (user?.sessionsValidAfter !== validAfter) {
-      throw new InvalidToken('the calling session has ended')
+      throw new InvalidToken('calling_session_ended')
     }
   }
   // Bookkeeping only, as after a password change: the cut already ended every session, the
@@ -187,7 +187,7 @@ export async function endAllSessions(
     'logout_everywhere',
     caller.origin,
   ).catch(() => undefined)
-  deps.events.emit('revoke', {
+  deps.telemetry.emit('revoke', {
     reason: 'logout_everywhere',
     ...(ended === undefined ? {} : { sessions: ended }),
   })

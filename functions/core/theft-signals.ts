@@ -1,4 +1,4 @@
-import type { EventOutbox, Events } from './ports.js'
+import type { EventOutbox, Telemetry } from './ports.js'
 import { type RequestOrigin, securityEvent, signalEventId } from './security-events.js'
 
 /**
@@ -19,7 +19,7 @@ export type TheftSignal = 'dpop.key_mismatch' | 'dpop.proof_replayed'
 
 export interface TheftSignalDeps {
   readonly outbox: EventOutbox
-  readonly events: Events
+  readonly telemetry: Telemetry
 }
 
 export interface TheftSignalSubject {
@@ -38,7 +38,7 @@ export async function reportTheftSignal(
   at: number,
   about: TheftSignalSubject,
 ): Promise<void> {
-  deps.events.emit(type === 'dpop.key_mismatch' ? 'dpop_key_mismatch' : 'dpop_replayed', {
+  deps.telemetry.emit(type === 'dpop.key_mismatch' ? 'dpop_key_mismatch' : 'dpop_replayed', {
     client_id: about.clientId,
     ...(about.sid === undefined ? {} : { sid: about.sid }),
   })

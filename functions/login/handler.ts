@@ -52,7 +52,7 @@ export const handler = lambdaHttpHandler(
     outbox: new DynamoOutbox(dynamodb, tableName),
     signer,
     clock: systemClock,
-    events: observability.events,
+    telemetry: observability.telemetry,
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },
     clients,
     loginBackoff: loadLoginBackoff(),

@@ -34,10 +34,10 @@ export const handler = lambdaHttpHandler(
     loginAttempts: new DynamoLoginThrottle(dynamodb, tableName),
     outbox: new DynamoOutbox(dynamodb, tableName),
     clock: systemClock,
-    events: observability.events,
+    telemetry: observability.telemetry,
     loginBackoff: loadLoginBackoff(),
     passwordPolicy: passwordPolicy({
-      events: observability.events,
+      telemetry: observability.telemetry,
       breachCheck: loadBreachCheck(),
     }),
   },

@@ -19,7 +19,7 @@ export const handler = lambdaHttpHandler(
   {
     sessions: new DynamoSessions(dynamodb, loadTableName()),
     clock: systemClock,
-    events: observability.events,
+    telemetry: observability.telemetry,
     clients,
   },
   { clients, observability },

@@ -22,7 +22,7 @@ export const handler = lambdaHttpHandler(
     sessions: new DynamoSessions(dynamodb, tableName),
     users: new DynamoUsers(dynamodb, tableName),
     clock: systemClock,
-    events: observability.events,
+    telemetry: observability.telemetry,
   },
   { clients, observability },
 )

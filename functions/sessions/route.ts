@@ -2,14 +2,14 @@ import { type Route, requestOrigin } from '../adapters/http.js'
 import { callerClaims } from '../authorizer/context.js'
 import type { Clock } from '../core/clock.js'
 import { NotFound } from '../core/errors.js'
-import type { Events, SessionStore, UserStore } from '../core/ports.js'
+import type { SessionStore, Telemetry, UserStore } from '../core/ports.js'
 import { endAllSessions, endSession, listSessions } from '../core/sessions.js'
 
 export interface SessionsDeps {
   readonly sessions: SessionStore
   readonly users: UserStore
   readonly clock: Clock
-  readonly events: Events
+  readonly telemetry: Telemetry
 }
 
 const iso = (epochMs: number) => new Date(epochMs).toISOString()

@@ -58,7 +58,7 @@ export const handler = lambdaHttpHandler(
     signer,
     graceKeys,
     clock: systemClock,
-    events: observability.events,
+    telemetry: observability.telemetry,
     settings: { issuer, backdateSeconds: loadBackdateSeconds() },
     clients,
     dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),

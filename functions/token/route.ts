@@ -57,7 +57,7 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
 function presentedToken(request: HttpRequest, client: Client): string {
   if (!client.cookieMode) return param(request, 'refresh_token')
   const token = request.cookies.get(refreshCookieName(client))
-  if (!token) throw new InvalidGrant('cookie missing')
+  if (!token) throw new InvalidGrant('cookie_missing')
   return token
 }
 

@@ -422,19 +422,19 @@ describe('CORS on refusals', () => {
 })
 
 describe('invalid_grant', () => {
-  it('has one public description whatever the reason; the reason goes to the logs only', async () => {
+  it('has one public description whatever the reason; its code goes to the logs only', async () => {
     const before = capture().output.length
     const token = (await h.login(user)).body.refresh_token
     const refused = {
-      'wrong password': await h.login(user, NATIVE.client_id, 'wrong password!'),
-      'unknown username': await h.post('/login', {
+      wrong_password: await h.login(user, NATIVE.client_id, 'wrong password!'),
+      unknown_username: await h.post('/login', {
         username: 'nobody-here',
         password: PASSWORD,
         client_id: NATIVE.client_id,
       }),
-      'malformed refresh token': await h.refresh('rt1_nonsense'),
-      'refresh token belongs to another client': await h.refresh(token, 'test-no-grace'),
-      'cookie missing': await h.post(
+      malformed_refresh_token: await h.refresh('rt1_nonsense'),
+      other_client: await h.refresh(token, 'test-no-grace'),
+      cookie_missing: await h.post(
         '/token',
         { grant_type: 'refresh_token', client_id: SPA.client_id },
         { headers: { origin: SPA_ORIGIN } },
@@ -447,5 +447,8 @@ describe('invalid_grant', () => {
       expect(reply.text, detail).not.toContain(detail)
       expect(logged, detail).toContain(`"detail":"${detail}"`)
     }
+    // The login_failed security-event lines carry the same code.
+    expect(logged).toContain('"code":"wrong_password"')
+    expect(logged).toContain('"code":"unknown_username"')
   })
 })

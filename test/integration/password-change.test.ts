@@ -279,6 +279,7 @@ describe('POST /me/password (non-strict authorizer)', () => {
       const logged = capture().output.slice(before).join('')
       expect(logged).toContain('"event":"login_failed"')
       expect(logged).toContain('"reason":"password_change"')
+      expect(logged).toContain('"code":"wrong_current_password"')
       expect(logged).not.toContain(user.username)
       expect((await h.refresh(other.refresh)).status).toBe(200)
       expect((await h.refresh(caller.refresh)).status).toBe(200)

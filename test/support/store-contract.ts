@@ -83,7 +83,7 @@ function rotationOf(session: Session, nextHash = unique('hash')): Rotation {
       previousHash: session.currentHash,
       generation: session.generation + 1,
       rotatedAt: now,
-      graceChild: unique('sealed'),
+      sealedSuccessor: unique('sealed'),
       lastUsedAt: now,
       idleExpiresAt: now + 7 * 86_400_000,
     },
@@ -366,7 +366,7 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
         currentHash: next.currentHash,
         previousHash: session.currentHash,
         rotatedAt: next.rotatedAt,
-        graceChild: next.graceChild,
+        sealedSuccessor: next.sealedSuccessor,
         lastUsedAt: next.lastUsedAt,
         idleExpiresAt: next.idleExpiresAt,
       }
@@ -420,7 +420,7 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       await stores.sessions.revokeSession(session.sid, 'revoked', clock.now())
       const revoked = await stores.sessions.getSession(session.sid)
       expect(revoked).toMatchObject({ status: 'revoked', revokedReason: 'reuse' })
-      expect(revoked?.graceChild).toBeUndefined()
+      expect(revoked?.sealedSuccessor).toBeUndefined()
     })
 
     it('treats revoking a session that does not exist as done, and creates nothing', async () => {

@@ -24,6 +24,7 @@ import { FakeClock } from '../support/clock.js'
 import { otherS, type ProofKey, proofClaims, proofKey, signProof } from '../support/dpop.js'
 import { dpopReplayContract } from '../support/dpop-replay-contract.js'
 import { NATIVE, testSigner } from '../support/harness.js'
+import { refusalOf } from '../support/refusals.js'
 import { mint, standardClaims } from '../support/tokens.js'
 
 const ISSUER = 'https://auth.example.test'
@@ -55,7 +56,7 @@ async function refusal(authorization: string, request: ProtectedRequest): Promis
     (e: unknown) => e,
   )
   expect(error).toBeInstanceOf(InvalidToken)
-  return (error as InvalidToken).detail as string
+  return refusalOf(error as InvalidToken)
 }
 
 function build(): RequestChecks {
@@ -108,48 +109,46 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
   })
 
   it('refuses a bound token downgraded to Bearer, with or without a proof (§7.2)', async () => {
-    expect(await refusal(`Bearer ${bound}`, get(proofFor(bound)))).toBe(
-      'DPoP-bound token sent as Bearer',
-    )
-    expect(await refusal(`Bearer ${bound}`, get(undefined))).toBe('DPoP-bound token sent as Bearer')
+    expect(await refusal(`Bearer ${bound}`, get(proofFor(bound)))).toBe('bound_token_as_bearer')
+    expect(await refusal(`Bearer ${bound}`, get(undefined))).toBe('bound_token_as_bearer')
   })
 
   it('refuses a bound token without a proof', async () => {
-    expect(await refusal(`DPoP ${bound}`, get(undefined))).toBe('DPoP: no proof')
+    expect(await refusal(`DPoP ${bound}`, get(undefined))).toBe('dpop_proof_missing')
   })
 
   it('refuses a proof from another key than the bound one', async () => {
     const thief = proofKey('ES256')
     expect(await refusal(`DPoP ${bound}`, get(proofFor(bound, {}, thief)))).toBe(
-      'DPoP: proof key is not the bound key',
+      'dpop_proof_other_key',
     )
   })
 
   it('refuses a proof made for another access token (ath), or without ath', async () => {
     expect(await refusal(`DPoP ${bound}`, get(proofFor(unbound)))).toBe(
-      'DPoP: ath does not match the access token',
+      'dpop_proof_invalid ath does not match the access token',
     )
     expect(await refusal(`DPoP ${bound}`, get(proofFor(bound, { ath: undefined })))).toBe(
-      'DPoP: ath does not match the access token',
+      'dpop_proof_invalid ath does not match the access token',
     )
   })
 
   it('refuses a proof made for another method or another URI', async () => {
     expect(await refusal(`DPoP ${bound}`, get(proofFor(bound, { htm: 'POST' })))).toBe(
-      'DPoP: htm does not match the request',
+      'dpop_proof_invalid htm does not match the request',
     )
     const sessions = 'https://api.example.test/sessions'
     expect(await refusal(`DPoP ${bound}`, get(proofFor(bound), sessions))).toBe(
-      'DPoP: htu does not match the request',
+      'dpop_proof_invalid htu does not match the request',
     )
   })
 
   it('refuses a replayed proof in the same container, however it is re-encoded', async () => {
     const proof = proofFor(bound)
     await authorizeRequest(checks, `DPoP ${bound}`, get(proof))
-    expect(await refusal(`DPoP ${bound}`, get(proof))).toBe('DPoP: proof already used')
+    expect(await refusal(`DPoP ${bound}`, get(proof))).toBe('dpop_proof_replayed')
     // The same signature with S and n - S swapped verifies too: it is still the same proof.
-    expect(await refusal(`DPoP ${bound}`, get(otherS(proof)))).toBe('DPoP: proof already used')
+    expect(await refusal(`DPoP ${bound}`, get(otherS(proof)))).toBe('dpop_proof_replayed')
     // A new proof for the same request is fine.
     await expect(
       authorizeRequest(checks, `DPoP ${bound}`, get(proofFor(bound))),
@@ -159,7 +158,7 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
   it('refuses a proof whose iat is outside the window, and one the core checks refuse', async () => {
     const seconds = Math.floor(clock.now() / 1000)
     expect(await refusal(`DPoP ${bound}`, get(proofFor(bound, { iat: seconds - 91 })))).toBe(
-      'DPoP: iat is too old',
+      'dpop_proof_invalid iat is too old',
     )
     const typ = signProof(
       key,
@@ -168,7 +167,7 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
         header: { typ: 'JWT' },
       },
     )
-    expect(await refusal(`DPoP ${bound}`, get(typ))).toBe('DPoP: typ is not dpop+jwt')
+    expect(await refusal(`DPoP ${bound}`, get(typ))).toBe('dpop_proof_invalid typ is not dpop+jwt')
     const privateJwk = { ...key.jwk, d: key.privateKey.export({ format: 'jwk' }).d }
     const leaky = signProof(
       key,
@@ -177,12 +176,14 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
         header: { jwk: privateJwk },
       },
     )
-    expect(await refusal(`DPoP ${bound}`, get(leaky))).toBe('DPoP: jwk carries a private key')
+    expect(await refusal(`DPoP ${bound}`, get(leaky))).toBe(
+      'dpop_proof_invalid jwk carries a private key',
+    )
   })
 
   it('refuses an unbound token under the DPoP scheme, and takes it as Bearer (a DPoP header is ignored)', async () => {
     expect(await refusal(`DPoP ${unbound}`, get(proofFor(unbound)))).toBe(
-      'DPoP scheme with an unbound token',
+      'dpop_scheme_unbound_token',
     )
     await expect(
       authorizeRequest(checks, `Bearer ${unbound}`, get(proofFor(unbound))),
@@ -197,7 +198,7 @@ describe('the authorizer with DPoP (RFC 9449 §7)', () => {
       null,
     ]) {
       const { token } = await mint(signer, { ...claims, cnf })
-      expect(await refusal(`Bearer ${token}`, get(undefined))).toBe('cnf without a jkt')
+      expect(await refusal(`Bearer ${token}`, get(undefined))).toBe('cnf_without_jkt')
     }
   })
 

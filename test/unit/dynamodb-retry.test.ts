@@ -82,7 +82,7 @@ describe('the DynamoDB retry policy', () => {
   })
 
   it('lets the domain’s own errors through untouched', async () => {
-    const refusal = new InvalidGrant('because')
+    const refusal = new InvalidGrant('unknown_refresh_token')
     const { result } = run([refusal])
     await expect(result).rejects.toBe(refusal)
   })

@@ -27,7 +27,7 @@ function largestSession(): Session {
   const parent = newRefreshToken(locator)
   const child = newRefreshToken(locator)
   // A grace key's reference is 22 characters (functions/adapters/kms-grace-keys.ts).
-  const graceChild = sealChild(parent, locator.sid, child, {
+  const sealedSuccessor = sealChild(parent, locator.sid, child, {
     name: 'A'.repeat(22),
     secret: new Uint8Array(32),
   })
@@ -47,7 +47,7 @@ function largestSession(): Session {
     currentHash: hashToken(child),
     previousHash: hashToken(parent),
     rotatedAt: now,
-    graceChild,
+    sealedSuccessor,
     // Four bytes a character: the cap is in bytes.
     userAgent: '😀'.repeat(256),
     jkt: 'j'.repeat(43),

@@ -22,14 +22,14 @@ function capturing(level: 'INFO' | 'DEBUG', sampleRateValue = 0) {
 describe('logs at volume', () => {
   it('writes no line for a success at the production level, but counts it; failures and refusals are still logged', () => {
     const { logger, lines } = capturing('INFO')
-    const { events, metrics } = createObservability(logger)
-    events.emit('refresh', { client_id: 'native' })
-    events.emit('login', { client_id: 'native' })
-    events.emit('revoke', { reason: 'logout' })
+    const { telemetry, metrics } = createObservability(logger)
+    telemetry.emit('refresh', { client_id: 'native' })
+    telemetry.emit('login', { client_id: 'native' })
+    telemetry.emit('revoke', { reason: 'logout' })
     expect(lines).toEqual([])
     expect(metrics.hasStoredMetrics()).toBe(true)
-    events.emit('login_failed', { client_id: 'native' })
-    events.emit('reuse_detected', { client_id: 'native', sid: 's1' })
+    telemetry.emit('login_failed', { client_id: 'native' })
+    telemetry.emit('reuse_detected', { client_id: 'native', sid: 's1' })
     expect(lines.map((line) => [line.level, line.message, line.event])).toEqual([
       ['WARN', 'security event', 'login_failed'],
       ['WARN', 'security event', 'reuse_detected'],
@@ -39,7 +39,7 @@ describe('logs at volume', () => {
   it('writes the success lines of a sampled invocation', () => {
     // A sample rate of 1 samples every invocation: the logger goes down to debug.
     const { logger, lines } = capturing('INFO', 1)
-    createObservability(logger).events.emit('refresh', { client_id: 'native' })
+    createObservability(logger).telemetry.emit('refresh', { client_id: 'native' })
     expect(lines).toContainEqual(
       expect.objectContaining({ level: 'DEBUG', message: 'refresh', client_id: 'native' }),
     )

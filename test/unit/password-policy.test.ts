@@ -17,7 +17,7 @@ import { passwordPolicy } from '../../functions/adapters/password-policy.js'
 import { ConfigError, loadBreachCheck } from '../../functions/config.js'
 import { InvalidRequest } from '../../functions/core/errors.js'
 import { assertNewPassword, assertNotBreached } from '../../functions/core/password-policy.js'
-import type { DomainEvent } from '../../functions/core/ports.js'
+import type { TelemetryEvent } from '../../functions/core/ports.js'
 
 const rule = (description: string) => new InvalidRequest(description)
 
@@ -134,9 +134,9 @@ describe('the breached-password range API (HIBP-compatible, k-anonymity)', () =>
   })
 
   it('in the policy: a breached password is refused by rule; an unreachable service accepts it, counted', async () => {
-    const emitted: DomainEvent[] = []
+    const emitted: TelemetryEvent[] = []
     const policy = passwordPolicy({
-      events: { emit: (event) => emitted.push(event) },
+      telemetry: { emit: (event) => emitted.push(event) },
       breachCheck: { url, timeoutMs: 300 },
     })
     await expect(assertNotBreached(policy, breached, 'new_password')).rejects.toEqual(
@@ -149,7 +149,7 @@ describe('the breached-password range API (HIBP-compatible, k-anonymity)', () =>
     expect(emitted).toEqual(['breach_check_unavailable'])
     // Off (the default): no call at all.
     requests.length = 0
-    const off = passwordPolicy({ events: { emit: (event) => emitted.push(event) } })
+    const off = passwordPolicy({ telemetry: { emit: (event) => emitted.push(event) } })
     await expect(assertNotBreached(off, breached)).resolves.toBeUndefined()
     expect(requests).toEqual([])
   })

@@ -115,7 +115,7 @@ export const sessionItem = {
       current_hash: session.currentHash,
       previous_hash: session.previousHash,
       rotated_at: session.rotatedAt,
-      grace_child: session.graceChild,
+      grace_child: session.sealedSuccessor,
       user_agent:
         session.userAgent === undefined
           ? undefined
@@ -146,7 +146,7 @@ export const sessionItem = {
       ...optional('revokedReason', item.revoked_reason),
       ...optional('previousHash', item.previous_hash),
       ...optional('rotatedAt', item.rotated_at),
-      ...optional('graceChild', item.grace_child),
+      ...optional('sealedSuccessor', item.grace_child),
       ...optional('userAgent', item.user_agent),
       ...optional('jkt', item.jkt),
     }

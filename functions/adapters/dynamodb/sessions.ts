@@ -228,7 +228,7 @@ export class DynamoSessions implements SessionStore {
               ':next': next.currentHash,
               ':nextGeneration': next.generation,
               ':now': next.rotatedAt,
-              ':child': next.graceChild,
+              ':child': next.sealedSuccessor,
               ':idle': next.idleExpiresAt,
               ':ttl': ttlSeconds(next.idleExpiresAt),
             },
