@@ -48,6 +48,7 @@ export function keyChangeRules(
     | 'tokenBackdateSeconds'
   >,
   now: Date,
+  multiRegion = false,
 ): KeyChangeRules {
   const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
   // Our authorizer accepts a token until exp + its skew: a wider skew keeps a retired key longer.
@@ -59,6 +60,7 @@ export function keyChangeRules(
   return {
     algorithm: props.algorithm ?? DEFAULTS.algorithm,
     signing: props.signing ?? DEFAULTS.signing,
+    multiRegion,
     now,
     publishWaitSeconds: NATIVE_AUTHORIZER_KEY_CACHE.toSeconds() + jwksMaxAge.toSeconds(),
     retireWaitSeconds: longestAccessTokenTtl(props.clients).toSeconds() + clockMargin,
