@@ -123,6 +123,9 @@ export class TokenService extends Construct {
         settings,
         removalPolicy: resolved.removalPolicy,
         logRetention: resolved.logRetention,
+        ...(resolved.regions && {
+          region: { name: Stack.of(this).region, primary: !resolved.regions.primaryKeys },
+        }),
       })
     }
 

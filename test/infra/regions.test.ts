@@ -110,9 +110,11 @@ describe('two regions from one config', () => {
     const [, login] = ofType(secondary, 'AWS::Lambda::Function').find(([id]) =>
       id.startsWith('TokenServiceLoginFunction'),
     ) as [string, Resource]
-    expect(
-      (login.Properties.Environment as { Variables: Record<string, unknown> }).Variables.TABLE_NAME,
-    ).toBe('TokenService-table')
+    const variables = (login.Properties.Environment as { Variables: Record<string, unknown> })
+      .Variables
+    expect(variables.TABLE_NAME).toBe('TokenService-table')
+    // Its security events name their region: only its own forwarder sends them (events once).
+    expect(variables.OUTBOX_REGION).toBe('us-east-1')
   })
 
   it('signs with a multi-Region key in the primary and its replica elsewhere: one key id, so one kid', () => {
@@ -149,6 +151,9 @@ describe('moving a deployed stack to two regions (docs/operations.md "Moving to 
     expect(ofType(single.resources, 'AWS::DynamoDB::GlobalTable')).toEqual([])
     for (const [, key] of ofType(single.resources, 'AWS::KMS::Key')) {
       expect(key.Properties).not.toHaveProperty('MultiRegion')
+    }
+    for (const [, fn] of ofType(single.resources, 'AWS::Lambda::Function')) {
+      expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('OUTBOX_REGION')
     }
   })
 
