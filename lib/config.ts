@@ -170,6 +170,11 @@ function checkRegions(config: TokenServiceConfig): void {
         `regions must list at least 2 regions (leave it out for one region), got ${show(regions)}`,
       )
     }
+    if (config.issuer === undefined && config.domain === undefined) {
+      throw new ConfigFileError(
+        'regions needs issuer (or domain): every region signs the same iss, behind one hostname (docs/operations.md "One issuer behind one hostname")',
+      )
+    }
   }
   if (tableMigration !== undefined && tableMigration !== 'none') {
     if (regions === undefined || tableName === undefined) {

@@ -508,6 +508,12 @@ function resolveRegions(
     }
     return { tableMigration, ...(props.tableName !== undefined && { tableName: props.tableName }) }
   }
+  // Each region's API has its own endpoint: without one hostname, each would sign its own iss.
+  if (props.issuer === undefined && props.domain === undefined) {
+    throw new Error(
+      'TokenService: regions needs issuer (or domain): every region must sign the same iss behind one hostname (docs/operations.md "One issuer behind one hostname")',
+    )
+  }
   if (regions.all.length < 2 || new Set(regions.all).size !== regions.all.length) {
     throw new Error(
       `TokenService: regions must list at least 2 distinct regions, got ${regions.all.join(', ')}`,

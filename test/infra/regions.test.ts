@@ -9,6 +9,7 @@ import committed from '../../token-service.config.js'
 import { type Resource, synth, testApp, testClients } from './synth.js'
 
 const REGIONS = ['eu-west-1', 'us-east-1']
+const ISSUER = 'https://auth.example.com'
 const ledger = (multiRegionKeys: string[]): LedgerFacts => ({
   transitionKeys: [],
   modes: { k1: 'kms' },
@@ -23,7 +24,11 @@ function synthRegions(
   const app = testApp()
   const built = buildStacks(
     app,
-    { stackName: 'TokenService', props: { clients: testClients, ...props }, regions: REGIONS },
+    {
+      stackName: 'TokenService',
+      props: { clients: testClients, issuer: ISSUER, ...props },
+      regions: REGIONS,
+    },
     ledger(multiRegionKeys),
   )
   addNagPacks(app)
@@ -49,17 +54,23 @@ describe('regions (config)', () => {
   })
 
   it('reads regions, the primary first', () => {
-    expect(read({ ...committed, regions: REGIONS }).regions).toEqual(REGIONS)
+    expect(read({ ...committed, regions: REGIONS, issuer: ISSUER }).regions).toEqual(REGIONS)
+  })
+
+  it('refuses regions without one issuer: each region’s API has its own endpoint', () => {
+    expect(() => read({ ...committed, regions: REGIONS })).toThrow(
+      /regions needs issuer \(or domain\): every region signs the same iss/,
+    )
   })
 
   it('refuses fewer than two regions, a region twice, or a name that is no region, naming the key', () => {
-    expect(() => read({ ...committed, regions: ['eu-west-1'] })).toThrow(
+    expect(() => read({ ...committed, issuer: ISSUER, regions: ['eu-west-1'] })).toThrow(
       /token-service\.config\.ts: regions must list at least 2 regions/,
     )
-    expect(() => read({ ...committed, regions: ['eu-west-1', 'eu-west-1'] })).toThrow(
-      /regions must list each region once/,
-    )
-    expect(() => read({ ...committed, regions: ['eu-west-1', 'Europe'] })).toThrow(
+    expect(() =>
+      read({ ...committed, issuer: ISSUER, regions: ['eu-west-1', 'eu-west-1'] }),
+    ).toThrow(/regions must list each region once/)
+    expect(() => read({ ...committed, issuer: ISSUER, regions: ['eu-west-1', 'Europe'] })).toThrow(
       /regions must list AWS region names such as "eu-west-1", got "Europe"/,
     )
   })
@@ -69,7 +80,13 @@ describe('regions (config)', () => {
       /tableMigration "detach" needs regions and tableName/,
     )
     expect(() =>
-      read({ ...committed, regions: REGIONS, tableMigration: 'import', tableName: 't' }),
+      read({
+        ...committed,
+        issuer: ISSUER,
+        regions: REGIONS,
+        tableMigration: 'import',
+        tableName: 't',
+      }),
     ).not.toThrow()
   })
 })

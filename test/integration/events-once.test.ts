@@ -24,7 +24,11 @@ function forwarderFilters(): Record<string, unknown[]> {
   const app = testApp()
   const { stacks } = buildStacks(
     app,
-    { stackName: 'TokenService', props: { clients: testClients }, regions: [...REGIONS] },
+    {
+      stackName: 'TokenService',
+      props: { clients: testClients, issuer: 'https://auth.example.com' },
+      regions: [...REGIONS],
+    },
     { transitionKeys: [], modes: { k1: 'kms' }, multiRegionKeys: ['k1'] },
   )
   return Object.fromEntries(
