@@ -157,6 +157,31 @@ describe('two regions from one config', () => {
   })
 })
 
+describe('what regions does not support yet', () => {
+  const attempt = (props: Partial<TokenServiceStackProps>) => () =>
+    buildStacks(
+      testApp(),
+      {
+        stackName: 'TokenService',
+        props: { clients: testClients, issuer: ISSUER, ...props },
+        regions: REGIONS,
+      },
+      { transitionKeys: [], modes: { k1: props.signing ?? 'kms' }, multiRegionKeys: ['k1'] },
+    )
+
+  it('refuses envelope keys, naming regions and the keys', () => {
+    expect(attempt({ signing: 'envelope' })).toThrow(
+      /regions: envelope keys \(k1\) are not yet multi-Region; use signing "kms"/,
+    )
+  })
+
+  it('refuses a customer-managed table key: a replica’s key must be a key of its region', () => {
+    expect(attempt({ tableEncryption: 'customer-managed' })).toThrow(
+      /tableEncryption "customer-managed" is not supported with regions yet/,
+    )
+  })
+})
+
 describe('moving a deployed stack to two regions (docs/operations.md "Moving to several regions")', () => {
   const single = synth({}, 'TokenService')
   const singleIds = Object.keys(single.resources).sort()
