@@ -13,8 +13,8 @@ import {
 } from '@rotating-token-service/cdk'
 import { App } from 'aws-cdk-lib'
 import { addNagPacks, warnOnDemoClients } from '../lib/app-context.js'
+import { buildStacks } from '../lib/app-stacks.js'
 import { ConfigFileError, readAppSettings } from '../lib/config.js'
-import { TokenServiceStack } from '../lib/token-service-stack.js'
 
 async function main() {
   // No construct stack traces: the CLI prints a construct's source line ("bin/app.ts:49:17")
@@ -34,7 +34,15 @@ async function main() {
   const ledger =
     settings.keyLedgerPath === undefined
       ? undefined
-      : planSigningKeyChange(settings.keyLedgerPath, settings.stackName, settings.props, new Date())
+      : planSigningKeyChange(
+          settings.keyLedgerPath,
+          settings.stackName,
+          settings.props,
+          new Date(),
+          {
+            multiRegion: settings.regions !== undefined,
+          },
+        )
   if (ledger && ledger.problems.length > 0) {
     if (!settings.unsafeKeyChangeReason)
       throw unsafeKeyChangeError(settings.stackName, ledger.problems)
@@ -43,13 +51,12 @@ async function main() {
     )
   }
 
-  const stack = new TokenServiceStack(app, settings.stackName, {
-    ...settings.props,
-    // The keys a key change deployed half-way may still (or already) sign with, and how each
-    // key signs (fixed when it was added).
-    ...(ledger && { transitionSigningKeys: ledger.transitionKeys, signingKeyModes: ledger.modes }),
-  })
-  warnOnDemoClients(stack, settings.props.clients)
+  // One stack, or one per region (lib/app-stacks.ts). The ledger tells them the keys a key
+  // change deployed half-way may still (or already) sign with, and how each key signs and
+  // whether it is multi-Region (fixed when it was added).
+  const { stacks, waiting } = buildStacks(app, settings, ledger)
+  for (const stack of stacks) warnOnDemoClients(stack, settings.props.clients)
+  for (const line of waiting) process.stderr.write(`regions: ${line}\n`)
   addNagPacks(app)
   // Synthesize now, so that the ledger records only a change that synthesized cleanly
   // (cdk-nag included); the CLI reads the assembly this writes.

@@ -1,6 +1,7 @@
 /**
  * `npm run capacity [-- --mau N --logins-per-day N --refreshes-per-day N
- * --busy-hours N --region R --signing kms|envelope --before --json]`: the
+ * --busy-hours N --region R --signing kms|envelope --regions N --off-home-share F
+ * --before --json]`: the
  * capacity and cost model (lib/capacity/model.ts) for the committed config
  * (token-service.config.ts, or `--config <file>`) and a user profile (issue
  * 17's example by default: 1M users, 1 login and 32 refreshes a day, in 8
@@ -32,6 +33,8 @@ const { values } = parseArgs({
     'busy-hours': { type: 'string' },
     region: { type: 'string' },
     signing: { type: 'string' },
+    regions: { type: 'string' },
+    'off-home-share': { type: 'string' },
     before: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
@@ -82,6 +85,8 @@ const deployed: Deployed = {
   logRetentionDays: config.logRetentionDays ?? 90,
   absoluteTtlDays: longest((client) => client.refresh_absolute_ttl_seconds, 2_592_000),
   idleTtlDays: longest((client) => client.refresh_idle_ttl_seconds, 604_800),
+  // The config's `regions`, or `--regions N` to size a deployment before setting it.
+  regions: Math.round(number('regions', values.regions, config.regions?.length ?? 1)),
 }
 const profile: Profile = {
   mau: number('mau', values.mau, EXAMPLE_PROFILE.mau),
@@ -93,6 +98,9 @@ const profile: Profile = {
   ),
   busyHours: number('busy-hours', values['busy-hours'], EXAMPLE_PROFILE.busyHours),
   region: values.region ?? EXAMPLE_PROFILE.region,
+  ...(values['off-home-share'] !== undefined && {
+    offHomeShare: Math.min(1, number('off-home-share', values['off-home-share'], 0)),
+  }),
 }
 const perCall = values.before ? BEFORE_ISSUE_17 : MEASURED_PER_CALL[deployed.signing]
 const model = capacityModel(profile, deployed, perCall)
@@ -103,7 +111,7 @@ if (values.json) {
   const usd = (n: number) => `$${n.toLocaleString('en-US', { maximumFractionDigits: 0 })}`
   const rate = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: n < 10 ? 1 : 0 })
   const out: string[] = [
-    `Capacity and cost: ${profile.mau.toLocaleString('en-US')} monthly users, ${profile.loginsPerDay} login(s) and ${profile.refreshesPerDay} refreshes a day each, in ${profile.busyHours} busy hours; ${profile.region}; signing ${deployed.signing} (${deployed.algorithm})${values.before ? '; per-call figures from before issue 17' : ''}`,
+    `Capacity and cost: ${profile.mau.toLocaleString('en-US')} monthly users, ${profile.loginsPerDay} login(s) and ${profile.refreshesPerDay} refreshes a day each, in ${profile.busyHours} busy hours; ${profile.region}${(deployed.regions ?? 1) > 1 ? ` and ${(deployed.regions ?? 1) - 1} other region(s) at its prices, the traffic split evenly` : ''}; signing ${deployed.signing} (${deployed.algorithm})${values.before ? '; per-call figures from before issue 17' : ''}`,
     `Per call (the stack suite's measurement): refresh ${perCall.refresh.readUnits} RRU, ${perCall.refresh.billedWriteUnits} WRU, ${perCall.refresh.kms.Sign ?? 0} KMS Sign; login ${perCall.login.readUnits} RRU, ${perCall.login.billedWriteUnits} WRU, ${perCall.login.kms.Sign ?? 0} KMS Sign`,
     '',
     `Busy-hour load: ${rate(model.perSecond.refreshes)} refreshes/s, ${rate(model.perSecond.logins)} logins/s`,

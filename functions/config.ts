@@ -112,6 +112,10 @@ export const corsOrigins = (clients: ReadonlyMap<string, Client>): string[] => [
 /** `TABLE_NAME`. */
 export const loadTableName = (env: Env = process.env): string => required(env, 'TABLE_NAME')
 
+/** `OUTBOX_REGION`: the region the security events written here are marked with; undefined with one region. */
+export const loadOutboxRegion = (env: Env = process.env): string | undefined =>
+  raw(env, 'OUTBOX_REGION')
+
 /** What the forwarder needs: where the events go, and their `source`. */
 export interface ForwarderConfig {
   /** `EVENT_BUS_NAME`. */

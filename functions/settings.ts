@@ -91,6 +91,11 @@ export const SETTINGS = {
     doc: 'The DynamoDB table (for `jwks`, only with envelope signing keys: their public keys are there).',
     functions: [...TABLE, 'jwks'],
   },
+  OUTBOX_REGION: {
+    type: 'string',
+    doc: 'With `regions` (docs/multi-region.md): the region each security event written here is marked with (the outbox item’s `region`), so that only this region’s forwarder sends it, and a replicated outbox item is not forwarded again. Unset with one region.',
+    functions: ['login', 'token', 'revoke', 'sessions', 'password'],
+  },
   EVENT_BUS_NAME: {
     type: 'string',
     doc: 'The EventBridge bus the forwarder puts the security events on (docs/design.md "Security events").',

@@ -139,12 +139,49 @@ export function parseConfig(value: unknown, source = 'config'): TokenServiceConf
     if (domain && (domain.hostedZoneId === undefined) !== (domain.hostedZoneName === undefined)) {
       throw new ConfigFileError('domain.hostedZoneId and domain.hostedZoneName go together')
     }
+    checkRegions(config as TokenServiceConfig)
     return config as unknown as TokenServiceConfig
   } catch (error) {
     if (error instanceof ConfigFileError) {
       throw new ConfigFileError(`${source}: ${error.message}`)
     }
     throw error
+  }
+}
+
+/** An AWS region name, as `eu-west-1`, `us-gov-west-1` or `ap-southeast-5`. */
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/
+
+/** `regions`: distinct region names, at least two; `tableMigration` needs them and `tableName`. */
+function checkRegions(config: TokenServiceConfig): void {
+  const { regions, tableMigration, tableName } = config
+  if (regions !== undefined) {
+    const bad = regions.find((region) => !REGION.test(region))
+    if (bad !== undefined) {
+      throw new ConfigFileError(
+        `regions must list AWS region names such as "eu-west-1", got ${show(bad)}`,
+      )
+    }
+    if (new Set(regions).size !== regions.length) {
+      throw new ConfigFileError(`regions must list each region once, got ${show(regions)}`)
+    }
+    if (regions.length < 2) {
+      throw new ConfigFileError(
+        `regions must list at least 2 regions (leave it out for one region), got ${show(regions)}`,
+      )
+    }
+    if (config.issuer === undefined && config.domain === undefined) {
+      throw new ConfigFileError(
+        'regions needs issuer (or domain): every region signs the same iss, behind one hostname (docs/operations.md "One issuer behind one hostname")',
+      )
+    }
+  }
+  if (tableMigration !== undefined && tableMigration !== 'none') {
+    if (regions === undefined || tableName === undefined) {
+      throw new ConfigFileError(
+        `tableMigration "${tableMigration}" needs regions and tableName (the deployed table's name): docs/operations.md "Moving to several regions"`,
+      )
+    }
   }
 }
 
@@ -214,6 +251,8 @@ export interface AppSettings {
   readonly unsafeKeyChangeReason?: string
   /** The validated config. */
   readonly config: TokenServiceConfig
+  /** Every region, the primary first; `undefined` for one region (the CLI's). */
+  readonly regions?: readonly string[]
 }
 
 /**
@@ -235,6 +274,7 @@ export function readAppSettings(
     stackName: config.stackName ?? 'TokenService',
     config,
     props: stackProps(config),
+    ...(config.regions && { regions: config.regions }),
     ...(lock !== 'off' && { keyLedgerPath: lock }),
     ...(typeof reason === 'string' && reason.trim() !== '' && { unsafeKeyChangeReason: reason }),
   }
@@ -268,6 +308,9 @@ const filled = (
 const TO_PROPS: ToProps = {
   stackName: 'app',
   signingKeysLock: 'app',
+  regions: 'app',
+  tableName: 'same',
+  tableMigration: 'same',
   clients: 'same',
   issuer: 'same',
   algorithm: 'same',

@@ -26,6 +26,8 @@ export function keyChangeRules(
     | 'tokenBackdateSeconds'
   >,
   now: Date,
+  /** Keys added now are multi-Region (the config's `regions`, docs/multi-region.md). */
+  multiRegion = false,
 ): KeyChangeRules {
   const jwksMaxAge = props.jwksMaxAge ?? DEFAULTS.jwksMaxAge
   // Our authorizer accepts a token until exp + its skew: a wider skew keeps a retired key longer.
@@ -37,6 +39,7 @@ export function keyChangeRules(
   return {
     algorithm: props.algorithm ?? DEFAULTS.algorithm,
     signing: props.signing ?? DEFAULTS.signing,
+    multiRegion,
     now,
     publishWaitSeconds: NATIVE_AUTHORIZER_KEY_CACHE.toSeconds() + jwksMaxAge.toSeconds(),
     retireWaitSeconds: longestAccessTokenTtl(props.clients).toSeconds() + clockMargin,
@@ -66,11 +69,12 @@ export function planSigningKeyChange(
   stackName: string,
   props: Parameters<typeof keyChangeRules>[0] & Pick<TokenServiceProps, 'signingKeys'>,
   now: Date,
+  { multiRegion = false }: { readonly multiRegion?: boolean } = {},
 ): KeyLedgerPlan {
   return planKeyLedger(
     path,
     stackName,
     props.signingKeys ?? DEFAULTS.signingKeys,
-    keyChangeRules(props, now),
+    keyChangeRules(props, now, multiRegion),
   )
 }

@@ -6,7 +6,11 @@ import { SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources'
 import type * as logs from 'aws-cdk-lib/aws-logs'
 import * as sqs from 'aws-cdk-lib/aws-sqs'
 import { Construct } from 'constructs'
-import { OUTBOX_SORT_KEY, TABLE_SCHEMA } from '../functions/adapters/dynamodb/table.js'
+import {
+  OUTBOX_REGION_ATTRIBUTE,
+  OUTBOX_SORT_KEY,
+  TABLE_SCHEMA,
+} from '../functions/adapters/dynamodb/table.js'
 import type { SettingName } from '../functions/settings.js'
 import { DEFAULTS } from './defaults.js'
 import { grantTableKey } from './table-access.js'
@@ -20,6 +24,14 @@ export interface SecurityEventsProps {
   /** Of the forwarder's log group and the dead-letter queue. */
   readonly removalPolicy: RemovalPolicy
   readonly logRetention: logs.RetentionDays
+  /**
+   * With several regions: this region, and whether it is the primary. Every replica's stream
+   * carries every outbox item; this forwarder sends only those written here (marked with
+   * `region`, functions/adapters/dynamodb/outbox-item.ts), and the primary's also those
+   * without a mark (written before `regions`, or by `npm run users`), so that each event
+   * reaches the bus once. @default one region: every inserted outbox item
+   */
+  readonly region?: { readonly name: string; readonly primary: boolean }
 }
 
 /**
@@ -100,15 +112,28 @@ export class SecurityEvents extends Construct {
       maxRecordAge,
       // Its grant: sqs:SendMessage on the queue, to the forwarder's role.
       onFailure: new SqsDlq(this.deadLetterQueue),
-      // Only inserted outbox items invoke the forwarder (it skips anything else too).
-      filters: [
-        lambda.FilterCriteria.filter({
-          eventName: lambda.FilterRule.isEqual('INSERT'),
-          dynamodb: {
-            Keys: { [TABLE_SCHEMA.sortKey]: { S: lambda.FilterRule.isEqual(OUTBOX_SORT_KEY) } },
-          },
-        }),
-      ],
+      // Only inserted outbox items invoke the forwarder (it skips anything else too); with
+      // several regions, only those this region wrote (any filter may match).
+      filters: outboxFilters(props.region),
     })
   }
+}
+
+/** The event source mapping's filters: inserted outbox items, of this region's (`region`). */
+function outboxFilters(region: SecurityEventsProps['region']): Record<string, unknown>[] {
+  const outbox = (image?: Record<string, unknown>) =>
+    lambda.FilterCriteria.filter({
+      eventName: lambda.FilterRule.isEqual('INSERT'),
+      dynamodb: {
+        Keys: { [TABLE_SCHEMA.sortKey]: { S: lambda.FilterRule.isEqual(OUTBOX_SORT_KEY) } },
+        ...(image && { NewImage: image }),
+      },
+    })
+  if (!region) return [outbox()]
+  return [
+    outbox({ [OUTBOX_REGION_ATTRIBUTE]: { S: lambda.FilterRule.isEqual(region.name) } }),
+    ...(region.primary
+      ? [outbox({ [OUTBOX_REGION_ATTRIBUTE]: lambda.FilterRule.notExists() })]
+      : []),
+  ]
 }

@@ -88,6 +88,12 @@ export interface KeyLedgerEntry {
    * (ledgers from before envelope signing).
    */
   readonly signing?: 'envelope'
+  /**
+   * The key is a multi-Region KMS key: it was added while `regions` was set (a key's
+   * MultiRegion cannot change in place, so a key added before stays single-Region).
+   * Absent: single-Region.
+   */
+  readonly multiRegion?: true
 }
 
 /**
@@ -107,6 +113,8 @@ export interface KeyChangeRules {
   readonly algorithm: SigningAlgorithm
   /** How keys added now sign (`signing`); the keys already listed keep theirs. @default 'kms' */
   readonly signing?: SigningMode
+  /** Whether keys added now are multi-Region (`regions` is set). @default false */
+  readonly multiRegion?: boolean
   readonly now: Date
   /**
    * How long a key must have been published before it may sign: the longest a
@@ -190,11 +198,14 @@ export function checkKeyChange(
     if (key.id !== active && previous?.active === key.id) deactivatedAt = now
     // A key signs as it was added: switching modes is a rotation to a new key.
     const envelope = before ? before.signing === 'envelope' : rules.signing === 'envelope'
+    // And multi-Region as it was added.
+    const multiRegion = before ? before.multiRegion === true : rules.multiRegion === true
     entries[key.id] = {
       publishedAt,
       ...(activatedAt ? { activatedAt } : {}),
       ...(deactivatedAt ? { deactivatedAt } : {}),
       ...(envelope ? { signing: 'envelope' as const } : {}),
+      ...(multiRegion ? { multiRegion: true as const } : {}),
     }
   }
   const gone = Object.keys(previous?.keys ?? {}).filter((id) => !(id in entries))
@@ -247,6 +258,14 @@ export function signingKeyModes(ledger: KeyLedger): Record<string, SigningMode> 
   )
 }
 
+/** The keys of the ledger that are multi-Region: the stack's `regions.multiRegionKeys`. */
+export function multiRegionKeys(ledger: KeyLedger): string[] {
+  return Object.entries(ledger.keys)
+    .filter(([, entry]) => entry.multiRegion)
+    .map(([id]) => id)
+    .sort()
+}
+
 /** The ledger file: one ledger per stack name. */
 export interface KeyLedgerFile {
   readonly version: 1
@@ -263,6 +282,8 @@ export interface KeyLedgerPlan {
   readonly transitionKeys: readonly string[]
   /** `signingKeyModes` of the new ledger: the stack's `signingKeyModes` prop. */
   readonly modes: Readonly<Record<string, SigningMode>>
+  /** `multiRegionKeys` of the new ledger. */
+  readonly multiRegionKeys: readonly string[]
   /** Writes the new ledger (when it changed). */
   write(): void
 }
@@ -293,6 +314,7 @@ export function planKeyLedger(
     changed,
     transitionKeys: transitionSigningKeys(next),
     modes: signingKeyModes(next),
+    multiRegionKeys: multiRegionKeys(next),
     write() {
       if (!changed) return
       const updated: KeyLedgerFile = { version: 1, stacks: { ...file.stacks, [stackName]: next } }

@@ -1,3 +1,4 @@
+import { Stack } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, KEY_PAIR_METHODS } from '../functions/routes.js'
@@ -40,6 +41,8 @@ export function functionSettings(
     }),
     SIGNING_ALG: resolved.algorithm,
     ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),
+    // With several regions, the security events written here name this region (events once).
+    ...(resolved.regions && { OUTBOX_REGION: Stack.of(table).region }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
     AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
   }

@@ -1,8 +1,8 @@
-import { Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib'
+import { Duration, RemovalPolicy, Stack, Tags, Token, Validations } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import * as iam from 'aws-cdk-lib/aws-iam'
 import * as kms from 'aws-cdk-lib/aws-kms'
-import type { Construct } from 'constructs'
+import { Construct } from 'constructs'
 import { itemKey } from '../functions/adapters/dynamodb/table.js'
 import { KMS_SIGNING_ALGORITHMS } from '../functions/adapters/kms-signer.js'
 import type { KmsUse } from '../functions/routes.js'
@@ -81,12 +81,12 @@ export function keyPolicy(use: readonly string[]): iam.PolicyDocument {
 /** The service's KMS keys, and the one way to grant each use of them. */
 export interface ServiceKeys {
   /** Every KMS signing key (`kms` mode), by its `id`. */
-  readonly signingKeys: Readonly<Record<string, kms.Key>>
+  readonly signingKeys: Readonly<Record<string, kms.IKey>>
   /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
-  readonly activeKey?: kms.Key
+  readonly activeKey?: kms.IKey
   readonly activeKeyAlias?: kms.Alias
   /** The KMS keys that are listed but do not sign. */
-  readonly retiringKeys: readonly kms.Key[]
+  readonly retiringKeys: readonly kms.IKey[]
   /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
   readonly envelopeSigning?: EnvelopeSigning
   /**
@@ -117,19 +117,34 @@ export function buildKeys(
   const stackName = Stack.of(scope).stackName
   const aliasPrefix = `alias/${stackName}/${scope.node.id}`
   const keyTag = `${stackName}/${scope.node.id}`
-  const signingKeys: Record<string, kms.Key> = {}
+  const signingKeys: Record<string, kms.IKey> = {}
   const isEnvelope = (id: string) => resolved.signingModes[id] === 'envelope'
   for (const spec of resolved.signingKeys) {
     // An envelope key is a pair in the table, wrapped by the envelope key: no KMS key of its own.
     if (isEnvelope(spec.id)) continue
-    const key = new kms.Key(scope, `SigningKey-${spec.id}`, {
-      description: `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`,
-      keySpec: algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
-      keyUsage: kms.KeyUsage.SIGN_VERIFY,
-      policy: keyPolicy(['kms:Sign', 'kms:GetPublicKey']),
-      removalPolicy,
-    })
-    Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
+    const description = `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`
+    const policy = keyPolicy(['kms:Sign', 'kms:GetPublicKey'])
+    const primaryKey = resolved.regions?.primaryKeys?.[spec.id]
+    // With regions, another region's copy of the primary's multi-Region key: the same key
+    // material and key id, so the same `kid` (docs/multi-region.md "Signing keys").
+    const key: kms.IKey = primaryKey
+      ? replicaKey(scope, `SigningKey-${spec.id}`, {
+          primaryKeyArn: primaryKey.keyArn,
+          description,
+          keyPolicy: policy,
+          removalPolicy,
+          tags: [{ key: SIGNING_KEY_TAG, value: keyTag }],
+        })
+      : new kms.Key(scope, `SigningKey-${spec.id}`, {
+          description,
+          keySpec: algorithm === 'RS256' ? kms.KeySpec.RSA_2048 : kms.KeySpec.ECC_NIST_P256,
+          keyUsage: kms.KeyUsage.SIGN_VERIFY,
+          policy,
+          removalPolicy,
+          // Only a key added with regions: a key's MultiRegion cannot change in place.
+          ...(resolved.regions?.multiRegionKeys.includes(spec.id) && { multiRegion: true }),
+        })
+    if (!primaryKey) Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
     new kms.Alias(scope, `SigningKeyAlias-${spec.id}`, {
       aliasName: `${aliasPrefix}/${spec.id}`,
       targetKey: key,
@@ -139,7 +154,7 @@ export function buildKeys(
   const activeKey = signingKeys[resolved.activeKeyId]
   const retiringKeys = resolved.signingKeys
     .filter((spec) => spec.id !== resolved.activeKeyId && signingKeys[spec.id])
-    .map((spec) => signingKeys[spec.id] as kms.Key)
+    .map((spec) => signingKeys[spec.id] as kms.IKey)
   // Follows the active key, so that operators can reach it by one stable name.
   const activeKeyAlias = activeKey
     ? new kms.Alias(scope, 'ActiveSigningKeyAlias', {
@@ -210,7 +225,8 @@ export function buildKeys(
         StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag },
       })
       Validations.of(fn.role).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:<AWS::Region>:<AWS::AccountId>:key/*]',
+        // As cdk-nag renders the ARN: a stack with a region (`regions`) has them literal.
+        id: `AwsSolutions-IAM5[Resource::arn:${literalOr(Stack.of(scope).partition, '<AWS::Partition>')}:kms:${literalOr(Stack.of(scope).region, '<AWS::Region>')}:<AWS::AccountId>:key/*]`,
         reason:
           "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
       })
@@ -261,3 +277,32 @@ export function buildKeys(
     grant,
   }
 }
+
+/**
+ * A replica of a multi-Region key (`AWS::KMS::ReplicaKey`) as a key of this stack: its
+ * construct id (hence logical id) is the one the key has in the primary region's stack.
+ */
+export function replicaKey(
+  scope: Construct,
+  id: string,
+  props: {
+    readonly primaryKeyArn: string
+    readonly description: string
+    readonly keyPolicy: iam.PolicyDocument
+    readonly removalPolicy: RemovalPolicy
+    readonly tags?: readonly { key: string; value: string }[]
+  },
+): kms.IKey {
+  // `<id>/Resource`, as a kms.Key's resource: the same logical id as the primary key's.
+  const replica = new kms.CfnReplicaKey(new Construct(scope, id), 'Resource', {
+    primaryKeyArn: props.primaryKeyArn,
+    description: props.description,
+    keyPolicy: props.keyPolicy,
+    ...(props.tags && { tags: [...props.tags] }),
+  })
+  replica.applyRemovalPolicy(props.removalPolicy)
+  return kms.Key.fromKeyArn(scope, `${id}-Ref`, replica.attrArn)
+}
+
+/** A stack attribute as cdk-nag renders it: the value when known at synth, else the pseudo parameter. */
+const literalOr = (value: string, pseudo: string) => (Token.isUnresolved(value) ? pseudo : value)

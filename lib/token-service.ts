@@ -40,15 +40,19 @@ export {
  * issuer is the seam: API, then functions, then routes (lib/token-service-api.ts).
  */
 export class TokenService extends Construct {
-  public readonly table: dynamodb.Table
+  /**
+   * The table: an `AWS::DynamoDB::Table` with one region; with `regions`, the global
+   * table in the primary region's stack and this region's replica elsewhere.
+   */
+  public readonly table: dynamodb.ITable
   public readonly algorithm: SigningAlgorithm
   /** Every KMS signing key (`kms` mode), by its `id`. */
-  public readonly signingKeys: Readonly<Record<string, kms.Key>>
+  public readonly signingKeys: Readonly<Record<string, kms.IKey>>
   /** The active key when it is a KMS key; `undefined` when it is an envelope key. */
-  public readonly activeKey?: kms.Key
+  public readonly activeKey?: kms.IKey
   public readonly activeKeyAlias?: kms.Alias
   /** The KMS keys that are listed but do not sign. */
-  public readonly retiringKeys: readonly kms.Key[]
+  public readonly retiringKeys: readonly kms.IKey[]
   /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
   public readonly envelopeSigning?: EnvelopeSigning
   /**
@@ -119,6 +123,9 @@ export class TokenService extends Construct {
         settings,
         removalPolicy: resolved.removalPolicy,
         logRetention: resolved.logRetention,
+        ...(resolved.regions && {
+          region: { name: Stack.of(this).region, primary: !resolved.regions.primaryKeys },
+        }),
       })
     }
 

@@ -4,6 +4,7 @@ import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
+import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -17,6 +18,7 @@ import {
   loadEnvelopeConfig,
   loadHttpConfig,
   loadLoginBackoff,
+  loadOutboxRegion,
   loadSigningConfig,
   loadTableName,
 } from '../config.js'
@@ -30,6 +32,8 @@ const observability = createObservability()
 const kms = traced(new KMSClient(aws))
 const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
+// With several regions, the region its security events are marked with (events once).
+setOutboxRegion(loadOutboxRegion())
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)
 const signer = lambdaSigner({

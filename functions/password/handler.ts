@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
 import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
+import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
@@ -13,6 +14,7 @@ import {
   loadBreachCheck,
   loadHttpConfig,
   loadLoginBackoff,
+  loadOutboxRegion,
   loadTableName,
 } from '../config.js'
 import { systemClock } from '../core/clock.js'
@@ -24,6 +26,8 @@ const { clients } = loadHttpConfig()
 const observability = createObservability()
 const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
+// With several regions, the region its security events are marked with (events once).
+setOutboxRegion(loadOutboxRegion())
 
 export const handler = lambdaHttpHandler(
   'password',

@@ -1,10 +1,11 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
+import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { traced } from '../adapters/tracing.js'
-import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
+import { loadAwsCallConfig, loadHttpConfig, loadOutboxRegion, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { revokeRoute } from './route.js'
 
@@ -12,6 +13,9 @@ import { revokeRoute } from './route.js'
 const { clients } = loadHttpConfig()
 const observability = createObservability()
 const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
+
+// With several regions, the region its security events are marked with (events once).
+setOutboxRegion(loadOutboxRegion())
 
 export const handler = lambdaHttpHandler(
   'revoke',

@@ -1,11 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
+import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { traced } from '../adapters/tracing.js'
-import { loadAwsCallConfig, loadHttpConfig, loadTableName } from '../config.js'
+import { loadAwsCallConfig, loadHttpConfig, loadOutboxRegion, loadTableName } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { sessionsRoute } from './route.js'
 
@@ -14,6 +15,8 @@ const { clients } = loadHttpConfig()
 const observability = createObservability()
 const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
+// With several regions, the region its security events are marked with (events once).
+setOutboxRegion(loadOutboxRegion())
 
 export const handler = lambdaHttpHandler(
   'sessions',

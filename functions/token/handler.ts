@@ -4,6 +4,7 @@ import { sdkOptions } from '../adapters/aws.js'
 import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoGraceKeys } from '../adapters/dynamodb/grace-keys.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
+import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
@@ -18,6 +19,7 @@ import {
   loadEnvelopeConfig,
   loadGraceKeyId,
   loadHttpConfig,
+  loadOutboxRegion,
   loadSigningConfig,
   loadTableName,
 } from '../config.js'
@@ -31,6 +33,8 @@ const observability = createObservability()
 const kms = traced(new KMSClient(aws))
 const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
+// With several regions, the region its security events are marked with (events once).
+setOutboxRegion(loadOutboxRegion())
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)
 const signer = lambdaSigner({

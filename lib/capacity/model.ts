@@ -22,6 +22,12 @@ export interface Profile {
   /** The hours of the day in which the day's traffic falls, evenly. */
   readonly busyHours: number
   readonly region: string
+  /**
+   * With several regions: the share of refreshes that reach a region other than their
+   * session's home and are forwarded there (docs/multi-region.md).
+   * @default ASSUMPTIONS.offHomeShare
+   */
+  readonly offHomeShare?: number
 }
 
 /** The profile of issue 17's example. */
@@ -48,6 +54,8 @@ export interface Deployed {
   /** The longest `refresh_absolute_ttl_seconds` and `refresh_idle_ttl_seconds` of the clients. */
   readonly absoluteTtlDays: number
   readonly idleTtlDays: number
+  /** The regions it is deployed in (`regions`), the traffic split evenly. @default 1 */
+  readonly regions?: number
 }
 
 /**
@@ -78,6 +86,24 @@ export const ASSUMPTIONS = {
    * absolute expiry); an outbox item (7 days).
    */
   itemBytes: { session: 1_150, retiredToken: 230, outboxEvent: 700, user: 500 },
+  /**
+   * Several regions (docs/multi-region.md). A forwarded refresh waits one round trip
+   * between neighbouring regions (eu-west-1 and us-east-1: about 70-80 ms) plus the home's
+   * own refresh, which is already counted there; about 10 ms of its own work.
+   */
+  forwardMs: { roundTrip: 80, own: 10 },
+  /**
+   * Refreshes that reach a region other than their session's home under latency routing:
+   * clients whose nearest region changes (travel, a shift in Route 53's latency data).
+   * Round-robin routing would make it (N-1)/N; a lost region, all its sessions'.
+   */
+  offHomeShare: 0.05,
+  /**
+   * Bytes each call sends to every other replica: a refresh rewrites the session item; a
+   * login writes the session, its pointer in the user item and an outbox item. A forwarded
+   * refresh sends its request and its answer, about 2 KB.
+   */
+  replicatedBytes: { refresh: 1_150, login: 2_350, forwarded: 2_000 },
 } as const
 
 /** One quota and the busy hours' load on it. */
@@ -149,8 +175,20 @@ export function capacityModel(
   const both = (pick: (cost: CallCost) => number, rate: { logins: number; refreshes: number }) =>
     rate.logins * pick(login) + rate.refreshes * pick(refresh)
   const signs = (cost: CallCost) => cost.kms.Sign ?? 0
-  const requests = perSecond.logins + perSecond.refreshes
   const refreshMs = assumptions.warmMs.refresh[deployed.signing]
+  // Several regions, the traffic split evenly: the quotas are per account and region, but
+  // every replica applies every write; a forwarded refresh is a second request and
+  // invocation, in the region it reached (docs/multi-region.md "Capacity").
+  const regions = deployed.regions ?? 1
+  const offHome = regions > 1 ? (profile.offHomeShare ?? assumptions.offHomeShare) : 0
+  const forwardMs = assumptions.forwardMs.roundTrip + assumptions.forwardMs.own
+  const forwarded = {
+    perSecond: perSecond.refreshes * offHome,
+    perMonth: perMonth.refreshes * offHome,
+  }
+  const requests = (perSecond.logins + perSecond.refreshes + forwarded.perSecond) / regions
+  const perRegion = { logins: perSecond.logins / regions, refreshes: perSecond.refreshes / regions }
+  const inRegion = regions > 1 ? `, each of ${regions} regions` : ''
 
   const line = (name: string, load: number, quota: number, scope: string): LoadLine => ({
     name,
@@ -165,7 +203,7 @@ export function capacityModel(
       'API Gateway, account',
       requests,
       QUOTAS.apiGatewayAccount.perSecond,
-      QUOTAS.apiGatewayAccount.scope,
+      QUOTAS.apiGatewayAccount.scope + inRegion,
     ),
     line(
       'API Gateway, stage throttle',
@@ -175,50 +213,56 @@ export function capacityModel(
     ),
     line(
       'API Gateway, /login throttle',
-      perSecond.logins,
+      perRegion.logins,
       deployed.loginRate,
       "the `/login` route's `loginThrottle.rateLimit` (config)",
     ),
     line(
       'KMS, asymmetric requests',
-      both(signs, perSecond),
+      both(signs, perRegion),
       QUOTAS.kmsAsymmetric.perSecond,
-      QUOTAS.kmsAsymmetric.scope,
+      QUOTAS.kmsAsymmetric.scope + inRegion,
     ),
     line(
       'Lambda concurrency',
-      (perSecond.refreshes * refreshMs + perSecond.logins * assumptions.warmMs.login) / 1000,
+      (perRegion.refreshes * refreshMs +
+        perRegion.logins * assumptions.warmMs.login +
+        (forwarded.perSecond / regions) * forwardMs) /
+        1000,
       QUOTAS.lambdaConcurrency.perSecond,
-      QUOTAS.lambdaConcurrency.scope,
+      QUOTAS.lambdaConcurrency.scope + inRegion,
     ),
     line(
       'DynamoDB writes, new table',
+      // Every replica writes every item: replication does not divide the writes.
       both((c) => c.billedWriteUnits, perSecond),
       QUOTAS.dynamodbNewTableWrites.perSecond,
-      QUOTAS.dynamodbNewTableWrites.scope,
+      QUOTAS.dynamodbNewTableWrites.scope + (regions > 1 ? ', in every replica' : ''),
     ),
     line(
       'DynamoDB reads, new table',
-      both((c) => c.readUnits, perSecond),
+      both((c) => c.readUnits, perRegion),
       QUOTAS.dynamodbNewTableReads.perSecond,
-      QUOTAS.dynamodbNewTableReads.scope,
+      QUOTAS.dynamodbNewTableReads.scope + inRegion,
     ),
   ].sort((a, b) => b.utilization - a.utilization)
   const binding = load[0] as LoadLine
   const aws = load.find((each) => !each.config) as LoadLine
 
   // Monthly cost, line by line.
-  const calls = perMonth.logins + perMonth.refreshes
+  const calls = perMonth.logins + perMonth.refreshes + forwarded.perMonth
   const api = prices.apiGateway
   const apiUsd =
     costOf(api.first300M, Math.min(calls, 300e6), 1e6) +
     costOf(api.beyond300M, Math.max(0, calls - 300e6), 1e6)
   const gb = (mib: number) => mib / 1024
   const gbSeconds =
-    (perMonth.refreshes * refreshMs * gb(HTTP_FUNCTIONS.token.memoryMiB) +
+    ((perMonth.refreshes * refreshMs + forwarded.perMonth * forwardMs) *
+      gb(HTTP_FUNCTIONS.token.memoryMiB) +
       perMonth.logins * assumptions.warmMs.login * gb(HTTP_FUNCTIONS.login.memoryMiB)) /
     1000
-  const writes = both((c) => c.billedWriteUnits, perMonth)
+  // Replicated write units are priced as write units (on demand, since November 2024).
+  const writes = both((c) => c.billedWriteUnits, perMonth) * regions
   const reads = both((c) => c.readUnits, perMonth)
   const { itemBytes } = assumptions
   const storedGb =
@@ -229,14 +273,16 @@ export function capacityModel(
         itemBytes.outboxEvent * profile.loginsPerDay * 7)) /
     1e9
   const concurrency =
-    (perSecond.refreshes * refreshMs + perSecond.logins * assumptions.warmMs.login) / 1000
+    (perRegion.refreshes * refreshMs + perRegion.logins * assumptions.warmMs.login) / 1000
   // Two functions sign; each container start: a grace data key (token), and an unwrap (envelope).
   const containerStartsPerMonth =
-    (Math.ceil(concurrency + 2) * (24 * daysPerMonth)) / assumptions.containerHours
+    (regions * (Math.ceil(concurrency + 2) * (24 * daysPerMonth))) / assumptions.containerHours
   const symmetricRequests = containerStartsPerMonth * (deployed.signing === 'envelope' ? 2 : 1)
   const signPrice =
     deployed.algorithm === 'RS256' ? prices.kms.requests : prices.kms.asymmetricRequests
-  const kmsKeys = 3 // the signing key (or envelope key), the grace key, and one retiring key on average
+  // The signing key (or envelope key), the grace key, and one retiring key on average; in
+  // every region (a replica key is billed as a key).
+  const kmsKeys = 3 * regions
   const kmsUsd =
     costOf(signPrice, both(signs, perMonth), 10_000) +
     costOf(prices.kms.requests, symmetricRequests, 10_000) +
@@ -251,6 +297,12 @@ export function capacityModel(
     costOf(prices.cloudwatchLogs.storedGbMonth, ingestedGb * (deployed.logRetentionDays / 30), 1)
   const traces = Math.max(0, calls * assumptions.traceSampling - 100_000)
   const events = deployed.bus ? perMonth.logins : 0
+  const { replicatedBytes } = assumptions
+  const transferGb =
+    ((perMonth.refreshes * replicatedBytes.refresh + perMonth.logins * replicatedBytes.login) *
+      (regions - 1) +
+      forwarded.perMonth * replicatedBytes.forwarded) /
+    1e9
 
   const cost: CostLine[] = [
     { name: 'API Gateway', usd: apiUsd, basis: `${millions(calls)} HTTP API requests` },
@@ -267,7 +319,7 @@ export function capacityModel(
     {
       name: 'DynamoDB writes',
       usd: costOf(prices.dynamodb.writeRequestUnits, writes, 1e6),
-      basis: `${millions(writes)} WRU (refresh ${refresh.billedWriteUnits}, login ${login.billedWriteUnits})`,
+      basis: `${millions(writes)} WRU (refresh ${refresh.billedWriteUnits}, login ${login.billedWriteUnits}${regions > 1 ? `, in each of ${regions} replicas` : ''})`,
     },
     {
       name: 'DynamoDB reads',
@@ -277,9 +329,10 @@ export function capacityModel(
     {
       name: 'DynamoDB storage and backups',
       usd:
-        costOf(prices.dynamodb.storageGbMonth, storedGb, 1) +
-        costOf(prices.dynamodb.pitrGbMonth, storedGb, 1),
-      basis: `${storedGb.toFixed(0)} GB, point-in-time recovery on`,
+        regions *
+        (costOf(prices.dynamodb.storageGbMonth, storedGb, 1) +
+          costOf(prices.dynamodb.pitrGbMonth, storedGb, 1)),
+      basis: `${storedGb.toFixed(0)} GB${regions > 1 ? ` in each of ${regions} replicas` : ''}, point-in-time recovery on`,
     },
     {
       name: 'KMS',
@@ -301,6 +354,15 @@ export function capacityModel(
       usd: costOf(prices.eventBridge.customEvents, events, 1e6),
       basis: `${millions(events)} security events (login.succeeded)`,
     },
+    ...(regions > 1
+      ? [
+          {
+            name: 'Cross-region transfer',
+            usd: costOf(prices.dataTransfer.interRegionGb, transferGb, 1),
+            basis: `${transferGb.toFixed(0)} GB: replication to ${regions - 1} other region(s), ${millions(forwarded.perMonth)} forwarded refreshes (${(offHome * 100).toFixed(0)} %)`,
+          },
+        ]
+      : []),
   ]
   const totalUsd = cost.reduce((sum, each) => sum + each.usd, 0)
   return {

@@ -45,6 +45,8 @@ export interface RegionPrices {
   readonly cloudwatchLogs: { readonly ingestedGb: Price; readonly storedGbMonth: Price }
   readonly xray: { readonly tracesRecorded: Price }
   readonly eventBridge: { readonly customEvents: Price }
+  /** Data sent to another region: a global table's replication, a forwarded refresh. */
+  readonly dataTransfer: { readonly interRegionGb: Price }
   /** Amazon Cognito user pools, for the comparison in docs/capacity.md. */
   readonly cognito: {
     /** Free monthly active users a month on the Essentials and Lite plans. */
@@ -64,6 +66,8 @@ const KMS = 'https://aws.amazon.com/kms/pricing/'
 const LOGS = 'https://aws.amazon.com/cloudwatch/pricing/ (Logs, standard class)'
 const XRAY = 'https://aws.amazon.com/xray/pricing/'
 const EVENTS = 'https://aws.amazon.com/eventbridge/pricing/'
+const TRANSFER =
+  'https://aws.amazon.com/ec2/pricing/on-demand/ (data transfer to another AWS region; DynamoDB global tables bill replication at it)'
 const COGNITO = 'https://aws.amazon.com/cognito/pricing/ (feature plans, effective 2024-11-22)'
 
 /** List prices per region (USD). */
@@ -94,6 +98,9 @@ export const PRICES: Readonly<Record<string, RegionPrices>> = {
     },
     xray: { tracesRecorded: { usd: 5.0, per: 'million traces recorded', source: XRAY } },
     eventBridge: { customEvents: { usd: 1.0, per: 'million custom events', source: EVENTS } },
+    dataTransfer: {
+      interRegionGb: { usd: 0.02, per: 'GB to another region', source: TRANSFER },
+    },
     cognito: {
       freeMau: 10_000,
       essentialsMau: { usd: 0.015, per: 'MAU', source: COGNITO },

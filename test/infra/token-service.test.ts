@@ -438,7 +438,8 @@ describe('TokenService with its defaults', () => {
       // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
       // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
       // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
-      // (test/infra/envelope-signing.test.ts).
+      // (test/infra/envelope-signing.test.ts); OUTBOX_REGION with regions only
+      // (test/infra/regions.test.ts).
       const unset = [
         'RETIRING_KEY_IDS',
         'JWKS_URI',
@@ -447,6 +448,7 @@ describe('TokenService with its defaults', () => {
         'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
         'ENVELOPE_KEY_ID',
         'SIGNING_KEY_OWNER',
+        'OUTBOX_REGION',
         ...(name === 'jwks' ? ['TABLE_NAME'] : []),
       ]
       const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))

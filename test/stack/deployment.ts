@@ -529,10 +529,17 @@ function roleStatements(cloud: Cloud, template: StackTemplate, roleId: string): 
 
 /**
  * Lambda's event filtering, the part our patterns use: an object matches
- * field by field, and an array of values matches one of them.
+ * field by field, and an array of values matches one of them; `{ exists: false }`
+ * matches a field that is absent (`{ exists: true }` one that is there).
  */
-function matchesFilter(pattern: unknown, value: unknown): boolean {
-  if (Array.isArray(pattern)) return pattern.some((wanted) => wanted === value)
+export function matchesFilter(pattern: unknown, value: unknown): boolean {
+  if (Array.isArray(pattern)) {
+    return pattern.some((wanted) =>
+      typeof wanted === 'object' && wanted !== null && 'exists' in wanted
+        ? (wanted as { exists: boolean }).exists === (value !== undefined)
+        : wanted === value,
+    )
+  }
   if (pattern === null || typeof pattern !== 'object') {
     throw new Error(`filter pattern ${JSON.stringify(pattern)} is not modelled`)
   }

@@ -73,3 +73,57 @@ describe('the capacity model, on issue 17’s example', () => {
     ).toThrow(/lib\/capacity\/prices\.ts/)
   })
 })
+
+describe('the capacity model in several regions (docs/multi-region.md "Capacity")', () => {
+  const one = capacityModel(EXAMPLE_PROFILE, deployed('envelope'), MEASURED_PER_CALL.envelope)
+  const two = capacityModel(
+    EXAMPLE_PROFILE,
+    { ...deployed('envelope'), regions: 2 },
+    MEASURED_PER_CALL.envelope,
+  )
+  const usd = (model: typeof one, name: string) =>
+    model.cost.find((line) => line.name === name)?.usd ?? 0
+  const load = (model: typeof one, name: string) =>
+    model.load.find((line) => line.name === name)?.load ?? 0
+
+  it('pays every write and every stored byte once per replica', () => {
+    expect(usd(two, 'DynamoDB writes')).toBeCloseTo(2 * usd(one, 'DynamoDB writes'))
+    expect(usd(two, 'DynamoDB storage and backups')).toBeCloseTo(
+      2 * usd(one, 'DynamoDB storage and backups'),
+    )
+    expect(usd(one, 'Cross-region transfer')).toBe(0)
+    expect(usd(two, 'Cross-region transfer')).toBeGreaterThan(0)
+  })
+
+  it('splits the requests between the regions but not the writes: each replica applies them all', () => {
+    expect(load(two, 'DynamoDB writes, new table')).toBeCloseTo(
+      load(one, 'DynamoDB writes, new table'),
+    )
+    expect(load(two, 'DynamoDB reads, new table')).toBeCloseTo(
+      load(one, 'DynamoDB reads, new table') / 2,
+    )
+    // Half the requests, plus the forwarded refreshes (5 % of them by default), in each region.
+    const forwardedShare =
+      0.05 * (two.perSecond.refreshes / (two.perSecond.refreshes + two.perSecond.logins))
+    expect(load(two, 'API Gateway, account')).toBeCloseTo(
+      (load(one, 'API Gateway, account') * (1 + forwardedShare)) / 2,
+    )
+  })
+
+  it('counts each forwarded refresh as a second request, invocation and round trip', () => {
+    const none = capacityModel(
+      { ...EXAMPLE_PROFILE, offHomeShare: 0 },
+      { ...deployed('envelope'), regions: 2 },
+      MEASURED_PER_CALL.envelope,
+    )
+    const all = capacityModel(
+      { ...EXAMPLE_PROFILE, offHomeShare: 1 },
+      { ...deployed('envelope'), regions: 2 },
+      MEASURED_PER_CALL.envelope,
+    )
+    expect(usd(none, 'Lambda requests')).toBeCloseTo(usd(one, 'Lambda requests'))
+    expect(usd(all, 'Lambda requests')).toBeGreaterThan(usd(none, 'Lambda requests'))
+    expect(usd(all, 'Lambda duration')).toBeGreaterThan(usd(none, 'Lambda duration'))
+    expect(all.totalUsd).toBeGreaterThan(none.totalUsd)
+  })
+})

@@ -14,11 +14,25 @@ import {
 import type { Item } from './items.js'
 import {
   itemKey,
+  OUTBOX_REGION_ATTRIBUTE,
   OUTBOX_RETENTION_DAYS,
   OUTBOX_SORT_KEY,
   TABLE_SCHEMA,
   ttlSeconds,
 } from './table.js'
+
+/**
+ * With several regions, the region this process writes events in (`OUTBOX_REGION`, set
+ * once at cold start by functions/adapters/lambda.ts): every replica's stream carries every
+ * outbox item, and only the writing region's forwarder may send it (lib/security-events.ts).
+ * Undefined with one region: no attribute, as before.
+ */
+let writerRegion: string | undefined
+
+/** Marks the events this process writes from now on with `region` (cold start only). */
+export function setOutboxRegion(region: string | undefined): void {
+  writerRegion = region
+}
 
 /**
  * A security event as its outbox item (docs/design.md "Security events"):
@@ -32,6 +46,7 @@ export const outboxItem = {
       id: event.id,
       type: event.type,
       time: event.time,
+      ...(writerRegion !== undefined && { [OUTBOX_REGION_ATTRIBUTE]: writerRegion }),
       subject: event.subject,
       // No empty map: some stream readers (the DynamoDB Streams SDK client) drop its type.
       data: Object.keys(event.data).length ? { ...event.data } : undefined,

@@ -152,6 +152,13 @@ export const itemKey = {
 /** The sort key of every outbox item: what the stream's filter and the forwarder look for. */
 export const OUTBOX_SORT_KEY = KIND.event
 
+/**
+ * The outbox item's attribute naming the region that wrote it, with several regions: each
+ * region's forwarder sends only its own (lib/security-events.ts), so that a replicated
+ * outbox item is not forwarded again.
+ */
+export const OUTBOX_REGION_ATTRIBUTE = 'region'
+
 /** Where each indexed item sits in gsi1. */
 export const indexedAt = {
   user: (username: string) => indexKey(partition.username(username), KIND.user),
