@@ -20,6 +20,7 @@ export {
   planKeyLedger,
   SigningKeyError,
   type SigningKeySpec,
+  type SigningMode,
 } from '../lib/signing-keys.js'
 export {
   TokenAuthorizer,

@@ -1,6 +1,6 @@
+import type { SigningMode } from '@rotating-token-service/cdk'
 import type { App } from 'aws-cdk-lib'
 import type { AppSettings } from './config.js'
-import type { SigningMode } from './signing-keys.js'
 import { TokenServiceStack } from './token-service-stack.js'
 
 /** What the key ledger tells the stacks (lib/signing-keys.ts `KeyLedgerPlan`). */
