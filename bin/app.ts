@@ -12,6 +12,7 @@ import {
   keyChangeRules,
   unsafeKeyChangeError,
   warnOnDemoClients,
+  warnOnUnpinnedEnvironment,
 } from '../lib/app-context.js'
 import { ConfigFileError, readAppSettings } from '../lib/config.js'
 import { DEFAULTS } from '../lib/defaults.js'
@@ -57,6 +58,7 @@ async function main() {
     ...(ledger && { transitionSigningKeys: ledger.transitionKeys, signingKeyModes: ledger.modes }),
   })
   warnOnDemoClients(stack, settings.props.clients)
+  warnOnUnpinnedEnvironment(stack, settings.config)
   addNagPacks(app)
   // Synthesize now, so that the ledger records only a change that synthesized cleanly
   // (cdk-nag included); the CLI reads the assembly this writes.

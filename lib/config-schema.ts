@@ -20,6 +20,8 @@ interface Common {
 export interface StringField extends Common {
   readonly type: 'string'
   readonly default?: string
+  /** The form the value must take, and how the docs and the error say it. */
+  readonly pattern?: { readonly regex: RegExp; readonly what: string }
 }
 export interface BooleanField extends Common {
   readonly type: 'boolean'
@@ -127,6 +129,16 @@ const limits = (what: string, rate: number, burst: number) =>
     },
   }) as const satisfies ObjectField
 
+/** Reserved concurrency of one function: Lambda's account quota is 1,000 by default. */
+const reserved = (name: string) =>
+  ({
+    type: 'integer',
+    min: 1,
+    max: 10_000,
+    default: 'none (the account’s unreserved pool)',
+    doc: `Concurrent executions reserved for \`${name}\`: guaranteed to it, and its ceiling.`,
+  }) as const satisfies IntegerField
+
 /** An alarm threshold per thousand (requests, or refreshes). */
 const perThousand = (value: number, doc: string) =>
   ({ type: 'integer', min: 1, max: 1000, default: value, doc }) as const satisfies IntegerField
@@ -142,6 +154,18 @@ export const CONFIG_SCHEMA = {
     type: 'clients',
     required: true,
     doc: 'The OAuth clients (docs/design.md "Clients"): `client_id`, `type`, `audience`, `allowed_origins`, `scopes`, token lifetimes, `reuse_grace_seconds`, `cookie_mode`. Unknown client keys are refused.',
+  },
+  account: {
+    type: 'string',
+    pattern: { regex: /^\d{12}$/, what: 'a 12-digit AWS account id' },
+    default: 'unset: the CLI’s account (synth warns, so `--strict` refuses the stack)',
+    doc: 'The AWS account the stack deploys to (the stack’s `env`). Pin it with `region`, so that a deploy with another profile’s credentials fails instead of building a second service in the wrong account.',
+  },
+  region: {
+    type: 'string',
+    pattern: { regex: /^[a-z]{2}(-[a-z]+)+-\d$/, what: 'an AWS region such as `eu-west-1`' },
+    default: 'unset: the CLI’s region (synth warns, so `--strict` refuses the stack)',
+    doc: 'The AWS region the stack deploys to (the stack’s `env`). `edge` needs it: the web ACL of a CloudFront distribution lives in us-east-1.',
   },
   issuer: {
     type: 'string',
@@ -208,7 +232,42 @@ export const CONFIG_SCHEMA = {
     type: 'enum',
     values: ['retain', 'destroy'],
     default: 'retain',
-    doc: 'What happens to the table, the keys and the logs when they leave the stack.',
+    doc: 'What happens to the table, the keys and the logs when they leave the stack. `retain` also turns on the stack’s termination protection.',
+  },
+  reservedConcurrency: {
+    type: 'object',
+    doc: 'Reserved concurrency per function, off by default. A reservation guarantees a function its share of the account’s concurrency (a burst of logins cannot starve the refreshes) and caps it there; what one function reserves, the others lose. Sizing: docs/capacity.md "Concurrency".',
+    fields: {
+      login: reserved('login'),
+      token: reserved('token'),
+      revoke: reserved('revoke'),
+      jwks: reserved('jwks'),
+      sessions: reserved('sessions'),
+      password: reserved('password'),
+      me: reserved('me'),
+      authorizer: reserved('the Lambda authorizer'),
+      forwarder: reserved('the security events’ forwarder'),
+    },
+  },
+  tableWarmThroughput: {
+    type: 'object',
+    doc: 'Warm throughput of the table (`WarmThroughput` of the CfnTable), off by default: the read and write units a second it serves at once, without splitting partitions first. A new on-demand table starts at 12,000 reads and 4,000 writes a second; raise it ahead of a launch or a migration (docs/capacity.md "Warm throughput"). An in-place update: the table stays.',
+    fields: {
+      readUnitsPerSecond: {
+        type: 'integer',
+        min: 12_000,
+        max: 10_000_000,
+        default: 'DynamoDB’s: 12,000 for a new on-demand table',
+        doc: 'Read units a second.',
+      },
+      writeUnitsPerSecond: {
+        type: 'integer',
+        min: 4_000,
+        max: 10_000_000,
+        default: 'DynamoDB’s: 4,000 for a new on-demand table',
+        doc: 'Write units a second.',
+      },
+    },
   },
   tableEncryption: {
     type: 'enum',

@@ -32,6 +32,7 @@ function check(field: Field, value: unknown, path: string): unknown {
   switch (field.type) {
     case 'string':
       if (typeof value !== 'string' || value.trim() === '') throw refuse('a non-empty string')
+      if (field.pattern && !field.pattern.regex.test(value)) throw refuse(field.pattern.what)
       return value
     case 'boolean':
       if (typeof value !== 'boolean') throw refuse('true or false')
@@ -268,6 +269,9 @@ const filled = (
 const TO_PROPS: ToProps = {
   stackName: 'app',
   signingKeysLock: 'app',
+  // The stack's `env` (stackProps).
+  account: 'app',
+  region: 'app',
   clients: 'same',
   issuer: 'same',
   algorithm: 'same',
@@ -300,6 +304,8 @@ const TO_PROPS: ToProps = {
   authorizerSettings: 'same',
   securityEvents: 'same',
   passwordBreachCheck: 'same',
+  reservedConcurrency: 'same',
+  tableWarmThroughput: 'same',
 }
 
 /** The stack's props from a valid config. */
@@ -313,12 +319,19 @@ export function stackProps(config: TokenServiceConfig): TokenServiceStackProps {
     if (value === undefined || to === 'app') continue
     Object.assign(props, to === 'same' ? { [key]: value } : (to as (v: unknown) => object)(value))
   }
+  // The config's account and region; else environment-agnostic unless the CLI knows both
+  // (synth needs no credentials). bin/app.ts warns while they are not pinned.
+  const cli =
+    process.env.CDK_DEFAULT_ACCOUNT && process.env.CDK_DEFAULT_REGION
+      ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }
+      : {}
+  const env = {
+    ...cli,
+    ...(config.account !== undefined && { account: config.account }),
+    ...(config.region !== undefined && { region: config.region }),
+  }
   return {
     ...(props as unknown as TokenServiceStackProps),
-    // Environment-agnostic unless the CLI knows the account and region: synth needs no credentials.
-    ...(process.env.CDK_DEFAULT_ACCOUNT &&
-      process.env.CDK_DEFAULT_REGION && {
-        env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-      }),
+    ...(Object.keys(env).length > 0 && { env }),
   }
 }

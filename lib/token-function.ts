@@ -195,6 +195,16 @@ export class TokenFunction extends Construct {
     }
   }
 
+  /**
+   * Reserves `concurrency` executions for this function: guaranteed to it and its ceiling.
+   * Nothing when undefined (the account's unreserved pool).
+   */
+  reserve(concurrency: number | undefined): void {
+    if (concurrency === undefined) return
+    const cfn = this.function.node.defaultChild as lambda.CfnFunction
+    cfn.reservedConcurrentExecutions = concurrency
+  }
+
   /** Allows `actions` on exactly `resources`, on this function's role, under `conditions` if any. */
   allow(
     actions: readonly string[],

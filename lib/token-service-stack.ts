@@ -1,9 +1,10 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib'
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib'
 import * as acm from 'aws-cdk-lib/aws-certificatemanager'
 import * as route53 from 'aws-cdk-lib/aws-route53'
 import * as sns from 'aws-cdk-lib/aws-sns'
 import type { Construct } from 'constructs'
 import type { TokenServiceConfig } from './config-schema.js'
+import { DEFAULTS } from './defaults.js'
 import { TokenService, type TokenServiceProps } from './token-service.js'
 
 /**
@@ -30,7 +31,13 @@ export class TokenServiceStack extends Stack {
   public readonly service: TokenService
 
   constructor(scope: Construct, id: string, props: TokenServiceStackProps) {
-    super(scope, id, props)
+    super(scope, id, {
+      ...props,
+      // A stack that keeps its data is not deleted by a slip either.
+      terminationProtection:
+        props.terminationProtection ??
+        (props.removalPolicy ?? DEFAULTS.removalPolicy) === RemovalPolicy.RETAIN,
+    })
     const { alarmTopicArn, domain, ...serviceProps } = props
     if (domain?.hostedZoneId !== undefined && domain.hostedZoneName === undefined) {
       throw new Error('TokenServiceStack: domain.hostedZoneId needs domain.hostedZoneName')

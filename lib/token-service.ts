@@ -125,7 +125,10 @@ export class TokenService extends Construct {
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
     if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
-    for (const fn of Object.values(allFunctions)) fn.observe(resolved)
+    for (const [name, fn] of Object.entries(allFunctions)) {
+      fn.observe(resolved)
+      fn.reserve(resolved.reservedConcurrency[name as keyof typeof resolved.reservedConcurrency])
+    }
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
       api: this.api,
       functions: Object.fromEntries(

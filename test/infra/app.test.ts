@@ -531,7 +531,8 @@ describe('npx cdk synth', () => {
       expect(code, bundle).not.toMatch(/from\s*["']@aws-sdk\/|import\(\s*["']@aws-sdk\//) // bundled
       expect(statSync(bundle).size, bundle).toBeLessThan(1024 * 1024)
     }
-    // cdk-nag finds nothing; the report's construct annotations are the demo clients' warning.
+    // cdk-nag finds nothing; the report's construct annotations are the demo clients' warning and
+    // the unpinned account and region's (the committed config pins neither).
     const reports = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'))
       .pluginReports as {
       pluginName: string
@@ -541,7 +542,10 @@ describe('npx cdk synth', () => {
       reports.flatMap((report) =>
         report.violations.map((v) => `${report.pluginName}: ${v.ruleName} (${v.severity})`),
       ),
-    ).toEqual(['Construct Annotations: Annotation::token-service:demo-clients (warning)'])
+    ).toEqual([
+      'Construct Annotations: Annotation::token-service:demo-clients (warning)',
+      'Construct Annotations: Annotation::token-service:unpinned-environment (warning)',
+    ])
     expect(JSON.parse(readFileSync(lock, 'utf8')).stacks.TokenService.active).toBe('k1')
   }, 300_000)
 })
