@@ -372,6 +372,13 @@ export const CONFIG_SCHEMA = {
         ALARM_THRESHOLDS.dynamodbThrottlesPerThousand,
         'DynamoDB requests throttled (the SDK retries them), per 1,000 API requests.',
       ),
+      nearTimeoutPercent: {
+        type: 'integer',
+        min: 50,
+        max: 100,
+        default: ALARM_THRESHOLDS.nearTimeoutPercent,
+        doc: 'p99 duration of each function, in percent of its timeout, over two 5-minute periods running: one alarm per function. At 80 the slowest 1% of calls has a fifth of its time left; beyond, they answer 503 (250 ms before the timeout) or fail.',
+      },
     },
   },
   domain: {
@@ -393,6 +400,26 @@ export const CONFIG_SCHEMA = {
         type: 'string',
         doc: 'That zone’s name, e.g. `example.com`; goes with hostedZoneId.',
         default: 'none',
+      },
+    },
+  },
+  edge: {
+    type: 'object',
+    doc: 'Off by default. CloudFront in front of the HTTP API, behind an AWS WAF web ACL: a rate-based rule per IP on `/login`, `/token` and `/me/password`, and AWS managed rule groups (IP reputation, known bad inputs, the common rule set). The issuer becomes `https://<distribution>.cloudfront.net` (unless `issuer` is set); requests straight to the execute-api endpoint get 403 (CloudFront proves itself with a secret header generated in Secrets Manager at deploy). Needs `region`: the web ACL lives in us-east-1, in a companion stack `<stackName>-EdgeWaf` when the service is elsewhere. Not with `domain` yet. Cost: docs/capacity.md "The edge"; operations: docs/operations.md "Edge".',
+    fields: {
+      waf: {
+        type: 'object',
+        required: true,
+        doc: 'The web ACL.',
+        fields: {
+          ratePerIp: {
+            type: 'integer',
+            min: 100,
+            max: 2_000_000_000,
+            default: DEFAULTS.edgeRatePerIp,
+            doc: 'Requests one IP address may send to `/login`, `/token` and `/me/password` together in 5 minutes (WAF’s window); beyond, WAF answers 429 `slow_down` until the address falls below. The default is about 3 a second: one user refreshes once in 15 minutes, and a NAT address shared by a few hundred active users stays under it; one address trying passwords gets 1,000 tries in 5 minutes across all usernames (each username has its own back-off).',
+          },
+        },
       },
     },
   },

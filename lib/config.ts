@@ -140,6 +140,11 @@ export function parseConfig(value: unknown, source = 'config'): TokenServiceConf
     if (domain && (domain.hostedZoneId === undefined) !== (domain.hostedZoneName === undefined)) {
       throw new ConfigFileError('domain.hostedZoneId and domain.hostedZoneName go together')
     }
+    if (config.edge !== undefined && config.region === undefined) {
+      throw new ConfigFileError(
+        'edge needs region: the web ACL of a CloudFront distribution lives in us-east-1, in a companion stack when the service is elsewhere',
+      )
+    }
     return config as unknown as TokenServiceConfig
   } catch (error) {
     if (error instanceof ConfigFileError) {
@@ -305,6 +310,7 @@ const TO_PROPS: ToProps = {
   securityEvents: 'same',
   passwordBreachCheck: 'same',
   reservedConcurrency: 'same',
+  edge: 'same',
   tableWarmThroughput: 'same',
 }
 

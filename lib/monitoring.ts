@@ -20,6 +20,8 @@ export interface TokenServiceMonitoringProps {
   readonly api: apigwv2.IHttpApi
   /** Every function of the service, by name. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>
+  /** Each function's timeout, by the same names: an alarm per function near it. @default none */
+  readonly timeouts?: Readonly<Record<string, Duration>>
   /** Log groups of the functions that call KMS: a metric filter counts throttled calls. */
   readonly kmsCallerLogs: readonly logs.ILogGroup[]
   readonly table: dynamodb.ITable
@@ -296,6 +298,7 @@ export class TokenServiceMonitoring extends Construct {
         }),
       ),
       ...(props.routes && routeLatencyAlarms(this, props.routes, props.api, thresholds, notify)),
+      ...nearTimeoutAlarms(functions, props.timeouts ?? {}, thresholds, alarm, period),
       ...(events && securityEventAlarms(alarm, events, period)),
     }
 
@@ -373,6 +376,47 @@ export class TokenServiceMonitoring extends Construct {
       ],
     })
   }
+}
+
+/**
+ * One alarm per function whose p99 duration reaches `nearTimeoutPercent` of its timeout, two
+ * periods running: the slowest calls are about to be cut off (a 503 from the early answer, or
+ * a Lambda timeout). Named `NearTimeout<Function>Alarm`.
+ */
+function nearTimeoutAlarms(
+  functions: readonly [string, lambda.IFunction][],
+  timeouts: Readonly<Record<string, Duration>>,
+  thresholds: AlarmThresholds,
+  alarm: (
+    name: string,
+    metric: cloudwatch.IMetric,
+    threshold: number,
+    description: string,
+    evaluationPeriods?: number,
+  ) => cloudwatch.Alarm,
+  period: Duration,
+): Record<string, cloudwatch.Alarm> {
+  const percent = thresholds.nearTimeoutPercent
+  return Object.fromEntries(
+    functions.flatMap(([name, fn]) => {
+      const timeout = timeouts[name]
+      if (!timeout) return []
+      const pascal = `${name[0]?.toUpperCase()}${name.slice(1)}`
+      const limitMs = Math.round((timeout.toMilliseconds() * percent) / 100)
+      return [
+        [
+          `nearTimeout${pascal}`,
+          alarm(
+            `NearTimeout${pascal}Alarm`,
+            fn.metricDuration({ period, statistic: 'p99', label: `${name} p99 duration` }),
+            limitMs,
+            `The ${name} function's p99 duration reached ${limitMs} ms, ${percent}% of its ${timeout.toSeconds()} s timeout, two 5-minute periods running: its slowest calls are about to be cut off (docs/operations.md "Runbook").`,
+            2,
+          ),
+        ],
+      ]
+    }),
+  )
 }
 
 /** CloudWatch takes at most 10 metrics in an alarm's math: fail at synth, not at deploy. */

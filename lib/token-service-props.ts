@@ -217,6 +217,19 @@ export interface TokenServiceProps {
   /** @default none: new passwords are checked against the offline list only */
   readonly passwordBreachCheck?: PasswordBreachCheckProps
   /**
+   * CloudFront and AWS WAF in front of the HTTP API: the issuer becomes the distribution's
+   * address, and the execute-api endpoint refuses requests that did not come through it.
+   * Not with `domain` yet.
+   * @default no edge
+   */
+  readonly edge?: Config['edge']
+  /**
+   * The CLOUDFRONT web ACL the edge uses, when it is not built in this stack: a web ACL
+   * lives in us-east-1 (TokenServiceStack builds one in a companion stack there).
+   * @default with `edge`, a web ACL in this stack, which must then be in us-east-1
+   */
+  readonly edgeWebAclArn?: string
+  /**
    * Reserved concurrency per function (`authorizer` is the Lambda authorizer, strict or not).
    * @default none: every function draws on the account's unreserved pool
    */
@@ -269,6 +282,10 @@ export interface ResolvedProps {
   readonly alarmThresholds: AlarmThresholds
   /** The API's access log group (`accessLogGroupName`). */
   readonly accessLogGroupName: string
+  /** `Cache-Control: max-age` of JWKS and discovery; the edge caches them no longer. */
+  readonly jwksMaxAge: Duration
+  /** The edge, with its per-IP rate and the web ACL to use (undefined: build one here). */
+  readonly edge?: { readonly ratePerIp: number; readonly webAclArn?: string }
   /** Reserved concurrency by function name; a function left out reserves none. */
   readonly reservedConcurrency: NonNullable<Config['reservedConcurrency']>
   readonly tableWarmThroughput?: Config['tableWarmThroughput']
@@ -400,6 +417,14 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
       `TokenService: authorizerSettings ${lambdaOnlySet.map(([name]) => name).join(', ')} apply to the Lambda authorizer only`,
     )
   }
+  if (props.edge && props.domain) {
+    throw new Error(
+      'TokenService: edge and domain together are not offered yet: the distribution would need the certificate in us-east-1 and the domain on CloudFront (docs/operations.md "Edge")',
+    )
+  }
+  if (props.edgeWebAclArn !== undefined && !props.edge) {
+    throw new Error('TokenService: edgeWebAclArn needs edge')
+  }
   const issuer = props.issuer ?? (props.domain && `https://${props.domain.domainName}`)
   if (issuer !== undefined) assertIssuer(issuer)
 
@@ -466,7 +491,14 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     tracing: props.tracing ?? DEFAULTS.tracing,
     alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
+    jwksMaxAge,
     reservedConcurrency: props.reservedConcurrency ?? {},
+    ...(props.edge && {
+      edge: {
+        ratePerIp: props.edge.waf.ratePerIp ?? DEFAULTS.edgeRatePerIp,
+        ...(props.edgeWebAclArn !== undefined && { webAclArn: props.edgeWebAclArn }),
+      },
+    }),
     ...(props.tableWarmThroughput && { tableWarmThroughput: props.tableWarmThroughput }),
   }
 }

@@ -12,6 +12,7 @@ import type { SigningAlgorithm } from './signing-keys.js'
 import type { TokenAuthorizer } from './token-authorizer.js'
 import type { TokenFunction } from './token-function.js'
 import { addRoutes, buildApi, buildRouteAuthorizer } from './token-service-api.js'
+import type { ServiceEdge } from './token-service-edge.js'
 import { buildFunctions, functionSettings } from './token-service-functions.js'
 import { buildKeys } from './token-service-keys.js'
 import { resolveProps, type TokenServiceProps } from './token-service-props.js'
@@ -64,6 +65,8 @@ export class TokenService extends Construct {
   public readonly url: string
   public readonly issuer: string
   public readonly domainName?: apigwv2.DomainName
+  /** CloudFront and WAF in front of the API, and the secret header; `undefined` without `edge`. */
+  public readonly edge?: ServiceEdge
   /**
    * The HMAC key the DPoP nonces are derived from (docs/design.md "DPoP"); only
    * when some client has `dpop_nonce`.
@@ -105,10 +108,19 @@ export class TokenService extends Construct {
     this.url = api.url
     this.issuer = api.issuer
 
-    const parts = { issuer: this.issuer, table: this.table, keys }
+    if (api.edge) this.edge = api.edge
+    const parts = {
+      issuer: this.issuer,
+      table: this.table,
+      keys,
+      ...(api.edge && { edge: api.edge }),
+    }
     const settings = functionSettings(resolved, parts)
     this.functions = buildFunctions(this, resolved, settings, parts)
-    const routeAuthorizer = buildRouteAuthorizer(this, resolved, parts)
+    const routeAuthorizer = buildRouteAuthorizer(this, resolved, {
+      ...parts,
+      ...(api.edge && { requestOrigin: api.edge.url }),
+    })
     if (routeAuthorizer.tokenAuthorizer) this.tokenAuthorizer = routeAuthorizer.tokenAuthorizer
     this.routeAuthorizer = routeAuthorizer.authorizer
     addRoutes(this, resolved, api, this.functions, routeAuthorizer)
@@ -133,6 +145,9 @@ export class TokenService extends Construct {
       api: this.api,
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.function]),
+      ),
+      timeouts: Object.fromEntries(
+        Object.entries(allFunctions).map(([name, fn]) => [name, fn.timeout]),
       ),
       // The HTTP functions whose rows use a key log a KMS fault as
       // `{"detail":"kms Sign failed: ...","cause":...}`; the authorizer uses none.

@@ -317,6 +317,12 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     },
     'native JWT authorizer': { authorizer: 'jwt' },
     'no security-event bus': { securityEvents: { bus: false } },
+    // The tagged-key acknowledgement names the region and account as the template has them.
+    'pinned account and region, reserved concurrency, warm throughput': {
+      env: { account: '111111111111', region: 'eu-west-1' },
+      reservedConcurrency: { login: 50, token: 200, authorizer: 100 },
+      tableWarmThroughput: { readUnitsPerSecond: 20_000, writeUnitsPerSecond: 8000 },
+    },
     'customer-managed table key, tracing off, other alarm thresholds': {
       tableEncryption: 'customer-managed',
       tracing: false,

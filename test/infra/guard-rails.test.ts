@@ -49,6 +49,53 @@ describe('guard rails: account and region, termination protection', () => {
   })
 })
 
+describe('the near-timeout alarm', () => {
+  it('alarms per function when its p99 duration reaches 80% of its timeout, two periods running, and takes another share from the config', () => {
+    const { stack, resources, logicalId } = synth()
+    const { alarms } = stack.service.monitoring
+    const props = (name: string) =>
+      resources[logicalId(alarms[name] as never)]?.Properties as Record<string, unknown>
+    // login: 10 s timeout; token: 8 s; the authorizer: 5 s (functions/routes.ts).
+    expect(props('nearTimeoutLogin')).toMatchObject({
+      Threshold: 8000,
+      EvaluationPeriods: 2,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    })
+    const metric = (name: string) =>
+      (props(name)?.Metrics as { MetricStat: Record<string, unknown> }[] | undefined)?.[0]
+        ?.MetricStat
+    expect(metric('nearTimeoutToken')).toEqual({
+      Metric: {
+        Dimensions: [
+          {
+            Name: 'FunctionName',
+            Value: { Ref: logicalId(stack.service.functions.token.function) },
+          },
+        ],
+        MetricName: 'Duration',
+        Namespace: 'AWS/Lambda',
+      },
+      Period: 300,
+      Stat: 'p99',
+    })
+    expect(props('nearTimeoutToken')?.Threshold).toBe(6400)
+    expect(props('nearTimeoutAuthorizer')?.Threshold).toBe(4000)
+    const other = synth({ alarms: { nearTimeoutPercent: 50 } })
+    const threshold =
+      other.resources[
+        other.logicalId(other.stack.service.monitoring.alarms.nearTimeoutLogin as never)
+      ]?.Properties.Threshold
+    expect(threshold).toBe(5000)
+  })
+
+  it('refuses a share outside 50 to 100 percent, naming the key', () => {
+    expect(() => read({ clients: testClients, alarms: { nearTimeoutPercent: 20 } })).toThrow(
+      /alarms\.nearTimeoutPercent must be an integer from 50 to 100, got 20/,
+    )
+  })
+})
+
 describe('guard rails: reserved concurrency and warm throughput', () => {
   it('reserves the configured concurrency on those functions only, the authorizer and forwarder included', () => {
     const { stack, template } = synth({

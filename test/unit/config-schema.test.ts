@@ -42,6 +42,20 @@ const STACK_ONLY = [
   'loginThrottle.burstLimit',
   'passwordThrottle.rateLimit',
   'passwordThrottle.burstLimit',
+  // Lambda's and DynamoDB's own.
+  ...[
+    'login',
+    'token',
+    'revoke',
+    'jwks',
+    'sessions',
+    'password',
+    'me',
+    'authorizer',
+    'forwarder',
+  ].map((name) => `reservedConcurrency.${name}`),
+  'tableWarmThroughput.readUnitsPerSecond',
+  'tableWarmThroughput.writeUnitsPerSecond',
   'logRetentionDays',
   // Powertools' own variable (POWERTOOLS_LOGGER_SAMPLE_RATE), which our loader never reads.
   'logSamplePercent',
@@ -59,7 +73,10 @@ const STACK_ONLY = [
     'lambdaThrottlesPerThousand',
     'kmsThrottlesPerThousand',
     'dynamodbThrottlesPerThousand',
+    'nearTimeoutPercent',
   ].map((key) => `alarms.${key}`),
+  // WAF's.
+  'edge.waf.ratePerIp',
 ]
 
 describe('the config file’s bounds are the functions’ bounds', () => {
