@@ -423,6 +423,19 @@ export const CONFIG_SCHEMA = {
       },
     },
   },
+  canary: {
+    type: 'object',
+    doc: 'Off by default. A CloudWatch Synthetics canary that fetches discovery and JWKS at the issuer (the public hostname: the custom domain or the edge), checks that they name the issuer and hold keys, and an alarm (`DiscoveryCanary`) when it fails or does not run: the per-request alarms stay silent while DNS, the certificate or CloudFront keep every request away. Its code is inline in the template. About $0.0012 a run (Synthetics pricing, us-east-1): $10.37 a month every 5 minutes (8,640 runs), plus its S3 use.',
+    fields: {
+      everyMinutes: {
+        type: 'integer',
+        min: 1,
+        max: 60,
+        default: 5,
+        doc: 'Minutes between runs. The alarm fires after two failed (or missing) 5-minute periods, or two runs when they are rarer.',
+      },
+    },
+  },
   jwksMaxAgeSeconds: fromSetting('JWKS_MAX_AGE_SECONDS'),
   tokenBackdateSeconds: fromSetting('TOKEN_BACKDATE_SECONDS'),
   loginBackoff: {

@@ -311,6 +311,7 @@ const TO_PROPS: ToProps = {
   passwordBreachCheck: 'same',
   reservedConcurrency: 'same',
   edge: 'same',
+  canary: 'same',
   tableWarmThroughput: 'same',
 }
 

@@ -224,6 +224,11 @@ export interface TokenServiceProps {
    */
   readonly edge?: Config['edge']
   /**
+   * A CloudWatch Synthetics canary of discovery and JWKS at the issuer, with an alarm.
+   * @default no canary
+   */
+  readonly canary?: Config['canary']
+  /**
    * The CLOUDFRONT web ACL the edge uses, when it is not built in this stack: a web ACL
    * lives in us-east-1 (TokenServiceStack builds one in a companion stack there).
    * @default with `edge`, a web ACL in this stack, which must then be in us-east-1
@@ -286,6 +291,8 @@ export interface ResolvedProps {
   readonly jwksMaxAge: Duration
   /** The edge, with its per-IP rate and the web ACL to use (undefined: build one here). */
   readonly edge?: { readonly ratePerIp: number; readonly webAclArn?: string }
+  /** Minutes between the canary's runs; undefined: no canary. */
+  readonly canaryEveryMinutes?: number
   /** Reserved concurrency by function name; a function left out reserves none. */
   readonly reservedConcurrency: NonNullable<Config['reservedConcurrency']>
   readonly tableWarmThroughput?: Config['tableWarmThroughput']
@@ -492,6 +499,7 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
     jwksMaxAge,
+    ...(props.canary && { canaryEveryMinutes: props.canary.everyMinutes ?? 5 }),
     reservedConcurrency: props.reservedConcurrency ?? {},
     ...(props.edge && {
       edge: {

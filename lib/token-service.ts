@@ -1,8 +1,9 @@
-import { Stack } from 'aws-cdk-lib'
+import { Duration, Stack } from 'aws-cdk-lib'
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
+import type * as synthetics from 'aws-cdk-lib/aws-synthetics'
 import { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import type { EnvelopeSigning } from './envelope-signing.js'
@@ -12,6 +13,7 @@ import type { SigningAlgorithm } from './signing-keys.js'
 import type { TokenAuthorizer } from './token-authorizer.js'
 import type { TokenFunction } from './token-function.js'
 import { addRoutes, buildApi, buildRouteAuthorizer } from './token-service-api.js'
+import { buildCanary } from './token-service-canary.js'
 import type { ServiceEdge } from './token-service-edge.js'
 import { buildFunctions, functionSettings } from './token-service-functions.js'
 import { buildKeys } from './token-service-keys.js'
@@ -65,6 +67,8 @@ export class TokenService extends Construct {
   public readonly url: string
   public readonly issuer: string
   public readonly domainName?: apigwv2.DomainName
+  /** The synthetic check of discovery and JWKS; `undefined` without `canary`. */
+  public readonly canary?: synthetics.Canary
   /** CloudFront and WAF in front of the API, and the secret header; `undefined` without `edge`. */
   public readonly edge?: ServiceEdge
   /**
@@ -141,7 +145,13 @@ export class TokenService extends Construct {
       fn.observe(resolved)
       fn.reserve(resolved.reservedConcurrency[name as keyof typeof resolved.reservedConcurrency])
     }
+    const canaryEvery =
+      resolved.canaryEveryMinutes === undefined
+        ? undefined
+        : Duration.minutes(resolved.canaryEveryMinutes)
+    if (canaryEvery) this.canary = buildCanary(this, { issuer: this.issuer, every: canaryEvery })
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
+      ...(this.canary && canaryEvery && { canary: { canary: this.canary, every: canaryEvery } }),
       api: this.api,
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.function]),

@@ -243,6 +243,7 @@ describe('the edge (CloudFront and AWS WAF), off by default', () => {
         tableEncryption: 'customer-managed',
         reservedConcurrency: { login: 50, token: 200 },
         tableWarmThroughput: { writeUnitsPerSecond: 8000 },
+        canary: { everyMinutes: 5 },
       },
     ],
   ] as const) {

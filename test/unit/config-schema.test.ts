@@ -75,8 +75,9 @@ const STACK_ONLY = [
     'dynamodbThrottlesPerThousand',
     'nearTimeoutPercent',
   ].map((key) => `alarms.${key}`),
-  // WAF's.
+  // WAF's, and the canary's schedule.
   'edge.waf.ratePerIp',
+  'canary.everyMinutes',
 ]
 
 describe('the config file’s bounds are the functions’ bounds', () => {
