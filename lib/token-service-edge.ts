@@ -226,7 +226,8 @@ export function buildEdge(
     minTtl: Duration.seconds(0),
     defaultTtl: Duration.seconds(Math.min(60, wellKnownMaxAge.toSeconds())),
     maxTtl: wellKnownMaxAge,
-    headerBehavior: cloudfront.CacheHeaderBehavior.none(),
+    // Origin is forwarded and in the key: a browser's CORS answer differs by origin.
+    headerBehavior: cloudfront.CacheHeaderBehavior.allowList('Origin'),
     cookieBehavior: cloudfront.CacheCookieBehavior.none(),
     queryStringBehavior: cloudfront.CacheQueryStringBehavior.none(),
     enableAcceptEncodingGzip: true,

@@ -147,7 +147,16 @@ describe('the edge (CloudFront and AWS WAF), off by default', () => {
       AllowedMethods: ['GET', 'HEAD', 'OPTIONS'],
     })
     template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
-      CachePolicyConfig: Match.objectLike({ MinTTL: 0, DefaultTTL: 60, MaxTTL: 300 }),
+      CachePolicyConfig: Match.objectLike({
+        MinTTL: 0,
+        DefaultTTL: 60,
+        MaxTTL: 300,
+        ParametersInCacheKeyAndForwardedToOrigin: Match.objectLike({
+          HeadersConfig: { HeaderBehavior: 'whitelist', Headers: ['Origin'] },
+          CookiesConfig: { CookieBehavior: 'none' },
+          QueryStringsConfig: { QueryStringBehavior: 'none' },
+        }),
+      }),
     })
     const [origin] = config.Origins
     expect(origin?.CustomOriginConfig).toMatchObject({
