@@ -50,7 +50,8 @@ export function buildCanary(
     timeout: Duration.seconds(30),
     provisionedResourceCleanup: true,
   })
-  // cdk-nag names resources as the template has them: a pinned region and account literally.
+  // cdk-nag names resources as the template has them: a pinned region, account and partition
+  // (with the partition-literals flag of cdk.json) literally.
   const stack = Stack.of(scope)
   const known = (value: string, pseudo: string) =>
     Token.isUnresolved(value) ? `<AWS::${pseudo}>` : value
@@ -61,7 +62,7 @@ export function buildCanary(
     { id: 'AwsSolutions-IAM5[Resource::*]', reason: why },
     { id: `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/*]`, reason: why },
     {
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:${known(stack.region, 'Region')}:${known(stack.account, 'AccountId')}:log-group:/aws/lambda/cwsyn-*]`,
+      id: `AwsSolutions-IAM5[Resource::arn:${known(stack.partition, 'Partition')}:logs:${known(stack.region, 'Region')}:${known(stack.account, 'AccountId')}:log-group:/aws/lambda/cwsyn-*]`,
       reason: why,
     },
     { id: 'Serverless-LambdaStarPermissions', reason: why },

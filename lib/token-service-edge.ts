@@ -81,8 +81,9 @@ export class EdgeWebAcl extends Construct {
     })
     this.webAcl = new wafv2.CfnWebACL(this, 'Acl', {
       scope: 'CLOUDFRONT',
+      // CloudFormation's pattern: letters, digits, spaces and + = : # @ / - , . only.
       description:
-        'Token service edge: per-IP rate on /login, /token, /me/password; AWS managed rules',
+        'Token service edge - per-IP rate on /login, /token and /me/password, AWS managed rules',
       defaultAction: { allow: {} },
       visibilityConfig: visibility('TokenServiceEdge'),
       // The same shape as the service's own 429 (functions/core/errors.ts TooManyRequests).

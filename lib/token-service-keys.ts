@@ -209,12 +209,13 @@ export function buildKeys(
       fn.allow(['kms:GetPublicKey'], [anyKeyOfTheAccount], {
         StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag },
       })
-      // cdk-nag names the resource as the template has it: a pinned region and account literally.
+      // cdk-nag names the resource as the template has it: a pinned region, account and
+      // partition (with the partition-literals flag of cdk.json) literally.
       const { region, account } = Stack.of(fn)
       const known = (value: string, pseudo: string) =>
         Token.isUnresolved(value) ? `<AWS::${pseudo}>` : value
       Validations.of(fn.role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:kms:${known(region, 'Region')}:${known(account, 'AccountId')}:key/*]`,
+        id: `AwsSolutions-IAM5[Resource::arn:${known(Stack.of(fn).partition, 'Partition')}:kms:${known(region, 'Region')}:${known(account, 'AccountId')}:key/*]`,
         reason:
           "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
       })
