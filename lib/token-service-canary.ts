@@ -1,15 +1,11 @@
-import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
 import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib'
 import * as s3 from 'aws-cdk-lib/aws-s3'
 import * as synthetics from 'aws-cdk-lib/aws-synthetics'
 import type { Construct } from 'constructs'
+import { DISCOVERY_CHECK_CODE } from './canary/discovery-check.js'
 
 /** The check's code, inline in the template: nothing is fetched when it runs. */
-export const CANARY_CODE = readFileSync(
-  fileURLToPath(new URL('./canary/discovery-check.cjs', import.meta.url)),
-  'utf8',
-)
+export const CANARY_CODE = DISCOVERY_CHECK_CODE
 
 /**
  * A CloudWatch Synthetics canary (`DiscoveryCanary`) that fetches discovery and JWKS at

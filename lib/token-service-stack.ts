@@ -40,7 +40,7 @@ export class TokenServiceStack extends Stack {
         `TokenServiceStack: edge needs env.region (the config's region): the web ACL of a CloudFront distribution lives in ${EDGE_WAF_REGION}`,
       )
     }
-    // The web ACL's ARN crosses regions through SSM parameters CDK writes and reads.
+    // The web ACL's ARN crosses regions (with cdk.json's flags, as Fn::GetStackOutput).
     const wafElsewhere = props.edge !== undefined && region !== EDGE_WAF_REGION
     super(scope, id, {
       ...props,

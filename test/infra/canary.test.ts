@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module'
 import { Template } from 'aws-cdk-lib/assertions'
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -9,9 +8,12 @@ import { TokenServiceStack } from '../../lib/token-service-stack.js'
 import { type Resource, synth, testApp, testClients } from './synth.js'
 
 const ISSUER = 'https://auth.example.test'
-const check = createRequire(import.meta.url)('../../lib/canary/discovery-check.cjs') as {
-  handler: () => Promise<string>
-}
+/** The canary's code as Synthetics loads it: a CommonJS module, with this process's globals. */
+const check = (() => {
+  const module = { exports: {} as { handler: () => Promise<string> } }
+  new Function('module', 'exports', CANARY_CODE)(module, module.exports)
+  return module.exports
+})()
 
 /** A fetch that serves `documents` by URL, 404 for anything else. */
 function serve(documents: Record<string, unknown>) {
