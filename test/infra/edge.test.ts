@@ -231,7 +231,7 @@ describe('the edge (CloudFront and AWS WAF), off by default', () => {
       (resource) => resource.Type === 'AWS::CloudFront::Distribution',
     )
     expect(
-      (distribution?.Properties.DistributionConfig as { WebACLId: unknown }).WebACLId,
+      (distribution?.Properties.DistributionConfig as { WebACLId: unknown } | undefined)?.WebACLId,
     ).toMatchObject({
       'Fn::GetStackOutput': { StackName: 'Edged-EdgeWaf', Region: 'us-east-1' },
     })
