@@ -39,3 +39,9 @@ export function edgeCost(bytes = EDGE_REQUEST_BYTES) {
     ),
   }
 }
+
+/** The edge's cost for a month of `requests` (a month's fixed part included), USD. */
+export function edgeMonthlyUsd(requests: number): number {
+  const cost = edgeCost()
+  return (requests / 1_000_000) * cost.perMillionRequests + cost.monthlyFixed
+}

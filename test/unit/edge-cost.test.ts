@@ -1,6 +1,6 @@
 import { App, Stack } from 'aws-cdk-lib'
 import { describe, expect, it } from 'vitest'
-import { EDGE_RULES, edgeCost } from '../../lib/capacity/edge.js'
+import { EDGE_RULES, edgeCost, edgeMonthlyUsd } from '../../lib/capacity/edge.js'
 import { EdgeWebAcl } from '../../lib/token-service-edge.js'
 
 describe('the edge’s cost (docs/capacity.md "The edge")', () => {
@@ -14,6 +14,10 @@ describe('the edge’s cost (docs/capacity.md "The edge")', () => {
     })
     expect(cost.perMillionRequests).toBe(1.84)
     expect(cost.monthlyFixed).toBe(9.4)
+  })
+
+  it('adds about $1,830 a month to the 1M-user example’s 990M requests', () => {
+    expect(Math.round(edgeMonthlyUsd(990_000_000))).toBe(1831)
   })
 
   it('counts every rule the web ACL holds', () => {
