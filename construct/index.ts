@@ -10,3 +10,4 @@ export {
   type TokenAuthorizerProps,
 } from '../lib/token-authorizer.js'
 export { TokenService, type TokenServiceProps } from '../lib/token-service.js'
+export { EdgeWebAcl, type EdgeWebAclProps } from '../lib/token-service-edge.js'
