@@ -12,7 +12,7 @@ import {
   unsafeKeyChangeError,
 } from '@rotating-token-service/cdk'
 import { App } from 'aws-cdk-lib'
-import { addNagPacks, warnOnDemoClients } from '../lib/app-context.js'
+import { addNagPacks, warnOnDemoClients, warnOnUnpinnedEnvironment } from '../lib/app-context.js'
 import { buildStacks } from '../lib/app-stacks.js'
 import { ConfigFileError, readAppSettings } from '../lib/config.js'
 
@@ -55,7 +55,14 @@ async function main() {
   // change deployed half-way may still (or already) sign with, and how each key signs and
   // whether it is multi-Region (fixed when it was added).
   const { stacks, waiting } = buildStacks(app, settings, ledger)
-  for (const stack of stacks) warnOnDemoClients(stack, settings.props.clients)
+  for (const stack of stacks) {
+    warnOnDemoClients(stack, settings.props.clients)
+    // With regions, each stack's region is pinned by the list.
+    warnOnUnpinnedEnvironment(stack, {
+      ...settings.config,
+      ...(settings.regions && { region: stack.region }),
+    })
+  }
   for (const line of waiting) process.stderr.write(`regions: ${line}\n`)
   addNagPacks(app)
   // Synthesize now, so that the ledger records only a change that synthesized cleanly

@@ -1,7 +1,7 @@
 /**
  * `npm run capacity [-- --mau N --logins-per-day N --refreshes-per-day N
  * --busy-hours N --region R --signing kms|envelope --regions N --off-home-share F
- * --before --json]`: the
+ * --before --edge --json]`: the
  * capacity and cost model (lib/capacity/model.ts) for the committed config
  * (token-service.config.ts, or `--config <file>`) and a user profile (issue
  * 17's example by default: 1M users, 1 login and 32 refreshes a day, in 8
@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { edgeCost, edgeMonthlyUsd } from '../lib/capacity/edge.js'
 import {
   capacityModel,
   cognitoMonthlyUsd,
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     regions: { type: 'string' },
     'off-home-share': { type: 'string' },
     before: { type: 'boolean', default: false },
+    edge: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 })
@@ -127,6 +129,11 @@ if (values.json) {
       (line) => `  ${line.name.padEnd(30)} ${usd(line.usd).padStart(8)}  ${line.basis}`,
     ),
     `  ${'total'.padEnd(30)} ${usd(model.totalUsd).padStart(8)}  ${`$${model.usdPerMillionRefreshes.toFixed(2)}`} per million refreshes`,
+    ...(values.edge || config.edge
+      ? [
+          `  ${'with the edge (CloudFront, WAF)'.padEnd(30)} ${usd(edgeMonthlyUsd(model.perMonth.logins + model.perMonth.refreshes)).padStart(8)}  more: $${edgeCost().perMillionRequests.toFixed(2)} per million requests and $${edgeCost().monthlyFixed.toFixed(2)} a month (docs/capacity.md "The edge")`,
+        ]
+      : []),
     '',
     `Cognito user pools for the same users: Essentials ${usd(cognitoMonthlyUsd(profile.mau, profile.region).essentials)}, Lite ${usd(cognitoMonthlyUsd(profile.mau, profile.region).lite)} a month (docs/capacity.md)`,
   ]

@@ -27,3 +27,9 @@ export {
   type TokenAuthorizerProps,
 } from '../lib/token-authorizer.js'
 export { TokenService, type TokenServiceProps } from '../lib/token-service.js'
+export {
+  EDGE_WAF_REGION,
+  EdgeWafStack,
+  EdgeWebAcl,
+  type EdgeWebAclProps,
+} from '../lib/token-service-edge.js'

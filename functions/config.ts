@@ -104,6 +104,31 @@ export function loadHttpConfig(env: Env = process.env): HttpConfig {
   return { issuer: loadIssuer(env), clients }
 }
 
+/** Where a request comes from and what it must carry, when an edge fronts the API. */
+export interface EdgeConfig {
+  /** `EDGE_ORIGIN_SECRET`: what `X-Origin-Verify` must hold; undefined, no check. */
+  readonly secret?: string
+  /** `REQUEST_ORIGIN`: the scheme and host clients call; undefined, the one API Gateway saw. */
+  readonly origin?: string
+}
+
+export function loadEdgeConfig(env: Env = process.env): EdgeConfig {
+  const secret = raw(env, 'EDGE_ORIGIN_SECRET')
+  const origin = raw(env, 'REQUEST_ORIGIN')
+  if (origin !== undefined) {
+    let url: URL | undefined
+    try {
+      url = new URL(origin)
+    } catch {}
+    if (!url || url.origin !== origin) {
+      throw new ConfigError(
+        `REQUEST_ORIGIN must be a scheme and host with no path, like https://auth.example.com, got "${origin}"`,
+      )
+    }
+  }
+  return { ...(secret && { secret }), ...(origin && { origin }) }
+}
+
 /** Every client's allowed origins: the CORS allow-list. */
 export const corsOrigins = (clients: ReadonlyMap<string, Client>): string[] => [
   ...new Set([...clients.values()].flatMap((client) => client.allowedOrigins)),
@@ -264,6 +289,8 @@ export interface AuthorizerConfig {
   readonly maxLifetimeSeconds: number
   /** `AUTHORIZER_CACHE_SECONDS`: API Gateway's cache of an answer, at most the skew. @default 0 */
   readonly answerCacheSeconds: number
+  /** `REQUEST_ORIGIN`: the host clients call, for a proof's `htu`. @default the one API Gateway saw */
+  readonly requestOrigin?: string
 }
 
 export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
@@ -273,6 +300,7 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
   const jwksUri = secureUrl('JWKS_URI', raw(env, 'JWKS_URI') ?? `${issuer}/.well-known/jwks.json`)
   const skewSeconds = integer(env, 'AUTHORIZER_SKEW_SECONDS')
   const answerCacheSeconds = integer(env, 'AUTHORIZER_CACHE_SECONDS')
+  const { origin: requestOrigin } = loadEdgeConfig(env)
   if (!SETTING_RULES.answerCache.holds({ cacheSeconds: answerCacheSeconds, skewSeconds })) {
     throw new ConfigError(
       `AUTHORIZER_CACHE_SECONDS must not exceed AUTHORIZER_SKEW_SECONDS (${skewSeconds})`,
@@ -286,6 +314,7 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
     maxTokenBytes: integer(env, 'AUTHORIZER_MAX_TOKEN_BYTES'),
     maxLifetimeSeconds: integer(env, 'AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS'),
     answerCacheSeconds,
+    ...(requestOrigin && { requestOrigin }),
   }
 }
 

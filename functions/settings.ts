@@ -81,6 +81,16 @@ export const SETTINGS = {
     doc: 'The `iss` claim and the base URL of the discovery documents: an absolute URL with no query, fragment or trailing slash. Also the `source` of the security events. The authorizers refuse to start unless it is https (http only on localhost, 127.0.0.1 or [::1], for local mode).',
     functions: [...HTTP, ...AUTHORIZERS, 'forwarder'],
   },
+  EDGE_ORIGIN_SECRET: {
+    type: 'string',
+    doc: 'Behind the edge (CloudFront and AWS WAF, config key `edge`): the value CloudFront adds as the `X-Origin-Verify` header to every request it forwards. A request without it went around the edge to the execute-api endpoint, and gets 403 `access_denied`. The stack sets it from a Secrets Manager secret it generates; unset, no check.',
+    functions: HTTP,
+  },
+  REQUEST_ORIGIN: {
+    type: 'string',
+    doc: 'The scheme and host clients call, when it is not the host API Gateway sees: the edge’s (`https://<distribution>`). A request’s URL, and so a DPoP proof’s `htu`, is this plus the path. Default: the host of the request as API Gateway received it.',
+    functions: [...HTTP, ...AUTHORIZERS],
+  },
   CLIENTS: {
     type: 'string',
     doc: 'The OAuth clients as a JSON array (docs/design.md "Clients"). Their `allowed_origins` make up the CORS allow-list.',

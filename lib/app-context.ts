@@ -32,6 +32,22 @@ export function warnOnDemoClients(stack: Construct, clients: readonly ClientConf
   )
 }
 
+/**
+ * A warning on the stack while the config leaves `account` or `region` unset: the stack
+ * would deploy wherever the CLI's credentials point, so `cdk deploy --strict` refuses it.
+ */
+export function warnOnUnpinnedEnvironment(
+  stack: Construct,
+  config: { readonly account?: string; readonly region?: string },
+): void {
+  const unset = (['account', 'region'] as const).filter((key) => config[key] === undefined)
+  if (unset.length === 0) return
+  Annotations.of(stack).addWarningV2(
+    'token-service:unpinned-environment',
+    `${unset.join(' and ')} ${unset.length > 1 ? 'are' : 'is'} not set in the config: the stack deploys to whatever account and region the CLI's credentials name. Set them in token-service.config.ts (cdk deploy --strict refuses this stack)`,
+  )
+}
+
 /** cdk-nag 3: the AWS Solutions and Serverless packs run as policy-validation plugins. */
 export function addNagPacks(app: App): void {
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app), new ServerlessChecks(app))

@@ -55,7 +55,8 @@ export function buildStacks(
   // key is taken as added with regions.
   const listed = (props.signingKeys ?? [{ id: 'k1', state: 'active' as const }]).map((k) => k.id)
   const multiRegionKeys = ledger?.multiRegionKeys ?? listed
-  const account = process.env.CDK_DEFAULT_ACCOUNT
+  // The config's account (in the props' env), else the CLI's.
+  const account = props.env?.account ?? process.env.CDK_DEFAULT_ACCOUNT
   const stackIn = (region: string, primaryKeys?: TokenServiceStack['service']['signingKeys']) =>
     new TokenServiceStack(app, regionalStackId(stackName, region, !primaryKeys), {
       ...props,

@@ -64,7 +64,9 @@ export function configurationDocs(): string {
                 ? 'array of [clients](#clients)'
                 : field.type === 'signingKeys'
                   ? 'array of `{ id, state }`'
-                  : field.type
+                  : field.type === 'string' && field.pattern
+                    ? field.pattern.what
+                    : field.type
       const setting = field.type === 'integer' && field.setting ? ` Sets \`${field.setting}\`.` : ''
       rows.push([
         code(key),

@@ -20,6 +20,8 @@ interface Common {
 export interface StringField extends Common {
   readonly type: 'string'
   readonly default?: string
+  /** The form the value must take, and how the docs and the error say it. */
+  readonly pattern?: { readonly regex: RegExp; readonly what: string }
 }
 export interface BooleanField extends Common {
   readonly type: 'boolean'
@@ -127,6 +129,16 @@ const limits = (what: string, rate: number, burst: number) =>
     },
   }) as const satisfies ObjectField
 
+/** Reserved concurrency of one function: Lambda's account quota is 1,000 by default. */
+const reserved = (name: string) =>
+  ({
+    type: 'integer',
+    min: 1,
+    max: 10_000,
+    default: 'none (the account’s unreserved pool)',
+    doc: `Concurrent executions reserved for \`${name}\`: guaranteed to it, and its ceiling.`,
+  }) as const satisfies IntegerField
+
 /** An alarm threshold per thousand (requests, or refreshes). */
 const perThousand = (value: number, doc: string) =>
   ({ type: 'integer', min: 1, max: 1000, default: value, doc }) as const satisfies IntegerField
@@ -142,6 +154,18 @@ export const CONFIG_SCHEMA = {
     type: 'clients',
     required: true,
     doc: 'The OAuth clients (docs/design.md "Clients"): `client_id`, `type`, `audience`, `allowed_origins`, `scopes`, token lifetimes, `reuse_grace_seconds`, `cookie_mode`. Unknown client keys are refused.',
+  },
+  account: {
+    type: 'string',
+    pattern: { regex: /^\d{12}$/, what: 'a 12-digit AWS account id' },
+    default: 'unset: the CLI’s account (synth warns, so `--strict` refuses the stack)',
+    doc: 'The AWS account the stack deploys to (the stack’s `env`). Pin it with `region`, so that a deploy with another profile’s credentials fails instead of building a second service in the wrong account.',
+  },
+  region: {
+    type: 'string',
+    pattern: { regex: /^[a-z]{2}(-[a-z]+)+-\d$/, what: 'an AWS region such as `eu-west-1`' },
+    default: 'unset: the CLI’s region (synth warns, so `--strict` refuses the stack)',
+    doc: 'The AWS region the stack deploys to (the stack’s `env`). `edge` needs it: the web ACL of a CloudFront distribution lives in us-east-1.',
   },
   issuer: {
     type: 'string',
@@ -208,7 +232,42 @@ export const CONFIG_SCHEMA = {
     type: 'enum',
     values: ['retain', 'destroy'],
     default: 'retain',
-    doc: 'What happens to the table, the keys and the logs when they leave the stack.',
+    doc: 'What happens to the table, the keys and the logs when they leave the stack. `retain` also turns on the stack’s termination protection.',
+  },
+  reservedConcurrency: {
+    type: 'object',
+    doc: 'Reserved concurrency per function, off by default. A reservation guarantees a function its share of the account’s concurrency (a burst of logins cannot starve the refreshes) and caps it there; what one function reserves, the others lose. Sizing: docs/capacity.md "Concurrency".',
+    fields: {
+      login: reserved('login'),
+      token: reserved('token'),
+      revoke: reserved('revoke'),
+      jwks: reserved('jwks'),
+      sessions: reserved('sessions'),
+      password: reserved('password'),
+      me: reserved('me'),
+      authorizer: reserved('the Lambda authorizer'),
+      forwarder: reserved('the security events’ forwarder'),
+    },
+  },
+  tableWarmThroughput: {
+    type: 'object',
+    doc: 'Warm throughput of the table (`WarmThroughput` of the CfnTable), off by default: the read and write units a second it serves at once, without splitting partitions first. A new on-demand table starts at 12,000 reads and 4,000 writes a second; raise it ahead of a launch or a migration (docs/capacity.md "Warm throughput"). An in-place update: the table stays.',
+    fields: {
+      readUnitsPerSecond: {
+        type: 'integer',
+        min: 12_000,
+        max: 10_000_000,
+        default: 'DynamoDB’s: 12,000 for a new on-demand table',
+        doc: 'Read units a second.',
+      },
+      writeUnitsPerSecond: {
+        type: 'integer',
+        min: 4_000,
+        max: 10_000_000,
+        default: 'DynamoDB’s: 4,000 for a new on-demand table',
+        doc: 'Write units a second.',
+      },
+    },
   },
   tableEncryption: {
     type: 'enum',
@@ -313,6 +372,13 @@ export const CONFIG_SCHEMA = {
         ALARM_THRESHOLDS.dynamodbThrottlesPerThousand,
         'DynamoDB requests throttled (the SDK retries them), per 1,000 API requests.',
       ),
+      nearTimeoutPercent: {
+        type: 'integer',
+        min: 50,
+        max: 100,
+        default: ALARM_THRESHOLDS.nearTimeoutPercent,
+        doc: 'p99 duration of each function, in percent of its timeout, over two 5-minute periods running: one alarm per function. At 80 the slowest 1% of calls has a fifth of its time left; beyond, they answer 503 (250 ms before the timeout) or fail.',
+      },
     },
   },
   domain: {
@@ -334,6 +400,39 @@ export const CONFIG_SCHEMA = {
         type: 'string',
         doc: 'That zone’s name, e.g. `example.com`; goes with hostedZoneId.',
         default: 'none',
+      },
+    },
+  },
+  edge: {
+    type: 'object',
+    doc: 'Off by default. CloudFront in front of the HTTP API, behind an AWS WAF web ACL: a rate-based rule per IP on `/login`, `/token` and `/me/password`, and AWS managed rule groups (IP reputation, known bad inputs, the common rule set). The issuer becomes `https://<distribution>.cloudfront.net` (unless `issuer` is set); requests straight to the execute-api endpoint get 403 (CloudFront proves itself with a secret header generated in Secrets Manager at deploy). Needs `region`: the web ACL lives in us-east-1, in a companion stack `<stackName>-EdgeWaf` when the service is elsewhere. Not with `domain` yet. Cost: docs/capacity.md "The edge"; operations: docs/operations.md "Edge".',
+    fields: {
+      waf: {
+        type: 'object',
+        required: true,
+        doc: 'The web ACL.',
+        fields: {
+          ratePerIp: {
+            type: 'integer',
+            min: 100,
+            max: 2_000_000_000,
+            default: DEFAULTS.edgeRatePerIp,
+            doc: 'Requests one IP address may send to `/login`, `/token` and `/me/password` together in 5 minutes (WAF’s window); beyond, WAF answers 429 `slow_down` until the address falls below. The default is about 3 a second: one user refreshes once in 15 minutes, and a NAT address shared by a few hundred active users stays under it; one address trying passwords gets 1,000 tries in 5 minutes across all usernames (each username has its own back-off).',
+          },
+        },
+      },
+    },
+  },
+  canary: {
+    type: 'object',
+    doc: 'Off by default. A CloudWatch Synthetics canary that fetches discovery and JWKS at the issuer (the public hostname: the custom domain or the edge), checks that they name the issuer and hold keys, and an alarm (`DiscoveryCanary`) when it fails or does not run: the per-request alarms stay silent while DNS, the certificate or CloudFront keep every request away. Its code is inline in the template. About $0.0012 a run (Synthetics pricing, us-east-1): $10.37 a month every 5 minutes (8,640 runs), plus its S3 use.',
+    fields: {
+      everyMinutes: {
+        type: 'integer',
+        min: 1,
+        max: 60,
+        default: 5,
+        doc: 'Minutes between runs. The alarm fires after two failed (or missing) 5-minute periods, or two runs when they are rarer.',
       },
     },
   },

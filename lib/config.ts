@@ -32,6 +32,7 @@ function check(field: Field, value: unknown, path: string): unknown {
   switch (field.type) {
     case 'string':
       if (typeof value !== 'string' || value.trim() === '') throw refuse('a non-empty string')
+      if (field.pattern && !field.pattern.regex.test(value)) throw refuse(field.pattern.what)
       return value
     case 'boolean':
       if (typeof value !== 'boolean') throw refuse('true or false')
@@ -140,6 +141,11 @@ export function parseConfig(value: unknown, source = 'config'): TokenServiceConf
       throw new ConfigFileError('domain.hostedZoneId and domain.hostedZoneName go together')
     }
     checkRegions(config as TokenServiceConfig)
+    if (config.edge !== undefined && config.region === undefined) {
+      throw new ConfigFileError(
+        'edge needs region: the web ACL of a CloudFront distribution lives in us-east-1, in a companion stack when the service is elsewhere',
+      )
+    }
     return config as unknown as TokenServiceConfig
   } catch (error) {
     if (error instanceof ConfigFileError) {
@@ -173,6 +179,16 @@ function checkRegions(config: TokenServiceConfig): void {
     if (config.issuer === undefined && config.domain === undefined) {
       throw new ConfigFileError(
         'regions needs issuer (or domain): every region signs the same iss, behind one hostname (docs/operations.md "One issuer behind one hostname")',
+      )
+    }
+    if (config.region !== undefined && config.region !== regions[0]) {
+      throw new ConfigFileError(
+        `region must be the first of regions (the primary) or left out, got ${show(config.region)} with regions ${show(regions)}`,
+      )
+    }
+    if (config.edge !== undefined) {
+      throw new ConfigFileError(
+        'edge is not built for regions yet: one CloudFront distribution would need an origin per region (docs/multi-region.md "Not built yet")',
       )
     }
   }
@@ -311,6 +327,9 @@ const TO_PROPS: ToProps = {
   regions: 'app',
   tableName: 'same',
   tableMigration: 'same',
+  // The stack's `env` (stackProps).
+  account: 'app',
+  region: 'app',
   clients: 'same',
   issuer: 'same',
   algorithm: 'same',
@@ -343,6 +362,10 @@ const TO_PROPS: ToProps = {
   authorizerSettings: 'same',
   securityEvents: 'same',
   passwordBreachCheck: 'same',
+  reservedConcurrency: 'same',
+  edge: 'same',
+  canary: 'same',
+  tableWarmThroughput: 'same',
 }
 
 /** The stack's props from a valid config. */
@@ -356,12 +379,19 @@ export function stackProps(config: TokenServiceConfig): TokenServiceStackProps {
     if (value === undefined || to === 'app') continue
     Object.assign(props, to === 'same' ? { [key]: value } : (to as (v: unknown) => object)(value))
   }
+  // The config's account and region; else environment-agnostic unless the CLI knows both
+  // (synth needs no credentials). bin/app.ts warns while they are not pinned.
+  const cli =
+    process.env.CDK_DEFAULT_ACCOUNT && process.env.CDK_DEFAULT_REGION
+      ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }
+      : {}
+  const env = {
+    ...cli,
+    ...(config.account !== undefined && { account: config.account }),
+    ...(config.region !== undefined && { region: config.region }),
+  }
   return {
     ...(props as unknown as TokenServiceStackProps),
-    // Environment-agnostic unless the CLI knows the account and region: synth needs no credentials.
-    ...(process.env.CDK_DEFAULT_ACCOUNT &&
-      process.env.CDK_DEFAULT_REGION && {
-        env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-      }),
+    ...(Object.keys(env).length > 0 && { env }),
   }
 }

@@ -32,6 +32,11 @@ export const DEFAULTS = {
    * back by the per-IP rule of the edge (`edge.waf.ratePerIp`) and the per-username back-off.
    */
   loginThrottle: { rateLimit: 200, burstLimit: 400 },
+  /**
+   * The edge's WAF rate rule: requests per IP per 5 minutes to /login, /token and
+   * /me/password (about 3 a second; why: lib/config-schema.ts `edge.waf.ratePerIp`).
+   */
+  edgeRatePerIp: 1000,
   /** `POST /me/password`: scrypt twice, rare, and behind a bearer token. */
   passwordThrottle: { rateLimit: 50, burstLimit: 100 },
   /**
@@ -124,6 +129,8 @@ export const ALARM_THRESHOLDS = {
   kmsQuotaPercent: 80,
   /** DynamoDB throttled requests per 1,000 API requests (the SDK retries them). */
   dynamodbThrottlesPerThousand: 10,
+  /** A function's p99 duration, in percent of its timeout: near it, calls are about to be cut off. */
+  nearTimeoutPercent: 80,
   /** Any batch of security events that could not be forwarded (each message names one). */
   securityEventDeadLetters: 1,
   /** How far behind the table's stream the forwarder may fall before it alarms. */

@@ -7,6 +7,7 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda'
 import * as logs from 'aws-cdk-lib/aws-logs'
 import type * as sns from 'aws-cdk-lib/aws-sns'
 import type * as sqs from 'aws-cdk-lib/aws-sqs'
+import type * as synthetics from 'aws-cdk-lib/aws-synthetics'
 import { Construct } from 'constructs'
 import { REPORTED_REUSE_DIMENSION } from '../functions/adapters/observability.js'
 import { ALARM_THRESHOLDS, type AlarmThresholds } from './defaults.js'
@@ -20,6 +21,13 @@ export interface TokenServiceMonitoringProps {
   readonly api: apigwv2.IHttpApi
   /** Every function of the service, by name. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>
+  /**
+   * The synthetic check of discovery and JWKS and how often it runs: an alarm when it fails
+   * or does not run. @default none
+   */
+  readonly canary?: { readonly canary: synthetics.Canary; readonly every: Duration }
+  /** Each function's timeout, by the same names: an alarm per function near it. @default none */
+  readonly timeouts?: Readonly<Record<string, Duration>>
   /** Log groups of the functions that call KMS: a metric filter counts throttled calls. */
   readonly kmsCallerLogs: readonly logs.ILogGroup[]
   readonly table: dynamodb.ITable
@@ -296,6 +304,8 @@ export class TokenServiceMonitoring extends Construct {
         }),
       ),
       ...(props.routes && routeLatencyAlarms(this, props.routes, props.api, thresholds, notify)),
+      ...nearTimeoutAlarms(functions, props.timeouts ?? {}, thresholds, alarm, period),
+      ...(props.canary && { discoveryCanary: notify(canaryAlarm(this, props.canary)) }),
       ...(events && securityEventAlarms(alarm, events, period)),
     }
 
@@ -373,6 +383,67 @@ export class TokenServiceMonitoring extends Construct {
       ],
     })
   }
+}
+
+/**
+ * The canary failed, or did not run, two periods running: missing data is breaching here,
+ * since a canary that stopped reporting watches nothing (`DiscoveryCanaryAlarm`).
+ */
+function canaryAlarm(
+  scope: Construct,
+  { canary, every }: NonNullable<TokenServiceMonitoringProps['canary']>,
+): cloudwatch.Alarm {
+  // A period holds at least one run: a rarer canary would otherwise leave periods empty.
+  const period = Duration.minutes(Math.max(5, every.toMinutes()))
+  return new cloudwatch.Alarm(scope, 'DiscoveryCanaryAlarm', {
+    metric: canary.metricSuccessPercent({ period, statistic: 'Minimum' }),
+    threshold: 100,
+    evaluationPeriods: 2,
+    comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+    treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    alarmDescription: `The synthetic check of discovery and JWKS at the public hostname failed (or did not run) two ${period.toMinutes()}-minute periods running: verifiers cannot fetch the keys, or clients cannot reach the service (docs/operations.md "Runbook").`,
+  })
+}
+
+/**
+ * One alarm per function whose p99 duration reaches `nearTimeoutPercent` of its timeout, two
+ * periods running: the slowest calls are about to be cut off (a 503 from the early answer, or
+ * a Lambda timeout). Named `NearTimeout<Function>Alarm`.
+ */
+function nearTimeoutAlarms(
+  functions: readonly [string, lambda.IFunction][],
+  timeouts: Readonly<Record<string, Duration>>,
+  thresholds: AlarmThresholds,
+  alarm: (
+    name: string,
+    metric: cloudwatch.IMetric,
+    threshold: number,
+    description: string,
+    evaluationPeriods?: number,
+  ) => cloudwatch.Alarm,
+  period: Duration,
+): Record<string, cloudwatch.Alarm> {
+  const percent = thresholds.nearTimeoutPercent
+  return Object.fromEntries(
+    functions.flatMap(([name, fn]) => {
+      const timeout = timeouts[name]
+      if (!timeout) return []
+      const pascal = `${name[0]?.toUpperCase()}${name.slice(1)}`
+      const limitMs = Math.round((timeout.toMilliseconds() * percent) / 100)
+      return [
+        [
+          `nearTimeout${pascal}`,
+          alarm(
+            `NearTimeout${pascal}Alarm`,
+            fn.metricDuration({ period, statistic: 'p99', label: `${name} p99 duration` }),
+            limitMs,
+            `The ${name} function's p99 duration reached ${limitMs} ms, ${percent}% of its ${timeout.toSeconds()} s timeout, two 5-minute periods running: its slowest calls are about to be cut off (docs/operations.md "Runbook").`,
+            2,
+          ),
+        ],
+      ]
+    }),
+  )
 }
 
 /** CloudWatch takes at most 10 metrics in an alarm's math: fail at synth, not at deploy. */

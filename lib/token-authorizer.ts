@@ -66,6 +66,12 @@ export interface TokenAuthorizerProps extends AuthorizerSettings {
    * @default the clock skew (30 s) capped at the shortest access-token lifetime; 0 in strict mode or with DPoP
    */
   readonly resultsCacheTtl?: Duration
+  /**
+   * The scheme and host clients call when a proxy stands before API Gateway (the edge's
+   * `https://<distribution>`): a DPoP proof's `htu` names it (`REQUEST_ORIGIN`).
+   * @default the host API Gateway received the request at
+   */
+  readonly requestOrigin?: string
   /** @default DEFAULTS.logRetention (3 months) */
   readonly logRetention?: logs.RetentionDays
   /** Of the log group. @default RemovalPolicy.RETAIN */
@@ -112,6 +118,7 @@ export class TokenAuthorizer extends Construct {
         ISSUER: props.issuer,
         ...(props.jwksUri !== undefined && { JWKS_URI: props.jwksUri }),
         ...(props.table && { TABLE_NAME: props.table.tableName }),
+        ...(props.requestOrigin !== undefined && { REQUEST_ORIGIN: props.requestOrigin }),
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
         ...resolved.environment,

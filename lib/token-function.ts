@@ -101,10 +101,13 @@ export class TokenFunction extends Construct {
   public readonly function: lambda.Function
   public readonly role: iam.Role
   public readonly logGroup: logs.LogGroup
+  /** Its timeout (functions/routes.ts): the near-timeout alarm compares its p99 with it. */
+  public readonly timeout: Duration
 
   constructor(scope: Construct, id: string, props: TokenFunctionProps) {
     super(scope, id)
     const spec = LAMBDA_FUNCTIONS[props.name]
+    this.timeout = Duration.seconds(spec.timeoutSeconds)
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention ?? DEFAULTS.logRetention,
       removalPolicy: props.removalPolicy ?? DEFAULTS.removalPolicy,
@@ -126,7 +129,7 @@ export class TokenFunction extends Construct {
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
       memorySize: spec.memoryMiB,
-      timeout: Duration.seconds(spec.timeoutSeconds),
+      timeout: this.timeout,
       role: this.role,
       logGroup: this.logGroup,
       tracing: lambda.Tracing.ACTIVE,
@@ -193,6 +196,16 @@ export class TokenFunction extends Construct {
           'Tracing is off by the config (`tracing: false`): at volume X-Ray costs about $5 per million traces, and the metrics, alarms and sampled logs remain (docs/operations.md "Logs and tracing").',
       })
     }
+  }
+
+  /**
+   * Reserves `concurrency` executions for this function: guaranteed to it and its ceiling.
+   * Nothing when undefined (the account's unreserved pool).
+   */
+  reserve(concurrency: number | undefined): void {
+    if (concurrency === undefined) return
+    const cfn = this.function.node.defaultChild as lambda.CfnFunction
+    cfn.reservedConcurrentExecutions = concurrency
   }
 
   /** Allows `actions` on exactly `resources`, on this function's role, under `conditions` if any. */

@@ -1,4 +1,4 @@
-import { Annotations, Duration, Validations } from 'aws-cdk-lib'
+import { Annotations, Duration, Stack, Token, Validations } from 'aws-cdk-lib'
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway'
 import * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import { HttpJwtAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers'
@@ -13,6 +13,7 @@ import { CORS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import { DEFAULTS } from './defaults.js'
 import { TokenAuthorizer } from './token-authorizer.js'
 import type { TokenFunction } from './token-function.js'
+import { buildEdge, EDGE_WAF_REGION, EdgeWebAcl, type ServiceEdge } from './token-service-edge.js'
 import type { ResolvedProps, ThrottleProps } from './token-service-props.js'
 
 /**
@@ -43,6 +44,8 @@ export interface ServiceApi {
   readonly issuer: string
   /** What makes the issuer's address answer (domain, mapping, DNS records): the JWT authorizer waits for it. */
   readonly domainResources: readonly Construct[]
+  /** CloudFront and WAF in front of the API, with `edge` on. */
+  readonly edge?: ServiceEdge
 }
 
 /** Step 1: the HTTP API (`Api`), its access logs, its `$default` stage and the custom domain. */
@@ -117,7 +120,14 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
       )
     }
   }
-  const url = domain ? `https://${domain.domainName}` : api.apiEndpoint
+  const edge =
+    resolved.edge &&
+    buildEdge(scope, api, {
+      webAclArn: resolved.edge.webAclArn ?? edgeWebAclHere(scope, resolved),
+      wellKnownMaxAge: resolved.jwksMaxAge,
+    })
+  if (edge) domainResources.push(edge.distribution)
+  const url = edge ? edge.url : domain ? `https://${domain.domainName}` : api.apiEndpoint
   return {
     api,
     stage,
@@ -126,7 +136,23 @@ export function buildApi(scope: Construct, resolved: ResolvedProps): ServiceApi 
     url,
     issuer: resolved.issuer ?? url,
     domainResources,
+    ...(edge && { edge }),
   }
+}
+
+/** The edge's web ACL in this stack, which must be in us-east-1 as CloudFront requires. */
+function edgeWebAclHere(scope: Construct, resolved: ResolvedProps): string {
+  const { region } = Stack.of(scope)
+  if (Token.isUnresolved(region) || region !== EDGE_WAF_REGION) {
+    throw new Error(
+      `TokenService: edge: a CloudFront web ACL lives in ${EDGE_WAF_REGION}, and this stack is in ${Token.isUnresolved(region) ? 'an unknown region' : region}. Give edgeWebAclArn, or use TokenServiceStack with env.region, which builds the web ACL in a companion stack there.`,
+    )
+  }
+  return new EdgeWebAcl(scope, 'EdgeWebAcl', {
+    ratePerIp: resolved.edge?.ratePerIp ?? DEFAULTS.edgeRatePerIp,
+    removalPolicy: resolved.removalPolicy,
+    logRetention: resolved.logRetention,
+  }).webAcl.attrArn
 }
 
 /** What protects the bearer routes: our Lambda authorizer, or the native JWT one. */
@@ -140,13 +166,18 @@ export interface RouteAuthorizer {
 export function buildRouteAuthorizer(
   scope: Construct,
   resolved: ResolvedProps,
-  { issuer, table }: { readonly issuer: string; readonly table: dynamodb.ITable },
+  {
+    issuer,
+    table,
+    requestOrigin,
+  }: { readonly issuer: string; readonly table: dynamodb.ITable; readonly requestOrigin?: string },
 ): RouteAuthorizer {
   if (resolved.authorizer.kind === 'lambda') {
     const tokenAuthorizer = new TokenAuthorizer(scope, 'Authorizer', {
       ...resolved.authorizer.props,
       issuer,
       table,
+      ...(requestOrigin !== undefined && { requestOrigin }),
     })
     return { tokenAuthorizer, authorizer: tokenAuthorizer.authorizer }
   }

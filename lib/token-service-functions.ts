@@ -12,6 +12,8 @@ import type { ResolvedProps } from './token-service-props.js'
 /** What the function environments are made of: the issuer, and the resources they name. */
 export interface FunctionParts {
   readonly issuer: string
+  /** Behind the edge: the secret header's value, and the address clients call. */
+  readonly edge?: { readonly originSecret: string; readonly url: string }
   readonly table: dynamodb.ITable
   readonly keys: ServiceKeys
 }
@@ -22,11 +24,12 @@ export interface FunctionParts {
  */
 export function functionSettings(
   resolved: ResolvedProps,
-  { issuer, table, keys }: FunctionParts,
+  { issuer, table, keys, edge }: FunctionParts,
 ): Partial<Record<SettingName, string>> {
   return {
     ...resolved.tuning,
     ISSUER: issuer,
+    ...(edge && { EDGE_ORIGIN_SECRET: edge.originSecret, REQUEST_ORIGIN: edge.url }),
     CLIENTS: JSON.stringify(resolved.clients),
     TABLE_NAME: table.tableName,
     SIGNING_KEY_ID: keys.keyName(resolved.activeKeyId),

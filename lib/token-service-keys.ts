@@ -224,9 +224,13 @@ export function buildKeys(
       fn.allow(['kms:GetPublicKey'], [anyKeyOfTheAccount], {
         StringEquals: { [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag },
       })
+      // cdk-nag names the resource as the template has it: a pinned region, account and
+      // partition (with the partition-literals flag of cdk.json) literally.
+      const { region, account } = Stack.of(fn)
+      const known = (value: string, pseudo: string) =>
+        Token.isUnresolved(value) ? `<AWS::${pseudo}>` : value
       Validations.of(fn.role).acknowledge({
-        // As cdk-nag renders the ARN: a stack with a region (`regions`) has them literal.
-        id: `AwsSolutions-IAM5[Resource::arn:${literalOr(Stack.of(scope).partition, '<AWS::Partition>')}:kms:${literalOr(Stack.of(scope).region, '<AWS::Region>')}:<AWS::AccountId>:key/*]`,
+        id: `AwsSolutions-IAM5[Resource::arn:${known(Stack.of(fn).partition, 'Partition')}:kms:${known(region, 'Region')}:${known(account, 'AccountId')}:key/*]`,
         reason:
           "kms:GetPublicKey, and GenerateDataKeyPairWithoutPlaintext (which never yields a private key in plain), only on keys tagged as this service's signing keys: a key is usable from the deploy that creates it until after the deploy that removes it, whatever order CloudFormation and IAM apply the changes in.",
       })
@@ -303,6 +307,3 @@ export function replicaKey(
   replica.applyRemovalPolicy(props.removalPolicy)
   return kms.Key.fromKeyArn(scope, `${id}-Ref`, replica.attrArn)
 }
-
-/** A stack attribute as cdk-nag renders it: the value when known at synth, else the pseudo parameter. */
-const literalOr = (value: string, pseudo: string) => (Token.isUnresolved(value) ? pseudo : value)

@@ -249,6 +249,34 @@ export interface TokenServiceProps {
   readonly tableMigration?: Config['tableMigration']
   /** Several regions (docs/multi-region.md). @default one region */
   readonly regions?: ServiceRegions
+  /**
+   * CloudFront and AWS WAF in front of the HTTP API: the issuer becomes the distribution's
+   * address, and the execute-api endpoint refuses requests that did not come through it.
+   * Not with `domain` yet.
+   * @default no edge
+   */
+  readonly edge?: Config['edge']
+  /**
+   * A CloudWatch Synthetics canary of discovery and JWKS at the issuer, with an alarm.
+   * @default no canary
+   */
+  readonly canary?: Config['canary']
+  /**
+   * The CLOUDFRONT web ACL the edge uses, when it is not built in this stack: a web ACL
+   * lives in us-east-1 (TokenServiceStack builds one in a companion stack there).
+   * @default with `edge`, a web ACL in this stack, which must then be in us-east-1
+   */
+  readonly edgeWebAclArn?: string
+  /**
+   * Reserved concurrency per function (`authorizer` is the Lambda authorizer, strict or not).
+   * @default none: every function draws on the account's unreserved pool
+   */
+  readonly reservedConcurrency?: Config['reservedConcurrency']
+  /**
+   * The table's warm throughput, read and write units a second.
+   * @default DynamoDB's (12,000 reads and 4,000 writes a second for a new on-demand table)
+   */
+  readonly tableWarmThroughput?: Config['tableWarmThroughput']
 }
 
 /** The props with every default applied and every check passed: all the builders read. */
@@ -296,6 +324,15 @@ export interface ResolvedProps {
   readonly tableName?: string
   readonly tableMigration: NonNullable<Config['tableMigration']>
   readonly regions?: ServiceRegions
+  /** `Cache-Control: max-age` of JWKS and discovery; the edge caches them no longer. */
+  readonly jwksMaxAge: Duration
+  /** The edge, with its per-IP rate and the web ACL to use (undefined: build one here). */
+  readonly edge?: { readonly ratePerIp: number; readonly webAclArn?: string }
+  /** Minutes between the canary's runs; undefined: no canary. */
+  readonly canaryEveryMinutes?: number
+  /** Reserved concurrency by function name; a function left out reserves none. */
+  readonly reservedConcurrency: NonNullable<Config['reservedConcurrency']>
+  readonly tableWarmThroughput?: Config['tableWarmThroughput']
 }
 
 /** Where the service is: its stack's name and its construct id, which name its logs and keys. */
@@ -424,6 +461,14 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
       `TokenService: authorizerSettings ${lambdaOnlySet.map(([name]) => name).join(', ')} apply to the Lambda authorizer only`,
     )
   }
+  if (props.edge && props.domain) {
+    throw new Error(
+      'TokenService: edge and domain together are not offered yet: the distribution would need the certificate in us-east-1 and the domain on CloudFront (docs/operations.md "Edge")',
+    )
+  }
+  if (props.edgeWebAclArn !== undefined && !props.edge) {
+    throw new Error('TokenService: edgeWebAclArn needs edge')
+  }
   const issuer = props.issuer ?? (props.domain && `https://${props.domain.domainName}`)
   if (issuer !== undefined) assertIssuer(issuer)
 
@@ -490,6 +535,16 @@ export function resolveProps(props: TokenServiceProps, place: ServicePlace): Res
     tracing: props.tracing ?? DEFAULTS.tracing,
     alarmThresholds: { ...ALARM_THRESHOLDS, ...definedOnly(props.alarms ?? {}) },
     accessLogGroupName: accessLogGroupName(place.stackName, place.id),
+    jwksMaxAge,
+    ...(props.canary && { canaryEveryMinutes: props.canary.everyMinutes ?? 5 }),
+    reservedConcurrency: props.reservedConcurrency ?? {},
+    ...(props.edge && {
+      edge: {
+        ratePerIp: props.edge.waf.ratePerIp ?? DEFAULTS.edgeRatePerIp,
+        ...(props.edgeWebAclArn !== undefined && { webAclArn: props.edgeWebAclArn }),
+      },
+    }),
+    ...(props.tableWarmThroughput && { tableWarmThroughput: props.tableWarmThroughput }),
     ...resolveRegions(props, place, signingModes),
   }
 }

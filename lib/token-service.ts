@@ -1,8 +1,9 @@
-import { Stack } from 'aws-cdk-lib'
+import { Duration, Stack } from 'aws-cdk-lib'
 import type * as apigwv2 from 'aws-cdk-lib/aws-apigatewayv2'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
 import type * as kms from 'aws-cdk-lib/aws-kms'
 import type * as logs from 'aws-cdk-lib/aws-logs'
+import type * as synthetics from 'aws-cdk-lib/aws-synthetics'
 import { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import type { EnvelopeSigning } from './envelope-signing.js'
@@ -12,6 +13,8 @@ import type { SigningAlgorithm } from './signing-keys.js'
 import type { TokenAuthorizer } from './token-authorizer.js'
 import type { TokenFunction } from './token-function.js'
 import { addRoutes, buildApi, buildRouteAuthorizer } from './token-service-api.js'
+import { buildCanary } from './token-service-canary.js'
+import type { ServiceEdge } from './token-service-edge.js'
 import { buildFunctions, functionSettings } from './token-service-functions.js'
 import { buildKeys } from './token-service-keys.js'
 import { resolveProps, type TokenServiceProps } from './token-service-props.js'
@@ -68,6 +71,10 @@ export class TokenService extends Construct {
   public readonly url: string
   public readonly issuer: string
   public readonly domainName?: apigwv2.DomainName
+  /** The synthetic check of discovery and JWKS; `undefined` without `canary`. */
+  public readonly canary?: synthetics.Canary
+  /** CloudFront and WAF in front of the API, and the secret header; `undefined` without `edge`. */
+  public readonly edge?: ServiceEdge
   /**
    * The HMAC key the DPoP nonces are derived from (docs/design.md "DPoP"); only
    * when some client has `dpop_nonce`.
@@ -109,10 +116,19 @@ export class TokenService extends Construct {
     this.url = api.url
     this.issuer = api.issuer
 
-    const parts = { issuer: this.issuer, table: this.table, keys }
+    if (api.edge) this.edge = api.edge
+    const parts = {
+      issuer: this.issuer,
+      table: this.table,
+      keys,
+      ...(api.edge && { edge: api.edge }),
+    }
     const settings = functionSettings(resolved, parts)
     this.functions = buildFunctions(this, resolved, settings, parts)
-    const routeAuthorizer = buildRouteAuthorizer(this, resolved, parts)
+    const routeAuthorizer = buildRouteAuthorizer(this, resolved, {
+      ...parts,
+      ...(api.edge && { requestOrigin: api.edge.url }),
+    })
     if (routeAuthorizer.tokenAuthorizer) this.tokenAuthorizer = routeAuthorizer.tokenAuthorizer
     this.routeAuthorizer = routeAuthorizer.authorizer
     addRoutes(this, resolved, api, this.functions, routeAuthorizer)
@@ -132,11 +148,23 @@ export class TokenService extends Construct {
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
     if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
-    for (const fn of Object.values(allFunctions)) fn.observe(resolved)
+    for (const [name, fn] of Object.entries(allFunctions)) {
+      fn.observe(resolved)
+      fn.reserve(resolved.reservedConcurrency[name as keyof typeof resolved.reservedConcurrency])
+    }
+    const canaryEvery =
+      resolved.canaryEveryMinutes === undefined
+        ? undefined
+        : Duration.minutes(resolved.canaryEveryMinutes)
+    if (canaryEvery) this.canary = buildCanary(this, { issuer: this.issuer, every: canaryEvery })
     this.monitoring = new TokenServiceMonitoring(this, 'Monitoring', {
+      ...(this.canary && canaryEvery && { canary: { canary: this.canary, every: canaryEvery } }),
       api: this.api,
       functions: Object.fromEntries(
         Object.entries(allFunctions).map(([name, fn]) => [name, fn.function]),
+      ),
+      timeouts: Object.fromEntries(
+        Object.entries(allFunctions).map(([name, fn]) => [name, fn.timeout]),
       ),
       // The HTTP functions whose rows use a key log a KMS fault as
       // `{"detail":"kms Sign failed: ...","cause":...}`; the authorizer uses none.

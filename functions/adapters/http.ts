@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware'
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
 import middy, { type MiddlewareObj } from '@middy/core'
@@ -5,9 +6,11 @@ import httpCors from '@middy/http-cors'
 import httpHeaderNormalizer from '@middy/http-header-normalizer'
 import httpSecurityHeaders from '@middy/http-security-headers'
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda'
+import type { EdgeConfig } from '../config.js'
 import type { Client } from '../core/clients.js'
 import {
   InvalidRequest,
+  NotThroughEdge,
   OAuthError,
   OriginNotAllowed,
   PayloadTooLarge,
@@ -57,6 +60,8 @@ export const MAX_BODY_BYTES = 8 * 1024
 /** What the shared stack needs besides the route: logs and metrics, and the CORS allow-list. */
 export interface HttpStack extends Pick<Observability, 'logger' | 'metrics'> {
   readonly corsOrigins: readonly string[]
+  /** Behind the edge: the secret header every request must carry, and the host clients call. */
+  readonly edge?: EdgeConfig
 }
 
 export type HttpHandler = (
@@ -80,7 +85,12 @@ export function httpHandler<D>(
   const core = async (
     event: APIGatewayProxyEventV2,
   ): Promise<APIGatewayProxyStructuredResultV2> => {
-    const response = await route(toRequest(event, parsed.get(event) ?? Object.create(null)), deps)
+    // Around the edge (CloudFront and WAF) straight to execute-api: refused before any work.
+    if (stack.edge?.secret !== undefined && !sameSecret(event, stack.edge.secret)) {
+      throw new NotThroughEdge()
+    }
+    const request = toRequest(event, parsed.get(event) ?? Object.create(null), stack.edge?.origin)
+    const response = await route(request, deps)
     return toResult(response, options.noStore)
   }
 
@@ -119,21 +129,51 @@ function lowerCaseHeaders(event: APIGatewayProxyEventV2): Record<string, string>
   return headers
 }
 
-function toRequest(event: APIGatewayProxyEventV2, params: Record<string, string>): HttpRequest {
+/** The `X-Origin-Verify` header holds `secret`, compared in constant time. */
+function sameSecret(event: APIGatewayProxyEventV2, secret: string): boolean {
+  const given = lowerCaseHeaders(event)['x-origin-verify']
+  if (given === undefined) return false
+  // Digests of equal length: timingSafeEqual refuses buffers of different lengths.
+  const digest = (text: string) => createHash('sha256').update(text).digest()
+  return timingSafeEqual(digest(given), digest(secret))
+}
+
+/**
+ * The client's address: behind the edge (whose secret header was checked), the one
+ * CloudFront saw (`CloudFront-Viewer-Address: <ip>:<port>`); else API Gateway's.
+ */
+function sourceIpOf(
+  event: APIGatewayProxyEventV2,
+  headers: Readonly<Record<string, string>>,
+  origin: string | undefined,
+): { sourceIp: string } | undefined {
+  const viewer = headers['cloudfront-viewer-address']
+  if (origin !== undefined && viewer?.includes(':')) {
+    return { sourceIp: viewer.slice(0, viewer.lastIndexOf(':')) }
+  }
+  const seen = event.requestContext?.http?.sourceIp
+  return seen ? { sourceIp: seen } : undefined
+}
+
+/** `origin`: the scheme and host clients call when a proxy (the edge) stands before API Gateway. */
+function toRequest(
+  event: APIGatewayProxyEventV2,
+  params: Record<string, string>,
+  origin?: string,
+): HttpRequest {
   const headers = lowerCaseHeaders(event)
   const forwarded = headers['x-forwarded-proto']?.split(',').at(-1)?.trim().toLowerCase()
+  const seen = `${forwarded === 'http' ? 'http' : 'https'}://${event.requestContext?.domainName ?? headers.host}`
   return {
     method: event.requestContext?.http?.method ?? 'GET',
     path: event.rawPath ?? '/',
-    url: `${forwarded === 'http' ? 'http' : 'https'}://${event.requestContext?.domainName ?? headers.host}${event.rawPath ?? '/'}`,
+    url: `${origin ?? seen}${event.rawPath ?? '/'}`,
     headers,
     cookies: parseCookies(event.cookies ?? (headers.cookie ? headers.cookie.split(';') : [])),
     params,
     pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
     authorizer: (event.requestContext as { authorizer?: unknown } | undefined)?.authorizer,
-    ...(event.requestContext?.http?.sourceIp
-      ? { sourceIp: event.requestContext.http.sourceIp }
-      : {}),
+    ...(sourceIpOf(event, headers, origin) ?? {}),
   }
 }
 

@@ -1,4 +1,4 @@
-import { corsOrigins, inLambda } from '../config.js'
+import { corsOrigins, inLambda, loadEdgeConfig } from '../config.js'
 import type { Client } from '../core/clients.js'
 import { HTTP_FUNCTIONS, type HttpFunction } from '../routes.js'
 import { type HttpHandler, httpHandler, type Route } from './http.js'
@@ -14,7 +14,11 @@ export function lambdaHttpHandler<D>(
   deps: D,
   parts: { readonly clients: ReadonlyMap<string, Client>; readonly observability: Observability },
 ): HttpHandler {
-  const stack = { ...parts.observability, corsOrigins: corsOrigins(parts.clients) }
+  const stack = {
+    ...parts.observability,
+    corsOrigins: corsOrigins(parts.clients),
+    edge: loadEdgeConfig(),
+  }
   return httpHandler(route, deps, stack, HTTP_FUNCTIONS[name].http)
 }
 

@@ -120,7 +120,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     async http(event) {
       const claims = await verdict(
         event.headers?.authorization ?? event.identitySource?.[0],
-        httpRequestOf(event),
+        httpRequestOf(event, config.requestOrigin),
       )
       return claims ? { isAuthorized: true, context: httpContext(claims) } : { isAuthorized: false }
     },
@@ -169,12 +169,17 @@ const NO_REQUEST: ProtectedRequest = { dpop: undefined, method: '', uri: '' }
  * included. API Gateway serves HTTPS only; local mode says `http` in
  * `X-Forwarded-Proto`, as API Gateway says `https` there.
  */
-function httpRequestOf(event: APIGatewayRequestAuthorizerEventV2): ProtectedRequest {
+function httpRequestOf(
+  event: APIGatewayRequestAuthorizerEventV2,
+  requestOrigin?: string,
+): ProtectedRequest {
   const { headers, requestContext, rawPath } = event
+  const seen = `${scheme(headers?.['x-forwarded-proto'])}://${requestContext?.domainName}`
   return {
     dpop: headers?.dpop,
     method: requestContext?.http?.method ?? '',
-    uri: `${scheme(headers?.['x-forwarded-proto'])}://${requestContext?.domainName}${rawPath}`,
+    // Behind the edge, the client called the edge's host, not the execute-api one.
+    uri: `${requestOrigin ?? seen}${rawPath}`,
   }
 }
 

@@ -92,6 +92,15 @@ export class OriginNotAllowed extends OAuthError {
   }
 }
 
+/** The request went around the edge (CloudFront and WAF) straight to the API's own endpoint. */
+export class NotThroughEdge extends OAuthError {
+  constructor() {
+    super(403, 'access_denied', 'use the service’s public address', {
+      detail: 'no valid X-Origin-Verify header: the request did not come through the edge',
+    })
+  }
+}
+
 export class InvalidClient extends OAuthError {
   constructor(code: ClientRefusal) {
     super(401, 'invalid_client', 'unknown client', { code })

@@ -66,10 +66,12 @@ export const ASSUMPTIONS = {
   daysPerMonth: 30,
   /**
    * A warm call's billed duration (ms): a refresh is three network stages
-   * inside the region (about 8 ms each, a KMS `Sign` about 15 ms); a login is
-   * dominated by scrypt (N=2^17, about 0.5 s on 1769 MB).
+   * inside the region (about 8 ms each, a KMS `Sign` about 15 ms) plus its CPU
+   * (about 10 ms measured, test/stack/capacity.test.ts) at the token function's
+   * 512 MB, 0.29 vCPU: about 17 ms more than at 1024 MB; a login is dominated by
+   * scrypt (N=2^17, about 0.25 s of CPU measured, budgeted at 0.5 s on 1769 MB).
    */
-  warmMs: { refresh: { kms: 35, envelope: 25 }, login: 550 },
+  warmMs: { refresh: { kms: 52, envelope: 42 }, login: 550 },
   /**
    * CloudWatch Logs bytes per request: Lambda's START, END and REPORT lines;
    * the one EMF metrics line a success writes (no log line: successes are

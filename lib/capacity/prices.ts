@@ -113,6 +113,32 @@ export const PRICES: Readonly<Record<string, RegionPrices>> = {
   },
 }
 
+const CLOUDFRONT =
+  'https://aws.amazon.com/cloudfront/pricing/ (pay as you go, United States and Europe)'
+const WAF = 'https://aws.amazon.com/waf/pricing/ (web ACL up to 1,500 WCU)'
+const SECRETS = 'https://aws.amazon.com/secrets-manager/pricing/'
+
+/**
+ * The edge's prices (config `edge`, lib/token-service-edge.ts): CloudFront pay-as-you-go in
+ * its cheapest geography (the United States, Canada and Europe; the others cost up to about
+ * twice as much per request and three times per GB), and AWS WAF. The AWS managed rule groups
+ * the web ACL uses (IP reputation, known bad inputs, the common rule set) are billed as
+ * rules, with no subscription; the ACL's capacity stays under 1,500 WCU.
+ */
+export const EDGE_PRICES = {
+  cloudFront: {
+    httpsRequests: { usd: 0.01, per: '10,000 HTTPS requests', source: CLOUDFRONT },
+    transferOutGb: { usd: 0.085, per: 'GB to the internet (first 10 TB)', source: CLOUDFRONT },
+    transferToOriginGb: { usd: 0.02, per: 'GB to the origin (request bodies)', source: CLOUDFRONT },
+  },
+  waf: {
+    webAclMonth: { usd: 5.0, per: 'web ACL-month', source: WAF },
+    ruleMonth: { usd: 1.0, per: 'rule or rule group-month', source: WAF },
+    requests: { usd: 0.6, per: 'million requests', source: WAF },
+  },
+  secretsManager: { secretMonth: { usd: 0.4, per: 'secret-month', source: SECRETS } },
+} as const satisfies Record<string, Record<string, Price>>
+
 /** The default per-second quotas the model checks the load against (all adjustable but Lambda's burst). */
 export const QUOTAS = {
   kmsAsymmetric: {

@@ -313,6 +313,12 @@ describe('cdk-nag (AwsSolutions and Serverless packs, cdk-nag 3 plugins)', () =>
     },
     'native JWT authorizer': { authorizer: 'jwt' },
     'no security-event bus': { securityEvents: { bus: false } },
+    // The tagged-key acknowledgement names the region and account as the template has them.
+    'pinned account and region, reserved concurrency, warm throughput': {
+      env: { account: '111111111111', region: 'eu-west-1' },
+      reservedConcurrency: { login: 50, token: 200, authorizer: 100 },
+      tableWarmThroughput: { readUnitsPerSecond: 20_000, writeUnitsPerSecond: 8000 },
+    },
     'customer-managed table key, tracing off, other alarm thresholds': {
       tableEncryption: 'customer-managed',
       tracing: false,
@@ -413,7 +419,7 @@ describe('bin/app.ts', () => {
     expect(app).toContain('@rotating-token-service/cdk')
     // The construct's own modules are the package's inside; the app reaches none of them.
     const inside =
-      /\/(token-service(-(props|keys|functions|api|table))?|signing-keys|key-ledger|token-authorizer|bundling)\.js$/
+      /\/(token-service(-(props|keys|functions|api|table|edge))?|signing-keys|key-ledger|token-authorizer|bundling)\.js$/
     expect(app.filter((from) => inside.test(from ?? ''))).toEqual([])
   })
 
@@ -546,7 +552,8 @@ describe('npx cdk synth', () => {
       expect(code, bundle).not.toMatch(/from\s*["']@aws-sdk\/|import\(\s*["']@aws-sdk\//) // bundled
       expect(statSync(bundle).size, bundle).toBeLessThan(1024 * 1024)
     }
-    // cdk-nag finds nothing; the report's construct annotations are the demo clients' warning.
+    // cdk-nag finds nothing; the report's construct annotations are the demo clients' warning and
+    // the unpinned account and region's (the committed config pins neither).
     const reports = JSON.parse(readFileSync(join(outdir, 'validation-report.json'), 'utf8'))
       .pluginReports as {
       pluginName: string
@@ -556,7 +563,10 @@ describe('npx cdk synth', () => {
       reports.flatMap((report) =>
         report.violations.map((v) => `${report.pluginName}: ${v.ruleName} (${v.severity})`),
       ),
-    ).toEqual(['Construct Annotations: Annotation::token-service:demo-clients (warning)'])
+    ).toEqual([
+      'Construct Annotations: Annotation::token-service:demo-clients (warning)',
+      'Construct Annotations: Annotation::token-service:unpinned-environment (warning)',
+    ])
     expect(JSON.parse(readFileSync(lock, 'utf8')).stacks.TokenService.active).toBe('k1')
   }, 300_000)
 })

@@ -438,9 +438,12 @@ describe('TokenService with its defaults', () => {
       // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
       // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
       // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
-      // (test/infra/envelope-signing.test.ts); OUTBOX_REGION with regions only
-      // (test/infra/regions.test.ts).
+      // (test/infra/envelope-signing.test.ts), OUTBOX_REGION with regions only
+      // (test/infra/regions.test.ts), and EDGE_ORIGIN_SECRET and REQUEST_ORIGIN with the edge
+      // only (test/infra/edge.test.ts).
       const unset = [
+        'EDGE_ORIGIN_SECRET',
+        'REQUEST_ORIGIN',
         'RETIRING_KEY_IDS',
         'JWKS_URI',
         'DPOP_NONCE_KEY_ID',
@@ -805,6 +808,17 @@ describe('TokenService with its defaults', () => {
         'serverErrors',
         'throttledRequests',
         'failedLogins',
+        ...[
+          'Login',
+          'Token',
+          'Revoke',
+          'Jwks',
+          'Sessions',
+          'Password',
+          'Me',
+          'Authorizer',
+          'Forwarder',
+        ].map((fn) => `nearTimeout${fn}`),
         ...ROUTES.map(
           (route) =>
             `latency${`${route.method} ${route.path}`

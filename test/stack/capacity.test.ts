@@ -106,6 +106,8 @@ for (const mode of Object.keys(configurations) as Mode[]) {
     let user: string
     const measured = {} as Record<'refresh' | 'login', CallCost>
     const wallMs = {} as Record<'refresh' | 'login', number>
+    /** Mean CPU time of a warm call, per function (docs/benchmarks.md "Memory per function"). */
+    const cpuMs: Record<string, number> = {}
     beforeAll(async () => {
       deployment = await Deployment.start(cloud, { functions: assembly.templates[mode] })
       user = await seedUser(deployment, dynamodbLocal)
@@ -132,6 +134,20 @@ for (const mode of Object.keys(configurations) as Mode[]) {
       const logins = await meter('login', async () => {
         expect((await login()).status).toBe(200)
       })
+      // A bearer call (the authorizer, then me) and a JWKS fetch, warm, for their CPU time.
+      const access = (await login()).body.access_token as string
+      for (let n = 0; n < 2; n++) await api.call('GET', '/me', { token: access, headers })
+      await api.call('GET', '/.well-known/jwks.json', { headers })
+      for (let n = 0; n < CALLS; n++) {
+        expect((await api.call('GET', '/me', { token: access, headers })).status).toBe(200)
+        expect((await api.call('GET', '/.well-known/jwks.json', { headers })).status).toBe(200)
+      }
+      for (const [name, fn] of deployment.functions) {
+        const warm = fn.lambda.cpuMs.slice(-CALLS)
+        if (fn.lambda.cpuMs.length > CALLS) {
+          cpuMs[name] = warm.reduce((sum, ms) => sum + ms, 0) / warm.length
+        }
+      }
       measured.refresh = meanCost(refreshes.calls)
       measured.login = meanCost(logins.calls)
       wallMs.refresh = refreshes.meanMs
@@ -144,6 +160,9 @@ for (const mode of Object.keys(configurations) as Mode[]) {
           format('refresh (POST /token)', measured.refresh),
           format('login (POST /login)', measured.login),
           `  mean wall time through the front (a shared machine; compare the modes): refresh ${wallMs.refresh.toFixed(1)} ms, login ${wallMs.login.toFixed(1)} ms`,
+          `  mean CPU time of a warm call, per function (user + system, ms): ${Object.entries(cpuMs)
+            .map(([name, ms]) => `${name} ${ms.toFixed(1)}`)
+            .join(', ')}`,
         ].join('\n'),
       )
       await deployment.stop()
@@ -151,6 +170,15 @@ for (const mode of Object.keys(configurations) as Mode[]) {
 
     it('costs what the capacity model prices (lib/capacity/per-call.ts)', () => {
       expect(measured).toEqual(MEASURED_PER_CALL[mode])
+    })
+
+    it('spends far less CPU than its time on a warm refresh, a bearer call and a JWKS fetch (they wait on I/O), and scrypt’s CPU on a login (docs/benchmarks.md "Memory per function")', () => {
+      // The refresh, the authorizer and me sized at 512 MB or less: a warm call uses a few ms of
+      // CPU. A login spends scrypt's (N=2^17) 100 ms or more of CPU: it keeps a whole vCPU.
+      for (const name of ['token', 'me', 'jwks']) {
+        expect(cpuMs[name], name).toBeLessThan(40)
+      }
+      expect(cpuMs.login).toBeGreaterThan(100)
     })
 
     it('makes no AWS call its IAM policy does not allow', () => {

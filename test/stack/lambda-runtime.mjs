@@ -55,9 +55,13 @@ process.on('message', async (message) => {
     callbackWaitsForEmptyEventLoop: true,
     getRemainingTimeInMillis: () => Math.max(0, Math.round(deadline - performance.now())),
   }
+  // The invocation's CPU time (user + system), as Lambda bills a vCPU share of its duration.
+  // The event loop serves one invocation at a time here, as Lambda does.
+  const cpu = process.cpuUsage()
   try {
     const result = await (await loading)(event, lambdaContext)
-    process.send({ type: 'result', id, result })
+    const used = process.cpuUsage(cpu)
+    process.send({ type: 'result', id, result, cpuMs: (used.user + used.system) / 1000 })
   } catch (error) {
     process.send({ type: 'error', id, error: `${error?.name}: ${error?.message}` })
   }

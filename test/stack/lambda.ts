@@ -43,6 +43,8 @@ interface SandboxMessage {
   readonly result?: unknown
   readonly error?: string
   readonly message?: string
+  /** The invocation's CPU time, user and system, ms. */
+  readonly cpuMs?: number
 }
 
 interface Sandbox {
@@ -54,6 +56,8 @@ export class LambdaFunction {
   readonly options: LambdaOptions
   /** Cold-start times (process start to module loaded), ms. */
   readonly inits: number[] = []
+  /** Each successful invocation's CPU time (user + system), ms, in order. */
+  readonly cpuMs: number[] = []
   invocations = 0
   #sandbox: Sandbox | undefined
   #clockOffsetMs = 0
@@ -148,8 +152,10 @@ export class LambdaFunction {
         } else {
           const pending = this.#pending.get(message.id ?? '')
           this.#pending.delete(message.id ?? '')
-          if (message.type === 'result') pending?.resolve(message.result)
-          else pending?.reject(new FunctionError(`${this.options.name}: ${message.error}`))
+          if (message.type === 'result') {
+            if (message.cpuMs !== undefined) this.cpuMs.push(message.cpuMs)
+            pending?.resolve(message.result)
+          } else pending?.reject(new FunctionError(`${this.options.name}: ${message.error}`))
         }
       })
       const end = (why: string) => {

@@ -253,6 +253,28 @@ describe('the authorizer entry points with DPoP', () => {
     expect([otherHost.isAuthorized, otherPath.isAuthorized]).toEqual([false, false])
   })
 
+  it('HTTP API behind the edge: takes htu at REQUEST_ORIGIN, the host the client called, not the execute-api host', async () => {
+    const behindEdge = createAuthorizer({
+      config: loadAuthorizerConfig({
+        ISSUER,
+        AUTHORIZER_AUDIENCES: AUDIENCE,
+        REQUEST_ORIGIN: `https://${HOST}`,
+      }),
+      fetchKeys: () => signer.publicKeys(),
+      clock,
+      logger: new Logger({ serviceName: 'token-service', logLevel: 'SILENT' }),
+    })
+    const atApi = { host: 'abc123.execute-api.eu-west-1.amazonaws.com' }
+    const proof = { dpop: proofFor(bound) } // for https://HOST/me
+    expect((await behindEdge.http(httpEvent(`DPoP ${bound}`, proof, atApi))).isAuthorized).toBe(
+      true,
+    )
+    // Without REQUEST_ORIGIN the same request names another host than its proof.
+    expect((await authorizer.http(httpEvent(`DPoP ${bound}`, proof, atApi))).isAuthorized).toBe(
+      false,
+    )
+  })
+
   it('HTTP API: keeps a custom domain’s base path or a named stage in htu, as the client sent it', async () => {
     const uri = `https://${HOST}/v1/me`
     const dpop = signProof(

@@ -42,6 +42,20 @@ const STACK_ONLY = [
   'loginThrottle.burstLimit',
   'passwordThrottle.rateLimit',
   'passwordThrottle.burstLimit',
+  // Lambda's and DynamoDB's own.
+  ...[
+    'login',
+    'token',
+    'revoke',
+    'jwks',
+    'sessions',
+    'password',
+    'me',
+    'authorizer',
+    'forwarder',
+  ].map((name) => `reservedConcurrency.${name}`),
+  'tableWarmThroughput.readUnitsPerSecond',
+  'tableWarmThroughput.writeUnitsPerSecond',
   'logRetentionDays',
   // Powertools' own variable (POWERTOOLS_LOGGER_SAMPLE_RATE), which our loader never reads.
   'logSamplePercent',
@@ -59,7 +73,11 @@ const STACK_ONLY = [
     'lambdaThrottlesPerThousand',
     'kmsThrottlesPerThousand',
     'dynamodbThrottlesPerThousand',
+    'nearTimeoutPercent',
   ].map((key) => `alarms.${key}`),
+  // WAF's, and the canary's schedule.
+  'edge.waf.ratePerIp',
+  'canary.everyMinutes',
 ]
 
 describe('the config file’s bounds are the functions’ bounds', () => {
