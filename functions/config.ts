@@ -289,6 +289,8 @@ export interface AuthorizerConfig {
   readonly maxLifetimeSeconds: number
   /** `AUTHORIZER_CACHE_SECONDS`: API Gateway's cache of an answer, at most the skew. @default 0 */
   readonly answerCacheSeconds: number
+  /** `JWKS_FETCH_TIMEOUT_MS`: the JWKS fetch's budget, longer than an AWS call's. */
+  readonly jwksFetchTimeoutMs: number
   /** `REQUEST_ORIGIN`: the host clients call, for a proof's `htu`. @default the one API Gateway saw */
   readonly requestOrigin?: string
 }
@@ -314,6 +316,7 @@ export function loadAuthorizerConfig(env: Env = process.env): AuthorizerConfig {
     maxTokenBytes: integer(env, 'AUTHORIZER_MAX_TOKEN_BYTES'),
     maxLifetimeSeconds: integer(env, 'AUTHORIZER_MAX_TOKEN_LIFETIME_SECONDS'),
     answerCacheSeconds,
+    jwksFetchTimeoutMs: integer(env, 'JWKS_FETCH_TIMEOUT_MS'),
     ...(requestOrigin && { requestOrigin }),
   }
 }

@@ -173,8 +173,17 @@ export const SETTINGS = {
     min: 50,
     max: 30_000,
     unit: 'ms',
-    doc: 'Per-attempt timeout of each AWS call (and of the authorizer’s JWKS fetch).',
+    doc: 'Per-attempt timeout of each AWS call.',
     functions: AWS_CALLERS,
+  },
+  JWKS_FETCH_TIMEOUT_MS: {
+    type: 'integer',
+    default: 3000,
+    min: 100,
+    max: 4000,
+    unit: 'ms',
+    doc: 'Timeout of the authorizer’s JWKS fetch. The jwks function it reaches may be cold (its own start and key reads), so it is longer than an AWS call’s; at most 4 s, inside the authorizer’s own 5 s.',
+    functions: AUTHORIZERS,
   },
   AWS_MAX_ATTEMPTS: {
     type: 'integer',

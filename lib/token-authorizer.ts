@@ -8,7 +8,7 @@ import type * as logs from 'aws-cdk-lib/aws-logs'
 import { Construct } from 'constructs'
 import { CLIENT_DEFAULTS, type ClientConfig } from '../functions/core/clients.js'
 import { LAMBDA_FUNCTIONS } from '../functions/routes.js'
-import { SETTING_RULES } from '../functions/settings.js'
+import { SETTING_RULES, SETTINGS } from '../functions/settings.js'
 import type { TokenServiceConfig } from './config-schema.js'
 import { DEFAULTS } from './defaults.js'
 import { grantStore } from './table-access.js'
@@ -120,6 +120,7 @@ export class TokenAuthorizer extends Construct {
         ...(props.table && { TABLE_NAME: props.table.tableName }),
         ...(props.requestOrigin !== undefined && { REQUEST_ORIGIN: props.requestOrigin }),
         AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
+        JWKS_FETCH_TIMEOUT_MS: String(SETTINGS.JWKS_FETCH_TIMEOUT_MS.default),
         AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
         ...resolved.environment,
       }),

@@ -4,7 +4,7 @@ import type {
   APIGatewayRequestAuthorizerEventV2,
   APIGatewayTokenAuthorizerEvent,
 } from 'aws-lambda'
-import { inLambda, loadAuthorizerConfig, loadAwsCallConfig } from '../config.js'
+import { inLambda, loadAuthorizerConfig } from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { createAuthorizer } from './authorizer.js'
 import { jwksFetcher } from './jwks.js'
@@ -14,7 +14,7 @@ import { jwksFetcher } from './jwks.js'
 const config = loadAuthorizerConfig()
 const authorizer = createAuthorizer({
   config,
-  fetchKeys: jwksFetcher(config.jwksUri, { timeoutMs: loadAwsCallConfig().callTimeoutMs }),
+  fetchKeys: jwksFetcher(config.jwksUri, { timeoutMs: config.jwksFetchTimeoutMs }),
   clock: systemClock,
   logger: new Logger({ serviceName: 'token-service' }),
 })

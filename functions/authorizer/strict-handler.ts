@@ -24,7 +24,7 @@ const config = loadAuthorizerConfig()
 const aws = loadAwsCallConfig()
 const authorizer = createAuthorizer({
   config,
-  fetchKeys: jwksFetcher(config.jwksUri, { timeoutMs: aws.callTimeoutMs }),
+  fetchKeys: jwksFetcher(config.jwksUri, { timeoutMs: config.jwksFetchTimeoutMs }),
   clock: systemClock,
   logger: new Logger({ serviceName: 'token-service' }),
   strict: {
