@@ -1,5 +1,6 @@
-import { Stack } from 'aws-cdk-lib'
+import { ArnFormat, Stack } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import * as iam from 'aws-cdk-lib/aws-iam'
 import type { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, KEY_PAIR_METHODS } from '../functions/routes.js'
 import type { SettingName } from '../functions/settings.js'
@@ -41,12 +42,25 @@ export function functionSettings(
     }),
     SIGNING_ALG: resolved.algorithm,
     ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),
-    // With several regions, the security events written here name this region (events once).
-    ...(resolved.regions && { OUTBOX_REGION: Stack.of(table).region }),
+    // With several regions, the security events written here name this region (events once),
+    // its logins home their sessions here, and a refresh homed elsewhere goes there.
+    ...(resolved.regions && {
+      OUTBOX_REGION: Stack.of(table).region,
+      REGIONS: resolved.regions.all.join(','),
+      HOME_REGION: Stack.of(table).region,
+      HOME_FUNCTION_NAME: homeFunctionName(Stack.of(table)),
+    }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
     AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
   }
 }
+
+/**
+ * With several regions, the token function's name, the same in every region (each
+ * region's stack has the CloudFormation name `stackName`): another region forwards a
+ * refresh to it by this name (docs/multi-region.md "Forwarding").
+ */
+export const homeFunctionName = (stack: Stack): string => `${stack.stackName}-token`
 
 /**
  * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each
@@ -67,7 +81,10 @@ export function buildFunctions(
       environment: functionEnvironment(name, settingsOf(name)),
       logRetention: resolved.logRetention,
       removalPolicy: resolved.removalPolicy,
+      ...(name === 'token' &&
+        resolved.regions && { functionName: homeFunctionName(Stack.of(scope)) }),
     })
+    if (name === 'token' && resolved.regions) grantForwarding(fn, resolved.regions.all)
     // Least privilege from the function's row: its store methods, its uses of the keys.
     const { store, kms } = HTTP_FUNCTIONS[name]
     // Envelope keys' pairs come with the key uses that need them (lib/token-service-keys.ts).
@@ -84,4 +101,24 @@ export function buildFunctions(
     HttpFunction,
     TokenFunction
   >
+}
+
+/** The token function may invoke the other regions' token functions: its forwarded refreshes. */
+function grantForwarding(fn: TokenFunction, regions: readonly string[]): void {
+  const stack = Stack.of(fn)
+  const others = regions.filter((region) => region !== stack.region)
+  fn.role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['lambda:InvokeFunction'],
+      resources: others.map((region) =>
+        stack.formatArn({
+          service: 'lambda',
+          region,
+          resource: 'function',
+          resourceName: homeFunctionName(stack),
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ),
+    }),
+  )
 }

@@ -2,6 +2,7 @@ import {
   assertOrigin,
   clearedRefreshCookie,
   type HttpRequest,
+  type HttpResponse,
   optionalParam,
   param,
   type Route,
@@ -11,13 +12,17 @@ import {
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
 import type { DpopGrant } from '../core/dpop-grant.js'
-import { InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
+import { HomeUnreachable, InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
 import { type RefreshDeps, refresh } from '../core/refresh.js'
+import { homeOf, parseRefreshToken } from '../core/refresh-token.js'
+import type { HomeRegion } from '../core/regions.js'
 import { findClient } from '../core/service.js'
 
 export interface TokenDeps extends RefreshDeps {
   readonly clients: ReadonlyMap<string, Client>
   readonly dpop: DpopGrant
+  /** With several regions (`settings.regions`): the way to a session's home region. */
+  readonly homeRegion?: HomeRegion
 }
 
 /**
@@ -29,6 +34,13 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
   if (param(request, 'grant_type') !== 'refresh_token') throw new UnsupportedGrantType()
   const client = findClient(deps.clients, param(request, 'client_id'))
   if (client.cookieMode) assertOrigin(request, client)
+  try {
+    // Before the proof is checked: its single use is the home's to record.
+    const forwarded = await forwardHome(request, deps, client)
+    if (forwarded) return forwarded
+  } catch (error) {
+    throw clearedIfGrant(error, client)
+  }
   const proof = await deps.dpop.check(client, {
     proof: request.headers.dpop,
     method: request.method,
@@ -46,12 +58,45 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
     })
     return tokenResponse(result, deps.clock.now(), nonce)
   } catch (error) {
-    // A dead session's cookie is cleared, so the browser stops sending it.
-    if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
-      throw withCookie(error, clearedRefreshCookie(client))
-    }
-    throw error
+    throw clearedIfGrant(error, client)
   }
+}
+
+/** A dead session's cookie is cleared, so the browser stops sending it. */
+function clearedIfGrant(error: unknown, client: Client): unknown {
+  if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
+    return withCookie(error, clearedRefreshCookie(client))
+  }
+  return error
+}
+
+/**
+ * With several regions, a refresh is decided in its session's home
+ * (docs/multi-region.md "Each session has a home"): one homed elsewhere is handed
+ * there as it came, and the home's answer is the answer. A request that was forwarded
+ * is decided here whatever its token says: it is never forwarded twice. A token that
+ * is not well formed is left to the refusal here.
+ */
+async function forwardHome(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+): Promise<HttpResponse | undefined> {
+  const regions = deps.settings.regions
+  if (!regions || !deps.homeRegion || request.forwardedFrom !== undefined) return undefined
+  const presented = client.cookieMode
+    ? request.cookies.get(refreshCookieName(client))
+    : request.params.refresh_token
+  const locator = presented === undefined ? undefined : parseRefreshToken(presented)
+  if (!locator) return undefined
+  const home = homeOf(locator, regions.all)
+  if (home === undefined || home === regions.here) return undefined
+  // A home no longer listed cannot be asked: as unreachable.
+  if (!regions.all.includes(home)) throw new HomeUnreachable('unlisted')
+  const answer = await deps.homeRegion.forward(home, request.event)
+  if (answer === 'unreachable') throw new HomeUnreachable(home)
+  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home })
+  return { status: answer.statusCode, verbatim: answer }
 }
 
 function presentedToken(request: HttpRequest, client: Client): string {

@@ -134,6 +134,48 @@ describe('two regions from one config', () => {
     expect(variables.OUTBOX_REGION).toBe('us-east-1')
   })
 
+  it('homes each login’s session in its region, and lets each token function forward to the other’s, named alike', () => {
+    for (const [index, region] of ['eu-west-1', 'us-east-1'].entries()) {
+      const resources = two.templates[index] as Record<string, Resource>
+      const fn = (prefix: string) =>
+        (
+          ofType(resources, 'AWS::Lambda::Function').find(([id]) => id.startsWith(prefix)) as [
+            string,
+            Resource,
+          ]
+        )[1]
+      const env = (resource: Resource) =>
+        (resource.Properties.Environment as { Variables: Record<string, unknown> }).Variables
+      const token = fn('TokenServiceTokenFunction')
+      expect(env(fn('TokenServiceLoginFunction'))).toMatchObject({
+        REGIONS: 'eu-west-1,us-east-1',
+        HOME_REGION: region,
+      })
+      expect(env(token)).toMatchObject({
+        REGIONS: 'eu-west-1,us-east-1',
+        HOME_REGION: region,
+        HOME_FUNCTION_NAME: 'TokenService-token',
+      })
+      expect(token.Properties.FunctionName).toBe('TokenService-token')
+      // Its role may invoke the other region's token function, and nothing else of Lambda.
+      const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
+      const invokes = ofType(resources, 'AWS::IAM::Policy').flatMap(([, policy]) =>
+        (
+          policy.Properties.PolicyDocument as {
+            Statement: { Action: string | string[]; Resource: unknown }[]
+          }
+        ).Statement.filter((statement) =>
+          [statement.Action].flat().some((a) => a.startsWith('lambda:')),
+        ),
+      )
+      expect(invokes).toHaveLength(1)
+      expect(invokes[0]?.Action).toBe('lambda:InvokeFunction')
+      expect(JSON.stringify(invokes[0]?.Resource)).toContain(`:lambda:${other}:`)
+      expect(JSON.stringify(invokes[0]?.Resource)).toContain(':function:TokenService-token')
+      expect(JSON.stringify(invokes[0]?.Resource)).not.toContain(`:lambda:${region}:`)
+    }
+  })
+
   it('signs with a multi-Region key in the primary and its replica elsewhere: one key id, so one kid', () => {
     const [primary, secondary] = two.templates as [
       Record<string, Resource>,
@@ -196,6 +238,8 @@ describe('moving a deployed stack to two regions (docs/operations.md "Moving to 
     }
     for (const [, fn] of ofType(single.resources, 'AWS::Lambda::Function')) {
       expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('OUTBOX_REGION')
+      expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('HOME_REGION')
+      expect(fn.Properties).not.toHaveProperty('FunctionName')
     }
   })
 
