@@ -49,6 +49,7 @@ export function functionSettings(
       REGIONS: resolved.regions.all.join(','),
       HOME_REGION: Stack.of(table).region,
       HOME_FUNCTION_NAME: homeFunctionName(Stack.of(table)),
+      FAILOVER: resolved.regions.failover ?? 'relogin',
     }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
     AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),

@@ -75,6 +75,19 @@ describe('regions (config)', () => {
     )
   })
 
+  it('takes failover relogin (the default) with regions, and refuses adopt (not built) or failover without regions, naming the key', () => {
+    const two = { ...committed, issuer: ISSUER, regions: REGIONS }
+    expect(read(two).failover).toBe('relogin')
+    expect(read({ ...two, failover: 'relogin' }).failover).toBe('relogin')
+    expect(() => read({ ...two, failover: 'adopt' })).toThrow(
+      /token-service\.config\.ts: failover "adopt" is not built yet: use "relogin"/,
+    )
+    expect(() => read({ ...committed, failover: 'relogin' })).toThrow(
+      /token-service\.config\.ts: failover needs regions/,
+    )
+    expect(read(committed).failover).toBeUndefined()
+  })
+
   it('refuses a table migration step without regions and the deployed table’s name', () => {
     expect(() => read({ ...committed, tableMigration: 'detach' })).toThrow(
       /tableMigration "detach" needs regions and tableName/,
@@ -155,6 +168,7 @@ describe('two regions from one config', () => {
         REGIONS: 'eu-west-1,us-east-1',
         HOME_REGION: region,
         HOME_FUNCTION_NAME: 'TokenService-token',
+        FAILOVER: 'relogin',
       })
       expect(token.Properties.FunctionName).toBe('TokenService-token')
       // Its role may invoke the other region's token function, and nothing else of Lambda.
