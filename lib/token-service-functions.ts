@@ -48,7 +48,6 @@ export function functionSettings(
       OUTBOX_REGION: Stack.of(table).region,
       REGIONS: resolved.regions.all.join(','),
       HOME_REGION: Stack.of(table).region,
-      HOME_FUNCTION_NAME: homeFunctionName(Stack.of(table)),
       FAILOVER: resolved.regions.failover ?? 'relogin',
     }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
@@ -57,11 +56,17 @@ export function functionSettings(
 }
 
 /**
- * With several regions, the token function's name, the same in every region (each
- * region's stack has the CloudFormation name `stackName`): another region forwards a
- * refresh to it by this name (docs/multi-region.md "Forwarding").
+ * With several regions, the name of a function that forwards to the session's home (the
+ * token and revoke functions), the same in every region (each region's stack has the
+ * CloudFormation name `stackName`): another region forwards to it by this name
+ * (docs/multi-region.md "Each session has a home").
  */
-export const homeFunctionName = (stack: Stack): string => `${stack.stackName}-token`
+export const homeFunctionName = (stack: Stack, name: HomeRouted): string =>
+  `${stack.stackName}-${name}`
+
+/** The functions that forward a request to the session's home region. */
+type HomeRouted = 'token' | 'revoke'
+const HOME_ROUTED: readonly HttpFunction[] = ['token', 'revoke']
 
 /**
  * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each
@@ -75,17 +80,22 @@ export function buildFunctions(
 ): Record<HttpFunction, TokenFunction> {
   // The jwks function reads the table only for envelope keys' public keys.
   const settingsOf = (name: HttpFunction) =>
-    name === 'jwks' && !keys.envelopeSigning ? { ...settings, TABLE_NAME: undefined } : settings
+    name === 'jwks' && !keys.envelopeSigning
+      ? { ...settings, TABLE_NAME: undefined }
+      : homeRouted(name) && resolved.regions
+        ? { ...settings, HOME_FUNCTION_NAME: homeFunctionName(Stack.of(scope), name) }
+        : settings
   const newHttpFunction = (name: HttpFunction) => {
     const fn = new TokenFunction(scope, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
       name,
       environment: functionEnvironment(name, settingsOf(name)),
       logRetention: resolved.logRetention,
       removalPolicy: resolved.removalPolicy,
-      ...(name === 'token' &&
-        resolved.regions && { functionName: homeFunctionName(Stack.of(scope)) }),
+      // Another region forwards to it by this name (docs/multi-region.md "Forwarding").
+      ...(homeRouted(name) &&
+        resolved.regions && { functionName: homeFunctionName(Stack.of(scope), name) }),
     })
-    if (name === 'token' && resolved.regions) grantForwarding(fn, resolved.regions.all)
+    if (homeRouted(name) && resolved.regions) grantForwarding(fn, name, resolved.regions.all)
     // Least privilege from the function's row: its store methods, its uses of the keys.
     const { store, kms } = HTTP_FUNCTIONS[name]
     // Envelope keys' pairs come with the key uses that need them (lib/token-service-keys.ts).
@@ -104,8 +114,10 @@ export function buildFunctions(
   >
 }
 
-/** The token function may invoke the other regions' token functions: its forwarded refreshes. */
-function grantForwarding(fn: TokenFunction, regions: readonly string[]): void {
+const homeRouted = (name: HttpFunction): name is HomeRouted => HOME_ROUTED.includes(name)
+
+/** A home-routed function may invoke its copies in the other regions: what it forwards. */
+function grantForwarding(fn: TokenFunction, name: HomeRouted, regions: readonly string[]): void {
   const stack = Stack.of(fn)
   const others = regions.filter((region) => region !== stack.region)
   fn.role.addToPrincipalPolicy(
@@ -116,7 +128,7 @@ function grantForwarding(fn: TokenFunction, regions: readonly string[]): void {
           service: 'lambda',
           region,
           resource: 'function',
-          resourceName: homeFunctionName(stack),
+          resourceName: homeFunctionName(stack, name),
           arnFormat: ArnFormat.COLON_RESOURCE_NAME,
         }),
       ),

@@ -28,7 +28,7 @@ import type {
   Signer,
   UserStore,
 } from '../functions/core/ports.js'
-import type { HomeRegion } from '../functions/core/regions.js'
+import type { HomeRegions } from '../functions/core/regions.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -60,7 +60,7 @@ export interface LocalParts {
   /** Run the strict authorizer (the stack's `strictRevocation`). */
   readonly strict: boolean
   /** With several regions (`REGIONS` and `HOME_REGION` of `env`): the way to a session's home. */
-  readonly homeRegion?: HomeRegion
+  readonly homeRegions?: HomeRegions
 }
 
 /** Every function of the stack, wired on local parts. */
@@ -126,14 +126,21 @@ export function wireLocalService(parts: LocalParts): LocalService {
       {
         ...signing,
         graceKeys: parts.graceKeys,
-        ...(parts.homeRegion && { homeRegion: parts.homeRegion }),
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.token }),
       },
       stack,
       http('token'),
     ),
     revoke: httpHandler(
       revokeRoute,
-      { sessions, clock, telemetry, clients },
+      {
+        sessions,
+        clock,
+        telemetry,
+        clients,
+        ...(regions && { regions }),
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.revoke }),
+      },
       stack,
       http('revoke'),
     ),

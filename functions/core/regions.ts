@@ -37,3 +37,9 @@ export interface HomeAnswer {
 export interface HomeRegion {
   forward(home: string, request: unknown): Promise<HomeAnswer | 'unreachable'>
 }
+
+/** The functions that forward to a session's home, each its own way there. */
+export interface HomeRegions {
+  readonly token: HomeRegion
+  readonly revoke: HomeRegion
+}

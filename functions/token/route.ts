@@ -1,3 +1,4 @@
+import { forwardToHome } from '../adapters/home-forwarding.js'
 import {
   assertOrigin,
   clearedRefreshCookie,
@@ -14,7 +15,6 @@ import type { Client } from '../core/clients.js'
 import type { DpopGrant } from '../core/dpop-grant.js'
 import { HomeUnreachable, InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
 import { type RefreshDeps, refresh } from '../core/refresh.js'
-import { homeOf, parseRefreshToken } from '../core/refresh-token.js'
 import type { HomeRegion } from '../core/regions.js'
 import { findClient } from '../core/service.js'
 
@@ -71,32 +71,26 @@ function clearedIfGrant(error: unknown, client: Client): unknown {
 }
 
 /**
- * With several regions, a refresh is decided in its session's home
- * (docs/multi-region.md "Each session has a home"): one homed elsewhere is handed
- * there as it came, and the home's answer is the answer. A request that was forwarded
- * is decided here whatever its token says: it is never forwarded twice. A token that
- * is not well formed is left to the refusal here.
+ * With several regions, a refresh is decided in its session's home: the home's answer
+ * is the answer (adapters/home-forwarding.ts).
  */
 async function forwardHome(
   request: HttpRequest,
   deps: TokenDeps,
   client: Client,
 ): Promise<HttpResponse | undefined> {
-  const regions = deps.settings.regions
-  if (!regions || !deps.homeRegion || request.forwardedFrom !== undefined) return undefined
   const presented = client.cookieMode
     ? request.cookies.get(refreshCookieName(client))
     : request.params.refresh_token
-  const locator = presented === undefined ? undefined : parseRefreshToken(presented)
-  if (!locator) return undefined
-  const home = homeOf(locator, regions.all)
-  if (home === undefined || home === regions.here) return undefined
-  // A home no longer listed cannot be asked: as unreachable.
-  if (!regions.all.includes(home)) throw new HomeUnreachable('unlisted')
-  const answer = await deps.homeRegion.forward(home, request.event)
-  if (answer === 'unreachable') throw new HomeUnreachable(home)
-  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home })
-  return { status: answer.statusCode, verbatim: answer }
+  const forwarded = await forwardToHome(
+    request,
+    { regions: deps.settings.regions, homeRegion: deps.homeRegion },
+    presented,
+  )
+  if (!forwarded) return undefined
+  if ('unreachable' in forwarded) throw new HomeUnreachable(forwarded.unreachable)
+  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home: forwarded.home })
+  return { status: forwarded.answer.statusCode, verbatim: forwarded.answer }
 }
 
 function presentedToken(request: HttpRequest, client: Client): string {

@@ -34,7 +34,8 @@ describe('each function bundle (as lib/build-bundles.ts builds it) holds only wh
     login: ['client-dynamodb', 'client-kms'],
     // With several regions, a refresh homed elsewhere is forwarded with lambda:Invoke.
     token: ['client-dynamodb', 'client-kms', 'client-lambda'],
-    revoke: ['client-dynamodb'],
+    // A revocation homed elsewhere is forwarded too.
+    revoke: ['client-dynamodb', 'client-lambda'],
     sessions: ['client-dynamodb'],
     password: ['client-dynamodb'],
     // Envelope keys' public keys are in the table.

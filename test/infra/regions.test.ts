@@ -147,46 +147,58 @@ describe('two regions from one config', () => {
     expect(variables.OUTBOX_REGION).toBe('us-east-1')
   })
 
-  it('homes each login’s session in its region, and lets each token function forward to the other’s, named alike', () => {
+  it('homes each login’s session in its region, and lets the token and revoke functions forward to their copies elsewhere, named alike', () => {
     for (const [index, region] of ['eu-west-1', 'us-east-1'].entries()) {
       const resources = two.templates[index] as Record<string, Resource>
-      const fn = (prefix: string) =>
+      const fnId = (prefix: string) =>
         (
           ofType(resources, 'AWS::Lambda::Function').find(([id]) => id.startsWith(prefix)) as [
             string,
             Resource,
           ]
-        )[1]
-      const env = (resource: Resource) =>
-        (resource.Properties.Environment as { Variables: Record<string, unknown> }).Variables
-      const token = fn('TokenServiceTokenFunction')
-      expect(env(fn('TokenServiceLoginFunction'))).toMatchObject({
-        REGIONS: 'eu-west-1,us-east-1',
-        HOME_REGION: region,
-      })
-      expect(env(token)).toMatchObject({
-        REGIONS: 'eu-west-1,us-east-1',
-        HOME_REGION: region,
-        HOME_FUNCTION_NAME: 'TokenService-token',
-        FAILOVER: 'relogin',
-      })
-      expect(token.Properties.FunctionName).toBe('TokenService-token')
-      // Its role may invoke the other region's token function, and nothing else of Lambda.
-      const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
-      const invokes = ofType(resources, 'AWS::IAM::Policy').flatMap(([, policy]) =>
+        )[0]
+      const env = (id: string) =>
         (
-          policy.Properties.PolicyDocument as {
-            Statement: { Action: string | string[]; Resource: unknown }[]
+          (resources[id] as Resource).Properties.Environment as {
+            Variables: Record<string, unknown>
           }
-        ).Statement.filter((statement) =>
-          [statement.Action].flat().some((a) => a.startsWith('lambda:')),
-        ),
-      )
-      expect(invokes).toHaveLength(1)
-      expect(invokes[0]?.Action).toBe('lambda:InvokeFunction')
-      expect(JSON.stringify(invokes[0]?.Resource)).toContain(`:lambda:${other}:`)
-      expect(JSON.stringify(invokes[0]?.Resource)).toContain(':function:TokenService-token')
-      expect(JSON.stringify(invokes[0]?.Resource)).not.toContain(`:lambda:${region}:`)
+        ).Variables
+      expect(env(fnId('TokenServiceLoginFunction'))).toMatchObject({
+        REGIONS: 'eu-west-1,us-east-1',
+        HOME_REGION: region,
+      })
+      const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
+      for (const name of ['token', 'revoke']) {
+        const id = fnId(`TokenService${name[0]?.toUpperCase()}${name.slice(1)}Function`)
+        expect(env(id)).toMatchObject({
+          REGIONS: 'eu-west-1,us-east-1',
+          HOME_REGION: region,
+          HOME_FUNCTION_NAME: `TokenService-${name}`,
+          ...(name === 'token' && { FAILOVER: 'relogin' }),
+        })
+        expect(resources[id]?.Properties.FunctionName).toBe(`TokenService-${name}`)
+        // Its role may invoke its copy in the other region, and nothing else of Lambda.
+        const role = (
+          (resources[id] as Resource).Properties.Role as { 'Fn::GetAtt': [string, string] }
+        )['Fn::GetAtt'][0]
+        const invokes = ofType(resources, 'AWS::IAM::Policy')
+          .filter(([, policy]) => JSON.stringify(policy.Properties.Roles) === `[{"Ref":"${role}"}]`)
+          .flatMap(([, policy]) =>
+            (
+              policy.Properties.PolicyDocument as {
+                Statement: { Action: string | string[]; Resource: unknown }[]
+              }
+            ).Statement.filter((statement) =>
+              [statement.Action].flat().some((a) => a.startsWith('lambda:')),
+            ),
+          )
+        expect(invokes, name).toHaveLength(1)
+        expect(invokes[0]?.Action).toBe('lambda:InvokeFunction')
+        const arn = JSON.stringify(invokes[0]?.Resource)
+        expect(arn).toContain(`:lambda:${other}:`)
+        expect(arn).toContain(`:function:TokenService-${name}`)
+        expect(arn).not.toContain(`:lambda:${region}:`)
+      }
     }
   })
 

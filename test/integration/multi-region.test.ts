@@ -209,22 +209,61 @@ describe('when the home region cannot be reached (failover: relogin)', () => {
 })
 
 describe('revocation in one region', () => {
-  it('reaches the other region within the replication delay', async () => {
+  it('is decided in the home, and reaches the other region within the replication delay', async () => {
     const token = await loginAt(EU)
     await sim.replicator.drain()
     sim.replicator.hold()
     try {
       const revoked = await sim.front(US).post('/revoke', { token, client_id: NATIVE.client_id })
       expect(revoked.status).toBe(200)
+      expect((await sessionIn(EU, token))?.status).toBe('revoked')
+      // Until replication, the other region's replica still has the session.
+      expect((await sessionIn(US, token))?.status).toBe('active')
+      // Its refreshes are decided in the home anyway.
+      expect((await sim.front(US).refresh(token)).body).toEqual(INVALID_GRANT)
+    } finally {
+      sim.replicator.release()
+    }
+    await sim.replicator.drain()
+    expect((await sessionIn(US, token))?.status).toBe('revoked')
+  })
+
+  it('is written where it lands when the home cannot be reached, and reaches the home once it is back', async () => {
+    const token = await loginAt(EU)
+    await sim.replicator.drain()
+    sim.down(EU)
+    try {
+      const revoked = await sim.front(US).post('/revoke', { token, client_id: NATIVE.client_id })
+      expect(revoked.status).toBe(200)
       expect((await sessionIn(US, token))?.status).toBe('revoked')
-      // Until replication, the home still has the session.
-      expect((await sessionIn(EU, token))?.status).toBe('active')
+    } finally {
+      sim.up(EU)
+    }
+    await sim.replicator.drain()
+    expect((await sessionIn(EU, token))?.status).toBe('revoked')
+    expect((await sim.front(EU).refresh(token)).body).toEqual(INVALID_GRANT)
+  })
+})
+
+describe('revocation in a region other than the home', () => {
+  it('is not undone by a rotation in the home within the replication lag (last writer wins)', async () => {
+    const token = await loginAt(EU)
+    await sim.replicator.drain()
+    sim.replicator.hold()
+    let child: string | undefined
+    try {
+      const revoked = await sim.front(US).post('/revoke', { token, client_id: NATIVE.client_id })
+      expect(revoked.status).toBe(200)
+      // The home rotates the session after the revocation: the revocation must win anyway.
+      const rotated = await sim.front(EU).refresh(token)
+      child = rotated.body.refresh_token
     } finally {
       sim.replicator.release()
     }
     await sim.replicator.drain()
     expect((await sessionIn(EU, token))?.status).toBe('revoked')
-    expect((await sim.front(EU).refresh(token)).body).toEqual(INVALID_GRANT)
+    expect((await sessionIn(US, token))?.status).toBe('revoked')
+    if (child) expect((await sim.front(EU).refresh(child)).body).toEqual(INVALID_GRANT)
   })
 })
 

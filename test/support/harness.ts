@@ -19,7 +19,7 @@ import type {
   UserStore,
 } from '../../functions/core/ports.js'
 import { hashToken, newUserId } from '../../functions/core/refresh-token.js'
-import type { HomeRegion } from '../../functions/core/regions.js'
+import type { HomeRegions } from '../../functions/core/regions.js'
 import { freePort } from '../../local/dynamodb-local.js'
 import { localService } from '../../local/mode.js'
 import { createLocalServer, type LocalAsset, listen } from '../../local/server.js'
@@ -162,7 +162,7 @@ export interface HarnessOptions {
   /** The table. @default a fresh one */
   table?: { client: DynamoDBClient; tableName: string }
   /** With several regions: the way to the other regions' token functions. */
-  homeRegion?: HomeRegion
+  homeRegions?: HomeRegions
 }
 
 /**
@@ -201,7 +201,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env,
     strict: options.strict ?? false,
     clock,
-    ...(options.homeRegion && { homeRegion: options.homeRegion }),
+    ...(options.homeRegions && { homeRegions: options.homeRegions }),
   })
   const server = createLocalServer(service, {
     assets: options.assets,

@@ -262,7 +262,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   const downed = new Set<Region>()
   const forwards: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   const harnesses = {} as Record<Region, Harness>
-  // Each region's Lambda Invoke endpoint: its token function, as Lambda runs it.
+  // Each region's Lambda Invoke endpoint: its token and revoke functions, as Lambda runs them.
   const lambdaEndpoints: Server[] = []
   const endpointOf = {} as Record<Region, string>
   for (const region of REGIONS) {
@@ -275,9 +275,22 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
       req.on('data', (chunk: Buffer) => chunks.push(chunk))
       req.on('end', async () => {
         const event = JSON.parse(Buffer.concat(chunks).toString('utf8'))
-        const result = await harnesses[region].service.handlers.token(
+        // POST /2015-03-31/functions/<name>/invocations
+        const name = decodeURIComponent(req.url?.split('/')[3] ?? '')
+        const fn =
+          name === 'TokenService-token'
+            ? 'token'
+            : name === 'TokenService-revoke'
+              ? 'revoke'
+              : undefined
+        if (!fn) {
+          res.writeHead(404, { 'x-amzn-errortype': 'ResourceNotFoundException' })
+          res.end(JSON.stringify({ message: `no function ${name}` }))
+          return
+        }
+        const result = await harnesses[region].service.handlers[fn](
           event,
-          lambdaContext('token', 30_000),
+          lambdaContext(fn, 30_000),
         )
         res.writeHead(200, { 'content-type': 'application/json' })
         res.end(JSON.stringify(result))
@@ -290,22 +303,24 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   }
   for (const [index, region] of REGIONS.entries()) {
     const table = tables[index] as Table
-    const adapter = lambdaHomeRegion(
-      region,
-      { functionName: 'TokenService-token', timeoutMs: 2000 },
-      { endpoint: (home) => endpointOf[home as Region] },
-    )
-    const homeRegion: HomeRegion = {
-      async forward(home, event): Promise<HomeAnswer | 'unreachable'> {
-        forwards[region]++
-        return adapter.forward(home, event)
-      },
+    const way = (fn: 'token' | 'revoke'): HomeRegion => {
+      const adapter = lambdaHomeRegion(
+        region,
+        { functionName: `TokenService-${fn}`, timeoutMs: 2000 },
+        { endpoint: (home) => endpointOf[home as Region] },
+      )
+      return {
+        async forward(home, event): Promise<HomeAnswer | 'unreachable'> {
+          forwards[region]++
+          return adapter.forward(home, event)
+        },
+      }
     }
     harnesses[region] = await startHarness({
       clock,
       issuer,
       table,
-      homeRegion,
+      homeRegions: { token: way('token'), revoke: way('revoke') },
       ...(options.clients && { clients: options.clients }),
       env: {
         REGIONS: REGIONS.join(','),
