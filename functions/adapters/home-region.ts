@@ -10,8 +10,9 @@ import { traced } from './tracing.js'
  * synchronous `Invoke` of the home's token function (the same name in every region)
  * with the event as API Gateway delivered it here, plus `forwardedFrom`, a member API
  * Gateway never sets, so no client can forge it. One attempt within `timeoutMs`: a home
- * that does not answer in time is unreachable (`FAILOVER`); one whose function failed
- * is a fault here (503), since the home may be fine on a retry.
+ * that does not answer in time is unreachable (`FAILOVER`); one that throttled the call
+ * or whose function failed is a fault here (503), since the home is there and may
+ * answer a retry.
  */
 export function lambdaHomeRegion(
   here: string,
@@ -52,7 +53,13 @@ export function lambdaHomeRegion(
           }),
           { abortSignal: AbortSignal.timeout(config.timeoutMs) },
         )
-      } catch {
+      } catch (error) {
+        // The home is there but busy: a retry, not a new login for every user of that region.
+        if ((error as Error).name === 'TooManyRequestsException') {
+          throw new TemporarilyUnavailable(`home region ${home} throttled the forward`, {
+            cause: error,
+          })
+        }
         // The region, its Lambda endpoint or the network: nothing answered.
         return 'unreachable'
       }

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { HOME_UNREACHABLE_DESCRIPTION } from '../../functions/core/errors.js'
 import type { User } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
-import { NATIVE, NO_GRACE, type Reply, startHarness } from '../support/harness.js'
+import { proofClaims, proofKey, signProof } from '../support/dpop.js'
+import { NATIVE, NO_GRACE, PASSWORD, type Reply, startHarness } from '../support/harness.js'
 import { type Region, startTwoRegions, type TwoRegions } from '../support/regions.js'
 
 const EU: Region = 'eu-west-1'
@@ -177,6 +178,46 @@ describe('a refresh is decided in its home region', () => {
     )
     expect(result.statusCode).toBe(200)
     expect(sim.forwards).toEqual(forwards)
+  })
+})
+
+describe('DPoP across regions', () => {
+  it('accepts in the home a proof for the one public URL, forwarded from another region, and records its single use there', async () => {
+    const key = proofKey()
+    const proof = (path: string) =>
+      signProof(key, proofClaims(sim.clock.now(), `${sim.region[EU].issuer}${path}`))
+    const login = await sim
+      .front(EU)
+      .post(
+        '/login',
+        { username: user.username, password: PASSWORD, client_id: NATIVE.client_id },
+        { headers: { dpop: proof('/login') } },
+      )
+    expect(login.status, login.text).toBe(200)
+    expect(login.body.token_type).toBe('DPoP')
+    const token = login.body.refresh_token as string
+    const body = { grant_type: 'refresh_token', refresh_token: token, client_id: NATIVE.client_id }
+    const once = proof('/token')
+    const forwarded = await sim.front(US).post('/token', body, { headers: { dpop: once } })
+    expect(forwarded.status, forwarded.text).toBe(200)
+    expect(forwarded.body.token_type).toBe('DPoP')
+    // The same proof again, in either region: its single use was recorded in the home.
+    const replayed = await sim
+      .front(US)
+      .post(
+        '/token',
+        { ...body, refresh_token: forwarded.body.refresh_token },
+        { headers: { dpop: once } },
+      )
+    expect(replayed.status).toBe(400)
+    expect(replayed.body.error).toBe('invalid_dpop_proof')
+    // Without a proof, the bound session refuses the refresh, in the home.
+    const unbound = await sim
+      .front(US)
+      .post('/token', { ...body, refresh_token: forwarded.body.refresh_token })
+    expect(unbound.status).toBe(400)
+    expect(unbound.body.error).toBe('invalid_dpop_proof')
+    expect((await sessionIn(EU, token))?.generation).toBe(1)
   })
 })
 
