@@ -99,12 +99,12 @@ export const SETTINGS = {
   REGIONS: {
     type: 'list',
     doc: 'With `regions` (docs/multi-region.md): every region, comma-separated, the primary first. The primary is the home of `rt1_` refresh tokens (issued with one region). Unset with one region.',
-    functions: ['login', 'token', 'revoke'],
+    functions: ['login', 'token', 'revoke', 'sessions'],
   },
   HOME_REGION: {
     type: 'string',
     doc: 'With `regions`: the region this function runs in. A login here homes its session here (the refresh token is `rt2_<region>.…`); a refresh or a revocation homed in another region is forwarded there. Unset with one region.',
-    functions: ['login', 'token', 'revoke'],
+    functions: ['login', 'token', 'revoke', 'sessions'],
   },
   FAILOVER: {
     type: 'enum',
@@ -115,8 +115,8 @@ export const SETTINGS = {
   },
   HOME_FUNCTION_NAME: {
     type: 'string',
-    doc: 'With `regions`: this function’s name, the same in every region (`<stack name>-token`, `<stack name>-revoke`): a refresh or revocation homed in another region is forwarded to it there (`lambda:Invoke`).',
-    functions: ['token', 'revoke'],
+    doc: 'With `regions`: this function’s name, the same in every region (`<stack name>-token`, `-revoke`, `-sessions`): a refresh or revocation homed in another region is forwarded to it there (`lambda:Invoke`).',
+    functions: ['token', 'revoke', 'sessions'],
   },
   HOME_FORWARD_TIMEOUT_MS: {
     type: 'integer',
@@ -125,7 +125,7 @@ export const SETTINGS = {
     max: 10_000,
     unit: 'ms',
     doc: 'With `regions`: how long a forwarded refresh or revocation waits for its home region before the home counts as unreachable (a refresh: `FAILOVER`; a revocation: written here).',
-    functions: ['token', 'revoke'],
+    functions: ['token', 'revoke', 'sessions'],
   },
   EVENT_BUS_NAME: {
     type: 'string',

@@ -65,8 +65,8 @@ export const homeFunctionName = (stack: Stack, name: HomeRouted): string =>
   `${stack.stackName}-${name}`
 
 /** The functions that forward a request to the session's home region. */
-type HomeRouted = 'token' | 'revoke'
-const HOME_ROUTED: readonly HttpFunction[] = ['token', 'revoke']
+type HomeRouted = 'token' | 'revoke' | 'sessions'
+const HOME_ROUTED: readonly HttpFunction[] = ['token', 'revoke', 'sessions']
 
 /**
  * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each

@@ -152,7 +152,14 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ),
     sessions: httpHandler(
       sessionsRoute,
-      { sessions, users, clock, telemetry },
+      {
+        sessions,
+        users,
+        clock,
+        telemetry,
+        ...(regions && { regions }),
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.sessions }),
+      },
       stack,
       http('sessions'),
     ),

@@ -42,4 +42,5 @@ export interface HomeRegion {
 export interface HomeRegions {
   readonly token: HomeRegion
   readonly revoke: HomeRegion
+  readonly sessions: HomeRegion
 }

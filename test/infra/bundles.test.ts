@@ -36,7 +36,8 @@ describe('each function bundle (as lib/build-bundles.ts builds it) holds only wh
     token: ['client-dynamodb', 'client-kms', 'client-lambda'],
     // A revocation homed elsewhere is forwarded too.
     revoke: ['client-dynamodb', 'client-lambda'],
-    sessions: ['client-dynamodb'],
+    // Ending a session homed elsewhere is forwarded too.
+    sessions: ['client-dynamodb', 'client-lambda'],
     password: ['client-dynamodb'],
     // Envelope keys' public keys are in the table.
     jwks: ['client-dynamodb', 'client-kms'],

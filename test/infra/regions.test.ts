@@ -147,7 +147,7 @@ describe('two regions from one config', () => {
     expect(variables.OUTBOX_REGION).toBe('us-east-1')
   })
 
-  it('homes each login’s session in its region, and lets the token and revoke functions forward to their copies elsewhere, named alike', () => {
+  it('homes each login’s session in its region, and lets the token, revoke and sessions functions forward to their copies elsewhere, named alike', () => {
     for (const [index, region] of ['eu-west-1', 'us-east-1'].entries()) {
       const resources = two.templates[index] as Record<string, Resource>
       const fnId = (prefix: string) =>
@@ -168,7 +168,7 @@ describe('two regions from one config', () => {
         HOME_REGION: region,
       })
       const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
-      for (const name of ['token', 'revoke']) {
+      for (const name of ['token', 'revoke', 'sessions']) {
         const id = fnId(`TokenService${name[0]?.toUpperCase()}${name.slice(1)}Function`)
         expect(env(id)).toMatchObject({
           REGIONS: 'eu-west-1,us-east-1',

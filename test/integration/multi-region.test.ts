@@ -308,6 +308,30 @@ describe('revocation in a region other than the home', () => {
   })
 })
 
+describe('ending a session with DELETE /sessions/{sid} in a region other than the home', () => {
+  it('is decided in the home, and not undone by a rotation there within the replication lag', async () => {
+    const login = await sim.front(EU).login(user)
+    const token = login.body.refresh_token as string
+    const access = login.body.access_token as string
+    await sim.replicator.drain()
+    sim.replicator.hold()
+    try {
+      const ended = await sim
+        .front(US)
+        .del(`/sessions/${sidOf(token)}`, { authorization: `Bearer ${access}` })
+      expect(ended.status, ended.text).toBe(204)
+      expect((await sessionIn(EU, token))?.status).toBe('revoked')
+      // A refresh in the home after it: refused, not a rotation that would overwrite it.
+      expect((await sim.front(EU).refresh(token)).body).toEqual(INVALID_GRANT)
+    } finally {
+      sim.replicator.release()
+    }
+    await sim.replicator.drain()
+    expect((await sessionIn(US, token))?.status).toBe('revoked')
+    expect((await sessionIn(EU, token))?.status).toBe('revoked')
+  })
+})
+
 describe('the added latency of a forwarded refresh', () => {
   it('is measured: refreshes at home and forwarded, interleaved, medians reported (not asserted)', async () => {
     const rounds = 25

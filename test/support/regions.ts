@@ -277,12 +277,9 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         const event = JSON.parse(Buffer.concat(chunks).toString('utf8'))
         // POST /2015-03-31/functions/<name>/invocations
         const name = decodeURIComponent(req.url?.split('/')[3] ?? '')
-        const fn =
-          name === 'TokenService-token'
-            ? 'token'
-            : name === 'TokenService-revoke'
-              ? 'revoke'
-              : undefined
+        const fn = (['token', 'revoke', 'sessions'] as const).find(
+          (f) => name === `TokenService-${f}`,
+        )
         if (!fn) {
           res.writeHead(404, { 'x-amzn-errortype': 'ResourceNotFoundException' })
           res.end(JSON.stringify({ message: `no function ${name}` }))
@@ -303,7 +300,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   }
   for (const [index, region] of REGIONS.entries()) {
     const table = tables[index] as Table
-    const way = (fn: 'token' | 'revoke'): HomeRegion => {
+    const way = (fn: 'token' | 'revoke' | 'sessions'): HomeRegion => {
       const adapter = lambdaHomeRegion(
         region,
         { functionName: `TokenService-${fn}`, timeoutMs: 2000 },
@@ -320,7 +317,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
       clock,
       issuer,
       table,
-      homeRegions: { token: way('token'), revoke: way('revoke') },
+      homeRegions: { token: way('token'), revoke: way('revoke'), sessions: way('sessions') },
       ...(options.clients && { clients: options.clients }),
       env: {
         REGIONS: REGIONS.join(','),
