@@ -84,9 +84,9 @@ export class Replicator {
     })
   }
 
-  /** Polls both streams every 20 ms. */
+  /** Polls both streams every 25 ms. */
   start(): void {
-    this.timer = setInterval(() => void this.poll().catch(() => undefined), 20)
+    this.timer = setInterval(() => void this.poll().catch(() => undefined), 25)
   }
 
   /** Replication lag without end: writes are seen but not applied until `release`. */
@@ -101,7 +101,7 @@ export class Replicator {
 
   /** Every write made so far, applied (or dropped by last writer wins) in the other table. */
   async drain(): Promise<void> {
-    await this.poll()
+    await this.poll(true)
     while (this.applying.size > 0) await Promise.all([...this.applying])
   }
 
@@ -111,15 +111,15 @@ export class Replicator {
     this.streams.destroy()
   }
 
-  poll(): Promise<void> {
-    this.polling = this.polling.catch(() => undefined).then(() => this.pollOnce())
+  poll(fresh = false): Promise<void> {
+    this.polling = this.polling.catch(() => undefined).then(() => this.pollOnce(fresh))
     return this.polling
   }
 
-  private async pollOnce(): Promise<void> {
+  private async pollOnce(fresh: boolean): Promise<void> {
     for (const [index, table] of this.tables.entries()) {
       const other = this.tables[1 - index] as Table
-      for (const record of await this.readTable(table)) this.seen(record, table, other)
+      for (const record of await this.readTable(table, fresh)) this.seen(record, table, other)
     }
   }
 
@@ -130,16 +130,33 @@ export class Replicator {
     return this.streams.send(new GetRecordsCommand({ ShardIterator: iterator }))
   }
 
-  private async readTable(table: Table): Promise<_Record[]> {
-    const { Table: description } = await table.client.send(
-      new DescribeTableCommand({ TableName: table.tableName }),
-    )
-    const streamArn = description?.LatestStreamArn as string
+  /** Each table's stream and its shards, described again at most every 500 ms (or on drain). */
+  private readonly described = new Map<
+    string,
+    { streamArn: string; shards: string[]; at: number }
+  >()
+
+  private async shardsOf(table: Table, fresh: boolean) {
+    const known = this.described.get(table.tableName)
+    if (known && !fresh && performance.now() - known.at < 500) return known
+    const streamArn =
+      known?.streamArn ??
+      ((await table.client.send(new DescribeTableCommand({ TableName: table.tableName }))).Table
+        ?.LatestStreamArn as string)
     const { StreamDescription } = await this.streams.send(
       new DescribeStreamCommand({ StreamArn: streamArn }),
     )
+    const shards = (StreamDescription?.Shards ?? []).map((shard) => shard.ShardId as string)
+    const described = { streamArn, shards, at: performance.now() }
+    this.described.set(table.tableName, described)
+    return described
+  }
+
+  private async readTable(table: Table, fresh: boolean): Promise<_Record[]> {
+    const { streamArn, shards } = await this.shardsOf(table, fresh)
     const records: _Record[] = []
-    for (const shard of StreamDescription?.Shards ?? []) {
+    for (const shardId of shards) {
+      const shard = { ShardId: shardId }
       const id = `${streamArn}/${shard.ShardId}`
       if (!this.iterators.has(id)) {
         const { ShardIterator } = await this.streams.send(
