@@ -99,10 +99,19 @@ export class Replicator {
     for (const apply of this.heldRecords.splice(0)) apply()
   }
 
-  /** Every write made so far, applied (or dropped by last writer wins) in the other table. */
+  /**
+   * Every write made so far, applied (or dropped by last writer wins) in the other table:
+   * polls until three polls in a row find no record (DynamoDB Local may show a record in
+   * its stream a little after the write), each after the applies it started.
+   */
   async drain(): Promise<void> {
-    await this.poll(true)
-    while (this.applying.size > 0) await Promise.all([...this.applying])
+    let quiet = 0
+    while (quiet < 3) {
+      const seen = await this.poll(true)
+      while (this.applying.size > 0) await Promise.all([...this.applying])
+      quiet = seen === 0 ? quiet + 1 : 0
+      if (quiet < 3) await new Promise((resolve) => setTimeout(resolve, 15))
+    }
   }
 
   async stop(): Promise<void> {
@@ -111,16 +120,23 @@ export class Replicator {
     this.streams.destroy()
   }
 
-  poll(fresh = false): Promise<void> {
-    this.polling = this.polling.catch(() => undefined).then(() => this.pollOnce(fresh))
-    return this.polling
+  /** Reads both streams once; resolves to how many records it found. */
+  poll(fresh = false): Promise<number> {
+    const next = this.polling.catch(() => undefined).then(() => this.pollOnce(fresh))
+    this.polling = next.then(() => undefined)
+    return next
   }
 
-  private async pollOnce(fresh: boolean): Promise<void> {
+  private async pollOnce(fresh: boolean): Promise<number> {
+    let count = 0
     for (const [index, table] of this.tables.entries()) {
       const other = this.tables[1 - index] as Table
-      for (const record of await this.readTable(table, fresh)) this.seen(record, table, other)
+      for (const record of await this.readTable(table, fresh)) {
+        this.seen(record, table, other)
+        count++
+      }
     }
+    return count
   }
 
   /** Shards a record was read from. */
