@@ -36,3 +36,10 @@ export class TokenClientError extends Error {
     this.retryAfterMs = details.retryAfterMs
   }
 }
+
+/**
+ * The `error_description` of the one `invalid_grant` that is not the end of the session on
+ * the server: its home region cannot be reached (docs/multi-region.md). The SDK ends it here
+ * with the reason `home_unreachable`: a new login works, in the region that answered.
+ */
+export const HOME_UNREACHABLE_DESCRIPTION = 'home region unavailable'

@@ -16,7 +16,11 @@ export {
   indexedDbDpopKeyStore,
   memoryDpopKeyStore,
 } from './dpop.js'
-export { TokenClientError, type TokenClientErrorCode } from './errors.js'
+export {
+  HOME_UNREACHABLE_DESCRIPTION,
+  TokenClientError,
+  type TokenClientErrorCode,
+} from './errors.js'
 export type {
   RefreshedEvent,
   SessionExpiredEvent,

@@ -4,7 +4,7 @@
  * tabs of the browser. Only `invalid_grant` or a logout ends it; transient
  * failures keep it.
  */
-import { TokenClientError } from './errors.js'
+import { HOME_UNREACHABLE_DESCRIPTION, TokenClientError } from './errors.js'
 import type { Emit, RefreshedEvent } from './events.js'
 import { createRefreshTimer } from './refresh-timer.js'
 import type { TokenResponse } from './responses.js'
@@ -164,7 +164,9 @@ export function createSession(options: SessionOptions): Session {
       body = await transport.refresh(refreshToken)
     } catch (error) {
       if (error instanceof TokenClientError && error.code === 'invalid_grant') {
-        if (epoch === startEpoch) await forget('invalid_grant', { tellTabs: true })
+        const reason =
+          error.message === HOME_UNREACHABLE_DESCRIPTION ? 'home_unreachable' : 'invalid_grant'
+        if (epoch === startEpoch) await forget(reason, { tellTabs: true })
         return undefined
       }
       throw error // transient or misconfiguration: the session is kept

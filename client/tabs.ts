@@ -16,7 +16,12 @@ export interface SharedTokens {
   readonly expiresAt: number
 }
 
-export type EndReason = 'invalid_grant' | 'logout'
+/**
+ * Why a session ended here: `invalid_grant`, the server ended it; `home_unreachable`, its
+ * home region cannot be reached (several regions, `failover: 'relogin'`): log in again,
+ * which the region that answered serves; `logout`, another tab logged out.
+ */
+export type EndReason = 'invalid_grant' | 'home_unreachable' | 'logout'
 
 type Message =
   | ({ readonly type: 'tokens' } & SharedTokens)

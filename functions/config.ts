@@ -1,5 +1,6 @@
 import { type Client, ClientConfigError, parseClients } from './core/clients.js'
 import type { SigningAlgorithm } from './core/ports.js'
+import type { Regions } from './core/regions.js'
 import type { BackoffPolicy } from './core/throttle.js'
 import {
   type IntegerSetting,
@@ -140,6 +141,41 @@ export const loadTableName = (env: Env = process.env): string => required(env, '
 /** `OUTBOX_REGION`: the region the security events written here are marked with; undefined with one region. */
 export const loadOutboxRegion = (env: Env = process.env): string | undefined =>
   raw(env, 'OUTBOX_REGION')
+
+/**
+ * `REGIONS`, `HOME_REGION`, `FAILOVER`: this function's regions, undefined with one region
+ * (neither set). One without the other, or a home not in the list, fails the cold start.
+ */
+export function loadRegions(env: Env = process.env): Regions | undefined {
+  const all = list(env, 'REGIONS')
+  const here = raw(env, 'HOME_REGION')
+  if (all.length === 0 && here === undefined) return undefined
+  if (here === undefined || !all.includes(here)) {
+    throw new ConfigError(
+      `HOME_REGION must be one of REGIONS (${all.join(',')}), got ${String(here)}`,
+    )
+  }
+  const failover = raw(env, 'FAILOVER') ?? SETTINGS.FAILOVER.default
+  if (!(SETTINGS.FAILOVER.values as readonly string[]).includes(failover)) {
+    throw new ConfigError(
+      `FAILOVER must be one of ${SETTINGS.FAILOVER.values.join(', ')}, got ${failover}`,
+    )
+  }
+  return { here, all, failover: failover as Regions['failover'] }
+}
+
+/** Where a refresh homed elsewhere is forwarded: the token function's name, and the time budget. */
+export interface HomeForwardConfig {
+  /** `HOME_FUNCTION_NAME`. */
+  readonly functionName: string
+  /** `HOME_FORWARD_TIMEOUT_MS`. */
+  readonly timeoutMs: number
+}
+
+export const loadHomeForwardConfig = (env: Env = process.env): HomeForwardConfig => ({
+  functionName: required(env, 'HOME_FUNCTION_NAME'),
+  timeoutMs: integer(env, 'HOME_FORWARD_TIMEOUT_MS'),
+})
 
 /** What the forwarder needs: where the events go, and their `source`. */
 export interface ForwarderConfig {

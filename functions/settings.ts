@@ -106,6 +106,37 @@ export const SETTINGS = {
     doc: 'With `regions` (docs/multi-region.md): the region each security event written here is marked with (the outbox item’s `region`), so that only this region’s forwarder sends it, and a replicated outbox item is not forwarded again. Unset with one region.',
     functions: ['login', 'token', 'revoke', 'sessions', 'password'],
   },
+  REGIONS: {
+    type: 'list',
+    doc: 'With `regions` (docs/multi-region.md): every region, comma-separated, the primary first. The primary is the home of `rt1_` refresh tokens (issued with one region). Unset with one region.',
+    functions: ['login', 'token', 'revoke', 'sessions'],
+  },
+  HOME_REGION: {
+    type: 'string',
+    doc: 'With `regions`: the region this function runs in. A login here homes its session here (the refresh token is `rt2_<region>.…`); a refresh or a revocation homed in another region is forwarded there. Unset with one region.',
+    functions: ['login', 'token', 'revoke', 'sessions'],
+  },
+  FAILOVER: {
+    type: 'enum',
+    values: ['relogin'],
+    default: 'relogin',
+    doc: 'With `regions`: what a refresh gets when its home region cannot be reached. `relogin`: `400 invalid_grant` (`home region unavailable`, refusal `home_unreachable`), which the client SDK turns into a new login in the region that answered.',
+    functions: ['token'],
+  },
+  HOME_FUNCTION_NAME: {
+    type: 'string',
+    doc: 'With `regions`: this function’s name, the same in every region (`<stack name>-token`, `-revoke`, `-sessions`): a refresh or revocation homed in another region is forwarded to it there (`lambda:Invoke`).',
+    functions: ['token', 'revoke', 'sessions'],
+  },
+  HOME_FORWARD_TIMEOUT_MS: {
+    type: 'integer',
+    default: 3000,
+    min: 200,
+    max: 10_000,
+    unit: 'ms',
+    doc: 'With `regions`: how long a forwarded refresh or revocation waits for its home region before the home counts as unreachable (a refresh: `FAILOVER`; a revocation: written here).',
+    functions: ['token', 'revoke', 'sessions'],
+  },
   EVENT_BUS_NAME: {
     type: 'string',
     doc: 'The EventBridge bus the forwarder puts the security events on (docs/design.md "Security events").',

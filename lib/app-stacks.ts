@@ -37,7 +37,7 @@ export const regionalStackId = (stackName: string, region: string, primary = fal
  */
 export function buildStacks(
   app: App,
-  settings: Pick<AppSettings, 'stackName' | 'props' | 'regions'>,
+  settings: Pick<AppSettings, 'stackName' | 'props' | 'regions' | 'failover'>,
   ledger?: LedgerFacts,
 ): AppStacks {
   const { stackName, props, regions } = settings
@@ -65,7 +65,12 @@ export function buildStacks(
       env: { region, ...(account && { account }) },
       // The replica keys name their primary key's ARN, an attribute of the primary's stack.
       crossRegionReferences: true,
-      regions: { all: regions, multiRegionKeys, ...(primaryKeys && { primaryKeys }) },
+      regions: {
+        all: regions,
+        multiRegionKeys,
+        failover: settings.failover ?? 'relogin',
+        ...(primaryKeys && { primaryKeys }),
+      },
     })
   const [first, ...others] = regions as [string, ...string[]]
   const primary = stackIn(first)

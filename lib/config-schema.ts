@@ -490,6 +490,12 @@ export const CONFIG_SCHEMA = {
     doc: 'Deploy in several regions, active-active (docs/multi-region.md): at least 2 distinct AWS region names, the first the primary (it defines the global table and the multi-Region keys). One stack per region, each named `stackName` in its own region; `cdk deploy` names the primary’s `stackName` (the stack deployed before) and the others’ `<stackName>-<region>`. Only signing keys added while `regions` is set are multi-Region (the ledger records it): a region other than the primary is synthesized once every listed key is. Moving a deployed stack: docs/operations.md "Moving to several regions".',
     default: 'one region: the CLI’s, as before (an `AWS::DynamoDB::Table`, single-Region keys)',
   },
+  failover: {
+    type: 'enum',
+    values: ['relogin', 'adopt'],
+    default: 'relogin',
+    doc: 'With `regions`: what a refresh gets when its session’s home region cannot be reached (docs/multi-region.md "When a region is lost"). `relogin`: `400 invalid_grant`, `home region unavailable`, which the client SDK turns into a new login in the region that answered; nothing is read or written, and reuse detection stays exact. `adopt` (the healthy region takes the session over) is designed but not built yet: synth refuses it.',
+  },
   tableName: {
     type: 'string',
     doc: 'The table’s physical name. With `regions`, every region’s stack names the global table by it; when moving a deployed stack to several regions, set it to the deployed table’s name (docs/operations.md "Moving to several regions"). A change replaces the table: set it once.',

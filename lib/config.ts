@@ -192,6 +192,16 @@ function checkRegions(config: TokenServiceConfig): void {
       )
     }
   }
+  if (config.failover !== undefined && regions === undefined) {
+    throw new ConfigFileError(
+      'failover needs regions: with one region there is no other region to fail over to',
+    )
+  }
+  if (config.failover === 'adopt') {
+    throw new ConfigFileError(
+      'failover "adopt" is not built yet: use "relogin" (docs/multi-region.md "When a region is lost")',
+    )
+  }
   if (tableMigration !== undefined && tableMigration !== 'none') {
     if (regions === undefined || tableName === undefined) {
       throw new ConfigFileError(
@@ -269,6 +279,8 @@ export interface AppSettings {
   readonly config: TokenServiceConfig
   /** Every region, the primary first; `undefined` for one region (the CLI's). */
   readonly regions?: readonly string[]
+  /** With `regions`: what a refresh gets when its home region cannot be reached. */
+  readonly failover?: 'relogin'
 }
 
 /**
@@ -291,6 +303,7 @@ export function readAppSettings(
     config,
     props: stackProps(config),
     ...(config.regions && { regions: config.regions }),
+    ...(config.regions && { failover: 'relogin' as const }),
     ...(lock !== 'off' && { keyLedgerPath: lock }),
     ...(typeof reason === 'string' && reason.trim() !== '' && { unsafeKeyChangeReason: reason }),
   }
@@ -325,6 +338,8 @@ const TO_PROPS: ToProps = {
   stackName: 'app',
   signingKeysLock: 'app',
   regions: 'app',
+  // checkRegions accepts `relogin` alone, which the stacks set with regions (buildStacks).
+  failover: 'app',
   tableName: 'same',
   tableMigration: 'same',
   // The stack's `env` (stackProps).

@@ -1,5 +1,6 @@
-import { Stack } from 'aws-cdk-lib'
+import { ArnFormat, Stack } from 'aws-cdk-lib'
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb'
+import * as iam from 'aws-cdk-lib/aws-iam'
 import type { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, KEY_PAIR_METHODS } from '../functions/routes.js'
 import type { SettingName } from '../functions/settings.js'
@@ -44,12 +45,31 @@ export function functionSettings(
     }),
     SIGNING_ALG: resolved.algorithm,
     ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),
-    // With several regions, the security events written here name this region (events once).
-    ...(resolved.regions && { OUTBOX_REGION: Stack.of(table).region }),
+    // With several regions, the security events written here name this region (events once),
+    // its logins home their sessions here, and a refresh homed elsewhere goes there.
+    ...(resolved.regions && {
+      OUTBOX_REGION: Stack.of(table).region,
+      REGIONS: resolved.regions.all.join(','),
+      HOME_REGION: Stack.of(table).region,
+      FAILOVER: resolved.regions.failover ?? 'relogin',
+    }),
     AWS_CALL_TIMEOUT_MS: String(DEFAULTS.awsCallTimeout.toMilliseconds()),
     AWS_MAX_ATTEMPTS: String(DEFAULTS.awsMaxAttempts),
   }
 }
+
+/**
+ * With several regions, the name of a function that forwards to the session's home (the
+ * token and revoke functions), the same in every region (each region's stack has the
+ * CloudFormation name `stackName`): another region forwards to it by this name
+ * (docs/multi-region.md "Each session has a home").
+ */
+export const homeFunctionName = (stack: Stack, name: HomeRouted): string =>
+  `${stack.stackName}-${name}`
+
+/** The functions that forward a request to the session's home region. */
+type HomeRouted = 'token' | 'revoke' | 'sessions'
+const HOME_ROUTED: readonly HttpFunction[] = ['token', 'revoke', 'sessions']
 
 /**
  * Every HTTP function of functions/routes.ts in `scope` (`Login`, `Token`, ...), each
@@ -63,14 +83,22 @@ export function buildFunctions(
 ): Record<HttpFunction, TokenFunction> {
   // The jwks function reads the table only for envelope keys' public keys.
   const settingsOf = (name: HttpFunction) =>
-    name === 'jwks' && !keys.envelopeSigning ? { ...settings, TABLE_NAME: undefined } : settings
+    name === 'jwks' && !keys.envelopeSigning
+      ? { ...settings, TABLE_NAME: undefined }
+      : homeRouted(name) && resolved.regions
+        ? { ...settings, HOME_FUNCTION_NAME: homeFunctionName(Stack.of(scope), name) }
+        : settings
   const newHttpFunction = (name: HttpFunction) => {
     const fn = new TokenFunction(scope, `${name[0]?.toUpperCase()}${name.slice(1)}`, {
       name,
       environment: functionEnvironment(name, settingsOf(name)),
       logRetention: resolved.logRetention,
       removalPolicy: resolved.removalPolicy,
+      // Another region forwards to it by this name (docs/multi-region.md "Forwarding").
+      ...(homeRouted(name) &&
+        resolved.regions && { functionName: homeFunctionName(Stack.of(scope), name) }),
     })
+    if (homeRouted(name) && resolved.regions) grantForwarding(fn, name, resolved.regions.all)
     // Least privilege from the function's row: its store methods, its uses of the keys.
     const { store, kms } = HTTP_FUNCTIONS[name]
     // Envelope keys' pairs come with the key uses that need them (lib/token-service-keys.ts).
@@ -87,4 +115,26 @@ export function buildFunctions(
     HttpFunction,
     TokenFunction
   >
+}
+
+const homeRouted = (name: HttpFunction): name is HomeRouted => HOME_ROUTED.includes(name)
+
+/** A home-routed function may invoke its copies in the other regions: what it forwards. */
+function grantForwarding(fn: TokenFunction, name: HomeRouted, regions: readonly string[]): void {
+  const stack = Stack.of(fn)
+  const others = regions.filter((region) => region !== stack.region)
+  fn.role.addToPrincipalPolicy(
+    new iam.PolicyStatement({
+      actions: ['lambda:InvokeFunction'],
+      resources: others.map((region) =>
+        stack.formatArn({
+          service: 'lambda',
+          region,
+          resource: 'function',
+          resourceName: homeFunctionName(stack, name),
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ),
+    }),
+  )
 }

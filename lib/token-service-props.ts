@@ -91,6 +91,11 @@ export interface ServiceRegions {
    * ledger, lib/signing-keys.ts). A KMS key cannot become multi-Region in place.
    */
   readonly multiRegionKeys: readonly string[]
+  /**
+   * What a refresh gets when its home region cannot be reached (the functions' `FAILOVER`).
+   * @default 'relogin'
+   */
+  readonly failover?: 'relogin'
 }
 
 export interface TokenServiceProps {

@@ -20,6 +20,7 @@ import { ConfigError, type Env, loadHttpConfig } from '../functions/config.js'
 import { ClientConfigError, parseClients } from '../functions/core/clients.js'
 import { type Clock, systemClock } from '../functions/core/clock.js'
 import type { GraceKeys, Signer } from '../functions/core/ports.js'
+import type { HomeRegions } from '../functions/core/regions.js'
 import { addUser, UserExists } from '../functions/core/users.js'
 import { followPort, LOCAL_TABLE, type LocalConfig } from './config.js'
 import { assertPortFree, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.js'
@@ -79,6 +80,11 @@ export interface LocalServiceOptions {
   readonly strict?: boolean
   /** @default the system clock */
   readonly clock?: Clock
+  /**
+   * With several regions (`REGIONS`, `HOME_REGION` of `env`): the way to another region's
+   * token function (the two-region simulation, test/support/regions.ts). @default none
+   */
+  readonly homeRegions?: HomeRegions
 }
 
 /** Every function wired on DynamoDB Local and a local (or given) signer. */
@@ -104,6 +110,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     observability: createObservability(),
     env,
     strict: options.strict ?? false,
+    ...(options.homeRegions && { homeRegions: options.homeRegions }),
   })
 }
 

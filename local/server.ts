@@ -256,7 +256,7 @@ function toEvent(
   }
 }
 
-function lambdaContext(functionName: string, timeoutMs: number): Context {
+export function lambdaContext(functionName: string, timeoutMs: number): Context {
   const deadline = Date.now() + timeoutMs
   return {
     callbackWaitsForEmptyEventLoop: false,

@@ -11,6 +11,7 @@ import {
   loadBreachCheck,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
+  loadRegions,
   loadSessionCacheSeconds,
 } from '../functions/config.js'
 import type { Client } from '../functions/core/clients.js'
@@ -27,6 +28,7 @@ import type {
   Signer,
   UserStore,
 } from '../functions/core/ports.js'
+import type { HomeRegions } from '../functions/core/regions.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -57,6 +59,8 @@ export interface LocalParts {
   readonly env: Env
   /** Run the strict authorizer (the stack's `strictRevocation`). */
   readonly strict: boolean
+  /** With several regions (`REGIONS` and `HOME_REGION` of `env`): the way to a session's home. */
+  readonly homeRegions?: HomeRegions
 }
 
 /** Every function of the stack, wired on local parts. */
@@ -94,13 +98,14 @@ export function wireLocalService(parts: LocalParts): LocalService {
   const telemetry = observability.telemetry
   const nonces = new DpopNonces(parts.dpopNonceKey, clock)
   const policy = passwordPolicy({ telemetry, breachCheck: loadBreachCheck(env) })
+  const regions = loadRegions(env)
   const signing = {
     sessions,
     outbox,
     signer,
     clock,
     telemetry,
-    settings: { issuer, backdateSeconds: loadBackdateSeconds(env) },
+    settings: { issuer, backdateSeconds: loadBackdateSeconds(env), ...(regions && { regions }) },
     clients,
     dpop: new DpopGrant({
       verifier: new DpopVerifier(clock),
@@ -118,13 +123,24 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ),
     token: httpHandler(
       tokenRoute,
-      { ...signing, graceKeys: parts.graceKeys },
+      {
+        ...signing,
+        graceKeys: parts.graceKeys,
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.token }),
+      },
       stack,
       http('token'),
     ),
     revoke: httpHandler(
       revokeRoute,
-      { sessions, clock, telemetry, clients },
+      {
+        sessions,
+        clock,
+        telemetry,
+        clients,
+        ...(regions && { regions }),
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.revoke }),
+      },
       stack,
       http('revoke'),
     ),
@@ -136,7 +152,14 @@ export function wireLocalService(parts: LocalParts): LocalService {
     ),
     sessions: httpHandler(
       sessionsRoute,
-      { sessions, users, clock, telemetry },
+      {
+        sessions,
+        users,
+        clock,
+        telemetry,
+        ...(regions && { regions }),
+        ...(parts.homeRegions && { homeRegion: parts.homeRegions.sessions }),
+      },
       stack,
       http('sessions'),
     ),

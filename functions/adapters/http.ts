@@ -18,6 +18,7 @@ import {
   TemporarilyUnavailable,
   UnsupportedMediaType,
 } from '../core/errors.js'
+import type { HomeAnswer } from '../core/regions.js'
 import type { RequestOrigin } from '../core/security-events.js'
 import { CORS, type HttpOptions } from '../routes.js'
 import type { Observability } from './observability.js'
@@ -42,6 +43,16 @@ export interface HttpRequest {
   readonly authorizer?: unknown
   /** The client's IP address as API Gateway saw it (`requestContext.http.sourceIp`). */
   readonly sourceIp?: string
+  /**
+   * The event as it was delivered, for a refresh forwarded to its home region as is
+   * (token/route.ts).
+   */
+  readonly event: unknown
+  /**
+   * Set only on a request another region forwarded to its session's home (the event's
+   * `forwardedFrom`, a member API Gateway never sets): it is decided here, never forwarded again.
+   */
+  readonly forwardedFrom?: string
 }
 
 export interface HttpResponse {
@@ -50,6 +61,8 @@ export interface HttpResponse {
   readonly headers?: Record<string, string>
   /** Set-Cookie values. */
   readonly cookies?: string[]
+  /** The answer of another region's function (a forwarded refresh), returned as it is. */
+  readonly verbatim?: HomeAnswer
 }
 
 /** A route: the parsed request and the ports its function was built with. */
@@ -174,10 +187,29 @@ function toRequest(
     pathParameters: { ...(event.pathParameters ?? {}) } as Record<string, string>,
     authorizer: (event.requestContext as { authorizer?: unknown } | undefined)?.authorizer,
     ...(sourceIpOf(event, headers, origin) ?? {}),
+    event,
+    ...forwardedFrom(event),
   }
 }
 
+/** The member a forwarding region adds to the event (adapters/home-region.ts). */
+export const FORWARDED_FROM = 'forwardedFrom'
+
+function forwardedFrom(event: APIGatewayProxyEventV2): { forwardedFrom?: string } {
+  const from = (event as unknown as Record<string, unknown>)[FORWARDED_FROM]
+  return typeof from === 'string' ? { forwardedFrom: from } : {}
+}
+
 function toResult(response: HttpResponse, noStore: boolean): APIGatewayProxyStructuredResultV2 {
+  if (response.verbatim) {
+    const { statusCode, headers, cookies, body } = response.verbatim
+    return {
+      statusCode,
+      ...(headers && { headers: { ...headers } }),
+      ...(cookies?.length && { cookies: [...cookies] }),
+      body: body ?? '',
+    }
+  }
   const headers: Record<string, string> = {
     ...(noStore ? { 'Cache-Control': 'no-store', Pragma: 'no-cache' } : {}),
     ...response.headers,

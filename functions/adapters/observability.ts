@@ -24,6 +24,7 @@ const METRIC_NAMES: Record<TelemetryEvent, string> = {
   dpop_key_mismatch: 'DpopKeyMismatches',
   dpop_replayed: 'DpopReplays',
   breach_check_unavailable: 'BreachCheckUnavailable',
+  refresh_forwarded: 'ForwardedRefreshes',
 }
 
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */

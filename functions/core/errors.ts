@@ -122,6 +122,24 @@ export class InvalidGrant extends OAuthError {
   }
 }
 
+/**
+ * The public text of a refresh whose home region cannot be reached under `FAILOVER`
+ * `relogin` (docs/multi-region.md): the one `invalid_grant` with a text of its own, since
+ * the client must tell it from a dead session (its SDK logs in again, where it is) and
+ * it says nothing of the token, which was not read.
+ */
+export const HOME_UNREACHABLE_DESCRIPTION = 'home region unavailable'
+
+/** A refresh homed in a region that could not be reached (`relogin`): log in again. */
+export class HomeUnreachable extends OAuthError {
+  constructor(home: string) {
+    super(400, 'invalid_grant', HOME_UNREACHABLE_DESCRIPTION, {
+      code: 'home_unreachable',
+      check: home,
+    })
+  }
+}
+
 export class UnsupportedGrantType extends OAuthError {
   constructor() {
     super(400, 'unsupported_grant_type', 'grant_type must be refresh_token')

@@ -127,7 +127,9 @@ export async function login(
   }
 
   const sid = newSessionId()
-  const refreshToken = newRefreshToken({ sub: user.sub, sid })
+  // With several regions, the session is homed here and its token says so (no lookup).
+  const home = settings.regions?.here
+  const refreshToken = newRefreshToken({ sub: user.sub, sid, ...(home && { home }) })
   const session: Session = {
     sid,
     sub: user.sub,
@@ -142,6 +144,7 @@ export async function login(
     currentHash: hashToken(refreshToken),
     ...(input.userAgent ? { userAgent: boundedUserAgent(input.userAgent) } : {}),
     ...(proof ? { jkt: proof.jkt } : {}),
+    ...(home ? { home } : {}),
   }
   const signing = issueAccessToken(signer, settings, { user, session, client, scope, now })
   // Guarded by the user's status and hash as read: a disable or password change

@@ -67,6 +67,11 @@ export interface Session {
    * never changed): every refresh must carry a proof of this key.
    */
   readonly jkt?: string
+  /**
+   * With several regions, the session's home: the region whose login created it, the one
+   * that decides its refreshes (docs/multi-region.md). Undefined: the primary's, or one region.
+   */
+  readonly home?: string
 }
 
 /** The single batched, strongly consistent read that starts a refresh: two items. */
@@ -403,6 +408,8 @@ export type TelemetryEvent =
   | 'dpop_replayed'
   /** The breached-password range API could not be reached: the password was accepted. */
   | 'breach_check_unavailable'
+  /** With several regions: a refresh handed to its session's home region (token/route.ts). */
+  | 'refresh_forwarded'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

@@ -10,38 +10,64 @@ import {
 import type { GraceKey } from './ports.js'
 
 /**
- * Refresh tokens are opaque to clients: `rt1_<sub>.<sid>.<secret>`.
+ * Refresh tokens are opaque to clients: `rt1_<sub>.<sid>.<secret>` with one
+ * region, `rt2_<home>.<sub>.<sid>.<secret>` with several (docs/multi-region.md).
  *
- * - `rt1_` is a fixed prefix so that secret scanners can find leaked tokens.
- * - `<sub>.<sid>` is a non-secret locator: one batched read finds the user,
- *   the session and the token's record. Clients must not rely on it.
+ * - `rt1_`/`rt2_` are fixed prefixes so that secret scanners can find leaked tokens.
+ * - `<home>.<sub>.<sid>` is a non-secret locator: the session's home region (its
+ *   AWS name, so that reordering `regions` moves no session), then what one batched
+ *   read needs to find the user, the session and the token's record. Clients must
+ *   not rely on it. An `rt1_` token is homed in the primary region.
  * - `<secret>` is 32 bytes (256 bits) from the CSPRNG, base64url.
  *
  * Only the SHA-256 of the whole token is stored.
  */
 export const REFRESH_TOKEN_PREFIX = 'rt1_'
+/** The prefix of a token that names its session's home region. */
+export const HOMED_REFRESH_TOKEN_PREFIX = 'rt2_'
 
 const ID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+/** An AWS region name, as lib/config.ts accepts it in `regions`. */
+const HOME = '[a-z]{2}(?:-[a-z]+)+-\\d{1,2}'
 const SHAPE = new RegExp(
-  `^${REFRESH_TOKEN_PREFIX}(${ID})\\.([A-Za-z0-9_-]{22})\\.([A-Za-z0-9_-]{43})$`,
+  `^(?:${REFRESH_TOKEN_PREFIX}|${HOMED_REFRESH_TOKEN_PREFIX}(${HOME})\\.)(${ID})\\.([A-Za-z0-9_-]{22})\\.([A-Za-z0-9_-]{43})$`,
 )
 
 export interface RefreshTokenLocator {
   readonly sub: string
   readonly sid: string
+  /** The session's home region; undefined for an `rt1_` token (the primary's, or one region). */
+  readonly home?: string
 }
 
 export const newSessionId = (): string => randomBytes(16).toString('base64url')
 export const newUserId = (): string => randomUUID()
 
 export function newRefreshToken(locator: RefreshTokenLocator): string {
-  return `${REFRESH_TOKEN_PREFIX}${locator.sub}.${locator.sid}.${randomBytes(32).toString('base64url')}`
+  const prefix =
+    locator.home === undefined
+      ? REFRESH_TOKEN_PREFIX
+      : `${HOMED_REFRESH_TOKEN_PREFIX}${locator.home}.`
+  return `${prefix}${locator.sub}.${locator.sid}.${randomBytes(32).toString('base64url')}`
 }
 
 /** The locator of a well-formed token, or undefined for anything else. */
 export function parseRefreshToken(token: string): RefreshTokenLocator | undefined {
   const match = SHAPE.exec(token)
-  return match ? { sub: match[1] as string, sid: match[2] as string } : undefined
+  if (!match) return undefined
+  const [, home, sub, sid] = match as unknown as [string, string | undefined, string, string]
+  return home === undefined ? { sub, sid } : { sub, sid, home }
+}
+
+/**
+ * The region that decides a token's refreshes: the home it names, an `rt1_` token's
+ * the primary (`regions[0]`). Undefined with one region (`regions` empty).
+ */
+export function homeOf(
+  locator: RefreshTokenLocator,
+  regions: readonly string[],
+): string | undefined {
+  return locator.home ?? regions[0]
 }
 
 export const hashToken = (token: string): string =>

@@ -51,6 +51,10 @@ export const REFUSALS = {
   ],
   reuse_reported: ['invalid_grant', 'a retired token reused (`report` mode: the session is kept)'],
   reuse_detected: ['invalid_grant', 'a retired token reused: the session was revoked'],
+  home_unreachable: [
+    'invalid_grant',
+    '`relogin`: the token’s home region could not be reached (`check`: which); nothing was read, and the public text is its own',
+  ],
   // Login back-off (core/password-turn.ts).
   in_backoff: ['slow_down', 'the username is in back-off: no password was checked'],
   attempt_taken: ['slow_down', 'a concurrent attempt reserved the one attempt the back-off allows'],

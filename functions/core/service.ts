@@ -3,6 +3,7 @@ import type { Client } from './clients.js'
 import type { Clock } from './clock.js'
 import { InvalidClient, InvalidScope } from './errors.js'
 import type { Telemetry } from './ports.js'
+import type { Regions } from './regions.js'
 
 /**
  * What every token use case needs, passed in (never read from the
@@ -20,6 +21,8 @@ export interface IssuanceSettings {
   readonly issuer: string
   /** `iat`/`nbf` are set this many seconds early. @default 5 */
   readonly backdateSeconds: number
+  /** With several regions: this one (the home of the sessions it starts) and the others. */
+  readonly regions?: Regions
 }
 
 /** A token response (RFC 6749 §5.1), before the HTTP layer decides body or cookie. */

@@ -19,6 +19,7 @@ import {
   loadHttpConfig,
   loadLoginBackoff,
   loadOutboxRegion,
+  loadRegions,
   loadSigningConfig,
   loadTableName,
 } from '../config.js'
@@ -34,6 +35,7 @@ const dynamodb = traced(new DynamoDBClient(aws))
 const tableName = loadTableName()
 // With several regions, the region its security events are marked with (events once).
 setOutboxRegion(loadOutboxRegion())
+const regions = loadRegions()
 const signing = loadSigningConfig()
 const envelope = loadEnvelopeConfig(signing)
 const signer = lambdaSigner({
@@ -57,7 +59,8 @@ export const handler = lambdaHttpHandler(
     signer,
     clock: systemClock,
     telemetry: observability.telemetry,
-    settings: { issuer, backdateSeconds: loadBackdateSeconds() },
+    // With several regions, the sessions started here are homed here (docs/multi-region.md).
+    settings: { issuer, backdateSeconds: loadBackdateSeconds(), ...(regions && { regions }) },
     clients,
     loginBackoff: loadLoginBackoff(),
     dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),

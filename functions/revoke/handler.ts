@@ -2,10 +2,18 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
+import { lambdaHomeRegion } from '../adapters/home-region.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { traced } from '../adapters/tracing.js'
-import { loadAwsCallConfig, loadHttpConfig, loadOutboxRegion, loadTableName } from '../config.js'
+import {
+  loadAwsCallConfig,
+  loadHomeForwardConfig,
+  loadHttpConfig,
+  loadOutboxRegion,
+  loadRegions,
+  loadTableName,
+} from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { revokeRoute } from './route.js'
 
@@ -16,6 +24,9 @@ const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 
 // With several regions, the region its security events are marked with (events once).
 setOutboxRegion(loadOutboxRegion())
+// With several regions: a revocation homed elsewhere is decided there (docs/multi-region.md).
+const regions = loadRegions()
+const homeRegion = regions && lambdaHomeRegion(regions.here, loadHomeForwardConfig())
 
 export const handler = lambdaHttpHandler(
   'revoke',
@@ -25,6 +36,8 @@ export const handler = lambdaHttpHandler(
     clock: systemClock,
     telemetry: observability.telemetry,
     clients,
+    ...(regions && { regions }),
+    ...(homeRegion && { homeRegion }),
   },
   { clients, observability },
 )

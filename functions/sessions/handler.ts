@@ -3,10 +3,18 @@ import { sdkOptions } from '../adapters/aws.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../adapters/dynamodb/users.js'
+import { lambdaHomeRegion } from '../adapters/home-region.js'
 import { lambdaHttpHandler } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { traced } from '../adapters/tracing.js'
-import { loadAwsCallConfig, loadHttpConfig, loadOutboxRegion, loadTableName } from '../config.js'
+import {
+  loadAwsCallConfig,
+  loadHomeForwardConfig,
+  loadHttpConfig,
+  loadOutboxRegion,
+  loadRegions,
+  loadTableName,
+} from '../config.js'
 import { systemClock } from '../core/clock.js'
 import { sessionsRoute } from './route.js'
 
@@ -17,6 +25,9 @@ const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 const tableName = loadTableName()
 // With several regions, the region its security events are marked with (events once).
 setOutboxRegion(loadOutboxRegion())
+// With several regions: a session is ended in its home (docs/multi-region.md).
+const regions = loadRegions()
+const homeRegion = regions && lambdaHomeRegion(regions.here, loadHomeForwardConfig())
 
 export const handler = lambdaHttpHandler(
   'sessions',
@@ -26,6 +37,8 @@ export const handler = lambdaHttpHandler(
     users: new DynamoUsers(dynamodb, tableName),
     clock: systemClock,
     telemetry: observability.telemetry,
+    ...(regions && { regions }),
+    ...(homeRegion && { homeRegion }),
   },
   { clients, observability },
 )

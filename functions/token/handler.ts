@@ -7,6 +7,7 @@ import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
+import { lambdaHomeRegion } from '../adapters/home-region.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
@@ -18,8 +19,10 @@ import {
   loadDpopNonceKeyId,
   loadEnvelopeConfig,
   loadGraceKeyId,
+  loadHomeForwardConfig,
   loadHttpConfig,
   loadOutboxRegion,
+  loadRegions,
   loadSigningConfig,
   loadTableName,
 } from '../config.js'
@@ -52,6 +55,9 @@ const graceKeys = new KmsGraceKeys({
 // The data key too, and an envelope key's private key, so that a warm rotation makes no call.
 warmUp(() => Promise.all([signer.keyId(), signer.prepare(), graceKeys.current()]))
 const nonceKeyId = loadDpopNonceKeyId(clients)
+// With several regions: a refresh homed elsewhere is decided there (docs/multi-region.md).
+const regions = loadRegions()
+const homeRegion = regions && lambdaHomeRegion(regions.here, loadHomeForwardConfig())
 
 export const handler = lambdaHttpHandler(
   'token',
@@ -63,7 +69,8 @@ export const handler = lambdaHttpHandler(
     graceKeys,
     clock: systemClock,
     telemetry: observability.telemetry,
-    settings: { issuer, backdateSeconds: loadBackdateSeconds() },
+    settings: { issuer, backdateSeconds: loadBackdateSeconds(), ...(regions && { regions }) },
+    ...(homeRegion && { homeRegion }),
     clients,
     dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),
   },

@@ -1,7 +1,9 @@
+import { forwardToHome } from '../adapters/home-forwarding.js'
 import {
   assertOrigin,
   clearedRefreshCookie,
   type HttpRequest,
+  type HttpResponse,
   optionalParam,
   param,
   type Route,
@@ -11,13 +13,16 @@ import {
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
 import type { DpopGrant } from '../core/dpop-grant.js'
-import { InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
+import { HomeUnreachable, InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
 import { type RefreshDeps, refresh } from '../core/refresh.js'
+import type { HomeRegion } from '../core/regions.js'
 import { findClient } from '../core/service.js'
 
 export interface TokenDeps extends RefreshDeps {
   readonly clients: ReadonlyMap<string, Client>
   readonly dpop: DpopGrant
+  /** With several regions (`settings.regions`): the way to a session's home region. */
+  readonly homeRegion?: HomeRegion
 }
 
 /**
@@ -29,6 +34,13 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
   if (param(request, 'grant_type') !== 'refresh_token') throw new UnsupportedGrantType()
   const client = findClient(deps.clients, param(request, 'client_id'))
   if (client.cookieMode) assertOrigin(request, client)
+  try {
+    // Before the proof is checked: its single use is the home's to record.
+    const forwarded = await forwardHome(request, deps, client)
+    if (forwarded) return forwarded
+  } catch (error) {
+    throw clearedIfGrant(error, client)
+  }
   const proof = await deps.dpop.check(client, {
     proof: request.headers.dpop,
     method: request.method,
@@ -46,12 +58,39 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
     })
     return tokenResponse(result, deps.clock.now(), nonce)
   } catch (error) {
-    // A dead session's cookie is cleared, so the browser stops sending it.
-    if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
-      throw withCookie(error, clearedRefreshCookie(client))
-    }
-    throw error
+    throw clearedIfGrant(error, client)
   }
+}
+
+/** A dead session's cookie is cleared, so the browser stops sending it. */
+function clearedIfGrant(error: unknown, client: Client): unknown {
+  if (client.cookieMode && error instanceof OAuthError && error.error === 'invalid_grant') {
+    return withCookie(error, clearedRefreshCookie(client))
+  }
+  return error
+}
+
+/**
+ * With several regions, a refresh is decided in its session's home: the home's answer
+ * is the answer (adapters/home-forwarding.ts).
+ */
+async function forwardHome(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+): Promise<HttpResponse | undefined> {
+  const presented = client.cookieMode
+    ? request.cookies.get(refreshCookieName(client))
+    : request.params.refresh_token
+  const forwarded = await forwardToHome(
+    request,
+    { regions: deps.settings.regions, homeRegion: deps.homeRegion },
+    presented,
+  )
+  if (!forwarded) return undefined
+  if ('unreachable' in forwarded) throw new HomeUnreachable(forwarded.unreachable)
+  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home: forwarded.home })
+  return { status: forwarded.answer.statusCode, verbatim: forwarded.answer }
 }
 
 function presentedToken(request: HttpRequest, client: Client): string {

@@ -32,9 +32,12 @@ const clientsIn = (inputs: string[]) =>
 describe('each function bundle (as lib/build-bundles.ts builds it) holds only what its handler uses', () => {
   const expected: Record<LambdaName, string[]> = {
     login: ['client-dynamodb', 'client-kms'],
-    token: ['client-dynamodb', 'client-kms'],
-    revoke: ['client-dynamodb'],
-    sessions: ['client-dynamodb'],
+    // With several regions, a refresh homed elsewhere is forwarded with lambda:Invoke.
+    token: ['client-dynamodb', 'client-kms', 'client-lambda'],
+    // A revocation homed elsewhere is forwarded too.
+    revoke: ['client-dynamodb', 'client-lambda'],
+    // Ending a session homed elsewhere is forwarded too.
+    sessions: ['client-dynamodb', 'client-lambda'],
     password: ['client-dynamodb'],
     // Envelope keys' public keys are in the table.
     jwks: ['client-dynamodb', 'client-kms'],

@@ -75,6 +75,19 @@ describe('regions (config)', () => {
     )
   })
 
+  it('takes failover relogin (the default) with regions, and refuses adopt (not built) or failover without regions, naming the key', () => {
+    const two = { ...committed, issuer: ISSUER, regions: REGIONS }
+    expect(read(two).failover).toBe('relogin')
+    expect(read({ ...two, failover: 'relogin' }).failover).toBe('relogin')
+    expect(() => read({ ...two, failover: 'adopt' })).toThrow(
+      /token-service\.config\.ts: failover "adopt" is not built yet: use "relogin"/,
+    )
+    expect(() => read({ ...committed, failover: 'relogin' })).toThrow(
+      /token-service\.config\.ts: failover needs regions/,
+    )
+    expect(read(committed).failover).toBeUndefined()
+  })
+
   it('refuses a table migration step without regions and the deployed table’s name', () => {
     expect(() => read({ ...committed, tableMigration: 'detach' })).toThrow(
       /tableMigration "detach" needs regions and tableName/,
@@ -132,6 +145,61 @@ describe('two regions from one config', () => {
     expect(variables.TABLE_NAME).toBe('TokenService-table')
     // Its security events name their region: only its own forwarder sends them (events once).
     expect(variables.OUTBOX_REGION).toBe('us-east-1')
+  })
+
+  it('homes each login’s session in its region, and lets the token, revoke and sessions functions forward to their copies elsewhere, named alike', () => {
+    for (const [index, region] of ['eu-west-1', 'us-east-1'].entries()) {
+      const resources = two.templates[index] as Record<string, Resource>
+      const fnId = (prefix: string) =>
+        (
+          ofType(resources, 'AWS::Lambda::Function').find(([id]) => id.startsWith(prefix)) as [
+            string,
+            Resource,
+          ]
+        )[0]
+      const env = (id: string) =>
+        (
+          (resources[id] as Resource).Properties.Environment as {
+            Variables: Record<string, unknown>
+          }
+        ).Variables
+      expect(env(fnId('TokenServiceLoginFunction'))).toMatchObject({
+        REGIONS: 'eu-west-1,us-east-1',
+        HOME_REGION: region,
+      })
+      const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
+      for (const name of ['token', 'revoke', 'sessions']) {
+        const id = fnId(`TokenService${name[0]?.toUpperCase()}${name.slice(1)}Function`)
+        expect(env(id)).toMatchObject({
+          REGIONS: 'eu-west-1,us-east-1',
+          HOME_REGION: region,
+          HOME_FUNCTION_NAME: `TokenService-${name}`,
+          ...(name === 'token' && { FAILOVER: 'relogin' }),
+        })
+        expect(resources[id]?.Properties.FunctionName).toBe(`TokenService-${name}`)
+        // Its role may invoke its copy in the other region, and nothing else of Lambda.
+        const role = (
+          (resources[id] as Resource).Properties.Role as { 'Fn::GetAtt': [string, string] }
+        )['Fn::GetAtt'][0]
+        const invokes = ofType(resources, 'AWS::IAM::Policy')
+          .filter(([, policy]) => JSON.stringify(policy.Properties.Roles) === `[{"Ref":"${role}"}]`)
+          .flatMap(([, policy]) =>
+            (
+              policy.Properties.PolicyDocument as {
+                Statement: { Action: string | string[]; Resource: unknown }[]
+              }
+            ).Statement.filter((statement) =>
+              [statement.Action].flat().some((a) => a.startsWith('lambda:')),
+            ),
+          )
+        expect(invokes, name).toHaveLength(1)
+        expect(invokes[0]?.Action).toBe('lambda:InvokeFunction')
+        const arn = JSON.stringify(invokes[0]?.Resource)
+        expect(arn).toContain(`:lambda:${other}:`)
+        expect(arn).toContain(`:function:TokenService-${name}`)
+        expect(arn).not.toContain(`:lambda:${region}:`)
+      }
+    }
   })
 
   it('signs with a multi-Region key in the primary and its replica elsewhere: one key id, so one kid', () => {
@@ -196,6 +264,8 @@ describe('moving a deployed stack to two regions (docs/operations.md "Moving to 
     }
     for (const [, fn] of ofType(single.resources, 'AWS::Lambda::Function')) {
       expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('OUTBOX_REGION')
+      expect(JSON.stringify(fn.Properties.Environment ?? {})).not.toContain('HOME_REGION')
+      expect(fn.Properties).not.toHaveProperty('FunctionName')
     }
   })
 

@@ -7,6 +7,7 @@ import {
   loadAwsCallConfig,
   loadBackdateSeconds,
   loadBreachCheck,
+  loadHomeForwardConfig,
   loadJwksMaxAgeSeconds,
   loadLoginBackoff,
   loadSessionCacheSeconds,
@@ -265,6 +266,7 @@ const tunedOf = (environment: Record<string, string>) => ({
   sessionCache: loadSessionCacheSeconds(environment),
   aws: loadAwsCallConfig(environment),
   breachCheck: loadBreachCheck(environment),
+  homeForward: loadHomeForwardConfig({ HOME_FUNCTION_NAME: 'TokenService-token', ...environment }),
 })
 
 describe('TokenService with its defaults', () => {
@@ -438,9 +440,9 @@ describe('TokenService with its defaults', () => {
       // DPOP_NONCE_KEY_ID comes with a nonce client only (test/infra/dpop.test.ts),
       // PASSWORD_BREACH_CHECK_* with passwordBreachCheck only (off by default), and the
       // envelope key's settings, and jwks's TABLE_NAME, with an envelope key only
-      // (test/infra/envelope-signing.test.ts), OUTBOX_REGION with regions only
-      // (test/infra/regions.test.ts), and EDGE_ORIGIN_SECRET and REQUEST_ORIGIN with the edge
-      // only (test/infra/edge.test.ts).
+      // (test/infra/envelope-signing.test.ts), OUTBOX_REGION and the home region's settings
+      // with regions only (test/infra/regions.test.ts), and EDGE_ORIGIN_SECRET and
+      // REQUEST_ORIGIN with the edge only (test/infra/edge.test.ts).
       const unset = [
         'EDGE_ORIGIN_SECRET',
         'REQUEST_ORIGIN',
@@ -452,6 +454,11 @@ describe('TokenService with its defaults', () => {
         'ENVELOPE_KEY_ID',
         'SIGNING_KEY_OWNER',
         'OUTBOX_REGION',
+        'REGIONS',
+        'HOME_REGION',
+        'FAILOVER',
+        'HOME_FUNCTION_NAME',
+        'HOME_FORWARD_TIMEOUT_MS',
         ...(name === 'jwks' ? ['TABLE_NAME'] : []),
       ]
       const expected = settingsOf(name as LambdaName).filter((setting) => !unset.includes(setting))

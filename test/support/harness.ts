@@ -19,6 +19,7 @@ import type {
   UserStore,
 } from '../../functions/core/ports.js'
 import { hashToken, newUserId } from '../../functions/core/refresh-token.js'
+import type { HomeRegions } from '../../functions/core/regions.js'
 import { freePort } from '../../local/dynamodb-local.js'
 import { localService } from '../../local/mode.js'
 import { createLocalServer, type LocalAsset, listen } from '../../local/server.js'
@@ -153,6 +154,15 @@ export interface HarnessOptions {
    * on a loaded 2-core machine must not turn into 503s. @default 30000
    */
   timeoutMs?: number
+  /**
+   * The issuer, when it is not this server's own URL: the one hostname in front of several
+   * regions (test/support/regions.ts). @default `http://<issuerHost>:<port>`
+   */
+  issuer?: string
+  /** The table. @default a fresh one */
+  table?: { client: DynamoDBClient; tableName: string }
+  /** With several regions: the way to the other regions' token functions. */
+  homeRegions?: HomeRegions
 }
 
 /**
@@ -160,9 +170,10 @@ export interface HarnessOptions {
  * Gateway events and middy stacks as in AWS), on a fresh DynamoDB Local table.
  */
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const table = await createTestTable()
+  const table = options.table ?? (await createTestTable())
   const port = options.port ?? (await freePort())
-  const issuer = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`
+  const url = `http://${options.issuerHost ?? '127.0.0.1'}:${port}`
+  const issuer = options.issuer ?? url
   const clock = options.clock ?? new FakeClock()
   const env = { ...process.env, ...options.env }
   const aws = sdkOptions(loadAwsCallConfig(env))
@@ -190,6 +201,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     env,
     strict: options.strict ?? false,
     clock,
+    ...(options.homeRegions && { homeRegions: options.homeRegions }),
   })
   const server = createLocalServer(service, {
     assets: options.assets,
@@ -198,7 +210,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   await listen(server, port)
 
   const request = async (path: string, init: RequestInit): Promise<Reply> => {
-    const response = await fetch(`${issuer}${path}`, init)
+    const response = await fetch(`${url}${path}`, init)
     const text = await response.text()
     let body: unknown
     try {
@@ -217,7 +229,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   }
 
   const harness: Harness = {
-    url: issuer,
+    url,
     issuer,
     clock,
     service,

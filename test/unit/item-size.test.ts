@@ -51,6 +51,8 @@ function largestSession(): Session {
     // Four bytes a character: the cap is in bytes.
     userAgent: '😀'.repeat(256),
     jkt: 'j'.repeat(43),
+    // With regions: among the longest region names.
+    home: 'ap-southeast-5',
   }
 }
 

@@ -6,6 +6,9 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { httpHandler } from '../../functions/adapters/http.js'
 import { createObservability } from '../../functions/adapters/observability.js'
 import {
+  HOME_UNREACHABLE_DESCRIPTION,
+  HomeUnreachable,
+  INVALID_GRANT_DESCRIPTION,
   InvalidClient,
   InvalidGrant,
   InvalidToken,
@@ -160,5 +163,17 @@ describe('the public answer to a refusal', () => {
       'slow_down',
       'use_dpop_nonce',
     ])
+  })
+
+  it('is its own for home_unreachable alone: the SDK must tell a lost home region from a dead session', async () => {
+    const { response, logged } = await answer(new HomeUnreachable('eu-west-1'))
+    expect(response.statusCode).toBe(400)
+    expect(JSON.parse(response.body as string)).toEqual({
+      error: 'invalid_grant',
+      error_description: HOME_UNREACHABLE_DESCRIPTION,
+    })
+    expect(HOME_UNREACHABLE_DESCRIPTION).not.toBe(INVALID_GRANT_DESCRIPTION)
+    expect(logged?.detail).toBe('home_unreachable')
+    expect(logged?.check).toBe('eu-west-1')
   })
 })

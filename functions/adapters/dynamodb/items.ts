@@ -121,6 +121,7 @@ export const sessionItem = {
           ? undefined
           : utf8Prefix(session.userAgent, MAX_STORED_USER_AGENT_BYTES),
       jkt: session.jkt,
+      home: session.home,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(
         Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
       ),
@@ -149,6 +150,7 @@ export const sessionItem = {
       ...optional('sealedSuccessor', item.grace_child),
       ...optional('userAgent', item.user_agent),
       ...optional('jkt', item.jkt),
+      ...optional('home', item.home),
     }
   },
 }

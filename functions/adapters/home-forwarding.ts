@@ -1,0 +1,40 @@
+import { homeOf, parseRefreshToken } from '../core/refresh-token.js'
+import type { HomeAnswer, HomeRegion, Regions } from '../core/regions.js'
+import type { HttpRequest } from './http.js'
+
+/** Where a request that names a session by its refresh token is decided. */
+export interface HomeRouting {
+  /** With several regions: this one and the others. */
+  readonly regions?: Regions
+  /** The way to the other regions' copy of this function. */
+  readonly homeRegion?: HomeRegion
+}
+
+/**
+ * With several regions, a request about a session is decided in its home
+ * (docs/multi-region.md "Each session has a home"): one whose refresh token is homed
+ * elsewhere is handed there as it came. Undefined: decide it here (one region, a
+ * request another region forwarded, whatever its token says, so never a second
+ * forward; a token that is not well formed, left to the refusal here; a token homed
+ * here). `unreachable`: the home could not be asked (`unlisted`: no longer in
+ * `regions`); nothing was decided.
+ */
+export async function forwardToHome(
+  request: HttpRequest,
+  routing: HomeRouting,
+  token: string | undefined,
+): Promise<
+  | { readonly answer: HomeAnswer; readonly home: string }
+  | { readonly unreachable: string }
+  | undefined
+> {
+  const { regions, homeRegion } = routing
+  if (!regions || !homeRegion || request.forwardedFrom !== undefined) return undefined
+  const locator = token === undefined ? undefined : parseRefreshToken(token)
+  if (!locator) return undefined
+  const home = homeOf(locator, regions.all)
+  if (home === undefined || home === regions.here) return undefined
+  if (!regions.all.includes(home)) return { unreachable: 'unlisted' }
+  const answer = await homeRegion.forward(home, request.event)
+  return answer === 'unreachable' ? { unreachable: home } : { answer, home }
+}
