@@ -131,36 +131,26 @@ export function traced<T>(client: T): T {
         region: process.env.AWS_REGION,
         tableName: typeof input.TableName === 'string' ? input.TableName : undefined,
       }
+      // The SDK's metadata of the call, on its output or on the error it threw.
+      type Metadata = { httpStatusCode?: number; requestId?: string; attempts?: number }
+      const finish = ($metadata: Metadata | undefined, errorName?: string) =>
+        send(
+          subsegmentDatagram(trace, {
+            ...base,
+            endMs: Date.now(),
+            httpStatus: $metadata?.httpStatusCode,
+            requestId: $metadata?.requestId,
+            attempts: $metadata?.attempts,
+            ...(errorName !== undefined && { errorName }),
+          }),
+        )
       try {
         const result = await next(args)
-        const { $metadata } = result.output as {
-          $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number }
-        }
-        send(
-          subsegmentDatagram(trace, {
-            ...base,
-            endMs: Date.now(),
-            httpStatus: $metadata?.httpStatusCode,
-            requestId: $metadata?.requestId,
-            attempts: $metadata?.attempts,
-          }),
-        )
+        finish((result.output as { $metadata?: Metadata }).$metadata)
         return result
       } catch (error) {
-        const { name, $metadata } = error as {
-          name?: string
-          $metadata?: { httpStatusCode?: number; requestId?: string; attempts?: number }
-        }
-        send(
-          subsegmentDatagram(trace, {
-            ...base,
-            endMs: Date.now(),
-            httpStatus: $metadata?.httpStatusCode,
-            requestId: $metadata?.requestId,
-            attempts: $metadata?.attempts,
-            errorName: name ?? 'Error',
-          }),
-        )
+        const { name, $metadata } = error as { name?: string; $metadata?: Metadata }
+        finish($metadata, name ?? 'Error')
         throw error
       }
     },
