@@ -10,9 +10,9 @@ import { traced } from './tracing.js'
  * synchronous `Invoke` of the home's token function (the same name in every region)
  * with the event as API Gateway delivered it here, plus `forwardedFrom`, a member API
  * Gateway never sets, so no client can forge it. One attempt within `timeoutMs`: a home
- * that does not answer in time is unreachable (`FAILOVER`); one that throttled the call
- * or whose function failed is a fault here (503), since the home is there and may
- * answer a retry.
+ * that does not answer in time, or has no such function, is unreachable (`FAILOVER`); one
+ * whose Lambda service refused the call (throttled, denied) or whose function failed is a
+ * fault here (503), since the home is there and may answer a retry.
  */
 export function lambdaHomeRegion(
   here: string,
@@ -54,14 +54,18 @@ export function lambdaHomeRegion(
           { abortSignal: AbortSignal.timeout(config.timeoutMs) },
         )
       } catch (error) {
-        // The home is there but busy: a retry, not a new login for every user of that region.
-        if ((error as Error).name === 'TooManyRequestsException') {
-          throw new TemporarilyUnavailable(`home region ${home} throttled the forward`, {
-            cause: error,
-          })
+        const { name, $metadata } = error as Error & { $metadata?: { httpStatusCode?: number } }
+        // The region, its Lambda endpoint or the network (nothing answered), or no such
+        // function there (the home's stack is gone): the home is lost.
+        if ($metadata?.httpStatusCode === undefined || name === 'ResourceNotFoundException') {
+          return 'unreachable'
         }
-        // The region, its Lambda endpoint or the network: nothing answered.
-        return 'unreachable'
+        // The home's Lambda service answered: the region is there, busy (throttled) or
+        // refusing (a permission, a quota). A retry, not a new login for every user of
+        // that region.
+        throw new TemporarilyUnavailable(`home region ${home} refused the forward: ${name}`, {
+          cause: error,
+        })
       }
       if (output.FunctionError || !output.Payload) {
         throw new TemporarilyUnavailable(`home region ${home} failed: ${output.FunctionError}`)

@@ -92,6 +92,15 @@ describe('forwarding to the home region by Lambda Invoke', () => {
     await expect(adapter().forward('eu-west-1', {})).rejects.toBeInstanceOf(TemporarilyUnavailable)
   })
 
+  it('is a fault (503), not a lost home, when the home’s Lambda service refuses the call (a permission): a misconfiguration sends nobody to log in', async () => {
+    reply = () => ({
+      status: 403,
+      headers: { 'x-amzn-errortype': 'AccessDeniedException' },
+      body: '{"Message":"User is not authorized to perform: lambda:InvokeFunction"}',
+    })
+    await expect(adapter().forward('eu-west-1', {})).rejects.toBeInstanceOf(TemporarilyUnavailable)
+  })
+
   it('is a fault (503) when the home’s function failed: a retry may find it well', async () => {
     reply = () => ({
       headers: { 'x-amz-function-error': 'Unhandled' },
