@@ -212,8 +212,9 @@ describe('two regions from one config', () => {
     ) as [[string, Resource]]
     expect(key.Properties).toMatchObject({ MultiRegion: true, KeyUsage: 'SIGN_VERIFY' })
     // Creating the replica asks for kms:ReplicateKey on the primary, which IAM may grant only
-    // if the key policy delegates it (the deploy failed without it); and a replica may have to
-    // be promoted when the primary's region is lost.
+    // if the key policy delegates it (without it, the ReplicaKey's creation would be denied;
+    // not seen in a deploy from this offline machine); and a replica may have to be promoted
+    // when the primary's region is lost.
     type KeyStatement = { Sid: string; Action: string[] }
     const admin = (resource: Resource) =>
       (resource.Properties.KeyPolicy as { Statement: KeyStatement[] }).Statement.find(
