@@ -133,6 +133,30 @@ describe('two regions serving one issuer with envelope keys', () => {
     }
   })
 
+  it('makes no KMS call per login or refresh in either region once a container has unwrapped its key (one Decrypt per container and region)', async () => {
+    const calls = () =>
+      [EU, US].map((region) => ({
+        decrypt: kms[region].decryptCalls().length,
+        generate: kms[region].generateKeyPairCalls().length,
+        sign: kms[region].signCalls().length,
+      }))
+    const user = await sim.region[EU].addUser()
+    await sim.replicator.drain()
+    // Warm: each region's harness is one container of login, token and jwks.
+    for (const region of [EU, US]) expect((await sim.front(region).login(user)).status).toBe(200)
+    const before = calls()
+    expect(before.map((region) => region.decrypt)).toEqual([1, 1])
+    for (const region of [EU, US]) {
+      for (let round = 0; round < 3; round++) {
+        const login = await sim.front(region).login(user)
+        expect(login.status, login.text).toBe(200)
+        const refreshed = await sim.front(region).refresh(login.body.refresh_token as string)
+        expect(refreshed.status, refreshed.text).toBe(200)
+      }
+    }
+    expect(calls()).toEqual(before)
+  })
+
   it('refreshes a session from the other region (decided in its home) into a token that verifies with either region’s JWKS', async () => {
     const user = await sim.region[US].addUser()
     await sim.replicator.drain()
