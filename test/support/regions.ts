@@ -24,6 +24,7 @@ import {
 } from '@aws-sdk/client-dynamodb-streams'
 import { lambdaHomeRegion } from '../../functions/adapters/home-region.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
+import type { Signer } from '../../functions/core/ports.js'
 import type { HomeAnswer, HomeRegion } from '../../functions/core/regions.js'
 import { freePort } from '../../local/dynamodb-local.js'
 import { lambdaContext, listen } from '../../local/server.js'
@@ -34,7 +35,7 @@ import { type Harness, startHarness } from './harness.js'
 export const REGIONS = ['eu-west-1', 'us-east-1'] as const
 export type Region = (typeof REGIONS)[number]
 
-interface Table {
+export interface Table {
   readonly region: Region
   readonly client: DynamoDBClient
   readonly tableName: string
@@ -279,6 +280,8 @@ export interface TwoRegionOptions {
   replicationDelayMs?: number
   /** `FAILOVER`. @default relogin */
   failover?: string
+  /** Each region's signer, built on the regions' tables. @default the worker's local key */
+  signer?: (region: Region, tables: Readonly<Record<Region, Table>>) => Signer
 }
 
 /** Two regions of one service, behind one issuer, with replication between their tables. */
@@ -352,6 +355,12 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
       table,
       homeRegions: { token: way('token'), revoke: way('revoke'), sessions: way('sessions') },
       ...(options.clients && { clients: options.clients }),
+      ...(options.signer && {
+        signer: options.signer(
+          region,
+          Object.fromEntries(tables.map((t) => [t.region, t])) as unknown as Record<Region, Table>,
+        ),
+      }),
       env: {
         REGIONS: REGIONS.join(','),
         HOME_REGION: region,
