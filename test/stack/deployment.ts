@@ -35,6 +35,11 @@ export interface DeploymentOptions {
    * one: a deploy half applied. @default `functions`
    */
   readonly rest?: StackTemplate
+  /**
+   * Hostnames that resolve to this deployment's front for its functions (the one
+   * hostname of several regions, as latency routing answers a function in this region).
+   */
+  readonly hostnames?: readonly string[]
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: resolved CloudFormation properties, read as the template has them
@@ -84,6 +89,7 @@ export class Deployment {
   readonly #jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>()
   #clockOffsetMs = 0
   #server: Server | undefined
+  #hostnames: readonly string[] = []
 
   private constructor(cloud: Cloud, rest: StackTemplate) {
     this.#cloud = cloud
@@ -158,11 +164,12 @@ export class Deployment {
   /** Provisions both templates' resources and serves the front; sandboxes start on first use. */
   static async start(
     cloud: Cloud,
-    { functions, rest = functions }: DeploymentOptions,
+    { functions, rest = functions, hostnames = [] }: DeploymentOptions,
   ): Promise<Deployment> {
     await cloud.provision(functions)
     await cloud.provision(rest)
     const deployment = new Deployment(cloud, rest)
+    deployment.#hostnames = hostnames
     const server = createServer((req, res) => {
       deployment
         .#serve(req)
@@ -206,6 +213,7 @@ export class Deployment {
       timeoutSeconds: p.Timeout ?? 3,
       memoryMiB: p.MemorySize ?? 128,
       apiHost: this.apiHost,
+      hostnames: this.#hostnames,
       frontOrigin: this.url,
       // What Lambda sets (its reserved variables), then the harness's endpoints and isolation.
       sandbox: {

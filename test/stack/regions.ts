@@ -27,6 +27,7 @@ import { Deployment } from './deployment.js'
 export const PRIMARY: Region = 'eu-west-1'
 export const SECONDARY: Region = 'us-east-1'
 const REGIONS = [PRIMARY, SECONDARY] as const
+export const ISSUER = 'https://auth.example.com'
 
 export interface StackRegionsOptions {
   /** The CloudFormation stack name (names the global table: one per DynamoDB Local). */
@@ -43,6 +44,8 @@ export interface StackRegions {
   readonly deployment: Readonly<Record<Region, Deployment>>
   readonly replicator: Replicator
   readonly replicationDelayMs: number
+  /** A client of each region's DynamoDB Local, outside IAM (the operator's, the replicator's). */
+  readonly dynamodb: Readonly<Record<Region, DynamoDBClient>>
   /** The front: a client of the region's API. A region that is down takes no request. */
   front(region: Region): ReturnType<typeof client>
   /** Takes a region down: the front sends it nothing, and no Invoke reaches it. */
@@ -68,7 +71,7 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
     ...options.context,
     stackName: options.stackName,
     regions: JSON.stringify(REGIONS),
-    issuer: 'https://auth.example.com',
+    issuer: ISSUER,
   })
   if (assembly.regions.join() !== REGIONS.join()) {
     throw new Error(`the app synthesized ${assembly.regions.join(', ')}`)
@@ -94,7 +97,11 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
     for (const region of REGIONS) {
       const template = assembly.templates[region]
       if (!template) throw new Error(`no stack for ${region}`)
-      deployment[region] = await Deployment.start(cloud[region], { functions: template })
+      // The one issuer's hostname: each region's functions reach their own region's API.
+      deployment[region] = await Deployment.start(cloud[region], {
+        functions: template,
+        hostnames: [new URL(ISSUER).host],
+      })
       deployments.push(deployment[region])
     }
     const dynamodb = {} as Record<Region, DynamoDBClient>
@@ -127,6 +134,7 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
       deployment,
       replicator,
       replicationDelayMs: delayMs,
+      dynamodb,
       front(region) {
         if (downed.has(region)) throw new Error(`the front sends nothing to ${region}: it is down`)
         return client(deployment[region])
