@@ -10,8 +10,10 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb'
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda'
 import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import demoClients from '../../clients.local.json' with { type: 'json' }
 import { HOME_UNREACHABLE_DESCRIPTION } from '../../functions/core/errors.js'
 import type { Region } from '../support/regions.js'
+import { PASSWORD } from './api.js'
 import { resourcesOf } from './assembly.js'
 import { ACCOUNT, type MeteredCall } from './cloud.js'
 import { ISSUER, PRIMARY, SECONDARY, type StackRegions, startStackRegions } from './regions.js'
@@ -25,6 +27,8 @@ const INVALID_GRANT = {
 }
 /** The demo native client's (clients.local.json). */
 const GRACE_SECONDS = 10
+/** A native client without a grace window: a second use of a token is reuse at once. */
+const NO_GRACE = 'native-no-grace'
 
 let sim: StackRegions
 let username: string
@@ -33,7 +37,13 @@ const started = performance.now()
 beforeAll(async () => {
   sim = await startStackRegions({
     stackName: STACK,
-    context: { strictRevocation: 'true' },
+    context: {
+      strictRevocation: 'true',
+      clients: JSON.stringify([
+        ...demoClients,
+        { ...demoClients[0], client_id: NO_GRACE, reuse_grace_seconds: 0 },
+      ]),
+    },
     replicationDelayMs: 50,
   })
   // Users are written in one region and replicate, as with `npm run users`.
@@ -173,6 +183,29 @@ describe('a refresh is decided in its home region', () => {
     expect(eu?.generation).toBe(1)
     expect(us?.generation).toBe(1)
     expect(us?.currentHash).toBe(eu?.currentHash)
+  })
+})
+
+describe('one token refreshed in both regions at once, without a grace window', () => {
+  it('never forks the session: one answer, the other is reuse, and reuse ends the session everywhere', async () => {
+    const login = await sim.front(EU).call('POST', '/login', {
+      form: { username, password: PASSWORD, client_id: NO_GRACE },
+    })
+    expect(login.status).toBe(200)
+    const token = login.body.refresh_token as string
+    await sim.replicator.drain()
+    const refresh = (region: Region, refresh_token: string) =>
+      sim.front(region).call('POST', '/token', {
+        form: { grant_type: 'refresh_token', refresh_token, client_id: NO_GRACE },
+      })
+    const replies = await Promise.all([refresh(EU, token), refresh(US, token)])
+    expect(replies.map((r) => r.status).sort()).toEqual([200, 400])
+    const child = replies.find((r) => r.status === 200)?.body.refresh_token as string
+    // One decision in one place: the reuse ended the session, the winner's child with it.
+    expect((await refresh(US, child)).body).toEqual(INVALID_GRANT)
+    expect((await sim.sessionIn(EU, token))?.status).toBe('revoked')
+    await sim.replicator.drain()
+    expect((await sim.sessionIn(US, token))?.status).toBe('revoked')
   })
 })
 
