@@ -266,13 +266,16 @@ export class Cloud {
     return this.#dynamodbLocal
   }
 
-  /** Lets Invoke reach a deployed function by its name (Deployment does it for each function). */
-  addFunction(functionName: string, target: InvokeTarget): void {
+  /**
+   * Lets Invoke reach a deployed function by its name (Deployment does it for each
+   * function); returns its removal, which leaves alone a later deployment's function of
+   * that name (the steps of one stack share names).
+   */
+  addFunction(functionName: string, target: InvokeTarget): () => void {
     this.#functions.set(functionName, target)
-  }
-
-  removeFunction(functionName: string): void {
-    this.#functions.delete(functionName)
+    return () => {
+      if (this.#functions.get(functionName) === target) this.#functions.delete(functionName)
+    }
   }
 
   /** This region or a linked one; throws for a region the harness was not given. */

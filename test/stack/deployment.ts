@@ -90,6 +90,8 @@ export class Deployment {
   #clockOffsetMs = 0
   #server: Server | undefined
   #hostnames: readonly string[] = []
+  /** Each function's removal from the cloud's Invoke API. */
+  readonly #removals: (() => void)[] = []
 
   private constructor(cloud: Cloud, rest: StackTemplate) {
     this.#cloud = cloud
@@ -247,10 +249,12 @@ export class Deployment {
     })
     lambda.setClockOffset(this.#clockOffsetMs)
     this.functions.set(name, { lambda, caller })
-    cloud.addFunction(functionName, {
-      arn: lambda.options.arn,
-      invoke: (event) => lambda.invoke(event),
-    })
+    this.#removals.push(
+      cloud.addFunction(functionName, {
+        arn: lambda.options.arn,
+        invoke: (event) => lambda.invoke(event),
+      }),
+    )
   }
 
   /** What PutEvents put on this stack's own buses, in order. */
@@ -336,8 +340,8 @@ export class Deployment {
     for (const { lambda, caller } of this.functions.values()) {
       lambda.stop()
       this.#cloud.callers.delete(caller.accessKeyId)
-      this.#cloud.removeFunction(lambda.options.functionName)
     }
+    for (const remove of this.#removals.splice(0)) remove()
     const server = this.#server
     server?.closeAllConnections()
     if (server) await new Promise((resolve) => server.close(resolve))
