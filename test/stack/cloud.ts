@@ -213,10 +213,11 @@ export class Cloud {
   /** The region's name: ARNs, `AWS::Region`, the credential scope of Invoke. */
   readonly region: string
   /**
-   * The region is lost: an Invoke from another region gets no answer (the
-   * connection is dropped), as the forwarding adapter's "unreachable" expects.
+   * The region is lost: an Invoke from another region gets no answer, as the
+   * forwarding adapter's "unreachable" expects: `drop`, the connection closes at
+   * once (refused); `hang`, nothing ever answers (the caller's timeout ends it).
    */
-  down = false
+  down: false | 'drop' | 'hang' = false
   readonly callers = new Map<string, Caller>()
   /** KMS aliases of the deployment in charge (AWS::KMS::Alias): name -> key ARN. */
   aliases = new Map<string, string>()
@@ -792,8 +793,9 @@ export class Cloud {
     )?.[1]
     const home =
       region === undefined ? undefined : region === this.region ? this : this.#peers.get(region)
+    // Nothing answers in a lost region (or one that is not there); `stop` closes what hangs.
+    if (home?.down === 'hang') return
     if (!home || home.down) {
-      // Nothing answers in a lost region (or one that is not there).
       req.socket.destroy()
       return
     }

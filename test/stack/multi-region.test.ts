@@ -12,6 +12,8 @@ import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import demoClients from '../../clients.local.json' with { type: 'json' }
 import { HOME_UNREACHABLE_DESCRIPTION } from '../../functions/core/errors.js'
+import { parseRefreshToken } from '../../functions/core/refresh-token.js'
+import { SETTINGS } from '../../functions/settings.js'
 import type { Region } from '../support/regions.js'
 import { PASSWORD } from './api.js'
 import { resourcesOf } from './assembly.js'
@@ -284,6 +286,75 @@ describe('when the home region is lost (failover: relogin)', () => {
     }
     // Once the home is back, its session refreshes again: nothing was lost.
     expect((await sim.front(US).refresh(token)).status).toBe(200)
+  })
+})
+
+describe('when the home region does not answer at all', () => {
+  it('refuses the refresh the same way once the forward’s budget has run out, well within the token function’s own timeout', async () => {
+    const us = sim.assembly.templates[US]
+    const fn =
+      us &&
+      resourcesOf(us, 'AWS::Lambda::Function').find(([id]) =>
+        id.startsWith('TokenServiceTokenFunction'),
+      )?.[1]
+    const budgetMs = Number(
+      fn?.Environment?.Variables?.HOME_FORWARD_TIMEOUT_MS ??
+        SETTINGS.HOME_FORWARD_TIMEOUT_MS.default,
+    )
+    // Else Lambda would end the function first: a 500 at API Gateway, not the answer below.
+    expect(budgetMs).toBeLessThan(Number(fn?.Timeout) * 1000)
+    const { refresh_token: token } = await loginAt(EU)
+    await sim.replicator.drain()
+    const before = await sim.sessionIn(US, token)
+    sim.down(EU, 'hang')
+    try {
+      const reply = await sim.front(US).refresh(token)
+      expect(reply.status).toBe(400)
+      expect(reply.body).toEqual({
+        error: 'invalid_grant',
+        error_description: HOME_UNREACHABLE_DESCRIPTION,
+      })
+      expect(await sim.sessionIn(US, token)).toEqual(before)
+    } finally {
+      sim.up(EU)
+    }
+  })
+})
+
+describe('revocation when the home region is lost', () => {
+  it('is written where it lands (200), and holds in the home once replicated', async () => {
+    const { refresh_token: token } = await loginAt(EU)
+    await sim.replicator.drain()
+    sim.down(EU)
+    try {
+      expect((await sim.front(US).revoke(token)).status).toBe(200)
+      expect((await sim.sessionIn(US, token))?.status).toBe('revoked')
+    } finally {
+      sim.up(EU)
+    }
+    await sim.replicator.drain()
+    expect((await sim.sessionIn(EU, token))?.status).toBe('revoked')
+    expect((await sim.front(EU).refresh(token)).body).toEqual(INVALID_GRANT)
+  })
+})
+
+describe('ending a session with DELETE /sessions/{sid} in the region that is not its home', () => {
+  it('is forwarded by the synthesized sessions function under its own IAM and decided in the home', async () => {
+    const tokens = await loginAt(EU)
+    await sim.replicator.drain()
+    const sid = parseRefreshToken(tokens.refresh_token)?.sid
+    const homeArn = `arn:aws:lambda:eu-west-1:${ACCOUNT}:function:${STACK}-sessions`
+    const sessions = sim.deployment[US].functions.get('sessions')?.caller
+    const before = sessions?.calls.get(`lambda:InvokeFunction ${homeArn}`)?.allowed ?? 0
+    const ended = await sim.front(US).call('DELETE', `/sessions/${sid}`, {
+      token: tokens.access_token,
+    })
+    expect(ended.status, JSON.stringify(ended.body)).toBe(204)
+    expect(sessions?.calls.get(`lambda:InvokeFunction ${homeArn}`)?.allowed).toBe(before + 1)
+    expect((await sim.sessionIn(EU, tokens.refresh_token))?.status).toBe('revoked')
+    expect((await sim.front(EU).refresh(tokens.refresh_token)).body).toEqual(INVALID_GRANT)
+    await sim.replicator.drain()
+    expect((await sim.sessionIn(US, tokens.refresh_token))?.status).toBe('revoked')
   })
 })
 

@@ -48,8 +48,11 @@ export interface StackRegions {
   readonly dynamodb: Readonly<Record<Region, DynamoDBClient>>
   /** The front: a client of the region's API. A region that is down takes no request. */
   front(region: Region): ReturnType<typeof client>
-  /** Takes a region down: the front sends it nothing, and no Invoke reaches it. */
-  down(region: Region): void
+  /**
+   * Takes a region down: the front sends it nothing, and no Invoke reaches it (`drop`:
+   * the connection closes at once; `hang`: no answer, the caller's time budget ends it).
+   */
+  down(region: Region, how?: 'drop' | 'hang'): void
   up(region: Region): void
   /** The harness clock (epoch ms): what both regions' sandboxes and the replicator see. */
   now(): number
@@ -139,9 +142,9 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
         if (downed.has(region)) throw new Error(`the front sends nothing to ${region}: it is down`)
         return client(deployment[region])
       },
-      down(region) {
+      down(region, how = 'drop') {
         downed.add(region)
-        cloud[region].down = true
+        cloud[region].down = how
       },
       up(region) {
         downed.delete(region)
