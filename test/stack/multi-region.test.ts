@@ -70,6 +70,22 @@ const callsOf = (region: Region, caller: string, from: number): MeteredCall[] =>
   sim.cloud[region].meter.slice(from).filter((call) => call.caller === caller)
 const WRITES = /^(PutItem|UpdateItem|DeleteItem|TransactWriteItems|BatchWriteItem)$/
 
+/** The caches the docs put in the bound, as the US stack configures them. */
+function cachesMs() {
+  const us = sim.assembly.templates[US]
+  if (!us) throw new Error('no US stack')
+  const [[, authorizer]] = resourcesOf(us, 'AWS::ApiGatewayV2::Authorizer') as [
+    [string, { AuthorizerResultTtlInSeconds?: number }],
+  ]
+  const fn = resourcesOf(us, 'AWS::Lambda::Function').find(([id]) =>
+    id.startsWith('TokenServiceAuthorizerFunction'),
+  )?.[1]
+  const answer = (authorizer.AuthorizerResultTtlInSeconds ?? 0) * 1000
+  const session = Number(fn?.Environment?.Variables?.AUTHORIZER_SESSION_CACHE_SECONDS) * 1000
+  expect(session).toBeGreaterThan(0)
+  return { answer, session, total: answer + session }
+}
+
 describe('two regions as synthesized', () => {
   it('deploys the primary’s global table in both regions, and signs in each with one multi-Region key (the other’s a replica key)', () => {
     const [eu, us] = [sim.assembly.templates[EU], sim.assembly.templates[US]]
@@ -358,23 +374,36 @@ describe('ending a session with DELETE /sessions/{sid} in the region that is not
   })
 })
 
-describe('revocation in one region', () => {
-  /** The caches the docs put in the bound, as the US stack configures them. */
-  function cachesMs() {
-    const us = sim.assembly.templates[US]
-    if (!us) throw new Error('no US stack')
-    const [[, authorizer]] = resourcesOf(us, 'AWS::ApiGatewayV2::Authorizer') as [
-      [string, { AuthorizerResultTtlInSeconds?: number }],
-    ]
-    const fn = resourcesOf(us, 'AWS::Lambda::Function').find(([id]) =>
-      id.startsWith('TokenServiceAuthorizerFunction'),
-    )?.[1]
-    const answer = (authorizer.AuthorizerResultTtlInSeconds ?? 0) * 1000
-    const session = Number(fn?.Environment?.Variables?.AUTHORIZER_SESSION_CACHE_SECONDS) * 1000
-    expect(session).toBeGreaterThan(0)
-    return { answer, session, total: answer + session }
-  }
+describe('logout everywhere in one region', () => {
+  it('ends the sessions homed in both regions: at once in its own, in the other once replicated, and a rotation there within the lag undoes nothing', async () => {
+    const inEu = await loginAt(EU)
+    const inUs = await loginAt(US)
+    await sim.replicator.drain()
+    sim.replicator.hold()
+    let child: string
+    try {
+      const logout = await sim.front(US).call('DELETE', '/sessions', { token: inUs.access_token })
+      expect(logout.status, JSON.stringify(logout.body)).toBe(204)
+      expect((await sim.front(US).refresh(inUs.refresh_token)).body).toEqual(INVALID_GRANT)
+      // Within the lag the home of the other session has not seen the cut: the lag is the
+      // bound the docs state. Its rotation now writes that session's item after the cut.
+      const rotated = await sim.front(US).refresh(inEu.refresh_token)
+      expect(rotated.status).toBe(200)
+      child = rotated.body.refresh_token
+    } finally {
+      sim.replicator.release()
+    }
+    await sim.replicator.drain()
+    // The cut is on the user item, which no refresh writes: last writer wins cannot undo it.
+    for (const region of [EU, US]) {
+      expect((await sim.front(region).refresh(child)).body).toEqual(INVALID_GRANT)
+    }
+    sim.advanceClock(cachesMs().total)
+    expect((await sim.front(EU).me(inEu.access_token)).status).toBe(403)
+  })
+})
 
+describe('revocation in one region', () => {
   it('is decided in the home, and not seen in the other region before it has replicated, however long the caches have run out', async () => {
     const caches = cachesMs()
     const tokens = await loginAt(EU)
