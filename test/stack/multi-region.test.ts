@@ -1,5 +1,6 @@
 /**
- * Several regions, active-active (docs/multi-region.md "Simulation"), on what `cdk synth`
+ * Several regions, active-active (docs/multi-region.md "Simulation on the synthesized
+ * stacks"), on what `cdk synth`
  * produces: the app with `regions: ['eu-west-1', 'us-east-1']` synthesized once, each
  * region's stack deployed into a cloud of its own on a DynamoDB Local of its own
  * (test/stack/regions.ts), MREC between them, and each region's synthesized bundles
@@ -27,8 +28,8 @@ const INVALID_GRANT = {
   error: 'invalid_grant',
   error_description: 'the credentials or refresh token are invalid, expired or revoked',
 }
-/** The demo native client's (clients.local.json). */
-const GRACE_SECONDS = 10
+/** The demo native client's grace window (clients.local.json). */
+const GRACE_SECONDS = Number(demoClients[0]?.reuse_grace_seconds)
 /** A native client without a grace window: a second use of a token is reuse at once. */
 const NO_GRACE = 'native-no-grace'
 
