@@ -96,6 +96,8 @@ export interface MeteredCall {
   readonly operation: string
   /** The error the call answered, if any (no capacity is reported for it). */
   readonly error?: string
+  /** The SDK's attempt (its `amz-sdk-request` header), when this was a retry: 2, 3, ... */
+  readonly attempt?: number
   /** Capacity units on the table itself (reads or writes, as the operation is). */
   readonly table?: number
   /** Capacity units on each global secondary index. */
@@ -699,10 +701,12 @@ export class Cloud {
     const reply = this.#reply(req, target, input)
     const caller = this.#callerOf(req)?.name ?? 'unknown'
     const operation = target.split('.')[1] ?? ''
+    const attempt = Number(/attempt=(\d+)/.exec(String(req.headers['amz-sdk-request']))?.[1] ?? 1)
+    const retry = attempt > 1 ? { attempt } : {}
     if (reply) {
       if (protocol !== 'dynamodb' || 'error' in reply) {
         const error = 'error' in reply ? String(reply.error) : undefined
-        this.meter.push({ caller, service: protocol, operation, ...(error && { error }) })
+        this.meter.push({ caller, service: protocol, operation, ...(error && { error }), ...retry })
       }
       return send(res, protocol, reply)
     }
@@ -733,6 +737,7 @@ export class Cloud {
         operation,
         ...(status === 200 ? consumed(parsed.ConsumedCapacity) : { error }),
         ...(billed !== undefined && { billed }),
+        ...retry,
       })
       if (metered && parsed.ConsumedCapacity !== undefined) {
         delete parsed.ConsumedCapacity
