@@ -270,7 +270,10 @@ export class Replicator {
         for (let wait = due - this.now(); wait > 0; wait = due - this.now()) {
           await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 25)))
         }
-        // Last writer wins: the other region wrote this item after this write was seen.
+        // Last writer wins: the other region wrote this item after this write was seen. Read
+        // its stream first: a write it made that no poll has seen yet is a later write too
+        // (applying over it would leave the two replicas different for good).
+        await this.poll()
         if ((this.localWrite.get(`${to.region}|${item}`) ?? -1) > at) return
         const pending = this.echoes.get(to.region) ?? []
         pending.push(signature)
