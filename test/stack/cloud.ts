@@ -12,8 +12,10 @@
  * global table's replicas are created in each region's DynamoDB Local, a
  * multi-Region key's replica shares its key material and key id, a
  * cross-region reference (`Fn::GetStackOutput`) reads the other region's
- * deployed stack, and an Invoke signed for another region is served by that
- * region's functions (none when it is `down`).
+ * deployed stack, an Invoke signed for another region is served by that
+ * region's functions, and a DynamoDB item read or write signed for another
+ * region (a client of that region) by that region's DynamoDB Local, under IAM
+ * on that region's table (neither answered when that region is `down`).
  */
 import {
   constants,
