@@ -9,7 +9,13 @@
  * client of the functions outside the primary (`ENVELOPE_KEY_PAIR_REGION`), served by the
  * primary's DynamoDB Local under IAM on the primary's table ARN.
  */
-import { type AttributeValue, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb'
+import {
+  type AttributeValue,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  ScanCommand,
+} from '@aws-sdk/client-dynamodb'
 import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Region } from '../support/regions.js'
@@ -238,6 +244,40 @@ describe('envelope signing in two regions, as synthesized', () => {
 
   it('has no function of either region make a call its policy denies', () => {
     expect(sim.denials()).toEqual([])
+  })
+
+  it('lets the other region’s functions reach only the pairs’ items in the primary’s replica: another item is refused and recorded, on the primary’s table ARN', async () => {
+    // The US login function's credentials, as its sandbox has them, in a client of eu-west-1.
+    const login = sim.deployment[US].functions.get('login')
+    if (!login) throw new Error('no login function')
+    const primary = new DynamoDBClient({
+      region: EU,
+      endpoint: sim.cloud[US].endpoint,
+      maxAttempts: 1,
+      credentials: { accessKeyId: login.caller.accessKeyId, secretAccessKey: 'x' },
+    })
+    const get = (Key: Record<string, AttributeValue>) =>
+      primary.send(new GetItemCommand({ TableName: sim.deployment[EU].tableName, Key }))
+    try {
+      expect((await get(PAIR_KEY)).Item).toEqual(await pairIn(EU))
+      const user = { pk: { S: `USERNAME#${username}` }, sk: { S: 'USERNAME' } }
+      await expect(get(user)).rejects.toMatchObject({ name: 'AccessDeniedException' })
+      // What the harness does not model signed for another region is its error (a 500 naming
+      // it), neither served nor authorized anywhere.
+      const unmodelled = await primary
+        .send(new DescribeTableCommand({ TableName: sim.deployment[EU].tableName }))
+        .then(
+          () => undefined,
+          (error: { $metadata?: { httpStatusCode?: number } }) => error.$metadata?.httpStatusCode,
+        )
+      expect(unmodelled).toBe(500)
+      expect(
+        [...login.caller.calls.keys()].filter((call) => call.includes('DescribeTable')),
+      ).toEqual([])
+    } finally {
+      primary.destroy()
+    }
+    expect(sim.denials()).toEqual([`${US} login dynamodb:GetItem ${tableArn(EU)}`])
   })
 })
 
