@@ -139,6 +139,9 @@ describe('envelope signing in two regions, as synthesized', () => {
       const reply = await sim.front(US).login(username)
       expect(reply.status, JSON.stringify(reply.body)).toBe(503)
       expect(reply.body).toMatchObject({ error: 'temporarily_unavailable' })
+      // Nor can its jwks function publish the key: it would have to create the pair.
+      const jwks = await sim.front(US).call('GET', '/.well-known/jwks.json')
+      expect(jwks.status, JSON.stringify(jwks.body)).toBe(503)
     } finally {
       sim.up(EU)
     }
