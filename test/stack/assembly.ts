@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
 import { inject } from 'vitest'
-import { buildStacks } from '../../lib/app-stacks.js'
+import { buildStacks, type LedgerFacts } from '../../lib/app-stacks.js'
 import { PREBUILT_BUNDLES_CONTEXT } from '../../lib/bundling.js'
 import { readAppSettings } from '../../lib/config.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
@@ -83,11 +83,13 @@ export function synthesize<K extends string>(
 
 /**
  * The app of one configuration with `regions`, as bin/app.ts builds it (lib/app-stacks.ts
- * `buildStacks`, no key ledger: every listed key multi-Region): one stack per region, the
- * primary first, keyed by region.
+ * `buildStacks`, with what the key ledger tells it, `ledger`; none: every listed key
+ * multi-Region, in the config's `signing` mode): one stack per region, the primary first,
+ * keyed by region.
  */
 export function synthesizeRegions(
   context: Record<string, string>,
+  ledger?: LedgerFacts,
 ): Assembly<string> & { readonly regions: readonly string[] } {
   const cdkJson = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
     context: Record<string, unknown>
@@ -101,7 +103,7 @@ export function synthesizeRegions(
     path: 'token-service.config.ts',
     config: committed,
   })
-  const { stacks, waiting } = buildStacks(app, settings)
+  const { stacks, waiting } = buildStacks(app, settings, ledger)
   if (waiting.length > 0) throw new Error(`regions: ${waiting.join('; ')}`)
   const assembly = app.synth()
   const templates: Record<string, StackTemplate> = {}

@@ -12,8 +12,10 @@
  * global table's replicas are created in each region's DynamoDB Local, a
  * multi-Region key's replica shares its key material and key id, a
  * cross-region reference (`Fn::GetStackOutput`) reads the other region's
- * deployed stack, and an Invoke signed for another region is served by that
- * region's functions (none when it is `down`).
+ * deployed stack, an Invoke signed for another region is served by that
+ * region's functions, and a DynamoDB item read or write signed for another
+ * region (a client of that region) by that region's DynamoDB Local, under IAM
+ * on that region's table (neither answered when that region is `down`).
  */
 import {
   constants,
@@ -75,8 +77,11 @@ interface SigningKey {
   readonly spec: 'RSA_2048' | 'ECC_NIST_P256'
   readonly privateKey: KeyObject
   readonly publicKey: KeyObject
-  /** The key policy gives the account (so IAM policies) `kms:*`, as CDK's default policy does. */
-  readonly delegatesToIam: boolean
+  /**
+   * Its key policy's statements for the account: the uses the account's IAM policies may
+   * grant (CDK's default policy: `kms:*`; the service's keys: their own uses only).
+   */
+  readonly keyPolicy: readonly Statement[]
   /** Its tags, as a request on it carries them: `aws:ResourceTag/<key>` -> value. */
   readonly tags: Readonly<Record<string, string>>
 }
@@ -98,6 +103,11 @@ export interface MeteredCall {
   readonly error?: string
   /** The SDK's attempt (its `amz-sdk-request` header), when this was a retry: 2, 3, ... */
   readonly attempt?: number
+  /**
+   * The region the request was signed for and served in, when not this cloud's (a client
+   * of another region: that region's DynamoDB Local answered).
+   */
+  readonly region?: string
   /** Capacity units on the table itself (reads or writes, as the operation is). */
   readonly table?: number
   /** Capacity units on each global secondary index. */
@@ -126,12 +136,19 @@ const METERED_OPERATIONS = new Set([
   'TransactWriteItems',
 ])
 
+/**
+ * What a request signed for another region may be (`Cloud.#servedIn`): the item reads and
+ * writes of a DynamoDB client of that region. A transaction there is not modelled (the
+ * meter's billed figure reads this region's tables).
+ */
+const CROSS_REGION_OPERATIONS = new Set(['GetItem', 'PutItem'])
+
 /** A symmetric key (SYMMETRIC_DEFAULT, ENCRYPT_DECRYPT): it wraps data keys. */
 interface SymmetricKey {
   readonly arn: string
   readonly spec: 'SYMMETRIC_DEFAULT'
   readonly secret: Buffer
-  readonly delegatesToIam: boolean
+  readonly keyPolicy: readonly Statement[]
   readonly tags: Readonly<Record<string, string>>
 }
 
@@ -215,7 +232,8 @@ export class Cloud {
   /** The region's name: ARNs, `AWS::Region`, the credential scope of Invoke. */
   readonly region: string
   /**
-   * The region is lost: an Invoke from another region gets no answer, as the
+   * The region is lost: an Invoke from another region, or a DynamoDB request
+   * another region's function signed for this one, gets no answer, as the
    * forwarding adapter's "unreachable" expects: `drop`, the connection closes at
    * once (refused); `hang`, nothing ever answers (the caller's timeout ends it).
    */
@@ -594,26 +612,22 @@ export class Cloud {
   }
 
   /**
-   * What a key's own properties decide: whether its key policy lets the account's IAM
-   * grant its use, and its tags (CreateKey's Tags: they stay with the key after it
-   * leaves a template).
+   * What a key's own properties decide: what its key policy lets the account's IAM
+   * grant (its statements for the account, checked on each request), and its tags
+   * (CreateKey's Tags: they stay with the key after it leaves a template).
    */
   // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
-  #keyPolicy(template: StackTemplate, p: Record<string, any>, spec: string) {
+  #keyPolicy(template: StackTemplate, p: Record<string, any>) {
     const { Statement } = this.resolve(template, p.KeyPolicy)
-    const forAccount = (Statement as (Statement & { Principal?: { AWS?: string } })[])
+    const keyPolicy = (Statement as (Statement & { Principal?: { AWS?: string } })[])
       .filter((s) => list(s.Principal?.AWS).includes(`arn:aws:iam::${ACCOUNT}:root`))
       .map(({ Principal: _, ...s }) => s)
-    const usage = spec.endsWith('SIGN_VERIFY')
-      ? ['kms:Sign', 'kms:GetPublicKey']
-      : ['kms:GenerateDataKey', 'kms:Decrypt']
-    const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
     const tags = Object.fromEntries(
       (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
         ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
       ),
     )
-    return { delegatesToIam, tags }
+    return { keyPolicy, tags }
   }
 
   /**
@@ -630,8 +644,7 @@ export class Cloud {
     if (!primary || !primaryArn.includes(':key/mrk-')) {
       throw new Error(`${logicalId}: no multi-Region primary key ${primaryArn}`)
     }
-    const spec = primary.spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY'
-    this.#keys.set(arn, { ...primary, arn, ...this.#keyPolicy(template, p, spec) })
+    this.#keys.set(arn, { ...primary, arn, ...this.#keyPolicy(template, p) })
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
@@ -648,16 +661,16 @@ export class Cloud {
     if (!modelled.includes(spec)) {
       throw new Error(`${logicalId}: ${spec} is not modelled by the stack harness`)
     }
-    const { delegatesToIam, tags } = this.#keyPolicy(template, p, spec)
+    const { keyPolicy, tags } = this.#keyPolicy(template, p)
     if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
       const secret = randomBytes(32)
-      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam, tags })
+      this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, keyPolicy, tags })
       // No alias names it: the reports name it by its logical id.
       this.#labels.set(arn, `key ${logicalId.replace(/[0-9A-F]{8}$/, '')}`)
       return
     }
     const pair = p.KeySpec === 'RSA_2048' ? rsaKey() : ecKey()
-    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, delegatesToIam, tags })
+    this.#keys.set(arn, { arn, spec: p.KeySpec, ...pair, keyPolicy, tags })
   }
 
   /**
@@ -674,8 +687,10 @@ export class Cloud {
     action: string,
     resource: string,
     context: Record<string, string | readonly string[]> = {},
+    /** What else decides (a KMS key's policy): denied when false, whatever IAM allows. */
+    alsoAllowed = true,
   ): boolean {
-    const allowed = isAllowed(caller.statements, action, resource, context)
+    const allowed = alsoAllowed && isAllowed(caller.statements, action, resource, context)
     const key = `${action} ${resource}`
     const count = caller.calls.get(key) ?? { allowed: 0, denied: 0 }
     if (allowed) count.allowed++
@@ -697,16 +712,31 @@ export class Cloud {
       : target.startsWith('AWSEvents.')
         ? 'events'
         : 'dynamodb'
-    const input = JSON.parse(body.toString('utf8') || '{}')
-    const reply = this.#reply(req, target, input)
-    const caller = this.#callerOf(req)?.name ?? 'unknown'
     const operation = target.split('.')[1] ?? ''
+    // The region the request is signed for: this one, or (a DynamoDB item request only)
+    // another region's, served there.
+    const served = this.#servedIn(req, protocol, operation)
+    if (served !== this && served.down) {
+      if (served.down === 'drop') req.socket.destroy()
+      return
+    }
+    const input = JSON.parse(body.toString('utf8') || '{}')
+    const reply = this.#reply(req, target, input, served)
+    const caller = this.#callerOf(req)?.name ?? 'unknown'
     const attempt = Number(/attempt=(\d+)/.exec(String(req.headers['amz-sdk-request']))?.[1] ?? 1)
     const retry = attempt > 1 ? { attempt } : {}
+    const elsewhere = served !== this ? { region: served.region } : {}
     if (reply) {
       if (protocol !== 'dynamodb' || 'error' in reply) {
         const error = 'error' in reply ? String(reply.error) : undefined
-        this.meter.push({ caller, service: protocol, operation, ...(error && { error }), ...retry })
+        this.meter.push({
+          caller,
+          service: protocol,
+          operation,
+          ...(error && { error }),
+          ...retry,
+          ...elsewhere,
+        })
       }
       return send(res, protocol, reply)
     }
@@ -718,7 +748,7 @@ export class Cloud {
     const headers = { ...req.headers, 'content-length': String(forwarded.length) }
     const transaction = operation === 'TransactWriteItems' ? input.TransactItems : undefined
     const before = transaction ? await this.#imagesOf(transaction) : []
-    const upstream = request(this.#dynamodbLocal, { method: 'POST', headers }, async (r) => {
+    const upstream = request(served.#dynamodbLocal, { method: 'POST', headers }, async (r) => {
       const parts: Buffer[] = []
       for await (const chunk of r) parts.push(chunk as Buffer)
       let answer = Buffer.concat(parts)
@@ -738,6 +768,7 @@ export class Cloud {
         ...(status === 200 ? consumed(parsed.ConsumedCapacity) : { error }),
         ...(billed !== undefined && { billed }),
         ...retry,
+        ...elsewhere,
       })
       if (metered && parsed.ConsumedCapacity !== undefined) {
         delete parsed.ConsumedCapacity
@@ -900,9 +931,32 @@ export class Cloud {
     return this.callers.get(accessKeyId)
   }
 
+  /**
+   * The region a request is served in: the one its SigV4 credential scope names. Another
+   * linked region's only for what a function sends there (a DynamoDB client of another
+   * region: `ENVELOPE_KEY_PAIR_REGION`'s `GetItem` and `PutItem` in the primary's replica),
+   * which reaches that region's DynamoDB Local under IAM on that region's table ARN;
+   * anything else signed for another region throws, as the harness does not model it.
+   */
+  #servedIn(req: IncomingMessage, protocol: string, operation: string): Cloud {
+    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization))?.[1]
+    if (region === undefined || region === this.region) return this
+    if (protocol !== 'dynamodb' || !CROSS_REGION_OPERATIONS.has(operation)) {
+      throw new Error(
+        `${protocol} ${operation} signed for ${region} in ${this.region} is not modelled by the stack harness`,
+      )
+    }
+    return this.#cloudOf(region)
+  }
+
   /** KMS's answer, or DynamoDB's refusal; `undefined` when DynamoDB Local should answer. */
-  // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
-  #reply(req: IncomingMessage, target: string, input: any): AwsReply | undefined {
+  #reply(
+    req: IncomingMessage,
+    target: string,
+    // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+    input: any,
+    served: Cloud = this,
+  ): AwsReply | undefined {
     // SigV4 names the access key in `Credential=<AKID>/<date>/<region>/<service>/aws4_request`.
     const caller = this.#callerOf(req)
     if (!caller) {
@@ -919,13 +973,13 @@ export class Cloud {
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
     if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
-    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input, this.region)) {
+    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input, served.region)) {
       const context: Record<string, string[]> = leadingKeys
         ? { 'dynamodb:LeadingKeys': leadingKeys }
         : {}
       if (!this.#authorize(caller, action, resource, context)) return denied(action, resource)
     }
-    if (this.#throttled('dynamodb')) {
+    if (served.#throttled('dynamodb')) {
       return fail(
         'ProvisionedThroughputExceededException',
         'The level of configured provisioned throughput for the table was exceeded.',
@@ -964,6 +1018,11 @@ export class Cloud {
     }
   }
 
+  /** A multi-Region key's ARN in this region (the same key id); any other key's as it is. */
+  #copyHere(arn: string): string {
+    return isMultiRegionKey(arn) ? arn.replace(/^(arn:aws:kms:)[^:]*:/, `$1${this.region}:`) : arn
+  }
+
   #kms(
     caller: Caller,
     operation: string,
@@ -971,8 +1030,11 @@ export class Cloud {
     input: any,
     denied: (action: string, resource: string) => AwsReply,
   ): AwsReply {
-    // Decrypt may name no key: the ciphertext blob does.
-    const keyId = String(input.KeyId ?? (operation === 'Decrypt' ? blobKeyArn(input) : ''))
+    // Decrypt may name no key: the ciphertext blob does (a multi-Region key's: this
+    // region's copy, as KMS decrypts with the related key of the region called).
+    const keyId = String(
+      input.KeyId ?? (operation === 'Decrypt' ? this.#copyHere(blobKeyArn(input)) : ''),
+    )
     const alias = /^(arn:aws:kms:[^:]*:[^:]*:)?(alias\/.+)$/.exec(keyId)?.[2]
     const arn = alias
       ? this.aliases.get(alias)
@@ -1000,7 +1062,10 @@ export class Cloud {
     }
     // KMS authorizes on the key's ARN, whatever name the caller used.
     const action = `kms:${operation}`
-    if (!key.delegatesToIam || !this.#authorize(caller, action, key.arn, context)) {
+    // Both the key policy (for the account: it names no other principal) and the caller's
+    // IAM policy must allow it; either one refusing is the caller's denied call.
+    const byKeyPolicy = isAllowed(key.keyPolicy, action, key.arn, context)
+    if (!this.#authorize(caller, action, key.arn, context, byKeyPolicy)) {
       return denied(action, key.arn)
     }
     // KMS's request quota is shared by its cryptographic operations.
@@ -1114,7 +1179,7 @@ function dataKeys(key: SymmetricKey, operation: string, input: any): AwsReply {
     }
   }
   if (operation !== 'Decrypt') return fail('UnknownOperationException', operation)
-  if (blobKeyArn(input) !== key.arn) return fail('IncorrectKeyException', 'wrong key')
+  if (!relatedKeys(blobKeyArn(input), key.arn)) return fail('IncorrectKeyException', 'wrong key')
   try {
     const plaintext = unwrap(key, Buffer.from(String(input.CiphertextBlob), 'base64'), context)
     return { KeyId: key.arn, Plaintext: plaintext.toString('base64') }
@@ -1188,6 +1253,20 @@ function consumed(capacity: unknown): Pick<MeteredCall, 'table' | 'indexes'> {
 /** The stream ARN of a table in a region: one stream per table here, under one label. */
 const streamArn = (region: string, table: string) =>
   `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${table}/stream/harness`
+
+/**
+ * Whether a ciphertext made under the key `made` opens under the key `opening`: the same
+ * key, or related multi-Region keys (one `mrk-` key id and account, any region: they share
+ * their key material, and KMS decrypts under either).
+ */
+function relatedKeys(made: string, opening: string): boolean {
+  if (made === opening) return true
+  const [, , , , account, id] = made.split(':')
+  const [, , , , otherAccount, otherId] = opening.split(':')
+  return isMultiRegionKey(made) && account === otherAccount && id === otherId
+}
+
+const isMultiRegionKey = (arn: string) => /^arn:aws:kms:[^:]+:\d+:key\/mrk-/.test(arn)
 
 /** The key ARN a data-key blob names (see `dataKeys`). */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it

@@ -17,6 +17,7 @@ import { inject } from 'vitest'
 import { DynamoSessions } from '../../functions/adapters/dynamodb/sessions.js'
 import type { Session } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
+import type { LedgerFacts } from '../../lib/app-stacks.js'
 import { type DynamoDbLocal, startDynamoDbLocal } from '../../local/dynamodb-local.js'
 import { type Region, Replicator } from '../support/regions.js'
 import { client, seedUser } from './api.js'
@@ -34,6 +35,11 @@ export interface StackRegionsOptions {
   readonly stackName: string
   /** `-c` overrides on top of the committed config, `regions` and `issuer`. */
   readonly context?: Record<string, string>
+  /**
+   * What the key ledger tells the stacks, as bin/app.ts passes it (`signing: 'envelope'`:
+   * each key's mode and that it is multi-Region). Unset: as with `signingKeysLock: 'off'`.
+   */
+  readonly ledger?: LedgerFacts
   /** MREC's delay, on the harness clock. @default 50 ms */
   readonly replicationDelayMs?: number
 }
@@ -70,12 +76,15 @@ export interface StackRegions {
 /** Deploys the two regional stacks of the app and starts replication between them. */
 export async function startStackRegions(options: StackRegionsOptions): Promise<StackRegions> {
   const delayMs = options.replicationDelayMs ?? 50
-  const assembly = synthesizeRegions({
-    ...options.context,
-    stackName: options.stackName,
-    regions: JSON.stringify(REGIONS),
-    issuer: ISSUER,
-  })
+  const assembly = synthesizeRegions(
+    {
+      ...options.context,
+      stackName: options.stackName,
+      regions: JSON.stringify(REGIONS),
+      issuer: ISSUER,
+    },
+    options.ledger,
+  )
   if (assembly.regions.join() !== REGIONS.join()) {
     throw new Error(`the app synthesized ${assembly.regions.join(', ')}`)
   }
