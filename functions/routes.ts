@@ -2,6 +2,7 @@ import type { EnvelopeKeyStore } from './adapters/envelope-signer.js'
 import type { GraceKeyDirectory } from './adapters/kms-grace-keys.js'
 import type { DpopReplayStore } from './core/dpop.js'
 import type { EventOutbox, LoginAttempts, SessionStore, UserStore } from './core/ports.js'
+import type { RegionSwitch } from './core/regions.js'
 import type { LambdaName } from './settings.js'
 
 /**
@@ -60,6 +61,7 @@ export type StoreMethod =
   | keyof DpopReplayStore
   | keyof GraceKeyDirectory
   | keyof EnvelopeKeyStore
+  | keyof RegionSwitch
 
 /**
  * What a function does with the service's KMS keys (lib/token-service-keys.ts grants each):
@@ -177,6 +179,8 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
         'findKeyPair',
         'createKeyPair',
+        // `failover: 'adopt'`: whether a home that did not answer is declared lost (cached).
+        'findRegionDeclaration',
       ],
       // Signs; seals a rotation's grace child and opens one for a grace replay.
       kms: ['sign', 'envelopeSign', 'nonceMac', 'graceSeal'],

@@ -118,9 +118,9 @@ export const SETTINGS = {
   },
   FAILOVER: {
     type: 'enum',
-    values: ['relogin'],
+    values: ['relogin', 'adopt'],
     default: 'relogin',
-    doc: 'With `regions`: what a refresh gets when its home region cannot be reached. `relogin`: `400 invalid_grant` (`home region unavailable`, refusal `home_unreachable`), which the client SDK turns into a new login in the region that answered.',
+    doc: 'With `regions`: what a refresh gets when its home region cannot be reached. `relogin`: `400 invalid_grant` (`home region unavailable`, refusal `home_unreachable`), which the client SDK turns into a new login in the region that answered. `adopt`: if the home is declared lost (`npm run regions -- lost <region>`), this region takes the session over; if not, `503 temporarily_unavailable` with `Retry-After`.',
     functions: ['token'],
   },
   HOME_FUNCTION_NAME: {

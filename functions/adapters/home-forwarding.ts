@@ -11,6 +11,24 @@ export interface HomeRouting {
 }
 
 /**
+ * The region a request's token sends it to first, before anything is read: undefined to
+ * decide it here (one region, a forwarded request, a token that is not well formed, a
+ * token homed here). The token route follows it with the item's home (token/route.ts).
+ */
+export function homeToForwardTo(
+  request: HttpRequest,
+  routing: HomeRouting,
+  token: string | undefined,
+): string | undefined {
+  const { regions, homeRegion } = routing
+  if (!regions || !homeRegion || request.forwardedFrom !== undefined) return undefined
+  const locator = token === undefined ? undefined : parseRefreshToken(token)
+  if (!locator) return undefined
+  const home = homeOf(locator, regions.all)
+  return home === regions.here ? undefined : home
+}
+
+/**
  * With several regions, a request about a session is decided in its home
  * (docs/multi-region.md "Each session has a home"): one whose refresh token is homed
  * elsewhere is handed there as it came. Undefined: decide it here (one region, a

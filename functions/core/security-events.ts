@@ -35,6 +35,8 @@ export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number]
  * Why a session ended: its `session.revoked` event's `reason`, and the
  * session item's `revoked_reason`. `login_aborted`: the login wrote the
  * session but could not send its tokens (a signing fault), so it ended it.
+ * `forked`: under `failover: 'adopt'`, two regions decided the session apart
+ * (core/forks.ts), and the family was ended.
  */
 export type RevocationReason =
   | 'revoked'
@@ -44,6 +46,7 @@ export type RevocationReason =
   | 'password_changed'
   | 'ended_by_user'
   | 'login_aborted'
+  | 'forked'
 
 /** Why a login failed, for `login.failed` (the HTTP answer is the same for all three). */
 /** A `login.failed` event's reason: the refusal's own code (core/refusals.ts), one name for both. */

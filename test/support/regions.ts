@@ -23,6 +23,10 @@ import {
   GetShardIteratorCommand,
 } from '@aws-sdk/client-dynamodb-streams'
 import { lambdaHomeRegion } from '../../functions/adapters/home-region.js'
+import { consumeForks, type ForkStreamRecord } from '../../functions/forks/consume.js'
+import { noTelemetry } from '../../functions/core/ports.js'
+import { FORK_FILTER_PATTERNS } from '../../lib/fork-detection.js'
+import { matchesFilter } from '../stack/deployment.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
 import type { HomeAnswer, HomeRegion } from '../../functions/core/regions.js'
 import { freePort } from '../../local/dynamodb-local.js'
@@ -71,6 +75,8 @@ export class Replicator {
   private readonly heldRecords: (() => void)[] = []
   /** Records applied to the other table. */
   applied = 0
+  /** Each region's stream consumer (the fork consumer behind its mapping's filters). */
+  readonly consumers = new Map<Region, (record: _Record) => Promise<void>>()
 
   constructor(
     private readonly tables: readonly [Table, Table],
@@ -209,6 +215,14 @@ export class Replicator {
   private seen(record: _Record, from: Table, to: Table): void {
     const change = record.dynamodb
     if (!change?.Keys) return
+    // Every record of the region's stream, replicated writes included, as Lambda's poller
+    // hands them to the region's consumer; the drain waits for it.
+    const consumer = this.consumers.get(from.region)
+    if (consumer) {
+      const consumed = consumer(record)
+      this.applying.add(consumed)
+      void consumed.finally(() => this.applying.delete(consumed)).catch(() => undefined)
+    }
     const image = record.eventName === 'REMOVE' ? { REMOVE: change.Keys } : change.NewImage
     const signature = canonical(image)
     const echoes = this.echoes.get(from.region) ?? []
@@ -270,6 +284,8 @@ export interface TwoRegions {
   isDown(region: Region): boolean
   /** Forwards made so far, from each region. */
   readonly forwards: Record<Region, number>
+  /** Records the fork consumer was invoked with (its mapping's filters passed), per region. */
+  readonly forkInvocations: Record<Region, number>
   close(): Promise<void>
 }
 
@@ -286,7 +302,11 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   const clock = new FakeClock()
   const issuer = `http://127.0.0.1:${await freePort()}`
   const tables = await Promise.all(
-    REGIONS.map(async (region) => ({ region, ...(await createTestTable()) })),
+    // Both images, as a global table's replicas stream them (fork detection reads both).
+    REGIONS.map(async (region) => ({
+      region,
+      ...(await createTestTable({ streamViewType: 'NEW_AND_OLD_IMAGES' })),
+    })),
   )
   const replicator = new Replicator(
     tables as unknown as [Table, Table],
@@ -295,6 +315,12 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   const downed = new Set<Region>()
   const forwards: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   const harnesses = {} as Record<Region, Harness>
+  const forkConsumers = {} as Record<
+    Region,
+    (event: Parameters<typeof consumeForks>[1]) => Promise<unknown>
+  >
+  /** Fork consumer invocations (after the mapping's filters), per region. */
+  const forkInvocations: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   // Each region's Lambda Invoke endpoint: its token and revoke functions, as Lambda runs them.
   const lambdaEndpoints: Server[] = []
   const endpointOf = {} as Record<Region, string>
@@ -310,6 +336,12 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         const event = JSON.parse(Buffer.concat(chunks).toString('utf8'))
         // POST /2015-03-31/functions/<name>/invocations
         const name = decodeURIComponent(req.url?.split('/')[3] ?? '')
+        if (name === 'TokenService-forks') {
+          const result = await forkConsumers[region](event)
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify(result))
+          return
+        }
         const fn = (['token', 'revoke', 'sessions'] as const).find(
           (f) => name === `TokenService-${f}`,
         )
@@ -333,7 +365,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   }
   for (const [index, region] of REGIONS.entries()) {
     const table = tables[index] as Table
-    const way = (fn: 'token' | 'revoke' | 'sessions'): HomeRegion => {
+    const way = (fn: 'token' | 'revoke' | 'sessions' | 'forks'): HomeRegion => {
       const adapter = lambdaHomeRegion(
         region,
         { functionName: `TokenService-${fn}`, timeoutMs: 2000 },
@@ -358,6 +390,24 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         ...(options.failover && { FAILOVER: options.failover }),
       },
     })
+    // The fork consumer, wired as functions/forks/handler.ts wires it, on this region's table.
+    const harness = harnesses[region]
+    const forkDeps = {
+      sessions: harness.sessions,
+      clock,
+      telemetry: noTelemetry,
+      regions: { here: region, all: [...REGIONS], failover: 'adopt' as const },
+      homeRegion: way('forks'),
+    }
+    forkConsumers[region] = (event) => consumeForks(forkDeps, event)
+    replicator.consumers.set(region, async (record) => {
+      if (!FORK_FILTER_PATTERNS.some((pattern) => matchesFilter(pattern, record))) return
+      forkInvocations[region]++
+      const response = await consumeForks(forkDeps, { Records: [record as ForkStreamRecord] })
+      if ('batchItemFailures' in response && response.batchItemFailures.length > 0) {
+        throw new Error(`the fork consumer of ${region} failed a record`)
+      }
+    })
   }
   replicator.start()
   return {
@@ -366,6 +416,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
     replicator,
     regions: REGIONS,
     forwards,
+    forkInvocations,
     front(region) {
       if (downed.has(region)) throw new Error(`the front sends nothing to ${region}: it is down`)
       return harnesses[region]
