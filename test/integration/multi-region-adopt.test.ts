@@ -5,6 +5,8 @@
  * session two regions decided apart is ended once the replicas converge (the fork consumer
  * runs on each region's stream records, behind the filters its mapping synthesizes).
  */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DynamoRegionSwitch } from '../../functions/adapters/dynamodb/regions.js'
 import type { User } from '../../functions/core/ports.js'
@@ -46,10 +48,36 @@ const sessionIn = (region: Region, token: string) =>
 const switchIn = (region: Region) =>
   new DynamoRegionSwitch(sim.region[region].dynamodb, sim.region[region].tableName)
 
-/** Declares `region` lost (or restored) as `npm run regions` does, in the other region. */
-async function declare(region: Region, state: 'lost' | 'restored') {
+/**
+ * Declares `region` lost (or restored) as `npm run regions` does, in the other region (with
+ * `cli`, by running it).
+ */
+async function declare(region: Region, state: 'lost' | 'restored', cli = false) {
   const healthy = region === EU ? US : EU
-  await switchIn(healthy).declareRegion({ region, state, by: 'test', at: sim.clock.now() })
+  if (cli) {
+    const command = state === 'lost' ? 'lost' : 'restore'
+    const { tableName } = sim.region[healthy]
+    const endpoint = process.env.DYNAMODB_ENDPOINT as string
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'bin/regions.ts',
+        command,
+        region,
+        '--table',
+        tableName,
+        '--endpoint',
+        endpoint,
+      ],
+      { stdio: 'ignore' },
+    )
+    const [code] = await once(child, 'close')
+    expect(code).toBe(0)
+  } else {
+    await switchIn(healthy).declareRegion({ region, state, by: 'test', at: sim.clock.now() })
+  }
   // The token functions' cached reading of the switch lapses.
   sim.clock.advance(REGION_SWITCH_CACHE_MS / 1000 + 1)
 }
@@ -80,13 +108,14 @@ describe('failover adopt: a home that does not answer and is not declared lost',
 })
 
 describe('failover adopt: the home declared lost', () => {
-  it('adopts the session in the healthy region and keeps the user logged in', async () => {
+  it('adopts the session in the healthy region (declared lost with npm run regions there) and keeps the user logged in', async () => {
     const token = await loginAt(EU)
     const first = await sim.front(EU).refresh(token)
     const current = first.body.refresh_token as string
     await sim.replicator.drain()
     const reply = await whileDown(EU, async () => {
-      await declare(EU, 'lost')
+      // With the operators' command, in the healthy region.
+      await declare(EU, 'lost', true)
       try {
         return await sim.front(US).refresh(current)
       } finally {
