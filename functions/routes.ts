@@ -11,7 +11,10 @@ import type { LambdaName } from './settings.js'
  * suite compare against it.
  */
 
-export type HttpFunction = Exclude<LambdaName, 'authorizer' | 'authorizerStrict' | 'forwarder'>
+export type HttpFunction = Exclude<
+  LambdaName,
+  'authorizer' | 'authorizerStrict' | 'forwarder' | 'forks'
+>
 
 export interface RouteSpec {
   readonly method: 'GET' | 'POST' | 'DELETE'
@@ -289,10 +292,22 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
     store: [],
     kms: [],
   },
+  // `failover: 'adopt'` only, behind no route: the table's stream, filtered to replaced
+  // session items that carry an epoch, invokes it (docs/multi-region.md "Fork detection");
+  // and the other regions' copies, to end a fork in its converged home.
+  forks: {
+    entry: 'functions/forks/handler.ts',
+    purpose: 'Fork detection: ends a session two regions decided apart',
+    memoryMiB: 256,
+    timeoutSeconds: 10,
+    // The forked session, then its revocation with its event.
+    store: ['getSession', 'revokeSession'],
+    kms: [],
+  },
 }
 
 /** The functions a stream invokes rather than a route or the authorizer: not behind the API. */
-export const STREAM_FUNCTIONS: readonly LambdaName[] = ['forwarder']
+export const STREAM_FUNCTIONS: readonly LambdaName[] = ['forwarder', 'forks']
 
 /**
  * The CORS policy (origins: every client's `allowed_origins`), one for the whole API:

@@ -54,7 +54,9 @@ export function forkedBy(record: ForkStreamRecord): { sid: string; home?: string
 /** One batch of the stream, or a request of another region's consumer to end a fork here. */
 export async function consumeForks(
   deps: ForkConsumerDeps,
-  event: { readonly Records?: readonly ForkStreamRecord[] } | (ForkedSession & { forwardedFrom?: string }),
+  event:
+    | { readonly Records?: readonly ForkStreamRecord[] }
+    | (ForkedSession & { forwardedFrom?: string }),
 ): Promise<ForkBatchResponse | { statusCode: number }> {
   if ('forkedSession' in event) {
     // Forwarded by the region that saw the fork: this is the converged item's home.
@@ -70,7 +72,8 @@ export async function consumeForks(
       if (where === 'here') deps.telemetry.emit('session_forked', { decided: 'here' })
     } catch {
       const sequence = record.dynamodb?.SequenceNumber
-      if (sequence === undefined) throw new Error('a stream record without a sequence number failed')
+      if (sequence === undefined)
+        throw new Error('a stream record without a sequence number failed')
       return { batchItemFailures: [{ itemIdentifier: sequence }] }
     }
   }

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
+import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { lambdaHomeRegion } from '../adapters/home-region.js'
 import { createObservability } from '../adapters/observability.js'
 import { traced } from '../adapters/tracing.js'
@@ -17,7 +17,7 @@ import type { ForkedSession } from '../core/forks.js'
 import { consumeForks, type ForkStreamRecord } from './consume.js'
 
 // Cold start: configuration and clients, built once; no I/O.
-const { logger, telemetry } = createObservability()
+const { logger, metrics, telemetry } = createObservability()
 const dynamodb = traced(new DynamoDBClient(sdkOptions(loadAwsCallConfig())))
 setOutboxRegion(loadOutboxRegion())
 const regions = loadRegions()
@@ -38,7 +38,7 @@ const deps = {
 export const handler = async (
   event: { Records?: ForkStreamRecord[] } | (ForkedSession & { forwardedFrom?: string }),
 ) => {
-  const response = await consumeForks(deps, event)
+  const response = await consumeForks(deps, event).finally(() => metrics.publishStoredMetrics())
   if ('batchItemFailures' in response && response.batchItemFailures.length > 0) {
     logger.warn('fork detection: a record failed, resent from it', { ...response })
   }

@@ -21,7 +21,7 @@ import {
   UnsupportedGrantType,
 } from '../core/errors.js'
 import { type RefreshDeps, refresh } from '../core/refresh.js'
-import { type HomeRegion, HomeMoved, type LostRegions } from '../core/regions.js'
+import { HomeMoved, type HomeRegion, type LostRegions } from '../core/regions.js'
 import { findClient } from '../core/service.js'
 
 export interface TokenDeps extends RefreshDeps {
@@ -112,7 +112,9 @@ async function atHome(
 }
 
 function movedTo(headers: Readonly<Record<string, string>> | undefined): string | undefined {
-  const found = Object.entries(headers ?? {}).find(([name]) => name.toLowerCase() === HOME_MOVED_HEADER)
+  const found = Object.entries(headers ?? {}).find(
+    ([name]) => name.toLowerCase() === HOME_MOVED_HEADER,
+  )
   return found?.[1]
 }
 
@@ -133,9 +135,12 @@ async function failover(
   const { regions } = deps.settings
   if (regions?.failover !== 'adopt' || !deps.lostRegions) throw new HomeUnreachable(unreachable)
   if (!(await deps.lostRegions.isLost(home))) {
-    throw new TemporarilyUnavailable(`home region ${home} did not answer and is not declared lost`, {
-      retryAfterSeconds: HOME_RETRY_AFTER_SECONDS,
-    })
+    throw new TemporarilyUnavailable(
+      `home region ${home} did not answer and is not declared lost`,
+      {
+        retryAfterSeconds: HOME_RETRY_AFTER_SECONDS,
+      },
+    )
   }
   return decideHere(request, deps, client, { from: home }, 0)
 }
@@ -184,7 +189,11 @@ function tokenHome(request: HttpRequest, deps: TokenDeps, client: Client): strin
   const presented = client.cookieMode
     ? request.cookies.get(refreshCookieName(client))
     : request.params.refresh_token
-  return homeToForwardTo(request, { regions: deps.settings.regions, homeRegion: deps.homeRegion }, presented)
+  return homeToForwardTo(
+    request,
+    { regions: deps.settings.regions, homeRegion: deps.homeRegion },
+    presented,
+  )
 }
 
 function presentedToken(request: HttpRequest, client: Client): string {

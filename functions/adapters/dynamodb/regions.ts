@@ -33,7 +33,9 @@ export class DynamoRegionSwitch implements RegionSwitch {
   async declareRegion(declaration: RegionDeclaration): Promise<void> {
     // The last declaration wins, here as across regions (last writer wins).
     await withRetry('PutItem', () =>
-      this.doc.send(new PutCommand({ TableName: this.tableName, Item: regionItem.toItem(declaration) })),
+      this.doc.send(
+        new PutCommand({ TableName: this.tableName, Item: regionItem.toItem(declaration) }),
+      ),
     )
   }
 }

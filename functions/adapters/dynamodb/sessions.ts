@@ -380,7 +380,13 @@ function homeCondition(rotation: Rotation): {
   const was = expected === undefined ? 'attribute_not_exists(#home)' : '#home = :home'
   const values: Record<string, unknown> = expected === undefined ? {} : { ':home': expected }
   if (!adopt) {
-    return { ...none, before: ` AND ${was}`, after: ` AND ${was}`, names: { '#home': 'home' }, values }
+    return {
+      ...none,
+      before: ` AND ${was}`,
+      after: ` AND ${was}`,
+      names: { '#home': 'home' },
+      values,
+    }
   }
   return {
     before: ` AND ${was}`,
