@@ -58,14 +58,14 @@ export interface ForkedSession {
  * Ends the family of a forked session: decided in its converged item's home, as a
  * single-session revocation is (forwarded there), written here when that home is this
  * region or cannot be reached. One `session.revoked` event (`forked`), written by the
- * region that revokes; a session already revoked writes nothing (revokeSession's rule).
- * Returns where it was decided.
+ * region that revokes; a session already revoked (or gone) writes nothing (revokeSession's
+ * rule): `unchanged`.
  */
 export async function endForkedSession(
   deps: ForkDeps,
   converged: { readonly sid: string; readonly home?: string },
   options: { readonly forwarded?: boolean } = {},
-): Promise<'here' | 'forwarded'> {
+): Promise<'revoked' | 'forwarded' | 'unchanged'> {
   const { regions, homeRegion } = deps
   const home = regions ? homeOfSession(converged, regions) : undefined
   if (regions && homeRegion && !options.forwarded && home !== regions.here && home) {
@@ -74,10 +74,10 @@ export async function endForkedSession(
     if (answer !== 'unreachable') return 'forwarded'
   }
   const session = await deps.sessions.getSession(converged.sid)
-  if (!session) return 'here'
+  if (!session) return 'unchanged'
   const at = deps.clock.now()
-  await deps.sessions.revokeSession(session.sid, 'forked', at, [
+  const revoked = await deps.sessions.revokeSession(session.sid, 'forked', at, [
     sessionRevoked(session, 'forked', at),
   ])
-  return 'here'
+  return revoked ? 'revoked' : 'unchanged'
 }

@@ -28,6 +28,8 @@ export interface ForkStreamRecord {
 
 export interface ForkConsumerDeps extends ForkDeps {
   readonly telemetry: Telemetry
+  /** Told of a record that failed (its error), before the batch is reported from it. */
+  readonly onRecordFailure?: (error: unknown, sequenceNumber: string | undefined) => void
 }
 
 /** Lambda's partial batch response for a stream. */
@@ -60,18 +62,19 @@ export async function consumeForks(
 ): Promise<ForkBatchResponse | { statusCode: number }> {
   if ('forkedSession' in event) {
     // Forwarded by the region that saw the fork: this is the converged item's home.
-    await endForkedSession(deps, { sid: event.forkedSession }, { forwarded: true })
-    deps.telemetry.emit('session_forked', { decided: 'forwarded' })
+    const done = await endForkedSession(deps, { sid: event.forkedSession }, { forwarded: true })
+    if (done === 'revoked') deps.telemetry.emit('session_forked', { decided: 'home' })
     return { statusCode: 200 }
   }
   for (const record of event.Records ?? []) {
     try {
       const forked = forkedBy(record)
       if (!forked) continue
-      const where = await endForkedSession(deps, forked)
-      if (where === 'here') deps.telemetry.emit('session_forked', { decided: 'here' })
-    } catch {
+      const done = await endForkedSession(deps, forked)
+      if (done === 'revoked') deps.telemetry.emit('session_forked', { decided: 'here' })
+    } catch (error) {
       const sequence = record.dynamodb?.SequenceNumber
+      deps.onRecordFailure?.(error, sequence)
       if (sequence === undefined)
         throw new Error('a stream record without a sequence number failed')
       return { batchItemFailures: [{ itemIdentifier: sequence }] }

@@ -28,6 +28,8 @@ const deps = {
   telemetry,
   ...(regions && { regions }),
   ...(homeRegion && { homeRegion }),
+  onRecordFailure: (error: unknown, sequenceNumber: string | undefined) =>
+    logger.error('fork detection: a record failed', { sequenceNumber, error }),
 }
 
 /**
@@ -39,8 +41,5 @@ export const handler = async (
   event: { Records?: ForkStreamRecord[] } | (ForkedSession & { forwardedFrom?: string }),
 ) => {
   const response = await consumeForks(deps, event).finally(() => metrics.publishStoredMetrics())
-  if ('batchItemFailures' in response && response.batchItemFailures.length > 0) {
-    logger.warn('fork detection: a record failed, resent from it', { ...response })
-  }
   return response
 }
