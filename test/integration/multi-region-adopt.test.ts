@@ -248,10 +248,11 @@ describe('failover adopt: a fork (the old home rotated in its last replication w
     // The old home returns: replication resumes, last writer wins (the adoption).
     sim.replicator.release()
     await sim.replicator.drain()
+    const converged = { [EU]: await sessionIn(EU, token), [US]: await sessionIn(US, token) }
+    const seen = JSON.stringify({ converged, forkInvocations: sim.forkInvocations })
     for (const region of [EU, US]) {
-      const session = await sessionIn(region, token)
-      expect(session?.status, region).toBe('revoked')
-      expect(session?.revokedReason, region).toBe('forked')
+      expect(converged[region]?.status, `${region}: ${seen}`).toBe('revoked')
+      expect(converged[region]?.revokedReason, `${region}: ${seen}`).toBe('forked')
     }
     for (const child of [oldHomeChild, adopterChild]) {
       for (const region of [EU, US]) {
