@@ -249,7 +249,20 @@ describe('failover adopt: a fork (the old home rotated in its last replication w
     sim.replicator.release()
     await sim.replicator.drain()
     const converged = { [EU]: await sessionIn(EU, token), [US]: await sessionIn(US, token) }
-    const seen = JSON.stringify({ converged, forkInvocations: sim.forkInvocations })
+    // What each region holds, without its hashes (no secret in a failure's message).
+    const lineage = (session: Awaited<ReturnType<typeof sessionIn>>) =>
+      session && {
+        status: session.status,
+        reason: session.revokedReason,
+        home: session.home,
+        epoch: session.epoch,
+        generation: session.generation,
+      }
+    const seen = JSON.stringify({
+      [EU]: lineage(converged[EU]),
+      [US]: lineage(converged[US]),
+      forkInvocations: sim.forkInvocations,
+    })
     for (const region of [EU, US]) {
       expect(converged[region]?.status, `${region}: ${seen}`).toBe('revoked')
       expect(converged[region]?.revokedReason, `${region}: ${seen}`).toBe('forked')
