@@ -318,6 +318,7 @@ async function rotate(
     return { accessToken, ...(written.session && { found: written.session }) }
   }
   telemetry.emit('refresh', { client_id: client.clientId })
+  if (rotation.home?.adopt) telemetry.emit('refresh_adopted', { client_id: client.clientId })
   return {
     result: {
       client,
