@@ -220,7 +220,73 @@ describe('failover adopt: the home declared lost', () => {
   })
 })
 
+/** The ids of the `forked` session.revoked events both tables hold, for the session. */
+async function forkedEventIds(token: string): Promise<string[]> {
+  const written = await Promise.all(
+    [EU, US].map((region) =>
+      items(sim.region[region].dynamodb, sim.region[region].tableName).events(),
+    ),
+  )
+  return [
+    ...new Set(
+      written
+        .flat()
+        .filter(
+          (event) =>
+            event.type === 'session.revoked' &&
+            event.data.reason === 'forked' &&
+            event.data.sid === sidOf(token),
+        )
+        .map((event) => event.id),
+    ),
+  ]
+}
+
+/**
+ * Forks the session of `token`: the replicator held while the old home (EU) rotates it, the
+ * old home lost and the adopter (US) adopting from its stale replica, then the old home back
+ * and replication released. Returns both children.
+ */
+async function fork(token: string): Promise<[string, string]> {
+  sim.replicator.hold()
+  const oldHomeChild = (await sim.front(EU).refresh(token)).body.refresh_token as string
+  await sim.replicator.drain()
+  const adopterChild = await whileDown(EU, async () => {
+    await declare(EU, 'lost')
+    try {
+      const reply = await sim.front(US).refresh(token)
+      expect(reply.status, reply.text).toBe(200)
+      return reply.body.refresh_token as string
+    } finally {
+      await declare(EU, 'restored')
+    }
+  })
+  sim.replicator.release()
+  await sim.replicator.drain()
+  return [oldHomeChild, adopterChild]
+}
+
 describe('failover adopt: a fork (the old home rotated in its last replication window)', () => {
+  it('ends the family once, with its one event, when the home did it but its answer to the forward was lost', async () => {
+    const token = await loginAt(EU)
+    await sim.replicator.drain()
+    // Whichever region the fork shows in, the other is the converged home: both lose answers.
+    sim.loseForkAnswers(EU, true)
+    sim.loseForkAnswers(US, true)
+    try {
+      await fork(token)
+    } finally {
+      sim.loseForkAnswers(EU, false)
+      sim.loseForkAnswers(US, false)
+    }
+    for (const region of [EU, US]) {
+      expect((await sessionIn(region, token))?.revokedReason, region).toBe('forked')
+    }
+    // Both regions wrote it (the home, and the region that saw the fork after no answer):
+    // one event, by its id.
+    expect(await forkedEventIds(token)).toHaveLength(1)
+  })
+
   it('ends the family in both regions once they converge, with exactly one security event', async () => {
     const token = await loginAt(EU)
     await sim.replicator.drain()
@@ -230,24 +296,9 @@ describe('failover adopt: a fork (the old home rotated in its last replication w
       ),
     )
     const invocations = { ...sim.forkInvocations }
-    // The old home's last window: its rotation never reached the other region.
-    sim.replicator.hold()
-    const oldHomeChild = (await sim.front(EU).refresh(token)).body.refresh_token as string
-    await sim.replicator.drain()
-    // Lost: the adopter takes the session over from a replica one rotation behind.
-    const adopterChild = await whileDown(EU, async () => {
-      await declare(EU, 'lost')
-      try {
-        const reply = await sim.front(US).refresh(token)
-        expect(reply.status, reply.text).toBe(200)
-        return reply.body.refresh_token as string
-      } finally {
-        await declare(EU, 'restored')
-      }
-    })
-    // The old home returns: replication resumes, last writer wins (the adoption).
-    sim.replicator.release()
-    await sim.replicator.drain()
+    // The old home's last window: its rotation never reached the other region; the
+    // adopter takes the session over from a replica one rotation behind.
+    const [oldHomeChild, adopterChild] = await fork(token)
     const converged = { [EU]: await sessionIn(EU, token), [US]: await sessionIn(US, token) }
     // What each region holds, without its hashes (no secret in a failure's message).
     const lineage = (session: Awaited<ReturnType<typeof sessionIn>>) =>

@@ -284,6 +284,11 @@ export interface TwoRegions {
   isDown(region: Region): boolean
   /** Forwards made so far, from each region. */
   readonly forwards: Record<Region, number>
+  /**
+   * The fork consumer of `region` runs what another region's consumer hands it, but its
+   * answer is lost (`false`: answered again).
+   */
+  loseForkAnswers(region: Region, lose: boolean): void
   /** Records the fork consumer was invoked with (its mapping's filters passed), per region. */
   readonly forkInvocations: Record<Region, number>
   close(): Promise<void>
@@ -313,6 +318,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
     options.replicationDelayMs ?? 50,
   )
   const downed = new Set<Region>()
+  const lostAnswers = new Set<Region>()
   const forwards: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   const harnesses = {} as Record<Region, Harness>
   const forkConsumers = {} as Record<
@@ -338,6 +344,11 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         const name = decodeURIComponent(req.url?.split('/')[3] ?? '')
         if (name === 'TokenService-forks') {
           const result = await forkConsumers[region](event)
+          // Done, but the caller never hears it (as after a timeout): the socket goes.
+          if (lostAnswers.has(region)) {
+            req.socket.destroy()
+            return
+          }
           res.writeHead(200, { 'content-type': 'application/json' })
           res.end(JSON.stringify(result))
           return
@@ -417,6 +428,8 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
     regions: REGIONS,
     forwards,
     forkInvocations,
+    loseForkAnswers: (region, lose) =>
+      lose ? lostAnswers.add(region) : lostAnswers.delete(region),
     front(region) {
       if (downed.has(region)) throw new Error(`the front sends nothing to ${region}: it is down`)
       return harnesses[region]
