@@ -12,7 +12,7 @@
 import type { SessionStore } from './ports.js'
 import type { HomeRegion, Regions } from './regions.js'
 import { homeOfSession } from './regions.js'
-import { sessionRevoked } from './security-events.js'
+import { onceOnlyEventId, sessionRevoked } from './security-events.js'
 
 /** What the rule compares of a session item (absent epoch: 0). */
 export interface Lineage {
@@ -76,8 +76,12 @@ export async function endForkedSession(
   const session = await deps.sessions.getSession(converged.sid)
   if (!session) return 'unchanged'
   const at = deps.clock.now()
-  const revoked = await deps.sessions.revokeSession(session.sid, 'forked', at, [
-    sessionRevoked(session, 'forked', at),
-  ])
+  // One id whichever region writes it: a forward whose answer was lost (a timeout) may have
+  // revoked in the home too, and then both wrote this same outbox item.
+  const event = {
+    ...sessionRevoked(session, 'forked', at),
+    id: onceOnlyEventId('session.revoked', `forked\n${session.sid}`),
+  }
+  const revoked = await deps.sessions.revokeSession(session.sid, 'forked', at, [event])
   return revoked ? 'revoked' : 'unchanged'
 }
