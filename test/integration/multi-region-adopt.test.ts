@@ -220,6 +220,57 @@ describe('failover adopt: the home declared lost', () => {
   })
 })
 
+describe('failover adopt: revoking an adopted session with a token of its old home', () => {
+  /** An adopted session: its old-home token (retired by the adoption) and the adopter's child. */
+  async function adopted(): Promise<{ token: string; child: string }> {
+    const token = await loginAt(EU)
+    await sim.replicator.drain()
+    const child = await whileDown(EU, async () => {
+      await declare(EU, 'lost')
+      try {
+        return (await sim.front(US).refresh(token)).body.refresh_token as string
+      } finally {
+        await declare(EU, 'restored')
+      }
+    })
+    await sim.replicator.drain()
+    return { token, child }
+  }
+
+  it('is decided in the adopter when the token is revoked at the returned old home, which writes nothing', async () => {
+    const { token, child } = await adopted()
+    sim.replicator.hold()
+    try {
+      const reply = await sim.front(EU).post('/revoke', { token, client_id: NATIVE.client_id })
+      expect(reply.status).toBe(200)
+      // Written in the adopter, where the session's rotations are decided, at once.
+      expect((await sessionIn(US, token))?.status).toBe('revoked')
+      expect((await sessionIn(EU, token))?.status).toBe('active')
+    } finally {
+      sim.replicator.release()
+    }
+    await sim.replicator.drain()
+    expect((await sessionIn(EU, token))?.status).toBe('revoked')
+    expect((await sim.front(US).refresh(child)).body).toEqual(INVALID_GRANT)
+  })
+
+  it('is decided in the adopter when the token is revoked there (the old home answers that the session moved)', async () => {
+    const { token } = await adopted()
+    sim.replicator.hold()
+    try {
+      const forwards = { ...sim.forwards }
+      const reply = await sim.front(US).post('/revoke', { token, client_id: NATIVE.client_id })
+      expect(reply.status).toBe(200)
+      expect(sim.forwards[US]).toBe(forwards[US] + 1)
+      expect((await sessionIn(US, token))?.status).toBe('revoked')
+      expect((await sessionIn(EU, token))?.status).toBe('active')
+    } finally {
+      sim.replicator.release()
+    }
+    await sim.replicator.drain()
+  })
+})
+
 /** The ids of the `forked` session.revoked events both tables hold, for the session. */
 async function forkedEventIds(token: string): Promise<string[]> {
   const written = await Promise.all(
