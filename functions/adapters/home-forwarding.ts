@@ -2,6 +2,24 @@ import { homeOf, parseRefreshToken } from '../core/refresh-token.js'
 import type { HomeAnswer, HomeRegion, Regions } from '../core/regions.js'
 import type { HttpRequest } from './http.js'
 
+/**
+ * The status of a forwarded request's answer that says "this session's item is homed
+ * elsewhere" (`failover: 'adopt'`, with HOME_MOVED_HEADER naming where). Only ever an
+ * answer to a forward, which the forwarding region acts on and never returns: no client
+ * sees it.
+ */
+export const HOME_MOVED_STATUS = 421
+export const HOME_MOVED_HEADER = 'x-home-region'
+
+/** The region a home's moved answer names; undefined for any other answer. */
+export function movedTo(answer: HomeAnswer): string | undefined {
+  if (answer.statusCode !== HOME_MOVED_STATUS) return undefined
+  const found = Object.entries(answer.headers ?? {}).find(
+    ([name]) => name.toLowerCase() === HOME_MOVED_HEADER,
+  )
+  return found?.[1]
+}
+
 /** Where a request that names a session by its refresh token is decided. */
 export interface HomeRouting {
   /** With several regions: this one and the others. */

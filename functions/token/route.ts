@@ -1,4 +1,9 @@
-import { homeToForwardTo } from '../adapters/home-forwarding.js'
+import {
+  HOME_MOVED_HEADER,
+  HOME_MOVED_STATUS,
+  homeToForwardTo,
+  movedTo,
+} from '../adapters/home-forwarding.js'
 import {
   assertOrigin,
   clearedRefreshCookie,
@@ -55,14 +60,6 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
 /** A refresh is forwarded at most twice: to its token's home, then to the item's (moved). */
 const MAX_FORWARDS = 2
 
-/**
- * The status of a forwarded request's answer that says "this session's item is homed
- * elsewhere" (with HOME_MOVED_HEADER naming where). Only ever an answer to a forward, which
- * the forwarding region acts on and never returns: no client sees it.
- */
-export const HOME_MOVED_STATUS = 421
-export const HOME_MOVED_HEADER = 'x-home-region'
-
 /** Decides the refresh in this region; a session whose item is homed elsewhere goes there. */
 async function decideHere(
   request: HttpRequest,
@@ -101,7 +98,7 @@ async function atHome(
   if (!regions.all.includes(home)) return failover(request, deps, client, home, 'unlisted')
   const answer = await deps.homeRegion.forward(home, request.event)
   if (answer === 'unreachable') return failover(request, deps, client, home, home)
-  const moved = answer.statusCode === HOME_MOVED_STATUS ? movedTo(answer.headers) : undefined
+  const moved = movedTo(answer)
   if (moved !== undefined) {
     if (moved === regions.here) return decideHere(request, deps, client, undefined, 0)
     if (forwardsLeft <= 1) throw new TemporarilyUnavailable('the session’s home kept moving')
@@ -109,13 +106,6 @@ async function atHome(
   }
   deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home })
   return { status: answer.statusCode, verbatim: answer }
-}
-
-function movedTo(headers: Readonly<Record<string, string>> | undefined): string | undefined {
-  const found = Object.entries(headers ?? {}).find(
-    ([name]) => name.toLowerCase() === HOME_MOVED_HEADER,
-  )
-  return found?.[1]
 }
 
 /**
