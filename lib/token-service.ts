@@ -203,6 +203,7 @@ export class TokenService extends Construct {
           deadLetterQueue: this.securityEvents.deadLetterQueue,
         },
       }),
+      ...(this.forkDetection && { forkDeadLetters: this.forkDetection.deadLetterQueue }),
     })
   }
 }

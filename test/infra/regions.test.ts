@@ -444,6 +444,16 @@ describe('two regions with failover adopt', () => {
     }
   })
 
+  it('alarms on the fork consumer’s dead letters', () => {
+    for (const resources of adopt.templates) {
+      const alarms = ofType(resources, 'AWS::CloudWatch::Alarm').filter(([id]) =>
+        id.includes('ForkDeadLettersAlarm'),
+      )
+      expect(alarms).toHaveLength(1)
+      expect(JSON.stringify(alarms[0]?.[1].Properties.Dimensions)).toContain('ForkDetection')
+    }
+  })
+
   it('lets the token function read the region switch (REGION#) and write nothing there', () => {
     const resources = adopt.templates[1] as Record<string, Resource>
     const [, token] = ofType(resources, 'AWS::Lambda::Function').find(
