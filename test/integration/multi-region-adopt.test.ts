@@ -92,6 +92,23 @@ async function whileDown<T>(region: Region, body: () => Promise<T>): Promise<T> 
   }
 }
 
+describe('failover adopt: the fork consumer', () => {
+  it('is not invoked for a session never adopted, however often it rotates, in either region', async () => {
+    const token = await loginAt(EU)
+    await sim.replicator.drain()
+    const before = { ...sim.forkInvocations }
+    let current = token
+    for (const region of [EU, US, EU]) {
+      const reply = await sim.front(region).refresh(current)
+      expect(reply.status, reply.text).toBe(200)
+      current = reply.body.refresh_token as string
+    }
+    await sim.replicator.drain()
+    expect((await sessionIn(US, token))?.generation).toBe(3)
+    expect(sim.forkInvocations).toEqual(before)
+  })
+})
+
 describe('failover adopt: a home that does not answer and is not declared lost', () => {
   it('answers 503 temporarily_unavailable with Retry-After, writes nothing, and keeps the session', async () => {
     const token = await loginAt(EU)
