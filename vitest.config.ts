@@ -12,6 +12,7 @@ const LONGEST_FIRST = [
   'test/integration/login-abuse.test.ts',
   'test/stack/contract.test.ts',
   'test/integration/password-change.test.ts',
+  'test/stack/multi-region.test.ts',
   'test/browser/demo-page.test.ts',
   'test/integration/sessions-api.test.ts',
   'test/integration/faults-matrix-password1.test.ts',

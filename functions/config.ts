@@ -230,15 +230,23 @@ export function loadSigningConfig(env: Env = process.env): SigningConfig {
 
 /** What envelope signing keys need (docs/design.md "Keys"). */
 export interface EnvelopeConfig {
-  /** `ENVELOPE_KEY_ID`: the symmetric KMS key that wraps their private keys. */
-  readonly wrappingKeyId: string
+  /** `ENVELOPE_KEY_ID`: the single-Region symmetric KMS key that wraps their private keys. */
+  readonly wrappingKeyId?: string
+  /**
+   * `ENVELOPE_MULTI_REGION_KEY_ID`: with `regions`, this region's copy of the multi-Region
+   * key that wraps the private keys of the keys added with them.
+   */
+  readonly multiRegionKeyId?: string
   /** `SIGNING_KEY_OWNER`: `<stack>/<construct id>`, in each private key's encryption context. */
   readonly owner: string
+  /** `ENVELOPE_KEY_PAIR_REGION`: outside the primary, the primary, where pairs are created. */
+  readonly keyPairRegion?: string
 }
 
 /**
- * `ENVELOPE_KEY_ID` and `SIGNING_KEY_OWNER`: required when a signing key is an
- * envelope key (`envelope:<id>`), undefined otherwise.
+ * `ENVELOPE_KEY_ID` or `ENVELOPE_MULTI_REGION_KEY_ID` (at least one), `SIGNING_KEY_OWNER`,
+ * and `ENVELOPE_KEY_PAIR_REGION` if set: when a signing key is an envelope key
+ * (`envelope:<id>`), undefined otherwise.
  */
 export function loadEnvelopeConfig(
   signing: SigningConfig,
@@ -248,9 +256,18 @@ export function loadEnvelopeConfig(
     id.startsWith('envelope:'),
   )
   if (!envelope) return undefined
+  const wrappingKeyId = raw(env, 'ENVELOPE_KEY_ID')
+  const multiRegionKeyId = raw(env, 'ENVELOPE_MULTI_REGION_KEY_ID')
+  const keyPairRegion = raw(env, 'ENVELOPE_KEY_PAIR_REGION')
+  if (wrappingKeyId === undefined && multiRegionKeyId === undefined) {
+    // The one that names the variable a single-Region stack sets.
+    required(env, 'ENVELOPE_KEY_ID')
+  }
   return {
-    wrappingKeyId: required(env, 'ENVELOPE_KEY_ID'),
+    ...(wrappingKeyId !== undefined && { wrappingKeyId }),
+    ...(multiRegionKeyId !== undefined && { multiRegionKeyId }),
     owner: required(env, 'SIGNING_KEY_OWNER'),
+    ...(keyPairRegion !== undefined && { keyPairRegion }),
   }
 }
 

@@ -151,7 +151,17 @@ export const SETTINGS = {
   },
   ENVELOPE_KEY_ID: {
     type: 'string',
-    doc: 'The symmetric KMS key that wraps the private keys of the envelope signing keys (ARN, id or alias). The stack sets it when a key is an envelope key.',
+    doc: 'The symmetric KMS key that wraps the private keys of the envelope signing keys (ARN, id or alias). The stack sets it when a listed envelope key was added without `regions` (with one region, whenever a key is an envelope key).',
+    functions: SIGNING,
+  },
+  ENVELOPE_MULTI_REGION_KEY_ID: {
+    type: 'string',
+    doc: 'With `regions`: this region’s copy of the multi-Region symmetric KMS key that wraps the private keys of the envelope signing keys added with `regions` (docs/multi-region.md "Envelope keys"). New pairs are generated under it when it is set; each stored pair records which key wrapped it.',
+    functions: SIGNING,
+  },
+  ENVELOPE_KEY_PAIR_REGION: {
+    type: 'string',
+    doc: 'With `regions`, in a region other than the primary, with an envelope key: the primary region. A pair this region’s replica does not have yet is read from the primary’s replica, and created there (a conditional write), so that every region signs with the one pair of each key id.',
     functions: SIGNING,
   },
   SIGNING_KEY_OWNER: {

@@ -33,7 +33,7 @@ export const regionalStackId = (stackName: string, region: string, primary = fal
  * context and the ledger are one for all, and the primary's stack is the stack deployed
  * before `regions` was set), under the construct ids of `regionalStackId`. The primary (the first region) defines the global table and the
  * multi-Region keys; the others replicate them, and wait (are left out of the synth) while
- * a listed key is single-Region or the table is being moved (`tableMigration`).
+ * a listed key (KMS or envelope) is single-Region or the table is being moved (`tableMigration`).
  */
 export function buildStacks(
   app: App,
@@ -57,8 +57,8 @@ export function buildStacks(
   const multiRegionKeys = ledger?.multiRegionKeys ?? listed
   // The config's account (in the props' env), else the CLI's.
   const account = props.env?.account ?? process.env.CDK_DEFAULT_ACCOUNT
-  const stackIn = (region: string, primaryKeys?: TokenServiceStack['service']['signingKeys']) =>
-    new TokenServiceStack(app, regionalStackId(stackName, region, !primaryKeys), {
+  const stackIn = (region: string, primary?: TokenServiceStack) =>
+    new TokenServiceStack(app, regionalStackId(stackName, region, !primary), {
       ...props,
       ...keyFacts,
       stackName,
@@ -69,7 +69,10 @@ export function buildStacks(
         all: regions,
         multiRegionKeys,
         failover: settings.failover ?? 'relogin',
-        ...(primaryKeys && { primaryKeys }),
+        ...(primary && { primaryKeys: primary.service.signingKeys }),
+        ...(primary?.service.envelopeSigning?.multiRegionKey && {
+          primaryEnvelopeKey: primary.service.envelopeSigning.multiRegionKey,
+        }),
       },
     })
   const [first, ...others] = regions as [string, ...string[]]
@@ -90,7 +93,7 @@ export function buildStacks(
   }
   const stacks = [primary]
   for (const region of others) {
-    const stack = stackIn(region, primary.service.signingKeys)
+    const stack = stackIn(region, primary)
     stack.addStackDependency(primary, 'the global table and the primary keys come first')
     stacks.push(stack)
   }

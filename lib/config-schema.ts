@@ -487,7 +487,7 @@ export const CONFIG_SCHEMA = {
   },
   regions: {
     type: 'strings',
-    doc: 'Deploy in several regions, active-active (docs/multi-region.md): at least 2 distinct AWS region names, the first the primary (it defines the global table and the multi-Region keys). One stack per region, each named `stackName` in its own region; `cdk deploy` names the primary’s `stackName` (the stack deployed before) and the others’ `<stackName>-<region>`. Only signing keys added while `regions` is set are multi-Region (the ledger records it): a region other than the primary is synthesized once every listed key is. Moving a deployed stack: docs/operations.md "Moving to several regions".',
+    doc: 'Deploy in several regions, active-active (docs/multi-region.md): at least 2 distinct AWS region names, the first the primary (it defines the global table and the multi-Region keys). One stack per region, each named `stackName` in its own region; `cdk deploy` names the primary’s `stackName` (the stack deployed before) and the others’ `<stackName>-<region>`. Only signing keys added while `regions` is set are multi-Region (the ledger records it; `envelope` keys: wrapped under a multi-Region symmetric key, their pairs created in the primary, docs/multi-region.md "Envelope keys"): a region other than the primary is synthesized once every listed key is. Moving a deployed stack: docs/operations.md "Moving to several regions".',
     default: 'one region: the CLI’s, as before (an `AWS::DynamoDB::Table`, single-Region keys)',
   },
   failover: {

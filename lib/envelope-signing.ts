@@ -4,6 +4,7 @@ import { Construct } from 'constructs'
 import { ENVELOPE_KEY_PREFIX } from '../functions/adapters/signing.js'
 import type { SigningAlgorithm, SigningMode } from './signing-keys.js'
 import type { TokenFunction } from './token-function.js'
+import { keyPolicy, replicaKey } from './token-service-keys.js'
 
 /** The KMS key-pair spec of each algorithm (as functions/adapters/envelope-signer.ts asks for it). */
 const KEY_PAIR_SPECS: Readonly<Record<SigningAlgorithm, string>> = {
@@ -50,7 +51,22 @@ export interface EnvelopeSigningProps {
   readonly removalPolicy: RemovalPolicy
   /** Tags the key as this service's (the jwks function's grant by tag). */
   readonly tag: readonly [name: string, value: string]
+  /**
+   * Whether a listed envelope key was added before `regions` (the ledger): its pair is
+   * wrapped under the single-Region key `Key`, which exists as long as one is listed.
+   * @default true
+   */
+  readonly singleRegion?: boolean
+  /**
+   * With `regions`, when a listed envelope key was added with them: the multi-Region
+   * wrapping key `MultiRegionKey`; in the primary's stack a new multi-Region key
+   * (`primaryKeyArn` absent), elsewhere its replica (`AWS::KMS::ReplicaKey`).
+   */
+  readonly multiRegion?: { readonly primaryKeyArn?: string }
 }
+
+/** What the wrapping keys may be used for: unwrap, and generate a wrapped pair. */
+const WRAPPING_USE = ['kms:Decrypt', 'kms:GenerateDataKeyPairWithoutPlaintext'] as const
 
 /**
  * Envelope signing keys (docs/design.md "Keys"): one symmetric KMS key of the
@@ -63,19 +79,68 @@ export interface EnvelopeSigningProps {
  * the stack's: it holds before the first envelope key exists.)
  */
 export class EnvelopeSigning extends Construct {
-  /** The symmetric key that wraps the private keys. */
-  public readonly key: kms.Key
+  /**
+   * The single-Region symmetric key that wraps the private keys of the envelope keys added
+   * before `regions` (every envelope key with one region): `ENVELOPE_KEY_ID`.
+   */
+  public readonly key?: kms.IKey
+  /**
+   * With `regions`, this region's copy of the multi-Region symmetric key that wraps the
+   * private keys of the envelope keys added with them (docs/multi-region.md "Envelope
+   * keys"): `ENVELOPE_MULTI_REGION_KEY_ID`. Same key id and material in every region, so
+   * a pair wrapped in one region unwraps in any other under its own region's copy.
+   */
+  public readonly multiRegionKey?: kms.IKey
   readonly #props: EnvelopeSigningProps
 
   constructor(scope: Construct, id: string, props: EnvelopeSigningProps) {
     super(scope, id)
     this.#props = props
-    this.key = new kms.Key(this, 'Key', {
-      description: `Wraps the private keys of the envelope signing keys of ${scope.node.path}`,
-      enableKeyRotation: true,
-      removalPolicy: props.removalPolicy,
-    })
-    Tags.of(this.key).add(...props.tag)
+    const description = `Wraps the private keys of the envelope signing keys of ${scope.node.path}`
+    if (props.singleRegion ?? true) {
+      // Unchanged from before regions: a key's MultiRegion cannot change in place.
+      const key = new kms.Key(this, 'Key', {
+        description,
+        enableKeyRotation: true,
+        removalPolicy: props.removalPolicy,
+      })
+      Tags.of(key).add(...props.tag)
+      this.key = key
+    }
+    if (props.multiRegion) {
+      const { primaryKeyArn } = props.multiRegion
+      const policy = keyPolicy(WRAPPING_USE, { multiRegion: true })
+      if (primaryKeyArn) {
+        // Same construct id as the primary's key, so the same logical id in every stack.
+        this.multiRegionKey = replicaKey(this, 'MultiRegionKey', {
+          primaryKeyArn,
+          description,
+          keyPolicy: policy,
+          removalPolicy: props.removalPolicy,
+          tags: [{ key: props.tag[0], value: props.tag[1] }],
+        })
+      } else {
+        const key = new kms.Key(this, 'MultiRegionKey', {
+          description,
+          enableKeyRotation: true,
+          multiRegion: true,
+          policy,
+          removalPolicy: props.removalPolicy,
+        })
+        Tags.of(key).add(...props.tag)
+        this.multiRegionKey = key
+      }
+    }
+  }
+
+  /** The key that wraps the pairs generated from now on: the multi-Region key when there is one. */
+  get generatingKey(): kms.IKey {
+    return (this.multiRegionKey ?? this.key) as kms.IKey
+  }
+
+  /** Every wrapping key of this stack: a pair may be wrapped under either. */
+  get wrappingKeys(): kms.IKey[] {
+    return [this.key, this.multiRegionKey].filter((key): key is kms.IKey => key !== undefined)
   }
 
   /**
@@ -85,14 +150,17 @@ export class EnvelopeSigning extends Construct {
    */
   grantSign(fn: TokenFunction, ids: readonly string[]): void {
     if (ids.length === 0) return
-    fn.allow(['kms:Decrypt'], [this.key.keyArn], {
-      StringEquals: envelopeContextConditions(this.#props.owner, ids),
-    })
+    // Under either wrapping key: the item records which one wrapped its pair.
+    fn.allow(
+      ['kms:Decrypt'],
+      this.wrappingKeys.map((key) => key.keyArn),
+      { StringEquals: envelopeContextConditions(this.#props.owner, ids) },
+    )
     this.#grantGenerate(fn, ids)
   }
 
   #grantGenerate(fn: TokenFunction, ids: readonly string[]): void {
-    fn.allow(['kms:GenerateDataKeyPairWithoutPlaintext'], [this.key.keyArn], {
+    fn.allow(['kms:GenerateDataKeyPairWithoutPlaintext'], [this.generatingKey.keyArn], {
       StringEquals: {
         ...envelopeContextConditions(this.#props.owner, ids),
         'kms:DataKeyPairSpec': KEY_PAIR_SPECS[this.#props.algorithm],

@@ -40,8 +40,13 @@ export function functionSettings(
       .map((spec) => keys.keyName(spec.id))
       .join(','),
     ...(keys.envelopeSigning && {
-      ENVELOPE_KEY_ID: keys.envelopeSigning.key.keyArn,
+      ...(keys.envelopeSigning.key && { ENVELOPE_KEY_ID: keys.envelopeSigning.key.keyArn }),
+      ...(keys.envelopeSigning.multiRegionKey && {
+        ENVELOPE_MULTI_REGION_KEY_ID: keys.envelopeSigning.multiRegionKey.keyArn,
+      }),
       SIGNING_KEY_OWNER: resolved.keyOwner,
+      // Outside the primary: where a pair not replicated here yet is read and created.
+      ...(keys.envelopeKeyPairRegion && { ENVELOPE_KEY_PAIR_REGION: keys.envelopeKeyPairRegion }),
     }),
     SIGNING_ALG: resolved.algorithm,
     ...(keys.dpopNonceKey && { DPOP_NONCE_KEY_ID: keys.dpopNonceKey.keyArn }),

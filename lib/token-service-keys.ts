@@ -51,6 +51,9 @@ export const KEY_ADMIN_ACTIONS = [
   'kms:UpdateKeyDescription',
 ] as const
 
+/** What administering a multi-Region key needs besides: replicate it, promote a replica. */
+export const MULTI_REGION_ADMIN_ACTIONS = ['kms:ReplicateKey', 'kms:UpdatePrimaryRegion'] as const
+
 /**
  * A key policy that separates administration from use, as AWS recommends, instead of CDK's
  * default (the account root `kms:*`): one statement lets the account's IAM policies grant the
@@ -58,14 +61,23 @@ export const KEY_ADMIN_ACTIONS = [
  * exactly what its IAM policy names within each: the functions' roles use and never
  * administer; an operator's role may administer and, unless its policy says so, never use.
  */
-export function keyPolicy(use: readonly string[]): iam.PolicyDocument {
+export function keyPolicy(
+  use: readonly string[],
+  { multiRegion = false }: { readonly multiRegion?: boolean } = {},
+): iam.PolicyDocument {
   const account = new iam.AccountRootPrincipal()
+  // A multi-Region key's replicas are created by the deploy (`AWS::KMS::ReplicaKey` asks for
+  // kms:ReplicateKey on the primary, which only its key policy can allow to IAM), and an
+  // operator may have to promote a replica when the primary's region is lost.
+  const admin = multiRegion
+    ? [...KEY_ADMIN_ACTIONS, ...MULTI_REGION_ADMIN_ACTIONS].sort()
+    : KEY_ADMIN_ACTIONS
   return new iam.PolicyDocument({
     statements: [
       new iam.PolicyStatement({
         sid: 'KeyAdministration',
         principals: [account],
-        actions: [...KEY_ADMIN_ACTIONS],
+        actions: [...admin],
         resources: ['*'],
       }),
       new iam.PolicyStatement({
@@ -89,6 +101,8 @@ export interface ServiceKeys {
   readonly retiringKeys: readonly kms.IKey[]
   /** The symmetric key wrapping the envelope keys' private keys, when a key is an envelope key. */
   readonly envelopeSigning?: EnvelopeSigning
+  /** Outside the primary region, with an envelope key: the primary, where pairs are created. */
+  readonly envelopeKeyPairRegion?: string
   /**
    * How the functions' environment names a key: its KMS key's ARN, or `envelope:<id>`
    * (SIGNING_KEY_ID, RETIRING_KEY_IDS).
@@ -123,8 +137,10 @@ export function buildKeys(
     // An envelope key is a pair in the table, wrapped by the envelope key: no KMS key of its own.
     if (isEnvelope(spec.id)) continue
     const description = `Signs the access tokens (${algorithm}) of ${scope.node.path}: key ${spec.id}`
-    const policy = keyPolicy(['kms:Sign', 'kms:GetPublicKey'])
     const primaryKey = resolved.regions?.primaryKeys?.[spec.id]
+    const multiRegion =
+      primaryKey !== undefined || resolved.regions?.multiRegionKeys.includes(spec.id) === true
+    const policy = keyPolicy(['kms:Sign', 'kms:GetPublicKey'], { multiRegion })
     // With regions, another region's copy of the primary's multi-Region key: the same key
     // material and key id, so the same `kid` (docs/multi-region.md "Signing keys").
     const key: kms.IKey = primaryKey
@@ -142,7 +158,7 @@ export function buildKeys(
           policy,
           removalPolicy,
           // Only a key added with regions: a key's MultiRegion cannot change in place.
-          ...(resolved.regions?.multiRegionKeys.includes(spec.id) && { multiRegion: true }),
+          ...(multiRegion && { multiRegion: true }),
         })
     if (!primaryKey) Tags.of(key).add(SIGNING_KEY_TAG, keyTag)
     new kms.Alias(scope, `SigningKeyAlias-${spec.id}`, {
@@ -162,14 +178,29 @@ export function buildKeys(
         targetKey: activeKey,
       })
     : undefined
-  const envelopeSigning = resolved.signingKeys.some((spec) => isEnvelope(spec.id))
-    ? new EnvelopeSigning(scope, 'EnvelopeSigning', {
-        algorithm,
-        owner: keyTag,
-        removalPolicy,
-        tag: [SIGNING_KEY_TAG, keyTag],
-      })
-    : undefined
+  // With regions, an envelope key added with them is wrapped under a multi-Region key (one pair
+  // per key id, unwrapped in every region by its own copy); one added before, under the
+  // single-Region key it was generated under (docs/multi-region.md "Envelope keys").
+  const envelopeIds = resolved.signingKeys.filter((spec) => isEnvelope(spec.id)).map((s) => s.id)
+  const multiRegionEnvelope = (id: string) =>
+    resolved.regions?.multiRegionKeys.includes(id) === true
+  const envelopeSigning =
+    envelopeIds.length > 0
+      ? new EnvelopeSigning(scope, 'EnvelopeSigning', {
+          algorithm,
+          owner: keyTag,
+          removalPolicy,
+          tag: [SIGNING_KEY_TAG, keyTag],
+          singleRegion: envelopeIds.some((id) => !multiRegionEnvelope(id)),
+          ...(envelopeIds.some(multiRegionEnvelope) && {
+            multiRegion: {
+              ...(resolved.regions?.primaryEnvelopeKey && {
+                primaryKeyArn: resolved.regions.primaryEnvelopeKey.keyArn,
+              }),
+            },
+          }),
+        })
+      : undefined
   const keyName = (id: string) => signingKeys[id]?.keyArn ?? envelopeKeyName(id)
 
   const graceKey = new kms.Key(scope, 'GraceKey', {
@@ -201,6 +232,22 @@ export function buildKeys(
     resource: 'key',
     resourceName: '*',
   })
+  // In a region other than the primary, a pair this region's replica does not have yet is
+  // read from, and created in (a conditional put), the primary's replica: one place decides
+  // each key id's pair (docs/multi-region.md "Envelope keys"). Only the pairs' items.
+  const keyPairRegion = envelopeKeyPairRegion(resolved)
+  const grantKeyPairsInPrimary = (fn: TokenFunction) => {
+    if (!keyPairRegion) return
+    const primaryTable = Stack.of(scope).formatArn({
+      service: 'dynamodb',
+      region: keyPairRegion,
+      resource: 'table',
+      resourceName: resolved.tableName ?? table.tableName,
+    })
+    fn.allow(['dynamodb:GetItem', 'dynamodb:PutItem'], [primaryTable], {
+      'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [itemKey.signingKey('*').pk] },
+    })
+  }
   const grant: ServiceKeys['grant'] = {
     sign: (fn) => {
       if (signingArns.length === 0) return
@@ -241,6 +288,7 @@ export function buildKeys(
       if (!envelopeSigning) return
       envelopeSigning.grantSign(fn, envelopeSigningIds)
       grantStore(fn, table, ['findKeyPair', 'createKeyPair'])
+      grantKeyPairsInPrimary(fn)
     },
     // Envelope keys' public keys are in the table: jwks reads them, and generates the pair of
     // a key it publishes first; it can never unwrap one. In every mode and by tag, as for
@@ -251,6 +299,7 @@ export function buildKeys(
       fn.allow(['dynamodb:GetItem', 'dynamodb:PutItem'], [table.tableArn], {
         'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [itemKey.signingKey('*').pk] },
       })
+      if (envelopeSigning) grantKeyPairsInPrimary(fn)
       fn.allow(['kms:GenerateDataKeyPairWithoutPlaintext'], [anyKeyOfTheAccount], {
         StringEquals: {
           [`aws:ResourceTag/${SIGNING_KEY_TAG}`]: keyTag,
@@ -275,11 +324,25 @@ export function buildKeys(
     ...(activeKeyAlias && { activeKeyAlias }),
     retiringKeys,
     ...(envelopeSigning && { envelopeSigning }),
+    ...(keyPairRegion && { envelopeKeyPairRegion: keyPairRegion }),
     keyName,
     graceKey,
     ...(dpopNonceKey && { dpopNonceKey }),
     grant,
   }
+}
+
+/**
+ * In a region other than the primary, with an envelope key: the primary region, where each
+ * envelope key's pair is created (`ENVELOPE_KEY_PAIR_REGION`); otherwise undefined.
+ */
+export function envelopeKeyPairRegion(resolved: ResolvedProps): string | undefined {
+  const { regions } = resolved
+  if (!regions?.primaryKeys) return undefined
+  const envelope = resolved.signingKeys.some(
+    (spec) => resolved.signingModes[spec.id] === 'envelope',
+  )
+  return envelope ? regions.all[0] : undefined
 }
 
 /**

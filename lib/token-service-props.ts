@@ -87,6 +87,11 @@ export interface ServiceRegions {
    */
   readonly primaryKeys?: Readonly<Record<string, kms.IKey>>
   /**
+   * The primary region's multi-Region key that wraps the envelope keys' private keys, which
+   * this region replicates; absent in the primary's own stack, and without such a key.
+   */
+  readonly primaryEnvelopeKey?: kms.IKey
+  /**
    * The signing keys that are multi-Region: those added while `regions` was set (the key
    * ledger, lib/signing-keys.ts). A KMS key cannot become multi-Region in place.
    */
@@ -585,13 +590,6 @@ function resolveRegions(
   if (tableMigration !== 'none' && regions.primaryKeys) {
     throw new Error(
       'TokenService: tableMigration is a step of the primary region alone: deploy the other regions after it',
-    )
-  }
-  // An envelope key's pair is in the (replicated) table, but wrapped under a key of its stack's.
-  const envelope = Object.keys(signingModes).filter((id) => signingModes[id] === 'envelope')
-  if (envelope.length > 0) {
-    throw new Error(
-      `TokenService: regions: envelope keys (${envelope.join(', ')}) are not yet multi-Region; use signing "kms" with regions (docs/multi-region.md "Signing keys")`,
     )
   }
   const single = Object.keys(signingModes).filter((id) => !regions.multiRegionKeys.includes(id))

@@ -125,11 +125,18 @@ export class TokenServiceStack extends Stack {
         'Alias that follows the active key',
       )
     }
-    if (this.service.envelopeSigning) {
+    if (this.service.envelopeSigning?.key) {
       output(
         'EnvelopeKeyArn',
         this.service.envelopeSigning.key.keyArn,
         'The KMS key that wraps the envelope signing keys',
+      )
+    }
+    if (this.service.envelopeSigning?.multiRegionKey) {
+      output(
+        'EnvelopeMultiRegionKeyArn',
+        this.service.envelopeSigning.multiRegionKey.keyArn,
+        "This region's copy of the multi-Region key that wraps the envelope signing keys added with regions",
       )
     }
     output(

@@ -17,11 +17,17 @@ export interface StoredKeyPair {
   readonly publicKey: string
   /** KMS's ciphertext blob of the PKCS #8 private key, base64. Useless without KMS. */
   readonly wrappedPrivateKey: string
+  /**
+   * `multi-region`: wrapped under the multi-Region key (`ENVELOPE_MULTI_REGION_KEY_ID`), so
+   * every region unwraps it with its own copy. Absent: the single-Region key (`ENVELOPE_KEY_ID`).
+   */
+  readonly wrapping?: 'multi-region'
 }
 
 /**
  * Where envelope signing keys live (functions/adapters/dynamodb/signing-keys.ts):
- * one pair per key id, written once.
+ * one pair per key id, written once. With several regions, `createKeyPair` is decided in
+ * one region (the primary's replica), so that two regions never keep two pairs for one id.
  */
 export interface EnvelopeKeyStore {
   /** The pair stored for this key id, if any (a strongly consistent read). */
@@ -33,8 +39,13 @@ export interface EnvelopeKeyStore {
 export interface EnvelopeSignerOptions {
   readonly client: KMSClient
   readonly store: EnvelopeKeyStore
-  /** The symmetric KMS key that wraps the private keys (`ENVELOPE_KEY_ID`). */
-  readonly wrappingKeyId: string
+  /** The single-Region symmetric KMS key that wraps the private keys (`ENVELOPE_KEY_ID`). */
+  readonly wrappingKeyId?: string
+  /**
+   * With several regions, this region's copy of the multi-Region key that wraps them
+   * (`ENVELOPE_MULTI_REGION_KEY_ID`): new pairs are wrapped under it when it is set.
+   */
+  readonly multiRegionKeyId?: string
   /** `<stack>/<construct id>` (`SIGNING_KEY_OWNER`): named in every key's encryption context. */
   readonly owner: string
   /** The id (as in `signingKeys`) of the key that signs. */
@@ -91,7 +102,8 @@ export class EnvelopeSigner implements Signer {
   readonly alg: SigningAlgorithm
   readonly #client: KMSClient
   readonly #store: EnvelopeKeyStore
-  readonly #wrappingKeyId: string
+  readonly #wrappingKeyId: string | undefined
+  readonly #multiRegionKeyId: string | undefined
   readonly #owner: string
   readonly #activeKeyId: string
   readonly #keyIds: readonly string[]
@@ -105,7 +117,7 @@ export class EnvelopeSigner implements Signer {
     }
     for (const [name, value] of Object.entries({
       activeKeyId: options.activeKeyId,
-      wrappingKeyId: options.wrappingKeyId,
+      'wrappingKeyId or multiRegionKeyId': options.wrappingKeyId || options.multiRegionKeyId,
       owner: options.owner,
     })) {
       if (!value) throw new Error(`EnvelopeSigner: ${name} is required`)
@@ -113,7 +125,8 @@ export class EnvelopeSigner implements Signer {
     this.alg = alg
     this.#client = options.client
     this.#store = options.store
-    this.#wrappingKeyId = options.wrappingKeyId
+    this.#wrappingKeyId = options.wrappingKeyId || undefined
+    this.#multiRegionKeyId = options.multiRegionKeyId || undefined
     this.#owner = options.owner
     this.#activeKeyId = options.activeKeyId
     this.#keyIds = [...new Set([options.activeKeyId, ...(options.retiringKeyIds ?? [])])]
@@ -150,11 +163,19 @@ export class EnvelopeSigner implements Signer {
 
   async #unwrap(): Promise<KeyObject> {
     const { pair } = await this.#load(this.#activeKeyId)
+    // The key the pair records: a multi-Region pair unwraps under this region's copy.
+    const wrappingKeyId =
+      pair.wrapping === 'multi-region' ? this.#multiRegionKeyId : this.#wrappingKeyId
+    if (wrappingKeyId === undefined) {
+      throw new Error(
+        `envelope key ${this.#activeKeyId} is wrapped under the ${pair.wrapping === 'multi-region' ? 'multi-Region key, but ENVELOPE_MULTI_REGION_KEY_ID' : 'single-Region key, but ENVELOPE_KEY_ID'} is not set`,
+      )
+    }
     let plaintext: Uint8Array | undefined
     try {
       const output = await this.#client.send(
         new DecryptCommand({
-          KeyId: this.#wrappingKeyId,
+          KeyId: wrappingKeyId,
           CiphertextBlob: Buffer.from(pair.wrappedPrivateKey, 'base64'),
           EncryptionContext: envelopeContext(this.#owner, this.#activeKeyId),
         }),
@@ -219,11 +240,13 @@ export class EnvelopeSigner implements Signer {
   }
 
   async #generate(id: string): Promise<StoredKeyPair> {
+    // Under the multi-Region key when there is one: every region can unwrap the pair.
+    const multiRegion = this.#multiRegionKeyId !== undefined
     let output: { PublicKey?: Uint8Array; PrivateKeyCiphertextBlob?: Uint8Array }
     try {
       output = await this.#client.send(
         new GenerateDataKeyPairWithoutPlaintextCommand({
-          KeyId: this.#wrappingKeyId,
+          KeyId: this.#multiRegionKeyId ?? this.#wrappingKeyId,
           KeyPairSpec: KEY_PAIR_SPECS[this.alg],
           EncryptionContext: envelopeContext(this.#owner, id),
         }),
@@ -240,6 +263,7 @@ export class EnvelopeSigner implements Signer {
       alg: this.alg,
       publicKey: Buffer.from(publicKey).toString('base64'),
       wrappedPrivateKey: Buffer.from(wrapped).toString('base64'),
+      ...(multiRegion && { wrapping: 'multi-region' as const }),
     })
   }
 }

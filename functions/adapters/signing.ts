@@ -53,7 +53,10 @@ function keySigners(parts: LambdaSigningParts): {
     return new EnvelopeSigner({
       client: kms,
       store: envelope.store,
-      wrappingKeyId: envelope.wrappingKeyId,
+      ...(envelope.wrappingKeyId !== undefined && { wrappingKeyId: envelope.wrappingKeyId }),
+      ...(envelope.multiRegionKeyId !== undefined && {
+        multiRegionKeyId: envelope.multiRegionKeyId,
+      }),
       owner: envelope.owner,
       activeKeyId: first,
       retiringKeyIds: envelopeIds.filter((id) => id !== first),

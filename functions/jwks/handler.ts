@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { KMSClient } from '@aws-sdk/client-kms'
 import { sdkOptions } from '../adapters/aws.js'
-import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
+import { lambdaKeyPairStore } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { lambdaPublisher } from '../adapters/signing.js'
@@ -30,7 +30,13 @@ const signer = lambdaPublisher({
   ...(envelope && {
     envelope: {
       ...envelope,
-      store: new DynamoSigningKeys(traced(new DynamoDBClient(aws)), loadTableName()),
+      store: lambdaKeyPairStore(
+        traced(new DynamoDBClient(aws)),
+        loadTableName(),
+        envelope.keyPairRegion,
+        aws,
+        traced,
+      ),
     },
   }),
 })

@@ -6,7 +6,7 @@ import { DynamoLoginThrottle } from '../adapters/dynamodb/login-throttle.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
-import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
+import { lambdaKeyPairStore } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
 import { createObservability } from '../adapters/observability.js'
 import { lambdaSigner } from '../adapters/signing.js'
@@ -42,7 +42,10 @@ const signer = lambdaSigner({
   kms,
   signing,
   ...(envelope && {
-    envelope: { ...envelope, store: new DynamoSigningKeys(dynamodb, tableName) },
+    envelope: {
+      ...envelope,
+      store: lambdaKeyPairStore(dynamodb, tableName, envelope.keyPairRegion, aws, traced),
+    },
   }),
 })
 // The kid, and an envelope key's private key unwrapped once: no request waits for them.

@@ -7,7 +7,7 @@ import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
 import { DynamoRegionSwitch } from '../adapters/dynamodb/regions.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
-import { DynamoSigningKeys } from '../adapters/dynamodb/signing-keys.js'
+import { lambdaKeyPairStore } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHomeRegion } from '../adapters/home-region.js'
 import { KmsGraceKeys } from '../adapters/kms-grace-keys.js'
 import { lambdaHttpHandler, warmUp } from '../adapters/lambda.js'
@@ -46,7 +46,10 @@ const signer = lambdaSigner({
   kms,
   signing,
   ...(envelope && {
-    envelope: { ...envelope, store: new DynamoSigningKeys(dynamodb, tableName) },
+    envelope: {
+      ...envelope,
+      store: lambdaKeyPairStore(dynamodb, tableName, envelope.keyPairRegion, aws, traced),
+    },
   }),
 })
 const graceKeys = new KmsGraceKeys({

@@ -494,6 +494,49 @@ describe('bin/app.ts', () => {
     expect(failure?.stderr).toContain('the active key "k1" was removed')
     expect(JSON.parse(readFileSync(lock, 'utf8'))).toEqual(ledger)
   }, 150_000)
+
+  it('synthesizes envelope signing in two regions and records its key in the ledger as an envelope key, multi-Region, for every region', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'token-service-app-'))
+    const lock = join(dir, 'signing-keys.lock.json')
+    const out = join(dir, 'out')
+    const context = {
+      'aws:cdk:bundling-stacks': [],
+      signingKeysLock: lock,
+      signing: 'envelope',
+      regions: '["eu-west-1","us-east-1"]',
+      issuer: 'https://auth.example.com',
+    }
+    await run(
+      process.execPath,
+      ['--conditions=rotating-token-service-source', '--import', 'tsx', 'bin/app.ts'],
+      {
+        env: { ...process.env, CDK_OUTDIR: out, CDK_CONTEXT_JSON: JSON.stringify(context) },
+        timeout: 120_000,
+      },
+    )
+    // One ledger entry, the stack name's, for every region's stack.
+    const written = JSON.parse(readFileSync(lock, 'utf8'))
+    expect(Object.keys(written.stacks)).toEqual(['TokenService'])
+    expect(written.stacks.TokenService.keys.k1).toMatchObject({
+      signing: 'envelope',
+      multiRegion: true,
+    })
+    const resources = (name: string) =>
+      Object.values(
+        JSON.parse(readFileSync(join(out, `${name}.template.json`), 'utf8')).Resources as Record<
+          string,
+          { Type: string; Properties: Record<string, unknown> }
+        >,
+      )
+    expect(
+      resources('TokenService').filter(
+        (r) => r.Type === 'AWS::KMS::Key' && r.Properties.MultiRegion === true,
+      ),
+    ).toHaveLength(1)
+    expect(
+      resources('TokenService-us-east-1').filter((r) => r.Type === 'AWS::KMS::ReplicaKey'),
+    ).toHaveLength(1)
+  }, 150_000)
 })
 
 describe('npx cdk synth', () => {

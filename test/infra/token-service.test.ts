@@ -452,6 +452,8 @@ describe('TokenService with its defaults', () => {
         'PASSWORD_BREACH_CHECK_URL',
         'PASSWORD_BREACH_CHECK_TIMEOUT_MS',
         'ENVELOPE_KEY_ID',
+        'ENVELOPE_MULTI_REGION_KEY_ID',
+        'ENVELOPE_KEY_PAIR_REGION',
         'SIGNING_KEY_OWNER',
         'OUTBOX_REGION',
         'REGIONS',

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App } from 'aws-cdk-lib'
 import { inject } from 'vitest'
+import { buildStacks } from '../../lib/app-stacks.js'
 import { PREBUILT_BUNDLES_CONTEXT } from '../../lib/bundling.js'
 import { readAppSettings } from '../../lib/config.js'
 import { TokenServiceStack, type TokenServiceStackProps } from '../../lib/token-service-stack.js'
@@ -26,7 +27,11 @@ export interface CfnResource {
 export interface StackTemplate {
   /** The CloudFormation stack name (the same for every step of one deployment). */
   readonly stackName: string
+  /** The region the stack is pinned to (`env.region`); unset: the CLI's. */
+  readonly region?: string
   readonly resources: Readonly<Record<string, CfnResource>>
+  /** The template's Outputs (what another region's stack reads with `Fn::GetStackOutput`). */
+  readonly outputs?: Readonly<Record<string, { readonly Value: unknown }>>
   /** The directory in the cloud assembly that holds a function's code. */
   readonly codeDirectory: (functionLogicalId: string) => string
 }
@@ -71,23 +76,67 @@ export function synthesize<K extends string>(
   const assembly = app.synth()
   const templates = {} as Record<K, StackTemplate>
   for (const id of Object.keys(configurations) as K[]) {
-    const artifact = assembly.getStackArtifact(id)
-    const manifest = JSON.parse(readFileSync(join(outdir, `${id}.assets.json`), 'utf8')) as {
-      files: Record<string, { source: { path: string } }>
-    }
-    const resources = artifact.template.Resources as Record<string, CfnResource>
-    templates[id] = {
-      stackName: artifact.stackName,
-      resources,
-      codeDirectory(logicalId) {
-        const key = String(resources[logicalId]?.Properties.Code?.S3Key)
-        const asset = manifest.files[key.replace(/\.zip$/, '')]
-        if (!asset) throw new Error(`${logicalId}: no asset for code ${key}`)
-        return join(outdir, asset.source.path)
-      },
-    }
+    templates[id] = templateOf(assembly, outdir, id)
   }
   return { templates, remove: () => rmSync(outdir, { recursive: true, force: true }) }
+}
+
+/**
+ * The app of one configuration with `regions`, as bin/app.ts builds it (lib/app-stacks.ts
+ * `buildStacks`, no key ledger: every listed key multi-Region): one stack per region, the
+ * primary first, keyed by region.
+ */
+export function synthesizeRegions(
+  context: Record<string, string>,
+): Assembly<string> & { readonly regions: readonly string[] } {
+  const cdkJson = JSON.parse(readFileSync('cdk.json', 'utf8')) as {
+    context: Record<string, unknown>
+  }
+  const outdir = mkdtempSync(join(tmpdir(), 'token-service-stack-'))
+  const app = new App({
+    outdir,
+    context: { ...cdkJson.context, [PREBUILT_BUNDLES_CONTEXT]: inject('bundlesDir') },
+  })
+  const settings = readAppSettings(new App({ context: { ...cdkJson.context, ...context } }), {
+    path: 'token-service.config.ts',
+    config: committed,
+  })
+  const { stacks, waiting } = buildStacks(app, settings)
+  if (waiting.length > 0) throw new Error(`regions: ${waiting.join('; ')}`)
+  const assembly = app.synth()
+  const templates: Record<string, StackTemplate> = {}
+  for (const stack of stacks)
+    templates[stack.region] = templateOf(assembly, outdir, stack.artifactId)
+  return {
+    templates,
+    regions: stacks.map((stack) => stack.region),
+    remove: () => rmSync(outdir, { recursive: true, force: true }),
+  }
+}
+
+function templateOf(
+  assembly: ReturnType<App['synth']>,
+  outdir: string,
+  artifactId: string,
+): StackTemplate {
+  const artifact = assembly.getStackArtifact(artifactId)
+  const manifest = JSON.parse(readFileSync(join(outdir, `${artifactId}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>
+  }
+  const resources = artifact.template.Resources as Record<string, CfnResource>
+  const region = artifact.environment.region
+  return {
+    stackName: artifact.stackName,
+    ...(region !== 'unknown-region' && { region }),
+    resources,
+    outputs: artifact.template.Outputs ?? {},
+    codeDirectory(logicalId) {
+      const key = String(resources[logicalId]?.Properties.Code?.S3Key)
+      const asset = manifest.files[key.replace(/\.zip$/, '')]
+      if (!asset) throw new Error(`${logicalId}: no asset for code ${key}`)
+      return join(outdir, asset.source.path)
+    },
+  }
 }
 
 /** The resources of one type: logical id and properties (intrinsics unresolved). */

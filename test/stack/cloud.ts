@@ -2,9 +2,18 @@
  * The AWS account a synthesized stack runs in, made of what our template uses
  * and nothing more: physical ids for its resources, the CloudFormation
  * intrinsics it writes, one endpoint that speaks KMS (JSON 1.1, real keys),
- * EventBridge's PutEvents (JSON 1.1, the entries kept) and fronts DynamoDB
- * Local (JSON 1.0, with its Streams), and IAM: every call is checked against
- * the calling function's policy statements and recorded.
+ * EventBridge's PutEvents (JSON 1.1, the entries kept), Lambda's Invoke
+ * (REST JSON) and fronts DynamoDB Local (JSON 1.0, with its Streams), and IAM:
+ * every call is checked against the calling function's policy statements and
+ * recorded.
+ *
+ * One `Cloud` is one region of the account (`local` unless named). Clouds of
+ * several regions are joined with `Cloud.link` (test/stack/regions.ts): then a
+ * global table's replicas are created in each region's DynamoDB Local, a
+ * multi-Region key's replica shares its key material and key id, a
+ * cross-region reference (`Fn::GetStackOutput`) reads the other region's
+ * deployed stack, and an Invoke signed for another region is served by that
+ * region's functions (none when it is `down`).
  */
 import {
   constants,
@@ -82,11 +91,13 @@ interface SigningKey {
 export interface MeteredCall {
   /** The calling function (`login`, `token`, ...). */
   readonly caller: string
-  readonly service: 'dynamodb' | 'kms' | 'events'
+  readonly service: 'dynamodb' | 'kms' | 'events' | 'lambda'
   /** `Sign`, `TransactWriteItems`, ... */
   readonly operation: string
   /** The error the call answered, if any (no capacity is reported for it). */
   readonly error?: string
+  /** The SDK's attempt (its `amz-sdk-request` header), when this was a retry: 2, 3, ... */
+  readonly attempt?: number
   /** Capacity units on the table itself (reads or writes, as the operation is). */
   readonly table?: number
   /** Capacity units on each global secondary index. */
@@ -192,9 +203,23 @@ export function isAllowed(
   return allowed
 }
 
+/** A function the Lambda Invoke API may run: its ARN and one synchronous invocation. */
+export interface InvokeTarget {
+  readonly arn: string
+  readonly invoke: (event: unknown) => Promise<unknown>
+}
+
 export class Cloud {
   /** Physical names carry it, so that clouds sharing one DynamoDB Local never meet. */
   readonly id = randomBytes(3).toString('hex')
+  /** The region's name: ARNs, `AWS::Region`, the credential scope of Invoke. */
+  readonly region: string
+  /**
+   * The region is lost: an Invoke from another region gets no answer, as the
+   * forwarding adapter's "unreachable" expects: `drop`, the connection closes at
+   * once (refused); `hang`, nothing ever answers (the caller's timeout ends it).
+   */
+  down: false | 'drop' | 'hang' = false
   readonly callers = new Map<string, Caller>()
   /** KMS aliases of the deployment in charge (AWS::KMS::Alias): name -> key ARN. */
   aliases = new Map<string, string>()
@@ -220,9 +245,47 @@ export class Cloud {
   readonly #labels = new Map<string, string>()
   readonly #dynamodbLocal: string
   #server: Server | undefined
+  /** The account's other regions (`link`). */
+  readonly #peers = new Map<string, Cloud>()
+  /** The templates deployed here, by stack name (the last one provisioned): their outputs. */
+  readonly #stacks = new Map<string, StackTemplate>()
+  /** Functions Invoke may reach, by function name. */
+  readonly #functions = new Map<string, InvokeTarget>()
 
-  constructor(dynamodbLocal: string) {
+  constructor(dynamodbLocal: string, options: { readonly region?: string } = {}) {
     this.#dynamodbLocal = dynamodbLocal
+    this.region = options.region ?? REGION
+  }
+
+  /** Makes clouds regions of one account: each reaches the others (see the class comment). */
+  static link(...clouds: Cloud[]): void {
+    for (const cloud of clouds) {
+      for (const other of clouds) if (other !== cloud) cloud.#peers.set(other.region, other)
+    }
+  }
+
+  /** The DynamoDB Local this region's tables live in. */
+  get dynamodbLocal(): string {
+    return this.#dynamodbLocal
+  }
+
+  /**
+   * Lets Invoke reach a deployed function by its name (Deployment does it for each
+   * function); returns its removal, which leaves alone a later deployment's function of
+   * that name (the steps of one stack share names).
+   */
+  addFunction(functionName: string, target: InvokeTarget): () => void {
+    this.#functions.set(functionName, target)
+    return () => {
+      if (this.#functions.get(functionName) === target) this.#functions.delete(functionName)
+    }
+  }
+
+  /** This region or a linked one; throws for a region the harness was not given. */
+  #cloudOf(region: string): Cloud {
+    const cloud = region === this.region ? this : this.#peers.get(region)
+    if (!cloud) throw new Error(`region ${region} is not modelled: link a Cloud for it`)
+    return cloud
   }
 
   async start(): Promise<void> {
@@ -286,7 +349,7 @@ export class Cloud {
   /** `Ref`: a pseudo parameter, or what CloudFormation returns for our resource types. */
   ref(template: StackTemplate, logicalId: string): string {
     const pseudo: Record<string, string> = {
-      'AWS::Region': REGION,
+      'AWS::Region': this.region,
       'AWS::AccountId': ACCOUNT,
       'AWS::Partition': 'aws',
       'AWS::URLSuffix': 'amazonaws.com',
@@ -295,13 +358,32 @@ export class Cloud {
     const resource = template.resources[logicalId]
     const type = resource?.Type ?? ''
     if (pseudo[logicalId] !== undefined) return pseudo[logicalId]
+    if (type === 'AWS::KMS::Key' && resource?.Properties.MultiRegion === true) {
+      // A multi-Region key's id, the same in every region (its replicas name it).
+      return `mrk-${this.#hashedId(template, logicalId).slice(0, 32)}`
+    }
     if (type === 'AWS::KMS::Key') {
       const uuid = /(.{8})(.{4})(.{4})(.{4})(.{12})/.exec(this.#hashedId(template, logicalId))
       return uuid?.slice(1).join('-') ?? ''
     }
+    if (type === 'AWS::KMS::ReplicaKey') {
+      return (
+        String(this.resolve(template, resource?.Properties.PrimaryKeyArn)).split('/').pop() ?? ''
+      )
+    }
+    // Names the template gives (a global table, a function other regions invoke by name).
+    if (
+      type === 'AWS::DynamoDB::GlobalTable' &&
+      typeof resource?.Properties.TableName === 'string'
+    ) {
+      return resource.Properties.TableName
+    }
+    if (type === 'AWS::Lambda::Function' && typeof resource?.Properties.FunctionName === 'string') {
+      return resource.Properties.FunctionName
+    }
     if (type === 'AWS::ApiGatewayV2::Api') return this.#hashedId(template, logicalId).slice(0, 10)
     if (type === 'AWS::SQS::Queue') {
-      return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${this.#physicalId(template, logicalId)}`
+      return `https://sqs.${this.region}.amazonaws.com/${ACCOUNT}/${this.#physicalId(template, logicalId)}`
     }
     if (type === 'AWS::KMS::Alias') return resource?.Properties.AliasName
     if (/^AWS::ApiGatewayV2::(Integration|Authorizer)$/.test(type)) return logicalId
@@ -318,24 +400,80 @@ export class Cloud {
   /** `Fn::GetAtt`, for the attributes our template reads. */
   attribute(template: StackTemplate, logicalId: string, name: string): string {
     const type = `${template.resources[logicalId]?.Type}.${name}`
+    if (template.resources[logicalId]?.Type === 'AWS::CloudFormation::CustomResource') {
+      throw new Error(`${logicalId}: custom resources other than Custom::AWS are not modelled`)
+    }
+    if (template.resources[logicalId]?.Type === 'Custom::AWS') {
+      return this.#awsCustomResource(template, logicalId, name)
+    }
     const id = this.ref(template, logicalId)
     const physical = this.#physicalId(template, logicalId)
+    const region = this.region
     const arns: Record<string, string> = {
-      'AWS::DynamoDB::Table.Arn': `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${id}`,
+      'AWS::DynamoDB::Table.Arn': `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${id}`,
       // One stream per table here, under one label.
-      'AWS::DynamoDB::Table.StreamArn': `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${id}/stream/harness`,
-      'AWS::Events::EventBus.Arn': `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${id}`,
-      'AWS::SQS::Queue.Arn': `arn:aws:sqs:${REGION}:${ACCOUNT}:${physical}`,
+      'AWS::DynamoDB::Table.StreamArn': streamArn(region, id),
+      // This region's replica, and its stream.
+      'AWS::DynamoDB::GlobalTable.Arn': `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${id}`,
+      'AWS::DynamoDB::GlobalTable.StreamArn': streamArn(region, id),
+      'AWS::Events::EventBus.Arn': `arn:aws:events:${region}:${ACCOUNT}:event-bus/${id}`,
+      'AWS::SQS::Queue.Arn': `arn:aws:sqs:${region}:${ACCOUNT}:${physical}`,
       'AWS::SQS::Queue.QueueName': physical,
-      'AWS::KMS::Key.Arn': `arn:aws:kms:${REGION}:${ACCOUNT}:key/${id}`,
-      'AWS::Lambda::Function.Arn': `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${id}`,
+      'AWS::KMS::Key.Arn': `arn:aws:kms:${region}:${ACCOUNT}:key/${id}`,
+      'AWS::KMS::ReplicaKey.Arn': `arn:aws:kms:${region}:${ACCOUNT}:key/${id}`,
+      'AWS::Lambda::Function.Arn': `arn:aws:lambda:${region}:${ACCOUNT}:function:${id}`,
       'AWS::IAM::Role.Arn': `arn:aws:iam::${ACCOUNT}:role/${id}`,
-      'AWS::Logs::LogGroup.Arn': `arn:aws:logs:${REGION}:${ACCOUNT}:log-group:${id}:*`,
-      'AWS::ApiGatewayV2::Api.ApiEndpoint': `https://${id}.execute-api.${REGION}.amazonaws.com`,
+      'AWS::Logs::LogGroup.Arn': `arn:aws:logs:${region}:${ACCOUNT}:log-group:${id}:*`,
+      'AWS::ApiGatewayV2::Api.ApiEndpoint': `https://${id}.execute-api.${region}.amazonaws.com`,
     }
     const value = arns[type]
     if (value === undefined) throw new Error(`Fn::GetAtt ${logicalId}.${name} is not modelled`)
     return value
+  }
+
+  /**
+   * An `AwsCustomResource` (Custom::AWS) as its provider answers it at deploy time:
+   * only `DynamoDB.describeTable` with its output `Table.LatestStreamArn` (the stream
+   * ARN of this region's replica, read by the stacks of the regions after the first),
+   * called with the provider role's policy. Anything else throws.
+   */
+  #awsCustomResource(template: StackTemplate, logicalId: string, output: string): string {
+    const p = template.resources[logicalId]?.Properties ?? {}
+    const call = JSON.parse(String(p.Create)) as {
+      service: string
+      action: string
+      parameters: { TableName?: string }
+      outputPaths?: string[]
+    }
+    if (
+      call.service !== 'DynamoDB' ||
+      call.action !== 'describeTable' ||
+      output !== 'Table.LatestStreamArn' ||
+      !(call.outputPaths ?? []).includes(output)
+    ) {
+      throw new Error(`${logicalId}: ${call.service}.${call.action} ${output} is not modelled`)
+    }
+    const tableName = String(call.parameters.TableName)
+    const tableArn = `arn:aws:dynamodb:${this.region}:${ACCOUNT}:table/${tableName}`
+    // The provider runs with its role: the custom resource's policy must allow the call.
+    const provider = p.ServiceToken?.['Fn::GetAtt']?.[0] as string
+    const role = template.resources[provider]?.Properties.Role?.['Fn::GetAtt']?.[0] as string
+    const statements = Object.values(template.resources)
+      .filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          r.Properties.Roles.some((ref: { Ref?: string }) => ref.Ref === role),
+      )
+      .flatMap((r) => this.resolve(template, r.Properties.PolicyDocument).Statement)
+    if (!isAllowed(statements, 'dynamodb:DescribeTable', tableArn)) {
+      throw new Error(`${logicalId}: its provider may not dynamodb:DescribeTable ${tableArn}`)
+    }
+    if (!this.#tables.has(tableName)) {
+      throw new Error(
+        `${logicalId}: no table ${tableName} in ${this.region} (deploy the primary first)`,
+      )
+    }
+    return streamArn(this.region, tableName)
   }
 
   /** Resolves the intrinsics our template writes: Ref, Fn::GetAtt, Fn::Join, Fn::Sub. */
@@ -349,6 +487,18 @@ export class Cloud {
       return Object.fromEntries(entries.map(([key, item]) => [key, this.resolve(template, item)]))
     }
     const args = this.resolve(template, argument)
+    if (name === 'Fn::GetStackOutput') {
+      // A cross-region reference (CDK's `crossRegionReferences`): the output of the stack
+      // deployed in that region, as CloudFormation reads it at deploy time.
+      const { StackName, Region, OutputName } = args as Record<string, string>
+      const cloud = this.#cloudOf(Region as string)
+      const stack = cloud.#stacks.get(StackName as string)
+      const output = stack?.outputs?.[OutputName as string]
+      if (!stack || !output) {
+        throw new Error(`Fn::GetStackOutput: no output ${OutputName} of ${StackName} in ${Region}`)
+      }
+      return cloud.resolve(stack, output.Value)
+    }
     if (name === 'Ref') return this.ref(template, args)
     if (name === 'Fn::GetAtt') return this.attribute(template, args[0], args[1])
     if (name === 'Fn::Join') return (args[1] as string[]).join(args[0])
@@ -367,8 +517,13 @@ export class Cloud {
    * nothing there). Labels ARNs for the reports.
    */
   async provision(template: StackTemplate): Promise<void> {
+    if (template.region !== undefined && template.region !== this.region) {
+      throw new Error(`${template.stackName} is a stack of ${template.region}, not ${this.region}`)
+    }
+    this.#stacks.set(template.stackName, template)
     for (const [logicalId, { Type, Properties: p }] of Object.entries(template.resources)) {
       if (Type === 'AWS::KMS::Key') this.#createKey(template, logicalId, p)
+      if (Type === 'AWS::KMS::ReplicaKey') this.#createReplicaKey(template, logicalId, p)
       if (Type === 'AWS::KMS::Alias' && !p.AliasName.endsWith('/active')) {
         this.#labels.set(
           this.resolve(template, p.TargetKeyId),
@@ -384,46 +539,99 @@ export class Cloud {
       if (Type === 'AWS::SQS::Queue') {
         this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'dead-letter queue')
       }
+      if (Type === 'AWS::DynamoDB::GlobalTable') {
+        // CloudFormation creates the table in each replica's region, from its one definition.
+        const name = this.ref(template, logicalId)
+        for (const { Region } of p.Replicas as { Region: string }[]) {
+          await this.#cloudOf(Region).#createTable(name, p)
+        }
+      }
       if (Type !== 'AWS::DynamoDB::Table') continue
-      const name = this.ref(template, logicalId)
-      this.#labels.set(this.attribute(template, logicalId, 'Arn'), 'table')
-      if (this.#tables.has(name)) continue
-      const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = p
-      const client = new DynamoDBClient({
-        endpoint: this.#dynamodbLocal,
-        region: REGION,
-        credentials: { accessKeyId: 'provisioning', secretAccessKey: 'provisioning' },
-      })
-      const stream = p.StreamSpecification && {
-        StreamSpecification: { StreamEnabled: true, ...p.StreamSpecification },
-      }
-      const input = {
-        AttributeDefinitions,
-        KeySchema,
-        GlobalSecondaryIndexes,
-        BillingMode,
-        ...stream,
-      }
-      await client.send(new CreateTableCommand({ TableName: name, ...input }))
-      this.#indexes.set(
-        name,
-        (GlobalSecondaryIndexes ?? []).map(
-          (index: {
-            KeySchema: { AttributeName: string }[]
-            Projection?: { ProjectionType?: string }
-          }) => ({
-            keys: index.KeySchema.map((key) => key.AttributeName),
-            projection: index.Projection?.ProjectionType ?? 'ALL',
-          }),
-        ),
-      )
-      if (p.TimeToLiveSpecification) {
-        const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
-        await client.send(new UpdateTimeToLiveCommand(ttl))
-      }
-      client.destroy()
-      this.#tables.add(name)
+      await this.#createTable(this.ref(template, logicalId), p)
     }
+  }
+
+  /** A table in this region's DynamoDB Local from its template definition, once. */
+  // biome-ignore lint/suspicious/noExplicitAny: the table's CloudFormation properties
+  async #createTable(name: string, p: Record<string, any>): Promise<void> {
+    this.#labels.set(`arn:aws:dynamodb:${this.region}:${ACCOUNT}:table/${name}`, 'table')
+    if (this.#tables.has(name)) return
+    const { AttributeDefinitions, KeySchema, GlobalSecondaryIndexes, BillingMode } = p
+    const client = new DynamoDBClient({
+      endpoint: this.#dynamodbLocal,
+      region: this.region,
+      credentials: { accessKeyId: 'provisioning', secretAccessKey: 'provisioning' },
+    })
+    const stream = p.StreamSpecification && {
+      StreamSpecification: { StreamEnabled: true, ...p.StreamSpecification },
+    }
+    const input = {
+      AttributeDefinitions,
+      KeySchema,
+      GlobalSecondaryIndexes,
+      BillingMode,
+      ...stream,
+    }
+    await client.send(new CreateTableCommand({ TableName: name, ...input }))
+    this.#indexes.set(
+      name,
+      (GlobalSecondaryIndexes ?? []).map(
+        (index: {
+          KeySchema: { AttributeName: string }[]
+          Projection?: { ProjectionType?: string }
+        }) => ({
+          keys: index.KeySchema.map((key) => key.AttributeName),
+          projection: index.Projection?.ProjectionType ?? 'ALL',
+        }),
+      ),
+    )
+    if (p.TimeToLiveSpecification) {
+      const ttl = { TableName: name, TimeToLiveSpecification: p.TimeToLiveSpecification }
+      await client.send(new UpdateTimeToLiveCommand(ttl))
+    }
+    client.destroy()
+    this.#tables.add(name)
+  }
+
+  /**
+   * What a key's own properties decide: whether its key policy lets the account's IAM
+   * grant its use, and its tags (CreateKey's Tags: they stay with the key after it
+   * leaves a template).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
+  #keyPolicy(template: StackTemplate, p: Record<string, any>, spec: string) {
+    const { Statement } = this.resolve(template, p.KeyPolicy)
+    const forAccount = (Statement as (Statement & { Principal?: { AWS?: string } })[])
+      .filter((s) => list(s.Principal?.AWS).includes(`arn:aws:iam::${ACCOUNT}:root`))
+      .map(({ Principal: _, ...s }) => s)
+    const usage = spec.endsWith('SIGN_VERIFY')
+      ? ['kms:Sign', 'kms:GetPublicKey']
+      : ['kms:GenerateDataKey', 'kms:Decrypt']
+    const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
+    const tags = Object.fromEntries(
+      (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
+        ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
+      ),
+    )
+    return { delegatesToIam, tags }
+  }
+
+  /**
+   * A replica of a multi-Region key (AWS::KMS::ReplicaKey): the primary key's
+   * material and key id (so the same `kid`), under its own ARN in this region,
+   * its own key policy and tags. The primary must exist (its region deployed first).
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
+  #createReplicaKey(template: StackTemplate, logicalId: string, p: Record<string, any>): void {
+    const arn = this.attribute(template, logicalId, 'Arn')
+    if (this.#keys.has(arn)) return
+    const primaryArn = String(this.resolve(template, p.PrimaryKeyArn))
+    const primary = this.#cloudOf(primaryArn.split(':')[3] ?? '').#keys.get(primaryArn)
+    if (!primary || !primaryArn.includes(':key/mrk-')) {
+      throw new Error(`${logicalId}: no multi-Region primary key ${primaryArn}`)
+    }
+    const spec = primary.spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : 'SIGN_VERIFY'
+    this.#keys.set(arn, { ...primary, arn, ...this.#keyPolicy(template, p, spec) })
   }
 
   // biome-ignore lint/suspicious/noExplicitAny: the key's CloudFormation properties
@@ -440,21 +648,7 @@ export class Cloud {
     if (!modelled.includes(spec)) {
       throw new Error(`${logicalId}: ${spec} is not modelled by the stack harness`)
     }
-    // IAM policies grant a key only if its key policy lets the account's IAM do so.
-    const { Statement } = this.resolve(template, p.KeyPolicy)
-    const forAccount = (Statement as (Statement & { Principal?: { AWS?: string } })[])
-      .filter((s) => list(s.Principal?.AWS).includes(`arn:aws:iam::${ACCOUNT}:root`))
-      .map(({ Principal: _, ...s }) => s)
-    const usage = spec.endsWith('SIGN_VERIFY')
-      ? ['kms:Sign', 'kms:GetPublicKey']
-      : ['kms:GenerateDataKey', 'kms:Decrypt']
-    const delegatesToIam = usage.every((action) => isAllowed(forAccount, action, '*'))
-    // Created with its tags (CreateKey's Tags): they stay with the key after it leaves a template.
-    const tags = Object.fromEntries(
-      (this.resolve(template, p.Tags ?? []) as { Key: string; Value: string }[]).map(
-        ({ Key, Value }) => [`aws:ResourceTag/${Key}`, Value],
-      ),
-    )
+    const { delegatesToIam, tags } = this.#keyPolicy(template, p, spec)
     if (spec === 'SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT') {
       const secret = randomBytes(32)
       this.#keys.set(arn, { arn, spec: 'SYMMETRIC_DEFAULT', secret, delegatesToIam, tags })
@@ -494,6 +688,9 @@ export class Cloud {
     const chunks: Buffer[] = []
     for await (const chunk of req) chunks.push(chunk as Buffer)
     const body = Buffer.concat(chunks)
+    const invoked = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(req.url ?? '')?.[1]
+    if (invoked !== undefined)
+      return this.#lambdaInvoke(req, res, decodeURIComponent(invoked), body)
     const target = String(req.headers['x-amz-target'] ?? '')
     const protocol = target.startsWith('TrentService.')
       ? 'kms'
@@ -504,10 +701,12 @@ export class Cloud {
     const reply = this.#reply(req, target, input)
     const caller = this.#callerOf(req)?.name ?? 'unknown'
     const operation = target.split('.')[1] ?? ''
+    const attempt = Number(/attempt=(\d+)/.exec(String(req.headers['amz-sdk-request']))?.[1] ?? 1)
+    const retry = attempt > 1 ? { attempt } : {}
     if (reply) {
       if (protocol !== 'dynamodb' || 'error' in reply) {
         const error = 'error' in reply ? String(reply.error) : undefined
-        this.meter.push({ caller, service: protocol, operation, ...(error && { error }) })
+        this.meter.push({ caller, service: protocol, operation, ...(error && { error }), ...retry })
       }
       return send(res, protocol, reply)
     }
@@ -538,6 +737,7 @@ export class Cloud {
         operation,
         ...(status === 200 ? consumed(parsed.ConsumedCapacity) : { error }),
         ...(billed !== undefined && { billed }),
+        ...retry,
       })
       if (metered && parsed.ConsumedCapacity !== undefined) {
         delete parsed.ConsumedCapacity
@@ -550,13 +750,91 @@ export class Cloud {
     upstream.end(forwarded)
   }
 
+  /**
+   * Lambda's `Invoke` (REST JSON), synchronous only: in the region the request is signed
+   * for (its SigV4 credential scope: the SDK's client for another region sends it here,
+   * through `AWS_ENDPOINT_URL_LAMBDA`), authorized as `lambda:InvokeFunction` on the
+   * function's ARN with the caller's policy. A region that is `down` answers nothing (the
+   * connection is dropped); a function that is not there is ResourceNotFoundException; a
+   * function that fails answers 200 with `X-Amz-Function-Error`, as Lambda does.
+   */
+  async #lambdaInvoke(
+    req: IncomingMessage,
+    res: ServerResponse,
+    name: string,
+    body: Buffer,
+  ): Promise<void> {
+    const reply = (status: number, payload: unknown, headers: Record<string, string> = {}) => {
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'x-amzn-requestid': randomBytes(8).toString('hex'),
+        ...headers,
+      })
+      res.end(payload === undefined ? 'null' : JSON.stringify(payload))
+    }
+    const refuse = (status: number, type: string, message: string) => {
+      this.meter.push({
+        caller: caller?.name ?? 'unknown',
+        service: 'lambda',
+        operation: 'Invoke',
+        error: type,
+      })
+      reply(status, { Type: 'User', message }, { 'x-amzn-errortype': type })
+    }
+    const caller = this.#callerOf(req)
+    if (!caller) {
+      return refuse(
+        403,
+        'UnrecognizedClientException',
+        'The security token included in the request is invalid.',
+      )
+    }
+    const type = req.headers['x-amz-invocation-type'] ?? 'RequestResponse'
+    if (type !== 'RequestResponse' || name.includes(':')) {
+      throw new Error(`Invoke ${type} of ${name} is not modelled by the stack harness`)
+    }
+    const region = /Credential=[^/]+\/\d{8}\/([^/]+)\/lambda\//.exec(
+      String(req.headers.authorization),
+    )?.[1]
+    const home =
+      region === undefined ? undefined : region === this.region ? this : this.#peers.get(region)
+    // Nothing answers in a lost region (or one that is not there); `stop` closes what hangs.
+    if (home?.down === 'hang') return
+    if (!home || home.down) {
+      req.socket.destroy()
+      return
+    }
+    const arn = `arn:aws:lambda:${home.region}:${ACCOUNT}:function:${name}`
+    if (!this.#authorize(caller, 'lambda:InvokeFunction', arn)) {
+      return refuse(
+        403,
+        'AccessDeniedException',
+        `User: arn:aws:sts::${ACCOUNT}:assumed-role/${caller.name}/${caller.name} is not authorized to perform: lambda:InvokeFunction on resource: ${arn} because no identity-based policy allows the lambda:InvokeFunction action`,
+      )
+    }
+    const fn = home.#functions.get(name)
+    if (!fn) return refuse(404, 'ResourceNotFoundException', `Function not found: ${arn}`)
+    this.meter.push({ caller: caller.name, service: 'lambda', operation: 'Invoke' })
+    try {
+      reply(200, await fn.invoke(JSON.parse(body.toString('utf8') || 'null')), {
+        'x-amz-executed-version': '$LATEST',
+      })
+    } catch (error) {
+      reply(
+        200,
+        { errorType: 'Error', errorMessage: (error as Error).message },
+        { 'x-amz-function-error': 'Unhandled' },
+      )
+    }
+  }
+
   /** The items a transaction names, as they are now (a strongly consistent read each). */
   async #imagesOf(
     items: readonly Record<string, AwsItemAction>[],
   ): Promise<(Record<string, unknown> | undefined)[]> {
     this.#reader ??= new DynamoDBClient({
       endpoint: this.#dynamodbLocal,
-      region: REGION,
+      region: this.region,
       credentials: { accessKeyId: 'meter', secretAccessKey: 'meter' },
     })
     const reader = this.#reader
@@ -641,7 +919,7 @@ export class Cloud {
     const [service, operation = ''] = target.split('.')
     if (service === 'TrentService') return this.#kms(caller, operation, input, denied)
     if (service === 'AWSEvents') return this.#events(caller, operation, input, denied)
-    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input)) {
+    for (const [action, resource, leadingKeys] of dynamodbChecks(operation, input, this.region)) {
       const context: Record<string, string[]> = leadingKeys
         ? { 'dynamodb:LeadingKeys': leadingKeys }
         : {}
@@ -667,7 +945,7 @@ export class Cloud {
     if (operation !== 'PutEvents') return fail('UnknownOperationException', operation)
     const entries = (input.Entries ?? []) as Record<string, string>[]
     const busArn = (name = 'default') =>
-      name.startsWith('arn:') ? name : `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/${name}`
+      name.startsWith('arn:') ? name : `arn:aws:events:${this.region}:${ACCOUNT}:event-bus/${name}`
     for (const entry of entries) {
       const arn = busArn(entry.EventBusName)
       if (!this.#authorize(caller, 'events:PutEvents', arn)) return denied('events:PutEvents', arn)
@@ -700,7 +978,7 @@ export class Cloud {
       ? this.aliases.get(alias)
       : keyId.startsWith('arn:')
         ? keyId
-        : `arn:aws:kms:${REGION}:${ACCOUNT}:key/${keyId}`
+        : `arn:aws:kms:${this.region}:${ACCOUNT}:key/${keyId}`
     const key = arn === undefined ? undefined : this.#keys.get(arn)
     if (!key) return fail('NotFoundException', `Key '${keyId}' does not exist`)
     const context: Record<string, string> = {
@@ -907,6 +1185,10 @@ function consumed(capacity: unknown): Pick<MeteredCall, 'table' | 'indexes'> {
   return { table, indexes }
 }
 
+/** The stream ARN of a table in a region: one stream per table here, under one label. */
+const streamArn = (region: string, table: string) =>
+  `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${table}/stream/harness`
+
 /** The key ARN a data-key blob names (see `dataKeys`). */
 // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
 function blobKeyArn(input: any): string {
@@ -921,9 +1203,13 @@ function blobKeyArn(input: any): string {
  * its key condition names; a query on an index on the index's ARN, with no leading key of
  * the table.
  */
-// biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
-export function dynamodbChecks(operation: string, input: any): [string, string, string[]?][] {
-  const table = (name: string) => `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${name}`
+export function dynamodbChecks(
+  operation: string,
+  // biome-ignore lint/suspicious/noExplicitAny: the request as the SDK serialized it
+  input: any,
+  region = REGION,
+): [string, string, string[]?][] {
+  const table = (name: string) => `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${name}`
   const pk = TABLE_SCHEMA.partitionKey
   // biome-ignore lint/suspicious/noExplicitAny: an attribute map as the SDK serialized it
   const leading = (item: any): string[] => (item?.[pk]?.S !== undefined ? [item[pk].S] : [])

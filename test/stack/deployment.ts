@@ -23,7 +23,6 @@ import {
   type Caller,
   type Cloud,
   isAllowed,
-  REGION,
   type Statement,
 } from './cloud.js'
 import { LambdaFunction } from './lambda.js'
@@ -36,6 +35,11 @@ export interface DeploymentOptions {
    * one: a deploy half applied. @default `functions`
    */
   readonly rest?: StackTemplate
+  /**
+   * Hostnames that resolve to this deployment's front for its functions (the one
+   * hostname of several regions, as latency routing answers a function in this region).
+   */
+  readonly hostnames?: readonly string[]
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: resolved CloudFormation properties, read as the template has them
@@ -85,6 +89,9 @@ export class Deployment {
   readonly #jwks = new Map<string, ReturnType<typeof createRemoteJWKSet>>()
   #clockOffsetMs = 0
   #server: Server | undefined
+  #hostnames: readonly string[] = []
+  /** Each function's removal from the cloud's Invoke API. */
+  readonly #removals: (() => void)[] = []
 
   private constructor(cloud: Cloud, rest: StackTemplate) {
     this.#cloud = cloud
@@ -97,7 +104,13 @@ export class Deployment {
       )
     const [api] = resourcesOf(rest, 'AWS::ApiGatewayV2::Api')
     this.apiHost = new URL(cloud.attribute(rest, api?.[0] ?? '', 'ApiEndpoint')).host
-    this.tableName = cloud.ref(rest, resourcesOf(rest, 'AWS::DynamoDB::Table')[0]?.[0] ?? '')
+    // The stack's table, or (regions) the global table its primary defines, whose replica
+    // here the other regions' stacks name.
+    const [table] = [
+      ...resourcesOf(rest, 'AWS::DynamoDB::Table'),
+      ...resourcesOf(rest, 'AWS::DynamoDB::GlobalTable'),
+    ]
+    let tableName: string | undefined = table && cloud.ref(rest, table[0])
     for (const p of resolved('AWS::Lambda::Permission').values()) {
       if (p.Principal === 'apigateway.amazonaws.com' && p.Action === 'lambda:InvokeFunction') {
         this.#permissions.push({ functionArn: p.FunctionName, sourceArn: p.SourceArn })
@@ -131,6 +144,7 @@ export class Deployment {
       if (!String(p.EventSourceArn).includes(':table/') || p.StartingPosition !== 'TRIM_HORIZON') {
         throw new Error('only DynamoDB stream mappings from TRIM_HORIZON are modelled')
       }
+      tableName ??= /:table\/([^/]+)\/stream\//.exec(String(p.EventSourceArn))?.[1]
       this.#mappings.push({
         functionName: p.FunctionName,
         streamArn: p.EventSourceArn,
@@ -145,16 +159,19 @@ export class Deployment {
     for (const [id] of resourcesOf(rest, 'AWS::Events::EventBus')) {
       this.#buses.add(cloud.attribute(rest, id, 'Arn'))
     }
+    if (tableName === undefined) throw new Error(`${rest.stackName}: no table`)
+    this.tableName = tableName
   }
 
   /** Provisions both templates' resources and serves the front; sandboxes start on first use. */
   static async start(
     cloud: Cloud,
-    { functions, rest = functions }: DeploymentOptions,
+    { functions, rest = functions, hostnames = [] }: DeploymentOptions,
   ): Promise<Deployment> {
     await cloud.provision(functions)
     await cloud.provision(rest)
     const deployment = new Deployment(cloud, rest)
+    deployment.#hostnames = hostnames
     const server = createServer((req, res) => {
       deployment
         .#serve(req)
@@ -167,8 +184,14 @@ export class Deployment {
     deployment.#server = server
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     deployment.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    // A custom resource's provider runs at deploy time only: the cloud answers its resources.
+    const providers = new Set(
+      Object.values(functions.resources)
+        .filter((r) => r.Type.startsWith('Custom::'))
+        .map((r) => r.Properties.ServiceToken?.['Fn::GetAtt']?.[0]),
+    )
     for (const [id, properties] of resourcesOf(functions, 'AWS::Lambda::Function')) {
-      deployment.#addFunction(functions, rest, id, properties)
+      if (!providers.has(id)) deployment.#addFunction(functions, rest, id, properties)
     }
     return deployment
   }
@@ -192,6 +215,7 @@ export class Deployment {
       timeoutSeconds: p.Timeout ?? 3,
       memoryMiB: p.MemorySize ?? 128,
       apiHost: this.apiHost,
+      hostnames: this.#hostnames,
       frontOrigin: this.url,
       // What Lambda sets (its reserved variables), then the harness's endpoints and isolation.
       sandbox: {
@@ -200,8 +224,8 @@ export class Deployment {
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(p.MemorySize ?? 128),
         AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${functionName}`,
         AWS_EXECUTION_ENV: `AWS_Lambda_${p.Runtime}`,
-        AWS_REGION: REGION,
-        AWS_DEFAULT_REGION: REGION,
+        AWS_REGION: cloud.region,
+        AWS_DEFAULT_REGION: cloud.region,
         AWS_ACCESS_KEY_ID: accessKeyId,
         AWS_SECRET_ACCESS_KEY: randomBytes(20).toString('base64'),
         AWS_SESSION_TOKEN: randomBytes(32).toString('base64'),
@@ -211,6 +235,8 @@ export class Deployment {
         AWS_ENDPOINT_URL_DYNAMODB: cloud.endpoint,
         AWS_ENDPOINT_URL_KMS: cloud.endpoint,
         AWS_ENDPOINT_URL_EVENTBRIDGE: cloud.endpoint,
+        // Invoke of a function in any region (forwarding to the home): the cloud routes it.
+        AWS_ENDPOINT_URL_LAMBDA: cloud.endpoint,
         // No AWS profile of this machine may reach the SDK.
         AWS_CONFIG_FILE: join(tmpdir(), 'stack-harness-no-aws-config'),
         AWS_SHARED_CREDENTIALS_FILE: join(tmpdir(), 'stack-harness-no-aws-credentials'),
@@ -223,6 +249,12 @@ export class Deployment {
     })
     lambda.setClockOffset(this.#clockOffsetMs)
     this.functions.set(name, { lambda, caller })
+    this.#removals.push(
+      cloud.addFunction(functionName, {
+        arn: lambda.options.arn,
+        invoke: (event) => lambda.invoke(event),
+      }),
+    )
   }
 
   /** What PutEvents put on this stack's own buses, in order. */
@@ -254,14 +286,14 @@ export class Deployment {
           throw new Error(`${target.caller.name} may not ${action} on its stream`)
         }
       }
-      const all = (await streamRecords(this.tableName)).filter(
+      const all = (await streamRecords(this.tableName, this.#cloud.dynamodbLocal)).filter(
         (r) => String(r.dynamodb?.SequenceNumber) > mapping.position,
       )
       const last = all.at(-1)?.dynamodb?.SequenceNumber
       const records = all
         .map((r) => ({
           ...r,
-          awsRegion: REGION,
+          awsRegion: this.#cloud.region,
           eventSourceARN: mapping.streamArn,
           dynamodb: {
             ...r.dynamodb,
@@ -309,6 +341,7 @@ export class Deployment {
       lambda.stop()
       this.#cloud.callers.delete(caller.accessKeyId)
     }
+    for (const remove of this.#removals.splice(0)) remove()
     const server = this.#server
     server?.closeAllConnections()
     if (server) await new Promise((resolve) => server.close(resolve))
@@ -400,7 +433,7 @@ export class Deployment {
   }
 
   #executeApiArn(): string {
-    return `arn:aws:execute-api:${REGION}:${ACCOUNT}:${this.apiHost.split('.')[0]}`
+    return `arn:aws:execute-api:${this.#cloud.region}:${ACCOUNT}:${this.apiHost.split('.')[0]}`
   }
 
   /**

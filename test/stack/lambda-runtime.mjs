@@ -2,20 +2,23 @@
  * A Lambda sandbox for one function of the synthesized stack, run as a plain
  * `node` child process (no test loader): it imports the bundle from the cloud
  * assembly with the environment the parent gives it, then runs invocations
- * that arrive over IPC. Argv: bundle file, export name, API host, front origin,
+ * that arrive over IPC. Argv: bundle file, export name, API hosts (the API's
+ * own, then any hostname that resolves to it, comma-separated), front origin,
  * clock offset (ms).
  *
  * Two things differ from Lambda, both for the harness's sake:
- * - fetches to the API's own host (`<api-id>.execute-api.local.amazonaws.com`)
- *   go to the HTTP front on 127.0.0.1 instead, as if DNS pointed there; only
- *   `fetch` is redirected;
+ * - fetches to the API's own host (`<api-id>.execute-api.local.amazonaws.com`),
+ *   or to a hostname in front of it (the one issuer of several regions), go to
+ *   the HTTP front on 127.0.0.1 instead, as if DNS pointed there; only `fetch`
+ *   is redirected;
  * - the clock (`Date`) runs `offset` ms ahead, as the parent says, so that
  *   tests move time (grace windows, caches) without sleeping.
  */
 import { performance } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 
-const [bundle, exportName, apiHost, frontOrigin, offset] = process.argv.slice(2)
+const [bundle, exportName, apiHosts, frontOrigin, offset] = process.argv.slice(2)
+const hosts = new Set(apiHosts.split(','))
 
 let clockOffset = Number(offset)
 const SystemDate = Date
@@ -33,7 +36,7 @@ const systemFetch = globalThis.fetch
 globalThis.fetch = (input, init) => {
   const original = new Request(input, init)
   const url = new URL(original.url)
-  if (url.host !== apiHost) return systemFetch(original)
+  if (!hosts.has(url.host)) return systemFetch(original)
   return systemFetch(new Request(`${frontOrigin}${url.pathname}${url.search}`, original))
 }
 

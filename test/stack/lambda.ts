@@ -27,6 +27,8 @@ export interface LambdaOptions {
   /** What the sandbox adds: region, credentials, endpoints (see Deployment). */
   readonly sandbox: Record<string, string>
   readonly apiHost: string
+  /** Other hostnames whose fetches reach this front (DNS in front of the API). */
+  readonly hostnames?: readonly string[]
   readonly frontOrigin: string
   readonly onOutput: (text: string) => void
 }
@@ -132,7 +134,7 @@ export class LambdaFunction {
       [
         join(codeDirectory, `${file}.mjs`),
         exportName,
-        apiHost,
+        [apiHost, ...(this.options.hostnames ?? [])].join(','),
         frontOrigin,
         String(this.#clockOffsetMs),
       ],

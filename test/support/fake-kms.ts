@@ -204,6 +204,52 @@ export const SYMMETRIC_KEYS: Record<string, Buffer> = {
   'alias/other-symmetric': randomBytes(32),
 }
 
+/**
+ * Symmetric keys named by ARN, as a stack's keys are, with the regions they exist in: a
+ * single-Region key in one; a multi-Region key (`mrk-…`) in its primary's region and each
+ * region it was replicated to, with one key id and one key material (KMS multi-Region keys,
+ * so a ciphertext made under any copy decrypts under any other, in that copy's region). A
+ * ciphertext names the key id, not the region: KMS in a region where that key id does not
+ * exist cannot decrypt it.
+ */
+interface RegionalKey {
+  readonly material: Buffer
+  readonly regions: Set<string>
+}
+const REGIONAL_KEYS = new Map<string, RegionalKey>()
+export const FAKE_ACCOUNT = '111122223333'
+
+/** A symmetric key of the fake, named by ARN in each region it exists in. */
+export interface FakeSymmetricKey {
+  /** The key id (`mrk-…` for a multi-Region key): the same in every region. */
+  readonly keyId: string
+  /** Its ARN in `region` (the copy of that region). */
+  arn(region: string): string
+  /** A multi-Region key: adds a replica in `region` (`AWS::KMS::ReplicaKey`). */
+  replicate(region: string): void
+}
+
+function symmetricKey(keyId: string, regions: readonly string[]): FakeSymmetricKey {
+  const key: RegionalKey = { material: randomBytes(32), regions: new Set(regions) }
+  REGIONAL_KEYS.set(keyId, key)
+  return {
+    keyId,
+    arn: (region) => `arn:aws:kms:${region}:${FAKE_ACCOUNT}:key/${keyId}`,
+    replicate: (region) => {
+      if (!keyId.startsWith('mrk-')) throw new Error('only a multi-Region key has replicas')
+      key.regions.add(region)
+    },
+  }
+}
+
+/** A single-Region symmetric key in `region`. */
+export const singleRegionKey = (region: string): FakeSymmetricKey =>
+  symmetricKey(randomBytes(16).toString('hex'), [region])
+
+/** A multi-Region symmetric key: its primary in `primary`, a replica in each of `replicas`. */
+export const multiRegionKey = (primary: string, replicas: readonly string[] = []) =>
+  symmetricKey(`mrk-${randomBytes(16).toString('hex')}`, [primary, ...replicas])
+
 /** The alias a harness gives the KMS grace keys unless `GRACE_KEY_ID` says otherwise. */
 export const GRACE_KEY_ALIAS = 'alias/grace'
 
@@ -228,10 +274,20 @@ function wrap(keyId: string, master: Buffer, plaintext: Buffer, context: string)
   return Buffer.concat([Buffer.from([name.length]), name, iv, sealed])
 }
 
-function unwrap(blob: Buffer, context: string): { keyId: string; plaintext: Buffer } {
+function unwrap(
+  blob: Buffer,
+  context: string,
+  region: string,
+): { keyId: string; plaintext: Buffer } {
   const nameLength = blob[0] ?? 0
   const keyId = blob.subarray(1, 1 + nameLength).toString()
-  const master = SYMMETRIC_KEYS[keyId]
+  const regional = REGIONAL_KEYS.get(keyId)
+  if (regional && !regional.regions.has(region)) {
+    // The ciphertext's key id has no key in this region (a single-Region key of another
+    // region, or a multi-Region key not replicated here).
+    throw kmsError(NotFoundException, `key ${keyId} does not exist in ${region}`)
+  }
+  const master = regional?.material ?? SYMMETRIC_KEYS[keyId]
   const rest = blob.subarray(1 + nameLength)
   if (!master || rest.length < 12 + 16) {
     throw kmsError(InvalidCiphertextException, 'the ciphertext is invalid')
@@ -251,8 +307,10 @@ const contextOf = (context: Record<string, string> | undefined): string =>
   JSON.stringify(Object.entries(context ?? {}).sort(([a], [b]) => a.localeCompare(b)))
 
 export class FakeKms {
-  readonly client = new KMSClient({ region: 'eu-west-1' })
-  readonly mock = mockClient(this.client)
+  readonly client: KMSClient
+  readonly mock: ReturnType<typeof mockClient>
+  /** The region this KMS answers for: a key named by ARN must be of it. */
+  readonly region: string
   /** Every DER signature handed out, in order. */
   readonly ecdsaSignatures: Buffer[] = []
   readonly #failures: Record<Operation, Error[]> = {
@@ -264,16 +322,17 @@ export class FakeKms {
   }
   #nonces = 0
 
-  constructor() {
+  constructor({ region = 'eu-west-1' }: { region?: string } = {}) {
+    this.region = region
+    this.client = new KMSClient({ region })
+    this.mock = mockClient(this.client)
     this.mock.on(GenerateDataKeyCommand).callsFake(async (input: GenerateDataKeyCommandInput) => {
       this.#maybeFail('GenerateDataKey')
-      const keyId = String(input.KeyId)
-      const master = SYMMETRIC_KEYS[keyId]
-      if (!master) throw kmsError(NotFoundException, `key ${keyId} not found`)
+      const { keyId, master } = this.#symmetric(String(input.KeyId))
       if (input.KeySpec !== 'AES_256') throw new Error('fake KMS only makes AES_256 data keys')
       const plaintext = randomBytes(32)
       return {
-        KeyId: keyId,
+        KeyId: this.#arnOf(keyId),
         Plaintext: new Uint8Array(plaintext),
         CiphertextBlob: new Uint8Array(
           wrap(keyId, master, plaintext, contextOf(input.EncryptionContext)),
@@ -284,9 +343,7 @@ export class FakeKms {
       .on(GenerateDataKeyPairWithoutPlaintextCommand)
       .callsFake(async (input: GenerateDataKeyPairWithoutPlaintextCommandInput) => {
         this.#maybeFail('GenerateDataKeyPairWithoutPlaintext')
-        const keyId = String(input.KeyId)
-        const master = SYMMETRIC_KEYS[keyId]
-        if (!master) throw kmsError(NotFoundException, `key ${keyId} not found`)
+        const { keyId, master } = this.#symmetric(String(input.KeyId))
         const pair =
           input.KeyPairSpec === 'RSA_2048'
             ? rsaKey()
@@ -296,7 +353,7 @@ export class FakeKms {
         if (!pair) throw new Error(`fake KMS makes no ${input.KeyPairSpec} pairs`)
         const privateKey = pair.privateKey.export({ format: 'der', type: 'pkcs8' })
         return {
-          KeyId: keyId,
+          KeyId: this.#arnOf(keyId),
           KeyPairSpec: input.KeyPairSpec,
           PublicKey: new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' })),
           PrivateKeyCiphertextBlob: new Uint8Array(
@@ -307,11 +364,11 @@ export class FakeKms {
     this.mock.on(DecryptCommand).callsFake(async (input: DecryptCommandInput) => {
       this.#maybeFail('Decrypt')
       const blob = Buffer.from(input.CiphertextBlob as Uint8Array)
-      const { keyId, plaintext } = unwrap(blob, contextOf(input.EncryptionContext))
-      if (input.KeyId !== undefined && input.KeyId !== keyId) {
+      const { keyId, plaintext } = unwrap(blob, contextOf(input.EncryptionContext), this.region)
+      if (input.KeyId !== undefined && this.#symmetric(input.KeyId).keyId !== keyId) {
         throw kmsError(IncorrectKeyException, 'the key does not match the ciphertext')
       }
-      return { KeyId: keyId, Plaintext: new Uint8Array(plaintext) }
+      return { KeyId: this.#arnOf(keyId), Plaintext: new Uint8Array(plaintext) }
     })
     this.mock.on(GetPublicKeyCommand).callsFake(async ({ KeyId }: { KeyId: string }) => {
       this.#maybeFail('GetPublicKey')
@@ -380,6 +437,31 @@ export class FakeKms {
   #maybeFail(operation: Operation): void {
     const error = this.#failures[operation].shift()
     if (error) throw error
+  }
+
+  /**
+   * A symmetric key as a request names it: an alias of SYMMETRIC_KEYS, or the ARN of a
+   * regional key, which must be of this region (KMS answers only for its own region's keys).
+   */
+  #symmetric(name: string): { keyId: string; master: Buffer } {
+    const arn = /^arn:aws:kms:([a-z0-9-]+):\d{12}:key\/(.+)$/.exec(name)
+    if (arn) {
+      const [, region, keyId] = arn as unknown as [string, string, string]
+      const regional = REGIONAL_KEYS.get(keyId)
+      if (region !== this.region || !regional?.regions.has(region)) {
+        throw kmsError(NotFoundException, `key ${name} not found in ${this.region}`)
+      }
+      return { keyId, master: regional.material }
+    }
+    const master = SYMMETRIC_KEYS[name]
+    if (!master) throw kmsError(NotFoundException, `key ${name} not found`)
+    return { keyId: name, master }
+  }
+
+  #arnOf(keyId: string): string {
+    return REGIONAL_KEYS.has(keyId)
+      ? `arn:aws:kms:${this.region}:${FAKE_ACCOUNT}:key/${keyId}`
+      : keyId
   }
 
   #key(keyId: string): FakeKey {

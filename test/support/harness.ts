@@ -135,6 +135,11 @@ export interface HarnessOptions {
    * @default the local key, and a local grace key
    */
   kms?: KMSClient | 'lambda'
+  /**
+   * The signer of login, token and jwks, as a test builds it (for example an envelope
+   * signer on this harness's table). @default as `kms` says
+   */
+  signer?: Signer
   /** Static files for the local server (see createLocalServer). */
   assets?: ReadonlyMap<string, LocalAsset>
   /** More function environment (for example `LOGIN_FREE_FAILURES`), as the stack would set it. */
@@ -189,7 +194,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     clientsJson: JSON.stringify(options.clients ?? [NATIVE, SPA, NO_GRACE]),
     dynamodb,
     tableName: table.tableName,
-    signer: kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner(),
+    signer:
+      options.signer ??
+      (kms ? new KmsSigner({ client: kms, ...loadSigningConfig(env) }) : await testSigner()),
     // With KMS, the grace seals use KMS data keys too (GRACE_KEY_ID of `env`).
     ...(kms && {
       graceKeys: new KmsGraceKeys({

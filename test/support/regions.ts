@@ -24,7 +24,7 @@ import {
 } from '@aws-sdk/client-dynamodb-streams'
 import { lambdaHomeRegion } from '../../functions/adapters/home-region.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
-import { noTelemetry } from '../../functions/core/ports.js'
+import { noTelemetry, type Signer } from '../../functions/core/ports.js'
 import type { HomeAnswer, HomeRegion } from '../../functions/core/regions.js'
 import { consumeForks, type ForkStreamRecord } from '../../functions/forks/consume.js'
 import { FORK_FILTER_PATTERNS } from '../../lib/fork-detection.js'
@@ -38,10 +38,32 @@ import { type Harness, startHarness } from './harness.js'
 export const REGIONS = ['eu-west-1', 'us-east-1'] as const
 export type Region = (typeof REGIONS)[number]
 
-interface Table {
+/** A region's replica of the table: a client on its DynamoDB Local, and its name there. */
+export interface ReplicaTable {
   readonly region: Region
   readonly client: DynamoDBClient
   readonly tableName: string
+  /** The DynamoDB Local it lives in (its stream is read there). @default the replicator's endpoint */
+  readonly endpoint?: string
+}
+export type Table = ReplicaTable
+
+export interface ReplicatorOptions {
+  /**
+   * The clock a write's delay runs on (ms), and its "last writer" time.
+   * @default performance.now: real time
+   */
+  readonly now?: () => number
+}
+
+/** One record applied to the other region: when it was seen and applied (replicator clock, ms). */
+export interface AppliedRecord {
+  readonly from: Region
+  readonly to: Region
+  /** The item's key, canonical JSON of its DynamoDB key. */
+  readonly key: string
+  readonly seenAt: number
+  readonly appliedAt: number
 }
 
 /** A canonical JSON of a value (sorted keys), to compare images. */
@@ -62,7 +84,9 @@ function canonical(value: unknown): string {
  * wins (last writer wins), and a replicated write is never replicated back.
  */
 export class Replicator {
-  private readonly streams: DynamoDBStreamsClient
+  /** A streams client per DynamoDB Local. */
+  private readonly streams = new Map<string, DynamoDBStreamsClient>()
+  private readonly now: () => number
   private readonly iterators = new Map<string, string | null>()
   private readonly echoes = new Map<Region, string[]>()
   /** When each table last saw a local write of each item. */
@@ -77,17 +101,31 @@ export class Replicator {
   applied = 0
   /** Each region's stream consumer (the fork consumer behind its mapping's filters). */
   readonly consumers = new Map<Region, (record: _Record) => Promise<void>>()
+  /** Each record applied, in order (for measuring the lag). */
+  readonly log: AppliedRecord[] = []
 
   constructor(
     private readonly tables: readonly [Table, Table],
     private readonly delayMs: number,
-    endpoint = process.env.DYNAMODB_ENDPOINT,
+    private readonly endpoint = process.env.DYNAMODB_ENDPOINT,
+    options: ReplicatorOptions = {},
   ) {
-    this.streams = new DynamoDBStreamsClient({
-      endpoint,
-      region: 'local',
-      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    })
+    this.now = options.now ?? (() => performance.now())
+  }
+
+  private streamsOf(table: Table): DynamoDBStreamsClient {
+    const endpoint = table.endpoint ?? this.endpoint
+    if (!endpoint) throw new Error('the replicator has no DynamoDB Local endpoint')
+    let client = this.streams.get(endpoint)
+    if (!client) {
+      client = new DynamoDBStreamsClient({
+        endpoint,
+        region: 'local',
+        credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      })
+      this.streams.set(endpoint, client)
+    }
+    return client
   }
 
   /** Polls both streams every 25 ms. */
@@ -123,7 +161,7 @@ export class Replicator {
   async stop(): Promise<void> {
     clearInterval(this.timer)
     await this.polling.catch(() => undefined)
-    this.streams.destroy()
+    for (const client of this.streams.values()) client.destroy()
   }
 
   /** Reads both streams once; resolves to how many records it found. */
@@ -148,8 +186,8 @@ export class Replicator {
   /** Shards a record was read from. */
   private readonly started = new Set<string>()
 
-  private getRecords(iterator: string) {
-    return this.streams.send(new GetRecordsCommand({ ShardIterator: iterator }))
+  private getRecords(table: Table, iterator: string) {
+    return this.streamsOf(table).send(new GetRecordsCommand({ ShardIterator: iterator }))
   }
 
   /** Each table's stream and its shards, described again at most every 500 ms (or on drain). */
@@ -159,18 +197,19 @@ export class Replicator {
   >()
 
   private async shardsOf(table: Table, fresh: boolean) {
-    const known = this.described.get(table.tableName)
+    // By region: the two replicas may have one name (and stream ARN) on two DynamoDB Locals.
+    const known = this.described.get(table.region)
     if (known && !fresh && performance.now() - known.at < 500) return known
     const streamArn =
       known?.streamArn ??
       ((await table.client.send(new DescribeTableCommand({ TableName: table.tableName }))).Table
         ?.LatestStreamArn as string)
-    const { StreamDescription } = await this.streams.send(
+    const { StreamDescription } = await this.streamsOf(table).send(
       new DescribeStreamCommand({ StreamArn: streamArn }),
     )
     const shards = (StreamDescription?.Shards ?? []).map((shard) => shard.ShardId as string)
     const described = { streamArn, shards, at: performance.now() }
-    this.described.set(table.tableName, described)
+    this.described.set(table.region, described)
     return described
   }
 
@@ -179,9 +218,9 @@ export class Replicator {
     const records: _Record[] = []
     for (const shardId of shards) {
       const shard = { ShardId: shardId }
-      const id = `${streamArn}/${shard.ShardId}`
+      const id = `${table.region}|${streamArn}/${shard.ShardId}`
       if (!this.iterators.has(id)) {
-        const { ShardIterator } = await this.streams.send(
+        const { ShardIterator } = await this.streamsOf(table).send(
           new GetShardIteratorCommand({
             StreamArn: streamArn,
             ShardId: shard.ShardId,
@@ -194,7 +233,7 @@ export class Replicator {
       while (iterator) {
         let page: Awaited<ReturnType<typeof this.getRecords>>
         try {
-          page = await this.getRecords(iterator)
+          page = await this.getRecords(table, iterator)
         } catch (error) {
           // DynamoDB Local refuses a TRIM_HORIZON iterator of a shard with no record yet:
           // take a new one on the next poll.
@@ -233,16 +272,21 @@ export class Replicator {
       return
     }
     const item = canonical(change.Keys)
-    const at = performance.now()
+    const at = this.now()
     this.localWrite.set(`${from.region}|${item}`, at)
     const apply = () => {
       // In stream order per destination, as a replica applies an item's changes.
       const due = at + this.delayMs
       const previous = this.queues.get(to.region) ?? Promise.resolve()
       const done = previous.then(async () => {
-        const wait = due - performance.now()
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
-        // Last writer wins: the other region wrote this item after this write was seen.
+        // Re-read the clock after each wait: a test may move it ahead meanwhile.
+        for (let wait = due - this.now(); wait > 0; wait = due - this.now()) {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 25)))
+        }
+        // Last writer wins: the other region wrote this item after this write was seen. Read
+        // its stream first: a write it made that no poll has seen yet is a later write too
+        // (applying over it would leave the two replicas different for good).
+        await this.poll()
         if ((this.localWrite.get(`${to.region}|${item}`) ?? -1) > at) return
         const pending = this.echoes.get(to.region) ?? []
         pending.push(signature)
@@ -257,6 +301,13 @@ export class Replicator {
           )
         }
         this.applied++
+        this.log.push({
+          from: from.region,
+          to: to.region,
+          key: item,
+          seenAt: at,
+          appliedAt: this.now(),
+        })
       })
       this.queues.set(
         to.region,
@@ -300,6 +351,8 @@ export interface TwoRegionOptions {
   replicationDelayMs?: number
   /** `FAILOVER`. @default relogin */
   failover?: string
+  /** Each region's signer, built on the regions' tables. @default the worker's local key */
+  signer?: (region: Region, tables: Readonly<Record<Region, Table>>) => Signer
 }
 
 /** Two regions of one service, behind one issuer, with replication between their tables. */
@@ -395,6 +448,12 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
       table,
       homeRegions: { token: way('token'), revoke: way('revoke'), sessions: way('sessions') },
       ...(options.clients && { clients: options.clients }),
+      ...(options.signer && {
+        signer: options.signer(
+          region,
+          Object.fromEntries(tables.map((t) => [t.region, t])) as unknown as Record<Region, Table>,
+        ),
+      }),
       env: {
         REGIONS: REGIONS.join(','),
         HOME_REGION: region,

@@ -1,4 +1,4 @@
-import { createPublicKey, verify } from 'node:crypto'
+import { createPublicKey, type KeyObject, verify } from 'node:crypto'
 import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose'
 import { describe, expect, it } from 'vitest'
 import {
@@ -8,10 +8,11 @@ import {
   type StoredKeyPair,
 } from '../../functions/adapters/envelope-signer.js'
 import { lambdaSigner } from '../../functions/adapters/signing.js'
+import { loadEnvelopeConfig } from '../../functions/config.js'
 import { issueAccessToken } from '../../functions/core/access-token.js'
 import { TemporarilyUnavailable } from '../../functions/core/errors.js'
 import type { SigningAlgorithm } from '../../functions/core/ports.js'
-import { FakeKms, throttling } from '../support/fake-kms.js'
+import { FakeKms, multiRegionKey, singleRegionKey, throttling } from '../support/fake-kms.js'
 
 const WRAPPING_KEY = 'alias/envelope'
 const OWNER = 'TokenService/TokenService'
@@ -209,5 +210,122 @@ describe('lambdaSigner: a stack in the middle of a switch lists keys of both mod
         signing: { activeKeyId: 'envelope:k1', retiringKeyIds: [], alg: 'RS256' },
       }),
     ).toThrow(/ENVELOPE_KEY_ID/)
+  })
+})
+
+describe('EnvelopeSigner in several regions (docs/multi-region.md "Envelope keys")', () => {
+  const PRIMARY = 'eu-west-1'
+  const OTHER = 'us-east-1'
+  const inRegion = (
+    kms: FakeKms,
+    store: Store,
+    keys: { wrappingKeyId?: string; multiRegionKeyId?: string },
+    active = 'k1',
+  ) =>
+    new EnvelopeSigner({
+      client: kms.client,
+      store,
+      ...keys,
+      owner: OWNER,
+      activeKeyId: active,
+      alg: 'RS256',
+    })
+
+  it('unwraps a pair generated in one region in the other, with that region’s copy of the multi-Region key: one pair, one kid', async () => {
+    const wrapping = multiRegionKey(PRIMARY, [OTHER])
+    const [here, there] = [new FakeKms({ region: PRIMARY }), new FakeKms({ region: OTHER })]
+    // One store for both: the pair as it is once replicated.
+    const store = new Store()
+    const primary = inRegion(here, store, { multiRegionKeyId: wrapping.arn(PRIMARY) })
+    const other = inRegion(there, store, { multiRegionKeyId: wrapping.arn(OTHER) })
+    const kid = await primary.keyId()
+    expect(store.pairs.get('k1')?.wrapping).toBe('multi-region')
+    expect(here.generateKeyPairCalls()[0]?.KeyId).toBe(wrapping.arn(PRIMARY))
+    expect(await other.keyId()).toBe(kid)
+    const signature = await other.sign(Buffer.from('input'))
+    // Unwrapped there, by that region's copy, with the key's context.
+    expect(there.decryptCalls()).toEqual([
+      expect.objectContaining({
+        KeyId: wrapping.arn(OTHER),
+        EncryptionContext: envelopeContext(OWNER, 'k1'),
+      }),
+    ])
+    expect(there.generateKeyPairCalls()).toHaveLength(0)
+    const [published] = await primary.publicKeys()
+    const key = await importJWK(published as never, 'RS256')
+    expect(verify('sha256', Buffer.from('input'), key as unknown as KeyObject, signature)).toBe(
+      true,
+    )
+  })
+
+  it('cannot unwrap a pair of a single-Region key in another region, nor of a multi-Region key where it has no replica: why keys added before regions are rotated out first', async () => {
+    const single = singleRegionKey(PRIMARY)
+    const store = new Store()
+    await inRegion(new FakeKms({ region: PRIMARY }), store, {
+      wrappingKeyId: single.arn(PRIMARY),
+    }).prepare()
+    const elsewhere = inRegion(new FakeKms({ region: OTHER }), store, {
+      wrappingKeyId: single.arn(PRIMARY),
+    })
+    // KMS there has no key of that key id: a fault (503), never a signature.
+    const refused = await elsewhere.prepare().catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(TemporarilyUnavailable)
+    expect((refused as Error).cause).toMatchObject({ name: 'NotFoundException' })
+    const unreplicated = multiRegionKey(PRIMARY)
+    const pairs = new Store()
+    await inRegion(new FakeKms({ region: PRIMARY }), pairs, {
+      multiRegionKeyId: unreplicated.arn(PRIMARY),
+    }).prepare()
+    const notYet = inRegion(new FakeKms({ region: OTHER }), pairs, {
+      multiRegionKeyId: unreplicated.arn(OTHER),
+    })
+    const notReplicated = await notYet.prepare().catch((error: unknown) => error)
+    expect((notReplicated as Error).cause).toMatchObject({ name: 'NotFoundException' })
+    unreplicated.replicate(OTHER)
+    await expect(notYet.prepare()).resolves.toBeUndefined()
+  })
+
+  it('in the primary during the move, unwraps each pair under the key that wrapped it and generates new pairs under the multi-Region key', async () => {
+    const single = singleRegionKey(PRIMARY)
+    const wrapping = multiRegionKey(PRIMARY, [OTHER])
+    const kms = new FakeKms({ region: PRIMARY })
+    const store = new Store()
+    // k1: generated before regions, under the single-Region key.
+    await inRegion(kms, store, { wrappingKeyId: single.arn(PRIMARY) }, 'k1').prepare()
+    expect(store.pairs.get('k1')).not.toHaveProperty('wrapping')
+    const both = { wrappingKeyId: single.arn(PRIMARY), multiRegionKeyId: wrapping.arn(PRIMARY) }
+    await inRegion(kms, store, both, 'k1').prepare()
+    await inRegion(kms, store, both, 'k2').prepare()
+    expect(store.pairs.get('k2')?.wrapping).toBe('multi-region')
+    expect(kms.decryptCalls().map((call) => call.KeyId)).toEqual([
+      single.arn(PRIMARY),
+      single.arn(PRIMARY),
+      wrapping.arn(PRIMARY),
+    ])
+  })
+
+  it('refuses a pair whose wrapping key this function is not given, naming the setting', async () => {
+    const wrapping = multiRegionKey(PRIMARY)
+    const kms = new FakeKms({ region: PRIMARY })
+    const store = new Store()
+    await inRegion(kms, store, { multiRegionKeyId: wrapping.arn(PRIMARY) }).keyId()
+    await expect(
+      inRegion(kms, store, { wrappingKeyId: 'alias/envelope' }).prepare(),
+    ).rejects.toThrow(/ENVELOPE_MULTI_REGION_KEY_ID is not set/)
+    expect(() => inRegion(kms, store, {})).toThrow(/wrappingKeyId or multiRegionKeyId is required/)
+  })
+
+  it('reads ENVELOPE_MULTI_REGION_KEY_ID and ENVELOPE_KEY_PAIR_REGION; an envelope key needs one wrapping key', () => {
+    const signing = { activeKeyId: 'envelope:k1', retiringKeyIds: [], alg: 'RS256' as const }
+    expect(
+      loadEnvelopeConfig(signing, {
+        ENVELOPE_MULTI_REGION_KEY_ID: 'arn:mrk',
+        SIGNING_KEY_OWNER: OWNER,
+        ENVELOPE_KEY_PAIR_REGION: PRIMARY,
+      }),
+    ).toEqual({ multiRegionKeyId: 'arn:mrk', owner: OWNER, keyPairRegion: PRIMARY })
+    expect(() => loadEnvelopeConfig(signing, { SIGNING_KEY_OWNER: OWNER })).toThrow(
+      /ENVELOPE_KEY_ID must be set/,
+    )
   })
 })
