@@ -2,6 +2,7 @@ import type { EnvelopeKeyStore } from './adapters/envelope-signer.js'
 import type { GraceKeyDirectory } from './adapters/kms-grace-keys.js'
 import type { DpopReplayStore } from './core/dpop.js'
 import type { EventOutbox, LoginAttempts, SessionStore, UserStore } from './core/ports.js'
+import type { RegionSwitch } from './core/regions.js'
 import type { LambdaName } from './settings.js'
 
 /**
@@ -10,7 +11,10 @@ import type { LambdaName } from './settings.js'
  * suite compare against it.
  */
 
-export type HttpFunction = Exclude<LambdaName, 'authorizer' | 'authorizerStrict' | 'forwarder'>
+export type HttpFunction = Exclude<
+  LambdaName,
+  'authorizer' | 'authorizerStrict' | 'forwarder' | 'forks'
+>
 
 export interface RouteSpec {
   readonly method: 'GET' | 'POST' | 'DELETE'
@@ -60,6 +64,7 @@ export type StoreMethod =
   | keyof DpopReplayStore
   | keyof GraceKeyDirectory
   | keyof EnvelopeKeyStore
+  | keyof RegionSwitch
 
 /**
  * What a function does with the service's KMS keys (lib/token-service-keys.ts grants each):
@@ -177,6 +182,8 @@ export const HTTP_FUNCTIONS: Readonly<Record<HttpFunction, FunctionSpec & { http
         // Envelope keys' pairs (KEY_PAIR_METHODS, granted with `envelopeSign`).
         'findKeyPair',
         'createKeyPair',
+        // `failover: 'adopt'`: whether a home that did not answer is declared lost (cached).
+        'findRegionDeclaration',
       ],
       // Signs; seals a rotation's grace child and opens one for a grace replay.
       kms: ['sign', 'envelopeSign', 'nonceMac', 'graceSeal'],
@@ -285,10 +292,22 @@ export const LAMBDA_FUNCTIONS: Readonly<Record<LambdaName, FunctionSpec>> = {
     store: [],
     kms: [],
   },
+  // `failover: 'adopt'` only, behind no route: the table's stream, filtered to replaced
+  // session items that carry an epoch, invokes it (docs/multi-region.md "Fork detection");
+  // and the other regions' copies, to end a fork in its converged home.
+  forks: {
+    entry: 'functions/forks/handler.ts',
+    purpose: 'Fork detection: ends a session two regions decided apart',
+    memoryMiB: 256,
+    timeoutSeconds: 10,
+    // The forked session, then its revocation with its event.
+    store: ['getSession', 'revokeSession'],
+    kms: [],
+  },
 }
 
 /** The functions a stream invokes rather than a route or the authorizer: not behind the API. */
-export const STREAM_FUNCTIONS: readonly LambdaName[] = ['forwarder']
+export const STREAM_FUNCTIONS: readonly LambdaName[] = ['forwarder', 'forks']
 
 /**
  * The CORS policy (origins: every client's `allowed_origins`), one for the whole API:

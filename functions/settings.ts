@@ -18,6 +18,7 @@ export type LambdaName =
   | 'authorizer'
   | 'authorizerStrict'
   | 'forwarder'
+  | 'forks'
 
 interface Common {
   /** What it means, for the configuration reference. */
@@ -71,6 +72,7 @@ const AWS_CALLERS: readonly LambdaName[] = [
   'authorizer',
   'authorizerStrict',
   'forwarder',
+  'forks',
 ]
 /** A password change's wrong current password counts as a failed login: one back-off for both. */
 const PASSWORD_CHECKS: readonly LambdaName[] = ['login', 'password']
@@ -99,34 +101,34 @@ export const SETTINGS = {
   TABLE_NAME: {
     type: 'string',
     doc: 'The DynamoDB table (for `jwks`, only with envelope signing keys: their public keys are there).',
-    functions: [...TABLE, 'jwks'],
+    functions: [...TABLE, 'jwks', 'forks'],
   },
   OUTBOX_REGION: {
     type: 'string',
     doc: 'With `regions` (docs/multi-region.md): the region each security event written here is marked with (the outbox item’s `region`), so that only this region’s forwarder sends it, and a replicated outbox item is not forwarded again. Unset with one region.',
-    functions: ['login', 'token', 'revoke', 'sessions', 'password'],
+    functions: ['login', 'token', 'revoke', 'sessions', 'password', 'forks'],
   },
   REGIONS: {
     type: 'list',
     doc: 'With `regions` (docs/multi-region.md): every region, comma-separated, the primary first. The primary is the home of `rt1_` refresh tokens (issued with one region). Unset with one region.',
-    functions: ['login', 'token', 'revoke', 'sessions'],
+    functions: ['login', 'token', 'revoke', 'sessions', 'forks'],
   },
   HOME_REGION: {
     type: 'string',
     doc: 'With `regions`: the region this function runs in. A login here homes its session here (the refresh token is `rt2_<region>.…`); a refresh or a revocation homed in another region is forwarded there. Unset with one region.',
-    functions: ['login', 'token', 'revoke', 'sessions'],
+    functions: ['login', 'token', 'revoke', 'sessions', 'forks'],
   },
   FAILOVER: {
     type: 'enum',
-    values: ['relogin'],
+    values: ['relogin', 'adopt'],
     default: 'relogin',
-    doc: 'With `regions`: what a refresh gets when its home region cannot be reached. `relogin`: `400 invalid_grant` (`home region unavailable`, refusal `home_unreachable`), which the client SDK turns into a new login in the region that answered.',
-    functions: ['token'],
+    doc: 'With `regions`: what a refresh gets when its home region cannot be reached. `relogin`: `400 invalid_grant` (`home region unavailable`, refusal `home_unreachable`), which the client SDK turns into a new login in the region that answered. `adopt`: if the home is declared lost (`npm run regions -- lost <region>`), this region takes the session over; if not, `503 temporarily_unavailable` with `Retry-After`.',
+    functions: ['token', 'forks'],
   },
   HOME_FUNCTION_NAME: {
     type: 'string',
-    doc: 'With `regions`: this function’s name, the same in every region (`<stack name>-token`, `-revoke`, `-sessions`): a refresh or revocation homed in another region is forwarded to it there (`lambda:Invoke`).',
-    functions: ['token', 'revoke', 'sessions'],
+    doc: 'With `regions`: this function’s name, the same in every region (`<stack name>-token`, `-revoke`, `-sessions`, `-forks`): a refresh or revocation homed in another region is forwarded to it there (`lambda:Invoke`), and a forked session’s end to its converged home’s fork consumer.',
+    functions: ['token', 'revoke', 'sessions', 'forks'],
   },
   HOME_FORWARD_TIMEOUT_MS: {
     type: 'integer',
@@ -134,8 +136,8 @@ export const SETTINGS = {
     min: 200,
     max: 10_000,
     unit: 'ms',
-    doc: 'With `regions`: how long a forwarded refresh or revocation waits for its home region before the home counts as unreachable (a refresh: `FAILOVER`; a revocation: written here).',
-    functions: ['token', 'revoke', 'sessions'],
+    doc: 'With `regions`: how long a forwarded refresh or revocation waits for its home region before the home counts as unreachable (a refresh: `FAILOVER`; a revocation or a fork’s end: written here).',
+    functions: ['token', 'revoke', 'sessions', 'forks'],
   },
   EVENT_BUS_NAME: {
     type: 'string',

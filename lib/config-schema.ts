@@ -494,7 +494,7 @@ export const CONFIG_SCHEMA = {
     type: 'enum',
     values: ['relogin', 'adopt'],
     default: 'relogin',
-    doc: 'With `regions`: what a refresh gets when its session’s home region cannot be reached (docs/multi-region.md "When a region is lost"). `relogin`: `400 invalid_grant`, `home region unavailable`, which the client SDK turns into a new login in the region that answered; nothing is read or written, and reuse detection stays exact. `adopt` (the healthy region takes the session over) is designed but not built yet: synth refuses it.',
+    doc: 'With `regions`: what a refresh gets when its session’s home region cannot be reached (docs/multi-region.md "When a region is lost"). `relogin`: `400 invalid_grant`, `home region unavailable`, which the client SDK turns into a new login in the region that answered; nothing is read or written, and reuse detection stays exact. `adopt`: if the home is declared lost (`npm run regions -- lost <region>`, in a healthy region), the region that answered takes the session over (a rotation that moves its home there); if not, `503 temporarily_unavailable` with `Retry-After`, and the session is kept. A session two regions decided apart is ended when the replicas converge (the fork consumer, a function of its own), with a `session.revoked` event (`forked`). Not with `tableMigration`.',
   },
   tableName: {
     type: 'string',

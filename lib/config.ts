@@ -197,9 +197,11 @@ function checkRegions(config: TokenServiceConfig): void {
       'failover needs regions: with one region there is no other region to fail over to',
     )
   }
-  if (config.failover === 'adopt') {
+  if (config.failover === 'adopt' && (config.tableMigration ?? 'none') !== 'none') {
+    // The fork consumer reads the global table's stream with both images: the move's import
+    // step declares the stream as the regional table had it.
     throw new ConfigFileError(
-      'failover "adopt" is not built yet: use "relogin" (docs/multi-region.md "When a region is lost")',
+      'failover "adopt" needs the move to several regions finished: set tableMigration "none" first (docs/operations.md "Moving to several regions")',
     )
   }
   if (tableMigration !== undefined && tableMigration !== 'none') {
@@ -280,7 +282,7 @@ export interface AppSettings {
   /** Every region, the primary first; `undefined` for one region (the CLI's). */
   readonly regions?: readonly string[]
   /** With `regions`: what a refresh gets when its home region cannot be reached. */
-  readonly failover?: 'relogin'
+  readonly failover?: 'relogin' | 'adopt'
 }
 
 /**
@@ -303,7 +305,7 @@ export function readAppSettings(
     config,
     props: stackProps(config),
     ...(config.regions && { regions: config.regions }),
-    ...(config.regions && { failover: 'relogin' as const }),
+    ...(config.regions && { failover: config.failover ?? 'relogin' }),
     ...(lock !== 'off' && { keyLedgerPath: lock }),
     ...(typeof reason === 'string' && reason.trim() !== '' && { unsafeKeyChangeReason: reason }),
   }

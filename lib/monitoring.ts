@@ -56,6 +56,11 @@ export interface TokenServiceMonitoringProps {
     readonly forwarder: lambda.IFunction
     readonly deadLetterQueue: sqs.IQueue
   }
+  /**
+   * With `failover: 'adopt'`: the fork consumer's dead-letter queue (lib/fork-detection.ts).
+   * @default none
+   */
+  readonly forkDeadLetters?: sqs.IQueue
 }
 
 /**
@@ -307,6 +312,17 @@ export class TokenServiceMonitoring extends Construct {
       ...nearTimeoutAlarms(functions, props.timeouts ?? {}, thresholds, alarm, period),
       ...(props.canary && { discoveryCanary: notify(canaryAlarm(this, props.canary)) }),
       ...(events && securityEventAlarms(alarm, events, period)),
+      ...(props.forkDeadLetters && {
+        forkDeadLetters: alarm(
+          'ForkDeadLettersAlarm',
+          props.forkDeadLetters.metricApproximateNumberOfMessagesVisible({
+            statistic: cloudwatch.Stats.MAXIMUM,
+            period,
+          }),
+          1,
+          'The fork consumer could not handle a batch of the table stream for hours: forked sessions in it may not have been ended. Each message names the batch; end those sessions by hand (docs/operations.md "Declaring a region lost").',
+        ),
+      }),
     }
 
     const graph = (title: string, left: cloudwatch.IMetric[], width = 8) =>

@@ -18,6 +18,7 @@ export const PARTITIONS = {
   dpop: itemKey.dpopProof('*', '*').pk,
   graceKey: itemKey.graceKey('*').pk,
   signingKey: itemKey.signingKey('*').pk,
+  region: itemKey.region('*').pk,
 } as const
 export type Partition = keyof typeof PARTITIONS
 
@@ -93,6 +94,10 @@ export const STORE_ACTIONS = {
   createKeyPair: {
     table: { 'dynamodb:PutItem': ['signingKey'], 'dynamodb:GetItem': ['signingKey'] },
   },
+  // The operators' region switch (functions/adapters/dynamodb/regions.ts): the token
+  // function reads it; only `npm run regions`, outside Lambda, writes it.
+  findRegionDeclaration: { table: { 'dynamodb:GetItem': ['region'] } },
+  declareRegion: { table: { 'dynamodb:PutItem': ['region'] } },
 } as const satisfies Record<
   StoreMethod,
   {

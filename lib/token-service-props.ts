@@ -100,7 +100,7 @@ export interface ServiceRegions {
    * What a refresh gets when its home region cannot be reached (the functions' `FAILOVER`).
    * @default 'relogin'
    */
-  readonly failover?: 'relogin'
+  readonly failover?: 'relogin' | 'adopt'
 }
 
 export interface TokenServiceProps {

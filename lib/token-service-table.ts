@@ -44,7 +44,10 @@ export function buildTable(scope: Construct, resolved: ResolvedProps): dynamodb.
     dynamodb.TableV2.fromTableAttributes(scope, 'NamedTable', {
       tableName: name,
       grantIndexPermissions: true,
-      ...(resolved.eventBus && { tableStreamArn: streamArnOf(scope, name) }),
+      // The forwarder's and, with `failover: 'adopt'`, the fork consumer's.
+      ...((resolved.eventBus || resolved.regions?.failover === 'adopt') && {
+        tableStreamArn: streamArnOf(scope, name),
+      }),
     })
   if (regions.primaryKeys || tableMigration === 'detach') return named()
   if (tableMigration === 'import') {

@@ -7,6 +7,7 @@ import type * as synthetics from 'aws-cdk-lib/aws-synthetics'
 import { Construct } from 'constructs'
 import { HTTP_FUNCTIONS, type HttpFunction, ROUTES } from '../functions/routes.js'
 import type { EnvelopeSigning } from './envelope-signing.js'
+import { ForkDetection } from './fork-detection.js'
 import { TokenServiceMonitoring } from './monitoring.js'
 import { SecurityEvents } from './security-events.js'
 import type { SigningAlgorithm } from './signing-keys.js'
@@ -89,6 +90,8 @@ export class TokenService extends Construct {
   public readonly monitoring: TokenServiceMonitoring
   /** The bus, the forwarder and its dead-letter queue; `undefined` with `securityEvents.bus` off. */
   public readonly securityEvents?: SecurityEvents
+  /** With `failover: 'adopt'`: the fork consumer on the table's stream (docs/multi-region.md). */
+  public readonly forkDetection?: ForkDetection
 
   constructor(scope: Construct, id: string, props: TokenServiceProps) {
     super(scope, id)
@@ -145,9 +148,22 @@ export class TokenService extends Construct {
       })
     }
 
+    if (resolved.regions?.failover === 'adopt') {
+      this.forkDetection = new ForkDetection(this, 'ForkDetection', {
+        table: this.table,
+        settings,
+        regions: resolved.regions.all,
+        removalPolicy: resolved.removalPolicy,
+        logRetention: resolved.logRetention,
+      })
+    }
+
     const allFunctions: Record<string, TokenFunction> = { ...this.functions }
     if (this.tokenAuthorizer) allFunctions.authorizer = this.tokenAuthorizer.handler
     if (this.securityEvents) allFunctions.forwarder = this.securityEvents.forwarder
+    // The fork consumer is observed like the others, but kept out of the per-request alarms
+    // (CloudWatch takes 10 metrics in one alarm's math; it serves no request).
+    if (this.forkDetection) this.forkDetection.consumer.observe(resolved)
     for (const [name, fn] of Object.entries(allFunctions)) {
       fn.observe(resolved)
       fn.reserve(resolved.reservedConcurrency[name as keyof typeof resolved.reservedConcurrency])
@@ -187,6 +203,7 @@ export class TokenService extends Construct {
           deadLetterQueue: this.securityEvents.deadLetterQueue,
         },
       }),
+      ...(this.forkDetection && { forkDeadLetters: this.forkDetection.deadLetterQueue }),
     })
   }
 }

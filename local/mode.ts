@@ -12,6 +12,7 @@ import { demoAssets } from '../demo/assets.js'
 import { DynamoDpopReplay } from '../functions/adapters/dynamodb/dpop-replay.js'
 import { DynamoLoginThrottle } from '../functions/adapters/dynamodb/login-throttle.js'
 import { DynamoOutbox } from '../functions/adapters/dynamodb/outbox.js'
+import { DynamoRegionSwitch } from '../functions/adapters/dynamodb/regions.js'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { TTL_ATTRIBUTE, tableDefinition } from '../functions/adapters/dynamodb/table.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
@@ -99,6 +100,7 @@ export function localService(options: LocalServiceOptions): LocalService {
     issuer,
     clients,
     sessions: new DynamoSessions(options.dynamodb, options.tableName),
+    regionSwitch: new DynamoRegionSwitch(options.dynamodb, options.tableName),
     users: new DynamoUsers(options.dynamodb, options.tableName),
     loginAttempts: new DynamoLoginThrottle(options.dynamodb, options.tableName),
     outbox: new DynamoOutbox(options.dynamodb, options.tableName),

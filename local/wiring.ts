@@ -28,7 +28,7 @@ import type {
   Signer,
   UserStore,
 } from '../functions/core/ports.js'
-import type { HomeRegions } from '../functions/core/regions.js'
+import { type HomeRegions, lostRegions, type RegionSwitch } from '../functions/core/regions.js'
 import { jwksRoute } from '../functions/jwks/route.js'
 import { loginRoute } from '../functions/login/route.js'
 import { meRoute } from '../functions/me/route.js'
@@ -61,6 +61,8 @@ export interface LocalParts {
   readonly strict: boolean
   /** With several regions (`REGIONS` and `HOME_REGION` of `env`): the way to a session's home. */
   readonly homeRegions?: HomeRegions
+  /** With several regions: the operators' switch that declares a region lost (`failover: 'adopt'`). */
+  readonly regionSwitch?: RegionSwitch
 }
 
 /** Every function of the stack, wired on local parts. */
@@ -127,6 +129,8 @@ export function wireLocalService(parts: LocalParts): LocalService {
         ...signing,
         graceKeys: parts.graceKeys,
         ...(parts.homeRegions && { homeRegion: parts.homeRegions.token }),
+        ...(regions?.failover === 'adopt' &&
+          parts.regionSwitch && { lostRegions: lostRegions(parts.regionSwitch, clock) }),
       },
       stack,
       http('token'),

@@ -25,6 +25,8 @@ const METRIC_NAMES: Record<TelemetryEvent, string> = {
   dpop_replayed: 'DpopReplays',
   breach_check_unavailable: 'BreachCheckUnavailable',
   refresh_forwarded: 'ForwardedRefreshes',
+  refresh_adopted: 'AdoptedSessions',
+  session_forked: 'ForkedSessions',
 }
 
 /** The dimension of a reuse that `report` mode refused without revoking (docs/security.md). */
@@ -36,6 +38,7 @@ const SECURITY_EVENTS: ReadonlySet<TelemetryEvent> = new Set([
   'login_failed',
   'dpop_key_mismatch',
   'dpop_replayed',
+  'session_forked',
 ])
 
 /**

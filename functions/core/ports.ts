@@ -72,6 +72,14 @@ export interface Session {
    * that decides its refreshes (docs/multi-region.md). Undefined: the primary's, or one region.
    */
   readonly home?: string
+  /**
+   * With `failover: 'adopt'`: how many times another region has taken the session over
+   * from a lost home (absent: 0). Fork detection compares it across a replicated overwrite
+   * (core/forks.ts).
+   */
+  readonly epoch?: number
+  /** The generation the last adoption took the session over at (with `epoch`). */
+  readonly adoptedAt?: number
 }
 
 /** The single batched, strongly consistent read that starts a refresh: two items. */
@@ -107,6 +115,16 @@ export interface Rotation {
   }
   /** Epoch ms after which DynamoDB may delete the session and its token records. */
   readonly absoluteExpiresAt: number
+  /**
+   * With several regions: the session's `home` as it was read (undefined: absent, a session
+   * of the primary). The write holds only while the item still says so, so that a region
+   * decides only the sessions the item homes there (docs/multi-region.md "Adoption").
+   */
+  readonly home?: {
+    readonly expected: string | undefined
+    /** An adoption: the item's new home, its epoch, and the generation adopted at. */
+    readonly adopt?: { readonly home: string; readonly epoch: number; readonly adoptedAt: number }
+  }
 }
 
 /**
@@ -410,6 +428,10 @@ export type TelemetryEvent =
   | 'breach_check_unavailable'
   /** With several regions: a refresh handed to its session's home region (token/route.ts). */
   | 'refresh_forwarded'
+  /** `failover: 'adopt'`: a session taken over from its lost home (core/refresh.ts). */
+  | 'refresh_adopted'
+  /** `failover: 'adopt'`: a session two regions decided apart, ended (core/forks.ts). */
+  | 'session_forked'
 
 /**
  * Where the domain reports what happened, as metrics and log lines (the

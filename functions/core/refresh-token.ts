@@ -125,12 +125,26 @@ export function sealChild(
   childToken: string,
   serverKey: GraceKey,
 ): string {
-  if (childToken.slice(0, -43) !== parentToken.slice(0, -43)) {
-    throw new Error('a grace child carries its parent’s locator')
-  }
   const iv = randomBytes(12)
   const key = serverKeyed(HKDF_INFO_V3, parentToken, sid, serverKey.secret)
   const cipher = createCipheriv('aes-256-gcm', key, iv)
+  if (childToken.slice(0, -43) !== parentToken.slice(0, -43)) {
+    // An adoption (docs/multi-region.md): the child is homed in the adopter, the parent in
+    // the lost home; the rest of the locator is the same. `v4` names the child's home.
+    const parent = parseRefreshToken(parentToken)
+    const child = parseRefreshToken(childToken)
+    if (!child?.home || child.sub !== parent?.sub || child.sid !== parent.sid) {
+      throw new Error('a grace child carries its parent’s locator')
+    }
+    cipher.setAAD(Buffer.from(`${sid} ${child.home}`))
+    const ciphertext = Buffer.concat([cipher.update(secretOf(childToken)), cipher.final()])
+    return [
+      'v4',
+      serverKey.name,
+      child.home,
+      ...[iv, ciphertext, cipher.getAuthTag()].map(base64url),
+    ].join('.')
+  }
   cipher.setAAD(Buffer.from(sid))
   const ciphertext = Buffer.concat([cipher.update(secretOf(childToken)), cipher.final()])
   return ['v3', serverKey.name, ...[iv, ciphertext, cipher.getAuthTag()].map(base64url)].join('.')
@@ -139,7 +153,7 @@ export function sealChild(
 /** The name of the server key a seal needs (GraceKeys `open`); undefined for a v1 seal. */
 export function sealKeyName(sealed: string): string | undefined {
   const [version, name] = sealed.split('.')
-  return (version === 'v2' || version === 'v3') && name ? name : undefined
+  return (version === 'v2' || version === 'v3' || version === 'v4') && name ? name : undefined
 }
 
 /**
@@ -160,14 +174,16 @@ export function openChild(
       ? keyV1(parentToken, sid)
       : version === 'v2' && parts.length === 5 && serverSecret
         ? serverKeyed(HKDF_INFO_V2, parentToken, sid, serverSecret)
-        : version === 'v3' && parts.length === 5 && serverSecret
-          ? serverKeyed(HKDF_INFO_V3, parentToken, sid, serverSecret)
+        : (version === 'v3' && parts.length === 5) || (version === 'v4' && parts.length === 6)
+          ? serverSecret && serverKeyed(HKDF_INFO_V3, parentToken, sid, serverSecret)
           : undefined
   if (!key || !iv || !ciphertext || !tag) return undefined
+  // v4: the adopted child's home, bound to the seal.
+  const home = version === 'v4' ? parts[2] : undefined
   let opened: Buffer
   try {
     const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'))
-    decipher.setAAD(Buffer.from(sid))
+    decipher.setAAD(Buffer.from(home === undefined ? sid : `${sid} ${home}`))
     decipher.setAuthTag(Buffer.from(tag, 'base64url'))
     opened = Buffer.concat([
       decipher.update(Buffer.from(ciphertext, 'base64url')),
@@ -176,7 +192,14 @@ export function openChild(
   } catch {
     return undefined
   }
-  if (version !== 'v3') return opened.toString('utf8')
-  // The child's locator is its parent's.
-  return opened.length === 32 ? `${parentToken.slice(0, -43)}${base64url(opened)}` : undefined
+  if (version !== 'v3' && version !== 'v4') return opened.toString('utf8')
+  if (opened.length !== 32) return undefined
+  // The child's locator is its parent's (v4: homed in the adopter).
+  if (home === undefined) return `${parentToken.slice(0, -43)}${base64url(opened)}`
+  const parent = parseRefreshToken(parentToken)
+  return parent && newRefreshTokenWith({ ...parent, home }, base64url(opened))
+}
+
+function newRefreshTokenWith(locator: RefreshTokenLocator, secret: string): string {
+  return `${HOMED_REFRESH_TOKEN_PREFIX}${locator.home}.${locator.sub}.${locator.sid}.${secret}`
 }

@@ -23,6 +23,7 @@ import {
   sealChild,
   sealKeyName,
 } from './refresh-token.js'
+import { HomeMoved, homeOfSession } from './regions.js'
 import { pause, RETRIES } from './retries.js'
 import { type RequestOrigin, securityEvent, sessionRevoked } from './security-events.js'
 import { type Deps, grantScope, type TokenResult } from './service.js'
@@ -38,6 +39,11 @@ export interface RefreshInput {
   readonly origin?: RequestOrigin
   /** The request's DPoP proof, already verified (core/dpop-grant.ts). */
   readonly proof?: DpopProof | undefined
+  /**
+   * `failover: 'adopt'`: the session's home, `from`, did not answer and is declared lost;
+   * this region may take over a session whose item still homes it there.
+   */
+  readonly adopt?: { readonly from: string }
 }
 
 /**
@@ -88,6 +94,8 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
     throw new InvalidGrant('unknown_refresh_token')
   }
   let session: Session = found
+  // With several regions: only the region the item homes the session in decides it.
+  assertHomedHere(deps, session, input.adopt)
   if (session.clientId !== client.clientId) {
     throw new InvalidGrant('other_client')
   }
@@ -119,12 +127,14 @@ export async function refresh(deps: RefreshDeps, input: RefreshInput): Promise<T
         now,
         presented,
         accessToken,
+        adopt: input.adopt,
       })
       if (rotated.result) return rotated.result
       accessToken = rotated.accessToken
       // Rule 4: someone else rotated (or revoked) first; answer as they left it.
       const fresh: Session | undefined = rotated.found ?? (await sessions.getSession(session.sid))
       if (!fresh) throw new InvalidGrant('session_disappeared')
+      assertHomedHere(deps, fresh, input.adopt)
       assertUsable(fresh, user, now)
       if (sameHash(presentedHash, fresh.currentHash)) {
         // A transaction conflict that left the session unchanged: try again, a few times.
@@ -158,6 +168,42 @@ interface RotationContext {
   readonly presented: PresentedToken
   /** Signed in an earlier attempt of this same request, still good to send. */
   readonly accessToken: IssuedAccessToken | undefined
+  readonly adopt?: RefreshInput['adopt']
+}
+
+/**
+ * The regions, when sessions may move (`failover: 'adopt'`): with `relogin` a session's
+ * home never changes, so its token's home, which the route forwards by, is the item's.
+ */
+function adopting(deps: RefreshDeps) {
+  const regions = deps.settings.regions
+  return regions?.failover === 'adopt' ? regions : undefined
+}
+
+/**
+ * Several regions (docs/multi-region.md "Adoption"): the session item's `home` (absent: the
+ * primary) says who decides, whatever the token says, since an adoption moves the home and
+ * leaves the tokens issued before it as they were. Homed elsewhere: HomeMoved, and the route
+ * hands the request there; except the lost home this request may adopt from.
+ */
+function assertHomedHere(deps: RefreshDeps, session: Session, adopt: RefreshInput['adopt']): void {
+  const regions = adopting(deps)
+  if (!regions) return
+  const home = homeOfSession(session, regions)
+  if (home !== regions.here && home !== adopt?.from) throw new HomeMoved(home)
+}
+
+/** What a rotation writes of the session's home: held as read, or moved here (adoption). */
+function homeOfRotation(deps: RefreshDeps, context: RotationContext): Rotation['home'] {
+  const regions = adopting(deps)
+  if (!regions) return undefined
+  const { session, adopt } = context
+  const expected = session.home
+  if (!adopt || homeOfSession(session, regions) === regions.here) return { expected }
+  return {
+    expected,
+    adopt: { home: regions.here, epoch: (session.epoch ?? 0) + 1, adoptedAt: session.generation },
+  }
 }
 
 /**
@@ -230,7 +276,12 @@ async function rotate(
 ): Promise<{ result?: TokenResult; accessToken?: IssuedAccessToken; found?: Session }> {
   const { sessions, signer, telemetry, settings, graceKeys } = deps
   const { client, session, user, scope, now, presented } = context
-  const child = newRefreshToken(presented.locator)
+  // An adopted session's child is homed here, so that its refreshes come here.
+  const child = newRefreshToken(
+    context.adopt && deps.settings.regions
+      ? { ...presented.locator, home: deps.settings.regions.here }
+      : presented.locator,
+  )
   // Cached per container: no call on a warm rotation. A failure here writes nothing (rule 7).
   const serverKey = await graceKeys.current()
   const rotation: Rotation = {
@@ -251,6 +302,7 @@ async function rotate(
       issuedAt: session.rotatedAt ?? session.createdAt,
     },
     absoluteExpiresAt: session.absoluteExpiresAt,
+    ...(adopting(deps) && { home: homeOfRotation(deps, context) }),
   }
   const [signed, recorded] = await Promise.allSettled([
     context.accessToken ??
@@ -266,6 +318,7 @@ async function rotate(
     return { accessToken, ...(written.session && { found: written.session }) }
   }
   telemetry.emit('refresh', { client_id: client.clientId })
+  if (rotation.home?.adopt) telemetry.emit('refresh_adopted', { client_id: client.clientId })
   return {
     result: {
       client,

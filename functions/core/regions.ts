@@ -13,9 +13,83 @@ export interface Regions {
   readonly all: readonly string[]
   /**
    * What a refresh gets when its home cannot be reached (`FAILOVER`): `relogin`, a
-   * refusal (`home_unreachable`) that the client SDK turns into a new login here.
+   * refusal (`home_unreachable`) that the client SDK turns into a new login here;
+   * `adopt`, this region takes the session over when the home is declared lost (an
+   * operator's switch, `npm run regions`), else 503 and a retry.
    */
-  readonly failover: 'relogin'
+  readonly failover: 'relogin' | 'adopt'
+}
+
+/** The primary: the home of a session whose item names none (an `rt1_` session). */
+export const primaryOf = (regions: Regions): string => regions.all[0] as string
+
+/** The region a session item homes its session in. */
+export const homeOfSession = (session: { readonly home?: string }, regions: Regions): string =>
+  session.home ?? primaryOf(regions)
+
+/**
+ * An operator's declaration about a region (docs/multi-region.md "Declaring a region
+ * lost"): an item of the global table, written in any healthy region, that replicates.
+ */
+export interface RegionDeclaration {
+  readonly region: string
+  /** `lost`: the adopting regions may take its sessions over; `restored`: no longer. */
+  readonly state: 'lost' | 'restored'
+  /** Who declared it (the operator's name, or the alarm that flipped it). */
+  readonly by: string
+  /** Epoch ms. */
+  readonly at: number
+}
+
+/** The operators' switch: one item per region (functions/adapters/dynamodb/regions.ts). */
+export interface RegionSwitch {
+  /** The region's declaration, if any was ever made (an eventually consistent read). */
+  findRegionDeclaration(region: string): Promise<RegionDeclaration | undefined>
+  /** Writes the declaration over any earlier one. */
+  declareRegion(declaration: RegionDeclaration): Promise<void>
+}
+
+/** How long a container trusts what it read of a region's switch. */
+export const REGION_SWITCH_CACHE_MS = 10_000
+
+/**
+ * Whether a region is declared lost, read at most once per `ttlMs` per region and
+ * container: the read happens only on the path where a home did not answer, and during an
+ * outage that path is taken by every refresh homed there, which must not each read it.
+ * A failed read is not cached and throws: the caller answers 503.
+ */
+export function lostRegions(
+  store: Pick<RegionSwitch, 'findRegionDeclaration'>,
+  clock: { now(): number },
+  ttlMs = REGION_SWITCH_CACHE_MS,
+): { isLost(region: string): Promise<boolean> } {
+  const cache = new Map<string, { lost: boolean; until: number }>()
+  return {
+    async isLost(region) {
+      const now = clock.now()
+      const known = cache.get(region)
+      if (known && now < known.until) return known.lost
+      const declaration = await store.findRegionDeclaration(region)
+      const lost = declaration?.state === 'lost'
+      cache.set(region, { lost, until: now + ttlMs })
+      return lost
+    },
+  }
+}
+
+/** The cached reading of the switch that token functions get (`lostRegions`). */
+export type LostRegions = ReturnType<typeof lostRegions>
+
+/**
+ * Thrown by a decision that found the session's item homed in another region than this
+ * one (an adopted session, or a token whose item moved): the caller hands the request to
+ * that home. Never an answer: the routes catch it.
+ */
+export class HomeMoved extends Error {
+  constructor(readonly home: string) {
+    super(`the session is homed in ${home}`)
+    this.name = 'HomeMoved'
+  }
 }
 
 /** What a forwarded refresh came back with: the home's answer, to be returned as is. */

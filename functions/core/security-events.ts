@@ -35,6 +35,8 @@ export type SecurityEventType = (typeof SECURITY_EVENT_TYPES)[number]
  * Why a session ended: its `session.revoked` event's `reason`, and the
  * session item's `revoked_reason`. `login_aborted`: the login wrote the
  * session but could not send its tokens (a signing fault), so it ended it.
+ * `forked`: under `failover: 'adopt'`, two regions decided the session apart
+ * (core/forks.ts), and the family was ended.
  */
 export type RevocationReason =
   | 'revoked'
@@ -44,6 +46,7 @@ export type RevocationReason =
   | 'password_changed'
   | 'ended_by_user'
   | 'login_aborted'
+  | 'forked'
 
 /** Why a login failed, for `login.failed` (the HTTP answer is the same for all three). */
 /** A `login.failed` event's reason: the refusal's own code (core/refusals.ts), one name for both. */
@@ -146,7 +149,22 @@ export const SIGNAL_WINDOW_MS = 3_600_000
  */
 export function signalEventId(type: SecurityEventType, about: string, time: number): string {
   const window = Math.floor(time / SIGNAL_WINDOW_MS)
-  const bytes = createHash('sha256').update(`${type}\n${about}\n${window}`).digest().subarray(0, 16)
+  return uuidOf(`${type}\n${about}\n${window}`)
+}
+
+/**
+ * The id of an event that can happen once only, whichever region writes it: the end of a
+ * forked session (core/forks.ts), which two regions may both write when the home's answer
+ * to the forward was lost. Both write the same outbox item, and a copy on the bus carries
+ * the same id, for consumers to drop.
+ */
+export function onceOnlyEventId(type: SecurityEventType, about: string): string {
+  return uuidOf(`${type}\n${about}\nonce`)
+}
+
+/** A UUID (version 8, RFC 9562) made of the first bytes of `text`'s SHA-256. */
+function uuidOf(text: string): string {
+  const bytes = createHash('sha256').update(text).digest().subarray(0, 16)
   bytes[6] = ((bytes[6] as number) & 0x0f) | 0x80
   bytes[8] = ((bytes[8] as number) & 0x3f) | 0x80
   const hex = bytes.toString('hex')

@@ -1,13 +1,22 @@
-import { forwardToHome, type HomeRouting } from '../adapters/home-forwarding.js'
+import {
+  forwardToHome,
+  HOME_MOVED_HEADER,
+  HOME_MOVED_STATUS,
+  type HomeRouting,
+  movedTo,
+} from '../adapters/home-forwarding.js'
 import {
   assertOrigin,
   clearedRefreshCookie,
+  type HttpRequest,
+  type HttpResponse,
   param,
   type Route,
   refreshCookieName,
   requestOrigin,
 } from '../adapters/http.js'
 import type { Client } from '../core/clients.js'
+import { HomeMoved } from '../core/regions.js'
 import { type RevokeDeps as CoreRevokeDeps, revoke } from '../core/revoke.js'
 import { findClient } from '../core/service.js'
 
@@ -30,17 +39,52 @@ export const revokeRoute: Route<RevokeDeps> = async (request, deps) => {
   if (client.cookieMode) assertOrigin(request, client)
   const forwarded = await forwardToHome(request, deps, token)
   if (forwarded && 'answer' in forwarded) {
-    return { status: forwarded.answer.statusCode, verbatim: forwarded.answer }
+    const moved = movedTo(forwarded.answer)
+    // The token's home says the session moved (adopted): decided here if here, else there.
+    if (moved === undefined) {
+      return { status: forwarded.answer.statusCode, verbatim: forwarded.answer }
+    }
+    return revokeHere(request, deps, client, moved === deps.regions?.here)
   }
   // A home that cannot be reached rotates nothing meanwhile: revoked here, the session ends
   // everywhere once the home is back and has replicated (docs/multi-region.md).
-  if (client.cookieMode) {
-    assertOrigin(request, client)
-    const token = request.cookies.get(refreshCookieName(client))
-    if (token) await revoke(deps, { token, client, origin: requestOrigin(request) })
-    return { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
+  return revokeHere(request, deps, client, forwarded !== undefined)
+}
+
+/**
+ * The revocation, in this region. Under `failover: 'adopt'` a session whose item is homed
+ * elsewhere (adopted) goes to that home: a forwarded request is answered that it moved
+ * (HOME_MOVED_STATUS), the others are forwarded there once, and written here when that
+ * home cannot be reached or answers that it moved again. `anyHome`: write it here anyway.
+ */
+async function revokeHere(
+  request: HttpRequest,
+  deps: RevokeDeps,
+  client: Client,
+  anyHome: boolean,
+): Promise<HttpResponse> {
+  const origin = requestOrigin(request)
+  const token = client.cookieMode
+    ? request.cookies.get(refreshCookieName(client))
+    : // `token_type_hint` is optional and may be ignored (RFC 7009 §2.1): only refresh tokens revoke.
+      param(request, 'token')
+  const done: HttpResponse = client.cookieMode
+    ? { status: 200, body: {}, cookies: [clearedRefreshCookie(client)] }
+    : { status: 200, body: {} }
+  if (!token) return done
+  try {
+    await revoke(deps, { token, client, origin, anyHome })
+    return done
+  } catch (error) {
+    if (!(error instanceof HomeMoved)) throw error
+    if (request.forwardedFrom !== undefined) {
+      return { status: HOME_MOVED_STATUS, headers: { [HOME_MOVED_HEADER]: error.home } }
+    }
+    const answer = deps.homeRegion && (await deps.homeRegion.forward(error.home, request.event))
+    if (answer && answer !== 'unreachable' && movedTo(answer) === undefined) {
+      return { status: answer.statusCode, verbatim: answer }
+    }
+    await revoke(deps, { token, client, origin, anyHome: true })
+    return done
   }
-  // `token_type_hint` is optional and may be ignored (RFC 7009 §2.1): only refresh tokens revoke.
-  await revoke(deps, { token: param(request, 'token'), client, origin: requestOrigin(request) })
-  return { status: 200, body: {} }
 }

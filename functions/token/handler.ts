@@ -5,6 +5,7 @@ import { lambdaDpopGrant } from '../adapters/dpop.js'
 import { DynamoGraceKeys } from '../adapters/dynamodb/grace-keys.js'
 import { DynamoOutbox } from '../adapters/dynamodb/outbox.js'
 import { setOutboxRegion } from '../adapters/dynamodb/outbox-item.js'
+import { DynamoRegionSwitch } from '../adapters/dynamodb/regions.js'
 import { DynamoSessions } from '../adapters/dynamodb/sessions.js'
 import { lambdaKeyPairStore } from '../adapters/dynamodb/signing-keys.js'
 import { lambdaHomeRegion } from '../adapters/home-region.js'
@@ -27,6 +28,7 @@ import {
   loadTableName,
 } from '../config.js'
 import { systemClock } from '../core/clock.js'
+import { lostRegions } from '../core/regions.js'
 import { tokenRoute } from './route.js'
 
 // Cold start: configuration, clients and adapters, built once; no I/O but the key warm-up.
@@ -61,6 +63,11 @@ const nonceKeyId = loadDpopNonceKeyId(clients)
 // With several regions: a refresh homed elsewhere is decided there (docs/multi-region.md).
 const regions = loadRegions()
 const homeRegion = regions && lambdaHomeRegion(regions.here, loadHomeForwardConfig())
+// `failover: 'adopt'`: the operators' switch, read only when a home did not answer, cached.
+const lost =
+  regions?.failover === 'adopt'
+    ? lostRegions(new DynamoRegionSwitch(dynamodb, tableName), systemClock)
+    : undefined
 
 export const handler = lambdaHttpHandler(
   'token',
@@ -74,6 +81,7 @@ export const handler = lambdaHttpHandler(
     telemetry: observability.telemetry,
     settings: { issuer, backdateSeconds: loadBackdateSeconds(), ...(regions && { regions }) },
     ...(homeRegion && { homeRegion }),
+    ...(lost && { lostRegions: lost }),
     clients,
     dpop: lambdaDpopGrant({ kms, dynamodb, tableName, nonceKeyId, clock: systemClock }),
   },

@@ -1,4 +1,9 @@
-import { forwardToHome } from '../adapters/home-forwarding.js'
+import {
+  HOME_MOVED_HEADER,
+  HOME_MOVED_STATUS,
+  homeToForwardTo,
+  movedTo,
+} from '../adapters/home-forwarding.js'
 import {
   assertOrigin,
   clearedRefreshCookie,
@@ -13,9 +18,15 @@ import {
 import { tokenResponse } from '../adapters/token-response.js'
 import type { Client } from '../core/clients.js'
 import type { DpopGrant } from '../core/dpop-grant.js'
-import { HomeUnreachable, InvalidGrant, OAuthError, UnsupportedGrantType } from '../core/errors.js'
+import {
+  HomeUnreachable,
+  InvalidGrant,
+  OAuthError,
+  TemporarilyUnavailable,
+  UnsupportedGrantType,
+} from '../core/errors.js'
 import { type RefreshDeps, refresh } from '../core/refresh.js'
-import type { HomeRegion } from '../core/regions.js'
+import { HomeMoved, type HomeRegion, type LostRegions } from '../core/regions.js'
 import { findClient } from '../core/service.js'
 
 export interface TokenDeps extends RefreshDeps {
@@ -23,6 +34,8 @@ export interface TokenDeps extends RefreshDeps {
   readonly dpop: DpopGrant
   /** With several regions (`settings.regions`): the way to a session's home region. */
   readonly homeRegion?: HomeRegion
+  /** `failover: 'adopt'`: the operators' switch, cached per container. */
+  readonly lostRegions?: LostRegions
 }
 
 /**
@@ -36,11 +49,102 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
   if (client.cookieMode) assertOrigin(request, client)
   try {
     // Before the proof is checked: its single use is the home's to record.
-    const forwarded = await forwardHome(request, deps, client)
-    if (forwarded) return forwarded
+    const home = tokenHome(request, deps, client)
+    if (home === undefined) return await decideHere(request, deps, client, undefined)
+    return await atHome(request, deps, client, home, MAX_FORWARDS)
   } catch (error) {
     throw clearedIfGrant(error, client)
   }
+}
+
+/** A refresh is forwarded at most twice: to its token's home, then to the item's (moved). */
+const MAX_FORWARDS = 2
+
+/** Decides the refresh in this region; a session whose item is homed elsewhere goes there. */
+async function decideHere(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+  adopt: { readonly from: string } | undefined,
+  forwardsLeft = MAX_FORWARDS,
+): Promise<HttpResponse> {
+  try {
+    return await refreshHere(request, deps, client, adopt)
+  } catch (error) {
+    if (!(error instanceof HomeMoved)) throw error
+    // A forwarded request is never forwarded again: the forwarding region is told where.
+    if (request.forwardedFrom !== undefined) {
+      return { status: HOME_MOVED_STATUS, headers: { [HOME_MOVED_HEADER]: error.home } }
+    }
+    if (forwardsLeft === 0) throw new TemporarilyUnavailable('the session’s home kept moving')
+    return atHome(request, deps, client, error.home, forwardsLeft)
+  }
+}
+
+/**
+ * Hands the request to `home` and returns its answer. A home that says the session moved
+ * (an adoption the forwarding region's token did not know of) is followed once; a home
+ * that does not answer is `FAILOVER`'s case.
+ */
+async function atHome(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+  home: string,
+  forwardsLeft: number,
+): Promise<HttpResponse> {
+  const { regions } = deps.settings
+  if (!regions || !deps.homeRegion) return decideHere(request, deps, client, undefined, 0)
+  if (!regions.all.includes(home)) return failover(request, deps, client, home, 'unlisted')
+  const answer = await deps.homeRegion.forward(home, request.event)
+  if (answer === 'unreachable') return failover(request, deps, client, home, home)
+  const moved = movedTo(answer)
+  if (moved !== undefined) {
+    if (moved === regions.here) return decideHere(request, deps, client, undefined, 0)
+    if (forwardsLeft <= 1) throw new TemporarilyUnavailable('the session’s home kept moving')
+    return atHome(request, deps, client, moved, forwardsLeft - 1)
+  }
+  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home })
+  return { status: answer.statusCode, verbatim: answer }
+}
+
+/**
+ * The home did not answer (docs/multi-region.md "When a region is lost"). `relogin`: the
+ * client logs in again here. `adopt`: this region takes the session over if the home is
+ * declared lost (the operators' switch, read at most every REGION_SWITCH_CACHE_MS); if not,
+ * 503 and a retry: a blip must not fork sessions. Nothing is written either way but the
+ * adoption itself.
+ */
+async function failover(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+  home: string,
+  unreachable: string,
+): Promise<HttpResponse> {
+  const { regions } = deps.settings
+  if (regions?.failover !== 'adopt' || !deps.lostRegions) throw new HomeUnreachable(unreachable)
+  if (!(await deps.lostRegions.isLost(home))) {
+    throw new TemporarilyUnavailable(
+      `home region ${home} did not answer and is not declared lost`,
+      {
+        retryAfterSeconds: HOME_RETRY_AFTER_SECONDS,
+      },
+    )
+  }
+  return decideHere(request, deps, client, { from: home }, 0)
+}
+
+/** The `Retry-After` of a refresh whose home did not answer and is not declared lost. */
+export const HOME_RETRY_AFTER_SECONDS = 5
+
+/** The refresh, decided in this region (with `adopt`, possibly a takeover). */
+async function refreshHere(
+  request: HttpRequest,
+  deps: TokenDeps,
+  client: Client,
+  adopt: { readonly from: string } | undefined,
+): Promise<HttpResponse> {
   const proof = await deps.dpop.check(client, {
     proof: request.headers.dpop,
     method: request.method,
@@ -48,18 +152,15 @@ export const tokenRoute: Route<TokenDeps> = async (request, deps) => {
   })
   // Before anything commits: nothing may fail once the session is written.
   const nonce = await deps.dpop.nonceHeader(client, proof)
-  try {
-    const result = await refresh(deps, {
-      refreshToken: presentedToken(request, client),
-      client,
-      scope: optionalParam(request, 'scope'),
-      origin: requestOrigin(request),
-      proof,
-    })
-    return tokenResponse(result, deps.clock.now(), nonce)
-  } catch (error) {
-    throw clearedIfGrant(error, client)
-  }
+  const result = await refresh(deps, {
+    refreshToken: presentedToken(request, client),
+    client,
+    scope: optionalParam(request, 'scope'),
+    origin: requestOrigin(request),
+    proof,
+    ...(adopt && { adopt }),
+  })
+  return tokenResponse(result, deps.clock.now(), nonce)
 }
 
 /** A dead session's cookie is cleared, so the browser stops sending it. */
@@ -71,26 +172,18 @@ function clearedIfGrant(error: unknown, client: Client): unknown {
 }
 
 /**
- * With several regions, a refresh is decided in its session's home: the home's answer
- * is the answer (adapters/home-forwarding.ts).
+ * With several regions, the home a refresh goes to first: its token's (adapters/home-forwarding.ts).
+ * Undefined: decide it here.
  */
-async function forwardHome(
-  request: HttpRequest,
-  deps: TokenDeps,
-  client: Client,
-): Promise<HttpResponse | undefined> {
+function tokenHome(request: HttpRequest, deps: TokenDeps, client: Client): string | undefined {
   const presented = client.cookieMode
     ? request.cookies.get(refreshCookieName(client))
     : request.params.refresh_token
-  const forwarded = await forwardToHome(
+  return homeToForwardTo(
     request,
     { regions: deps.settings.regions, homeRegion: deps.homeRegion },
     presented,
   )
-  if (!forwarded) return undefined
-  if ('unreachable' in forwarded) throw new HomeUnreachable(forwarded.unreachable)
-  deps.telemetry.emit('refresh_forwarded', { client_id: client.clientId, home: forwarded.home })
-  return { status: forwarded.answer.statusCode, verbatim: forwarded.answer }
 }
 
 function presentedToken(request: HttpRequest, client: Client): string {

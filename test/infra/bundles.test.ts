@@ -46,6 +46,8 @@ describe('each function bundle (as lib/build-bundles.ts builds it) holds only wh
     authorizerStrict: ['client-dynamodb'],
     // It reads its records from the event, not from DynamoDB.
     forwarder: ['client-eventbridge'],
+    // Fork detection: reads and revokes the session, or hands it to its home's copy.
+    forks: ['client-dynamodb', 'client-lambda'],
   }
   for (const [name, clients] of Object.entries(expected) as [LambdaName, string[]][]) {
     it(`${name}: AWS clients ${clients.length ? clients.join(' and ') : 'none'}, traced unless an authorizer, no local-mode code, no default credential chain`, async () => {

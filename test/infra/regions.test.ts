@@ -20,6 +20,7 @@ const ledger = (multiRegionKeys: string[]): LedgerFacts => ({
 function synthRegions(
   props: Partial<TokenServiceStackProps> = {},
   multiRegionKeys = ['k1'],
+  failover: 'relogin' | 'adopt' = 'relogin',
 ): AppStacks & { templates: Record<string, Resource>[] } {
   const app = testApp()
   const built = buildStacks(
@@ -28,6 +29,7 @@ function synthRegions(
       stackName: 'TokenService',
       props: { clients: testClients, issuer: ISSUER, ...props },
       regions: REGIONS,
+      failover,
     },
     ledger(multiRegionKeys),
   )
@@ -75,12 +77,15 @@ describe('regions (config)', () => {
     )
   })
 
-  it('takes failover relogin (the default) with regions, and refuses adopt (not built) or failover without regions, naming the key', () => {
+  it('takes failover relogin (the default) or adopt with regions, and refuses failover without regions or adopt during a table migration, naming the key', () => {
     const two = { ...committed, issuer: ISSUER, regions: REGIONS }
     expect(read(two).failover).toBe('relogin')
     expect(read({ ...two, failover: 'relogin' }).failover).toBe('relogin')
-    expect(() => read({ ...two, failover: 'adopt' })).toThrow(
-      /token-service\.config\.ts: failover "adopt" is not built yet: use "relogin"/,
+    expect(read({ ...two, failover: 'adopt' }).failover).toBe('adopt')
+    expect(() =>
+      read({ ...two, failover: 'adopt', tableMigration: 'import', tableName: 't' }),
+    ).toThrow(
+      /token-service\.config\.ts: failover "adopt" needs the move to several regions finished/,
     )
     expect(() => read({ ...committed, failover: 'relogin' })).toThrow(
       /token-service\.config\.ts: failover needs regions/,
@@ -199,6 +204,14 @@ describe('two regions from one config', () => {
         expect(arn).toContain(`:function:TokenService-${name}`)
         expect(arn).not.toContain(`:lambda:${region}:`)
       }
+    }
+  })
+
+  it('adds no fork consumer with failover relogin', () => {
+    for (const resources of two.templates) {
+      expect(
+        ofType(resources, 'AWS::Lambda::Function').filter(([id]) => id.includes('ForkDetection')),
+      ).toEqual([])
     }
   })
 
@@ -357,5 +370,114 @@ describe('multi-Region keys in the ledger', () => {
       rules(false),
     ).next
     expect(back.keys.k2).toMatchObject({ multiRegion: true })
+  })
+})
+
+describe('two regions with failover adopt', () => {
+  const adopt = synthRegions({}, ['k1'], 'adopt')
+
+  it('is cdk-nag clean, and tells the token functions to adopt', () => {
+    expect(adopt.waiting).toEqual([])
+    for (const resources of adopt.templates) {
+      const token = ofType(resources, 'AWS::Lambda::Function').find(
+        ([, fn]) => fn.Properties.FunctionName === 'TokenService-token',
+      )
+      const environment = (token as [string, Resource])[1].Properties.Environment as {
+        Variables: Record<string, unknown>
+      }
+      expect(environment.Variables.FAILOVER).toBe('adopt')
+    }
+  })
+
+  it('runs a fork consumer in each region, named alike, on the table stream behind the filters (modified session items with an epoch), invoking its copy elsewhere', () => {
+    for (const [index, region] of REGIONS.entries()) {
+      const resources = adopt.templates[index] as Record<string, Resource>
+      const consumer = ofType(resources, 'AWS::Lambda::Function').find(
+        ([, fn]) => fn.Properties.FunctionName === 'TokenService-forks',
+      )
+      expect(consumer, region).toBeDefined()
+      const [id, fn] = consumer as [string, Resource]
+      expect(
+        (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables,
+      ).toMatchObject({
+        REGIONS: 'eu-west-1,us-east-1',
+        HOME_REGION: region,
+        HOME_FUNCTION_NAME: 'TokenService-forks',
+        OUTBOX_REGION: region,
+      })
+      const mappings = ofType(resources, 'AWS::Lambda::EventSourceMapping').filter(([, mapping]) =>
+        JSON.stringify(mapping.Properties.FunctionName).includes(id),
+      )
+      expect(mappings).toHaveLength(1)
+      const [, mapping] = mappings[0] as [string, Resource]
+      const patterns = (
+        mapping.Properties.FilterCriteria as { Filters: { Pattern: string }[] }
+      ).Filters.map((filter) => JSON.parse(filter.Pattern))
+      expect(patterns).toEqual([
+        {
+          eventName: ['MODIFY'],
+          dynamodb: {
+            Keys: { sk: { S: ['SESSION'] } },
+            NewImage: { epoch: { N: [{ exists: true }] } },
+          },
+        },
+        {
+          eventName: ['MODIFY'],
+          dynamodb: {
+            Keys: { sk: { S: ['SESSION'] } },
+            OldImage: { epoch: { N: [{ exists: true }] } },
+          },
+        },
+      ])
+      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]
+      const statements = ofType(resources, 'AWS::IAM::Policy')
+        .filter(([, policy]) => JSON.stringify(policy.Properties.Roles) === `[{"Ref":"${role}"}]`)
+        .flatMap(
+          ([, policy]) =>
+            (
+              policy.Properties.PolicyDocument as {
+                Statement: { Action: string | string[]; Resource: unknown; Condition?: unknown }[]
+              }
+            ).Statement,
+        )
+      const invoke = statements.filter((s) => [s.Action].flat().includes('lambda:InvokeFunction'))
+      expect(invoke).toHaveLength(1)
+      const other = region === 'eu-west-1' ? 'us-east-1' : 'eu-west-1'
+      expect(JSON.stringify(invoke[0]?.Resource)).toContain(`:lambda:${other}:`)
+      expect(JSON.stringify(invoke[0]?.Resource)).toContain(':function:TokenService-forks')
+      // The table: the sessions only (read, and revoke with the event).
+      const onTable = statements.filter((s) =>
+        [s.Action].flat().some((a) => a === 'dynamodb:UpdateItem' || a === 'dynamodb:GetItem'),
+      )
+      expect(JSON.stringify(onTable)).toContain('SESSION#*')
+      expect(JSON.stringify(onTable)).not.toContain('USER#*')
+    }
+  })
+
+  it('alarms on the fork consumer’s dead letters', () => {
+    for (const resources of adopt.templates) {
+      const alarms = ofType(resources, 'AWS::CloudWatch::Alarm').filter(([id]) =>
+        id.includes('ForkDeadLettersAlarm'),
+      )
+      expect(alarms).toHaveLength(1)
+      expect(JSON.stringify(alarms[0]?.[1].Properties.Dimensions)).toContain('ForkDetection')
+    }
+  })
+
+  it('lets the token function read the region switch (REGION#) and write nothing there', () => {
+    const resources = adopt.templates[1] as Record<string, Resource>
+    const [, token] = ofType(resources, 'AWS::Lambda::Function').find(
+      ([, fn]) => fn.Properties.FunctionName === 'TokenService-token',
+    ) as [string, Resource]
+    const role = (token.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]
+    const statements = ofType(resources, 'AWS::IAM::Policy')
+      .filter(([, policy]) => JSON.stringify(policy.Properties.Roles) === `[{"Ref":"${role}"}]`)
+      .flatMap(
+        ([, policy]) =>
+          (policy.Properties.PolicyDocument as { Statement: { Action: string | string[] }[] })
+            .Statement,
+      )
+    const region = statements.filter((s) => JSON.stringify(s).includes('REGION#*'))
+    expect(region.flatMap((s) => [s.Action].flat())).toEqual(['dynamodb:GetItem'])
   })
 })

@@ -4,7 +4,9 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import { tableDefinition } from '../../functions/adapters/dynamodb/table.js'
 
 /** A fresh table on DynamoDB Local (`DYNAMODB_ENDPOINT`, set by test/setup.ts). Never deleted. */
-export async function createTestTable(): Promise<{
+export async function createTestTable(
+  options: { readonly streamViewType?: 'NEW_IMAGE' | 'NEW_AND_OLD_IMAGES' } = {},
+): Promise<{
   tableName: string
   client: DynamoDBClient
   doc: DynamoDBDocumentClient
@@ -17,7 +19,11 @@ export async function createTestTable(): Promise<{
     region: 'local',
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
   })
-  await client.send(new CreateTableCommand(tableDefinition(tableName)))
+  const definition = tableDefinition(tableName)
+  if (options.streamViewType) {
+    definition.StreamSpecification = { StreamEnabled: true, StreamViewType: options.streamViewType }
+  }
+  await client.send(new CreateTableCommand(definition))
   await waitUntilTableExists(
     { client, maxWaitTime: 30, minDelay: 1, maxDelay: 1 },
     { TableName: tableName },

@@ -24,6 +24,7 @@ export interface Reach {
 const STORE_PORTS: Readonly<Record<string, readonly string[]>> = {
   'functions/core/ports.ts': ['SessionStore', 'UserStore', 'LoginAttempts', 'EventOutbox'],
   'functions/core/dpop.ts': ['DpopReplayStore'],
+  'functions/core/regions.ts': ['RegionSwitch'],
   // Adapters' own stores: the grace keys' directory and the envelope keys' pairs.
   'functions/adapters/kms-grace-keys.ts': ['GraceKeyDirectory'],
   'functions/adapters/envelope-signer.ts': ['EnvelopeKeyStore'],

@@ -24,10 +24,13 @@ import {
 } from '@aws-sdk/client-dynamodb-streams'
 import { lambdaHomeRegion } from '../../functions/adapters/home-region.js'
 import type { ClientConfig } from '../../functions/core/clients.js'
-import type { Signer } from '../../functions/core/ports.js'
+import { noTelemetry, type Signer } from '../../functions/core/ports.js'
 import type { HomeAnswer, HomeRegion } from '../../functions/core/regions.js'
+import { consumeForks, type ForkStreamRecord } from '../../functions/forks/consume.js'
+import { FORK_FILTER_PATTERNS } from '../../lib/fork-detection.js'
 import { freePort } from '../../local/dynamodb-local.js'
 import { lambdaContext, listen } from '../../local/server.js'
+import { matchesFilter } from '../stack/deployment.js'
 import { FakeClock } from './clock.js'
 import { createTestTable } from './dynamo.js'
 import { type Harness, startHarness } from './harness.js'
@@ -96,6 +99,8 @@ export class Replicator {
   private readonly heldRecords: (() => void)[] = []
   /** Records applied to the other table. */
   applied = 0
+  /** Each region's stream consumer (the fork consumer behind its mapping's filters). */
+  readonly consumers = new Map<Region, (record: _Record) => Promise<void>>()
   /** Each record applied, in order (for measuring the lag). */
   readonly log: AppliedRecord[] = []
 
@@ -249,6 +254,14 @@ export class Replicator {
   private seen(record: _Record, from: Table, to: Table): void {
     const change = record.dynamodb
     if (!change?.Keys) return
+    // Every record of the region's stream, replicated writes included, as Lambda's poller
+    // hands them to the region's consumer; the drain waits for it.
+    const consumer = this.consumers.get(from.region)
+    if (consumer) {
+      const consumed = consumer(record)
+      this.applying.add(consumed)
+      void consumed.finally(() => this.applying.delete(consumed)).catch(() => undefined)
+    }
     const image = record.eventName === 'REMOVE' ? { REMOVE: change.Keys } : change.NewImage
     const signature = canonical(image)
     const echoes = this.echoes.get(from.region) ?? []
@@ -322,6 +335,13 @@ export interface TwoRegions {
   isDown(region: Region): boolean
   /** Forwards made so far, from each region. */
   readonly forwards: Record<Region, number>
+  /**
+   * The fork consumer of `region` runs what another region's consumer hands it, but its
+   * answer is lost (`false`: answered again).
+   */
+  loseForkAnswers(region: Region, lose: boolean): void
+  /** Records the fork consumer was invoked with (its mapping's filters passed), per region. */
+  readonly forkInvocations: Record<Region, number>
   close(): Promise<void>
 }
 
@@ -340,15 +360,26 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   const clock = new FakeClock()
   const issuer = `http://127.0.0.1:${await freePort()}`
   const tables = await Promise.all(
-    REGIONS.map(async (region) => ({ region, ...(await createTestTable()) })),
+    // Both images, as a global table's replicas stream them (fork detection reads both).
+    REGIONS.map(async (region) => ({
+      region,
+      ...(await createTestTable({ streamViewType: 'NEW_AND_OLD_IMAGES' })),
+    })),
   )
   const replicator = new Replicator(
     tables as unknown as [Table, Table],
     options.replicationDelayMs ?? 50,
   )
   const downed = new Set<Region>()
+  const lostAnswers = new Set<Region>()
   const forwards: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   const harnesses = {} as Record<Region, Harness>
+  const forkConsumers = {} as Record<
+    Region,
+    (event: Parameters<typeof consumeForks>[1]) => Promise<unknown>
+  >
+  /** Fork consumer invocations (after the mapping's filters), per region. */
+  const forkInvocations: Record<Region, number> = { 'eu-west-1': 0, 'us-east-1': 0 }
   // Each region's Lambda Invoke endpoint: its token and revoke functions, as Lambda runs them.
   const lambdaEndpoints: Server[] = []
   const endpointOf = {} as Record<Region, string>
@@ -364,6 +395,17 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         const event = JSON.parse(Buffer.concat(chunks).toString('utf8'))
         // POST /2015-03-31/functions/<name>/invocations
         const name = decodeURIComponent(req.url?.split('/')[3] ?? '')
+        if (name === 'TokenService-forks') {
+          const result = await forkConsumers[region](event)
+          // Done, but the caller never hears it (as after a timeout): the socket goes.
+          if (lostAnswers.has(region)) {
+            req.socket.destroy()
+            return
+          }
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify(result))
+          return
+        }
         const fn = (['token', 'revoke', 'sessions'] as const).find(
           (f) => name === `TokenService-${f}`,
         )
@@ -387,7 +429,7 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
   }
   for (const [index, region] of REGIONS.entries()) {
     const table = tables[index] as Table
-    const way = (fn: 'token' | 'revoke' | 'sessions'): HomeRegion => {
+    const way = (fn: 'token' | 'revoke' | 'sessions' | 'forks'): HomeRegion => {
       const adapter = lambdaHomeRegion(
         region,
         { functionName: `TokenService-${fn}`, timeoutMs: 2000 },
@@ -418,6 +460,24 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
         ...(options.failover && { FAILOVER: options.failover }),
       },
     })
+    // The fork consumer, wired as functions/forks/handler.ts wires it, on this region's table.
+    const harness = harnesses[region]
+    const forkDeps = {
+      sessions: harness.sessions,
+      clock,
+      telemetry: noTelemetry,
+      regions: { here: region, all: [...REGIONS], failover: 'adopt' as const },
+      homeRegion: way('forks'),
+    }
+    forkConsumers[region] = (event) => consumeForks(forkDeps, event)
+    replicator.consumers.set(region, async (record) => {
+      if (!FORK_FILTER_PATTERNS.some((pattern) => matchesFilter(pattern, record))) return
+      forkInvocations[region]++
+      const response = await consumeForks(forkDeps, { Records: [record as ForkStreamRecord] })
+      if ('batchItemFailures' in response && response.batchItemFailures.length > 0) {
+        throw new Error(`the fork consumer of ${region} failed a record`)
+      }
+    })
   }
   replicator.start()
   return {
@@ -426,6 +486,9 @@ export async function startTwoRegions(options: TwoRegionOptions = {}): Promise<T
     replicator,
     regions: REGIONS,
     forwards,
+    forkInvocations,
+    loseForkAnswers: (region, lose) =>
+      lose ? lostAnswers.add(region) : lostAnswers.delete(region),
     front(region) {
       if (downed.has(region)) throw new Error(`the front sends nothing to ${region}: it is down`)
       return harnesses[region]

@@ -347,6 +347,37 @@ export function sessionStoreContract(name: string, make: () => Promise<Stores>):
       })
     })
 
+    it('commits a rotation with a home only while the item is homed as read (failover adopt)', async () => {
+      const session = aSession(user, { home: 'eu-west-1' })
+      await stores.sessions.createSession(session, guardOf(user))
+      const elsewhere = { ...rotationOf(session), home: { expected: 'us-east-1' } }
+      expect(await stores.sessions.rotate(elsewhere)).toEqual({ committed: false, session })
+      const primary = { ...rotationOf(session), home: { expected: undefined } }
+      expect(await stores.sessions.rotate(primary)).toEqual({ committed: false, session })
+      const here = { ...rotationOf(session), home: { expected: 'eu-west-1' } }
+      expect(await stores.sessions.rotate(here)).toEqual({ committed: true })
+      // Sent again after a lost answer: already applied, so committed.
+      expect(await stores.sessions.rotate(here)).toEqual({ committed: true })
+      expect((await stores.sessions.getSession(session.sid))?.home).toBe('eu-west-1')
+    })
+
+    it('adopts: moves the home, counts the epoch and records the generation adopted at, once', async () => {
+      // An rt1_ session of the primary: no home in its item.
+      const session = aSession(user, { generation: 4, epoch: undefined })
+      await stores.sessions.createSession(session, guardOf(user))
+      const adoption = {
+        ...rotationOf(session),
+        home: { expected: undefined, adopt: { home: 'us-east-1', epoch: 1, adoptedAt: 4 } },
+      }
+      expect(await stores.sessions.rotate(adoption)).toEqual({ committed: true })
+      expect(await stores.sessions.rotate(adoption)).toEqual({ committed: true })
+      const adopted = await stores.sessions.getSession(session.sid)
+      expect(adopted).toMatchObject({ home: 'us-east-1', epoch: 1, adoptedAt: 4, generation: 5 })
+      // The old home, deciding from its stale read, no longer can.
+      const stale = { ...rotationOf(session), home: { expected: undefined } }
+      expect(await stores.sessions.rotate(stale)).toEqual({ committed: false, session: adopted })
+    })
+
     it('commits a rotation only from the expected hash and generation, and only once', async () => {
       const session = aSession(user)
       await stores.sessions.createSession(session, guardOf(user))

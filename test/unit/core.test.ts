@@ -78,6 +78,33 @@ describe('the grace child seal (HKDF-SHA256 of the parent and a server key + AES
     expect(openChild(parent, sid, sealed, randomBytes(32))).toBeUndefined()
   })
 
+  it('seals an adopted child, homed in the adopter, as v4: the home bound to the seal, the parent still needed', () => {
+    const homed = newRefreshToken({ ...locator, home: 'eu-west-1' })
+    const adopted = newRefreshToken({ ...locator, home: 'us-east-1' })
+    const sealed = sealChild(homed, sid, adopted, serverKey)
+    expect(sealed.split('.').slice(0, 3)).toEqual(['v4', 'key1', 'us-east-1'])
+    expect(sealKeyName(sealed)).toBe('key1')
+    expect(openChild(homed, sid, sealed, serverKey.secret)).toBe(adopted)
+    // An rt1_ parent (the primary's session) works the same.
+    expect(
+      openChild(parent, sid, sealChild(parent, sid, adopted, serverKey), serverKey.secret),
+    ).toBe(adopted)
+    // Another home written into the seal does not open.
+    expect(
+      openChild(homed, sid, sealed.replace('us-east-1', 'ap-south-1'), serverKey.secret),
+    ).toBeUndefined()
+    expect(openChild(homed, sid, sealed)).toBeUndefined()
+    // Another session's child is refused at sealing.
+    expect(() =>
+      sealChild(
+        homed,
+        sid,
+        newRefreshToken({ sub: locator.sub, sid: newSessionId(), home: 'us-east-1' }),
+        serverKey,
+      ),
+    ).toThrow(/parent’s locator/)
+  })
+
   it('still opens a v1 seal (the parent alone), written before server keys, so an upgrade breaks no replay', () => {
     const key = Buffer.from(
       hkdfSync('sha256', parent, sid, 'rotating-token-service grace child v1', 32),

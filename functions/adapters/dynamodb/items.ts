@@ -10,6 +10,7 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb'
 import { unmarshall } from '@aws-sdk/util-dynamodb'
 import type { DpopProof } from '../../core/dpop.js'
 import type { FailedLogins, Session, User } from '../../core/ports.js'
+import type { RegionDeclaration } from '../../core/regions.js'
 import { indexedAt, itemKey, type Key, TABLE_SCHEMA, ttlSeconds } from './table.js'
 
 /**
@@ -122,6 +123,8 @@ export const sessionItem = {
           : utf8Prefix(session.userAgent, MAX_STORED_USER_AGENT_BYTES),
       jkt: session.jkt,
       home: session.home,
+      epoch: session.epoch,
+      adopted_at: session.adoptedAt,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(
         Math.min(session.idleExpiresAt, session.absoluteExpiresAt),
       ),
@@ -151,6 +154,8 @@ export const sessionItem = {
       ...optional('userAgent', item.user_agent),
       ...optional('jkt', item.jkt),
       ...optional('home', item.home),
+      ...optional('epoch', item.epoch),
+      ...optional('adoptedAt', item.adopted_at),
     }
   },
 }
@@ -260,6 +265,32 @@ export const dpopProofItem = {
       ...dpopProofItem.key(proof),
       attempt,
       [TABLE_SCHEMA.ttlAttribute]: ttlSeconds(proof.acceptedUntil),
+    }
+  },
+}
+
+/**
+ * An operator's declaration about a region (`npm run regions`): one item per region, in
+ * the global table, so that it replicates to every healthy region. Never expires.
+ */
+export const regionItem = {
+  toItem(declaration: RegionDeclaration): Item {
+    return {
+      ...itemKey.region(declaration.region),
+      region: declaration.region,
+      state: declaration.state,
+      declared_by: declaration.by,
+      declared_at: declaration.at,
+    }
+  },
+
+  fromItem(item: Item): RegionDeclaration {
+    return {
+      region: item.region as string,
+      // Anything but `lost` is not lost: an unknown state never lets a region adopt.
+      state: item.state === 'lost' ? 'lost' : 'restored',
+      by: String(item.declared_by ?? ''),
+      at: Number(item.declared_at ?? 0),
     }
   },
 }

@@ -202,6 +202,7 @@ export class DynamoSessions implements SessionStore {
 
   async rotate(rotation: Rotation): Promise<RotationResult> {
     const { sid, expect, next } = rotation
+    const home = homeCondition(rotation)
     return withRetry('UpdateItem', () =>
       this.doc
         .send(
@@ -211,16 +212,18 @@ export class DynamoSessions implements SessionStore {
             // Only the holder of the current token at this generation may rotate, and only
             // while the session is active: exactly one winner, no fork. The second branch
             // is this very rotation already applied (the SDK sending it again after a lost
-            // answer): the child's hash is fresh randomness no one else has.
+            // answer): the child's hash is fresh randomness no one else has. With several
+            // regions, each branch also holds the item's home as it was (or, applied, as the
+            // adoption left it): a region decides only the sessions the item homes there.
             ConditionExpression:
               '#status = :active AND (' +
-              '(current_hash = :expected AND generation = :generation) OR ' +
-              '(current_hash = :next AND previous_hash = :expected AND generation = :nextGeneration))',
+              `(current_hash = :expected AND generation = :generation${home.before}) OR ` +
+              `(current_hash = :next AND previous_hash = :expected AND generation = :nextGeneration${home.after}))`,
             UpdateExpression:
               'SET current_hash = :next, previous_hash = :expected, generation = :nextGeneration, ' +
-              'rotated_at = :now, grace_child = :child, last_used_at = :now, ' +
+              `rotated_at = :now, grace_child = :child, last_used_at = :now, ${home.set}` +
               'idle_expires_at = :idle, #ttl = :ttl',
-            ExpressionAttributeNames: { '#status': 'status', ...TTL },
+            ExpressionAttributeNames: { '#status': 'status', ...TTL, ...home.names },
             ExpressionAttributeValues: {
               ':expected': expect.currentHash,
               ':generation': expect.generation,
@@ -231,6 +234,7 @@ export class DynamoSessions implements SessionStore {
               ':child': next.sealedSuccessor,
               ':idle': next.idleExpiresAt,
               ':ttl': ttlSeconds(next.idleExpiresAt),
+              ...home.values,
             },
             // The session as the condition found it: refresh answers from it (rule 4).
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
@@ -355,6 +359,46 @@ export class DynamoSessions implements SessionStore {
       })
     }
     return items
+  }
+}
+
+/**
+ * The parts of a rotation's expressions about its session's home (several regions): the
+ * home as read (`attribute_not_exists` for a session of the primary, which names none),
+ * and, for an adoption, the new home, epoch and generation adopted at.
+ */
+function homeCondition(rotation: Rotation): {
+  before: string
+  after: string
+  set: string
+  names: Record<string, string>
+  values: Record<string, unknown>
+} {
+  const none = { before: '', after: '', set: '', names: {}, values: {} }
+  if (!rotation.home) return none
+  const { expected, adopt } = rotation.home
+  const was = expected === undefined ? 'attribute_not_exists(#home)' : '#home = :home'
+  const values: Record<string, unknown> = expected === undefined ? {} : { ':home': expected }
+  if (!adopt) {
+    return {
+      ...none,
+      before: ` AND ${was}`,
+      after: ` AND ${was}`,
+      names: { '#home': 'home' },
+      values,
+    }
+  }
+  return {
+    before: ` AND ${was}`,
+    after: ' AND #home = :adopter AND #epoch = :epoch',
+    set: '#home = :adopter, #epoch = :epoch, adopted_at = :adoptedAt, ',
+    names: { '#home': 'home', '#epoch': 'epoch' },
+    values: {
+      ...values,
+      ':adopter': adopt.home,
+      ':epoch': adopt.epoch,
+      ':adoptedAt': adopt.adoptedAt,
+    },
   }
 }
 

@@ -16,6 +16,7 @@
  * | envelope key    | `SIGNINGKEY#<id>` | `SIGNINGKEY`     |                    |                           |
  * | security event  | `EVENT#<id>`      | `EVENT`          |                    |                           |
  * | DPoP proof used | `DPOP#<jkt>`      | `JTI#<hash>`     |                    |                           |
+ * | region switch   | `REGION#<name>`   | `REGION`         |                    |                           |
  *
  * The one GSI finds a user by username at login (projection ALL: login reads
  * the user from it). Nothing that changes often is in it: a rotation rewrites
@@ -114,6 +115,7 @@ const partition = {
   session: (sid: string) => `SESSION#${sid}`,
   event: (id: string) => `EVENT#${id}`,
   dpopKey: (jkt: string) => `DPOP#${jkt}`,
+  region: (name: string) => `REGION#${name}`,
 }
 
 /** Sort keys that name the kind of item (in `sk`, and in `gsi1sk` where it is indexed). */
@@ -125,6 +127,7 @@ const KIND = {
   graceKey: 'GRACEKEY',
   signingKey: 'SIGNINGKEY',
   event: 'EVENT',
+  region: 'REGION',
 } as const
 
 /** The prefix of a session pointer's `sk` in its user's partition (and of a legacy session's `gsi1sk`). */
@@ -147,6 +150,8 @@ export const itemKey = {
   event: (id: string) => key(partition.event(id), KIND.event),
   /** A DPoP proof's `jti` (its SHA-256) under its key's thumbprint: single use per key. */
   dpopProof: (jkt: string, jtiHash: string) => key(partition.dpopKey(jkt), `JTI#${jtiHash}`),
+  /** An operator's declaration that a region is lost, or restored (`npm run regions`). */
+  region: (name: string) => key(partition.region(name), KIND.region),
 }
 
 /** The sort key of every outbox item: what the stream's filter and the forwarder look for. */
