@@ -128,9 +128,15 @@ export class Replicator {
     return client
   }
 
-  /** Polls both streams every 25 ms. */
+  /**
+   * Polls both streams every 25 ms, a tick only when no poll is queued: on a loaded machine
+   * a poll can take longer than a tick, and queued ticks would make every wait for a fresh
+   * poll (an apply's, a drain's) wait for all of them.
+   */
   start(): void {
-    this.timer = setInterval(() => void this.poll().catch(() => undefined), 25)
+    this.timer = setInterval(() => {
+      if (this.queued === 0) void this.poll().catch(() => undefined)
+    }, 25)
   }
 
   /** Replication lag without end: writes are seen but not applied until `release`. */
@@ -166,10 +172,19 @@ export class Replicator {
 
   /** Reads both streams once; resolves to how many records it found. */
   poll(fresh = false): Promise<number> {
-    const next = this.polling.catch(() => undefined).then(() => this.pollOnce(fresh))
+    this.queued++
+    const next = this.polling
+      .catch(() => undefined)
+      .then(() => this.pollOnce(fresh))
+      .finally(() => this.queued--)
     this.polling = next.then(() => undefined)
     return next
   }
+
+  /** Polls asked for and not finished. */
+  private queued = 0
+  /** When the last write was seen (the replicator's clock). */
+  private lastSeenAt = Number.NEGATIVE_INFINITY
 
   private async pollOnce(fresh: boolean): Promise<number> {
     let count = 0
@@ -272,11 +287,15 @@ export class Replicator {
       return
     }
     const item = canonical(change.Keys)
-    const at = this.now()
+    // Strictly after every write seen before, also on a clock that stands still (a test's):
+    // two writes of one item always have a last writer.
+    const seenAt = this.now()
+    const at = Math.max(seenAt, this.lastSeenAt + 0.001)
+    this.lastSeenAt = at
     this.localWrite.set(`${from.region}|${item}`, at)
     const apply = () => {
       // In stream order per destination, as a replica applies an item's changes.
-      const due = at + this.delayMs
+      const due = seenAt + this.delayMs
       const previous = this.queues.get(to.region) ?? Promise.resolve()
       const done = previous.then(async () => {
         // Re-read the clock after each wait: a test may move it ahead meanwhile.
@@ -305,7 +324,7 @@ export class Replicator {
           from: from.region,
           to: to.region,
           key: item,
-          seenAt: at,
+          seenAt,
           appliedAt: this.now(),
         })
       })
