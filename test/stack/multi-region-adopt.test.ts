@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import { REGION_SWITCH_CACHE_MS } from '../../functions/core/regions.js'
 import type { Region } from '../support/regions.js'
-import type { MeteredCall } from './cloud.js'
+import { ACCOUNT, type MeteredCall } from './cloud.js'
 import { PRIMARY, SECONDARY, type StackRegions, startStackRegions } from './regions.js'
 
 const EU: Region = PRIMARY
@@ -145,16 +145,69 @@ async function converge(): Promise<number> {
   throw new Error('the stream consumers never settled')
 }
 
+/** A region's deployed function whose name ends with `suffix`. */
+function functionOf(region: Region, suffix: string) {
+  const found = [...sim.deployment[region].functions.values()].find((f) =>
+    f.lambda.options.functionName.endsWith(suffix),
+  )
+  if (!found) throw new Error(`no function *${suffix} in ${region}`)
+  return found
+}
+
+/** The fork consumer (`<stackName>-forks`) of a region. */
+const forkConsumer = (region: Region) => functionOf(region, '-forks')
+
+/** How often each region's fork consumer and events forwarder have been invoked. */
+const invocations = () =>
+  Object.fromEntries(
+    [EU, US].map((region) => [
+      region,
+      {
+        forks: forkConsumer(region).lambda.invocations,
+        forwarder: [...sim.deployment[region].functions.values()]
+          .filter((f) => f.caller.name.includes('forwarder'))
+          .reduce((sum, f) => sum + f.lambda.invocations, 0),
+      },
+    ]),
+  ) as Record<Region, { forks: number; forwarder: number }>
+
 /** The fork consumer's role's allowed calls so far, `action resource` -> count. */
 function forkConsumerCalls(region: Region): Record<string, number> {
-  const forks = [...sim.deployment[region].functions.values()].find((f) =>
-    f.lambda.options.functionName.endsWith('-forks'),
-  )
-  if (!forks) throw new Error(`no fork consumer in ${region}`)
   return Object.fromEntries(
-    [...forks.caller.calls].filter(([, c]) => c.allowed > 0).map(([key, c]) => [key, c.allowed]),
+    [...forkConsumer(region).caller.calls]
+      .filter(([, c]) => c.allowed > 0)
+      .map(([key, c]) => [key, c.allowed]),
   )
 }
+
+const tableArn = (region: Region) =>
+  `arn:aws:dynamodb:${region}:${ACCOUNT}:table/${sim.deployment[region].tableName}`
+
+describe('failover adopt on the synthesized stacks: the fork consumer', () => {
+  it('is not invoked for the writes of a session never adopted, in either region (its mapping’s filters), while the events forwarder is', async () => {
+    const { refresh_token: token } = await loginAt(EU)
+    await converge()
+    const before = invocations()
+    let current = token
+    for (const region of [EU, US, EU]) {
+      const reply = await sim.front(region).refresh(current)
+      expect(reply.status, JSON.stringify(reply.body)).toBe(200)
+      current = reply.body.refresh_token as string
+    }
+    // A revocation too: the session's last write, with an event.
+    expect((await sim.front(US).revoke(current)).status).toBe(200)
+    await converge()
+    expect((await sim.sessionIn(US, token))?.status).toBe('revoked')
+    const after = invocations()
+    for (const region of [EU, US]) {
+      expect(after[region].forks, region).toBe(before[region].forks)
+    }
+    // The streams had records to hand over: the forwarder sent the revocation's event.
+    expect(after[EU].forwarder + after[US].forwarder).toBeGreaterThan(
+      before[EU].forwarder + before[US].forwarder,
+    )
+  })
+})
 
 describe('failover adopt on the synthesized stacks: the home down, not declared lost', () => {
   it('answers a refresh in the other region 503 temporarily_unavailable with Retry-After, and writes nothing in either region', async () => {
@@ -227,6 +280,18 @@ describe('failover adopt on the synthesized stacks: the home declared lost', () 
       expect(await sim.sessionIn(US, token)).toMatchObject({ home: US, epoch: 1, generation: 3 })
     } finally {
       sim.up(EU)
+    }
+    // The adopted session's writes (an epoch in their images) pass the consumer's filters in
+    // both regions' streams, and are no fork: the session lives on.
+    const before = invocations()
+    await converge()
+    const after = invocations()
+    for (const region of [EU, US]) {
+      expect(after[region].forks, region).toBeGreaterThan(before[region].forks)
+      expect(await sim.sessionIn(region, token), region).toMatchObject({
+        status: 'active',
+        home: US,
+      })
     }
   })
 
@@ -314,14 +379,28 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
     expect(forked.map((event) => [event.detailType, event.type, event.data.sid])).toEqual([
       ['session.revoked', 'session.revoked', sidOf(token)],
     ])
-    // The consumer ran under its own role: it revoked in its table, or invoked its copy in
-    // the other region (where the converged home is), allowed by its policy.
+    // The adoption, the later write, won in both replicas: the fork showed in the old home's
+    // stream (its own write overwritten). Its consumer invoked its copy in the converged
+    // home, which ended the family there; the home's forwarder sent the one event.
+    expect(measured.forkConvergence).toMatchObject({
+      [EU]: ['forkdetectionconsumer Invoke'],
+      [US]: [
+        'forkdetectionconsumer GetItem',
+        'forkdetectionconsumer TransactWriteItems',
+        'securityeventsforwarder PutEvents',
+      ],
+    })
+    // Each under its own role.
     const consumer = { [EU]: forkConsumerCalls(EU), [US]: forkConsumerCalls(US) }
-    measured.forkConsumerAllowedCalls = consumer
-    const revoked = Object.entries({ ...consumer[EU], ...consumer[US] }).filter(([call]) =>
-      call.startsWith('dynamodb:UpdateItem'),
-    )
-    expect(revoked.length, JSON.stringify(consumer)).toBeGreaterThan(0)
+    const usForks = forkConsumer(US).lambda.options.arn
+    expect(usForks).toBe(`arn:aws:lambda:${US}:${ACCOUNT}:function:${STACK}-forks`)
+    expect(consumer[EU][`lambda:InvokeFunction ${usForks}`]).toBe(1)
+    expect(consumer[US][`dynamodb:UpdateItem ${tableArn(US)}`]).toBe(1)
+    expect(
+      Object.keys(consumer[EU]).filter(
+        (call) => call.includes(':table/') && !call.includes('/stream/'),
+      ),
+    ).toEqual([])
   })
 
   it('denied no call of either region’s functions', () => {
