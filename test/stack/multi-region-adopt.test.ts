@@ -65,7 +65,8 @@ async function loginAt(region: Region) {
 const sidOf = (token: string) => parseRefreshToken(token)?.sid as string
 
 /** Where each region's meter stands now. */
-const meters = () => ({ [EU]: sim.cloud[EU].meter.length, [US]: sim.cloud[US].meter.length })
+const meters = () =>
+  ({ [EU]: sim.cloud[EU].meter.length, [US]: sim.cloud[US].meter.length }) as Record<Region, number>
 /** The calls made in `region` since `from`, `caller operation` (each region's own meter). */
 const callsSince = (
   region: Region,
