@@ -294,15 +294,16 @@ describe('failover adopt on the synthesized stacks: the home declared lost', () 
         home: US,
       })
     }
+    await regions('restore', EU)
   })
 
   it('forwards an old-home token of an adopted session, presented in the returned old home, to the adopter, which decides it: the old home writes nothing', async () => {
     const { refresh_token: token } = await loginAt(EU)
     await sim.replicator.drain()
-    // Still declared lost (above): the home down, the other region adopts.
     sim.down(EU)
     let child: string
     try {
+      await regions('lost', EU)
       const reply = await sim.front(US).refresh(token)
       expect(reply.status, JSON.stringify(reply.body)).toBe(200)
       child = reply.body.refresh_token as string
@@ -325,6 +326,8 @@ describe('failover adopt on the synthesized stacks: the home declared lost', () 
     expect(callsSince(US, from, (call) => call.caller === 'token').length).toBeGreaterThan(0)
     expect(callsSince(US, from, (call) => call.operation === 'Invoke')).toEqual([])
     expect(await sim.sessionIn(EU, token)).toEqual(inEu)
+    // Restored only now: the switch's cache lapse (10 s) would have ended the grace window.
+    await regions('restore', EU)
   })
 })
 
@@ -338,11 +341,12 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
     sim.replicator.hold()
     const oldHome = await sim.front(EU).refresh(token)
     expect(oldHome.status, JSON.stringify(oldHome.body)).toBe(200)
-    // Then it is lost (still declared lost above), and the other region adopts from its
+    // Then it is taken down and declared lost, and the other region adopts from its
     // replica, one rotation behind.
     sim.down(EU)
     let adopter: Awaited<ReturnType<ReturnType<StackRegions['front']>['refresh']>>
     try {
+      await regions('lost', EU)
       adopter = await sim.front(US).refresh(token)
     } finally {
       sim.up(EU)
@@ -402,6 +406,7 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
         (call) => call.includes(':table/') && !call.includes('/stream/'),
       ),
     ).toEqual([])
+    await regions('restore', EU)
   })
 
   it('denied no call of either region’s functions', () => {
