@@ -409,6 +409,78 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
     await regions('restore', EU)
   })
 
+  it('ends a session the old home rotated on after the adoption (declared lost while it still served) in both regions, with one event: the consumer of the other region invokes the old home’s', async () => {
+    const { refresh_token: token } = await loginAt(EU)
+    await converge()
+    const busBefore = {
+      [EU]: sim.deployment[EU].busEntries().length,
+      [US]: sim.deployment[US].busEntries().length,
+    }
+    const consumerBefore = { [EU]: forkConsumerCalls(EU), [US]: forkConsumerCalls(US) }
+    // A partition: nothing replicates, the other region cannot reach the home and adopts...
+    sim.replicator.hold()
+    sim.down(EU)
+    let adopter: Awaited<ReturnType<ReturnType<StackRegions['front']>['refresh']>>
+    try {
+      await regions('lost', EU)
+      adopter = await sim.front(US).refresh(token)
+    } finally {
+      sim.up(EU)
+    }
+    expect(adopter.status, JSON.stringify(adopter.body)).toBe(200)
+    expect(adopter.body.refresh_token).toMatch(/^rt2_us-east-1\./)
+    // ...while the home, still serving its clients, rotates the same token: a later write.
+    const oldHome = await sim.front(EU).refresh(token)
+    expect(oldHome.status, JSON.stringify(oldHome.body)).toBe(200)
+    expect(await sim.sessionIn(EU, token)).toMatchObject({ home: EU, generation: 1 })
+    expect((await sim.sessionIn(EU, token))?.epoch).toBeUndefined()
+    const from = meters()
+    sim.replicator.release()
+    await converge()
+    const calls = { [EU]: callsSince(EU, from), [US]: callsSince(US, from) }
+    measured.partitionForkConvergence = calls
+    for (const region of [EU, US]) {
+      expect(await sim.sessionIn(region, token), region).toMatchObject({
+        status: 'revoked',
+        revokedReason: 'forked',
+      })
+    }
+    for (const child of [oldHome.body.refresh_token, adopter.body.refresh_token] as string[]) {
+      for (const region of [EU, US]) {
+        expect((await sim.front(region).refresh(child)).body).toEqual(INVALID_GRANT)
+      }
+    }
+    await converge()
+    const forked = [EU, US].flatMap((region) =>
+      sim.deployment[region]
+        .busEntries()
+        .slice(busBefore[region])
+        .map((entry) => ({ region, detailType: entry.detailType, ...JSON.parse(entry.detail) }))
+        .filter((event) => event.data?.reason === 'forked'),
+    )
+    expect(forked.map((event) => [event.region, event.type, event.data.sid])).toEqual([
+      [EU, 'session.revoked', sidOf(token)],
+    ])
+    // The home's write, the later one, won in both replicas: the fork showed in the adopter's
+    // stream (an adoption overwritten: the epoch only in the OldImage), whose consumer invoked
+    // its copy in the converged home, the old home, which ended the family there.
+    expect(calls).toMatchObject({
+      [US]: ['forkdetectionconsumer Invoke'],
+      [EU]: [
+        'forkdetectionconsumer GetItem',
+        'forkdetectionconsumer TransactWriteItems',
+        'securityeventsforwarder PutEvents',
+      ],
+    })
+    const euForks = forkConsumer(EU).lambda.options.arn
+    expect(euForks).toBe(`arn:aws:lambda:${EU}:${ACCOUNT}:function:${STACK}-forks`)
+    const grown = (region: Region, call: string) =>
+      (forkConsumerCalls(region)[call] ?? 0) - (consumerBefore[region][call] ?? 0)
+    expect(grown(US, `lambda:InvokeFunction ${euForks}`)).toBe(1)
+    expect(grown(EU, `dynamodb:UpdateItem ${tableArn(EU)}`)).toBe(1)
+    await regions('restore', EU)
+  })
+
   it('denied no call of either region’s functions', () => {
     expect(sim.denials()).toEqual([])
   })
