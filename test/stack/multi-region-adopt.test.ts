@@ -46,7 +46,10 @@ afterAll(async () => {
     ? Object.fromEntries(
         [EU, US].map((region) => [
           region,
-          sim.cloud[region].meter.filter((call) => call.operation === 'Invoke').length,
+          {
+            answered: sim.cloud[region].meter.filter((call) => call.operation === 'Invoke').length,
+            unanswered: sim.cloud[region].unanswered.length,
+          },
         ]),
       )
     : {}
@@ -67,6 +70,17 @@ const sidOf = (token: string) => parseRefreshToken(token)?.sid as string
 /** Where each region's meter stands now. */
 const meters = () =>
   ({ [EU]: sim.cloud[EU].meter.length, [US]: sim.cloud[US].meter.length }) as Record<Region, number>
+/** Where each region's record of the Invokes it sent to a region down stands now. */
+const unanswered = () =>
+  ({
+    [EU]: sim.cloud[EU].unanswered.length,
+    [US]: sim.cloud[US].unanswered.length,
+  }) as Record<Region, number>
+/** The Invokes sent from `region` since `from` that reached a region down (no answer). */
+const unansweredSince = (region: Region, from: Record<Region, number>) =>
+  sim.cloud[region].unanswered
+    .slice(from[region])
+    .map((call) => `${call.caller} Invoke (${call.region})`)
 /** The calls made in `region` since `from`, `caller operation` (each region's own meter). */
 const callsSince = (
   region: Region,
@@ -219,6 +233,7 @@ describe('failover adopt on the synthesized stacks: the home down, not declared 
     await sim.replicator.drain()
     const before = { [EU]: await itemsIn(EU), [US]: await itemsIn(US) }
     const from = meters()
+    const tried = unanswered()
     sim.down(EU)
     let reply: Awaited<ReturnType<ReturnType<StackRegions['front']>['refresh']>>
     try {
@@ -232,6 +247,7 @@ describe('failover adopt on the synthesized stacks: the home down, not declared 
     // The forward got no answer (a region down drops it: no call is metered), then the
     // switch was read (not declared): nothing written.
     expect(callsSince(US, from)).toEqual(['token GetItem'])
+    expect(unansweredSince(US, tried)).toEqual([`token Invoke (${EU})`])
     expect(callsSince(EU, from)).toEqual([])
     await sim.replicator.drain()
     expect(await itemsIn(US)).toEqual(before[US])
@@ -252,9 +268,15 @@ describe('failover adopt on the synthesized stacks: the home declared lost', () 
     try {
       await regions('lost', EU)
       const from = meters()
+      const tried = unanswered()
       const reply = await sim.front(US).refresh(first.body.refresh_token as string)
       expect(reply.status, JSON.stringify(reply.body)).toBe(200)
-      measured.adoption = { [EU]: callsSince(EU, from), [US]: callsSince(US, from) }
+      measured.adoption = {
+        [EU]: callsSince(EU, from),
+        [US]: [...callsSince(US, from), ...unansweredSince(US, tried)],
+      }
+      // One forward tried (no answer), then the switch read (declared lost): adopted here.
+      expect(unansweredSince(US, tried)).toEqual([`token Invoke (${EU})`])
       const child = reply.body.refresh_token as string
       expect(child).toMatch(/^rt2_us-east-1\./)
       expect(await sim.sessionIn(US, token)).toMatchObject({
@@ -271,12 +293,14 @@ describe('failover adopt on the synthesized stacks: the home declared lost', () 
         'token UpdateItem',
       ])
       const next = meters()
+      const nextTried = unanswered()
       const again = await sim.front(US).refresh(child)
       expect(again.status, JSON.stringify(again.body)).toBe(200)
       expect(again.body.refresh_token).toMatch(/^rt2_us-east-1\./)
       measured.refreshInAdopter = { [EU]: callsSince(EU, next), [US]: callsSince(US, next) }
       for (const region of [EU, US]) {
         expect(callsSince(region, next, (call) => call.service === 'lambda')).toEqual([])
+        expect(unansweredSince(region, nextTried)).toEqual([])
       }
       expect(await sim.sessionIn(US, token)).toMatchObject({ home: US, epoch: 1, generation: 3 })
     } finally {
@@ -341,6 +365,8 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
     sim.replicator.hold()
     const oldHome = await sim.front(EU).refresh(token)
     expect(oldHome.status, JSON.stringify(oldHome.body)).toBe(200)
+    // Seen by the replicator (held: not applied) before the adoption, the later write.
+    await sim.replicator.drain()
     // Then it is taken down and declared lost, and the other region adopts from its
     // replica, one rotation behind.
     sim.down(EU)
@@ -429,6 +455,9 @@ describe('failover adopt on the synthesized stacks: a fork', () => {
     }
     expect(adopter.status, JSON.stringify(adopter.body)).toBe(200)
     expect(adopter.body.refresh_token).toMatch(/^rt2_us-east-1\./)
+    // The replicator sees the adoption (applies nothing: held) before the home's write, so
+    // that its last-writer-wins order is the writes' (it orders by when it saw a write).
+    await sim.replicator.drain()
     // ...while the home, still serving its clients, rotates the same token: a later write.
     const oldHome = await sim.front(EU).refresh(token)
     expect(oldHome.status, JSON.stringify(oldHome.body)).toBe(200)
