@@ -23,6 +23,8 @@ const LONGEST_FIRST = [
   'test/client/package.test.ts',
   // 15 to 28 s alone, 40 s beside test/stack/multi-region.test.ts: the synth and two deployments.
   'test/stack/multi-region-envelope.test.ts',
+  // 17 to 28 s alone: the synth, two deployments, the fork consumers' cold starts.
+  'test/stack/multi-region-adopt.test.ts',
 ]
 
 class LongestFirst extends BaseSequencer {

@@ -248,6 +248,11 @@ export class Cloud {
   /** Every call a function made, in order, with DynamoDB's consumed capacity (`MeteredCall`). */
   readonly meter: MeteredCall[] = []
   /**
+   * The Invokes sent to a region that was down (dropped or never answered): not in `meter`,
+   * which has only what was answered, but what a forward's attempt costs its caller.
+   */
+  readonly unanswered: { readonly caller: string; readonly region: string }[] = []
+  /**
    * Request rates above which the stand-ins throttle, as KMS and DynamoDB do
    * (KMS: its cryptographic operations, per account and region; DynamoDB: the
    * table's requests). Counted per window, which moves only with
@@ -830,6 +835,7 @@ export class Cloud {
     const home =
       region === undefined ? undefined : region === this.region ? this : this.#peers.get(region)
     // Nothing answers in a lost region (or one that is not there); `stop` closes what hangs.
+    if (!home || home.down) this.unanswered.push({ caller: caller.name, region: String(region) })
     if (home?.down === 'hang') return
     if (!home || home.down) {
       req.socket.destroy()

@@ -62,9 +62,31 @@ interface StreamMapping {
   /** Lambda's filter patterns: a record goes to the function if any matches. */
   readonly patterns: readonly unknown[]
   readonly partialBatchResponse: boolean
+  /** `LATEST`: the records written before the deployment are never handed over. */
+  readonly latest: boolean
   /** The sequence number of the last record handed over (stream order). */
   position: string
 }
+
+/**
+ * The properties of an event source mapping the harness reads. The last four are accepted
+ * without being modelled: retries are from the first failed record, until they succeed
+ * (no bisection, no age or retry limit), and nothing goes to a dead-letter destination
+ * (`DestinationConfig.OnFailure`, the security events' and the fork consumer's queues).
+ * Anything else throws.
+ */
+const MAPPING_PROPERTIES = new Set([
+  'EventSourceArn',
+  'FunctionName',
+  'StartingPosition',
+  'BatchSize',
+  'FilterCriteria',
+  'FunctionResponseTypes',
+  'BisectBatchOnFunctionError',
+  'MaximumRetryAttempts',
+  'MaximumRecordAgeInSeconds',
+  'DestinationConfig',
+])
 
 // API Gateway's own answers; an HTTP API cannot reshape them (README "Protecting routes").
 const UNAUTHORIZED: Reply = { status: 401, body: '{"message":"Unauthorized"}' }
@@ -140,9 +162,16 @@ export class Deployment {
     cloud.aliases = new Map(
       [...resolved('AWS::KMS::Alias').values()].map((p) => [p.AliasName, p.TargetKeyId]),
     )
-    for (const p of resolved('AWS::Lambda::EventSourceMapping').values()) {
-      if (!String(p.EventSourceArn).includes(':table/') || p.StartingPosition !== 'TRIM_HORIZON') {
-        throw new Error('only DynamoDB stream mappings from TRIM_HORIZON are modelled')
+    for (const [id, p] of resolved('AWS::Lambda::EventSourceMapping')) {
+      if (
+        !String(p.EventSourceArn).includes(':table/') ||
+        !['TRIM_HORIZON', 'LATEST'].includes(p.StartingPosition)
+      ) {
+        throw new Error('only DynamoDB stream mappings from TRIM_HORIZON or LATEST are modelled')
+      }
+      const unmodelled = Object.keys(p).filter((key) => !MAPPING_PROPERTIES.has(key))
+      if (unmodelled.length > 0) {
+        throw new Error(`${id}: ${unmodelled.join(', ')} not modelled by the stack harness`)
       }
       tableName ??= /:table\/([^/]+)\/stream\//.exec(String(p.EventSourceArn))?.[1]
       this.#mappings.push({
@@ -153,6 +182,7 @@ export class Deployment {
           JSON.parse(f.Pattern),
         ),
         partialBatchResponse: (p.FunctionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+        latest: p.StartingPosition === 'LATEST',
         position: '',
       })
     }
@@ -172,6 +202,11 @@ export class Deployment {
     await cloud.provision(rest)
     const deployment = new Deployment(cloud, rest)
     deployment.#hostnames = hostnames
+    // A mapping from LATEST starts at the stream's end as the stack is deployed.
+    for (const mapping of deployment.#mappings.filter((m) => m.latest)) {
+      const records = await streamRecords(deployment.tableName, cloud.dynamodbLocal)
+      mapping.position = String(records.at(-1)?.dynamodb?.SequenceNumber ?? '')
+    }
     const server = createServer((req, res) => {
       deployment
         .#serve(req)

@@ -9,8 +9,8 @@
  * the two DynamoDB Locals (test/support/regions.ts `Replicator`, on the harness clock),
  * and a front that sends each request to either region and can take one down.
  *
- * Built so that more can be run on it (`failover: 'adopt'`): each region goes down and
- * up on its own, the replicator holds and releases, the clock moves for both regions.
+ * Each region goes down and up on its own, the replicator holds and releases, the clock
+ * moves for both regions: what `failover: 'adopt'` needs (test/stack/multi-region-adopt.test.ts).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { inject } from 'vitest'
