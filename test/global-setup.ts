@@ -6,6 +6,11 @@ import { assertJava, startDynamoDbLocal } from '../local/dynamodb-local.js'
 declare module 'vitest' {
   export interface ProvidedContext {
     dynamoEndpoint: string
+    /**
+     * A second DynamoDB Local, the other region's in the two-region simulations of the
+     * synthesized stacks (test/stack/regions.ts): started once per run, as the first.
+     */
+    dynamoEndpointSecondRegion: string
     /** Every function's bundle, built once per run: `PREBUILT_BUNDLES_CONTEXT` (lib/bundling.ts). */
     bundlesDir: string
     /** esbuild's metafile of each bundle, `<name>.json`. */
@@ -23,8 +28,9 @@ function refuse(message: string): never {
 }
 
 /**
- * Once per test run: the prerequisites checked, every function bundled, and one DynamoDB
- * Local (in memory, free port).
+ * Once per test run: the prerequisites checked, every function bundled, and two DynamoDB
+ * Locals (in memory, free ports): the run's, and a second region's for the two-region
+ * simulations of the synthesized stacks.
  */
 export default async function setup(project: TestProject) {
   const pinned = (
@@ -41,21 +47,31 @@ export default async function setup(project: TestProject) {
     refuse((error as Error).message)
   }
   const started = Date.now()
-  // The JVM starts while esbuild bundles.
-  const [dynamodb, built] = await Promise.allSettled([
+  // The JVMs start while esbuild bundles.
+  const [dynamodb, secondRegion, built] = await Promise.allSettled([
+    startDynamoDbLocal({}),
     startDynamoDbLocal({}),
     buildBundles(BUNDLE_CACHE),
   ])
-  if (dynamodb.status === 'rejected' || built.status === 'rejected') {
-    if (dynamodb.status === 'fulfilled') await dynamodb.value.stop()
-    throw dynamodb.status === 'rejected' ? dynamodb.reason : (built as PromiseRejectedResult).reason
+  if (
+    dynamodb.status === 'rejected' ||
+    secondRegion.status === 'rejected' ||
+    built.status === 'rejected'
+  ) {
+    for (const started of [dynamodb, secondRegion]) {
+      if (started.status === 'fulfilled') await started.value.stop()
+    }
+    const failed = [dynamodb, secondRegion, built].find((r) => r.status === 'rejected')
+    throw (failed as PromiseRejectedResult).reason
   }
   const local = dynamodb.value
+  const second = secondRegion.value
   const bundles = built.value
   if (process.env.DEBUG_DYNAMODB_LOCAL) {
     console.log(`DynamoDB Local ready on ${local.endpoint} in ${Date.now() - started} ms`)
   }
   project.provide('dynamoEndpoint', local.endpoint)
+  project.provide('dynamoEndpointSecondRegion', second.endpoint)
   project.provide('bundlesDir', bundles.folder)
   project.provide('bundleMetafiles', bundles.metafiles)
 
@@ -63,7 +79,9 @@ export default async function setup(project: TestProject) {
   // child first, then exit with the signal's status. (If vitest exits before that finishes,
   // the 'exit' hook that startDynamoDbLocal registered SIGKILLs the child synchronously.)
   const onSignal = (signal: NodeJS.Signals) => {
-    void local.stop().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143))
+    void Promise.allSettled([local.stop(), second.stop()]).finally(() =>
+      process.exit(signal === 'SIGINT' ? 130 : 143),
+    )
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -71,6 +89,6 @@ export default async function setup(project: TestProject) {
   return async () => {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
-    await local.stop()
+    await Promise.all([local.stop(), second.stop()])
   }
 }

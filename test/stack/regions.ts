@@ -2,7 +2,7 @@
  * The two regional stacks as synthesized (docs/multi-region.md "Simulation"): the app
  * with `regions` synthesized once (test/stack/assembly.ts `synthesizeRegions`), each
  * region's stack deployed into a `Cloud` of its own in front of a DynamoDB Local of its
- * own (the run's for the primary, one more started here for the other), the clouds
+ * own (the run's two, test/global-setup.ts: the primary's and the other's), the clouds
  * linked as regions of one account (the global table's replica in each, the replica key
  * sharing the primary key's material, the cross-region reference resolved, Lambda's
  * Invoke routed to the other region's sandboxes with IAM), MREC's replication between
@@ -18,7 +18,6 @@ import { DynamoSessions } from '../../functions/adapters/dynamodb/sessions.js'
 import type { Session } from '../../functions/core/ports.js'
 import { parseRefreshToken } from '../../functions/core/refresh-token.js'
 import type { LedgerFacts } from '../../lib/app-stacks.js'
-import { type DynamoDbLocal, startDynamoDbLocal } from '../../local/dynamodb-local.js'
 import { type Region, Replicator } from '../support/regions.js'
 import { client, seedUser } from './api.js'
 import { type Assembly, synthesizeRegions } from './assembly.js'
@@ -31,7 +30,7 @@ const REGIONS = [PRIMARY, SECONDARY] as const
 export const ISSUER = 'https://auth.example.com'
 
 export interface StackRegionsOptions {
-  /** The CloudFormation stack name (names the global table: one per DynamoDB Local). */
+  /** The CloudFormation stack name: it names the global table in both DynamoDB Locals, so each file has its own. */
   readonly stackName: string
   /** `-c` overrides on top of the committed config, `regions` and `issuer`. */
   readonly context?: Record<string, string>
@@ -88,14 +87,12 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
   if (assembly.regions.join() !== REGIONS.join()) {
     throw new Error(`the app synthesized ${assembly.regions.join(', ')}`)
   }
-  let second: DynamoDbLocal | undefined
   const clouds: Cloud[] = []
   const deployments: Deployment[] = []
   try {
-    second = await startDynamoDbLocal({})
     const endpoint: Record<Region, string> = {
       [PRIMARY]: inject('dynamoEndpoint'),
-      [SECONDARY]: second.endpoint,
+      [SECONDARY]: inject('dynamoEndpointSecondRegion'),
     } as Record<Region, string>
     const cloud = {} as Record<Region, Cloud>
     for (const region of REGIONS) {
@@ -182,14 +179,12 @@ export async function startStackRegions(options: StackRegionsOptions): Promise<S
         for (const region of REGIONS) dynamodb[region].destroy()
         await Promise.all(deployments.map((d) => d.stop()))
         await Promise.all(clouds.map((c) => c.stop()))
-        await second?.stop()
         assembly.remove()
       },
     }
   } catch (error) {
     await Promise.all(deployments.map((d) => d.stop()))
     await Promise.all(clouds.map((c) => c.stop()))
-    await second?.stop()
     assembly.remove()
     throw error
   }
