@@ -19,11 +19,14 @@ const INVALID_GRANT = {
   error_description: 'the credentials or refresh token are invalid, expired or revoked',
 }
 
+/** A native client whose proofs must carry a server nonce (`dpop_nonce`). */
+const NONCE = { ...NATIVE, client_id: 'native-dpop-nonce', dpop_nonce: true }
+
 let sim: TwoRegions
 let user: User
 
 beforeAll(async () => {
-  sim = await startTwoRegions({ clients: [NATIVE, NO_GRACE], replicationDelayMs: 50 })
+  sim = await startTwoRegions({ clients: [NATIVE, NO_GRACE, NONCE], replicationDelayMs: 50 })
   // Users are written in one region and replicate, as with `npm run users`.
   user = await sim.region[EU].addUser()
   await sim.replicator.drain()
@@ -217,6 +220,51 @@ describe('DPoP across regions', () => {
       .post('/token', { ...body, refresh_token: forwarded.body.refresh_token })
     expect(unbound.status).toBe(400)
     expect(unbound.body.error).toBe('invalid_dpop_proof')
+    expect((await sessionIn(EU, token))?.generation).toBe(1)
+  })
+  it('gives a proof whose nonce another region issued one use_dpop_nonce challenge from the home, forwarded as it is, and the retry with the home’s nonce refreshes (each region derives its nonces from its own key)', async () => {
+    const key = proofKey()
+    const proof = (path: string, nonce?: string) =>
+      signProof(
+        key,
+        proofClaims(sim.clock.now(), `${sim.region[EU].issuer}${path}`, nonce ? { nonce } : {}),
+      )
+    const login = (region: Region, nonce?: string) =>
+      sim
+        .front(region)
+        .post(
+          '/login',
+          { username: user.username, password: PASSWORD, client_id: NONCE.client_id },
+          { headers: { dpop: proof('/login', nonce) } },
+        )
+    // Each region's nonce, from its challenge.
+    const euNonce = (await login(EU)).headers.get('dpop-nonce') as string
+    const usNonce = (await login(US)).headers.get('dpop-nonce') as string
+    expect(euNonce).toMatch(/^[\w-]{22}$/)
+    expect(usNonce).toMatch(/^[\w-]{22}$/)
+    expect(usNonce).not.toBe(euNonce)
+    const loggedIn = await login(EU, euNonce)
+    expect(loggedIn.status, loggedIn.text).toBe(200)
+    const token = loggedIn.body.refresh_token as string
+    await sim.replicator.drain()
+    const body = { grant_type: 'refresh_token', refresh_token: token, client_id: NONCE.client_id }
+    // The client now reaches us-east-1 with the nonce it got there: the home did not issue it.
+    const forwards = sim.forwards[US]
+    const challenged = await sim
+      .front(US)
+      .post('/token', body, { headers: { dpop: proof('/token', usNonce) } })
+    expect(challenged.status).toBe(400)
+    expect(challenged.body.error).toBe('use_dpop_nonce')
+    expect(challenged.headers.get('dpop-nonce')).toBe(euNonce)
+    expect(sim.forwards[US]).toBe(forwards + 1)
+    expect((await sessionIn(EU, token))?.generation).toBe(0)
+    // One retry, with the nonce the home gave: decided there.
+    const refreshed = await sim
+      .front(US)
+      .post('/token', body, { headers: { dpop: proof('/token', euNonce) } })
+    expect(refreshed.status, refreshed.text).toBe(200)
+    expect(refreshed.body.token_type).toBe('DPoP')
+    expect(refreshed.headers.get('dpop-nonce')).toBe(euNonce)
     expect((await sessionIn(EU, token))?.generation).toBe(1)
   })
 })
