@@ -5,10 +5,9 @@
  */
 import { userInfo } from 'node:os'
 import { parseArgs } from 'node:util'
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { DynamoRegionSwitch } from '../functions/adapters/dynamodb/regions.js'
 import { systemClock } from '../functions/core/clock.js'
-import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
+import { assertAwsAccess, explain, openTable } from './table-cli.js'
 
 const USAGE =
   'usage: npm run regions -- lost|restore|status <region> [--by <name>] [--table <name>] [--endpoint <url>]'
@@ -50,36 +49,33 @@ async function main() {
   const [command, region] = positionals
   if (!command || !region || positionals.length > 2) throw new Error(USAGE)
   if (!REGION.test(region)) throw new Error(`not an AWS region name: ${region}`)
-  const local = values.table === undefined
-  const endpoint =
-    values.endpoint ?? (local ? `http://127.0.0.1:${loadLocalConfig().dynamodbPort}` : undefined)
-  const client = new DynamoDBClient({
-    ...(endpoint ? { endpoint } : {}),
-    ...(local
-      ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-      : {}),
-  })
-  const store = new DynamoRegionSwitch(client, values.table ?? LOCAL_TABLE)
+  const target = openTable(values)
+  const store = new DynamoRegionSwitch(target.client, target.table)
   const by = values.by ?? userInfo().username
-  switch (command) {
-    case 'lost':
-    case 'restore': {
-      const state = command === 'lost' ? 'lost' : 'restored'
-      await store.declareRegion({ region, state, by, at: systemClock.now() })
-      console.log(`declared ${region} ${state} (by ${by})`)
-      break
+  try {
+    await assertAwsAccess(target)
+    switch (command) {
+      case 'lost':
+      case 'restore': {
+        const state = command === 'lost' ? 'lost' : 'restored'
+        await store.declareRegion({ region, state, by, at: systemClock.now() })
+        console.log(`declared ${region} ${state} (by ${by})`)
+        break
+      }
+      case 'status': {
+        const found = await store.findRegionDeclaration(region)
+        console.log(
+          found
+            ? `${region}: ${found.state} (by ${found.by} at ${new Date(found.at).toISOString()})`
+            : `${region}: never declared (not lost)`,
+        )
+        break
+      }
+      default:
+        throw new Error(USAGE)
     }
-    case 'status': {
-      const found = await store.findRegionDeclaration(region)
-      console.log(
-        found
-          ? `${region}: ${found.state} (by ${found.by} at ${new Date(found.at).toISOString()})`
-          : `${region}: never declared (not lost)`,
-      )
-      break
-    }
-    default:
-      throw new Error(USAGE)
+  } catch (error) {
+    throw new Error(explain(error, target), { cause: error })
   }
 }
 

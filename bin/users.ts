@@ -4,15 +4,13 @@
  * `npm run users -- --help` prints the commands and options.
  */
 import { parseArgs } from 'node:util'
-import { DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb'
 import { DynamoSessions } from '../functions/adapters/dynamodb/sessions.js'
 import { DynamoUsers } from '../functions/adapters/dynamodb/users.js'
 import { passwordPolicy } from '../functions/adapters/password-policy.js'
 import { loadBreachCheck } from '../functions/config.js'
 import { systemClock } from '../functions/core/clock.js'
-import { OAuthError } from '../functions/core/errors.js'
 import { addUser, disableUser, enableUser, setPassword } from '../functions/core/users.js'
-import { LOCAL_TABLE, loadLocalConfig } from '../local/config.js'
+import { assertAwsAccess, explain, openTable } from './table-cli.js'
 
 const USAGE =
   'usage: npm run users -- add|set-password|disable|enable <username> [--role <role>]... [--table <name>] [--endpoint <url>]'
@@ -92,45 +90,6 @@ function prompt(question: string): Promise<string> {
   })
 }
 
-/**
- * A deployed table needs a region and credentials from the usual AWS chain: say which is
- * missing before asking for a password, instead of the SDK's error from the first call.
- */
-async function assertAwsAccess(client: DynamoDBClient): Promise<void> {
-  const region = await client.config.region().catch(() => undefined)
-  if (!region) {
-    throw new Error(
-      'no AWS region for the table: set AWS_REGION (or AWS_PROFILE, with a region in its profile)',
-    )
-  }
-  try {
-    await client.config.credentials()
-  } catch {
-    throw new Error(
-      `no AWS credentials for the table in ${region}: set AWS_PROFILE (after aws sso login, if it uses SSO), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY`,
-    )
-  }
-}
-
-/** What to tell the person at the terminal: the DynamoDB reason, not the HTTP answer. */
-function explain(
-  error: unknown,
-  target: { table: string; endpoint: string | undefined; local: boolean },
-): string {
-  const cause = error instanceof Error ? error.cause : undefined
-  if (cause instanceof ResourceNotFoundException) return `table ${target.table} not found`
-  if (target.endpoint && (cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED') {
-    const hint = target.local ? ' (is `npm start` running?)' : ''
-    return `cannot reach DynamoDB at ${target.endpoint}${hint}`
-  }
-  const name = (cause as Error | undefined)?.name ?? ''
-  if (/^(ExpiredToken|UnrecognizedClient|InvalidSignature|AccessDenied)/.test(name)) {
-    return `AWS refused the call (${name}): check the credentials and their permissions on table ${target.table}`
-  }
-  if (error instanceof OAuthError) return error.detail ?? error.description
-  return error instanceof Error ? error.message : String(error)
-}
-
 async function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -154,26 +113,16 @@ async function main() {
   }
   const [command, username] = positionals
   if (!command || !username || positionals.length > 2) throw new Error(USAGE)
-  const local = values.table === undefined
-  const endpoint =
-    values.endpoint ?? (local ? `http://127.0.0.1:${loadLocalConfig().dynamodbPort}` : undefined)
-  const client = new DynamoDBClient({
-    ...(endpoint ? { endpoint } : {}),
-    // DynamoDB Local accepts any credentials; a deployed table uses the usual chain.
-    ...(local
-      ? { region: 'local', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-      : {}),
-  })
-  const table = values.table ?? LOCAL_TABLE
+  const target = openTable(values)
   const stores = {
-    users: new DynamoUsers(client, table),
-    sessions: new DynamoSessions(client, table),
+    users: new DynamoUsers(target.client, target.table),
+    sessions: new DynamoSessions(target.client, target.table),
   }
   try {
-    if (!local) await assertAwsAccess(client)
+    await assertAwsAccess(target)
     await run(stores, command, username, values.role)
   } catch (error) {
-    throw new Error(explain(error, { table, endpoint, local }), { cause: error })
+    throw new Error(explain(error, target), { cause: error })
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { DynamoRegionSwitch } from '../../functions/adapters/dynamodb/regions.js'
 import { lostRegions } from '../../functions/core/regions.js'
@@ -82,5 +83,27 @@ describe('npm run regions', () => {
     expect((await run(['status', 'sa-east-1', ...target()])).stdout).toContain(
       'sa-east-1: never declared (not lost)',
     )
+  })
+
+  it('says DynamoDB cannot be reached, and a table that is not there, as npm run users does', async () => {
+    const server = createServer().listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const { port } = server.address() as { port: number }
+    await new Promise((resolve) => server.close(resolve))
+    const unreachable = await run(['status', 'eu-west-1', '--endpoint', `http://127.0.0.1:${port}`])
+    expect(unreachable.code).toBe(1)
+    expect(unreachable.stderr.trim()).toBe(
+      `regions: cannot reach DynamoDB at http://127.0.0.1:${port} (is \`npm start\` running?)`,
+    )
+    const missing = await run([
+      'status',
+      'eu-west-1',
+      '--table',
+      'no-such-table',
+      '--endpoint',
+      process.env.DYNAMODB_ENDPOINT as string,
+    ])
+    expect(missing.code).toBe(1)
+    expect(missing.stderr.trim()).toBe('regions: table no-such-table not found')
   })
 })
